@@ -1,0 +1,390 @@
+//! Turns a Function URL (or HTTP API) request into an intake decision, carries it out, and answers.
+
+use jiff::Timestamp;
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::json;
+use shared::auth::AuthConfig;
+use shared::intake::{self, IncomingRequest, ReceiverLimits, Rejection, Verdict};
+use shared::ports::MessageQueue;
+use shared::secrets::SecretSource;
+use shared::telemetry::error_chain;
+use tracing::{info, warn};
+
+/// Seconds a caller is asked to wait before retrying when the queue is down.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+pub struct Receiver<Q> {
+    auth: SecretSource<AuthConfig>,
+    queue: Q,
+    quarantine: Q,
+    limits: ReceiverLimits,
+}
+
+impl<Q: MessageQueue> Receiver<Q> {
+    pub fn new(
+        auth: SecretSource<AuthConfig>,
+        queue: Q,
+        quarantine: Q,
+        limits: ReceiverLimits,
+    ) -> Self {
+        Self {
+            auth,
+            queue,
+            quarantine,
+            limits,
+        }
+    }
+
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let auth = self.auth.current().await;
+        let query = query_pairs(&request);
+        let request_id = request_id(&request);
+        let path = request.raw_http_path();
+        let incoming = IncomingRequest {
+            method: request.method(),
+            path: &path,
+            headers: request.headers(),
+            query: &query,
+            body: request.body().as_ref(),
+            request_id: &request_id,
+            received_at: Timestamp::now(),
+        };
+        match intake::assess(&auth, &self.limits, &incoming) {
+            Verdict::Reject(rejection) => reject(rejection, &self.limits, &request_id),
+            Verdict::Queue(message) => match self.queue.send(&message).await {
+                Ok(message_id) => {
+                    info!(
+                        tenant = %message.tenant,
+                        event = message.event.as_deref(),
+                        object_id = message.object_id,
+                        subscription_id = message.subscription_id,
+                        message_id,
+                        request_id,
+                        "webhook queued"
+                    );
+                    respond(StatusCode::OK, json!({"status": "queued"}))
+                }
+                Err(error) => queue_unavailable(&error, &request_id),
+            },
+            Verdict::Quarantine(message) => match self.quarantine.send(&message).await {
+                Ok(message_id) => {
+                    let reason = message.quarantine_reason.as_deref().unwrap_or_default();
+                    warn!(tenant = %message.tenant, reason, message_id, request_id, "webhook quarantined");
+                    respond(
+                        StatusCode::ACCEPTED,
+                        json!({"status": "quarantined", "reason": reason}),
+                    )
+                }
+                Err(error) => queue_unavailable(&error, &request_id),
+            },
+        }
+    }
+}
+
+fn reject(rejection: Rejection, limits: &ReceiverLimits, request_id: &str) -> Response<Body> {
+    match rejection {
+        Rejection::Unauthorized(failure) => {
+            // The reason is logged for the operator; the caller learns nothing about it.
+            warn!(reason = %failure, request_id, "request refused");
+            respond(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}))
+        }
+        Rejection::MethodNotAllowed => {
+            let mut response = respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": "method not allowed; use POST"}),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            response
+        }
+        Rejection::PayloadTooLarge => {
+            warn!(
+                limit_bytes = limits.max_body_bytes,
+                request_id, "request body over the limit"
+            );
+            respond(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "payload too large", "limitBytes": limits.max_body_bytes}),
+            )
+        }
+    }
+}
+
+fn queue_unavailable(error: &shared::ports::QueueError, request_id: &str) -> Response<Body> {
+    tracing::error!(error = %error_chain(error), request_id, "webhook not queued; asking the caller to retry");
+    let mut response = respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"error": "temporarily unable to accept the webhook; retry later"}),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    );
+    response
+}
+
+fn respond(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Every query parameter, decoded, repeats kept (auth refuses a token sent twice).
+fn query_pairs(request: &Request) -> Vec<(String, String)> {
+    let query = request.uri().query().unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The front door's request id (what its own logs show), else the invocation's.
+fn request_id(request: &Request) -> String {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    }
+    .or_else(|| {
+        request
+            .lambda_context_ref()
+            .map(|context| context.request_id.clone())
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use shared::auth::AuthConfig;
+    use shared::message::BodyEncoding;
+    use shared::testing::RecordingQueue;
+
+    use super::*;
+
+    /// The local-run auth configuration, whose sample values the events/ files carry.
+    const LOCAL_AUTH: &str = include_str!("../../../tools/local/receiver-auth.json");
+
+    macro_rules! event {
+        ($name:literal) => {
+            include_str!(concat!("../../../events/webhook-receiver/", $name, ".json"))
+        };
+    }
+
+    struct Harness {
+        receiver: Receiver<Arc<RecordingQueue>>,
+        queue: Arc<RecordingQueue>,
+        quarantine: Arc<RecordingQueue>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let auth = AuthConfig::from_json(LOCAL_AUTH).unwrap();
+            let queue = Arc::new(RecordingQueue::new());
+            let quarantine = Arc::new(RecordingQueue::new());
+            let receiver = Receiver::new(
+                SecretSource::Fixed(Arc::new(auth)),
+                Arc::clone(&queue),
+                Arc::clone(&quarantine),
+                ReceiverLimits::default(),
+            );
+            Self {
+                receiver,
+                queue,
+                quarantine,
+            }
+        }
+
+        async fn post(&self, event: &str) -> Response<Body> {
+            let request = lambda_http::request::from_str(event).unwrap();
+            self.receiver.handle(request).await
+        }
+    }
+
+    fn body_json(response: &Response<Body>) -> serde_json::Value {
+        serde_json::from_slice(response.body().as_ref()).unwrap()
+    }
+
+    fn event_body(event: &str) -> String {
+        let event: serde_json::Value = serde_json::from_str(event).unwrap();
+        event["body"].as_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn queues_each_sample_webhook_with_its_attributes() {
+        let cases = [
+            (
+                event!("function-url-product-create"),
+                "default",
+                "product.create",
+                1001,
+            ),
+            (
+                event!("function-url-product-update"),
+                "default",
+                "product.update",
+                1001,
+            ),
+            (
+                event!("function-url-order-delete"),
+                "default",
+                "order.delete",
+                2002,
+            ),
+            (
+                event!("function-url-invoice-charged"),
+                "basic-demo",
+                "invoice.charged",
+                3003,
+            ),
+            (
+                event!("function-url-customer-update"),
+                "query-demo",
+                "customer.update",
+                4004,
+            ),
+            (
+                event!("function-url-voucher-create"),
+                "hmac-demo",
+                "voucher.create",
+                5005,
+            ),
+        ];
+        for (event, tenant, name, object_id) in cases {
+            let harness = Harness::new();
+            let response = harness.post(event).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "{name}: {:?}",
+                response.body()
+            );
+            assert_eq!(body_json(&response), json!({"status": "queued"}));
+            let sent = harness.queue.sent();
+            assert_eq!(sent.len(), 1, "{name}");
+            let message = &sent[0];
+            assert_eq!(
+                message.body,
+                event_body(event),
+                "{name}: body is queued as sent"
+            );
+            assert_eq!(message.body_encoding, BodyEncoding::Raw);
+            assert_eq!(message.tenant.as_str(), tenant, "{name}");
+            assert_eq!(message.event.as_deref(), Some(name));
+            assert_eq!(message.object_id, Some(object_id));
+            assert!(!message.request_id.is_empty(), "{name}: request id kept");
+            assert!(harness.quarantine.sent().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn keeps_the_idempotency_key_of_a_signed_delivery() {
+        let harness = Harness::new();
+        harness.post(event!("function-url-voucher-create")).await;
+        let sent = harness.queue.sent();
+        assert_eq!(
+            sent[0].idempotency_key.as_deref(),
+            Some("9b0a3c52-5f3e-4a8e-9d7c-2f51a1c0e001")
+        );
+        assert_eq!(sent[0].subscription_id, Some(56));
+    }
+
+    #[tokio::test]
+    async fn refuses_forged_and_anonymous_requests_with_one_answer() {
+        for event in [
+            event!("function-url-forged-header"),
+            event!("function-url-forged-hmac"),
+            event!("function-url-no-auth"),
+            event!("function-url-unknown-tenant"),
+        ] {
+            let harness = Harness::new();
+            let response = harness.post(event).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(body_json(&response), json!({"error": "unauthorized"}));
+            assert!(harness.queue.sent().is_empty() && harness.quarantine.sent().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn quarantines_authenticated_bodies_that_are_not_envelopes() {
+        let cases = [
+            (
+                event!("function-url-invalid-json"),
+                "body is not valid JSON",
+            ),
+            (
+                event!("function-url-not-an-envelope"),
+                "body is not an envelope",
+            ),
+        ];
+        for (event, reason) in cases {
+            let harness = Harness::new();
+            let response = harness.post(event).await;
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+            assert_eq!(body_json(&response)["status"], "quarantined");
+            let quarantined = harness.quarantine.sent();
+            assert_eq!(quarantined.len(), 1);
+            assert_eq!(quarantined[0].body, event_body(event), "kept as sent");
+            let stored_reason = quarantined[0].quarantine_reason.as_deref().unwrap();
+            assert!(stored_reason.starts_with(reason), "{stored_reason}");
+            assert!(harness.queue.sent().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_405_with_allow_header_to_other_methods() {
+        let harness = Harness::new();
+        let response = harness.post(event!("function-url-get-method")).await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "POST");
+    }
+
+    #[tokio::test]
+    async fn answers_413_to_a_body_over_the_limit() {
+        let mut event: serde_json::Value =
+            serde_json::from_str(event!("function-url-product-create")).unwrap();
+        event["body"] = json!(" ".repeat(shared::intake::DEFAULT_MAX_BODY_BYTES + 1));
+        let harness = Harness::new();
+        let response = harness.post(&event.to_string()).await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(harness.queue.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn answers_503_and_never_2xx_when_the_queue_is_down() {
+        let harness = Harness::new();
+        harness.queue.set_unavailable(true);
+        harness.quarantine.set_unavailable(true);
+        for event in [
+            event!("function-url-product-create"),
+            event!("function-url-invalid-json"),
+        ] {
+            let response = harness.post(event).await;
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        }
+    }
+
+    #[tokio::test]
+    async fn decodes_a_base64_encoded_body_before_checking_it() {
+        // Function URLs base64-encode bodies whose content type is not text.
+        let mut event: serde_json::Value =
+            serde_json::from_str(event!("function-url-product-create")).unwrap();
+        let body = event["body"].as_str().unwrap().to_owned();
+        event["body"] = json!(BASE64.encode(body.as_bytes()));
+        event["isBase64Encoded"] = json!(true);
+        event["headers"]["content-type"] = json!("application/octet-stream");
+        let harness = Harness::new();
+        let response = harness.post(&event.to_string()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(harness.queue.sent()[0].body, body);
+    }
+}

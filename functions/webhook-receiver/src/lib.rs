@@ -1,0 +1,3 @@
+//! The webhook receiver: HTTP in, a queued message and a status code out.
+
+pub mod handler;

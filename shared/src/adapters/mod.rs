@@ -1,0 +1,5 @@
+//! The one real implementation of each port, and the AWS client set-up they share.
+
+pub mod aws;
+pub mod secrets_manager;
+pub mod sqs;

@@ -1,0 +1,182 @@
+//! Fakes of the ports and a moto server for integration tests (feature `testing`).
+
+use std::io::Read as _;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::config::Credentials;
+
+use crate::message::WebhookMessage;
+use crate::ports::{MessageQueue, QueueError};
+
+/// A queue that keeps what it is sent, or fails every send when told to.
+#[derive(Debug, Default)]
+pub struct RecordingQueue {
+    sent: Mutex<Vec<WebhookMessage>>,
+    failing: AtomicBool,
+}
+
+impl RecordingQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A queue whose every send fails as an outage would.
+    pub fn unavailable() -> Self {
+        let queue = Self::default();
+        queue.set_unavailable(true);
+        queue
+    }
+
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.failing.store(unavailable, Ordering::SeqCst);
+    }
+
+    pub fn sent(&self) -> Vec<WebhookMessage> {
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl MessageQueue for RecordingQueue {
+    async fn send(&self, message: &WebhookMessage) -> Result<String, QueueError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(QueueError::Unavailable {
+                source: Box::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "queue down",
+                )),
+            });
+        }
+        let mut sent = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
+        sent.push(message.clone());
+        Ok(format!("recorded-{}", sent.len()))
+    }
+}
+
+/// A moto server on 127.0.0.1, started once per test process and stopped when the process ends.
+pub struct MotoServer {
+    endpoint: String,
+    _watchdog: Mutex<Child>,
+}
+
+impl MotoServer {
+    /// The process-wide server, started on first use on a free port.
+    ///
+    /// # Panics
+    /// When moto cannot be started: the test cannot run, and must not pass as if it had.
+    pub fn shared() -> &'static MotoServer {
+        static SERVER: OnceLock<MotoServer> = OnceLock::new();
+        SERVER.get_or_init(|| match Self::start() {
+            Ok(server) => server,
+            Err(reason) => panic!(
+                "cannot start moto server: {reason}. Run scripts/test, which installs it into .venv"
+            ),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Drops every resource, for a test that needs a clean account.
+    pub fn reset(&self) -> std::io::Result<()> {
+        http_post(&self.endpoint, "/moto-api/reset")
+    }
+
+    fn start() -> Result<Self, String> {
+        let binary = moto_binary();
+        if !binary.exists() {
+            return Err(format!("{} does not exist", binary.display()));
+        }
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        // A watchdog shell owns moto and stops it once this test process is gone, however it ends.
+        let script = format!(
+            "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & moto=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 0.2; done; kill $moto 2>/dev/null",
+            parent = std::process::id()
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&binary)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot spawn sh: {e}"))?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        wait_until_listening(port, Duration::from_secs(60))?;
+        Ok(Self {
+            endpoint,
+            _watchdog: Mutex::new(child),
+        })
+    }
+}
+
+/// SDK configuration for a local endpoint, with throwaway credentials.
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("eu-north-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await
+}
+
+fn moto_binary() -> PathBuf {
+    match std::env::var_os("MOTO_SERVER") {
+        Some(path) => PathBuf::from(path),
+        None => workspace_root().join(".venv/bin/moto_server"),
+    }
+}
+
+/// The workspace root, from this crate's manifest directory.
+pub fn workspace_root() -> PathBuf {
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    shared.parent().map(PathBuf::from).unwrap_or(shared)
+}
+
+/// A port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+fn wait_until_listening(port: u16, limit: Duration) -> Result<(), String> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("nothing listened on port {port} after {limit:?}"))
+}
+
+fn http_post(endpoint: &str, path: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let host = endpoint.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host)?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    if response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "unexpected answer: {}",
+            response.lines().next().unwrap_or("")
+        )))
+    }
+}
