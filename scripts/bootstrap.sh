@@ -1,0 +1,55 @@
+# Sourced by the other scripts: makes sure the project-local tools exist, installing what is missing.
+# Everything goes into .venv (Python tools: moto, cargo-lambda, ziglang, cfn-lint, aws-sam-translator);
+# nothing is installed by hand or system-wide except Debian packages through apt-get.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+REQUIREMENTS="$ROOT/tools/requirements.txt"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ensure_debian_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+ensure_venv() {
+  command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; return 1; }
+  if ! command -v python3 >/dev/null; then
+    ensure_debian_packages python3 python3-venv
+  fi
+  if [ ! -x "$VENV/bin/python3" ]; then
+    log "creating the project venv in .venv"
+    python3 -m venv "$VENV" 2>/dev/null || { ensure_debian_packages python3-venv && python3 -m venv "$VENV"; }
+  fi
+  local stamp="$VENV/.requirements.sha256"
+  local want
+  want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing Python tools from tools/requirements.txt (moto, cargo-lambda, ziglang, cfn-lint, ...)"
+    "$VENV/bin/python3" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
+    echo "$want" > "$stamp"
+  fi
+  # The venv first: cargo finds cargo-lambda there, and cargo-lambda runs zig as `python3 -m ziglang`.
+  export PATH="$VENV/bin:$PATH"
+  export MOTO_SERVER="$VENV/bin/moto_server"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_port() {  # port, seconds
+  local port=$1 deadline=$((SECONDS + ${2:-30}))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.2
+  done
+}
