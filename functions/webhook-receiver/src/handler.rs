@@ -44,7 +44,7 @@ impl<Q: MessageQueue> Receiver<Q> {
         let path = request.raw_http_path();
         let incoming = IncomingRequest {
             method: request.method(),
-            path: &path,
+            path,
             headers: request.headers(),
             query: &query,
             body: request.body().as_ref(),
