@@ -111,6 +111,7 @@ pub struct TenantAuth {
 #[serde(deny_unknown_fields)]
 pub struct HeaderAuth {
     pub name: String,
+    #[serde(default)]
     pub values: Vec<Secret>,
 }
 
@@ -157,19 +158,35 @@ pub enum AuthConfigError {
     EmptyValue { tenant: String, method: AuthMethod },
     #[error("tenant {tenant}: header name {name:?} is not a valid HTTP header name")]
     InvalidHeaderName { tenant: String, name: String },
+    #[error("generatedHeaderValue needs a header method on the default tenant")]
+    GeneratedValueWithoutHeader,
     #[error("tenant {tenant}: hmac secrets must be at least {MIN_HMAC_SECRET_LEN} characters")]
     HmacSecretTooShort { tenant: String },
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct RawAuthConfig {
     tenants: BTreeMap<String, TenantAuth>,
+    /// Filled by the template's `GenerateSecretString` on deploy (it can only write a top-level key):
+    /// one more accepted value for the default tenant's custom header.
+    #[serde(default)]
+    generated_header_value: Option<Secret>,
 }
 
 impl AuthConfig {
     pub fn from_json(json: &str) -> Result<Self, AuthConfigError> {
-        let raw: RawAuthConfig = serde_json::from_str(json).map_err(AuthConfigError::Malformed)?;
+        let mut raw: RawAuthConfig =
+            serde_json::from_str(json).map_err(AuthConfigError::Malformed)?;
+        if let Some(generated) = raw.generated_header_value {
+            let header = raw
+                .tenants
+                .get_mut(DEFAULT_TENANT)
+                .and_then(|auth| auth.header.as_mut())
+                .ok_or(AuthConfigError::GeneratedValueWithoutHeader)?;
+            header.values.push(generated);
+        }
         let mut tenants = BTreeMap::new();
         for (key, auth) in raw.tenants {
             let tenant = TenantId::parse(&key)?;
@@ -967,6 +984,27 @@ mod tests {
         .unwrap();
         let tenants: Vec<_> = config.tenants().map(TenantId::as_str).collect();
         assert_eq!(tenants, ["acme", "default"]);
+    }
+
+    #[test]
+    fn accepts_the_header_value_generated_by_the_template_on_deploy() {
+        // The shape `GenerateSecretString` writes from infra/template.yaml's SecretStringTemplate.
+        let generated = r#"{"tenants": {"default": {"header": {"name": "X-Tripletex-Webhook-Token"}}},
+            "generatedHeaderValue": "Zx81kQ0aPmWc3VtR7yBn2LsD9fHg4JeU6oTi5NqA1rXw0KuE"}"#;
+        let config = AuthConfig::from_json(generated).unwrap();
+        let h = headers(&[(
+            "x-tripletex-webhook-token",
+            "Zx81kQ0aPmWc3VtR7yBn2LsD9fHg4JeU6oTi5NqA1rXw0KuE",
+        )]);
+        assert_eq!(check(&config, &h, &[], b""), Ok(()));
+        let wrong = headers(&[(
+            "x-tripletex-webhook-token",
+            "Zx81kQ0aPmWc3VtR7yBn2LsD9fHg4JeU6oTi5NqA1rXw0Ku",
+        )]);
+        assert_eq!(
+            check(&config, &wrong, &[], b""),
+            Err(AuthFailure::Mismatch(AuthMethod::Header))
+        );
     }
 
     #[test]

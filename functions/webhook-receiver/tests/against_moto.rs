@@ -19,9 +19,12 @@ use shared::testing::{MotoServer, free_port, sdk_config_for};
 use webhook_receiver::handler::Receiver;
 
 const LOCAL_AUTH: &str = include_str!("../../../tools/local/receiver-auth.json");
-const PRODUCT_CREATE: &str = include_str!("../../../events/webhook-receiver/function-url-product-create.json");
-const VOUCHER_CREATE: &str = include_str!("../../../events/webhook-receiver/function-url-voucher-create.json");
-const NOT_AN_ENVELOPE: &str = include_str!("../../../events/webhook-receiver/function-url-not-an-envelope.json");
+const PRODUCT_CREATE: &str =
+    include_str!("../../../events/webhook-receiver/function-url-product-create.json");
+const VOUCHER_CREATE: &str =
+    include_str!("../../../events/webhook-receiver/function-url-voucher-create.json");
+const NOT_AN_ENVELOPE: &str =
+    include_str!("../../../events/webhook-receiver/function-url-not-an-envelope.json");
 
 struct Stack {
     sqs: SqsClient,
@@ -32,7 +35,11 @@ struct Stack {
 
 fn unique(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 async fn stack() -> Stack {
@@ -59,7 +66,9 @@ async fn stack() -> Stack {
 }
 
 async fn post(receiver: &Receiver<SqsQueue>, event: &str) -> Response<Body> {
-    receiver.handle(lambda_http::request::from_str(event).unwrap()).await
+    receiver
+        .handle(lambda_http::request::from_str(event).unwrap())
+        .await
 }
 
 async fn receive_all(sqs: &SqsClient, queue_url: &str) -> Vec<Message> {
@@ -81,7 +90,12 @@ fn attributes(message: &Message) -> HashMap<String, String> {
         .map(|attributes| {
             attributes
                 .iter()
-                .map(|(name, value)| (name.clone(), value.string_value().unwrap_or_default().to_owned()))
+                .map(|(name, value)| {
+                    (
+                        name.clone(),
+                        value.string_value().unwrap_or_default().to_owned(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -101,23 +115,39 @@ async fn queued_message_arrives_in_sqs_with_body_and_attributes() {
     assert_eq!(response.status(), StatusCode::OK);
     let messages = receive_all(&stack.sqs, &stack.queue_url).await;
     assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].body(), Some(event_body(VOUCHER_CREATE).as_str()));
+    assert_eq!(
+        messages[0].body(),
+        Some(event_body(VOUCHER_CREATE).as_str())
+    );
     let attributes = attributes(&messages[0]);
     assert_eq!(attributes["tenant"], "hmac-demo");
     assert_eq!(attributes["event"], "voucher.create");
     assert_eq!(attributes["objectId"], "5005");
     assert_eq!(attributes["subscriptionId"], "56");
-    assert_eq!(attributes["requestId"], "c1f4a1de-0000-4000-8000-000000000006");
-    assert_eq!(attributes["idempotencyKey"], "9b0a3c52-5f3e-4a8e-9d7c-2f51a1c0e001");
+    assert_eq!(
+        attributes["requestId"],
+        "c1f4a1de-0000-4000-8000-000000000006"
+    );
+    assert_eq!(
+        attributes["idempotencyKey"],
+        "9b0a3c52-5f3e-4a8e-9d7c-2f51a1c0e001"
+    );
     assert_eq!(attributes["bodyEncoding"], "raw");
     assert!(attributes["receivedAt"].parse::<jiff::Timestamp>().is_ok());
     assert!(!attributes.contains_key("quarantineReason"));
     // No credential reaches the queue: the signature header and secrets are not in the message.
     let everything = format!("{:?} {:?}", messages[0].body(), attributes);
     for secret in ["local-dev-hmac-secret", "x-request-signature", "Qb+bPvR"] {
-        assert!(!everything.contains(secret), "{secret} leaked into the queue");
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked into the queue"
+        );
     }
-    assert!(receive_all(&stack.sqs, &stack.quarantine_url).await.is_empty());
+    assert!(
+        receive_all(&stack.sqs, &stack.quarantine_url)
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -129,9 +159,15 @@ async fn quarantine_queue_receives_the_bad_envelope_with_its_reason() {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let quarantined = receive_all(&stack.sqs, &stack.quarantine_url).await;
     assert_eq!(quarantined.len(), 1);
-    assert_eq!(quarantined[0].body(), Some(event_body(NOT_AN_ENVELOPE).as_str()));
+    assert_eq!(
+        quarantined[0].body(),
+        Some(event_body(NOT_AN_ENVELOPE).as_str())
+    );
     let attributes = attributes(&quarantined[0]);
-    assert!(attributes["quarantineReason"].starts_with("body is not an envelope"), "{attributes:?}");
+    assert!(
+        attributes["quarantineReason"].starts_with("body is not an envelope"),
+        "{attributes:?}"
+    );
     assert_eq!(attributes["tenant"], "default");
     assert!(receive_all(&stack.sqs, &stack.queue_url).await.is_empty());
 }
@@ -161,12 +197,21 @@ async fn reads_auth_from_secrets_manager_and_picks_up_a_rotation_after_the_ttl()
     let secrets = SecretsManagerClient::new(&sdk);
     let name = unique("receiver-auth");
     let before = r#"{"tenants": {"default": {"header": {"name": "X-Tripletex-Webhook-Token", "values": ["old-value-0001"]}}}}"#;
-    let created = secrets.create_secret().name(&name).secret_string(before).send().await.unwrap();
+    let created = secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(before)
+        .send()
+        .await
+        .unwrap();
     let location = SecretLocation::SecretsManager {
         secret_id: created.arn.unwrap(),
     };
     let ttl = Duration::from_millis(300);
-    let source = location.load(&secrets, parse_auth_config, ttl, "RECEIVER_AUTH_CONFIG").await.unwrap();
+    let source = location
+        .load(&secrets, parse_auth_config, ttl, "RECEIVER_AUTH_CONFIG")
+        .await
+        .unwrap();
     let stack = stack().await;
     let receiver = Receiver::new(
         source,
@@ -180,17 +225,48 @@ async fn reads_auth_from_secrets_manager_and_picks_up_a_rotation_after_the_ttl()
         event.to_string()
     };
 
-    assert_eq!(post(&receiver, &with_token("old-value-0001")).await.status(), StatusCode::OK);
-    assert_eq!(post(&receiver, &with_token("new-value-0002")).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post(&receiver, &with_token("old-value-0001"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(&receiver, &with_token("new-value-0002"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     let after = r#"{"tenants": {"default": {"header": {"name": "X-Tripletex-Webhook-Token", "values": ["new-value-0002"]}}}}"#;
-    secrets.put_secret_value().secret_id(&name).secret_string(after).send().await.unwrap();
+    secrets
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string(after)
+        .send()
+        .await
+        .unwrap();
     // Within the TTL the cached value is still in force.
-    assert_eq!(post(&receiver, &with_token("new-value-0002")).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post(&receiver, &with_token("new-value-0002"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
     tokio::time::sleep(ttl + Duration::from_millis(50)).await;
 
-    assert_eq!(post(&receiver, &with_token("new-value-0002")).await.status(), StatusCode::OK);
-    assert_eq!(post(&receiver, &with_token("old-value-0001")).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post(&receiver, &with_token("new-value-0002"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(&receiver, &with_token("old-value-0001"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -201,10 +277,20 @@ async fn refuses_to_start_when_the_auth_secret_cannot_be_read() {
         secret_id: unique("no-such-secret"),
     };
     let result = location
-        .load(&secrets, parse_auth_config, Duration::from_secs(60), "RECEIVER_AUTH_CONFIG")
+        .load(
+            &secrets,
+            parse_auth_config,
+            Duration::from_secs(60),
+            "RECEIVER_AUTH_CONFIG",
+        )
         .await;
     let Err(error) = result else {
         panic!("a missing secret must stop the cold start");
     };
-    assert!(error.to_string().starts_with("could not read secret no-such-secret"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("could not read secret no-such-secret"),
+        "{error}"
+    );
 }
