@@ -1,7 +1,7 @@
 """Smoke check of the local stack: send the sample webhooks of events/webhook-receiver/ through the
 receiver's local Function URL, as Tripletex would, and check each answer and what reached the queues.
 
-Usage: smoke.py --receiver-url URL --invoke-url URL --stack .local/stack.json
+Usage: smoke.py --receiver-url URL --lambda-port PORT --stack .local/stack.json
        smoke.py --stack .local/stack.json --peek      (print what the queues hold)
 Needs AWS_ENDPOINT_URL (and the local credentials) in the environment, as scripts/run sets them.
 """
@@ -9,6 +9,7 @@ Needs AWS_ENDPOINT_URL (and the local credentials) in the environment, as script
 import argparse
 import json
 import os
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -50,10 +51,13 @@ def post_as_tripletex(receiver_url, event):
         return error.code
 
 
-def invoke(invoke_url, event):
-    request = urllib.request.Request(invoke_url, data=json.dumps(event).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.load(response)["statusCode"]
+def cargo_lambda_invoke(port, function, data_file):
+    """`cargo lambda invoke --data-file`, exactly as a person would run it."""
+    output = subprocess.run(
+        ["cargo", "lambda", "invoke", function, "-A", "127.0.0.1", "-P", str(port), "--data-file", data_file],
+        check=True, capture_output=True, text=True, timeout=300,
+    ).stdout
+    return json.loads(output)["statusCode"]
 
 
 def drain(sqs, url):
@@ -73,7 +77,7 @@ def attributes(message):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--receiver-url")
-    parser.add_argument("--invoke-url")
+    parser.add_argument("--lambda-port", type=int)
     parser.add_argument("--stack", required=True)
     parser.add_argument("--peek", action="store_true")
     args = parser.parse_args()
@@ -98,8 +102,8 @@ def main():
         print(f"  POST {name}: {status}")
         if status != expected:
             failures.append(f"{name}: answered {status}, expected {expected}")
-    status = invoke(args.invoke_url, json.load(open(f"{EVENTS}/function-url-product-update.json", encoding="utf-8")))
-    print(f"  invoke function-url-product-update: {status}")
+    status = cargo_lambda_invoke(args.lambda_port, "webhook-receiver", f"{EVENTS}/function-url-product-update.json")
+    print(f"  cargo lambda invoke --data-file function-url-product-update.json: {status}")
     if status != 200:
         failures.append(f"invoke product-update: answered {status}, expected 200")
 

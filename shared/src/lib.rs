@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod auth;
 pub mod config;
+pub mod dedup;
 pub mod intake;
 pub mod message;
 pub mod model;

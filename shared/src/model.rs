@@ -7,6 +7,7 @@
 use std::fmt;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Longest event name Tripletex accepts on a subscription (`maxLength` 255).
@@ -65,15 +66,31 @@ impl fmt::Display for EventName {
 }
 
 /// What an envelope asks the copy of an object to become.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Change {
-    /// The object as sent, with its version when the subscription's `fields` include it.
+    /// The object exactly as sent, with its version when the subscription's `fields` include it.
     Upsert {
         version: Option<i64>,
-        value: Map<String, Value>,
+        value: Box<RawValue>,
     },
     /// The object is gone; deletes carry neither object nor version.
     Delete,
+}
+
+impl PartialEq for Change {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Delete, Self::Delete) => true,
+            (
+                Self::Upsert { version, value },
+                Self::Upsert {
+                    version: other_version,
+                    value: other_value,
+                },
+            ) => version == other_version && value.get() == other_value.get(),
+            _ => false,
+        }
+    }
 }
 
 /// A validated webhook envelope.
@@ -116,30 +133,42 @@ struct RawEnvelope {
     event: String,
     id: Value,
     #[serde(default)]
-    value: Option<Value>,
+    value: Option<Box<RawValue>>,
 }
 
 impl WebhookEnvelope {
     pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
-        let json: Value = serde_json::from_slice(body).map_err(EnvelopeError::InvalidJson)?;
+        // Parsed as JSON first, so that invalid JSON and a JSON non-envelope get their own reasons.
+        let json: &RawValue = serde_json::from_slice(body).map_err(EnvelopeError::InvalidJson)?;
         let raw: RawEnvelope =
-            serde_json::from_value(json).map_err(EnvelopeError::NotAnEnvelope)?;
+            serde_json::from_str(json.get()).map_err(EnvelopeError::NotAnEnvelope)?;
         let event = EventName::parse(&raw.event)?;
         let object_id = raw
             .id
             .as_i64()
             .filter(|id| *id > 0)
             .ok_or(EnvelopeError::InvalidObjectId)?;
-        let change = match raw.value {
-            None | Some(Value::Null) if event.is_delete() => Change::Delete,
-            None | Some(Value::Null) => return Err(EnvelopeError::MissingValue(event.name)),
-            // A delete is a delete whatever else came with it: the object is gone.
-            Some(Value::Object(_)) if event.is_delete() => Change::Delete,
-            Some(Value::Object(value)) => Change::Upsert {
-                version: version_of(&value)?,
-                value: check_value_id(object_id, value)?,
-            },
-            Some(_) => return Err(EnvelopeError::ValueNotAnObject),
+        let value = match raw.value {
+            Some(value) if value.get() != "null" => Some(value),
+            _ => None,
+        };
+        let change = match value {
+            None if event.is_delete() => Change::Delete,
+            None => return Err(EnvelopeError::MissingValue(event.name)),
+            Some(value) => {
+                let object: Map<String, Value> = serde_json::from_str(value.get())
+                    .map_err(|_| EnvelopeError::ValueNotAnObject)?;
+                if event.is_delete() {
+                    // A delete is a delete whatever else came with it: the object is gone.
+                    Change::Delete
+                } else {
+                    check_value_id(object_id, &object)?;
+                    Change::Upsert {
+                        version: version_of(&object)?,
+                        value,
+                    }
+                }
+            }
         };
         Ok(Self {
             subscription_id: raw.subscription_id,
@@ -168,16 +197,13 @@ fn version_of(value: &Map<String, Value>) -> Result<Option<i64>, EnvelopeError> 
     }
 }
 
-fn check_value_id(
-    object_id: i64,
-    value: Map<String, Value>,
-) -> Result<Map<String, Value>, EnvelopeError> {
+fn check_value_id(object_id: i64, value: &Map<String, Value>) -> Result<(), EnvelopeError> {
     match value.get("id").and_then(Value::as_i64) {
         Some(value_id) if value_id != object_id => Err(EnvelopeError::ObjectIdMismatch {
             object_id,
             value_id,
         }),
-        _ => Ok(value),
+        _ => Ok(()),
     }
 }
 
@@ -204,7 +230,11 @@ mod tests {
         let Change::Upsert { value, .. } = &envelope.change else {
             panic!("expected an upsert, got {:?}", envelope.change);
         };
-        assert_eq!(value["name"], "Widget");
+        assert_eq!(
+            value.get(),
+            r#"{"id": 123456, "version": 7, "url": "https://tripletex.no/v2/product/123456", "name": "Widget"}"#,
+            "the object is kept exactly as sent"
+        );
     }
 
     #[test]
