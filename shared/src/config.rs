@@ -135,6 +135,33 @@ impl ReceiverConfig {
     }
 }
 
+/// Records of one batch applied at once, by default: a batch of 10 in about the time of one write.
+pub const DEFAULT_WORKER_CONCURRENCY: usize = 10;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub table_name: String,
+    pub quarantine_queue_url: String,
+    pub concurrency: usize,
+}
+
+impl WorkerConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let concurrency = env.parsed_or("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY)?;
+        if concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                name: "WORKER_CONCURRENCY",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            quarantine_queue_url: env.required("QUARANTINE_QUEUE_URL")?,
+            concurrency,
+        })
+    }
+}
+
 /// The parser for the receiver's auth secret.
 pub fn parse_auth_config(json: &str) -> Result<AuthConfig, crate::ports::BoxError> {
     Ok(AuthConfig::from_json(json)?)
@@ -145,7 +172,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String> + use<>> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -202,6 +229,23 @@ mod tests {
                 .to_string()
                 .starts_with("environment variable MAX_BODY_BYTES is invalid"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn reads_worker_config_and_refuses_zero_concurrency() {
+        let base = [
+            ("TABLE_NAME", "objects"),
+            ("QUARANTINE_QUEUE_URL", "http://qq"),
+        ];
+        let config = WorkerConfig::from_env(&env(&base)).unwrap();
+        assert_eq!(config.concurrency, DEFAULT_WORKER_CONCURRENCY);
+        let zero = env(&[base[0], base[1], ("WORKER_CONCURRENCY", "0")]);
+        assert!(
+            WorkerConfig::from_env(&zero)
+                .unwrap_err()
+                .to_string()
+                .contains("WORKER_CONCURRENCY")
         );
     }
 

@@ -9,6 +9,7 @@ pub mod intake;
 pub mod message;
 pub mod model;
 pub mod ports;
+pub mod record;
 pub mod secrets;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -20,6 +20,8 @@ pub mod attribute {
     pub const IDEMPOTENCY_KEY: &str = "idempotencyKey";
     pub const QUARANTINE_REASON: &str = "quarantineReason";
     pub const BODY_ENCODING: &str = "bodyEncoding";
+    /// `resync` on messages the keeper's resync queues; absent on webhooks.
+    pub const SOURCE: &str = "source";
 }
 
 /// Longest attribute value we copy from a request header; longer ones are left out, not truncated,
@@ -57,6 +59,42 @@ pub struct WebhookMessage {
     pub idempotency_key: Option<String>,
     /// Set on quarantined messages only: why the body is not a valid envelope.
     pub quarantine_reason: Option<String>,
+}
+
+/// What a queue carries: a body and string attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub body: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+impl QueueMessage {
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The same message with one attribute set (replacing any value it had).
+    pub fn with_attribute(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.attributes.retain(|(key, _)| key != name);
+        self.attributes.push((name.to_owned(), value.into()));
+        self
+    }
+}
+
+impl From<&WebhookMessage> for QueueMessage {
+    fn from(message: &WebhookMessage) -> Self {
+        Self {
+            body: message.body.clone(),
+            attributes: message
+                .attributes()
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+        }
+    }
 }
 
 impl WebhookMessage {

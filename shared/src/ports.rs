@@ -4,7 +4,8 @@
 use std::error::Error as StdError;
 use std::future::Future;
 
-use crate::message::WebhookMessage;
+use crate::dedup::{ObjectChange, Outcome};
+use crate::message::QueueMessage;
 
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -13,7 +14,7 @@ pub trait MessageQueue: Send + Sync {
     /// Returns the queue's message id once the message is durably stored.
     fn send(
         &self,
-        message: &WebhookMessage,
+        message: &QueueMessage,
     ) -> impl Future<Output = Result<String, QueueError>> + Send;
 }
 
@@ -37,8 +38,54 @@ pub enum QueueError {
 impl<Q: MessageQueue> MessageQueue for std::sync::Arc<Q> {
     fn send(
         &self,
-        message: &WebhookMessage,
+        message: &QueueMessage,
     ) -> impl Future<Output = Result<String, QueueError>> + Send {
         (**self).send(message)
+    }
+}
+
+/// The table of object copies. One call is one conditional write: the store itself decides, so two
+/// writers racing on one object cannot both win.
+pub trait ObjectStore: Send + Sync {
+    fn apply(
+        &self,
+        change: &ObjectChange,
+    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store asks us to slow down; the same write will pass later.
+    #[error("the object store is throttling writes")]
+    Throttled {
+        #[source]
+        source: BoxError,
+    },
+    /// Timeouts, 5xx, connection failures: the same write may pass later.
+    #[error("the object store is unavailable")]
+    Unavailable {
+        #[source]
+        source: BoxError,
+    },
+    /// The store will never take this item (e.g. over the item size limit).
+    #[error("the object store refused the item")]
+    Rejected {
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl StoreError {
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, Self::Rejected { .. })
+    }
+}
+
+impl<S: ObjectStore> ObjectStore for std::sync::Arc<S> {
+    fn apply(
+        &self,
+        change: &ObjectChange,
+    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
+        (**self).apply(change)
     }
 }

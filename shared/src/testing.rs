@@ -1,5 +1,6 @@
 //! Fakes of the ports and a moto server for integration tests (feature `testing`).
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Read as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -11,13 +12,14 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
 
-use crate::message::WebhookMessage;
-use crate::ports::{MessageQueue, QueueError};
+use crate::dedup::{ObjectChange, Outcome, StoredState, Write, apply, decide};
+use crate::message::QueueMessage;
+use crate::ports::{MessageQueue, ObjectStore, QueueError, StoreError};
 
 /// A queue that keeps what it is sent, or fails every send when told to.
 #[derive(Debug, Default)]
 pub struct RecordingQueue {
-    sent: Mutex<Vec<WebhookMessage>>,
+    sent: Mutex<Vec<QueueMessage>>,
     failing: AtomicBool,
 }
 
@@ -37,7 +39,7 @@ impl RecordingQueue {
         self.failing.store(unavailable, Ordering::SeqCst);
     }
 
-    pub fn sent(&self) -> Vec<WebhookMessage> {
+    pub fn sent(&self) -> Vec<QueueMessage> {
         self.sent
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -46,7 +48,7 @@ impl RecordingQueue {
 }
 
 impl MessageQueue for RecordingQueue {
-    async fn send(&self, message: &WebhookMessage) -> Result<String, QueueError> {
+    async fn send(&self, message: &QueueMessage) -> Result<String, QueueError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(QueueError::Unavailable {
                 source: Box::new(std::io::Error::new(
@@ -178,5 +180,106 @@ fn http_post(endpoint: &str, path: &str) -> std::io::Result<()> {
             "unexpected answer: {}",
             response.lines().next().unwrap_or("")
         )))
+    }
+}
+
+/// An object store in memory that follows the same rule as DynamoDB's condition expression, with
+/// failures that can be injected per object.
+#[derive(Debug, Default)]
+pub struct InMemoryObjectStore {
+    items: Mutex<HashMap<String, StoredItem>>,
+    failures: Mutex<HashMap<String, VecDeque<StoreFailure>>>,
+}
+
+/// What the fake keeps of an object: the rule's state plus the stored payload and change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredItem {
+    pub state: StoredState,
+    pub value: Option<String>,
+    pub last_change: ObjectChange,
+}
+
+/// A failure the fake reports instead of writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFailure {
+    Throttled,
+    Unavailable,
+    Rejected,
+}
+
+impl InMemoryObjectStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next writes to `key` fail as listed, in order; later writes succeed again.
+    pub fn fail_next(&self, key: &str, failures: impl IntoIterator<Item = StoreFailure>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.to_owned())
+            .or_default()
+            .extend(failures);
+    }
+
+    pub fn get(&self, key: &str) -> Option<StoredItem> {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl ObjectStore for InMemoryObjectStore {
+    async fn apply(&self, change: &ObjectChange) -> Result<Outcome, StoreError> {
+        let key = change.key.to_string();
+        let failure = self
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&key)
+            .and_then(VecDeque::pop_front);
+        if let Some(failure) = failure {
+            let source: crate::ports::BoxError =
+                Box::new(std::io::Error::other(format!("injected {failure:?}")));
+            return Err(match failure {
+                StoreFailure::Throttled => StoreError::Throttled { source },
+                StoreFailure::Unavailable => StoreError::Unavailable { source },
+                StoreFailure::Rejected => StoreError::Rejected { source },
+            });
+        }
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        let stored = items.get(&key);
+        let outcome = decide(stored.map(|item| &item.state), &change.write);
+        if outcome == Outcome::Accepted {
+            let state = apply(stored.map(|item| &item.state), &change.write);
+            let value = match &change.write {
+                Write::Versioned { payload, .. } | Write::Unversioned { payload } => {
+                    Some(payload.json().to_owned())
+                }
+                Write::Delete => None,
+            };
+            items.insert(
+                key,
+                StoredItem {
+                    state,
+                    value,
+                    last_change: change.clone(),
+                },
+            );
+        }
+        Ok(outcome)
     }
 }

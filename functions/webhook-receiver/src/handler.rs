@@ -7,6 +7,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use shared::auth::AuthConfig;
 use shared::intake::{self, IncomingRequest, ReceiverLimits, Rejection, Verdict};
+use shared::message::QueueMessage;
 use shared::ports::MessageQueue;
 use shared::secrets::SecretSource;
 use shared::telemetry::error_chain;
@@ -53,7 +54,7 @@ impl<Q: MessageQueue> Receiver<Q> {
         };
         match intake::assess(&auth, &self.limits, &incoming) {
             Verdict::Reject(rejection) => reject(rejection, &self.limits, &request_id),
-            Verdict::Queue(message) => match self.queue.send(&message).await {
+            Verdict::Queue(message) => match self.queue.send(&QueueMessage::from(&message)).await {
                 Ok(message_id) => {
                     info!(
                         tenant = %message.tenant,
@@ -68,17 +69,19 @@ impl<Q: MessageQueue> Receiver<Q> {
                 }
                 Err(error) => queue_unavailable(&error, &request_id),
             },
-            Verdict::Quarantine(message) => match self.quarantine.send(&message).await {
-                Ok(message_id) => {
-                    let reason = message.quarantine_reason.as_deref().unwrap_or_default();
-                    warn!(tenant = %message.tenant, reason, message_id, request_id, "webhook quarantined");
-                    respond(
-                        StatusCode::ACCEPTED,
-                        json!({"status": "quarantined", "reason": reason}),
-                    )
+            Verdict::Quarantine(message) => {
+                match self.quarantine.send(&QueueMessage::from(&message)).await {
+                    Ok(message_id) => {
+                        let reason = message.quarantine_reason.as_deref().unwrap_or_default();
+                        warn!(tenant = %message.tenant, reason, message_id, request_id, "webhook quarantined");
+                        respond(
+                            StatusCode::ACCEPTED,
+                            json!({"status": "quarantined", "reason": reason}),
+                        )
+                    }
+                    Err(error) => queue_unavailable(&error, &request_id),
                 }
-                Err(error) => queue_unavailable(&error, &request_id),
-            },
+            }
         }
     }
 }
@@ -165,7 +168,6 @@ mod tests {
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD as BASE64;
     use shared::auth::AuthConfig;
-    use shared::message::BodyEncoding;
     use shared::testing::RecordingQueue;
 
     use super::*;
@@ -225,37 +227,37 @@ mod tests {
                 event!("function-url-product-create"),
                 "default",
                 "product.create",
-                1001,
+                "1001",
             ),
             (
                 event!("function-url-product-update"),
                 "default",
                 "product.update",
-                1001,
+                "1001",
             ),
             (
                 event!("function-url-order-delete"),
                 "default",
                 "order.delete",
-                2002,
+                "2002",
             ),
             (
                 event!("function-url-invoice-charged"),
                 "basic-demo",
                 "invoice.charged",
-                3003,
+                "3003",
             ),
             (
                 event!("function-url-customer-update"),
                 "query-demo",
                 "customer.update",
-                4004,
+                "4004",
             ),
             (
                 event!("function-url-voucher-create"),
                 "hmac-demo",
                 "voucher.create",
-                5005,
+                "5005",
             ),
         ];
         for (event, tenant, name, object_id) in cases {
@@ -276,11 +278,14 @@ mod tests {
                 event_body(event),
                 "{name}: body is queued as sent"
             );
-            assert_eq!(message.body_encoding, BodyEncoding::Raw);
-            assert_eq!(message.tenant.as_str(), tenant, "{name}");
-            assert_eq!(message.event.as_deref(), Some(name));
-            assert_eq!(message.object_id, Some(object_id));
-            assert!(!message.request_id.is_empty(), "{name}: request id kept");
+            assert_eq!(message.attribute("bodyEncoding"), Some("raw"));
+            assert_eq!(message.attribute("tenant"), Some(tenant), "{name}");
+            assert_eq!(message.attribute("event"), Some(name));
+            assert_eq!(message.attribute("objectId"), Some(object_id));
+            assert!(
+                message.attribute("requestId").is_some(),
+                "{name}: request id kept"
+            );
             assert!(harness.quarantine.sent().is_empty());
         }
     }
@@ -291,10 +296,10 @@ mod tests {
         harness.post(event!("function-url-voucher-create")).await;
         let sent = harness.queue.sent();
         assert_eq!(
-            sent[0].idempotency_key.as_deref(),
+            sent[0].attribute("idempotencyKey"),
             Some("9b0a3c52-5f3e-4a8e-9d7c-2f51a1c0e001")
         );
-        assert_eq!(sent[0].subscription_id, Some(56));
+        assert_eq!(sent[0].attribute("subscriptionId"), Some("56"));
     }
 
     #[tokio::test]
@@ -333,7 +338,7 @@ mod tests {
             let quarantined = harness.quarantine.sent();
             assert_eq!(quarantined.len(), 1);
             assert_eq!(quarantined[0].body, event_body(event), "kept as sent");
-            let stored_reason = quarantined[0].quarantine_reason.as_deref().unwrap();
+            let stored_reason = quarantined[0].attribute("quarantineReason").unwrap();
             assert!(stored_reason.starts_with(reason), "{stored_reason}");
             assert!(harness.queue.sent().is_empty());
         }

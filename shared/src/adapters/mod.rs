@@ -1,5 +1,6 @@
 //! The one real implementation of each port, and the AWS client set-up they share.
 
 pub mod aws;
+pub mod dynamodb;
 pub mod secrets_manager;
 pub mod sqs;

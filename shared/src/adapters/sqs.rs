@@ -6,7 +6,7 @@ use aws_sdk_sqs::operation::send_message::SendMessageError;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use tracing::instrument;
 
-use crate::message::WebhookMessage;
+use crate::message::{QueueMessage, attribute};
 use crate::ports::{MessageQueue, QueueError};
 
 #[derive(Debug, Clone)]
@@ -29,14 +29,14 @@ impl SqsQueue {
 }
 
 impl MessageQueue for SqsQueue {
-    #[instrument(skip_all, fields(queue_url = %self.queue_url, event = message.event.as_deref(), object_id = message.object_id))]
-    async fn send(&self, message: &WebhookMessage) -> Result<String, QueueError> {
+    #[instrument(skip_all, fields(queue_url = %self.queue_url, event = message.attribute(attribute::EVENT)))]
+    async fn send(&self, message: &QueueMessage) -> Result<String, QueueError> {
         let mut request = self
             .client
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(&message.body);
-        for (name, value) in message.attributes() {
+        for (name, value) in &message.attributes {
             let value = MessageAttributeValue::builder()
                 .data_type("String")
                 .string_value(value)
