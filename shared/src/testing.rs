@@ -76,12 +76,24 @@ impl MotoServer {
     /// When moto cannot be started: the test cannot run, and must not pass as if it had.
     pub fn shared() -> &'static MotoServer {
         static SERVER: OnceLock<MotoServer> = OnceLock::new();
-        SERVER.get_or_init(|| match Self::start() {
+        SERVER.get_or_init(|| Self::start_or_panic(Mode::Threaded))
+    }
+
+    /// A process-wide server that handles one request at a time, so that each conditional write is
+    /// atomic as it is in DynamoDB (moto's threaded server lets two writes to one item interleave).
+    /// For race tests; not for SQS long polling.
+    pub fn serialized() -> &'static MotoServer {
+        static SERVER: OnceLock<MotoServer> = OnceLock::new();
+        SERVER.get_or_init(|| Self::start_or_panic(Mode::Serialized))
+    }
+
+    fn start_or_panic(mode: Mode) -> MotoServer {
+        match Self::start(mode) {
             Ok(server) => server,
             Err(reason) => panic!(
                 "cannot start moto server: {reason}. Run scripts/test, which installs it into .venv"
             ),
-        })
+        }
     }
 
     pub fn endpoint(&self) -> &str {
@@ -93,22 +105,30 @@ impl MotoServer {
         http_post(&self.endpoint, "/moto-api/reset")
     }
 
-    fn start() -> Result<Self, String> {
-        let binary = moto_binary();
-        if !binary.exists() {
-            return Err(format!("{} does not exist", binary.display()));
+    fn start(mode: Mode) -> Result<Self, String> {
+        let moto = moto_binary();
+        if !moto.exists() {
+            return Err(format!("{} does not exist", moto.display()));
         }
+        // The serialized server is moto's own app under a single-threaded server, from the same venv.
+        let command = match mode {
+            Mode::Threaded => format!("\"{}\"", moto.display()),
+            Mode::Serialized => format!(
+                "\"{}\" \"{}\"",
+                moto.with_file_name("python3").display(),
+                workspace_root().join("tools/moto_serialized.py").display()
+            ),
+        };
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         // A watchdog shell owns moto and stops it once this test process is gone, however it ends.
         let script = format!(
-            "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & moto=$!; \
+            "{command} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & moto=$!; \
              while kill -0 {parent} 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 0.2; done; kill $moto 2>/dev/null",
             parent = std::process::id()
         );
         let child = Command::new("sh")
             .arg("-c")
             .arg(script)
-            .arg(&binary)
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot spawn sh: {e}"))?;
@@ -119,6 +139,12 @@ impl MotoServer {
             _watchdog: Mutex::new(child),
         })
     }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Threaded,
+    Serialized,
 }
 
 /// SDK configuration for a local endpoint, with throwaway credentials.

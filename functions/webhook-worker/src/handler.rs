@@ -142,3 +142,311 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
 fn string_attribute<'a>(record: &'a SqsMessage, name: &str) -> Option<&'a str> {
     record.message_attributes.get(name)?.string_value.as_deref()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use shared::auth::TenantId;
+    use shared::dedup::{ObjectChange, ObjectKey, Payload, Source};
+    use shared::testing::{InMemoryObjectStore, RecordingQueue, StoreFailure};
+
+    use super::*;
+
+    macro_rules! event {
+        ($name:literal) => {
+            include_str!(concat!("../../../events/webhook-worker/", $name, ".json"))
+        };
+    }
+
+    struct Harness {
+        worker: Worker<Arc<InMemoryObjectStore>, Arc<RecordingQueue>>,
+        store: Arc<InMemoryObjectStore>,
+        quarantine: Arc<RecordingQueue>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let store = Arc::new(InMemoryObjectStore::new());
+            let quarantine = Arc::new(RecordingQueue::new());
+            let worker = Worker::new(Arc::clone(&store), Arc::clone(&quarantine), 10);
+            Self {
+                worker,
+                store,
+                quarantine,
+            }
+        }
+
+        async fn seed(&self, object: &str, id: i64, write: Write) {
+            let change = ObjectChange {
+                key: key(object, id),
+                write,
+                event: format!("{object}.update"),
+                subscription_id: None,
+                received_at: Timestamp::UNIX_EPOCH,
+                source: Source::Webhook,
+            };
+            assert_eq!(self.store.apply(&change).await.unwrap(), Outcome::Accepted);
+        }
+
+        async fn handle(&self, event: &str) -> SqsBatchResponse {
+            self.worker
+                .handle(serde_json::from_str(event).unwrap())
+                .await
+        }
+    }
+
+    fn key(object: &str, id: i64) -> ObjectKey {
+        ObjectKey {
+            tenant: TenantId::default_tenant(),
+            object_type: object.into(),
+            object_id: id,
+        }
+    }
+
+    fn versioned(version: i64) -> Write {
+        Write::Versioned {
+            version,
+            payload: Payload::from_json(&format!(r#"{{"version":{version}}}"#)),
+        }
+    }
+
+    fn failed_ids(response: &SqsBatchResponse) -> Vec<&str> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn mixed_batch_applies_each_record_by_the_rule_and_fails_none() {
+        let harness = Harness::new();
+        harness.seed("product", 102, versioned(3)).await;
+        harness.seed("product", 103, versioned(5)).await;
+        harness.seed("order", 104, versioned(2)).await;
+        harness.seed("customer", 105, Write::Delete).await;
+
+        let response = harness.handle(event!("sqs-mixed-batch")).await;
+
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "{:?}",
+            failed_ids(&response)
+        );
+        let new = harness.store.get("default#product#101").unwrap();
+        assert_eq!(new.state.version, Some(1));
+        assert_eq!(
+            new.value.as_deref(),
+            Some(r#"{"id":101,"version":1,"name":"Ny vare"}"#)
+        );
+        assert_eq!(new.last_change.subscription_id, Some(11));
+        assert_eq!(
+            new.last_change.received_at.to_string(),
+            "2026-11-23T09:30:01Z"
+        );
+        assert_eq!(
+            harness
+                .store
+                .get("default#product#102")
+                .unwrap()
+                .last_change
+                .event,
+            "product.update"
+        );
+        assert_eq!(
+            harness
+                .store
+                .get("default#product#102")
+                .unwrap()
+                .state
+                .version,
+            Some(3)
+        );
+        assert_eq!(
+            harness
+                .store
+                .get("default#product#103")
+                .unwrap()
+                .state
+                .version,
+            Some(5),
+            "stale write ignored"
+        );
+        let tombstone = harness.store.get("default#order#104").unwrap();
+        assert!(tombstone.state.deleted);
+        assert_eq!(tombstone.value, None);
+        assert!(
+            harness
+                .store
+                .get("default#customer#105")
+                .unwrap()
+                .state
+                .deleted,
+            "not resurrected"
+        );
+        let unversioned = harness.store.get("default#customer#106").unwrap();
+        assert_eq!(unversioned.state.version, None);
+        assert_eq!(
+            unversioned.value.as_deref(),
+            Some(r#"{"id":106,"name":"Uten versjon"}"#)
+        );
+
+        let quarantined = harness.quarantine.sent();
+        assert_eq!(quarantined.len(), 1);
+        assert_eq!(quarantined[0].body, r#"{"hello": "not an envelope"}"#);
+        assert!(
+            quarantined[0]
+                .attribute("quarantineReason")
+                .unwrap()
+                .starts_with("body is not an envelope")
+        );
+        assert_eq!(
+            quarantined[0].attribute("tenant"),
+            Some("default"),
+            "original attributes kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn counts_every_outcome_of_the_mixed_batch() {
+        let harness = Harness::new();
+        harness.seed("product", 102, versioned(3)).await;
+        harness.seed("product", 103, versioned(5)).await;
+        harness.seed("order", 104, versioned(2)).await;
+        harness.seed("customer", 105, Write::Delete).await;
+        let event: SqsEvent = serde_json::from_str(event!("sqs-mixed-batch")).unwrap();
+        let mut outcomes = Vec::new();
+        for record in &event.records {
+            if let Handled::Applied { outcome, .. } = harness.worker.handle_record(record).await {
+                outcomes.push(outcome);
+            }
+        }
+        // One record at a time, in file order, to name the outcome of each.
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Accepted,
+                Outcome::Duplicate,
+                Outcome::Stale,
+                Outcome::Accepted,
+                Outcome::AfterDelete,
+                Outcome::Accepted
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn duplicate_deliveries_in_one_batch_are_written_once() {
+        let harness = Harness::new();
+        let response = harness.handle(event!("sqs-product-versions")).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(harness.store.len(), 2);
+        assert_eq!(
+            harness
+                .store
+                .get("default#product#201")
+                .unwrap()
+                .state
+                .version,
+            Some(4)
+        );
+        assert_eq!(
+            harness
+                .store
+                .get("default#product#202")
+                .unwrap()
+                .state
+                .version,
+            Some(7)
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_on_one_record_fails_only_that_record() {
+        let harness = Harness::new();
+        harness
+            .store
+            .fail_next("default#product#202", [StoreFailure::Throttled]);
+
+        let response = harness.handle(event!("sqs-product-versions")).await;
+
+        assert_eq!(
+            failed_ids(&response),
+            ["5f7d2c1e-0000-4000-9000-000000000013"]
+        );
+        assert!(
+            harness.store.get("default#product#201").is_some(),
+            "the other records were applied"
+        );
+        assert!(harness.store.get("default#product#202").is_none());
+        assert!(
+            harness.quarantine.sent().is_empty(),
+            "a transient failure is retried, not quarantined"
+        );
+
+        // The retried record succeeds once the store recovers.
+        let retry = harness.handle(event!("sqs-product-versions")).await;
+        assert!(retry.batch_item_failures.is_empty());
+        assert_eq!(
+            harness
+                .store
+                .get("default#product#202")
+                .unwrap()
+                .state
+                .version,
+            Some(7)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_fails_every_record_for_retry() {
+        let harness = Harness::new();
+        harness.store.fail_next(
+            "default#product#201",
+            [StoreFailure::Unavailable, StoreFailure::Unavailable],
+        );
+        harness
+            .store
+            .fail_next("default#product#202", [StoreFailure::Unavailable]);
+        let response = harness.handle(event!("sqs-product-versions")).await;
+        assert_eq!(response.batch_item_failures.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_item_the_store_will_never_take_is_quarantined_not_retried() {
+        let harness = Harness::new();
+        harness
+            .store
+            .fail_next("default#order#2002", [StoreFailure::Rejected]);
+        let response = harness.handle(event!("sqs-delete")).await;
+        assert!(response.batch_item_failures.is_empty());
+        let quarantined = harness.quarantine.sent();
+        assert_eq!(quarantined.len(), 1);
+        assert!(
+            quarantined[0]
+                .attribute("quarantineReason")
+                .unwrap()
+                .starts_with("the object store refused the item")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_that_cannot_be_quarantined_is_retried() {
+        let harness = Harness::new();
+        harness.quarantine.set_unavailable(true);
+        let response = harness.handle(event!("sqs-mixed-batch")).await;
+        assert_eq!(
+            failed_ids(&response),
+            ["5f7d2c1e-0000-4000-9000-000000000007"]
+        );
+    }
+
+    #[tokio::test]
+    async fn resync_records_are_stored_with_their_source() {
+        let harness = Harness::new();
+        harness.handle(event!("sqs-resync-update")).await;
+        let item = harness.store.get("default#customer#4004").unwrap();
+        assert_eq!(item.last_change.source, Source::Resync);
+    }
+}

@@ -1,0 +1,353 @@
+//! The dedup rule held by both stores: the in-memory fake, and DynamoDB (moto) through the real
+//! adapter's condition expression.
+//!
+//! - Property: for any sequence of events on one object (duplicates, any order, skipped versions),
+//!   every outcome is the pure rule's, and the final item is the tombstone if any delete was in the
+//!   sequence, else the highest version seen.
+//! - Race: concurrent writers on one object; DynamoDB lets exactly one of them win each contest.
+//!   moto runs serialized here (see `MotoServer::serialized`): DynamoDB applies each conditional
+//!   write atomically, moto's threaded server does not.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use aws_sdk_dynamodb::Client as DynamoDbClient;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, StreamSpecification, StreamViewType,
+};
+use jiff::Timestamp;
+use proptest::prelude::*;
+use shared::adapters::dynamodb::{DynamoObjectStore, item, stored_state};
+use shared::auth::TenantId;
+use shared::dedup::{
+    ObjectChange, ObjectKey, Outcome, Payload, Source, StoredState, Write, apply, decide,
+};
+use shared::ports::ObjectStore;
+use shared::testing::{InMemoryObjectStore, MotoServer, sdk_config_for};
+
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    Update(i64),
+    Delete,
+}
+
+fn payload(version: i64) -> Payload {
+    Payload::from_json(&format!(
+        r#"{{"id":1,"version":{version},"name":"v{version}"}}"#
+    ))
+}
+
+fn change(object_id: i64, event: Event) -> ObjectChange {
+    let (write, name) = match event {
+        Event::Update(version) => (
+            Write::Versioned {
+                version,
+                payload: payload(version),
+            },
+            "product.update",
+        ),
+        Event::Delete => (Write::Delete, "product.delete"),
+    };
+    ObjectChange {
+        key: ObjectKey {
+            tenant: TenantId::default_tenant(),
+            object_type: "product".into(),
+            object_id,
+        },
+        write,
+        event: name.into(),
+        subscription_id: Some(1),
+        received_at: Timestamp::UNIX_EPOCH,
+        source: Source::Webhook,
+    }
+}
+
+/// Sequences with duplicates (versions drawn from a small range repeat), skipped versions, any
+/// order, and now and then a delete.
+fn sequences() -> impl Strategy<Value = Vec<Event>> {
+    prop::collection::vec(
+        prop_oneof![9 => (0i64..25).prop_map(Event::Update), 1 => Just(Event::Delete)],
+        1..30,
+    )
+}
+
+/// What the final item must be.
+fn expected_final(events: &[Event]) -> (bool, Option<i64>) {
+    let deleted = events.iter().any(|e| matches!(e, Event::Delete));
+    let highest = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Update(v) => Some(*v),
+            Event::Delete => None,
+        })
+        .max();
+    (deleted, highest)
+}
+
+/// Applies the events in order, checking each outcome against the pure rule; returns the final
+/// state the rule predicts.
+async fn apply_checking_each_outcome(
+    store: &impl ObjectStore,
+    object_id: i64,
+    events: &[Event],
+) -> Option<StoredState> {
+    let mut reference: Option<StoredState> = None;
+    for event in events {
+        let change = change(object_id, *event);
+        let outcome = match store.apply(&change).await {
+            Ok(outcome) => outcome,
+            Err(error) => panic!("store failed: {error:?}"),
+        };
+        let expected = decide(reference.as_ref(), &change.write);
+        assert_eq!(outcome, expected, "event {event:?} after {reference:?}");
+        if outcome == Outcome::Accepted {
+            reference = Some(apply(reference.as_ref(), &change.write));
+        }
+    }
+    reference
+}
+
+fn check_final(events: &[Event], state: &StoredState, value: Option<&str>) {
+    let (deleted, highest) = expected_final(events);
+    assert_eq!(state.deleted, deleted, "{events:?}");
+    if deleted {
+        assert_eq!(value, None, "a tombstone keeps no value");
+    } else {
+        let highest = highest.unwrap_or_default();
+        assert_eq!(state.version, Some(highest), "{events:?}");
+        assert_eq!(value, Some(payload(highest).json()), "{events:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn in_memory_store_keeps_the_tombstone_or_the_highest_version(events in sequences()) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let store = InMemoryObjectStore::new();
+        runtime.block_on(apply_checking_each_outcome(&store, 1, &events));
+        let item = store.get("default#product#1").unwrap();
+        check_final(&events, &item.state, item.value.as_deref());
+    }
+}
+
+// ---- DynamoDB (moto) ----------------------------------------------------------------------------
+
+struct Dynamo {
+    client: DynamoDbClient,
+    table: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// One table for the whole test binary; each case uses an object id of its own.
+fn dynamo() -> &'static Dynamo {
+    static DYNAMO: OnceLock<Dynamo> = OnceLock::new();
+    DYNAMO.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let table = format!("objects-{}", std::process::id());
+        let client = runtime.block_on(async {
+            let client =
+                DynamoDbClient::new(&sdk_config_for(MotoServer::serialized().endpoint()).await);
+            client
+                .create_table()
+                .table_name(&table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(item::KEY)
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .unwrap(),
+                )
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(item::KEY)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .unwrap(),
+                )
+                .stream_specification(
+                    StreamSpecification::builder()
+                        .stream_enabled(true)
+                        .stream_view_type(StreamViewType::NewAndOldImages)
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .unwrap();
+            client
+        });
+        Dynamo {
+            client,
+            table,
+            runtime,
+        }
+    })
+}
+
+fn next_object_id() -> i64 {
+    static NEXT: AtomicI64 = AtomicI64::new(1);
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+async fn stored_item(dynamo: &Dynamo, object_id: i64) -> HashMap<String, AttributeValue> {
+    dynamo
+        .client
+        .get_item()
+        .table_name(&dynamo.table)
+        .key(
+            item::KEY,
+            AttributeValue::S(format!("default#product#{object_id}")),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn dynamodb_condition_expression_follows_the_same_rule(events in sequences()) {
+        let dynamo = dynamo();
+        let store = DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table);
+        let object_id = next_object_id();
+        dynamo.runtime.block_on(async {
+            apply_checking_each_outcome(&store, object_id, &events).await;
+            let item = stored_item(dynamo, object_id).await;
+            let value = item.get(item::VALUE).and_then(|v| v.as_s().ok()).map(String::as_str);
+            check_final(&events, &stored_state(&item), value);
+        });
+    }
+}
+
+async fn race(
+    store: &DynamoObjectStore,
+    object_id: i64,
+    events: Vec<Event>,
+) -> Vec<(Event, Outcome)> {
+    let writers: Vec<_> = events
+        .into_iter()
+        .map(|event| {
+            let store = store.clone();
+            tokio::spawn(async move { (event, store.apply(&change(object_id, event)).await) })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for writer in writers {
+        let (event, result) = writer.await.unwrap();
+        outcomes.push((event, result.unwrap()));
+    }
+    outcomes
+}
+
+#[test]
+fn concurrent_writers_of_one_version_have_exactly_one_winner() {
+    let dynamo = dynamo();
+    let store = DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table);
+    let object_id = next_object_id();
+    let outcomes = dynamo
+        .runtime
+        .block_on(race(&store, object_id, vec![Event::Update(7); 16]));
+    let accepted = outcomes
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Accepted)
+        .count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Duplicate)
+        .count();
+    assert_eq!((accepted, duplicates), (1, 15));
+}
+
+#[test]
+fn once_the_highest_version_is_stored_every_racing_write_is_stale_or_duplicate() {
+    let dynamo = dynamo();
+    let store = DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table);
+    let object_id = next_object_id();
+    dynamo.runtime.block_on(async {
+        assert_eq!(
+            store
+                .apply(&change(object_id, Event::Update(50)))
+                .await
+                .unwrap(),
+            Outcome::Accepted
+        );
+        let mut racers: Vec<_> = (1..50).map(Event::Update).collect();
+        racers.extend([Event::Update(50); 5]);
+        for (event, outcome) in race(&store, object_id, racers).await {
+            let expected = match event {
+                Event::Update(50) => Outcome::Duplicate,
+                _ => Outcome::Stale,
+            };
+            assert_eq!(outcome, expected, "{event:?}");
+        }
+        let item = stored_item(dynamo, object_id).await;
+        assert_eq!(stored_state(&item).version, Some(50));
+    });
+}
+
+#[test]
+fn many_concurrent_versions_end_with_the_highest() {
+    let dynamo = dynamo();
+    let store = DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table);
+    let object_id = next_object_id();
+    dynamo.runtime.block_on(async {
+        // 1..=40 in a scrambled order (17 is coprime with 40), so low and high versions start together.
+        let racers: Vec<_> = (0..40).map(|i| Event::Update((i * 17) % 40 + 1)).collect();
+        let outcomes = race(&store, object_id, racers).await;
+        for (event, outcome) in &outcomes {
+            assert!(
+                matches!(outcome, Outcome::Accepted | Outcome::Stale),
+                "{event:?}: {outcome:?}"
+            );
+        }
+        let highest = outcomes
+            .iter()
+            .find(|(e, _)| matches!(e, Event::Update(40)))
+            .unwrap();
+        assert_eq!(
+            highest.1,
+            Outcome::Accepted,
+            "the highest version always wins"
+        );
+        let item = stored_item(dynamo, object_id).await;
+        assert_eq!(stored_state(&item).version, Some(40));
+        assert_eq!(item[item::VALUE].as_s().unwrap(), payload(40).json());
+    });
+}
+
+#[test]
+fn a_late_update_racing_a_delete_never_resurrects_the_object() {
+    let dynamo = dynamo();
+    let store = DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table);
+    let object_id = next_object_id();
+    dynamo.runtime.block_on(async {
+        store
+            .apply(&change(object_id, Event::Update(1)))
+            .await
+            .unwrap();
+        let mut racers: Vec<_> = (2..30).map(Event::Update).collect();
+        racers.insert(10, Event::Delete);
+        race(&store, object_id, racers).await;
+        let item = stored_item(dynamo, object_id).await;
+        assert!(stored_state(&item).deleted);
+        assert!(!item.contains_key(item::VALUE));
+        // And any later update, however new, is answered after-delete.
+        let late = store
+            .apply(&change(object_id, Event::Update(1_000)))
+            .await
+            .unwrap();
+        assert_eq!(late, Outcome::AfterDelete);
+    });
+}
