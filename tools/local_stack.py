@@ -72,6 +72,9 @@ class LocalStack:
                     lambda m: str(extra.get(m.group(1)) or self.sub_var(m.group(1))),
                     text,
                 )
+            if key == "Fn::FindInMap":
+                name, top, second = (self.resolve(part) for part in arg)
+                return self.template["Mappings"][name][str(top)][second]
             if key == "Fn::If":
                 raise ValueError("conditions are not used by the local stack")
         if isinstance(value, dict):
@@ -172,10 +175,22 @@ class LocalStack:
             request["ProvisionedThroughput"] = properties["ProvisionedThroughput"]
         if "StreamSpecification" in properties:
             request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
-        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "SSESpecification"):
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "DeletionProtectionEnabled"):
             if key in properties:
                 request[key] = properties[key]
+        sse = properties.get("SSESpecification")
+        if sse:  # CloudFormation says SSEEnabled where the API says Enabled
+            request["SSESpecification"] = {"Enabled": bool(sse.get("SSEEnabled"))}
+            for key in ("SSEType", "KMSMasterKeyId"):
+                if key in sse:
+                    request["SSESpecification"][key] = sse[key]
         table = self.dynamodb.create_table(**request)["TableDescription"]
+        pitr = properties.get("PointInTimeRecoverySpecification", {})
+        if pitr.get("PointInTimeRecoveryEnabled"):
+            self.dynamodb.update_continuous_backups(
+                TableName=name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            )
         ttl = properties.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
             self.dynamodb.update_time_to_live(
@@ -189,6 +204,24 @@ class LocalStack:
         self.created[logical_id] = {"type": "table", "name": name, "arn": table["TableArn"]}
 
     # -- functions -------------------------------------------------------------------------------
+
+    def event_sources(self):
+        """The queue -> function mappings the local poller plays, with their settings."""
+        queue_by_arn = {v["arn"]: v["url"] for v in self.created.values() if v["type"] == "queue"}
+        sources = []
+        for resource in self.template["Resources"].values():
+            if resource["Type"] != "AWS::Lambda::EventSourceMapping":
+                continue
+            properties = resource["Properties"]
+            function = properties["FunctionName"]
+            sources.append({
+                "function": kebab(function["Ref"]),
+                "queue_url": queue_by_arn[self.resolve(properties["EventSourceArn"])],
+                "batch_size": int(self.resolve(properties.get("BatchSize", 10))),
+                "batching_window_seconds": int(self.resolve(properties.get("MaximumBatchingWindowInSeconds", 0))),
+                "report_batch_item_failures": "ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+            })
+        return sources
 
     def function_environments(self):
         """Each Lambda function's environment, resolved against the local resources."""
@@ -253,7 +286,12 @@ def main():
     with open(args.env_file, "w", encoding="utf-8") as handle:
         for name, value in sorted(environment.items()):
             handle.write(f"{name}={value}\n")
-    json.dump({"resources": stack.created, "functions": stack.function_environments()}, sys.stdout, indent=2)
+    summary = {
+        "resources": stack.created,
+        "functions": stack.function_environments(),
+        "event_sources": stack.event_sources(),
+    }
+    json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 
