@@ -1,0 +1,95 @@
+//! Records per second of the worker for batches of 10 against DynamoDB in moto, records applied
+//! concurrently vs one at a time, beside the time of one conditional write (DESIGN.md §8: a batch of
+//! 10 should take at most 1.3 × one write). `cargo bench -p webhook-worker --bench batch_against_moto`.
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_dynamodb::Client as DynamoDbClient;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use shared::adapters::dynamodb::{DynamoObjectStore, item};
+use shared::testing::{MotoServer, RecordingQueue, sdk_config_for};
+use webhook_worker::handler::Worker;
+
+const BATCHES: i64 = 60;
+const WARM_UP: i64 = 5;
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn batch(round: i64) -> BenchResult<SqsEvent> {
+    let records: Vec<_> = (0..10)
+        .map(|i| {
+            let body = format!(
+                r#"{{"subscriptionId":1,"event":"product.update","id":{id},"value":{{"id":{id},"version":{round},"name":"n"}}}}"#,
+                id = i + 1
+            );
+            serde_json::json!({
+                "messageId": format!("m-{round}-{i}"),
+                "body": body,
+                "messageAttributes": {"tenant": {"stringValue": "default", "dataType": "String"}},
+                "eventSource": "aws:sqs",
+            })
+        })
+        .collect();
+    Ok(serde_json::from_value(
+        serde_json::json!({ "Records": records }),
+    )?)
+}
+
+fn main() -> BenchResult<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let sdk = sdk_config_for(MotoServer::shared().endpoint()).await;
+        let client = DynamoDbClient::new(&sdk);
+        let mut round = 0;
+        for (label, concurrency) in [("one at a time", 1), ("concurrent (10)", 10)] {
+            let table = format!("bench-{concurrency}");
+            client
+                .create_table()
+                .table_name(&table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .key_schema(KeySchemaElement::builder().attribute_name(item::KEY).key_type(KeyType::Hash).build()?)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(item::KEY)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()?,
+                )
+                .send()
+                .await?;
+            let worker = Worker::new(DynamoObjectStore::new(client.clone(), &table), RecordingQueue::new(), concurrency);
+            let mut elapsed = Duration::ZERO;
+            for batch_number in 0..BATCHES + WARM_UP {
+                round += 1;
+                let event = batch(round)?;
+                let started = Instant::now();
+                let response = worker.handle(event).await;
+                assert!(response.batch_item_failures.is_empty());
+                if batch_number >= WARM_UP {
+                    elapsed += started.elapsed();
+                }
+            }
+            let per_batch = elapsed / BATCHES as u32;
+            let records_per_second = (BATCHES * 10) as f64 / elapsed.as_secs_f64();
+            println!("worker, batch of 10, {label}: {per_batch:?} per batch, {records_per_second:.0} records/s");
+        }
+
+        // One conditional write alone, the unit DESIGN.md's target is stated in.
+        let store_worker = Worker::new(DynamoObjectStore::new(client.clone(), "bench-1"), RecordingQueue::new(), 1);
+        let mut elapsed = Duration::ZERO;
+        for _ in 0..BATCHES {
+            round += 1;
+            let mut event = batch(round)?;
+            event.records.truncate(1);
+            let started = Instant::now();
+            store_worker.handle(event).await;
+            elapsed += started.elapsed();
+        }
+        println!("worker, batch of 1 (one conditional write): {:?} per batch", elapsed / BATCHES as u32);
+        Ok(())
+    })
+}
