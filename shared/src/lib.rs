@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod dedup;
 pub mod intake;
+pub mod keeper;
 pub mod message;
 pub mod model;
 pub mod ports;
@@ -14,3 +15,4 @@ pub mod secrets;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tripletex;

@@ -1,11 +1,14 @@
 //! The seams between the domain and the outside world. Each has one AWS adapter (in `adapters`) and
 //! one in-memory fake (in `testing`).
 
+use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::future::Future;
 
 use crate::dedup::{ObjectChange, Outcome};
+use crate::keeper::ResyncRequest;
 use crate::message::QueueMessage;
+use crate::tripletex::{EventDescription, Subscription, SubscriptionWrite, TripletexError};
 
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -87,5 +90,60 @@ impl<S: ObjectStore> ObjectStore for std::sync::Arc<S> {
         change: &ObjectChange,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
         (**self).apply(change)
+    }
+}
+
+/// Tripletex's event-subscription API, for one company.
+pub trait TripletexApi: Send + Sync {
+    /// Every subscription, all pages.
+    fn list_subscriptions(
+        &self,
+    ) -> impl Future<Output = Result<Vec<Subscription>, TripletexError>> + Send;
+
+    fn get_subscription(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Subscription, TripletexError>> + Send;
+
+    fn create_subscription(
+        &self,
+        write: &SubscriptionWrite,
+    ) -> impl Future<Output = Result<Subscription, TripletexError>> + Send;
+
+    /// A partial update; with `version` set, a stale version is refused with 409.
+    fn update_subscription(
+        &self,
+        id: i64,
+        write: &SubscriptionWrite,
+    ) -> impl Future<Output = Result<Subscription, TripletexError>> + Send;
+
+    /// The events that can be subscribed to.
+    fn list_events(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<String, EventDescription>, TripletexError>> + Send;
+}
+
+/// Where the keeper leaves word of each subscription it re-enabled, so that a resync can fetch
+/// what Tripletex did not deliver while it was disabled.
+pub trait ResyncLedger: Send + Sync {
+    fn record(
+        &self,
+        request: &ResyncRequest,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the resync ledger could not record the request")]
+pub struct LedgerError {
+    #[source]
+    pub source: BoxError,
+}
+
+impl<L: ResyncLedger> ResyncLedger for std::sync::Arc<L> {
+    fn record(
+        &self,
+        request: &ResyncRequest,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send {
+        (**self).record(request)
     }
 }

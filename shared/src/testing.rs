@@ -309,3 +309,136 @@ impl ObjectStore for InMemoryObjectStore {
         Ok(outcome)
     }
 }
+
+/// A resync ledger that keeps what it is given, or fails every record when told to.
+#[derive(Debug, Default)]
+pub struct InMemoryResyncLedger {
+    requests: Mutex<Vec<crate::keeper::ResyncRequest>>,
+    failing: AtomicBool,
+}
+
+impl InMemoryResyncLedger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.failing.store(unavailable, Ordering::SeqCst);
+    }
+
+    pub fn requests(&self) -> Vec<crate::keeper::ResyncRequest> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl crate::ports::ResyncLedger for InMemoryResyncLedger {
+    async fn record(
+        &self,
+        request: &crate::keeper::ResyncRequest,
+    ) -> Result<(), crate::ports::LedgerError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(crate::ports::LedgerError {
+                source: Box::new(std::io::Error::other("ledger down")),
+            });
+        }
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request.clone());
+        Ok(())
+    }
+}
+
+/// The Tripletex simulator (tools/tripletex_simulator.py) on a free loopback port, for as long as
+/// this value lives (and never longer than the test process).
+pub struct TripletexSimulator {
+    base: String,
+    child: Child,
+}
+
+impl TripletexSimulator {
+    /// # Panics
+    /// When the simulator cannot be started: the test cannot run, and must not pass as if it had.
+    pub fn start() -> Self {
+        match Self::try_start() {
+            Ok(simulator) => simulator,
+            Err(reason) => panic!("cannot start the Tripletex simulator: {reason}"),
+        }
+    }
+
+    fn try_start() -> Result<Self, String> {
+        let python = moto_binary().with_file_name("python3");
+        let script = workspace_root().join("tools/tripletex_simulator.py");
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let child = Command::new(python)
+            .arg(script)
+            .args(["--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot spawn the simulator: {e}"))?;
+        // Drop stops it; should the test process be killed instead, this watchdog does.
+        let watchdog = format!(
+            "while kill -0 {parent} 2>/dev/null && kill -0 {sim} 2>/dev/null; do sleep 0.5; done; kill {sim} 2>/dev/null",
+            parent = std::process::id(),
+            sim = child.id()
+        );
+        Command::new("sh")
+            .arg("-c")
+            .arg(watchdog)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot spawn sh: {e}"))?;
+        wait_until_listening(port, Duration::from_secs(30))?;
+        Ok(Self {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        })
+    }
+
+    /// The API base, as `TRIPLETEX_API_BASE_URL` takes it.
+    pub fn api_base_url(&self) -> String {
+        format!("{}/v2", self.base)
+    }
+
+    /// Calls the simulator's control API (`/_sim/...`) and returns its JSON answer, if any.
+    pub fn control(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> std::io::Result<serde_json::Value> {
+        use std::io::Write as _;
+        let host = self.base.trim_start_matches("http://");
+        let payload = body.to_string();
+        let mut stream = TcpStream::connect(host)?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+            payload.len()
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        if !head.starts_with("HTTP/1.1 2") {
+            return Err(std::io::Error::other(format!("{method} {path}: {head}")));
+        }
+        if body.trim().is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_str(body).map_err(std::io::Error::other)
+    }
+}
+
+impl Drop for TripletexSimulator {
+    fn drop(&mut self) {
+        // Best effort: the watchdog stops it anyway when the test process ends.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -2,5 +2,7 @@
 
 pub mod aws;
 pub mod dynamodb;
+pub mod resync_ledger;
 pub mod secrets_manager;
 pub mod sqs;
+pub mod tripletex;

@@ -1,0 +1,1036 @@
+//! The subscription keeper (DESIGN.md §6): which of a company's Tripletex subscriptions are ours, what
+//! each needs, and the run that carries it out.
+//!
+//! `plan` is pure: (every subscription, settings) → one step per subscription and per missing desired
+//! event, each with its reason. `run_company` lists, plans, writes what the plan asks (re-reading and
+//! re-planning a subscription on a 409), records each re-enabled subscription for a resync, and
+//! reports. Only subscriptions whose targetUrl is this deployment's receiver are ever changed.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::auth::{Secret, TenantAuth, TenantId};
+use crate::ports::{ResyncLedger, TripletexApi};
+use crate::telemetry::error_chain;
+use crate::tripletex::{Subscription, SubscriptionStatus, SubscriptionWrite, TripletexError};
+
+/// Fields every desired subscription carries: deduplication needs the id and the version.
+const REQUIRED_FIELDS: [&str; 2] = ["id", "version"];
+
+/// How far back a resync looks by default: Tripletex retries a delivery for about 30 hours and
+/// disables a subscription after about a week of failures, so what was missed can be that old.
+pub const DEFAULT_RESYNC_LOOKBACK: Duration = Duration::from_secs(8 * 24 * 3600);
+
+/// What one company's subscriptions should look like.
+#[derive(Debug, Clone)]
+pub struct KeeperSettings {
+    /// The URL Tripletex calls, with the tenant path and any credential the receiver wants in it
+    /// (Basic `user:pass@`, a query token): a secret.
+    pub target_url: Secret,
+    /// scheme://host:port/path of `target_url`: what makes a subscription ours.
+    pub endpoint: Endpoint,
+    pub events: Vec<String>,
+    /// The `fields` filter of desired subscriptions, always including `id,version`.
+    pub fields: String,
+    pub auth_header: Option<(String, Secret)>,
+    pub hmac_secret: Option<Secret>,
+    pub reenable: ReEnablePolicy,
+    pub resync_lookback: Duration,
+}
+
+/// Which system-disabled statuses besides `DISABLED_TOO_MANY_ERRORS` the keeper lifts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReEnablePolicy {
+    pub misuse: bool,
+    pub rate_limit_exceeded: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("the receiver URL is not an absolute URL")]
+    InvalidReceiverUrl(#[source] url::ParseError),
+    #[error("the receiver URL must be http(s) with a host")]
+    UnsupportedReceiverUrl,
+    #[error("no desired events are configured")]
+    NoEvents,
+    #[error("tenant {0} has no receiver auth configured: Tripletex could not authenticate")]
+    NoAuth(String),
+}
+
+impl KeeperSettings {
+    /// The settings for a tenant: its target URL under the receiver, and the credentials its
+    /// receiver config accepts (the first value of each method is the one given to Tripletex).
+    pub fn for_tenant(
+        receiver_url: &str,
+        tenant: &TenantId,
+        auth: Option<&TenantAuth>,
+        events: &[String],
+        fields: &str,
+    ) -> Result<Self, SettingsError> {
+        if events.is_empty() {
+            return Err(SettingsError::NoEvents);
+        }
+        let auth = auth.ok_or_else(|| SettingsError::NoAuth(tenant.to_string()))?;
+        let mut url = url::Url::parse(receiver_url).map_err(SettingsError::InvalidReceiverUrl)?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(SettingsError::UnsupportedReceiverUrl);
+        }
+        if tenant.as_str() != crate::auth::DEFAULT_TENANT {
+            let path = format!("{}/t/{}", url.path().trim_end_matches('/'), tenant);
+            url.set_path(&path);
+        }
+        let endpoint = Endpoint::of(&url);
+        if let Some(credential) = auth.basic.as_ref().and_then(|b| b.credentials.first()) {
+            // Both setters fail only for URLs without a host, ruled out above.
+            let _ = url.set_username(&credential.username);
+            let _ = url.set_password(Some(credential.password.expose()));
+        }
+        if let Some(query) = &auth.query
+            && let Some(value) = query.values.first()
+        {
+            url.query_pairs_mut()
+                .append_pair(&query.parameter, value.expose());
+        }
+        let auth_header = auth.header.as_ref().and_then(|header| {
+            header
+                .values
+                .first()
+                .map(|value| (header.name.clone(), value.clone()))
+        });
+        let hmac_secret = auth.hmac.as_ref().and_then(|h| h.secrets.first().cloned());
+        if auth_header.is_none()
+            && hmac_secret.is_none()
+            && auth.basic.is_none()
+            && auth.query.is_none()
+        {
+            return Err(SettingsError::NoAuth(tenant.to_string()));
+        }
+        Ok(Self {
+            target_url: Secret::new(String::from(url)),
+            endpoint,
+            events: events.to_vec(),
+            fields: desired_fields(fields),
+            auth_header,
+            hmac_secret,
+            reenable: ReEnablePolicy::default(),
+            resync_lookback: DEFAULT_RESYNC_LOOKBACK,
+        })
+    }
+}
+
+/// A target URL without its credentials: scheme, host, port and path (no trailing slash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint(String);
+
+impl Endpoint {
+    fn of(url: &url::Url) -> Self {
+        Self(format!(
+            "{}://{}:{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default().to_ascii_lowercase(),
+            url.port_or_known_default().unwrap_or_default(),
+            url.path().trim_end_matches('/')
+        ))
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        url::Url::parse(text).ok().map(|url| Self::of(&url))
+    }
+}
+
+/// `fields` with `id,version` in front unless they are already there (or `*` covers them).
+pub fn desired_fields(configured: &str) -> String {
+    let names = top_level_fields(configured);
+    if names.contains("*") {
+        return configured.trim().to_owned();
+    }
+    let mut fields: Vec<&str> = REQUIRED_FIELDS
+        .into_iter()
+        .filter(|required| !names.contains(*required))
+        .collect();
+    let rest = configured.trim();
+    if !rest.is_empty() {
+        fields.push(rest);
+    }
+    fields.join(",")
+}
+
+/// The top-level names of a fields filter: `id,version,customer(id,name)` → {id, version, customer(id,name)}.
+fn top_level_fields(fields: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut depth = 0_usize;
+    let mut current = String::new();
+    for c in fields.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                names.insert(std::mem::take(&mut current).trim().to_owned());
+                continue;
+            }
+            c if c.is_whitespace() => continue,
+            _ => {}
+        }
+        current.push(c);
+    }
+    names.insert(current.trim().to_owned());
+    names.remove("");
+    names
+}
+
+/// What the plan does to one subscription, or for one missing event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// PUT status ACTIVE at the current version, re-sending the auth (and fixing drift, if any).
+    ReEnable {
+        id: i64,
+        version: Option<i32>,
+        drift: Vec<Drift>,
+    },
+    /// PUT the desired fields / auth header at the current version.
+    Update {
+        id: i64,
+        version: Option<i32>,
+        drift: Vec<Drift>,
+    },
+    Create,
+    LeaveAlone,
+}
+
+/// Why a step is what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Another integration's (or a person's) subscription: never changed.
+    Foreign,
+    /// Ours, active, as desired.
+    InPlace,
+    /// Ours, active, but for an event no longer desired: left in place.
+    NotDesired,
+    /// A second subscription of ours for the same event: the first one is kept up.
+    DuplicateOfOurs,
+    /// Disabled by a person: their choice stands.
+    DisabledByPerson,
+    DisabledForMisuse,
+    DisabledForRateLimit,
+    /// A status this version does not know: reported, not touched.
+    UnknownStatus,
+    /// Ours but Tripletex gave no id, so it cannot be addressed.
+    NoId,
+    TooManyErrors,
+    Drifted,
+    Missing,
+}
+
+/// A difference between one of our subscriptions and the desired one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "field")]
+pub enum Drift {
+    Fields {
+        current: String,
+        desired: String,
+    },
+    AuthHeaderName {
+        current: Option<String>,
+        desired: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub subscription_id: Option<i64>,
+    pub event: String,
+    pub status: Option<SubscriptionStatus>,
+    pub action: Action,
+    pub reason: Reason,
+}
+
+pub fn is_ours(subscription: &Subscription, settings: &KeeperSettings) -> bool {
+    subscription
+        .target_url
+        .as_deref()
+        .and_then(Endpoint::parse)
+        .is_some_and(|endpoint| endpoint == settings.endpoint)
+}
+
+/// The plan: one step for each subscription, and a `Create` for each desired event no subscription
+/// of ours covers, in the order of the configured events.
+pub fn plan(subscriptions: &[Subscription], settings: &KeeperSettings) -> Vec<Step> {
+    let mut steps = Vec::with_capacity(subscriptions.len() + settings.events.len());
+    let mut covered = BTreeSet::new();
+    // Ours first, healthiest first, so that of two for one event the one kept up is the better.
+    let mut ordered: Vec<&Subscription> = subscriptions.iter().collect();
+    ordered.sort_by_key(|s| (!is_ours(s, settings), status_rank(s.status.as_ref()), s.id));
+    for subscription in ordered {
+        let ours = is_ours(subscription, settings);
+        let event = subscription.event.clone().unwrap_or_default();
+        let duplicate = ours && !covered.insert(event.clone());
+        steps.push(plan_subscription(subscription, settings, ours, duplicate));
+    }
+    for event in &settings.events {
+        if !covered.contains(event) {
+            steps.push(Step {
+                subscription_id: None,
+                event: event.clone(),
+                status: None,
+                action: Action::Create,
+                reason: Reason::Missing,
+            });
+        }
+    }
+    steps
+}
+
+fn status_rank(status: Option<&SubscriptionStatus>) -> u8 {
+    match status {
+        Some(SubscriptionStatus::Active) => 0,
+        Some(SubscriptionStatus::DisabledTooManyErrors) => 1,
+        Some(
+            SubscriptionStatus::DisabledRateLimitExceeded | SubscriptionStatus::DisabledMisuse,
+        ) => 2,
+        Some(SubscriptionStatus::Disabled) => 3,
+        Some(SubscriptionStatus::Unknown) | None => 4,
+    }
+}
+
+/// The step for one subscription. `duplicate`: another of ours already covers its event.
+pub fn plan_subscription(
+    subscription: &Subscription,
+    settings: &KeeperSettings,
+    ours: bool,
+    duplicate: bool,
+) -> Step {
+    let event = subscription.event.clone().unwrap_or_default();
+    let leave = |reason| Step {
+        subscription_id: subscription.id,
+        event: event.clone(),
+        status: subscription.status.clone(),
+        action: Action::LeaveAlone,
+        reason,
+    };
+    if !ours {
+        return leave(Reason::Foreign);
+    }
+    let Some(id) = subscription.id else {
+        return leave(Reason::NoId);
+    };
+    if duplicate {
+        return leave(Reason::DuplicateOfOurs);
+    }
+    let desired = settings.events.contains(&event);
+    let drift = if desired {
+        drift(subscription, settings)
+    } else {
+        Vec::new()
+    };
+    let version = subscription.version;
+    let re_enable = |reason| Step {
+        subscription_id: Some(id),
+        event: event.clone(),
+        status: subscription.status.clone(),
+        action: Action::ReEnable {
+            id,
+            version,
+            drift: drift.clone(),
+        },
+        reason,
+    };
+    match subscription.status {
+        Some(SubscriptionStatus::DisabledTooManyErrors) => re_enable(Reason::TooManyErrors),
+        Some(SubscriptionStatus::DisabledMisuse) if settings.reenable.misuse => {
+            re_enable(Reason::DisabledForMisuse)
+        }
+        Some(SubscriptionStatus::DisabledMisuse) => leave(Reason::DisabledForMisuse),
+        Some(SubscriptionStatus::DisabledRateLimitExceeded)
+            if settings.reenable.rate_limit_exceeded =>
+        {
+            re_enable(Reason::DisabledForRateLimit)
+        }
+        Some(SubscriptionStatus::DisabledRateLimitExceeded) => leave(Reason::DisabledForRateLimit),
+        Some(SubscriptionStatus::Disabled) => leave(Reason::DisabledByPerson),
+        Some(SubscriptionStatus::Unknown) | None => leave(Reason::UnknownStatus),
+        Some(SubscriptionStatus::Active) if !desired => leave(Reason::NotDesired),
+        Some(SubscriptionStatus::Active) if drift.is_empty() => leave(Reason::InPlace),
+        Some(SubscriptionStatus::Active) => Step {
+            subscription_id: Some(id),
+            event: event.clone(),
+            status: subscription.status.clone(),
+            action: Action::Update { id, version, drift },
+            reason: Reason::Drifted,
+        },
+    }
+}
+
+fn drift(subscription: &Subscription, settings: &KeeperSettings) -> Vec<Drift> {
+    let mut drift = Vec::new();
+    let current_fields = subscription.fields.clone().unwrap_or_default();
+    if top_level_fields(&current_fields) != top_level_fields(&settings.fields) {
+        drift.push(Drift::Fields {
+            current: current_fields,
+            desired: settings.fields.clone(),
+        });
+    }
+    if let Some((desired, _)) = &settings.auth_header {
+        let current = subscription.auth_header_name.clone();
+        if !current
+            .as_deref()
+            .is_some_and(|name| name.eq_ignore_ascii_case(desired))
+        {
+            drift.push(Drift::AuthHeaderName {
+                current,
+                desired: desired.clone(),
+            });
+        }
+    }
+    drift
+}
+
+/// The body of a create, update or re-enable: every desired value, secrets included, since
+/// Tripletex never shows whether the stored write-only ones are still right.
+pub fn subscription_write(step: &Step, settings: &KeeperSettings) -> SubscriptionWrite {
+    let (id, version, status) = match &step.action {
+        Action::ReEnable { id, version, .. } => {
+            (Some(*id), *version, Some(SubscriptionStatus::Active))
+        }
+        Action::Update { id, version, .. } => (Some(*id), *version, None),
+        Action::Create | Action::LeaveAlone => (None, None, None),
+    };
+    SubscriptionWrite {
+        id,
+        version,
+        event: Some(step.event.clone()),
+        target_url: Some(settings.target_url.clone()),
+        fields: Some(settings.fields.clone()),
+        status,
+        auth_header_name: settings.auth_header.as_ref().map(|(name, _)| name.clone()),
+        auth_header_value: settings
+            .auth_header
+            .as_ref()
+            .map(|(_, value)| value.clone()),
+        hmac_shared_secret: settings.hmac_secret.clone(),
+    }
+}
+
+/// A re-enabled subscription's request for the changes Tripletex did not deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResyncRequest {
+    pub tenant: TenantId,
+    pub subscription_id: i64,
+    pub event: String,
+    /// The object type to fetch again: the event's part before the dot.
+    pub object_type: String,
+    pub previous_status: String,
+    pub window_from: Timestamp,
+    pub window_to: Timestamp,
+}
+
+/// What a run did for one company.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompanyReport {
+    pub tenant: String,
+    pub dry_run: bool,
+    pub seen: usize,
+    pub re_enabled: Vec<Done>,
+    pub created: Vec<Done>,
+    pub updated: Vec<Done>,
+    pub left_alone: Vec<LeftAlone>,
+    pub failed: Vec<Failed>,
+    /// Set when the company could not be handled at all (credentials, listing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Done {
+    pub subscription_id: Option<i64>,
+    pub event: String,
+    pub reason: Reason,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Drift>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeftAlone {
+    pub subscription_id: Option<i64>,
+    pub event: String,
+    pub status: Option<String>,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failed {
+    pub subscription_id: Option<i64>,
+    pub event: String,
+    pub action: &'static str,
+    pub kind: &'static str,
+    pub error: String,
+}
+
+impl CompanyReport {
+    pub fn is_failure(&self) -> bool {
+        self.error.is_some() || !self.failed.is_empty()
+    }
+}
+
+/// How often a write that met a 409 is re-read, re-planned and tried again.
+const CONFLICT_RETRIES: u32 = 3;
+
+/// Lists, plans and carries out the plan for one company. Never fails as a whole: what went wrong
+/// is in the report, so that one company (or one subscription) cannot stop the others.
+pub async fn run_company<A: TripletexApi, L: ResyncLedger>(
+    api: &A,
+    ledger: &L,
+    tenant: &TenantId,
+    settings: &KeeperSettings,
+    dry_run: bool,
+) -> CompanyReport {
+    let mut report = CompanyReport {
+        tenant: tenant.to_string(),
+        dry_run,
+        ..CompanyReport::default()
+    };
+    let subscriptions = match api.list_subscriptions().await {
+        Ok(subscriptions) => subscriptions,
+        Err(error) => {
+            warn!(%tenant, error = %error_chain(&error), "could not list subscriptions");
+            report.error = Some(error_chain(&error));
+            return report;
+        }
+    };
+    report.seen = subscriptions.len();
+    for step in plan(&subscriptions, settings) {
+        carry_out(api, ledger, tenant, settings, dry_run, step, &mut report).await;
+    }
+    info!(
+        %tenant,
+        dry_run,
+        seen = report.seen,
+        re_enabled = report.re_enabled.len(),
+        created = report.created.len(),
+        updated = report.updated.len(),
+        left_alone = report.left_alone.len(),
+        failed = report.failed.len(),
+        "company done"
+    );
+    report
+}
+
+async fn carry_out<A: TripletexApi, L: ResyncLedger>(
+    api: &A,
+    ledger: &L,
+    tenant: &TenantId,
+    settings: &KeeperSettings,
+    dry_run: bool,
+    mut step: Step,
+    report: &mut CompanyReport,
+) {
+    let mut conflicts = 0;
+    loop {
+        let done = |step: &Step, drift: &[Drift]| Done {
+            subscription_id: step.subscription_id,
+            event: step.event.clone(),
+            reason: step.reason,
+            drift: drift.to_vec(),
+        };
+        let result = match &step.action {
+            Action::LeaveAlone => {
+                report.left_alone.push(LeftAlone {
+                    subscription_id: step.subscription_id,
+                    event: step.event.clone(),
+                    status: step.status.as_ref().map(|s| s.as_str().to_owned()),
+                    reason: step.reason,
+                });
+                return;
+            }
+            _ if dry_run => {
+                push_done(report, &step, done(&step, step_drift(&step)));
+                return;
+            }
+            Action::Create => api
+                .create_subscription(&subscription_write(&step, settings))
+                .await
+                .map(|created| Done {
+                    subscription_id: created.id,
+                    ..done(&step, &[])
+                }),
+            Action::ReEnable { id, .. } | Action::Update { id, .. } => api
+                .update_subscription(*id, &subscription_write(&step, settings))
+                .await
+                .map(|_| done(&step, step_drift(&step))),
+        };
+        match result {
+            Ok(done) => {
+                if matches!(step.action, Action::ReEnable { .. }) {
+                    record_resync(ledger, tenant, settings, &step, report).await;
+                }
+                push_done(report, &step, done);
+                return;
+            }
+            Err(error) if error.is_revision_conflict() && conflicts < CONFLICT_RETRIES => {
+                conflicts += 1;
+                let Some(id) = step.subscription_id else {
+                    return fail(report, &step, &error);
+                };
+                warn!(%tenant, subscription_id = id, "version conflict; re-reading and re-planning");
+                match api.get_subscription(id).await {
+                    Ok(current) => {
+                        let ours = is_ours(&current, settings);
+                        step = plan_subscription(&current, settings, ours, false);
+                    }
+                    Err(error) => return fail(report, &step, &error),
+                }
+            }
+            Err(error) => return fail(report, &step, &error),
+        }
+    }
+}
+
+fn step_drift(step: &Step) -> &[Drift] {
+    match &step.action {
+        Action::ReEnable { drift, .. } | Action::Update { drift, .. } => drift,
+        Action::Create | Action::LeaveAlone => &[],
+    }
+}
+
+fn push_done(report: &mut CompanyReport, step: &Step, done: Done) {
+    match step.action {
+        Action::ReEnable { .. } => report.re_enabled.push(done),
+        Action::Update { .. } => report.updated.push(done),
+        Action::Create => report.created.push(done),
+        Action::LeaveAlone => {}
+    }
+}
+
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::ReEnable { .. } => "re_enable",
+        Action::Update { .. } => "update",
+        Action::Create => "create",
+        Action::LeaveAlone => "leave_alone",
+    }
+}
+
+fn fail(report: &mut CompanyReport, step: &Step, error: &TripletexError) {
+    warn!(tenant = %report.tenant, subscription_id = step.subscription_id, event = %step.event,
+        error = %error_chain(error), "subscription step failed");
+    report.failed.push(Failed {
+        subscription_id: step.subscription_id,
+        event: step.event.clone(),
+        action: action_name(&step.action),
+        kind: error.kind(),
+        error: error_chain(error),
+    });
+}
+
+/// A re-enabled subscription that cannot be recorded for resync is still re-enabled; the gap is
+/// reported as a failure so that an operator (or the alarm on failures) notices it.
+async fn record_resync<L: ResyncLedger>(
+    ledger: &L,
+    tenant: &TenantId,
+    settings: &KeeperSettings,
+    step: &Step,
+    report: &mut CompanyReport,
+) {
+    let Some(subscription_id) = step.subscription_id else {
+        return;
+    };
+    let now = Timestamp::now();
+    let window_from = now
+        .checked_sub(jiff::SignedDuration::try_from(settings.resync_lookback).unwrap_or_default())
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    let request = ResyncRequest {
+        tenant: tenant.clone(),
+        subscription_id,
+        event: step.event.clone(),
+        object_type: step.event.split('.').next().unwrap_or_default().to_owned(),
+        previous_status: step
+            .status
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        window_from,
+        window_to: now,
+    };
+    if let Err(error) = ledger.record(&request).await {
+        warn!(%tenant, subscription_id, error = %error_chain(&error), "re-enabled, but the resync could not be recorded");
+        report.failed.push(Failed {
+            subscription_id: Some(subscription_id),
+            event: step.event.clone(),
+            action: "record_resync",
+            kind: "ledger",
+            error: error_chain(&error),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthConfig;
+
+    const RECEIVER: &str = "https://abc.lambda-url.eu-north-1.on.aws/";
+
+    fn settings() -> KeeperSettings {
+        let auth = AuthConfig::from_json(
+            r#"{"tenants": {"default": {"header": {"name": "X-Hook-Token", "values": ["current-value", "old-value"]}}}}"#,
+        )
+        .unwrap();
+        let tenant = TenantId::default_tenant();
+        KeeperSettings::for_tenant(
+            RECEIVER,
+            &tenant,
+            auth.tenant(&tenant),
+            &["product.create".into(), "product.update".into()],
+            "*",
+        )
+        .unwrap()
+    }
+
+    fn ours(id: i64, event: &str, status: SubscriptionStatus) -> Subscription {
+        Subscription {
+            id: Some(id),
+            version: Some(3),
+            event: Some(event.into()),
+            target_url: Some(RECEIVER.into()),
+            fields: Some("*".into()),
+            status: Some(status),
+            auth_header_name: Some("X-Hook-Token".into()),
+        }
+    }
+
+    fn foreign(id: i64, event: &str, status: SubscriptionStatus) -> Subscription {
+        Subscription {
+            target_url: Some("https://other-integration.example/hooks".into()),
+            ..ours(id, event, status)
+        }
+    }
+
+    fn step_for(steps: &[Step], id: i64) -> &Step {
+        steps
+            .iter()
+            .find(|s| s.subscription_id == Some(id))
+            .unwrap()
+    }
+
+    const ALL_STATUSES: [SubscriptionStatus; 6] = [
+        SubscriptionStatus::Active,
+        SubscriptionStatus::Disabled,
+        SubscriptionStatus::DisabledTooManyErrors,
+        SubscriptionStatus::DisabledRateLimitExceeded,
+        SubscriptionStatus::DisabledMisuse,
+        SubscriptionStatus::Unknown,
+    ];
+
+    #[test]
+    fn every_status_of_ours_and_of_a_foreign_subscription_desired_or_not() {
+        use Reason::*;
+        use SubscriptionStatus as S;
+        // (status, desired?) -> (our action kind, our reason); foreign is always left alone.
+        let expected = |status: &S, desired: bool| match (status, desired) {
+            (S::Active, true) => ("leave", InPlace),
+            (S::Active, false) => ("leave", NotDesired),
+            (S::Disabled, _) => ("leave", DisabledByPerson),
+            (S::DisabledTooManyErrors, _) => ("re_enable", TooManyErrors),
+            (S::DisabledRateLimitExceeded, _) => ("leave", DisabledForRateLimit),
+            (S::DisabledMisuse, _) => ("leave", DisabledForMisuse),
+            (S::Unknown, _) => ("leave", UnknownStatus),
+        };
+        for status in ALL_STATUSES {
+            for desired in [true, false] {
+                let event = if desired {
+                    "product.create"
+                } else {
+                    "customer.create"
+                };
+                let steps = plan(
+                    &[
+                        ours(1, event, status.clone()),
+                        foreign(2, event, status.clone()),
+                    ],
+                    &settings(),
+                );
+                let mine = step_for(&steps, 1);
+                let (kind, reason) = expected(&status, desired);
+                assert_eq!(
+                    action_kind(&mine.action),
+                    kind,
+                    "{status:?} desired={desired}"
+                );
+                assert_eq!(mine.reason, reason, "{status:?} desired={desired}");
+                let theirs = step_for(&steps, 2);
+                assert_eq!(theirs.action, Action::LeaveAlone, "foreign {status:?}");
+                assert_eq!(theirs.reason, Foreign);
+            }
+        }
+    }
+
+    fn action_kind(action: &Action) -> &'static str {
+        match action {
+            Action::ReEnable { .. } => "re_enable",
+            Action::Update { .. } => "update",
+            Action::Create => "create",
+            Action::LeaveAlone => "leave",
+        }
+    }
+
+    #[test]
+    fn misuse_and_rate_limit_disables_are_lifted_only_when_configured() {
+        let mut settings = settings();
+        settings.reenable = ReEnablePolicy {
+            misuse: true,
+            rate_limit_exceeded: true,
+        };
+        let steps = plan(
+            &[
+                ours(1, "product.create", SubscriptionStatus::DisabledMisuse),
+                ours(
+                    2,
+                    "product.update",
+                    SubscriptionStatus::DisabledRateLimitExceeded,
+                ),
+            ],
+            &settings,
+        );
+        assert_eq!(step_for(&steps, 1).reason, Reason::DisabledForMisuse);
+        assert!(matches!(
+            step_for(&steps, 1).action,
+            Action::ReEnable {
+                id: 1,
+                version: Some(3),
+                ..
+            }
+        ));
+        assert!(matches!(
+            step_for(&steps, 2).action,
+            Action::ReEnable { id: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn a_desired_event_with_no_subscription_of_ours_is_created_even_beside_a_foreign_one() {
+        let steps = plan(
+            &[
+                ours(1, "product.create", SubscriptionStatus::Active),
+                foreign(2, "product.update", SubscriptionStatus::Active),
+            ],
+            &settings(),
+        );
+        let creates: Vec<_> = steps
+            .iter()
+            .filter(|s| s.action == Action::Create)
+            .map(|s| s.event.as_str())
+            .collect();
+        assert_eq!(creates, ["product.update"]);
+    }
+
+    #[test]
+    fn a_disabled_subscription_of_ours_still_covers_its_event() {
+        let steps = plan(
+            &[
+                ours(1, "product.create", SubscriptionStatus::Disabled),
+                ours(
+                    2,
+                    "product.update",
+                    SubscriptionStatus::DisabledTooManyErrors,
+                ),
+            ],
+            &settings(),
+        );
+        assert!(
+            steps.iter().all(|s| s.action != Action::Create),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn ownership_ignores_credentials_query_case_and_trailing_slash_but_not_the_path() {
+        let settings = settings();
+        let with = |url: &str| Subscription {
+            target_url: Some(url.into()),
+            ..ours(1, "product.create", SubscriptionStatus::Active)
+        };
+        assert!(is_ours(
+            &with("https://u:p@ABC.lambda-url.eu-north-1.on.aws?token=x"),
+            &settings
+        ));
+        assert!(is_ours(
+            &with("https://abc.lambda-url.eu-north-1.on.aws:443/"),
+            &settings
+        ));
+        assert!(!is_ours(
+            &with("https://abc.lambda-url.eu-north-1.on.aws/t/acme"),
+            &settings
+        ));
+        assert!(!is_ours(
+            &with("http://abc.lambda-url.eu-north-1.on.aws/"),
+            &settings
+        ));
+        assert!(!is_ours(&with("not a url"), &settings));
+        assert!(!is_ours(&Subscription::default(), &settings));
+    }
+
+    #[test]
+    fn drift_in_fields_or_auth_header_name_is_updated_but_field_order_and_header_case_are_not_drift()
+     {
+        let mut drifted_fields = ours(1, "product.create", SubscriptionStatus::Active);
+        drifted_fields.fields = Some("id,name".into());
+        let mut drifted_header = ours(2, "product.update", SubscriptionStatus::Active);
+        drifted_header.auth_header_name = None;
+        let steps = plan(&[drifted_fields, drifted_header], &settings());
+        assert_eq!(
+            step_for(&steps, 1).action,
+            Action::Update {
+                id: 1,
+                version: Some(3),
+                drift: vec![Drift::Fields {
+                    current: "id,name".into(),
+                    desired: "*".into()
+                }]
+            }
+        );
+        assert!(
+            matches!(&step_for(&steps, 2).action, Action::Update { drift, .. }
+            if drift == &[Drift::AuthHeaderName { current: None, desired: "X-Hook-Token".into() }])
+        );
+
+        let mut settings = settings();
+        settings.fields = desired_fields("name,number");
+        let mut same = ours(3, "product.create", SubscriptionStatus::Active);
+        same.fields = Some("number, version,id,name".into());
+        same.auth_header_name = Some("x-hook-token".into());
+        assert_eq!(plan(&[same], &settings)[0].reason, Reason::InPlace);
+    }
+
+    #[test]
+    fn a_re_enable_also_fixes_drift() {
+        let mut disabled = ours(
+            1,
+            "product.create",
+            SubscriptionStatus::DisabledTooManyErrors,
+        );
+        disabled.fields = Some("id".into());
+        let steps = plan(&[disabled], &settings());
+        assert!(matches!(&steps[0].action, Action::ReEnable { drift, .. } if drift.len() == 1));
+    }
+
+    #[test]
+    fn of_two_subscriptions_of_ours_for_one_event_the_healthier_is_kept_up() {
+        let steps = plan(
+            &[
+                ours(
+                    1,
+                    "product.create",
+                    SubscriptionStatus::DisabledTooManyErrors,
+                ),
+                ours(2, "product.create", SubscriptionStatus::Active),
+            ],
+            &settings(),
+        );
+        assert_eq!(step_for(&steps, 2).reason, Reason::InPlace);
+        assert_eq!(step_for(&steps, 1).reason, Reason::DuplicateOfOurs);
+        assert_eq!(step_for(&steps, 1).action, Action::LeaveAlone);
+    }
+
+    #[test]
+    fn a_subscription_of_ours_without_an_id_is_reported_not_touched() {
+        let mut nameless = ours(
+            1,
+            "product.create",
+            SubscriptionStatus::DisabledTooManyErrors,
+        );
+        nameless.id = None;
+        let steps = plan(&[nameless], &settings());
+        assert_eq!(steps[0].reason, Reason::NoId);
+        assert_eq!(steps[0].action, Action::LeaveAlone);
+    }
+
+    #[test]
+    fn desired_fields_always_carry_id_and_version() {
+        assert_eq!(desired_fields(""), "id,version");
+        assert_eq!(desired_fields("name"), "id,version,name");
+        assert_eq!(desired_fields("version,name"), "id,version,name");
+        assert_eq!(desired_fields("*"), "*");
+        assert_eq!(desired_fields("*,changes"), "*,changes");
+        assert_eq!(
+            desired_fields("customer(id,version),name"),
+            "id,version,customer(id,version),name",
+            "nested id/version do not count"
+        );
+    }
+
+    #[test]
+    fn the_write_re_sends_every_desired_value_and_sets_active_only_on_re_enable() {
+        let settings = settings();
+        let steps = plan(
+            &[ours(
+                7,
+                "product.create",
+                SubscriptionStatus::DisabledTooManyErrors,
+            )],
+            &settings,
+        );
+        let json = serde_json::to_value(subscription_write(&steps[0], &settings)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"id": 7, "version": 3, "event": "product.create",
+                "targetUrl": RECEIVER, "fields": "*", "status": "ACTIVE",
+                "authHeaderName": "X-Hook-Token", "authHeaderValue": "current-value"})
+        );
+        let create = &plan(&[], &settings)[0];
+        let json = serde_json::to_value(subscription_write(create, &settings)).unwrap();
+        assert!(
+            json.get("id").is_none()
+                && json.get("version").is_none()
+                && json.get("status").is_none()
+        );
+    }
+
+    #[test]
+    fn a_tenant_target_carries_its_path_and_its_basic_and_query_credentials() {
+        let auth = AuthConfig::from_json(
+            r#"{"tenants": {"acme": {
+                "basic": {"credentials": [{"username": "tripletex", "password": "pw-1"}]},
+                "query": {"parameter": "token", "values": ["q-1", "q-0"]},
+                "hmac": {"secrets": ["0123456789abcdef"]}}}}"#,
+        )
+        .unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        let settings = KeeperSettings::for_tenant(
+            "https://abc.lambda-url.eu-north-1.on.aws",
+            &tenant,
+            auth.tenant(&tenant),
+            &["order.create".into()],
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.target_url.expose(),
+            "https://tripletex:pw-1@abc.lambda-url.eu-north-1.on.aws/t/acme?token=q-1"
+        );
+        assert_eq!(
+            settings.hmac_secret.as_ref().map(Secret::expose),
+            Some("0123456789abcdef")
+        );
+        assert!(settings.auth_header.is_none());
+        assert_eq!(settings.fields, "id,version");
+        let other = TenantId::parse("other").unwrap();
+        assert!(matches!(
+            KeeperSettings::for_tenant(
+                RECEIVER,
+                &other,
+                auth.tenant(&other),
+                &["order.create".into()],
+                ""
+            ),
+            Err(SettingsError::NoAuth(_))
+        ));
+    }
+}
