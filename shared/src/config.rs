@@ -1,14 +1,18 @@
 //! Typed configuration, read once at cold start from the environment. A missing or invalid variable
 //! is one clear error that names it.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::adapters::secrets_manager::{SecretError, SecretsManagerSecret};
-use crate::auth::{AuthConfig, Secret};
+use crate::auth::{AuthConfig, Secret, TenantId};
 use crate::intake::{DEFAULT_MAX_BODY_BYTES, ReceiverLimits};
+use crate::keeper::{DEFAULT_RESYNC_LOOKBACK, ReEnablePolicy};
+use crate::model::EventName;
 use crate::secrets::{RefreshingSecret, SecretParser, SecretSource};
+use crate::tripletex::{PRODUCTION_BASE_URL, TripletexCredentials};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -160,6 +164,109 @@ impl WorkerConfig {
             concurrency,
         })
     }
+}
+
+pub const TRIPLETEX_CREDENTIALS_SECRET_ARN: &str = "TRIPLETEX_CREDENTIALS_SECRET_ARN";
+pub const TRIPLETEX_CREDENTIALS: &str = "TRIPLETEX_CREDENTIALS";
+
+#[derive(Debug, Clone)]
+pub struct KeeperConfig {
+    /// This deployment's receiver URL: what makes a subscription ours, and where new ones point.
+    pub receiver_url: String,
+    pub api_base_url: String,
+    /// Per tenant, the Tripletex company's tokens (`{"companies": {"<tenant>": {...}}}`).
+    pub credentials: SecretLocation,
+    /// The receiver's own auth secret: the credentials Tripletex must send are the ones it accepts.
+    pub receiver_auth: SecretLocation,
+    pub secret_ttl: Duration,
+    pub events: Vec<String>,
+    pub fields: String,
+    pub reenable: ReEnablePolicy,
+    pub dry_run: bool,
+    pub resync_table_name: String,
+    pub resync_lookback: Duration,
+}
+
+impl KeeperConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let events: Vec<String> = env
+            .required("KEEPER_EVENTS")?
+            .split(',')
+            .map(str::trim)
+            .filter(|event| !event.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(bad) = events.iter().find(|e| EventName::parse(e).is_err()) {
+            return Err(ConfigError::Invalid {
+                name: "KEEPER_EVENTS",
+                reason: format!("{bad:?} is not an object.verb event name"),
+            });
+        }
+        if events.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "KEEPER_EVENTS",
+                reason: "lists no event".into(),
+            });
+        }
+        Ok(Self {
+            receiver_url: env.required("RECEIVER_URL")?,
+            api_base_url: env
+                .optional("TRIPLETEX_API_BASE_URL")
+                .unwrap_or_else(|| PRODUCTION_BASE_URL.to_owned()),
+            credentials: SecretLocation::from_env(
+                env,
+                TRIPLETEX_CREDENTIALS_SECRET_ARN,
+                TRIPLETEX_CREDENTIALS,
+            )?,
+            receiver_auth: SecretLocation::from_env(
+                env,
+                RECEIVER_AUTH_SECRET_ARN,
+                RECEIVER_AUTH_CONFIG,
+            )?,
+            secret_ttl: Duration::from_secs(env.parsed_or("KEEPER_SECRET_CACHE_TTL_SECONDS", 300)?),
+            events,
+            fields: env
+                .optional("KEEPER_FIELDS")
+                .unwrap_or_else(|| "*".to_owned()),
+            reenable: ReEnablePolicy {
+                misuse: env.parsed_or("KEEPER_REENABLE_MISUSE", false)?,
+                rate_limit_exceeded: env.parsed_or("KEEPER_REENABLE_RATE_LIMITED", false)?,
+            },
+            dry_run: env.parsed_or("KEEPER_DRY_RUN", false)?,
+            resync_table_name: env.required("RESYNC_TABLE_NAME")?,
+            resync_lookback: Duration::from_secs(
+                3600 * env.parsed_or(
+                    "KEEPER_RESYNC_LOOKBACK_HOURS",
+                    DEFAULT_RESYNC_LOOKBACK.as_secs() / 3600,
+                )?,
+            ),
+        })
+    }
+}
+
+/// The Tripletex companies the keeper looks after, by tenant.
+#[derive(Debug, Clone, Default)]
+pub struct Companies(pub BTreeMap<TenantId, TripletexCredentials>);
+
+/// The parser for the Tripletex credentials secret: `{"companies": {"<tenant>": {"consumerToken",
+/// "employeeToken", "companyId"?}}}`.
+pub fn parse_companies(json: &str) -> Result<Companies, crate::ports::BoxError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        companies: BTreeMap<String, TripletexCredentials>,
+    }
+    let raw: Raw = serde_json::from_str(json)?;
+    let mut companies = BTreeMap::new();
+    for (tenant, credentials) in raw.companies {
+        if credentials.consumer_token.expose().is_empty()
+            || credentials.employee_token.expose().is_empty()
+        {
+            return Err(format!("company {tenant}: empty consumer or employee token").into());
+        }
+        companies.insert(TenantId::parse(&tenant)?, credentials);
+    }
+    Ok(Companies(companies))
 }
 
 /// The parser for the receiver's auth secret.
