@@ -34,7 +34,7 @@ def kebab(logical_id):
 
 
 class LocalStack:
-    def __init__(self, template, endpoint, stack_name, secret_values):
+    def __init__(self, template, endpoint, stack_name, secret_values, parameters=None, function_urls=None):
         self.template = template
         self.stack_name = stack_name
         self.secret_values = secret_values
@@ -54,6 +54,13 @@ class LocalStack:
         self.parameters = {
             name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()
         }
+        for name, value in (parameters or {}).items():
+            if name not in self.parameters:
+                raise SystemExit(f"the template has no parameter {name}")
+            self.parameters[name] = value
+        # A function URL resource is served by `cargo lambda watch` locally: its URL is given.
+        for function, url in (function_urls or {}).items():
+            self.attrs[(f"{function}Url", "FunctionUrl")] = url
 
     # -- intrinsic functions ---------------------------------------------------------------------
 
@@ -175,9 +182,11 @@ class LocalStack:
             request["ProvisionedThroughput"] = properties["ProvisionedThroughput"]
         if "StreamSpecification" in properties:
             request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
-        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "DeletionProtectionEnabled"):
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
             if key in properties:
                 request[key] = properties[key]
+        if "DeletionProtectionEnabled" in properties:  # a parameter gives it as a string
+            request["DeletionProtectionEnabled"] = str(properties["DeletionProtectionEnabled"]).lower() == "true"
         sse = properties.get("SSESpecification")
         if sse:  # CloudFormation says SSEEnabled where the API says Enabled
             request["SSESpecification"] = {"Enabled": bool(sse.get("SSEEnabled"))}
@@ -222,6 +231,25 @@ class LocalStack:
                 "report_batch_item_failures": "ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
             })
         return sources
+
+    def schedules(self):
+        """The scheduler's schedules of functions, which the local ticker plays."""
+        schedules = []
+        for logical_id, resource in self.template["Resources"].items():
+            if resource["Type"] != "AWS::Scheduler::Schedule":
+                continue
+            properties = resource["Properties"]
+            target = properties["Target"]["Arn"]
+            if not (isinstance(target, dict) and "Fn::GetAtt" in target):
+                continue
+            function = target["Fn::GetAtt"][0]
+            schedules.append({
+                "name": logical_id,
+                "function": kebab(function),
+                "expression": self.resolve(properties["ScheduleExpression"]),
+                "input": properties["Target"].get("Input", "{}"),
+            })
+        return schedules
 
     def function_environments(self):
         """Each Lambda function's environment, resolved against the local resources."""
@@ -272,6 +300,10 @@ def main():
     parser.add_argument("--stack-name", default="local")
     parser.add_argument("--env-file", required=True)
     parser.add_argument("--secret", action="append", default=[], metavar="LOGICAL_ID=FILE")
+    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a template parameter's default")
+    parser.add_argument("--function-url", action="append", default=[], metavar="LOGICAL_ID=URL",
+                        help="the local URL that stands for a function's URL")
     args = parser.parse_args()
 
     secret_values = {}
@@ -280,7 +312,9 @@ def main():
         with open(path, encoding="utf-8") as handle:
             secret_values[logical_id] = handle.read()
 
-    stack = LocalStack(translate(args.template), args.endpoint, args.stack_name, secret_values)
+    pairs = lambda items: dict(item.split("=", 1) for item in items)  # noqa: E731
+    stack = LocalStack(translate(args.template), args.endpoint, args.stack_name, secret_values,
+                       pairs(args.parameter), pairs(args.function_url))
     stack.create_all()
     environment = merged_environment(stack.function_environments())
     with open(args.env_file, "w", encoding="utf-8") as handle:
@@ -290,6 +324,7 @@ def main():
         "resources": stack.created,
         "functions": stack.function_environments(),
         "event_sources": stack.event_sources(),
+        "schedules": stack.schedules(),
     }
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -2,7 +2,12 @@
 receiver's local Function URL, as Tripletex would, check each answer, and check that the poller and the
 worker turned them into the right items of the objects table (and the bad ones into quarantine).
 
-Usage: smoke.py --receiver-url URL --lambda-port PORT --stack .local/stack.json
+It also checks the keeper against the Tripletex simulator: the local ticker's first run subscribes the
+template's events at the receiver; a subscription Tripletex disabled is re-enabled by
+`cargo lambda invoke subscription-keeper --data-file events/subscription-keeper/scheduler-tick.json`,
+and its resync window is recorded.
+
+Usage: smoke.py --receiver-url URL --lambda-port PORT --stack .local/stack.json --simulator URL
        smoke.py --stack .local/stack.json --peek      (print what the queues hold)
 Needs AWS_ENDPOINT_URL (and the local credentials) in the environment, as scripts/run sets them.
 """
@@ -108,12 +113,62 @@ def attributes(message):
     return {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
 
 
+def simulator(base, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read()
+        return json.loads(text) if text else None
+
+
+def check_keeper(args, resources, dynamodb):
+    failures = []
+    stack = json.load(open(args.stack, encoding="utf-8"))
+    environment = stack["functions"]["subscription-keeper"]
+    events = sorted(environment["KEEPER_EVENTS"].split(","))
+    receiver = environment["RECEIVER_URL"]
+
+    # The ticker runs the keeper soon after start: every desired event gets a subscription of ours.
+    deadline = time.monotonic() + 300
+    while True:
+        subscriptions = simulator(args.simulator, "GET", "/_sim/subscriptions")["values"]
+        ours = [s for s in subscriptions if s["targetUrl"] == receiver]
+        if sorted(s["event"] for s in ours) == events or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    print(f"  keeper (scheduled): {len(ours)} subscriptions of ours in the simulator, {len(events)} desired")
+    if sorted(s["event"] for s in ours) != events:
+        return failures + [f"keeper created {sorted(s['event'] for s in ours)}, expected {events}"]
+    if any(s["status"] != "ACTIVE" or not s.get("authHeaderValue") or "id,version" not in s["fields"] + ",id,version"
+           for s in ours):
+        failures.append("a created subscription is not active with its auth header value")
+
+    dry = cargo_lambda_invoke_raw(args.lambda_port, "subscription-keeper", "events/subscription-keeper/manual-dry-run.json")
+    print(f"  cargo lambda invoke subscription-keeper --data-file manual-dry-run.json: {dry.get('totals')}")
+    if dry.get("dryRun") is not True or dry["totals"]["leftAlone"] != len(events):
+        failures.append(f"dry run report is not as expected: {dry}")
+
+    disabled = ours[0]
+    simulator(args.simulator, "PUT", f"/_sim/subscriptions/{disabled['id']}/status", {"status": "DISABLED_TOO_MANY_ERRORS"})
+    tick = cargo_lambda_invoke_raw(args.lambda_port, "subscription-keeper", "events/subscription-keeper/scheduler-tick.json")
+    print(f"  cargo lambda invoke subscription-keeper --data-file scheduler-tick.json: {tick.get('totals')}")
+    after = [s for s in simulator(args.simulator, "GET", "/_sim/subscriptions")["values"] if s["id"] == disabled["id"]]
+    if tick.get("totals", {}).get("reEnabled") != 1 or after[0]["status"] != "ACTIVE":
+        failures.append(f"the disabled subscription was not re-enabled: {tick}")
+    resync = dynamodb.scan(TableName=resources["ResyncTable"]["name"])["Items"]
+    print(f"  resync requests recorded: {[(i['event']['S'], i['windowFrom']['S']) for i in resync]}")
+    if [i["subscriptionId"]["N"] for i in resync] != [str(disabled["id"])]:
+        failures.append(f"resync table holds {resync}, expected one request for {disabled['id']}")
+    return failures
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--receiver-url")
     parser.add_argument("--lambda-port", type=int)
     parser.add_argument("--stack", required=True)
     parser.add_argument("--peek", action="store_true")
+    parser.add_argument("--simulator", help="the Tripletex simulator's base URL (keeper checks)")
     args = parser.parse_args()
 
     with open(args.stack, encoding="utf-8") as handle:
@@ -172,6 +227,9 @@ def main():
     # One from the receiver (the non-envelope webhook), one from the worker's mixed batch.
     if len(quarantined) != 2:
         failures.append(f"{len(quarantined)} quarantined messages, expected 2")
+
+    if args.simulator:
+        failures += check_keeper(args, resources, dynamodb)
 
     if failures:
         print("smoke check FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
