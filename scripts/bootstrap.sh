@@ -42,6 +42,19 @@ ensure_venv() {
   export MOTO_SERVER="$VENV/bin/moto_server"
 }
 
+# A second venv for a tool whose pins clash with the first: ensure_tool_venv DIR REQUIREMENTS.
+ensure_tool_venv() {
+  local dir=$1 requirements=$2
+  [ -x "$dir/bin/python3" ] || python3 -m venv "$dir"
+  local stamp="$dir/.requirements.sha256" want
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing $(basename "$requirements") into $(basename "$dir")"
+    "$dir/bin/python3" -m pip install -q --disable-pip-version-check -r "$requirements"
+    echo "$want" > "$stamp"
+  fi
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
