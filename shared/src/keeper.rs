@@ -40,6 +40,9 @@ pub struct KeeperSettings {
     pub hmac_secret: Option<Secret>,
     pub reenable: ReEnablePolicy,
     pub resync_lookback: Duration,
+    /// Re-send the auth (header value, HMAC secret, target URL credentials) to every active
+    /// subscription of ours: the step of a rotation, since Tripletex never shows the stored values.
+    pub resend_auth: bool,
 }
 
 /// Which system-disabled statuses besides `DISABLED_TOO_MANY_ERRORS` the keeper lifts.
@@ -118,6 +121,7 @@ impl KeeperSettings {
             hmac_secret,
             reenable: ReEnablePolicy::default(),
             resync_lookback: DEFAULT_RESYNC_LOOKBACK,
+            resend_auth: false,
         })
     }
 }
@@ -223,6 +227,8 @@ pub enum Reason {
     NoId,
     TooManyErrors,
     Drifted,
+    /// Ours, active, as desired, but asked to take the current credentials (rotation).
+    AuthResent,
     Missing,
 }
 
@@ -354,13 +360,19 @@ pub fn plan_subscription(
         Some(SubscriptionStatus::Disabled) => leave(Reason::DisabledByPerson),
         Some(SubscriptionStatus::Unknown) | None => leave(Reason::UnknownStatus),
         Some(SubscriptionStatus::Active) if !desired => leave(Reason::NotDesired),
-        Some(SubscriptionStatus::Active) if drift.is_empty() => leave(Reason::InPlace),
+        Some(SubscriptionStatus::Active) if drift.is_empty() && !settings.resend_auth => {
+            leave(Reason::InPlace)
+        }
         Some(SubscriptionStatus::Active) => Step {
             subscription_id: Some(id),
             event: event.clone(),
             status: subscription.status.clone(),
+            reason: if drift.is_empty() {
+                Reason::AuthResent
+            } else {
+                Reason::Drifted
+            },
             action: Action::Update { id, version, drift },
-            reason: Reason::Drifted,
         },
     }
 }
@@ -907,6 +919,26 @@ mod tests {
         same.fields = Some("number, version,id,name".into());
         same.auth_header_name = Some("x-hook-token".into());
         assert_eq!(plan(&[same], &settings)[0].reason, Reason::InPlace);
+    }
+
+    #[test]
+    fn asked_to_resend_auth_every_active_desired_subscription_of_ours_is_updated_and_nothing_else() {
+        let mut settings = settings();
+        settings.resend_auth = true;
+        let steps = plan(
+            &[
+                ours(1, "product.create", SubscriptionStatus::Active),
+                ours(2, "customer.create", SubscriptionStatus::Active),
+                ours(3, "product.update", SubscriptionStatus::Disabled),
+                foreign(4, "product.create", SubscriptionStatus::Active),
+            ],
+            &settings,
+        );
+        assert_eq!(step_for(&steps, 1).reason, Reason::AuthResent);
+        assert!(matches!(&step_for(&steps, 1).action, Action::Update { id: 1, drift, .. } if drift.is_empty()));
+        assert_eq!(step_for(&steps, 2).reason, Reason::NotDesired);
+        assert_eq!(step_for(&steps, 3).reason, Reason::DisabledByPerson);
+        assert_eq!(step_for(&steps, 4).reason, Reason::Foreign);
     }
 
     #[test]

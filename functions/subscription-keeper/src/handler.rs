@@ -33,6 +33,10 @@ pub struct KeeperRequest {
     pub dry_run: Option<bool>,
     #[serde(default)]
     pub tenants: Option<Vec<String>>,
+    /// Give every active subscription of ours the current credentials (after adding a new value
+    /// to the receiver's auth secret; see README, rotation).
+    #[serde(default)]
+    pub resend_auth: bool,
 }
 
 /// What the keeper needs besides its secrets.
@@ -173,7 +177,9 @@ impl<L: ResyncLedger> Keeper<L> {
             warn!("no Tripletex company is configured: nothing to keep");
         }
         let reports: Vec<CompanyReport> = stream::iter(selected)
-            .map(|(tenant, credentials)| self.run_one(tenant, credentials, &auth, dry_run))
+            .map(|(tenant, credentials)| {
+                self.run_one(tenant, credentials, &auth, dry_run, request.resend_auth)
+            })
             .buffered(COMPANY_CONCURRENCY)
             .collect()
             .await;
@@ -206,6 +212,7 @@ impl<L: ResyncLedger> Keeper<L> {
         credentials: &TripletexCredentials,
         auth: &AuthConfig,
         dry_run: bool,
+        resend_auth: bool,
     ) -> CompanyReport {
         let failed = |error: String| CompanyReport {
             tenant: tenant.to_string(),
@@ -223,6 +230,7 @@ impl<L: ResyncLedger> Keeper<L> {
             Ok(mut settings) => {
                 settings.reenable = self.options.reenable;
                 settings.resync_lookback = self.options.resync_lookback;
+                settings.resend_auth = resend_auth;
                 settings
             }
             Err(error) => return failed(error_chain(&error)),

@@ -404,7 +404,7 @@ async fn a_dry_run_reports_the_plan_and_writes_nothing() {
         .keeper
         .handle(KeeperRequest {
             dry_run: Some(true),
-            tenants: None,
+            ..KeeperRequest::default()
         })
         .await
         .unwrap();
@@ -457,8 +457,8 @@ async fn an_unknown_tenant_in_the_request_is_refused() {
     let error = h
         .keeper
         .handle(KeeperRequest {
-            dry_run: None,
             tenants: Some(vec!["nobody".into()]),
+            ..KeeperRequest::default()
         })
         .await
         .unwrap_err();
@@ -494,4 +494,22 @@ async fn the_sample_events_run_the_keeper_for_real_and_as_a_dry_run() {
 #[test]
 fn a_request_with_a_mistyped_dry_run_is_refused_not_guessed_at() {
     assert!(serde_json::from_str::<KeeperRequest>(r#"{"dryRun": "yes"}"#).is_err());
+}
+
+#[tokio::test]
+async fn a_rotation_re_sends_the_current_header_value_to_every_active_subscription_of_ours() {
+    let h = harness();
+    let active = h.existing("product.create", RECEIVER, "ACTIVE");
+    let foreign = h.existing("product.update", "https://other.example/", "ACTIVE");
+    let request: KeeperRequest = serde_json::from_str(include_str!(
+        "../../../events/subscription-keeper/manual-resend-auth.json"
+    ))
+    .unwrap();
+
+    let report = h.keeper.handle(request).await.unwrap();
+
+    let company = &report.companies[0];
+    assert_eq!(ids(&company.updated), [active]);
+    assert_eq!(h.stored(active)["authHeaderValue"], HEADER_VALUE);
+    assert_eq!(h.stored(foreign)["authHeaderValue"], "stale", "never another's");
 }
