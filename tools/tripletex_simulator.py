@@ -3,9 +3,10 @@
 
 It is the one stateful Tripletex of the local stack and the tests: session tokens, Basic auth, the
 event catalogue, event subscriptions with versions, write-only secrets, Tripletex's envelopes and error
-format, rate-limit headers and 429s. A control API under /_sim/ lets a test set a subscription's
-status (as Tripletex does when it disables one), inject 429/5xx/latency/concurrent edits, and expire
-sessions.
+format, rate-limit headers and 429s; and objects that change, whose webhooks it delivers with retries,
+disabling, duplicates and reordering (tools/tripletex_webhooks.py). A control API under /_sim/ lets a
+test set a subscription's status (as Tripletex does when it disables one), inject 429/5xx/latency/
+concurrent edits, expire sessions, make changes or run a workload, and read the truth.
 
 Listens on loopback only.
 
@@ -23,6 +24,7 @@ import datetime
 import hashlib
 import json
 import os
+import random
 import re
 import sys
 import threading
@@ -31,6 +33,8 @@ import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
+
+from tripletex_webhooks import Webhooks
 
 OSLO = ZoneInfo("Europe/Oslo")
 STATUSES = ("ACTIVE", "DISABLED", "DISABLED_TOO_MANY_ERRORS", "DISABLED_RATE_LIMIT_EXCEEDED", "DISABLED_MISUSE")
@@ -121,6 +125,7 @@ class Simulator:
         self.faults = []
         self.latency_ms = 0
         self.requests = []  # (method, path) of every API call, for tests
+        self.webhooks = Webhooks(self)
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -139,6 +144,7 @@ class Simulator:
             self.latency_ms = 0
             self.next_id = 1
             self.rate_limit.windows.clear()
+            self.webhooks.reset()
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -284,6 +290,7 @@ class Simulator:
                 subscription[name] = body[name]
         subscription["version"] += 1
         subscription["changes"].append(change("UPDATE"))
+        self.webhooks.on_status_change(subscription)
 
     def update_list(self, acting_for, bodies):
         with self.lock:
@@ -561,6 +568,27 @@ class Handler(BaseHTTPRequestHandler):
             # Another integration's (or a person's) subscription, created in a company directly.
             subscription = sim.create(int(body.pop("_company")), body)
             return self.send(201, {"value": sim.public(subscription)})
+        elif path == "/_sim/webhooks/config" and method == "POST":
+            with sim.lock:
+                sim.webhooks.config.update(body)
+                sim.webhooks.random = random.Random(sim.webhooks.config.seed)
+        elif path == "/_sim/changes" and method == "POST":
+            key = sim.webhooks.change(int(body["companyId"]), body["type"], body["verb"], body.get("id"),
+                                      body.get("fields"))
+            return self.send(201, {"companyId": key[0], "type": key[1], "id": key[2]})
+        elif path == "/_sim/workload" and method == "POST":
+            arguments = (body["companyIds"], int(body["changes"]), int(body["objects"]),
+                         float(body.get("rate", 0)), int(body.get("seed", 1)), body.get("types"))
+            threading.Thread(target=sim.webhooks.run_workload, args=arguments, daemon=True).start()
+            with sim.lock:
+                sim.webhooks.workload_running = True
+        elif path == "/_sim/objects" and method == "GET":
+            return self.send(200, {"values": sim.webhooks.truth()})
+        elif path == "/_sim/webhooks/status" and method == "GET":
+            return self.send(200, sim.webhooks.status())
+        elif (match := re.fullmatch(r"/_sim/subscriptions/(\d+)/break", path)) and method == "POST":
+            with sim.lock:  # its deliveries fail until Tripletex disables it
+                sim.webhooks.broken.add(int(match.group(1)))
         elif path == "/_sim/requests" and method == "GET":
             with sim.lock:
                 return self.send(200, {"values": [list(r) for r in sim.requests]})

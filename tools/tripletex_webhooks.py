@@ -1,0 +1,358 @@
+"""The webhook side of the Tripletex simulator: objects that change, and the deliveries of those changes
+to every matching ACTIVE subscription, the way Tripletex's docs describe them (tripletex-api.md §5):
+
+- objects carry Tripletex-style ids and versions; a change bumps the version;
+- for each change, a POST of `{subscriptionId, event, id, value}` to each ACTIVE subscription of the
+  company for that event, `value` filtered by the subscription's `fields` (null on delete), with its
+  auth: the custom header, Basic from `user:pass@` in targetUrl, a query token left in targetUrl, and
+  with `hmacSharedSecret` an `idempotency-key` header (stable across retries) and `x-request-signature`;
+- changes in quick succession are coalesced: a pending delivery is replaced by the newer version, so
+  versions are skipped as Tripletex skips them;
+- a failed delivery (non-2xx, no answer) is retried with growing intervals (Tripletex's ~30 hours,
+  scaled by `timeScale`); a subscription failing continuously for `disableAfterSeconds` becomes
+  DISABLED_TOO_MANY_ERRORS, its pending deliveries are dropped and no more are made for it;
+- faults on demand: duplicate deliveries, reordering (random extra delay), drops, and a subscription
+  whose deliveries fail until it is disabled.
+
+It keeps the truth (every object's current state) and counts what it did, for a chaos run to compare.
+"""
+
+import base64
+import hashlib
+import heapq
+import hmac
+import http.client
+import itertools
+import json
+import random
+import threading
+import time
+import urllib.parse
+import uuid
+
+# Tripletex's retry intervals in seconds, about 30 hours in all (the docs give only "increasing
+# intervals over about 30 hours"); multiplied by timeScale.
+RETRY_SCHEDULE = [60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 7200]
+OBJECT_TYPES = {
+    # type -> (first id, events it has)
+    "product": (10_000_000, ("create", "update", "delete")),
+    "customer": (20_000_000, ("create", "update", "delete")),
+    "order": (30_000_000, ("create", "update", "delete")),
+    "voucher": (40_000_000, ("create", "update", "delete")),
+    "invoice": (50_000_000, ("charged",)),
+}
+
+
+def filter_fields(value, fields):
+    """The object as a subscription's `fields` shows it (top-level names; `*` or empty = all)."""
+    names = {name.split("(")[0].strip() for name in (fields or "").split(",") if name.strip()}
+    if not names or "*" in names:
+        return dict(value)
+    return {key: item for key, item in value.items() if key in names}
+
+
+class DeliveryConfig:
+    def __init__(self):
+        self.time_scale = 1.0
+        self.disable_after_seconds = 7 * 24 * 3600.0
+        self.duplicate_rate = 0.0
+        self.max_copies = 1
+        self.reorder_max_seconds = 0.0
+        self.drop_rate = 0.0
+        self.timeout_seconds = 10.0
+        self.seed = 1
+
+    def update(self, body):
+        for key, attribute, kind in (("timeScale", "time_scale", float),
+                                     ("disableAfterSeconds", "disable_after_seconds", float),
+                                     ("duplicateRate", "duplicate_rate", float), ("maxCopies", "max_copies", int),
+                                     ("reorderMaxSeconds", "reorder_max_seconds", float),
+                                     ("dropRate", "drop_rate", float), ("timeoutSeconds", "timeout_seconds", float),
+                                     ("seed", "seed", int)):
+            if key in body:
+                setattr(self, attribute, kind(body[key]))
+
+
+class Delivery:
+    def __init__(self, subscription_id, company, event, object_key, envelope):
+        self.subscription_id = subscription_id
+        self.company = company
+        self.event = event
+        self.object_key = object_key
+        self.envelope = envelope
+        self.idempotency_key = str(uuid.uuid4())
+        self.attempt = 0
+        self.sent = False  # once a first attempt went out, a newer change no longer replaces it
+
+
+class Webhooks:
+    """Objects, workload and deliveries; shares the simulator's lock and subscriptions."""
+
+    def __init__(self, simulator, workers=8):
+        self.sim = simulator
+        self.config = DeliveryConfig()
+        self.random = random.Random(1)
+        self.objects = {}  # (company, type, id) -> {"value": dict, "deleted": bool}
+        self.next_ids = {kind: first for kind, (first, _) in OBJECT_TYPES.items()}
+        self.missed = set()  # object keys with a change no subscription could deliver (disabled)
+        self.pending = {}  # (subscription id, object key) -> Delivery not yet sent
+        self.queue = []  # heap of (due, sequence, Delivery)
+        self.sequence = itertools.count()
+        self.in_flight = 0
+        self.failing = {}  # subscription id -> time of its first failure since a success
+        self.broken = set()  # subscription ids whose deliveries fail on purpose
+        self.stats = {key: 0 for key in (
+            "changes", "deliveriesMade", "attempts", "succeeded", "failedAttempts", "retries",
+            "duplicatesSent", "dropped", "givenUp", "droppedAtDisable", "subscriptionsDisabled",
+            "changesWhileDisabled")}
+        self.disabled_log = []  # (subscription id, event, company)
+        self.workload_running = False
+        self.wakeup = threading.Condition(self.sim.lock)
+        for _ in range(workers):
+            threading.Thread(target=self.deliver_forever, daemon=True).start()
+
+    # -- changes -----------------------------------------------------------------------------------
+
+    def change(self, company, kind, verb, object_id=None, fields=None):
+        """One change to an object, and its deliveries. Returns the object's key."""
+        with self.sim.lock:
+            if verb in ("create", "charged"):
+                object_id = self.next_ids[kind]
+                self.next_ids[kind] += 1
+                value = {"id": object_id, "version": 0, "url": f"{self.sim.base_url}/{kind}/{object_id}",
+                         "name": f"{kind} {object_id}", "number": str(object_id % 100000)}
+                value.update(fields or {})
+                self.objects[(company, kind, object_id)] = {"value": value, "deleted": False}
+            else:
+                current = self.objects[(company, kind, object_id)]
+                if current["deleted"]:
+                    raise ValueError("a deleted object does not change")
+                if verb == "delete":
+                    current["deleted"] = True
+                else:
+                    current["value"] = {**current["value"], **(fields or {}),
+                                        "version": current["value"]["version"] + 1}
+            key = (company, kind, object_id)
+            self.stats["changes"] += 1
+            self.fan_out(company, f"{kind}.{verb}", key)
+            return key
+
+    def fan_out(self, company, event, key):
+        state = self.objects[key]
+        covering = [s for s in self.sim.subscriptions.values() if s["_company"] == company and s["event"] == event]
+        if not any(s["status"] == "ACTIVE" for s in covering):
+            if covering:
+                self.missed.add(key)
+                self.stats["changesWhileDisabled"] += 1
+            return
+        for subscription in covering:
+            if subscription["status"] != "ACTIVE":
+                self.missed.add(key)
+                self.stats["changesWhileDisabled"] += 1
+                continue
+            value = None if state["deleted"] else filter_fields(state["value"], subscription.get("fields"))
+            envelope = {"subscriptionId": subscription["id"], "event": event, "id": key[2], "value": value}
+            waiting = self.pending.get((subscription["id"], key))
+            if waiting is not None and not waiting.sent and waiting.event == event:
+                waiting.envelope = envelope  # coalesced: the newer version replaces the waiting one
+                continue
+            delivery = Delivery(subscription["id"], company, event, key, envelope)
+            self.stats["deliveriesMade"] += 1
+            if self.random.random() < self.config.drop_rate:
+                self.stats["dropped"] += 1
+                continue
+            self.pending[(subscription["id"], key)] = delivery
+            copies = 1
+            if self.config.max_copies > 1 and self.random.random() < self.config.duplicate_rate:
+                copies = self.random.randint(2, self.config.max_copies)
+                self.stats["duplicatesSent"] += copies - 1
+            for copy in range(copies):
+                self.schedule(delivery if copy == 0 else self.copy_of(delivery), self.jitter())
+
+    def copy_of(self, delivery):
+        duplicate = Delivery(delivery.subscription_id, delivery.company, delivery.event, delivery.object_key,
+                             delivery.envelope)
+        duplicate.idempotency_key = delivery.idempotency_key  # the same delivery, sent again
+        return duplicate
+
+    def jitter(self):
+        return self.random.uniform(0, self.config.reorder_max_seconds) if self.config.reorder_max_seconds else 0.0
+
+    def schedule(self, delivery, delay):
+        heapq.heappush(self.queue, (time.monotonic() + delay, next(self.sequence), delivery))
+        self.wakeup.notify()
+
+    # -- delivery ----------------------------------------------------------------------------------
+
+    def deliver_forever(self):
+        while True:
+            with self.sim.lock:
+                while not self.queue or self.queue[0][0] > time.monotonic():
+                    timeout = None if not self.queue else max(0.0, self.queue[0][0] - time.monotonic())
+                    self.wakeup.wait(timeout)
+                _, _, delivery = heapq.heappop(self.queue)
+                subscription = self.sim.subscriptions.get(delivery.subscription_id)
+                if subscription is None or subscription["status"] != "ACTIVE":
+                    self.forget(delivery)
+                    continue
+                if self.pending.get((delivery.subscription_id, delivery.object_key)) is delivery:
+                    del self.pending[(delivery.subscription_id, delivery.object_key)]
+                delivery.sent = True
+                delivery.attempt += 1
+                self.stats["attempts"] += 1
+                self.in_flight += 1
+                target = subscription["targetUrl"]
+                headers = self.auth_headers(subscription, delivery)
+                broken = delivery.subscription_id in self.broken
+                body = json.dumps(delivery.envelope).encode()
+            ok = (not broken) and self.post(target, headers, body, delivery)
+            with self.sim.lock:
+                self.in_flight -= 1
+                if ok:
+                    self.stats["succeeded"] += 1
+                    self.failing.pop(delivery.subscription_id, None)
+                else:
+                    self.failed(delivery)
+                self.wakeup.notify_all()
+
+    def auth_headers(self, subscription, delivery):
+        headers = {"Content-Type": "application/json", "User-Agent": "Tripletex-Webhook-Simulator"}
+        if subscription.get("authHeaderName") and subscription.get("authHeaderValue"):
+            headers[subscription["authHeaderName"]] = subscription["authHeaderValue"]
+        parsed = urllib.parse.urlsplit(subscription["targetUrl"])
+        if parsed.username is not None:
+            credentials = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        secret = subscription.get("hmacSharedSecret")
+        if secret:
+            body = json.dumps(delivery.envelope).encode()
+            message = delivery.idempotency_key.encode() + b"&" + body
+            headers["idempotency-key"] = delivery.idempotency_key
+            headers["x-request-signature"] = base64.b64encode(
+                hmac.new(secret.encode(), message, hashlib.sha512).digest()).decode()
+        return headers
+
+    def post(self, target, headers, body, delivery):
+        parsed = urllib.parse.urlsplit(target)
+        path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+        connection_type = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
+        connection = connection_type(parsed.hostname, parsed.port, timeout=self.config.timeout_seconds)
+        try:
+            connection.request("POST", path, body=body, headers=headers)
+            status = connection.getresponse().status
+            return 200 <= status < 300
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            connection.close()
+
+    def failed(self, delivery):
+        self.stats["failedAttempts"] += 1
+        now = time.monotonic()
+        first_failure = self.failing.setdefault(delivery.subscription_id, now)
+        subscription = self.sim.subscriptions.get(delivery.subscription_id)
+        if subscription is None:
+            return
+        if now - first_failure >= self.config.disable_after_seconds * self.config.time_scale:
+            self.disable(subscription)
+            self.forget(delivery)
+            return
+        if delivery.attempt > len(RETRY_SCHEDULE):
+            self.stats["givenUp"] += 1
+            self.missed.add(delivery.object_key)
+            return
+        self.stats["retries"] += 1
+        self.schedule(delivery, RETRY_SCHEDULE[delivery.attempt - 1] * self.config.time_scale)
+
+    def disable(self, subscription):
+        if subscription["status"] == "ACTIVE":
+            subscription["status"] = "DISABLED_TOO_MANY_ERRORS"
+            self.stats["subscriptionsDisabled"] += 1
+            self.disabled_log.append((subscription["id"], subscription["event"], subscription["_company"]))
+        self.broken.discard(subscription["id"])
+        self.failing.pop(subscription["id"], None)
+        # What is still queued for it is dropped as it comes due (deliver_forever), as with Tripletex.
+
+    def forget(self, delivery):
+        key = (delivery.subscription_id, delivery.object_key)
+        if self.pending.get(key) is delivery:
+            del self.pending[key]
+        self.missed.add(delivery.object_key)
+        self.stats["droppedAtDisable"] += 1
+
+    def on_status_change(self, subscription):
+        """A PUT set a subscription's status: an ACTIVE one starts afresh."""
+        if subscription["status"] == "ACTIVE":
+            self.failing.pop(subscription["id"], None)
+
+    # -- workload ----------------------------------------------------------------------------------
+
+    def run_workload(self, companies, changes, objects, rate, seed, kinds=None, burst_max=4, delete_rate=0.05):
+        """`changes` changes over about `objects` objects per company set, at `rate` changes/s: creates
+        first, then updates in bursts (so versions are skipped) and some deletes."""
+        generator = random.Random(seed)
+        kinds = kinds or list(OBJECT_TYPES)
+        live = []
+        created = done = 0
+        interval = 1.0 / rate if rate else 0.0
+        with self.sim.lock:
+            self.workload_running = True
+        try:
+            while done < changes:
+                company = generator.choice(companies)
+                if created < objects and (not live or generator.random() < 0.3):
+                    kind = generator.choice(kinds)
+                    verb = OBJECT_TYPES[kind][1][0]
+                    live.append(self.change(company, kind, verb))
+                    created += 1
+                    done += 1
+                else:
+                    candidates = [k for k in live if OBJECT_TYPES[k[1]][1] != ("charged",)]
+                    if not candidates:
+                        if created >= objects:
+                            break  # nothing left that can change
+                        continue
+                    key = generator.choice(candidates)
+                    if generator.random() < delete_rate:
+                        self.change(key[0], key[1], "delete", key[2])
+                        live.remove(key)
+                        done += 1
+                    else:
+                        for _ in range(min(generator.randint(1, burst_max), changes - done)):
+                            self.change(key[0], key[1], "update", key[2], {"name": f"name {generator.random():.6f}"})
+                            done += 1
+                if interval:
+                    time.sleep(interval)
+        finally:
+            with self.sim.lock:
+                self.workload_running = False
+
+    # -- views -------------------------------------------------------------------------------------
+
+    def truth(self):
+        with self.sim.lock:
+            return [{"companyId": company, "type": kind, "id": object_id, "deleted": state["deleted"],
+                     "version": state["value"]["version"], "value": state["value"],
+                     "missedWhileDisabled": (company, kind, object_id) in self.missed}
+                    for (company, kind, object_id), state in self.objects.items()]
+
+    def status(self):
+        with self.sim.lock:
+            return {**self.stats, "pending": len(self.queue), "inFlight": self.in_flight,
+                    "workloadRunning": self.workload_running,
+                    "disabled": [{"subscriptionId": s, "event": e, "companyId": c} for s, e, c in self.disabled_log]}
+
+    def reset(self):
+        with self.sim.lock:
+            self.objects.clear()
+            self.missed.clear()
+            self.pending.clear()
+            self.queue.clear()
+            self.failing.clear()
+            self.broken.clear()
+            self.disabled_log.clear()
+            self.next_ids = {kind: first for kind, (first, _) in OBJECT_TYPES.items()}
+            for key in self.stats:
+                self.stats[key] = 0
+            self.config = DeliveryConfig()
+            self.random = random.Random(1)
