@@ -922,7 +922,8 @@ mod tests {
     }
 
     #[test]
-    fn asked_to_resend_auth_every_active_desired_subscription_of_ours_is_updated_and_nothing_else() {
+    fn asked_to_resend_auth_every_active_desired_subscription_of_ours_is_updated_and_nothing_else()
+    {
         let mut settings = settings();
         settings.resend_auth = true;
         let steps = plan(
@@ -935,7 +936,9 @@ mod tests {
             &settings,
         );
         assert_eq!(step_for(&steps, 1).reason, Reason::AuthResent);
-        assert!(matches!(&step_for(&steps, 1).action, Action::Update { id: 1, drift, .. } if drift.is_empty()));
+        assert!(
+            matches!(&step_for(&steps, 1).action, Action::Update { id: 1, drift, .. } if drift.is_empty())
+        );
         assert_eq!(step_for(&steps, 2).reason, Reason::NotDesired);
         assert_eq!(step_for(&steps, 3).reason, Reason::DisabledByPerson);
         assert_eq!(step_for(&steps, 4).reason, Reason::Foreign);

@@ -511,5 +511,9 @@ async fn a_rotation_re_sends_the_current_header_value_to_every_active_subscripti
     let company = &report.companies[0];
     assert_eq!(ids(&company.updated), [active]);
     assert_eq!(h.stored(active)["authHeaderValue"], HEADER_VALUE);
-    assert_eq!(h.stored(foreign)["authHeaderValue"], "stale", "never another's");
+    assert_eq!(
+        h.stored(foreign)["authHeaderValue"],
+        "stale",
+        "never another's"
+    );
 }

@@ -1,6 +1,10 @@
 //! Records per second of the worker for batches of 10 against DynamoDB in moto, records applied
 //! concurrently vs one at a time, beside the time of one conditional write (DESIGN.md §8: a batch of
 //! 10 should take at most 1.3 × one write). `cargo bench -p webhook-worker --bench batch_against_moto`.
+//!
+//! moto answers one request at a time (Python), so against it concurrency cannot show; the same two
+//! runs against the in-memory store with 5 ms added per write (a network round trip, which is what a
+//! real DynamoDB write mostly costs) show what concurrency buys.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +14,9 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use shared::adapters::dynamodb::{DynamoObjectStore, item};
-use shared::testing::{MotoServer, RecordingQueue, sdk_config_for};
+use shared::dedup::{ObjectChange, Outcome};
+use shared::ports::{ObjectStore, StoreError};
+use shared::testing::{InMemoryObjectStore, MotoServer, RecordingQueue, sdk_config_for};
 use webhook_worker::handler::Worker;
 
 const BATCHES: i64 = 60;
@@ -36,6 +42,39 @@ fn batch(round: i64) -> BenchResult<SqsEvent> {
     Ok(serde_json::from_value(
         serde_json::json!({ "Records": records }),
     )?)
+}
+
+/// The fake store behind a network's worth of latency.
+struct DistantStore {
+    store: InMemoryObjectStore,
+    round_trip: Duration,
+}
+
+impl ObjectStore for DistantStore {
+    async fn apply(&self, change: &ObjectChange) -> Result<Outcome, StoreError> {
+        tokio::time::sleep(self.round_trip).await;
+        self.store.apply(change).await
+    }
+}
+
+async fn time_batches<S: ObjectStore>(
+    worker: &Worker<S, RecordingQueue>,
+    round: &mut i64,
+    size: usize,
+) -> BenchResult<Duration> {
+    let mut elapsed = Duration::ZERO;
+    for batch_number in 0..BATCHES + WARM_UP {
+        *round += 1;
+        let mut event = batch(*round)?;
+        event.records.truncate(size);
+        let started = Instant::now();
+        let response = worker.handle(event).await;
+        assert!(response.batch_item_failures.is_empty());
+        if batch_number >= WARM_UP {
+            elapsed += started.elapsed();
+        }
+    }
+    Ok(elapsed / BATCHES as u32)
 }
 
 fn main() -> BenchResult<()> {
@@ -90,6 +129,23 @@ fn main() -> BenchResult<()> {
             elapsed += started.elapsed();
         }
         println!("worker, batch of 1 (one conditional write): {:?} per batch", elapsed / BATCHES as u32);
+
+        let round_trip = Duration::from_millis(5);
+        let one_write = time_batches(
+            &Worker::new(DistantStore { store: InMemoryObjectStore::new(), round_trip }, RecordingQueue::new(), 1),
+            &mut round,
+            1,
+        )
+        .await?;
+        for (label, concurrency) in [("one at a time", 1), ("concurrent (10)", 10)] {
+            let worker = Worker::new(DistantStore { store: InMemoryObjectStore::new(), round_trip }, RecordingQueue::new(), concurrency);
+            let per_batch = time_batches(&worker, &mut round, 10).await?;
+            println!(
+                "worker, batch of 10, {label}, store {round_trip:?} away: {per_batch:?} per batch ({:.2} × one write of {one_write:?}), {:.0} records/s",
+                per_batch.as_secs_f64() / one_write.as_secs_f64(),
+                10.0 / per_batch.as_secs_f64()
+            );
+        }
         Ok(())
     })
 }
