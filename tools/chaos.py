@@ -25,9 +25,10 @@ import boto3
 
 # Simulator company -> the tenant its subscriptions (and so its object keys) carry.
 TENANTS = {100: "default", 200: "hmac-demo"}
-# Tripletex's ~30 hours of retries pass in about two minutes; "about a week of failures" in 8 s.
+# Tripletex's ~30 hours of retries pass in about two minutes; "about a week of failures" in 20 s, well
+# above an outage window (3 s) plus the SDK's own retries inside the receiver.
 TIME_SCALE = 0.001
-DISABLE_AFTER_SECONDS = 8000
+DISABLE_AFTER_SECONDS = 20000
 THROTTLE = {"mode": "error", "status": 400, "rate": 0.5, "contentType": "application/x-amz-json-1.0",
             "body": json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
                                 "message": "Injected by the chaos run"})}

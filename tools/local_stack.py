@@ -223,8 +223,10 @@ class LocalStack:
                 continue
             properties = resource["Properties"]
             function = properties["FunctionName"]
+            function_properties = self.template["Resources"][function["Ref"]]["Properties"]
             sources.append({
                 "function": kebab(function["Ref"]),
+                "timeout_seconds": int(self.resolve(function_properties.get("Timeout", 3))),
                 "queue_url": queue_by_arn[self.resolve(properties["EventSourceArn"])],
                 "batch_size": int(self.resolve(properties.get("BatchSize", 10))),
                 "batching_window_seconds": int(self.resolve(properties.get("MaximumBatchingWindowInSeconds", 0))),

@@ -6,7 +6,8 @@ For each mapping the template declares (read from the local stack summary), it b
 - with ReportBatchItemFailures, deletes every message but the reported ones; a function error (or a
   report naming an unknown or empty id) deletes nothing;
 - leaves failed messages in flight: they come back after the visibility timeout, and moto moves them to
-  the dead-letter queue once their receive count passes maxReceiveCount.
+  the dead-letter queue once their receive count passes maxReceiveCount;
+- an invocation that outlasts the function's timeout fails the batch, as Lambda's timeout does.
 
 Usage: sqs_poller.py --stack .local/stack.json --lambda-url http://127.0.0.1:9000
        [--visibility-timeout SECONDS] (default: the queue's own, as in AWS)
@@ -63,6 +64,7 @@ class Mapping:
         self.batch_size = source["batch_size"]
         self.window = source["batching_window_seconds"]
         self.report_failures = source["report_batch_item_failures"]
+        self.timeout = source.get("timeout_seconds", 900)
         self.sqs = sqs
         self.invoke_url = f"{lambda_url.rstrip('/')}/2015-03-31/functions/{self.function}/invocations"
         self.visibility_timeout = visibility_timeout
@@ -98,7 +100,7 @@ class Mapping:
         event = {"Records": [lambda_record(m, self.queue_arn) for m in batch]}
         request = urllib.request.Request(self.invoke_url, data=json.dumps(event).encode(), method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=900) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 failed_function = response.headers.get("X-Amz-Function-Error")
                 payload = json.load(response)
         except (urllib.error.URLError, json.JSONDecodeError, TimeoutError) as error:

@@ -300,7 +300,9 @@ class Webhooks:
         try:
             while done < changes:
                 company = generator.choice(companies)
-                if created < objects and (not live or generator.random() < 0.3):
+                # Spread the creates over the run: a non-create step makes about 2.5 changes (a burst).
+                share = (objects - created) / max(1, changes - done)
+                if created < objects and (not live or generator.random() < 2.5 * share / (1 + 1.5 * share)):
                     kind = generator.choice(kinds)
                     verb = OBJECT_TYPES[kind][1][0]
                     live.append(self.change(company, kind, verb))

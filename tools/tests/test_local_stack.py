@@ -139,6 +139,8 @@ class LocalStackMatchesTemplate(unittest.TestCase):
                          int(self.stack.resolve(declared["MaximumBatchingWindowInSeconds"])))
         self.assertEqual(declared["FunctionResponseTypes"], ["ReportBatchItemFailures"])
         self.assertTrue(source["report_batch_item_failures"])
+        worker = self.template["Resources"]["WebhookWorker"]["Properties"]
+        self.assertEqual(source["timeout_seconds"], int(self.stack.resolve(worker["Timeout"])))
         (schedule,) = self.stack.schedules()
         self.assertEqual(schedule["function"], "subscription-keeper")
         self.assertEqual(schedule["expression"], "rate(15 minutes)")

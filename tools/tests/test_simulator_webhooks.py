@@ -178,11 +178,11 @@ class SimulatorSendsWebhooks(unittest.TestCase):
         first = tripletex_simulator.Simulator()
         second = tripletex_simulator.Simulator()
         for sim in (first, second):
-            sim.webhooks.run_workload([COMPANY, 200], changes=200, objects=40, rate=0, seed=42)
+            sim.webhooks.run_workload([COMPANY, 200], changes=400, objects=40, rate=0, seed=42)
         strip = lambda sim: sorted((t["companyId"], t["type"], t["id"], t["version"], t["deleted"])  # noqa: E731
                                    for t in sim.webhooks.truth())
         self.assertEqual(strip(first), strip(second))
-        self.assertEqual(first.webhooks.status()["changes"], 200)
+        self.assertEqual(first.webhooks.status()["changes"], 400)
         self.assertLessEqual(len(first.webhooks.truth()), 40)
         self.assertTrue(any(t["deleted"] for t in first.webhooks.truth()))
         self.assertTrue(any(t["version"] > 1 for t in first.webhooks.truth()))

@@ -34,6 +34,7 @@ class StandInFunction(ThreadingHTTPServer):
         self.invocations = []
         self.failing_bodies = set()
         self.crashes_left = 0
+        self.hangs_left = 0
         super().__init__(("127.0.0.1", 0), self.Handler)
 
     class Handler(BaseHTTPRequestHandler):
@@ -41,6 +42,10 @@ class StandInFunction(ThreadingHTTPServer):
             event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             server = self.server
             server.invocations.append(event["Records"])
+            if server.hangs_left > 0:
+                server.hangs_left -= 1
+                time.sleep(3)  # longer than the function's timeout
+                return
             if server.crashes_left > 0:
                 server.crashes_left -= 1
                 body, headers = {"errorType": "Panic", "errorMessage": "boom"}, {"X-Amz-Function-Error": "Unhandled"}
@@ -103,7 +108,7 @@ class PollerTest(unittest.TestCase):
 
     def start_poller(self, batch_size=10, window=0, visibility_timeout=None):
         source = {"function": "webhook-worker", "queue_url": self.queue, "batch_size": batch_size,
-                  "batching_window_seconds": window, "report_batch_item_failures": True}
+                  "batching_window_seconds": window, "report_batch_item_failures": True, "timeout_seconds": 1}
         lambda_url = f"http://127.0.0.1:{self.function.server_address[1]}"
         mapping = sqs_poller.Mapping(source, self.sqs, lambda_url, visibility_timeout, self.stop)
         threading.Thread(target=mapping.run, daemon=True).start()
@@ -161,6 +166,15 @@ class PollerTest(unittest.TestCase):
         self.assertEqual(self.count(self.dlq), 0)
         bodies = sorted(r["body"] for batch in self.function.invocations for r in batch)
         self.assertEqual(bodies, ["a", "a", "b", "b"], "both records delivered again after the crash")
+
+    def test_an_invocation_that_outlasts_the_function_timeout_fails_the_batch(self):
+        self.function.hangs_left = 1
+        self.send("slow")
+        self.start_poller(visibility_timeout=1)
+        self.wait_until(lambda: self.count(self.queue) == 0)
+        deliveries = [r for batch in self.function.invocations for r in batch]
+        self.assertEqual([r["attributes"]["ApproximateReceiveCount"] for r in deliveries], ["1", "2"])
+        self.assertEqual(self.count(self.dlq), 0)
 
 
 if __name__ == "__main__":
