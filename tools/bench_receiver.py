@@ -9,7 +9,6 @@ Usage (from the repository root, with .venv set up; builds the release bootstrap
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,25 +19,10 @@ import zipfile
 
 import boto3
 
+from loopback import free_port, start_moto, wait_for_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVENT = os.path.join(ROOT, "events/webhook-receiver/function-url-product-create.json")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listened on {port}")
 
 
 def bootstrap(workdir):
@@ -76,16 +60,13 @@ def main():
     try:
         with tempfile.TemporaryDirectory() as workdir:
             binary, zip_size = bootstrap(workdir)
-            moto_port, api_port = free_port(), free_port()
-            processes.append(subprocess.Popen([os.path.join(ROOT, ".venv/bin/moto_server"), "-H", "127.0.0.1",
-                                               "-p", str(moto_port)], stdout=subprocess.DEVNULL,
-                                              stderr=subprocess.DEVNULL))
+            moto, endpoint = start_moto()
+            processes.append(moto)
+            api_port = free_port()
             processes.append(subprocess.Popen(["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1",
                                                "-P", str(api_port)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                               stderr=subprocess.DEVNULL))
-            wait_for_port(moto_port)
             wait_for_port(api_port)
-            endpoint = f"http://127.0.0.1:{moto_port}"
             credentials = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                            "AWS_REGION": "eu-north-1", "AWS_EC2_METADATA_DISABLED": "true"}
             sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="eu-north-1",

@@ -7,10 +7,7 @@ Run: .venv/bin/python -m unittest discover -s tools/tests   (scripts/test does)
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import unittest
 
 import boto3
@@ -20,33 +17,15 @@ ROOT = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
 from local_stack import LocalStack  # noqa: E402
 from sam_translate import translate  # noqa: E402
+from loopback import start_moto  # noqa: E402
 
 RECEIVER_URL = "http://127.0.0.1:9000/lambda-url/webhook-receiver/"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalStackMatchesTemplate(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        port = free_port()
-        moto = os.environ.get("MOTO_SERVER", os.path.join(ROOT, ".venv/bin/moto_server"))
-        cls.moto = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        endpoint = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        cls.moto, endpoint = start_moto()
         client = lambda service: boto3.client(  # noqa: E731
             service, endpoint_url=endpoint, region_name="eu-north-1",
             aws_access_key_id="local", aws_secret_access_key="local")

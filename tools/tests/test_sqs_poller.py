@@ -6,8 +6,6 @@ Run: .venv/bin/python -m unittest discover -s tools/tests   (scripts/test does)
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -19,12 +17,7 @@ import boto3
 TOOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TOOLS)
 import sqs_poller  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from loopback import start_moto  # noqa: E402
 
 
 class StandInFunction(ThreadingHTTPServer):
@@ -67,20 +60,7 @@ class StandInFunction(ThreadingHTTPServer):
 class PollerTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        port = free_port()
-        moto = os.environ.get("MOTO_SERVER", os.path.join(os.path.dirname(TOOLS), ".venv/bin/moto_server"))
-        cls.moto = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cls.endpoint = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        cls.moto, cls.endpoint = start_moto()
         cls.sqs = boto3.client("sqs", endpoint_url=cls.endpoint, region_name="eu-north-1",
                                aws_access_key_id="local", aws_secret_access_key="local")
 
