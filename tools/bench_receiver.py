@@ -77,23 +77,35 @@ def main():
                 auth = handle.read()
             environment = {
                 "PATH": os.environ["PATH"], **credentials, "AWS_ENDPOINT_URL": endpoint,
-                "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api_port}/.rt",
+                "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{api_port}/.rt",
                 "AWS_LAMBDA_FUNCTION_NAME": "webhook-receiver", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_LOG_LEVEL": "WARN",
                 "QUEUE_URL": queue, "QUARANTINE_QUEUE_URL": quarantine, "RECEIVER_AUTH_CONFIG": auth,
             }
-            url = f"http://127.0.0.1:{api_port}/2015-03-31/functions/webhook-receiver/invocations"
+            # With --only-lambda-apis the emulator serves the one external runtime under the name `_`.
+            url = f"http://127.0.0.1:{api_port}/2015-03-31/functions/_/invocations"
             with open(EVENT, "rb") as handle:
                 payload = handle.read()
 
+            def spawn():
+                process = subprocess.Popen([binary], env=environment, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL)
+                processes.append(process)
+                return process
+
+            # Cold start: process start to the first answer (init and first call together).
             started = time.perf_counter()
-            function = subprocess.Popen([binary], env=environment, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-            processes.append(function)
-            first, answer = invoke(url, payload)
+            cold_process = spawn()
+            _, answer = invoke(url, payload)
             cold = time.perf_counter() - started
             if answer.get("statusCode") != 200:
                 raise SystemExit(f"the receiver answered {answer}")
+            cold_process.terminate()
+            cold_process.wait(10)
+            # First call alone: a fresh process given time to finish its init first.
+            function = spawn()
+            time.sleep(1)
+            first, _ = invoke(url, payload)
             warm = [invoke(url, payload)[0] for _ in range(args.calls)]
             sends = []
             for _ in range(args.calls):
@@ -104,7 +116,7 @@ def main():
             median = statistics.median(warm)
             print(f"receiver bootstrap.zip: {zip_size} bytes; binary {os.path.getsize(binary)} bytes")
             print(f"cold start (process start -> first answer): {cold * 1000:.1f} ms")
-            print(f"first call: {first * 1000:.2f} ms; warm call median {median * 1000:.2f} ms, "
+            print(f"first call after init: {first * 1000:.2f} ms; warm call median {median * 1000:.2f} ms, "
                   f"p95 {sorted(warm)[int(len(warm) * 0.95)] * 1000:.2f} ms ({args.calls} calls)")
             print(f"first call / warm median: {first / median:.2f}")
             print(f"bare SendMessage to the same queue (boto3, for scale): median "
