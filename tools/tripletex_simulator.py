@@ -1,5 +1,5 @@
 """A local stand-in for Tripletex's API v2: the event and token part, as Tripletex's OpenAPI spec
-(../shared/tripletex-openapi-events.json, v2.74.00) and ../shared/tripletex-api.md describe it.
+(tools/spec/tripletex-openapi-events.json, v2.74.00) describes it.
 
 It is the one stateful Tripletex of the local stack and the tests: session tokens, Basic auth, the
 event catalogue, event subscriptions with versions, write-only secrets, Tripletex's envelopes and error

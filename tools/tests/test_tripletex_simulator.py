@@ -1,5 +1,5 @@
 """The simulator answers like Tripletex: every operation of the event and token part of Tripletex's
-OpenAPI spec (../shared/tripletex-openapi-events.json) is served with its documented status, and every
+OpenAPI spec (tools/spec/tripletex-openapi-events.json) is served with its documented status, and every
 body it returns validates against the spec's schema with no field the spec does not have.
 
 Run: .venv/bin/python -m unittest discover -s tools/tests   (scripts/test does)
@@ -22,7 +22,7 @@ TOOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TOOLS)
 import tripletex_simulator  # noqa: E402
 
-SPEC_PATH = os.path.join(os.path.dirname(os.path.dirname(TOOLS)), "shared", "tripletex-openapi-events.json")
+SPEC_PATH = os.path.join(TOOLS, "spec", "tripletex-openapi-events.json")
 
 
 def strict(schema):
