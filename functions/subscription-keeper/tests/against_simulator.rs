@@ -517,3 +517,40 @@ async fn a_rotation_re_sends_the_current_header_value_to_every_active_subscripti
         "never another's"
     );
 }
+
+#[tokio::test]
+async fn an_accountant_token_acts_for_its_client_company_with_the_company_id_as_basic_user() {
+    let h = harness_with(
+        json!({"companies": {"default": {"consumerToken": "consumer-acc", "employeeToken": "employee-acc",
+                                         "companyId": 300}}}),
+        |_| {},
+    );
+    h.sim
+        .control(
+            "POST",
+            "/_sim/companies",
+            &json!({"companyId": 900, "consumerToken": "consumer-acc", "employeeToken": "employee-acc",
+                    "clientCompanyIds": [300]}),
+        )
+        .unwrap();
+
+    let report = h.run().await;
+
+    assert_eq!(report.companies[0].error, None);
+    assert_eq!(report.companies[0].created.len(), 2);
+    let all = h
+        .sim
+        .control("GET", "/_sim/subscriptions", &Value::Null)
+        .unwrap();
+    let companies: Vec<_> = all["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["_company"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        companies,
+        [300, 300],
+        "made in the client company, not the accountant's"
+    );
+}
