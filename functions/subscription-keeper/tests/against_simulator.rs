@@ -554,3 +554,30 @@ async fn an_accountant_token_acts_for_its_client_company_with_the_company_id_as_
         "made in the client company, not the accountant's"
     );
 }
+
+#[tokio::test]
+async fn the_client_lists_the_events_without_spending_a_session() {
+    use shared::ports::TripletexApi;
+    use shared::tripletex::TripletexCredentials;
+    let h = harness();
+    let credentials: TripletexCredentials = serde_json::from_value(
+        json!({"consumerToken": "consumer-a", "employeeToken": "employee-a"}),
+    )
+    .unwrap();
+    let api = shared::adapters::tripletex::HttpTripletexApi::new(
+        &h.sim.api_base_url(),
+        credentials,
+        options(&h.sim).retry,
+    )
+    .unwrap();
+
+    let events = api.list_events().await.unwrap();
+
+    assert!(events.contains_key("product.create"));
+    assert!(events.contains_key("closeGroup.delete"));
+    assert_eq!(
+        events["invoice.charged"].description.as_deref(),
+        Some("An invoice is charged")
+    );
+    assert_eq!(h.requests("POST", "/v2/token/session/:create"), 0);
+}

@@ -396,10 +396,6 @@ fn oslo_today() -> Date {
         .date()
 }
 
-/// A 2xx answer with no body (DELETE) or one this client does not read.
-#[derive(serde::Deserialize)]
-struct Ignored(#[allow(dead_code)] serde::de::IgnoredAny);
-
 impl TripletexApi for HttpTripletexApi {
     #[instrument(skip_all)]
     async fn list_subscriptions(&self) -> Result<Vec<Subscription>, TripletexError> {
@@ -473,21 +469,6 @@ impl TripletexApi for HttpTripletexApi {
             .send(Method::GET, "/event", &[], None::<&()>, None)
             .await?;
         Ok(answer.value.unwrap_or_default())
-    }
-}
-
-impl HttpTripletexApi {
-    /// `DELETE /event/subscription/{id}` (for tools and tests; the keeper never deletes).
-    pub async fn delete_subscription(&self, id: i64) -> Result<(), TripletexError> {
-        let _: Option<Ignored> = self
-            .call(
-                Method::DELETE,
-                &format!("/event/subscription/{id}"),
-                &[],
-                None::<&()>,
-            )
-            .await?;
-        Ok(())
     }
 }
 
