@@ -13,6 +13,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -80,8 +81,10 @@ def main():
     for schedule in schedules:
         threading.Thread(target=run, args=(schedule, args.lambda_url, args.every, args.first_after, stop),
                          daemon=True).start()
+    # Sleep, not stop.wait(): the signal handler sets `stop`, and would deadlock on the event's lock
+    # if it interrupted this thread inside wait().
     while not stop.is_set():
-        stop.wait(0.5)
+        time.sleep(0.5)
     return 0
 
 

@@ -156,8 +156,10 @@ def main():
     ]
     for thread in threads:
         thread.start()
+    # Sleep, not stop.wait(): the signal handler sets `stop`, and would deadlock on the event's lock
+    # if it interrupted this thread inside wait().
     while not stop.is_set():
-        stop.wait(0.5)
+        time.sleep(0.5)
     return 0
 
 
