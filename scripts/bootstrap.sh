@@ -20,32 +20,17 @@ ensure_debian_packages() {
   $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-ensure_venv() {
-  command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; return 1; }
+# A venv at DIR holding REQUIREMENTS, re-installed only when the requirements file changes. Also for
+# tools whose pins clash with the project venv's (checkov, the SAM CLI): venvs of their own, off PATH.
+ensure_python_env() {
+  local dir=$1 requirements=$2
   if ! command -v python3 >/dev/null; then
     ensure_debian_packages python3 python3-venv
   fi
-  if [ ! -x "$VENV/bin/python3" ]; then
-    log "creating the project venv in .venv"
-    python3 -m venv "$VENV" 2>/dev/null || { ensure_debian_packages python3-venv && python3 -m venv "$VENV"; }
+  if [ ! -x "$dir/bin/python3" ]; then
+    log "creating the venv $(basename "$dir")"
+    python3 -m venv "$dir" 2>/dev/null || { ensure_debian_packages python3-venv && python3 -m venv "$dir"; }
   fi
-  local stamp="$VENV/.requirements.sha256"
-  local want
-  want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    log "installing Python tools from tools/requirements.txt (moto, cargo-lambda, ziglang, cfn-lint, ...)"
-    "$VENV/bin/python3" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
-    echo "$want" > "$stamp"
-  fi
-  # The venv first: cargo finds cargo-lambda there, and cargo-lambda runs zig as `python3 -m ziglang`.
-  export PATH="$VENV/bin:$PATH"
-  export MOTO_SERVER="$VENV/bin/moto_server"
-}
-
-# A second venv for a tool whose pins clash with the first: ensure_tool_venv DIR REQUIREMENTS.
-ensure_tool_venv() {
-  local dir=$1 requirements=$2
-  [ -x "$dir/bin/python3" ] || python3 -m venv "$dir"
   local stamp="$dir/.requirements.sha256" want
   want=$(sha256sum "$requirements" | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -53,6 +38,15 @@ ensure_tool_venv() {
     "$dir/bin/python3" -m pip install -q --disable-pip-version-check -r "$requirements"
     echo "$want" > "$stamp"
   fi
+}
+
+# The project venv (moto, cargo-lambda, ziglang, cfn-lint, ...), first on PATH.
+ensure_venv() {
+  command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; return 1; }
+  ensure_python_env "$VENV" "$REQUIREMENTS"
+  # The venv first: cargo finds cargo-lambda there, and cargo-lambda runs zig as `python3 -m ziglang`.
+  export PATH="$VENV/bin:$PATH"
+  export MOTO_SERVER="$VENV/bin/moto_server"
 }
 
 free_port() {

@@ -121,9 +121,9 @@ def simulator(base, method, path, body=None):
         return json.loads(text) if text else None
 
 
-def check_keeper(args, resources, dynamodb):
+def check_keeper(args, stack, dynamodb):
     failures = []
-    stack = json.load(open(args.stack, encoding="utf-8"))
+    resources = stack["resources"]
     environment = stack["functions"]["subscription-keeper"]
     events = sorted(environment["KEEPER_EVENTS"].split(","))
     receiver = environment["RECEIVER_URL"]
@@ -173,7 +173,8 @@ def main():
     args = parser.parse_args()
 
     with open(args.stack, encoding="utf-8") as handle:
-        resources = json.load(handle)["resources"]
+        stack = json.load(handle)
+    resources = stack["resources"]
     sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     dynamodb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     queue_url = resources["WebhookQueue"]["url"]
@@ -230,7 +231,7 @@ def main():
         failures.append(f"{len(quarantined)} quarantined messages, expected 2")
 
     if args.simulator:
-        failures += check_keeper(args, resources, dynamodb)
+        failures += check_keeper(args, stack, dynamodb)
 
     if failures:
         print("smoke check FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
