@@ -46,7 +46,6 @@ ensure_venv() {
   ensure_python_env "$VENV" "$REQUIREMENTS"
   # The venv first: cargo finds cargo-lambda there, and cargo-lambda runs zig as `python3 -m ziglang`.
   export PATH="$VENV/bin:$PATH"
-  export MOTO_SERVER="$VENV/bin/moto_server"
 }
 
 free_port() {

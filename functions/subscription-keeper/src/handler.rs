@@ -1,23 +1,20 @@
 //! Turns a scheduled (or hand-made) event into a keeper run over every configured company, and the
 //! run into a JSON report, log lines and metrics.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
-
+use aws_adapters::secrets::SecretSource;
+use aws_adapters::telemetry::emit_metrics;
+use domain::auth::AuthConfig;
+use domain::error::error_chain;
+use domain::ids::TenantId;
+use domain::keeper::{CompanyReport, KeeperPolicy, KeeperSettings};
+use domain::ports::{ResyncLedger, TripletexCompanies};
+use domain::tripletex::{Companies, TripletexCredentials};
 use futures_util::StreamExt as _;
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use shared::adapters::tripletex::{DEFAULT_PAGE_SIZE, HttpTripletexApi, RetryPolicy};
-use shared::auth::{AuthConfig, TenantId};
-use shared::config::{Companies, KeeperConfig};
-use shared::keeper::{CompanyReport, KeeperSettings, ReEnablePolicy, run_company};
-use shared::ports::ResyncLedger;
-use shared::secrets::SecretSource;
-use shared::telemetry::{emit_metrics, error_chain};
-use shared::tripletex::TripletexCredentials;
 use tracing::{info, warn};
+
+use crate::run::run_company;
 
 const FUNCTION_NAME: &str = "subscription-keeper";
 /// Companies handled at once (each has its own Tripletex rate limit).
@@ -37,36 +34,6 @@ pub struct KeeperRequest {
     /// to the receiver's auth secret; see README, rotation).
     #[serde(default)]
     pub resend_auth: bool,
-}
-
-/// What the keeper needs besides its secrets.
-#[derive(Debug, Clone)]
-pub struct KeeperOptions {
-    pub receiver_url: String,
-    pub api_base_url: String,
-    pub events: Vec<String>,
-    pub fields: String,
-    pub reenable: ReEnablePolicy,
-    pub dry_run: bool,
-    pub resync_lookback: Duration,
-    pub retry: RetryPolicy,
-    pub page_size: u32,
-}
-
-impl From<&KeeperConfig> for KeeperOptions {
-    fn from(config: &KeeperConfig) -> Self {
-        Self {
-            receiver_url: config.receiver_url.clone(),
-            api_base_url: config.api_base_url.clone(),
-            events: config.events.clone(),
-            fields: config.fields.clone(),
-            reenable: config.reenable,
-            dry_run: config.dry_run,
-            resync_lookback: config.resync_lookback,
-            retry: RetryPolicy::default(),
-            page_size: DEFAULT_PAGE_SIZE,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -122,34 +89,34 @@ impl Totals {
     }
 }
 
-pub struct Keeper<L> {
+pub struct Keeper<C, L> {
+    /// One client per company, kept across invocations so that sessions are reused.
+    tripletex: C,
     ledger: L,
     companies: SecretSource<Companies>,
     receiver_auth: SecretSource<AuthConfig>,
-    options: KeeperOptions,
-    /// One client per tenant across invocations, so its session token is reused; rebuilt when the
-    /// tenant's credentials change (rotation).
-    clients: tokio::sync::Mutex<HashMap<TenantId, (String, Arc<HttpTripletexApi>)>>,
+    policy: KeeperPolicy,
 }
 
-impl<L: ResyncLedger> Keeper<L> {
+impl<C: TripletexCompanies, L: ResyncLedger> Keeper<C, L> {
     pub fn new(
+        tripletex: C,
         ledger: L,
         companies: SecretSource<Companies>,
         receiver_auth: SecretSource<AuthConfig>,
-        options: KeeperOptions,
+        policy: KeeperPolicy,
     ) -> Self {
         Self {
+            tripletex,
             ledger,
             companies,
             receiver_auth,
-            options,
-            clients: tokio::sync::Mutex::new(HashMap::new()),
+            policy,
         }
     }
 
     pub async fn handle(&self, request: KeeperRequest) -> Result<RunReport, KeeperError> {
-        let dry_run = request.dry_run.unwrap_or(self.options.dry_run);
+        let dry_run = request.dry_run.unwrap_or(self.policy.dry_run);
         let companies = self.companies.current().await;
         let auth = self.receiver_auth.current().await;
         let wanted: Option<Vec<TenantId>> = request
@@ -221,64 +188,20 @@ impl<L: ResyncLedger> Keeper<L> {
             ..CompanyReport::default()
         };
         let settings = match KeeperSettings::for_tenant(
-            &self.options.receiver_url,
+            &self.policy,
             tenant,
             auth.tenant(tenant),
-            &self.options.events,
-            &self.options.fields,
+            resend_auth,
         ) {
-            Ok(mut settings) => {
-                settings.reenable = self.options.reenable;
-                settings.resync_lookback = self.options.resync_lookback;
-                settings.resend_auth = resend_auth;
-                settings
-            }
+            Ok(settings) => settings,
             Err(error) => return failed(error_chain(&error)),
         };
-        let api = match self.client(tenant, credentials).await {
+        let api = match self.tripletex.company(tenant, credentials) {
             Ok(api) => api,
             Err(error) => return failed(error_chain(&error)),
         };
         run_company(api.as_ref(), &self.ledger, tenant, &settings, dry_run).await
     }
-
-    async fn client(
-        &self,
-        tenant: &TenantId,
-        credentials: &TripletexCredentials,
-    ) -> Result<Arc<HttpTripletexApi>, shared::tripletex::TripletexError> {
-        let fingerprint = fingerprint(credentials);
-        let mut clients = self.clients.lock().await;
-        if let Some((known, api)) = clients.get(tenant)
-            && *known == fingerprint
-        {
-            return Ok(Arc::clone(api));
-        }
-        let api = Arc::new(
-            HttpTripletexApi::new(
-                &self.options.api_base_url,
-                credentials.clone(),
-                self.options.retry.clone(),
-            )?
-            .with_page_size(self.options.page_size),
-        );
-        clients.insert(tenant.clone(), (fingerprint, Arc::clone(&api)));
-        Ok(api)
-    }
-}
-
-/// Tells credentials apart without keeping them in another form that could leak.
-fn fingerprint(credentials: &TripletexCredentials) -> String {
-    let mut hash = Sha256::new();
-    hash.update(credentials.consumer_token.expose());
-    hash.update([0]);
-    hash.update(credentials.employee_token.expose());
-    hash.update([0]);
-    hash.update(credentials.basic_user());
-    hash.finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -296,5 +219,597 @@ impl From<KeeperError> for lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
             error_message: error.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The keeper's orchestration in process: `FakeTripletex` plays each company's API (versions
+    //! checked on PUT, failures scripted), `InMemoryResyncLedger` the ledger.
+
+    use std::sync::Arc;
+
+    use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, Done, ReEnablePolicy};
+    use domain::tripletex::{Subscription, SubscriptionStatus, SubscriptionWrite};
+    use serde_json::json;
+    use test_support::tripletex::{conflict, rate_limited, unauthorized, unavailable};
+    use test_support::{CallKind, FakeTripletex, InMemoryResyncLedger, TripletexCall};
+
+    use super::*;
+
+    const RECEIVER: &str = "https://receiver.example.com/";
+    const HEADER_NAME: &str = "X-Tripletex-Webhook-Token";
+    const HEADER_VALUE: &str = "hook-token-current";
+
+    struct Harness {
+        tripletex: Arc<FakeTripletex>,
+        ledger: Arc<InMemoryResyncLedger>,
+        keeper: Keeper<Arc<FakeTripletex>, Arc<InMemoryResyncLedger>>,
+    }
+
+    fn policy(fields: &str) -> KeeperPolicy {
+        KeeperPolicy {
+            receiver_url: RECEIVER.into(),
+            events: vec!["product.create".into(), "product.update".into()],
+            fields: fields.into(),
+            reenable: ReEnablePolicy::default(),
+            resync_lookback: DEFAULT_RESYNC_LOOKBACK,
+            dry_run: false,
+        }
+    }
+
+    fn harness_with(tenants: &[&str], fields: &str) -> Harness {
+        let companies: serde_json::Map<String, serde_json::Value> = tenants
+            .iter()
+            .map(|tenant| {
+                (
+                    (*tenant).to_owned(),
+                    json!({"consumerToken": "consumer", "employeeToken": format!("employee-{tenant}")}),
+                )
+            })
+            .collect();
+        let companies =
+            Companies::from_json(&json!({ "companies": companies }).to_string()).unwrap();
+        let auth = AuthConfig::from_json(
+            &json!({"tenants": {
+                "default": {"header": {"name": HEADER_NAME, "values": [HEADER_VALUE, "hook-token-old"]}},
+                "acme": {"hmac": {"secrets": ["acme-hmac-secret"]}}
+            }})
+            .to_string(),
+        )
+        .unwrap();
+        let tripletex = Arc::new(FakeTripletex::new());
+        let ledger = Arc::new(InMemoryResyncLedger::new());
+        let keeper = Keeper::new(
+            Arc::clone(&tripletex),
+            Arc::clone(&ledger),
+            SecretSource::Fixed(Arc::new(companies)),
+            SecretSource::Fixed(Arc::new(auth)),
+            policy(fields),
+        );
+        Harness {
+            tripletex,
+            ledger,
+            keeper,
+        }
+    }
+
+    fn harness() -> Harness {
+        harness_with(&["default"], "*")
+    }
+
+    fn subscription(event: &str, target_url: &str, status: SubscriptionStatus) -> Subscription {
+        Subscription {
+            event: Some(event.into()),
+            target_url: Some(target_url.into()),
+            fields: Some("*".into()),
+            status: Some(status),
+            auth_header_name: Some(HEADER_NAME.into()),
+            ..Subscription::default()
+        }
+    }
+
+    impl Harness {
+        fn existing(&self, event: &str, target_url: &str, status: SubscriptionStatus) -> i64 {
+            self.tripletex
+                .of("default")
+                .seed(subscription(event, target_url, status))
+        }
+
+        fn stored(&self, id: i64) -> Subscription {
+            self.tripletex.of("default").subscription(id).unwrap()
+        }
+
+        /// What the keeper sent in its last write to `id`.
+        fn last_write(&self, id: i64) -> SubscriptionWrite {
+            self.tripletex
+                .of("default")
+                .writes()
+                .into_iter()
+                .rev()
+                .find_map(|call| match call {
+                    TripletexCall::Update(written, write) if written == id => Some(write),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no write to {id}"))
+        }
+
+        fn count(&self, kind: CallKind) -> usize {
+            self.tripletex
+                .of("default")
+                .calls()
+                .iter()
+                .filter(|call| call.kind() == kind)
+                .count()
+        }
+
+        async fn run(&self) -> RunReport {
+            self.keeper.handle(KeeperRequest::default()).await.unwrap()
+        }
+    }
+
+    fn ids(done: &[Done]) -> Vec<i64> {
+        done.iter().filter_map(|d| d.subscription_id).collect()
+    }
+
+    fn company<'a>(report: &'a RunReport, tenant: &str) -> &'a CompanyReport {
+        report
+            .companies
+            .iter()
+            .find(|c| c.tenant == tenant)
+            .unwrap()
+    }
+
+    use SubscriptionStatus::{Active, Disabled, DisabledTooManyErrors};
+
+    #[tokio::test]
+    async fn re_enables_its_own_disabled_subscription_re_sending_the_auth_header_and_asks_for_a_resync()
+     {
+        let h = harness();
+        let id = h.existing("product.create", RECEIVER, DisabledTooManyErrors);
+
+        let report = h.run().await;
+
+        let company = &report.companies[0];
+        assert_eq!(ids(&company.re_enabled), [id]);
+        assert!(company.failed.is_empty(), "{:?}", company.failed);
+        let stored = h.stored(id);
+        assert_eq!(stored.status, Some(Active));
+        assert_eq!(stored.version, Some(1));
+        let write = h.last_write(id);
+        assert_eq!(
+            write.auth_header_value.as_ref().map(|v| v.expose()),
+            Some(HEADER_VALUE),
+            "the current value, re-sent"
+        );
+        assert_eq!(write.version, Some(0), "written at the version read");
+        let requests = h.ledger.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].subscription_id, id);
+        assert_eq!(requests[0].object_type, "product");
+        assert_eq!(requests[0].previous_status, "DISABLED_TOO_MANY_ERRORS");
+        assert_eq!(
+            requests[0]
+                .window_to
+                .duration_since(requests[0].window_from)
+                .as_hours(),
+            8 * 24
+        );
+        assert_eq!(company.created.len(), 1);
+        assert_eq!(company.created[0].event, "product.update");
+    }
+
+    #[tokio::test]
+    async fn never_touches_a_foreign_subscription_whatever_its_status() {
+        let h = harness();
+        let foreign = h.existing(
+            "product.create",
+            "https://other-integration.example/hook",
+            DisabledTooManyErrors,
+        );
+
+        let report = h.run().await;
+
+        let stored = h.stored(foreign);
+        assert_eq!(stored.status, Some(DisabledTooManyErrors));
+        assert_eq!(stored.version, Some(0));
+        assert!(
+            h.tripletex
+                .of("default")
+                .writes()
+                .iter()
+                .all(|call| !matches!(call, TripletexCall::Update(id, _) if *id == foreign)),
+            "no write to another's subscription"
+        );
+        let company = &report.companies[0];
+        let left = company
+            .left_alone
+            .iter()
+            .find(|l| l.subscription_id == Some(foreign))
+            .unwrap();
+        assert_eq!(serde_json::to_value(left.reason).unwrap(), "foreign");
+        assert_eq!(company.created.len(), 2, "ours are created beside it");
+        assert!(h.ledger.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn leaves_a_subscription_a_person_disabled_and_reports_it() {
+        let h = harness();
+        let id = h.existing("product.create", RECEIVER, Disabled);
+
+        let report = h.run().await;
+
+        assert_eq!(h.stored(id).status, Some(Disabled));
+        assert_eq!(h.stored(id).version, Some(0));
+        let company = &report.companies[0];
+        let left = &company.left_alone[0];
+        assert_eq!(left.subscription_id, Some(id));
+        assert_eq!(left.status.as_deref(), Some("DISABLED"));
+        assert_eq!(
+            serde_json::to_value(left.reason).unwrap(),
+            "disabled_by_person"
+        );
+        assert_eq!(
+            company
+                .created
+                .iter()
+                .map(|c| c.event.as_str())
+                .collect::<Vec<_>>(),
+            ["product.update"],
+            "a disabled subscription of ours still covers its event"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_version_conflict_is_re_read_re_planned_and_retried() {
+        let h = harness();
+        let id = h.existing("product.create", RECEIVER, DisabledTooManyErrors);
+        // Someone edits the subscription between the keeper's read and its write.
+        h.tripletex.of("default").after_next_list(move |stored| {
+            if let Some(subscription) = stored.get_mut(&id) {
+                subscription.version = Some(1);
+            }
+        });
+
+        let report = h.run().await;
+
+        let company = &report.companies[0];
+        assert!(company.failed.is_empty(), "{:?}", company.failed);
+        assert_eq!(ids(&company.re_enabled), [id]);
+        assert_eq!(h.stored(id).status, Some(Active));
+        assert_eq!(
+            h.stored(id).version,
+            Some(2),
+            "the edit, then the keeper's write"
+        );
+        let calls = h.tripletex.of("default").calls();
+        let puts = calls
+            .iter()
+            .filter(|c| matches!(c, TripletexCall::Update(written, _) if *written == id))
+            .count();
+        assert_eq!(puts, 2);
+        assert_eq!(h.count(CallKind::Get), 1, "re-read once");
+        assert_eq!(h.last_write(id).version, Some(1), "the re-read version");
+        assert_eq!(h.ledger.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_conflict_that_keeps_coming_back_is_a_failed_step_after_bounded_retries() {
+        let h = harness();
+        let id = h.existing("product.create", RECEIVER, DisabledTooManyErrors);
+        h.tripletex
+            .of("default")
+            .fail_next(CallKind::Update, (0..10).map(|_| conflict()));
+
+        let report = h.run().await;
+
+        let failed = &report.companies[0].failed;
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].subscription_id, Some(id));
+        assert_eq!(failed[0].kind, "api_error");
+        assert_eq!(
+            h.count(CallKind::Get),
+            3,
+            "re-read on each of the 3 retries"
+        );
+        assert!(h.ledger.requests().is_empty(), "nothing re-enabled");
+    }
+
+    #[tokio::test]
+    async fn a_re_read_that_returns_another_subscription_is_a_failed_step_not_a_wrong_write() {
+        let h = harness();
+        let id = h.existing("product.create", RECEIVER, DisabledTooManyErrors);
+        let other = h.existing("product.update", RECEIVER, DisabledTooManyErrors);
+        let fake = h.tripletex.of("default");
+        fake.fail_next(CallKind::Update, [conflict()]);
+        fake.answer_next_get(Subscription {
+            id: Some(other),
+            ..h.stored(other)
+        });
+
+        let report = h.run().await;
+
+        let company = &report.companies[0];
+        let failed = company
+            .failed
+            .iter()
+            .find(|f| f.subscription_id == Some(id))
+            .unwrap();
+        assert_eq!(failed.kind, "mismatched_read");
+        assert_eq!(
+            failed.error,
+            format!(
+                "re-reading subscription {id} after a version conflict returned subscription {other}"
+            )
+        );
+        assert_eq!(
+            h.stored(id).status,
+            Some(DisabledTooManyErrors),
+            "not written"
+        );
+        let writes_to_id = fake
+            .writes()
+            .iter()
+            .filter(|call| matches!(call, TripletexCall::Update(written, _) if *written == id))
+            .count();
+        assert_eq!(writes_to_id, 1, "only the refused first write");
+        assert_eq!(ids(&company.re_enabled), [other], "the other one goes on");
+    }
+
+    #[tokio::test]
+    async fn one_failing_company_does_not_stop_the_others() {
+        let h = harness_with(&["default", "acme", "beta"], "*");
+        let id = h.existing("product.create", RECEIVER, DisabledTooManyErrors);
+        h.tripletex
+            .of("acme")
+            .fail_next(CallKind::List, [unauthorized()]);
+        h.tripletex.refuse_client("beta");
+
+        let report = h.run().await;
+
+        assert_eq!(report.totals.companies, 3);
+        assert_eq!(report.totals.companies_failed, 2);
+        let acme = company(&report, "acme").error.as_deref().unwrap();
+        assert!(acme.contains("did not accept the credentials"), "{acme}");
+        assert!(!acme.contains("employee-acme"), "no token in the report");
+        assert!(company(&report, "beta").error.is_some());
+        assert_eq!(ids(&company(&report, "default").re_enabled), [id]);
+    }
+
+    #[tokio::test]
+    async fn a_company_whose_writes_fail_reports_each_failed_step_and_keeps_going() {
+        let h = harness();
+        let id = h.existing("product.create", RECEIVER, DisabledTooManyErrors);
+        let fake = h.tripletex.of("default");
+        fake.fail_next(CallKind::Update, [rate_limited()]);
+        fake.fail_next(CallKind::Create, [unavailable()]);
+
+        let report = h.run().await;
+
+        let company = &report.companies[0];
+        let kinds: Vec<_> = company.failed.iter().map(|f| (f.action, f.kind)).collect();
+        assert_eq!(
+            kinds,
+            [("re_enable", "rate_limited"), ("create", "unavailable")]
+        );
+        assert_eq!(report.totals.failed, 2);
+        assert_eq!(h.stored(id).status, Some(DisabledTooManyErrors));
+    }
+
+    #[tokio::test]
+    async fn creates_missing_and_updates_drifted_subscriptions_with_id_and_version_in_fields() {
+        let h = harness_with(&["default"], "name,number");
+        let drifted = h.existing("product.create", RECEIVER, Active); // fields "*"
+
+        let report = h.run().await;
+
+        let company = &report.companies[0];
+        assert_eq!(ids(&company.updated), [drifted]);
+        assert_eq!(
+            h.stored(drifted).fields.as_deref(),
+            Some("id,version,name,number")
+        );
+        let created = company.created[0].subscription_id.unwrap();
+        let stored = h.stored(created);
+        assert_eq!(stored.event.as_deref(), Some("product.update"));
+        assert_eq!(stored.target_url.as_deref(), Some(RECEIVER));
+        assert_eq!(stored.fields.as_deref(), Some("id,version,name,number"));
+        assert_eq!(stored.auth_header_name.as_deref(), Some(HEADER_NAME));
+        assert_eq!(stored.status, Some(Active));
+        let create = h
+            .tripletex
+            .of("default")
+            .writes()
+            .into_iter()
+            .find_map(|call| match call {
+                TripletexCall::Create(write) => Some(write),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            create.auth_header_value.as_ref().map(|v| v.expose()),
+            Some(HEADER_VALUE)
+        );
+
+        let again = h.run().await;
+        let company = &again.companies[0];
+        assert!(
+            company.created.is_empty() && company.updated.is_empty(),
+            "idempotent"
+        );
+        assert_eq!(company.left_alone.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_reports_the_plan_and_writes_nothing() {
+        let h = harness();
+        let id = h.existing("product.create", RECEIVER, DisabledTooManyErrors);
+
+        let report = h
+            .keeper
+            .handle(KeeperRequest {
+                dry_run: Some(true),
+                ..KeeperRequest::default()
+            })
+            .await
+            .unwrap();
+
+        assert!(report.dry_run);
+        assert_eq!(ids(&report.companies[0].re_enabled), [id]);
+        assert_eq!(report.companies[0].created.len(), 1);
+        assert_eq!(h.stored(id).status, Some(DisabledTooManyErrors));
+        assert!(h.tripletex.of("default").writes().is_empty());
+        assert!(h.ledger.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_subscription_points_at_its_path_and_carries_its_hmac_secret() {
+        let h = harness_with(&["acme"], "*");
+
+        let report = h.run().await;
+
+        let created = &report.companies[0].created;
+        assert_eq!(created.len(), 2);
+        let acme = h.tripletex.of("acme");
+        let stored = acme
+            .subscription(created[0].subscription_id.unwrap())
+            .unwrap();
+        assert_eq!(
+            stored.target_url.as_deref(),
+            Some("https://receiver.example.com/t/acme")
+        );
+        let Some(TripletexCall::Create(write)) = acme.writes().into_iter().next() else {
+            panic!("no create");
+        };
+        assert_eq!(
+            write.hmac_shared_secret.as_ref().map(|s| s.expose()),
+            Some("acme-hmac-secret")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_re_enabled_subscription_that_cannot_be_recorded_is_reported_as_failed() {
+        let h = harness();
+        let id = h.existing("product.create", RECEIVER, DisabledTooManyErrors);
+        h.ledger.set_unavailable(true);
+
+        let report = h.run().await;
+
+        let company = &report.companies[0];
+        assert_eq!(ids(&company.re_enabled), [id], "re-enabled all the same");
+        assert_eq!(company.failed.len(), 1);
+        assert_eq!(company.failed[0].action, "record_resync");
+        assert_eq!(company.failed[0].kind, "ledger");
+    }
+
+    #[tokio::test]
+    async fn a_request_for_some_tenants_runs_only_those() {
+        let h = harness_with(&["default", "acme"], "*");
+
+        let report = h
+            .keeper
+            .handle(KeeperRequest {
+                tenants: Some(vec!["acme".into()]),
+                ..KeeperRequest::default()
+            })
+            .await
+            .unwrap();
+
+        let tenants: Vec<_> = report.companies.iter().map(|c| c.tenant.as_str()).collect();
+        assert_eq!(tenants, ["acme"]);
+        assert!(h.tripletex.of("default").calls().is_empty(), "not touched");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_tenant_in_the_request_is_refused() {
+        let h = harness();
+        for asked in ["nobody", "Not A Tenant"] {
+            let error = h
+                .keeper
+                .handle(KeeperRequest {
+                    tenants: Some(vec![asked.into()]),
+                    ..KeeperRequest::default()
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("tenant {asked:?} is not among the configured companies")
+            );
+        }
+        assert!(h.tripletex.of("default").calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_sample_events_run_the_keeper_for_real_and_as_a_dry_run() {
+        let tick: KeeperRequest = serde_json::from_str(include_str!(
+            "../../../events/subscription-keeper/scheduler-tick.json"
+        ))
+        .unwrap();
+        let dry_run: KeeperRequest = serde_json::from_str(include_str!(
+            "../../../events/subscription-keeper/manual-dry-run.json"
+        ))
+        .unwrap();
+        let h = harness();
+        let id = h.existing("product.create", RECEIVER, DisabledTooManyErrors);
+
+        let planned = h.keeper.handle(dry_run).await.unwrap();
+        assert!(planned.dry_run);
+        assert_eq!(h.stored(id).status, Some(DisabledTooManyErrors));
+
+        let done = h.keeper.handle(tick).await.unwrap();
+        assert!(!done.dry_run);
+        assert_eq!(ids(&done.companies[0].re_enabled), [id]);
+        assert_eq!(h.stored(id).status, Some(Active));
+    }
+
+    #[test]
+    fn a_request_with_a_mistyped_dry_run_is_refused_not_guessed_at() {
+        assert!(serde_json::from_str::<KeeperRequest>(r#"{"dryRun": "yes"}"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_rotation_re_sends_the_current_header_value_to_every_active_subscription_of_ours() {
+        let h = harness();
+        let active = h.existing("product.create", RECEIVER, Active);
+        let foreign = h.existing("product.update", "https://other.example/", Active);
+        let request: KeeperRequest = serde_json::from_str(include_str!(
+            "../../../events/subscription-keeper/manual-resend-auth.json"
+        ))
+        .unwrap();
+
+        let report = h.keeper.handle(request).await.unwrap();
+
+        let company = &report.companies[0];
+        assert_eq!(ids(&company.updated), [active]);
+        assert_eq!(
+            h.last_write(active)
+                .auth_header_value
+                .as_ref()
+                .map(|v| v.expose()),
+            Some(HEADER_VALUE)
+        );
+        assert!(
+            h.tripletex
+                .of("default")
+                .writes()
+                .iter()
+                .all(|call| !matches!(call, TripletexCall::Update(id, _) if *id == foreign)),
+            "never another's"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_company_client_is_asked_for_with_the_current_credentials_on_every_run() {
+        let h = harness();
+        h.run().await;
+        h.run().await;
+        let handed_out = h.tripletex.handed_out();
+        assert_eq!(handed_out.len(), 2, "the pool decides reuse, per run");
+        assert!(
+            handed_out
+                .iter()
+                .all(|(tenant, token)| tenant.as_str() == "default" && token == "employee-default")
+        );
     }
 }

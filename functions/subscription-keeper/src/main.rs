@@ -1,44 +1,35 @@
+use aws_adapters::env::Env;
+use aws_adapters::resync_ledger::DynamoResyncLedger;
+use aws_adapters::sdk::load_sdk_config;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
+use domain::auth::AuthConfig;
+use domain::tripletex::Companies;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::adapters::aws::load_sdk_config;
-use shared::adapters::resync_ledger::DynamoResyncLedger;
-use shared::config::{
-    Env, KeeperConfig, RECEIVER_AUTH_CONFIG, TRIPLETEX_CREDENTIALS, parse_auth_config,
-    parse_companies,
-};
-use subscription_keeper::handler::{Keeper, KeeperOptions, KeeperRequest};
+use subscription_keeper::config::Config;
+use subscription_keeper::handler::{Keeper, KeeperRequest};
+use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
-    let config = KeeperConfig::from_env(&Env::process())?;
+    aws_adapters::telemetry::init();
+    let config = Config::from_env(&Env::process())?;
     let sdk = load_sdk_config().await;
     let secrets = SecretsManagerClient::new(&sdk);
     let companies = config
         .credentials
-        .load(
-            &secrets,
-            parse_companies,
-            config.secret_ttl,
-            TRIPLETEX_CREDENTIALS,
-        )
+        .load(&secrets, Companies::parse_secret, config.secret_ttl)
         .await?;
     let receiver_auth = config
         .receiver_auth
-        .load(
-            &secrets,
-            parse_auth_config,
-            config.secret_ttl,
-            RECEIVER_AUTH_CONFIG,
-        )
+        .load(&secrets, AuthConfig::parse_secret, config.secret_ttl)
         .await?;
-    let ledger = DynamoResyncLedger::new(DynamoDbClient::new(&sdk), &config.resync_table_name);
     let keeper = Keeper::new(
-        ledger,
+        HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default()),
+        DynamoResyncLedger::new(DynamoDbClient::new(&sdk), &config.resync_table_name),
         companies,
         receiver_auth,
-        KeeperOptions::from(&config),
+        config.policy,
     );
     lambda_runtime::run(service_fn(|event: LambdaEvent<KeeperRequest>| async {
         keeper.handle(event.payload).await

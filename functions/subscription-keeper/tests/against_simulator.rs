@@ -1,17 +1,19 @@
-//! The keeper against the Tripletex simulator (tools/tripletex_simulator.py), over real HTTP: the
-//! client's sessions, retries and paging, and the keeper's plan carried out.
+//! The keeper against the Tripletex simulator (tools/simulator/), over real HTTP: what only the wire
+//! shows. Session creation and renewal, retries on 429 (without a reset header) and 5xx, paging, a
+//! 409 as Tripletex sends it, an accountant's client company, and the event list. The keeper's
+//! orchestration itself is tested in process against `FakeTripletex` (src/handler.rs).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_adapters::secrets::SecretSource;
+use domain::auth::AuthConfig;
+use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, ReEnablePolicy};
+use domain::tripletex::Companies;
 use serde_json::{Value, json};
-use shared::adapters::tripletex::RetryPolicy;
-use shared::auth::AuthConfig;
-use shared::config::parse_companies;
-use shared::keeper::ReEnablePolicy;
-use shared::secrets::SecretSource;
-use shared::testing::{InMemoryResyncLedger, TripletexSimulator};
-use subscription_keeper::handler::{Keeper, KeeperOptions, KeeperRequest, RunReport};
+use subscription_keeper::handler::{Keeper, KeeperRequest, RunReport};
+use test_support::{InMemoryResyncLedger, TripletexSimulator};
+use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
 
 const RECEIVER: &str = "https://receiver.example.com/";
 const HEADER_NAME: &str = "X-Tripletex-Webhook-Token";
@@ -21,29 +23,31 @@ const COMPANY: i64 = 100;
 struct Harness {
     sim: TripletexSimulator,
     ledger: Arc<InMemoryResyncLedger>,
-    keeper: Keeper<Arc<InMemoryResyncLedger>>,
+    keeper: Keeper<HttpTripletexCompanies, Arc<InMemoryResyncLedger>>,
 }
 
-fn options(sim: &TripletexSimulator) -> KeeperOptions {
-    KeeperOptions {
+fn policy() -> KeeperPolicy {
+    KeeperPolicy {
         receiver_url: RECEIVER.into(),
-        api_base_url: sim.api_base_url(),
         events: vec!["product.create".into(), "product.update".into()],
         fields: "*".into(),
         reenable: ReEnablePolicy::default(),
+        resync_lookback: DEFAULT_RESYNC_LOOKBACK,
         dry_run: false,
-        resync_lookback: Duration::from_secs(8 * 24 * 3600),
-        retry: RetryPolicy {
-            max_attempts: 4,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(100),
-            attempt_timeout: Duration::from_secs(5),
-        },
-        page_size: 1000,
     }
 }
 
-fn harness_with(companies: Value, tweak: impl FnOnce(&mut KeeperOptions)) -> Harness {
+/// Short waits, so that the retry tests take milliseconds.
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(100),
+        attempt_timeout: Duration::from_secs(5),
+    }
+}
+
+fn harness_with(companies: Value, page_size: u32) -> Harness {
     let sim = TripletexSimulator::start();
     sim.control(
         "POST",
@@ -59,15 +63,14 @@ fn harness_with(companies: Value, tweak: impl FnOnce(&mut KeeperOptions)) -> Har
         .to_string(),
     )
     .unwrap();
-    let companies = parse_companies(&companies.to_string()).unwrap();
-    let mut options = options(&sim);
-    tweak(&mut options);
+    let companies = Companies::from_json(&companies.to_string()).unwrap();
     let ledger = Arc::new(InMemoryResyncLedger::new());
     let keeper = Keeper::new(
+        HttpTripletexCompanies::new(sim.api_base_url(), retry()).with_page_size(page_size),
         Arc::clone(&ledger),
         SecretSource::Fixed(Arc::new(companies)),
         SecretSource::Fixed(Arc::new(auth)),
-        options,
+        policy(),
     );
     Harness {
         sim,
@@ -79,7 +82,7 @@ fn harness_with(companies: Value, tweak: impl FnOnce(&mut KeeperOptions)) -> Har
 fn harness() -> Harness {
     harness_with(
         json!({"companies": {"default": {"consumerToken": "consumer-a", "employeeToken": "employee-a"}}}),
-        |_| {},
+        tripletex_client::DEFAULT_PAGE_SIZE,
     )
 }
 
@@ -145,7 +148,7 @@ impl Harness {
     }
 }
 
-fn ids(done: &[shared::keeper::Done]) -> Vec<i64> {
+fn ids(done: &[domain::keeper::Done]) -> Vec<i64> {
     done.iter().filter_map(|d| d.subscription_id).collect()
 }
 
@@ -182,60 +185,6 @@ async fn re_enables_its_own_disabled_subscription_re_sending_the_auth_header_and
     // The other desired event had no subscription: created, pointing at the receiver.
     assert_eq!(company.created.len(), 1);
     assert_eq!(company.created[0].event, "product.update");
-}
-
-#[tokio::test]
-async fn never_touches_a_foreign_subscription_whatever_its_status() {
-    let h = harness();
-    let foreign = h.existing(
-        "product.create",
-        "https://other-integration.example/hook",
-        "DISABLED_TOO_MANY_ERRORS",
-    );
-
-    let report = h.run().await;
-
-    let stored = h.stored(foreign);
-    assert_eq!(stored["status"], "DISABLED_TOO_MANY_ERRORS");
-    assert_eq!(stored["version"], 0);
-    assert_eq!(stored["authHeaderValue"], "stale");
-    let company = &report.companies[0];
-    let left = company
-        .left_alone
-        .iter()
-        .find(|l| l.subscription_id == Some(foreign))
-        .unwrap();
-    assert_eq!(serde_json::to_value(left.reason).unwrap(), "foreign");
-    assert_eq!(company.created.len(), 2, "ours are created beside it");
-    assert!(h.ledger.requests().is_empty());
-}
-
-#[tokio::test]
-async fn leaves_a_subscription_a_person_disabled_and_reports_it() {
-    let h = harness();
-    let id = h.existing("product.create", RECEIVER, "DISABLED");
-
-    let report = h.run().await;
-
-    assert_eq!(h.stored(id)["status"], "DISABLED");
-    assert_eq!(h.stored(id)["version"], 0);
-    let company = &report.companies[0];
-    let left = &company.left_alone[0];
-    assert_eq!(left.subscription_id, Some(id));
-    assert_eq!(left.status.as_deref(), Some("DISABLED"));
-    assert_eq!(
-        serde_json::to_value(left.reason).unwrap(),
-        "disabled_by_person"
-    );
-    assert_eq!(
-        company
-            .created
-            .iter()
-            .map(|c| c.event.as_str())
-            .collect::<Vec<_>>(),
-        ["product.update"],
-        "a disabled subscription of ours still covers its event"
-    );
 }
 
 #[tokio::test]
@@ -314,7 +263,7 @@ async fn an_expired_session_is_made_again_and_the_call_repeated() {
 async fn reads_every_page_of_subscriptions() {
     let h = harness_with(
         json!({"companies": {"default": {"consumerToken": "consumer-a", "employeeToken": "employee-a"}}}),
-        |options| options.page_size = 2,
+        2,
     );
     for n in 0..5 {
         h.existing(
@@ -337,7 +286,7 @@ async fn one_failing_company_does_not_stop_the_others() {
             "default": {"consumerToken": "consumer-a", "employeeToken": "employee-a"},
             "acme": {"consumerToken": "not-a-consumer", "employeeToken": "employee-b"}
         }}),
-        |_| {},
+        tripletex_client::DEFAULT_PAGE_SIZE,
     );
     let id = h.existing("product.create", RECEIVER, "DISABLED_TOO_MANY_ERRORS");
 
@@ -365,165 +314,11 @@ async fn one_failing_company_does_not_stop_the_others() {
 }
 
 #[tokio::test]
-async fn creates_missing_and_updates_drifted_subscriptions_with_id_and_version_in_fields() {
-    let h = harness_with(
-        json!({"companies": {"default": {"consumerToken": "consumer-a", "employeeToken": "employee-a"}}}),
-        |options| options.fields = "name,number".into(),
-    );
-    let drifted = h.existing("product.create", RECEIVER, "ACTIVE"); // fields "*"
-
-    let report = h.run().await;
-
-    let company = &report.companies[0];
-    assert_eq!(ids(&company.updated), [drifted]);
-    assert_eq!(h.stored(drifted)["fields"], "id,version,name,number");
-    let created = company.created[0].subscription_id.unwrap();
-    let stored = h.stored(created);
-    assert_eq!(stored["event"], "product.update");
-    assert_eq!(stored["targetUrl"], RECEIVER);
-    assert_eq!(stored["fields"], "id,version,name,number");
-    assert_eq!(stored["authHeaderName"], HEADER_NAME);
-    assert_eq!(stored["authHeaderValue"], HEADER_VALUE);
-    assert_eq!(stored["status"], "ACTIVE");
-
-    let again = h.run().await;
-    let company = &again.companies[0];
-    assert!(
-        company.created.is_empty() && company.updated.is_empty(),
-        "idempotent"
-    );
-    assert_eq!(company.left_alone.len(), 2);
-}
-
-#[tokio::test]
-async fn a_dry_run_reports_the_plan_and_writes_nothing() {
-    let h = harness();
-    let id = h.existing("product.create", RECEIVER, "DISABLED_TOO_MANY_ERRORS");
-
-    let report = h
-        .keeper
-        .handle(KeeperRequest {
-            dry_run: Some(true),
-            ..KeeperRequest::default()
-        })
-        .await
-        .unwrap();
-
-    assert!(report.dry_run);
-    assert_eq!(ids(&report.companies[0].re_enabled), [id]);
-    assert_eq!(report.companies[0].created.len(), 1);
-    assert_eq!(h.stored(id)["status"], "DISABLED_TOO_MANY_ERRORS");
-    assert_eq!(
-        h.requests("PUT", &format!("/v2/event/subscription/{id}")),
-        0
-    );
-    assert_eq!(h.requests("POST", "/v2/event/subscription"), 0);
-    assert!(h.ledger.requests().is_empty());
-}
-
-#[tokio::test]
-async fn a_tenant_subscription_points_at_its_path_and_carries_its_hmac_secret() {
-    let h = harness_with(
-        json!({"companies": {"acme": {"consumerToken": "consumer-a", "employeeToken": "employee-a"}}}),
-        |_| {},
-    );
-
-    let report = h.run().await;
-
-    let created = &report.companies[0].created;
-    assert_eq!(created.len(), 2);
-    let stored = h.stored(created[0].subscription_id.unwrap());
-    assert_eq!(stored["targetUrl"], "https://receiver.example.com/t/acme");
-    assert_eq!(stored["hmacSharedSecret"], "acme-hmac-secret");
-}
-
-#[tokio::test]
-async fn a_re_enabled_subscription_that_cannot_be_recorded_is_reported_as_failed() {
-    let h = harness();
-    let id = h.existing("product.create", RECEIVER, "DISABLED_TOO_MANY_ERRORS");
-    h.ledger.set_unavailable(true);
-
-    let report = h.run().await;
-
-    let company = &report.companies[0];
-    assert_eq!(ids(&company.re_enabled), [id], "re-enabled all the same");
-    assert_eq!(company.failed.len(), 1);
-    assert_eq!(company.failed[0].action, "record_resync");
-}
-
-#[tokio::test]
-async fn an_unknown_tenant_in_the_request_is_refused() {
-    let h = harness();
-    let error = h
-        .keeper
-        .handle(KeeperRequest {
-            tenants: Some(vec!["nobody".into()]),
-            ..KeeperRequest::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "tenant \"nobody\" is not among the configured companies"
-    );
-}
-
-#[tokio::test]
-async fn the_sample_events_run_the_keeper_for_real_and_as_a_dry_run() {
-    let tick: KeeperRequest = serde_json::from_str(include_str!(
-        "../../../events/subscription-keeper/scheduler-tick.json"
-    ))
-    .unwrap();
-    let dry_run: KeeperRequest = serde_json::from_str(include_str!(
-        "../../../events/subscription-keeper/manual-dry-run.json"
-    ))
-    .unwrap();
-    let h = harness();
-    let id = h.existing("product.create", RECEIVER, "DISABLED_TOO_MANY_ERRORS");
-
-    let planned = h.keeper.handle(dry_run).await.unwrap();
-    assert!(planned.dry_run);
-    assert_eq!(h.stored(id)["status"], "DISABLED_TOO_MANY_ERRORS");
-
-    let done = h.keeper.handle(tick).await.unwrap();
-    assert!(!done.dry_run);
-    assert_eq!(ids(&done.companies[0].re_enabled), [id]);
-    assert_eq!(h.stored(id)["status"], "ACTIVE");
-}
-
-#[test]
-fn a_request_with_a_mistyped_dry_run_is_refused_not_guessed_at() {
-    assert!(serde_json::from_str::<KeeperRequest>(r#"{"dryRun": "yes"}"#).is_err());
-}
-
-#[tokio::test]
-async fn a_rotation_re_sends_the_current_header_value_to_every_active_subscription_of_ours() {
-    let h = harness();
-    let active = h.existing("product.create", RECEIVER, "ACTIVE");
-    let foreign = h.existing("product.update", "https://other.example/", "ACTIVE");
-    let request: KeeperRequest = serde_json::from_str(include_str!(
-        "../../../events/subscription-keeper/manual-resend-auth.json"
-    ))
-    .unwrap();
-
-    let report = h.keeper.handle(request).await.unwrap();
-
-    let company = &report.companies[0];
-    assert_eq!(ids(&company.updated), [active]);
-    assert_eq!(h.stored(active)["authHeaderValue"], HEADER_VALUE);
-    assert_eq!(
-        h.stored(foreign)["authHeaderValue"],
-        "stale",
-        "never another's"
-    );
-}
-
-#[tokio::test]
 async fn an_accountant_token_acts_for_its_client_company_with_the_company_id_as_basic_user() {
     let h = harness_with(
         json!({"companies": {"default": {"consumerToken": "consumer-acc", "employeeToken": "employee-acc",
                                          "companyId": 300}}}),
-        |_| {},
+        tripletex_client::DEFAULT_PAGE_SIZE,
     );
     h.sim
         .control(
@@ -557,19 +352,14 @@ async fn an_accountant_token_acts_for_its_client_company_with_the_company_id_as_
 
 #[tokio::test]
 async fn the_client_lists_the_events_without_spending_a_session() {
-    use shared::ports::TripletexApi;
-    use shared::tripletex::TripletexCredentials;
+    use domain::tripletex::TripletexCredentials;
     let h = harness();
     let credentials: TripletexCredentials = serde_json::from_value(
         json!({"consumerToken": "consumer-a", "employeeToken": "employee-a"}),
     )
     .unwrap();
-    let api = shared::adapters::tripletex::HttpTripletexApi::new(
-        &h.sim.api_base_url(),
-        credentials,
-        options(&h.sim).retry,
-    )
-    .unwrap();
+    let api = tripletex_client::HttpTripletexApi::new(&h.sim.api_base_url(), credentials, retry())
+        .unwrap();
 
     let events = api.list_events().await.unwrap();
 

@@ -4,15 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use aws_adapters::secrets::SecretSource;
+use aws_adapters::sqs::SqsQueue;
 use aws_sdk_sqs::Client as SqsClient;
-use shared::adapters::sqs::SqsQueue;
-use shared::auth::AuthConfig;
-use shared::intake::ReceiverLimits;
-use shared::secrets::SecretSource;
-use shared::testing::{MotoServer, sdk_config_for};
+use domain::auth::AuthConfig;
+use domain::intake::ReceiverLimits;
+use test_support::{MotoServer, sdk_config_for};
 use webhook_receiver::handler::Receiver;
 
-const LOCAL_AUTH: &str = include_str!("../../../tools/local/receiver-auth.json");
+const LOCAL_AUTH: &str = include_str!("../../../infra/local/receiver-auth.json");
 const PRODUCT_CREATE: &str =
     include_str!("../../../events/webhook-receiver/function-url-product-create.json");
 const SAMPLES: usize = 400;

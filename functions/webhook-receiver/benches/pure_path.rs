@@ -4,12 +4,12 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use domain::auth::{AuthConfig, IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, hmac_signature};
+use domain::intake::{IncomingRequest, ReceiverLimits, Verdict, assess};
 use jiff::Timestamp;
 use lambda_http::http::{HeaderMap, HeaderValue, Method};
-use shared::auth::{AuthConfig, IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, hmac_signature};
-use shared::intake::{IncomingRequest, ReceiverLimits, Verdict, assess};
 
-const LOCAL_AUTH: &str = include_str!("../../../tools/local/receiver-auth.json");
+const LOCAL_AUTH: &str = include_str!("../../../infra/local/receiver-auth.json");
 const BODY: &[u8] = br#"{"subscriptionId":12,"event":"product.update","id":1001,"value":{"id":1001,"version":3,"number":"P-1001","name":"Kaffetrakter Deluxe","priceExcludingVatCurrency":1799.0}}"#;
 
 fn bench(c: &mut Criterion) {

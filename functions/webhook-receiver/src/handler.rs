@@ -1,16 +1,16 @@
 //! Turns a Function URL (or HTTP API) request into an intake decision, carries it out, and answers.
 
+use aws_adapters::secrets::SecretSource;
+use domain::auth::AuthConfig;
+use domain::error::error_chain;
+use domain::intake::{self, IncomingRequest, ReceiverLimits, Rejection, Verdict};
+use domain::message::QueueMessage;
+use domain::ports::MessageQueue;
 use jiff::Timestamp;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
-use shared::auth::AuthConfig;
-use shared::intake::{self, IncomingRequest, ReceiverLimits, Rejection, Verdict};
-use shared::message::QueueMessage;
-use shared::ports::MessageQueue;
-use shared::secrets::SecretSource;
-use shared::telemetry::error_chain;
 use tracing::{info, warn};
 
 /// Seconds a caller is asked to wait before retrying when the queue is down.
@@ -116,7 +116,7 @@ fn reject(rejection: Rejection, limits: &ReceiverLimits, request_id: &str) -> Re
     }
 }
 
-fn queue_unavailable(error: &shared::ports::QueueError, request_id: &str) -> Response<Body> {
+fn queue_unavailable(error: &domain::ports::QueueError, request_id: &str) -> Response<Body> {
     tracing::error!(error = %error_chain(error), request_id, "webhook not queued; asking the caller to retry");
     let mut response = respond(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -167,13 +167,13 @@ mod tests {
 
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD as BASE64;
-    use shared::auth::AuthConfig;
-    use shared::testing::RecordingQueue;
+    use domain::auth::AuthConfig;
+    use test_support::RecordingQueue;
 
     use super::*;
 
     /// The local-run auth configuration, whose sample values the events/ files carry.
-    const LOCAL_AUTH: &str = include_str!("../../../tools/local/receiver-auth.json");
+    const LOCAL_AUTH: &str = include_str!("../../../infra/local/receiver-auth.json");
 
     macro_rules! event {
         ($name:literal) => {
@@ -356,7 +356,7 @@ mod tests {
     async fn answers_413_to_a_body_over_the_limit() {
         let mut event: serde_json::Value =
             serde_json::from_str(event!("function-url-product-create")).unwrap();
-        event["body"] = json!(" ".repeat(shared::intake::DEFAULT_MAX_BODY_BYTES + 1));
+        event["body"] = json!(" ".repeat(domain::intake::DEFAULT_MAX_BODY_BYTES + 1));
         let harness = Harness::new();
         let response = harness.post(&event.to_string()).await;
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);

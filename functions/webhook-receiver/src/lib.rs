@@ -1,3 +1,4 @@
 //! The webhook receiver: HTTP in, a queued message and a status code out.
 
+pub mod config;
 pub mod handler;

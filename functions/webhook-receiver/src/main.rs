@@ -1,25 +1,26 @@
 use std::convert::Infallible;
 
+use aws_adapters::env::Env;
+use aws_adapters::sdk::load_sdk_config;
+use aws_adapters::sqs::SqsQueue;
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
 use aws_sdk_sqs::Client as SqsClient;
+use domain::auth::AuthConfig;
 use lambda_http::{Error, service_fn};
-use shared::adapters::aws::load_sdk_config;
-use shared::adapters::sqs::SqsQueue;
-use shared::config::{Env, RECEIVER_AUTH_CONFIG, ReceiverConfig, parse_auth_config};
+use webhook_receiver::config::Config;
 use webhook_receiver::handler::Receiver;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
-    let config = ReceiverConfig::from_env(&Env::process())?;
+    aws_adapters::telemetry::init();
+    let config = Config::from_env(&Env::process())?;
     let sdk = load_sdk_config().await;
     let auth = config
         .auth
         .load(
             &SecretsManagerClient::new(&sdk),
-            parse_auth_config,
+            AuthConfig::parse_secret,
             config.auth_cache_ttl,
-            RECEIVER_AUTH_CONFIG,
         )
         .await?;
     let sqs = SqsClient::new(&sdk);

@@ -1,24 +1,24 @@
 //! The receiver with its real adapters, against SQS and Secrets Manager emulated by moto server.
-//! The moto server is started by the test process itself (see `shared::testing::MotoServer`).
+//! The moto server is started by the test process itself (see `test_support::MotoServer`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use aws_adapters::env::SecretLocation;
+use aws_adapters::secrets::SecretSource;
+use aws_adapters::sqs::SqsQueue;
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
 use aws_sdk_sqs::Client as SqsClient;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use domain::auth::AuthConfig;
+use domain::intake::ReceiverLimits;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use shared::adapters::sqs::SqsQueue;
-use shared::auth::AuthConfig;
-use shared::config::{SecretLocation, parse_auth_config};
-use shared::intake::ReceiverLimits;
-use shared::secrets::SecretSource;
-use shared::testing::{MotoServer, free_port, sdk_config_for};
+use test_support::{MotoServer, free_port, sdk_config_for};
 use webhook_receiver::handler::Receiver;
 
-const LOCAL_AUTH: &str = include_str!("../../../tools/local/receiver-auth.json");
+const LOCAL_AUTH: &str = include_str!("../../../infra/local/receiver-auth.json");
 const PRODUCT_CREATE: &str =
     include_str!("../../../events/webhook-receiver/function-url-product-create.json");
 const VOUCHER_CREATE: &str =
@@ -209,7 +209,7 @@ async fn reads_auth_from_secrets_manager_and_picks_up_a_rotation_after_the_ttl()
     };
     let ttl = Duration::from_millis(300);
     let source = location
-        .load(&secrets, parse_auth_config, ttl, "RECEIVER_AUTH_CONFIG")
+        .load(&secrets, AuthConfig::parse_secret, ttl)
         .await
         .unwrap();
     let stack = stack().await;
@@ -277,12 +277,7 @@ async fn refuses_to_start_when_the_auth_secret_cannot_be_read() {
         secret_id: unique("no-such-secret"),
     };
     let result = location
-        .load(
-            &secrets,
-            parse_auth_config,
-            Duration::from_secs(60),
-            "RECEIVER_AUTH_CONFIG",
-        )
+        .load(&secrets, AuthConfig::parse_secret, Duration::from_secs(60))
         .await;
     let Err(error) = result else {
         panic!("a missing secret must stop the cold start");

@@ -8,15 +8,15 @@
 
 use std::time::{Duration, Instant};
 
+use aws_adapters::dynamodb::{DynamoObjectStore, item};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use shared::adapters::dynamodb::{DynamoObjectStore, item};
-use shared::dedup::{ObjectChange, Outcome};
-use shared::ports::{ObjectStore, StoreError};
-use shared::testing::{InMemoryObjectStore, MotoServer, RecordingQueue, sdk_config_for};
+use domain::dedup::{ObjectChange, Outcome};
+use domain::ports::{ObjectStore, StoreError};
+use test_support::{InMemoryObjectStore, MotoServer, RecordingQueue, sdk_config_for};
 use webhook_worker::handler::Worker;
 
 const BATCHES: i64 = 60;

@@ -1,15 +1,16 @@
 //! Turns an SQS batch into one conditional write per record, run concurrently, and reports the
 //! records to retry.
 
+use aws_adapters::telemetry::emit_metrics;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use domain::dedup::{Outcome, Write};
+use domain::error::error_chain;
+use domain::message::{QueueMessage, attribute};
+use domain::ports::{MessageQueue, ObjectStore};
+use domain::record::{BatchCounts, change_from_message};
 use futures_util::StreamExt as _;
 use futures_util::stream;
 use jiff::Timestamp;
-use shared::dedup::{Outcome, Write};
-use shared::message::{QueueMessage, attribute};
-use shared::ports::{MessageQueue, ObjectStore};
-use shared::record::{BatchCounts, change_from_message};
-use shared::telemetry::{emit_metrics, error_chain};
 use tracing::{debug, error, info, warn};
 
 const FUNCTION_NAME: &str = "webhook-worker";
@@ -124,7 +125,7 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
         }
         .with_attribute(
             attribute::QUARANTINE_REASON,
-            shared::message::attribute_text(reason),
+            domain::message::attribute_text(reason),
         );
         match self.quarantine.send(&message).await {
             Ok(_) => {
@@ -147,9 +148,9 @@ fn string_attribute<'a>(record: &'a SqsMessage, name: &str) -> Option<&'a str> {
 mod tests {
     use std::sync::Arc;
 
-    use shared::auth::TenantId;
-    use shared::dedup::{ObjectChange, ObjectKey, Payload, Source};
-    use shared::testing::{InMemoryObjectStore, RecordingQueue, StoreFailure};
+    use domain::dedup::{ObjectChange, ObjectKey, Payload, Source};
+    use domain::ids::TenantId;
+    use test_support::{InMemoryObjectStore, RecordingQueue, StoreFailure};
 
     use super::*;
 

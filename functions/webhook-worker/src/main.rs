@@ -1,16 +1,17 @@
+use aws_adapters::dynamodb::DynamoObjectStore;
+use aws_adapters::env::Env;
+use aws_adapters::sdk::load_sdk_config;
+use aws_adapters::sqs::SqsQueue;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_sqs::Client as SqsClient;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::adapters::aws::load_sdk_config;
-use shared::adapters::dynamodb::DynamoObjectStore;
-use shared::adapters::sqs::SqsQueue;
-use shared::config::{Env, WorkerConfig};
+use webhook_worker::config::Config;
 use webhook_worker::handler::Worker;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
-    let config = WorkerConfig::from_env(&Env::process())?;
+    aws_adapters::telemetry::init();
+    let config = Config::from_env(&Env::process())?;
     let sdk = load_sdk_config().await;
     let worker = Worker::new(
         DynamoObjectStore::new(DynamoDbClient::new(&sdk), config.table_name),

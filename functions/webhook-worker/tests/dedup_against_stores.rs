@@ -5,27 +5,27 @@
 //!   every outcome is the pure rule's, and the final item is the tombstone if any delete was in the
 //!   sequence, else the highest version seen.
 //! - Race: concurrent writers on one object; DynamoDB lets exactly one of them win each contest.
-//!   moto runs serialized here (see `MotoServer::serialized`): DynamoDB applies each conditional
-//!   write atomically, moto's threaded server does not.
+//!   The harness's moto applies each DynamoDB request atomically, as DynamoDB does (plain moto does
+//!   not; see `tools/localstack/moto_atomic.py`).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use aws_adapters::dynamodb::{DynamoObjectStore, item, stored_state};
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, StreamSpecification, StreamViewType,
 };
-use jiff::Timestamp;
-use proptest::prelude::*;
-use shared::adapters::dynamodb::{DynamoObjectStore, item, stored_state};
-use shared::auth::TenantId;
-use shared::dedup::{
+use domain::dedup::{
     ObjectChange, ObjectKey, Outcome, Payload, Source, StoredState, Write, apply, decide,
 };
-use shared::ports::ObjectStore;
-use shared::testing::{InMemoryObjectStore, MotoServer, sdk_config_for};
+use domain::ids::TenantId;
+use domain::ports::ObjectStore;
+use jiff::Timestamp;
+use proptest::prelude::*;
+use test_support::{InMemoryObjectStore, MotoServer, sdk_config_for};
 
 #[derive(Debug, Clone, Copy)]
 enum Event {
@@ -153,7 +153,7 @@ fn dynamo() -> &'static Dynamo {
         let table = format!("objects-{}", std::process::id());
         let client = runtime.block_on(async {
             let client =
-                DynamoDbClient::new(&sdk_config_for(MotoServer::serialized().endpoint()).await);
+                DynamoDbClient::new(&sdk_config_for(MotoServer::shared().endpoint()).await);
             client
                 .create_table()
                 .table_name(&table)

@@ -1,0 +1,223 @@
+//! One company's keeper run: list its subscriptions, plan (`domain::keeper::plan`, pure), write what
+//! the plan asks (re-reading and re-planning a subscription on a 409), record each re-enabled
+//! subscription for a resync, and report. Only subscriptions whose targetUrl is this deployment's
+//! receiver are ever changed.
+
+use jiff::Timestamp;
+use tracing::{info, warn};
+
+use domain::error::error_chain;
+use domain::ids::TenantId;
+use domain::keeper::{
+    Action, CompanyReport, Done, Drift, Failed, KeeperSettings, LeftAlone, Step, is_ours, plan,
+    plan_subscription, subscription_write,
+};
+use domain::ports::{ResyncLedger, SubscriptionsApi};
+use domain::resync::ResyncRequest;
+use domain::tripletex::TripletexError;
+
+/// How often a write that met a 409 is re-read, re-planned and tried again.
+const CONFLICT_RETRIES: u32 = 3;
+
+/// Lists, plans and carries out the plan for one company. Never fails as a whole: what went wrong
+/// is in the report, so that one company (or one subscription) cannot stop the others.
+pub async fn run_company<A: SubscriptionsApi, L: ResyncLedger>(
+    api: &A,
+    ledger: &L,
+    tenant: &TenantId,
+    settings: &KeeperSettings,
+    dry_run: bool,
+) -> CompanyReport {
+    let mut report = CompanyReport {
+        tenant: tenant.to_string(),
+        dry_run,
+        ..CompanyReport::default()
+    };
+    let subscriptions = match api.list_subscriptions().await {
+        Ok(subscriptions) => subscriptions,
+        Err(error) => {
+            warn!(%tenant, error = %error_chain(&error), "could not list subscriptions");
+            report.error = Some(error_chain(&error));
+            return report;
+        }
+    };
+    report.seen = subscriptions.len();
+    for step in plan(&subscriptions, settings) {
+        carry_out(api, ledger, tenant, settings, dry_run, step, &mut report).await;
+    }
+    info!(
+        %tenant,
+        dry_run,
+        seen = report.seen,
+        re_enabled = report.re_enabled.len(),
+        created = report.created.len(),
+        updated = report.updated.len(),
+        left_alone = report.left_alone.len(),
+        failed = report.failed.len(),
+        "company done"
+    );
+    report
+}
+
+async fn carry_out<A: SubscriptionsApi, L: ResyncLedger>(
+    api: &A,
+    ledger: &L,
+    tenant: &TenantId,
+    settings: &KeeperSettings,
+    dry_run: bool,
+    mut step: Step,
+    report: &mut CompanyReport,
+) {
+    let mut conflicts = 0;
+    loop {
+        let done = |step: &Step, drift: &[Drift]| Done {
+            subscription_id: step.subscription_id,
+            event: step.event.clone(),
+            reason: step.reason,
+            drift: drift.to_vec(),
+        };
+        let result = match &step.action {
+            Action::LeaveAlone => {
+                report.left_alone.push(LeftAlone {
+                    subscription_id: step.subscription_id,
+                    event: step.event.clone(),
+                    status: step.status.as_ref().map(|s| s.as_str().to_owned()),
+                    reason: step.reason,
+                });
+                return;
+            }
+            _ if dry_run => {
+                push_done(report, &step, done(&step, step_drift(&step)));
+                return;
+            }
+            Action::Create => api
+                .create_subscription(&subscription_write(&step, settings))
+                .await
+                .map(|created| Done {
+                    subscription_id: created.id,
+                    ..done(&step, &[])
+                }),
+            Action::ReEnable { id, .. } | Action::Update { id, .. } => api
+                .update_subscription(*id, &subscription_write(&step, settings))
+                .await
+                .map(|_| done(&step, step_drift(&step))),
+        };
+        match result {
+            Ok(done) => {
+                if matches!(step.action, Action::ReEnable { .. }) {
+                    record_resync(ledger, tenant, settings, &step, report).await;
+                }
+                push_done(report, &step, done);
+                return;
+            }
+            Err(error) if error.is_revision_conflict() && conflicts < CONFLICT_RETRIES => {
+                conflicts += 1;
+                let Some(id) = step.subscription_id else {
+                    return fail(report, &step, &error);
+                };
+                warn!(%tenant, subscription_id = id, "version conflict; re-reading and re-planning");
+                match api.get_subscription(id).await {
+                    Ok(current) if current.id == Some(id) => {
+                        let ours = is_ours(&current, settings);
+                        step = plan_subscription(&current, settings, ours, false);
+                    }
+                    Ok(other) => {
+                        // Re-planning on another subscription's state would write the wrong one.
+                        let reason = format!(
+                            "re-reading subscription {id} after a version conflict returned {}",
+                            other.id.map_or_else(
+                                || "no id".to_owned(),
+                                |other| format!("subscription {other}")
+                            )
+                        );
+                        return fail_with(report, &step, "mismatched_read", reason);
+                    }
+                    Err(error) => return fail(report, &step, &error),
+                }
+            }
+            Err(error) => return fail(report, &step, &error),
+        }
+    }
+}
+
+fn step_drift(step: &Step) -> &[Drift] {
+    match &step.action {
+        Action::ReEnable { drift, .. } | Action::Update { drift, .. } => drift,
+        Action::Create | Action::LeaveAlone => &[],
+    }
+}
+
+fn push_done(report: &mut CompanyReport, step: &Step, done: Done) {
+    match step.action {
+        Action::ReEnable { .. } => report.re_enabled.push(done),
+        Action::Update { .. } => report.updated.push(done),
+        Action::Create => report.created.push(done),
+        Action::LeaveAlone => {}
+    }
+}
+
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::ReEnable { .. } => "re_enable",
+        Action::Update { .. } => "update",
+        Action::Create => "create",
+        Action::LeaveAlone => "leave_alone",
+    }
+}
+
+fn fail(report: &mut CompanyReport, step: &Step, error: &TripletexError) {
+    fail_with(report, step, error.kind(), error_chain(error));
+}
+
+fn fail_with(report: &mut CompanyReport, step: &Step, kind: &'static str, error: String) {
+    warn!(tenant = %report.tenant, subscription_id = step.subscription_id, event = %step.event,
+        error = %error, "subscription step failed");
+    report.failed.push(Failed {
+        subscription_id: step.subscription_id,
+        event: step.event.clone(),
+        action: action_name(&step.action),
+        kind,
+        error,
+    });
+}
+
+/// A re-enabled subscription that cannot be recorded for resync is still re-enabled; the gap is
+/// reported as a failure so that an operator (or the alarm on failures) notices it.
+async fn record_resync<L: ResyncLedger>(
+    ledger: &L,
+    tenant: &TenantId,
+    settings: &KeeperSettings,
+    step: &Step,
+    report: &mut CompanyReport,
+) {
+    let Some(subscription_id) = step.subscription_id else {
+        return;
+    };
+    let now = Timestamp::now();
+    let window_from = now
+        .checked_sub(jiff::SignedDuration::try_from(settings.resync_lookback).unwrap_or_default())
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    let request = ResyncRequest {
+        tenant: tenant.clone(),
+        subscription_id,
+        event: step.event.clone(),
+        object_type: step.event.split('.').next().unwrap_or_default().to_owned(),
+        previous_status: step
+            .status
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        window_from,
+        window_to: now,
+    };
+    if let Err(error) = ledger.record(&request).await {
+        warn!(%tenant, subscription_id, error = %error_chain(&error), "re-enabled, but the resync could not be recorded");
+        report.failed.push(Failed {
+            subscription_id: Some(subscription_id),
+            event: step.event.clone(),
+            action: "record_resync",
+            kind: "ledger",
+            error: error_chain(&error),
+        });
+    }
+}

@@ -1,0 +1,57 @@
+//! The worker's configuration, read once at cold start.
+
+use aws_adapters::env::{ConfigError, Env};
+
+/// Records of one batch applied at once, by default: a batch of 10 in about the time of one write.
+pub const DEFAULT_CONCURRENCY: usize = 10;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub quarantine_queue_url: String,
+    pub concurrency: usize,
+}
+
+impl Config {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let concurrency = env.parsed_or("WORKER_CONCURRENCY", DEFAULT_CONCURRENCY)?;
+        if concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                name: "WORKER_CONCURRENCY",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            quarantine_queue_url: env.required("QUARANTINE_QUEUE_URL")?,
+            concurrency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_adapters::env::FixedEnv;
+
+    fn env(pairs: &[(&str, &str)]) -> FixedEnv {
+        Env::from_pairs(pairs)
+    }
+
+    #[test]
+    fn reads_worker_config_and_refuses_zero_concurrency() {
+        let base = [
+            ("TABLE_NAME", "objects"),
+            ("QUARANTINE_QUEUE_URL", "http://qq"),
+        ];
+        let config = Config::from_env(&env(&base)).unwrap();
+        assert_eq!(config.concurrency, DEFAULT_CONCURRENCY);
+        let zero = env(&[base[0], base[1], ("WORKER_CONCURRENCY", "0")]);
+        assert!(
+            Config::from_env(&zero)
+                .unwrap_err()
+                .to_string()
+                .contains("WORKER_CONCURRENCY")
+        );
+    }
+}

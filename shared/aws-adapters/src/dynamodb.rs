@@ -1,0 +1,379 @@
+//! `ObjectStore` on DynamoDB: one conditional `UpdateItem` per change. The condition is the rule of
+//! `dedup::decide`, so DynamoDB decides atomically and a race between two writers has one winner; a
+//! refused write comes back with the item that refused it, which `decide` then names.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use jiff::Timestamp;
+use tracing::instrument;
+
+use domain::dedup::{ObjectChange, Outcome, StoredState, Write, decide};
+use domain::ports::{ObjectStore, StoreError};
+
+/// Attribute names of an object item.
+pub mod item {
+    pub const KEY: &str = "pk";
+    pub const TENANT: &str = "tenant";
+    pub const OBJECT_TYPE: &str = "objectType";
+    pub const OBJECT_ID: &str = "objectId";
+    pub const VERSION: &str = "version";
+    pub const DELETED: &str = "deleted";
+    pub const VALUE: &str = "value";
+    pub const PAYLOAD_HASH: &str = "payloadHash";
+    pub const LAST_EVENT: &str = "lastEvent";
+    pub const SUBSCRIPTION_ID: &str = "subscriptionId";
+    pub const RECEIVED_AT: &str = "receivedAt";
+    pub const UPDATED_AT: &str = "updatedAt";
+    pub const DELETED_AT: &str = "deletedAt";
+    pub const SOURCE: &str = "source";
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoObjectStore {
+    client: Client,
+    table_name: String,
+}
+
+impl DynamoObjectStore {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            table_name: table_name.into(),
+        }
+    }
+}
+
+impl ObjectStore for DynamoObjectStore {
+    #[instrument(skip_all, fields(key = %change.key, event = %change.event, version = change.write.version()))]
+    async fn apply(&self, change: &ObjectChange) -> Result<Outcome, StoreError> {
+        let expression = conditional_write(change, Timestamp::now());
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, AttributeValue::S(change.key.to_string()))
+            .update_expression(expression.update)
+            .condition_expression(expression.condition)
+            .set_expression_attribute_names(Some(expression.names))
+            .set_expression_attribute_values(Some(expression.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Outcome::Accepted),
+            Err(error) => refused_or_failed(error, &change.write),
+        }
+    }
+}
+
+/// The parts of one conditional `UpdateItem`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionalWrite {
+    pub update: String,
+    pub condition: String,
+    pub names: HashMap<String, String>,
+    pub values: HashMap<String, AttributeValue>,
+}
+
+/// The write for a change, with the condition that states `dedup::decide` for its kind:
+/// - versioned v: no item, or not deleted and (no version or version < v);
+/// - unversioned: no item, or not deleted and a different payload hash;
+/// - delete: no item, or not deleted.
+pub fn conditional_write(change: &ObjectChange, now: Timestamp) -> ConditionalWrite {
+    let mut write = ExpressionBuilder::default();
+    let mut set = vec![
+        write.assign(
+            item::TENANT,
+            AttributeValue::S(change.key.tenant.to_string()),
+        ),
+        write.assign(
+            item::OBJECT_TYPE,
+            AttributeValue::S(change.key.object_type.clone()),
+        ),
+        write.assign(
+            item::OBJECT_ID,
+            AttributeValue::N(change.key.object_id.to_string()),
+        ),
+        write.assign(item::LAST_EVENT, AttributeValue::S(change.event.clone())),
+        write.assign(
+            item::RECEIVED_AT,
+            AttributeValue::S(change.received_at.to_string()),
+        ),
+        write.assign(item::UPDATED_AT, AttributeValue::S(now.to_string())),
+        write.assign(
+            item::SOURCE,
+            AttributeValue::S(change.source.as_str().to_owned()),
+        ),
+    ];
+    let mut remove = Vec::new();
+    match change.subscription_id {
+        Some(id) => {
+            set.push(write.assign(item::SUBSCRIPTION_ID, AttributeValue::N(id.to_string())))
+        }
+        None => remove.push(write.name(item::SUBSCRIPTION_ID)),
+    }
+    let key = write.name(item::KEY);
+    let deleted = write.name(item::DELETED);
+    let not_deleted = write.value("false", AttributeValue::Bool(false));
+    let condition = match &change.write {
+        Write::Versioned { version, payload } => {
+            let version_name = write.name(item::VERSION);
+            let version_value = write.value(item::VERSION, AttributeValue::N(version.to_string()));
+            set.push(format!("{version_name} = {version_value}"));
+            set.push(format!("{deleted} = {not_deleted}"));
+            set.push(write.assign(item::VALUE, AttributeValue::S(payload.json().to_owned())));
+            set.push(write.assign(
+                item::PAYLOAD_HASH,
+                AttributeValue::S(payload.hash().to_owned()),
+            ));
+            remove.push(write.name(item::DELETED_AT));
+            format!(
+                "attribute_not_exists({key}) OR ({deleted} = {not_deleted} AND \
+                 (attribute_not_exists({version_name}) OR {version_name} < {version_value}))"
+            )
+        }
+        Write::Unversioned { payload } => {
+            set.push(format!("{deleted} = {not_deleted}"));
+            set.push(write.assign(item::VALUE, AttributeValue::S(payload.json().to_owned())));
+            let hash_name = write.name(item::PAYLOAD_HASH);
+            let hash_value = write.value(
+                item::PAYLOAD_HASH,
+                AttributeValue::S(payload.hash().to_owned()),
+            );
+            set.push(format!("{hash_name} = {hash_value}"));
+            remove.push(write.name(item::DELETED_AT));
+            format!(
+                "attribute_not_exists({key}) OR ({deleted} = {not_deleted} AND {hash_name} <> {hash_value})"
+            )
+        }
+        Write::Delete => {
+            let is_deleted = write.value("true", AttributeValue::Bool(true));
+            set.push(format!("{deleted} = {is_deleted}"));
+            set.push(write.assign(item::DELETED_AT, AttributeValue::S(now.to_string())));
+            remove.push(write.name(item::VALUE));
+            remove.push(write.name(item::PAYLOAD_HASH));
+            format!("attribute_not_exists({key}) OR {deleted} = {not_deleted}")
+        }
+    };
+    let mut update = format!("SET {}", set.join(", "));
+    if !remove.is_empty() {
+        update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    ConditionalWrite {
+        update,
+        condition,
+        names: write.names,
+        values: write.values,
+    }
+}
+
+/// Placeholders for names and values, so no attribute name can clash with a reserved word.
+#[derive(Default)]
+struct ExpressionBuilder {
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl ExpressionBuilder {
+    fn name(&mut self, attribute: &str) -> String {
+        let placeholder = format!("#{attribute}");
+        self.names.insert(placeholder.clone(), attribute.to_owned());
+        placeholder
+    }
+
+    fn value(&mut self, label: &str, value: AttributeValue) -> String {
+        let placeholder = format!(":{label}");
+        self.values.insert(placeholder.clone(), value);
+        placeholder
+    }
+
+    fn assign(&mut self, attribute: &str, value: AttributeValue) -> String {
+        let name = self.name(attribute);
+        let value = self.value(attribute, value);
+        format!("{name} = {value}")
+    }
+}
+
+/// The rule's view of a stored item.
+pub fn stored_state(item: &HashMap<String, AttributeValue>) -> StoredState {
+    StoredState {
+        version: item
+            .get(item::VERSION)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok()),
+        deleted: item
+            .get(item::DELETED)
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        payload_hash: item
+            .get(item::PAYLOAD_HASH)
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("DynamoDB refused the write, but the item it returned would have accepted it")]
+struct UnexplainedRefusal;
+
+fn refused_or_failed(
+    error: SdkError<UpdateItemError>,
+    write: &Write,
+) -> Result<Outcome, StoreError> {
+    let Some(service_error) = error.as_service_error() else {
+        // Timeouts, connection and dispatch failures.
+        return Err(StoreError::Unavailable {
+            source: Box::new(error),
+        });
+    };
+    match service_error {
+        UpdateItemError::ConditionalCheckFailedException(refusal) => {
+            let stored = refusal.item().map(stored_state);
+            match decide(stored.as_ref(), write) {
+                // Cannot happen while the condition states the rule; retried rather than dropped.
+                Outcome::Accepted => Err(StoreError::Unavailable {
+                    source: Box::new(UnexplainedRefusal),
+                }),
+                outcome => Ok(outcome),
+            }
+        }
+        UpdateItemError::ProvisionedThroughputExceededException(_)
+        | UpdateItemError::RequestLimitExceeded(_) => Err(StoreError::Throttled {
+            source: Box::new(error),
+        }),
+        _ if service_error.meta().code() == Some("ThrottlingException") => {
+            Err(StoreError::Throttled {
+                source: Box::new(error),
+            })
+        }
+        _ if service_error.meta().code() == Some("ValidationException") => {
+            Err(StoreError::Rejected {
+                source: Box::new(error),
+            })
+        }
+        _ => Err(StoreError::Unavailable {
+            source: Box::new(error),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::dedup::{ObjectKey, Payload, Source};
+    use domain::ids::TenantId;
+
+    fn change(write: Write, subscription_id: Option<i64>) -> ObjectChange {
+        ObjectChange {
+            key: ObjectKey {
+                tenant: TenantId::default_tenant(),
+                object_type: "product".into(),
+                object_id: 7,
+            },
+            write,
+            event: "product.update".into(),
+            subscription_id,
+            received_at: Timestamp::UNIX_EPOCH,
+            source: Source::Webhook,
+        }
+    }
+
+    /// DynamoDB refuses a request that defines a placeholder no expression uses.
+    fn assert_every_placeholder_is_used(write: &ConditionalWrite) {
+        let text = format!("{} {}", write.update, write.condition);
+        for placeholder in write.names.keys().chain(write.values.keys()) {
+            let used = text.match_indices(placeholder.as_str()).any(|(at, _)| {
+                !text[at + placeholder.len()..].starts_with(|c: char| c.is_alphanumeric())
+            });
+            assert!(used, "{placeholder} unused in {text}");
+        }
+    }
+
+    #[test]
+    fn versioned_write_is_conditional_on_an_older_live_version() {
+        let write = conditional_write(
+            &change(
+                Write::Versioned {
+                    version: 4,
+                    payload: Payload::from_json("{}"),
+                },
+                Some(3),
+            ),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(
+            write.condition,
+            "attribute_not_exists(#pk) OR (#deleted = :false AND (attribute_not_exists(#version) OR #version < :version))"
+        );
+        assert_eq!(write.values[":version"], AttributeValue::N("4".into()));
+        assert!(write.update.contains("#value = :value"));
+        assert!(write.update.ends_with("REMOVE #deletedAt"));
+        assert_every_placeholder_is_used(&write);
+    }
+
+    #[test]
+    fn delete_writes_a_tombstone_unless_one_is_there() {
+        let write = conditional_write(&change(Write::Delete, None), Timestamp::UNIX_EPOCH);
+        assert_eq!(
+            write.condition,
+            "attribute_not_exists(#pk) OR #deleted = :false"
+        );
+        assert!(write.update.contains("#deleted = :true"));
+        assert!(
+            write
+                .update
+                .contains("REMOVE #subscriptionId, #value, #payloadHash"),
+            "{}",
+            write.update
+        );
+        assert_every_placeholder_is_used(&write);
+    }
+
+    #[test]
+    fn unversioned_write_is_conditional_on_different_content() {
+        let payload = Payload::from_json(r#"{"id":7}"#);
+        let write = conditional_write(
+            &change(
+                Write::Unversioned {
+                    payload: payload.clone(),
+                },
+                Some(1),
+            ),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(
+            write.condition,
+            "attribute_not_exists(#pk) OR (#deleted = :false AND #payloadHash <> :payloadHash)"
+        );
+        assert_eq!(
+            write.values[":payloadHash"],
+            AttributeValue::S(payload.hash().to_owned())
+        );
+        assert!(
+            !write.update.contains("#version"),
+            "an unversioned write keeps the stored version"
+        );
+        assert_every_placeholder_is_used(&write);
+    }
+
+    #[test]
+    fn reads_the_rule_state_of_a_stored_item() {
+        let item = HashMap::from([
+            (item::VERSION.to_owned(), AttributeValue::N("12".into())),
+            (item::DELETED.to_owned(), AttributeValue::Bool(true)),
+        ]);
+        assert_eq!(
+            stored_state(&item),
+            StoredState {
+                version: Some(12),
+                deleted: true,
+                payload_hash: None
+            }
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! Logging set-up and CloudWatch metrics (Embedded Metric Format) shared by the functions.
+
+use std::str::FromStr as _;
+
+use lambda_runtime::tracing::subscriber as tracing_subscriber;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// The most a log line may show. At TRACE, the Lambda runtime logs every raw event it receives
+/// (headers, query string and body: a webhook's credentials), and the SDK and HTTP stack log whole
+/// requests and answers (a secret read from Secrets Manager, Tripletex session tokens). No level a
+/// person can set (`AWS_LAMBDA_LOG_LEVEL`, `RUST_LOG`) lifts this cap, and none of our own code logs
+/// at TRACE.
+pub const MAX_LOG_LEVEL: LevelFilter = LevelFilter::DEBUG;
+
+/// Installs the subscriber, which follows the function's log level and format settings
+/// (`AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT=JSON`, or `RUST_LOG` locally), as the runtime's
+/// default one does, but never logs below `MAX_LOG_LEVEL`.
+pub fn init() {
+    init_with_writer(std::io::stdout);
+}
+
+pub fn init_with_writer<W>(writer: W)
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|text| LevelFilter::from_str(&text).ok())
+        .unwrap_or(LevelFilter::INFO);
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env_lossy();
+    let layer = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .without_time()
+        .with_writer(writer);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let registry = tracing_subscriber::registry()
+        .with(MAX_LOG_LEVEL)
+        .with(filter);
+    if json {
+        registry.with(layer.json()).init();
+    } else {
+        registry.with(layer).init();
+    }
+}
+
+/// CloudWatch namespace of the bundle's metrics.
+pub const METRICS_NAMESPACE: &str = "TripletexWebhooks";
+
+/// One CloudWatch Embedded Metric Format line: counts under `namespace`, dimensioned by function.
+/// CloudWatch Logs turns the line into metrics; no API call, no extra latency.
+pub fn emf_line(function: &str, metrics: &[(&str, u64)], timestamp_ms: i64) -> String {
+    let definitions: Vec<_> = metrics
+        .iter()
+        .map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"}))
+        .collect();
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": definitions,
+            }],
+        },
+        "FunctionName": function,
+    });
+    for (name, value) in metrics {
+        line[*name] = (*value).into();
+    }
+    line.to_string()
+}
+
+/// Prints an EMF line on stdout, where the Lambda log agent picks it up beside the JSON logs.
+pub fn emit_metrics(function: &str, metrics: &[(&str, u64)]) {
+    println!(
+        "{}",
+        emf_line(function, metrics, jiff::Timestamp::now().as_millisecond())
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_line_declares_each_metric_and_carries_its_value() {
+        let line = emf_line(
+            "webhook-worker",
+            &[("Accepted", 3), ("Stale", 0)],
+            1_700_000_000_000,
+        );
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(json["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+        let directive = &json["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "TripletexWebhooks");
+        assert_eq!(
+            directive["Dimensions"],
+            serde_json::json!([["FunctionName"]])
+        );
+        assert_eq!(
+            directive["Metrics"][0],
+            serde_json::json!({"Name": "Accepted", "Unit": "Count"})
+        );
+        assert_eq!(json["FunctionName"], "webhook-worker");
+        assert_eq!(json["Accepted"], 3);
+        assert_eq!(json["Stale"], 0);
+    }
+}

@@ -1,0 +1,1013 @@
+//! Who may post webhooks: the receiver's authentication rules, as pure functions.
+//!
+//! A deployment configures, per tenant, any combination of the four ways Tripletex can authenticate a
+//! callback. Every configured method must pass; a tenant with no method refuses everything. Each
+//! method accepts several values at once, so a value is rotated by adding the new one, moving
+//! Tripletex over, then removing the old one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use http::HeaderMap;
+use serde::Deserialize;
+use sha2::{Digest, Sha256, Sha512};
+use subtle::ConstantTimeEq;
+
+pub use crate::ids::{DEFAULT_TENANT, Secret, TenantId};
+
+/// Header carrying Tripletex's HMAC signature.
+pub const SIGNATURE_HEADER: &str = "x-request-signature";
+/// Header Tripletex sends with a signed delivery; part of the signed message.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// The accepted credentials of every tenant, as stored in the receiver's auth secret:
+///
+/// ```json
+/// {"tenants": {"default": {
+///     "header": {"name": "X-Tripletex-Token", "values": ["current", "previous"]},
+///     "basic":  {"credentials": [{"username": "tripletex", "password": "…"}]},
+///     "query":  {"parameter": "token", "values": ["…"]},
+///     "hmac":   {"secrets": ["at least ten characters"]}}}}
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    tenants: BTreeMap<TenantId, TenantAuth>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantAuth {
+    #[serde(default)]
+    pub header: Option<HeaderAuth>,
+    #[serde(default)]
+    pub basic: Option<BasicAuth>,
+    #[serde(default)]
+    pub query: Option<QueryTokenAuth>,
+    #[serde(default)]
+    pub hmac: Option<HmacAuth>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderAuth {
+    pub name: String,
+    #[serde(default)]
+    pub values: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub credentials: Vec<BasicCredential>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicCredential {
+    pub username: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryTokenAuth {
+    pub parameter: String,
+    pub values: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacAuth {
+    pub secrets: Vec<Secret>,
+}
+
+/// Tripletex's own lower bound for `hmacSharedSecret`.
+const MIN_HMAC_SECRET_LEN: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("auth config is not valid JSON of the expected shape: {0}")]
+    Malformed(#[source] serde_json::Error),
+    #[error(transparent)]
+    InvalidTenant(#[from] crate::ids::InvalidTenant),
+    #[error("tenant {tenant}: {method} lists no accepted value")]
+    NoValues { tenant: String, method: AuthMethod },
+    #[error(
+        "tenant {tenant}: {method} has an empty value, which would accept a missing credential"
+    )]
+    EmptyValue { tenant: String, method: AuthMethod },
+    #[error("tenant {tenant}: header name {name:?} is not a valid HTTP header name")]
+    InvalidHeaderName { tenant: String, name: String },
+    #[error("generatedHeaderValue needs a header method on the default tenant")]
+    GeneratedValueWithoutHeader,
+    #[error("tenant {tenant}: hmac secrets must be at least {MIN_HMAC_SECRET_LEN} characters")]
+    HmacSecretTooShort { tenant: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+struct RawAuthConfig {
+    tenants: BTreeMap<String, TenantAuth>,
+    /// Filled by the template's `GenerateSecretString` on deploy (it can only write a top-level key):
+    /// one more accepted value for the default tenant's custom header.
+    #[serde(default)]
+    generated_header_value: Option<Secret>,
+}
+
+impl AuthConfig {
+    /// `from_json` with its error boxed: the shape a secret source takes a parser in.
+    pub fn parse_secret(json: &str) -> Result<Self, crate::error::BoxError> {
+        Ok(Self::from_json(json)?)
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, AuthConfigError> {
+        let mut raw: RawAuthConfig =
+            serde_json::from_str(json).map_err(AuthConfigError::Malformed)?;
+        if let Some(generated) = raw.generated_header_value {
+            let header = raw
+                .tenants
+                .get_mut(DEFAULT_TENANT)
+                .and_then(|auth| auth.header.as_mut())
+                .ok_or(AuthConfigError::GeneratedValueWithoutHeader)?;
+            header.values.push(generated);
+        }
+        let mut tenants = BTreeMap::new();
+        for (key, auth) in raw.tenants {
+            let tenant = TenantId::parse(&key)?;
+            auth.validate(&tenant)?;
+            tenants.insert(tenant, auth);
+        }
+        Ok(Self { tenants })
+    }
+
+    pub fn new(tenants: impl IntoIterator<Item = (TenantId, TenantAuth)>) -> Self {
+        Self {
+            tenants: tenants.into_iter().collect(),
+        }
+    }
+
+    pub fn tenant(&self, tenant: &TenantId) -> Option<&TenantAuth> {
+        self.tenants.get(tenant)
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = &TenantId> {
+        self.tenants.keys()
+    }
+}
+
+impl TenantAuth {
+    fn validate(&self, tenant: &TenantId) -> Result<(), AuthConfigError> {
+        let check = |method: AuthMethod, values: &mut dyn Iterator<Item = &str>| {
+            let mut any = false;
+            for value in values {
+                if value.is_empty() {
+                    return Err(AuthConfigError::EmptyValue {
+                        tenant: tenant.to_string(),
+                        method,
+                    });
+                }
+                any = true;
+            }
+            if any {
+                Ok(())
+            } else {
+                Err(AuthConfigError::NoValues {
+                    tenant: tenant.to_string(),
+                    method,
+                })
+            }
+        };
+        if let Some(header) = &self.header {
+            if http::HeaderName::from_bytes(header.name.as_bytes()).is_err() {
+                return Err(AuthConfigError::InvalidHeaderName {
+                    tenant: tenant.to_string(),
+                    name: header.name.clone(),
+                });
+            }
+            check(
+                AuthMethod::Header,
+                &mut header.values.iter().map(Secret::expose),
+            )?;
+        }
+        if let Some(basic) = &self.basic {
+            check(
+                AuthMethod::Basic,
+                &mut basic.credentials.iter().map(|c| c.password.expose()),
+            )?;
+        }
+        if let Some(query) = &self.query {
+            check(
+                AuthMethod::QueryToken,
+                &mut std::iter::once(query.parameter.as_str()),
+            )?;
+            check(
+                AuthMethod::QueryToken,
+                &mut query.values.iter().map(Secret::expose),
+            )?;
+        }
+        if let Some(hmac) = &self.hmac {
+            check(
+                AuthMethod::Hmac,
+                &mut hmac.secrets.iter().map(Secret::expose),
+            )?;
+            if hmac
+                .secrets
+                .iter()
+                .any(|s| s.expose().len() < MIN_HMAC_SECRET_LEN)
+            {
+                return Err(AuthConfigError::HmacSecretTooShort {
+                    tenant: tenant.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.header.is_none() && self.basic.is_none() && self.query.is_none() && self.hmac.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Header,
+    Basic,
+    QueryToken,
+    Hmac,
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Header => "custom header",
+            Self::Basic => "basic auth",
+            Self::QueryToken => "query token",
+            Self::Hmac => "hmac signature",
+        })
+    }
+}
+
+/// Why a request was refused. For logs only: every refusal gets the same answer on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("no tenant is configured for this path")]
+    UnknownTenant,
+    #[error("the tenant has no authentication method configured")]
+    NoMethodConfigured,
+    #[error("{0}: credential missing")]
+    Missing(AuthMethod),
+    #[error("{0}: credential malformed")]
+    Malformed(AuthMethod),
+    #[error("{0}: credential does not match")]
+    Mismatch(AuthMethod),
+    #[error("hmac signature: idempotency-key header missing")]
+    MissingIdempotencyKey,
+}
+
+/// The parts of a request that authentication looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    pub headers: &'a HeaderMap,
+    /// Decoded query parameters, in order, repeated names kept.
+    pub query: &'a [(String, String)],
+    /// The raw body, exactly as received (the HMAC covers these bytes).
+    pub body: &'a [u8],
+}
+
+/// Checks a request against the tenant's configuration. Every configured method must pass.
+pub fn authenticate(
+    config: &AuthConfig,
+    tenant: &TenantId,
+    request: Credentials<'_>,
+) -> Result<(), AuthFailure> {
+    let auth = config.tenant(tenant).ok_or(AuthFailure::UnknownTenant)?;
+    if auth.is_empty() {
+        return Err(AuthFailure::NoMethodConfigured);
+    }
+    if let Some(header) = &auth.header {
+        verify_header(header, request.headers)?;
+    }
+    if let Some(basic) = &auth.basic {
+        verify_basic(basic, request.headers)?;
+    }
+    if let Some(query) = &auth.query {
+        verify_query_token(query, request.query)?;
+    }
+    if let Some(hmac) = &auth.hmac {
+        verify_hmac(hmac, request.headers, request.body)?;
+    }
+    Ok(())
+}
+
+/// The single value of a header sent exactly once; a repeated header is treated as malformed so that
+/// a request cannot carry several guesses.
+fn single_header<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+    method: AuthMethod,
+) -> Result<&'h [u8], AuthFailure> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next().ok_or(AuthFailure::Missing(method))?;
+    if values.next().is_some() {
+        return Err(AuthFailure::Malformed(method));
+    }
+    Ok(first.as_bytes())
+}
+
+fn verify_header(auth: &HeaderAuth, headers: &HeaderMap) -> Result<(), AuthFailure> {
+    // HeaderMap lookups are case-insensitive; the configured name may be written in any case.
+    let name = auth.name.to_ascii_lowercase();
+    let presented = single_header(headers, &name, AuthMethod::Header)?;
+    if presented.is_empty() {
+        return Err(AuthFailure::Missing(AuthMethod::Header));
+    }
+    matches_any(presented, &auth.values, AuthMethod::Header)
+}
+
+fn verify_basic(auth: &BasicAuth, headers: &HeaderMap) -> Result<(), AuthFailure> {
+    let header = single_header(headers, "authorization", AuthMethod::Basic)?;
+    let header =
+        std::str::from_utf8(header).map_err(|_| AuthFailure::Malformed(AuthMethod::Basic))?;
+    let (scheme, encoded) = header
+        .trim()
+        .split_once(' ')
+        .ok_or(AuthFailure::Malformed(AuthMethod::Basic))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(AuthFailure::Missing(AuthMethod::Basic));
+    }
+    let decoded = BASE64
+        .decode(encoded.trim())
+        .map_err(|_| AuthFailure::Malformed(AuthMethod::Basic))?;
+    let colon = decoded
+        .iter()
+        .position(|b| *b == b':')
+        .ok_or(AuthFailure::Malformed(AuthMethod::Basic))?;
+    let (username, password) = (&decoded[..colon], &decoded[colon + 1..]);
+    let mut matched = subtle::Choice::from(0);
+    for credential in &auth.credentials {
+        matched |= digest_eq(username, credential.username.as_bytes())
+            & digest_eq(password, credential.password.expose().as_bytes());
+    }
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(AuthFailure::Mismatch(AuthMethod::Basic))
+    }
+}
+
+fn verify_query_token(
+    auth: &QueryTokenAuth,
+    query: &[(String, String)],
+) -> Result<(), AuthFailure> {
+    let mut values = query.iter().filter(|(name, _)| *name == auth.parameter);
+    let (_, presented) = values
+        .next()
+        .ok_or(AuthFailure::Missing(AuthMethod::QueryToken))?;
+    if values.next().is_some() {
+        return Err(AuthFailure::Malformed(AuthMethod::QueryToken));
+    }
+    matches_any(presented.as_bytes(), &auth.values, AuthMethod::QueryToken)
+}
+
+fn verify_hmac(auth: &HmacAuth, headers: &HeaderMap, body: &[u8]) -> Result<(), AuthFailure> {
+    let signature = single_header(headers, SIGNATURE_HEADER, AuthMethod::Hmac)?;
+    let signature = BASE64
+        .decode(signature.trim_ascii())
+        .map_err(|_| AuthFailure::Malformed(AuthMethod::Hmac))?;
+    let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        Some(key) if !key.is_empty() => key.as_bytes(),
+        _ => return Err(AuthFailure::MissingIdempotencyKey),
+    };
+    for secret in &auth.secrets {
+        let mut mac = hmac_sha512(secret.expose().as_bytes());
+        mac.update(idempotency_key);
+        mac.update(b"&");
+        mac.update(body);
+        // `verify_slice` compares in constant time.
+        if mac.verify_slice(&signature).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(AuthFailure::Mismatch(AuthMethod::Hmac))
+}
+
+/// The signature Tripletex sends in `x-request-signature` for this key and body.
+pub fn hmac_signature(secret: &str, idempotency_key: &str, body: &[u8]) -> String {
+    let mut mac = hmac_sha512(secret.as_bytes());
+    mac.update(idempotency_key.as_bytes());
+    mac.update(b"&");
+    mac.update(body);
+    BASE64.encode(mac.finalize().into_bytes())
+}
+
+fn hmac_sha512(key: &[u8]) -> Hmac<Sha512> {
+    match Hmac::<Sha512>::new_from_slice(key) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length; this arm cannot be reached.
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    }
+}
+
+fn matches_any(
+    presented: &[u8],
+    accepted: &[Secret],
+    method: AuthMethod,
+) -> Result<(), AuthFailure> {
+    // Every accepted value is compared, so the time taken does not tell which one (if any) matched.
+    let matched = accepted
+        .iter()
+        .fold(subtle::Choice::from(0), |matched, value| {
+            matched | digest_eq(presented, value.expose().as_bytes())
+        });
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(AuthFailure::Mismatch(method))
+    }
+}
+
+/// Constant-time equality that also hides the length of the secret: both sides are hashed first.
+fn digest_eq(presented: &[u8], expected: &[u8]) -> subtle::Choice {
+    Sha256::digest(presented).ct_eq(&Sha256::digest(expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    const HEADER_VALUE: &str = "current-header-value";
+    const OLD_HEADER_VALUE: &str = "previous-header-value";
+    const HMAC_SECRET: &str = "shared-hmac-secret";
+
+    fn tenant() -> TenantId {
+        TenantId::default_tenant()
+    }
+
+    fn config(auth: TenantAuth) -> AuthConfig {
+        AuthConfig::new([(tenant(), auth)])
+    }
+
+    fn header_auth(values: &[&str]) -> TenantAuth {
+        TenantAuth {
+            header: Some(HeaderAuth {
+                name: "X-Tripletex-Token".into(),
+                values: values.iter().map(|v| Secret::new(*v)).collect(),
+            }),
+            ..TenantAuth::default()
+        }
+    }
+
+    fn basic_auth() -> TenantAuth {
+        TenantAuth {
+            basic: Some(BasicAuth {
+                credentials: vec![BasicCredential {
+                    username: "tripletex".into(),
+                    password: Secret::new("pa:ss word"),
+                }],
+            }),
+            ..TenantAuth::default()
+        }
+    }
+
+    fn query_auth() -> TenantAuth {
+        TenantAuth {
+            query: Some(QueryTokenAuth {
+                parameter: "token".into(),
+                values: vec![Secret::new("query-token-value")],
+            }),
+            ..TenantAuth::default()
+        }
+    }
+
+    fn hmac_auth(secrets: &[&str]) -> TenantAuth {
+        TenantAuth {
+            hmac: Some(HmacAuth {
+                secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
+            }),
+            ..TenantAuth::default()
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn check(
+        config: &AuthConfig,
+        headers: &HeaderMap,
+        query: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(), AuthFailure> {
+        authenticate(
+            config,
+            &tenant(),
+            Credentials {
+                headers,
+                query,
+                body,
+            },
+        )
+    }
+
+    fn basic(user: &str, password: &str) -> String {
+        format!("Basic {}", BASE64.encode(format!("{user}:{password}")))
+    }
+
+    fn signed(secret: &str, key: &str, body: &[u8]) -> HeaderMap {
+        headers(&[
+            (SIGNATURE_HEADER, &hmac_signature(secret, key, body)),
+            (IDEMPOTENCY_KEY_HEADER, key),
+        ])
+    }
+
+    // -- no configuration ------------------------------------------------------------------------
+
+    #[test]
+    fn refuses_everything_when_the_tenant_has_no_method() {
+        let config = config(TenantAuth::default());
+        let result = check(
+            &config,
+            &headers(&[("x-tripletex-token", HEADER_VALUE)]),
+            &[],
+            b"{}",
+        );
+        assert_eq!(result, Err(AuthFailure::NoMethodConfigured));
+    }
+
+    #[test]
+    fn refuses_a_tenant_that_is_not_configured() {
+        let config = config(header_auth(&[HEADER_VALUE]));
+        let other = TenantId::parse("acme").unwrap();
+        let h = headers(&[("x-tripletex-token", HEADER_VALUE)]);
+        let result = authenticate(
+            &config,
+            &other,
+            Credentials {
+                headers: &h,
+                query: &[],
+                body: b"",
+            },
+        );
+        assert_eq!(result, Err(AuthFailure::UnknownTenant));
+    }
+
+    // -- custom header ---------------------------------------------------------------------------
+
+    #[test]
+    fn accepts_the_configured_header_value() {
+        let config = config(header_auth(&[HEADER_VALUE]));
+        assert_eq!(
+            check(
+                &config,
+                &headers(&[("X-Tripletex-Token", HEADER_VALUE)]),
+                &[],
+                b""
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn header_name_matches_in_any_case() {
+        let config = config(header_auth(&[HEADER_VALUE]));
+        for name in [
+            "x-tripletex-token",
+            "X-TRIPLETEX-TOKEN",
+            "x-TripleTex-token",
+        ] {
+            assert_eq!(
+                check(&config, &headers(&[(name, HEADER_VALUE)]), &[], b""),
+                Ok(()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_a_wrong_header_value() {
+        let config = config(header_auth(&[HEADER_VALUE]));
+        let result = check(
+            &config,
+            &headers(&[("x-tripletex-token", "guess")]),
+            &[],
+            b"",
+        );
+        assert_eq!(result, Err(AuthFailure::Mismatch(AuthMethod::Header)));
+    }
+
+    #[test]
+    fn rejects_a_missing_or_empty_header() {
+        let config = config(header_auth(&[HEADER_VALUE]));
+        assert_eq!(
+            check(&config, &headers(&[]), &[], b""),
+            Err(AuthFailure::Missing(AuthMethod::Header))
+        );
+        assert_eq!(
+            check(&config, &headers(&[("x-tripletex-token", "")]), &[], b""),
+            Err(AuthFailure::Missing(AuthMethod::Header))
+        );
+    }
+
+    #[test]
+    fn rejects_a_truncated_or_extended_header_value() {
+        let config = config(header_auth(&[HEADER_VALUE]));
+        let truncated = &HEADER_VALUE[..HEADER_VALUE.len() - 1];
+        let extended = format!("{HEADER_VALUE}x");
+        for value in [truncated, extended.as_str()] {
+            let result = check(&config, &headers(&[("x-tripletex-token", value)]), &[], b"");
+            assert_eq!(
+                result,
+                Err(AuthFailure::Mismatch(AuthMethod::Header)),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_a_header_value_in_another_case() {
+        let config = config(header_auth(&[HEADER_VALUE]));
+        let result = check(
+            &config,
+            &headers(&[("x-tripletex-token", &HEADER_VALUE.to_uppercase())]),
+            &[],
+            b"",
+        );
+        assert_eq!(result, Err(AuthFailure::Mismatch(AuthMethod::Header)));
+    }
+
+    #[test]
+    fn rejects_a_header_sent_twice() {
+        let config = config(header_auth(&[HEADER_VALUE]));
+        let h = headers(&[
+            ("x-tripletex-token", "guess"),
+            ("x-tripletex-token", HEADER_VALUE),
+        ]);
+        assert_eq!(
+            check(&config, &h, &[], b""),
+            Err(AuthFailure::Malformed(AuthMethod::Header))
+        );
+    }
+
+    #[test]
+    fn accepts_the_old_value_only_while_it_is_configured() {
+        let during_rotation = config(header_auth(&[HEADER_VALUE, OLD_HEADER_VALUE]));
+        let after_rotation = config(header_auth(&[HEADER_VALUE]));
+        let old = headers(&[("x-tripletex-token", OLD_HEADER_VALUE)]);
+        let new = headers(&[("x-tripletex-token", HEADER_VALUE)]);
+        assert_eq!(check(&during_rotation, &old, &[], b""), Ok(()));
+        assert_eq!(check(&during_rotation, &new, &[], b""), Ok(()));
+        assert_eq!(
+            check(&after_rotation, &old, &[], b""),
+            Err(AuthFailure::Mismatch(AuthMethod::Header))
+        );
+        assert_eq!(check(&after_rotation, &new, &[], b""), Ok(()));
+    }
+
+    // -- basic -----------------------------------------------------------------------------------
+
+    #[test]
+    fn accepts_basic_credentials_as_tripletex_sends_them_for_a_user_pass_url() {
+        let config = config(basic_auth());
+        // The password holds a colon and a space: only the first colon separates the user.
+        let h = headers(&[("authorization", &basic("tripletex", "pa:ss word"))]);
+        assert_eq!(check(&config, &h, &[], b""), Ok(()));
+    }
+
+    #[test]
+    fn basic_scheme_name_is_case_insensitive() {
+        let config = config(basic_auth());
+        let value = basic("tripletex", "pa:ss word").replace("Basic", "bAsIc");
+        assert_eq!(
+            check(&config, &headers(&[("Authorization", &value)]), &[], b""),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rejects_basic_with_a_wrong_user_or_password() {
+        let config = config(basic_auth());
+        for (user, password) in [
+            ("tripletex", "wrong"),
+            ("someone", "pa:ss word"),
+            ("tripletex", "pa:ss wor"),
+            ("", ""),
+        ] {
+            let h = headers(&[("authorization", &basic(user, password))]);
+            assert_eq!(
+                check(&config, &h, &[], b""),
+                Err(AuthFailure::Mismatch(AuthMethod::Basic)),
+                "{user}:{password}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_missing_or_malformed_basic() {
+        let config = config(basic_auth());
+        assert_eq!(
+            check(&config, &headers(&[]), &[], b""),
+            Err(AuthFailure::Missing(AuthMethod::Basic))
+        );
+        assert_eq!(
+            check(
+                &config,
+                &headers(&[("authorization", "Bearer abc")]),
+                &[],
+                b""
+            ),
+            Err(AuthFailure::Missing(AuthMethod::Basic))
+        );
+        for value in [
+            "Basic",
+            "Basic !!!not-base64",
+            &format!("Basic {}", BASE64.encode("no-colon")),
+        ] {
+            assert_eq!(
+                check(&config, &headers(&[("authorization", value)]), &[], b""),
+                Err(AuthFailure::Malformed(AuthMethod::Basic)),
+                "{value}"
+            );
+        }
+    }
+
+    // -- query token -----------------------------------------------------------------------------
+
+    fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn accepts_the_secret_query_parameter() {
+        let config = config(query_auth());
+        assert_eq!(
+            check(
+                &config,
+                &headers(&[]),
+                &query(&[("token", "query-token-value")]),
+                b""
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rejects_a_wrong_missing_empty_or_repeated_query_token() {
+        let config = config(query_auth());
+        let h = headers(&[]);
+        assert_eq!(
+            check(&config, &h, &query(&[("token", "query-token-valu")]), b""),
+            Err(AuthFailure::Mismatch(AuthMethod::QueryToken))
+        );
+        assert_eq!(
+            check(&config, &h, &query(&[("token", "")]), b""),
+            Err(AuthFailure::Mismatch(AuthMethod::QueryToken))
+        );
+        assert_eq!(
+            check(&config, &h, &query(&[("Token", "query-token-value")]), b""),
+            Err(AuthFailure::Missing(AuthMethod::QueryToken))
+        );
+        assert_eq!(
+            check(
+                &config,
+                &h,
+                &query(&[("token", "a"), ("token", "query-token-value")]),
+                b""
+            ),
+            Err(AuthFailure::Malformed(AuthMethod::QueryToken))
+        );
+    }
+
+    // -- hmac ------------------------------------------------------------------------------------
+
+    const BODY: &[u8] =
+        br#"{"subscriptionId":1,"event":"product.create","id":2,"value":{"id":2,"version":0}}"#;
+
+    #[test]
+    fn accepts_a_valid_hmac_signature() {
+        let config = config(hmac_auth(&[HMAC_SECRET]));
+        assert_eq!(
+            check(&config, &signed(HMAC_SECRET, "key-1", BODY), &[], BODY),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn hmac_signature_matches_an_independent_computation() {
+        // HMAC-SHA512("key", "idem&body"), computed with Python's hmac module.
+        let expected = "I5LngWz5I5rpB+97tXnsVBMJuARvQAcSm8cuId5sJYUiXMFbHoaAxOeohQqYBsfdezRr1nE4EW5wBt4CwiXdSQ==";
+        assert_eq!(hmac_signature("key", "idem", b"body"), expected);
+    }
+
+    #[test]
+    fn rejects_hmac_over_an_altered_body() {
+        let config = config(hmac_auth(&[HMAC_SECRET]));
+        let h = signed(HMAC_SECRET, "key-1", BODY);
+        let mut altered = BODY.to_vec();
+        altered[BODY.len() - 3] = b'1';
+        assert_eq!(
+            check(&config, &h, &[], &altered),
+            Err(AuthFailure::Mismatch(AuthMethod::Hmac))
+        );
+    }
+
+    #[test]
+    fn rejects_hmac_made_with_another_key() {
+        let config = config(hmac_auth(&[HMAC_SECRET]));
+        let h = signed("some-other-secret", "key-1", BODY);
+        assert_eq!(
+            check(&config, &h, &[], BODY),
+            Err(AuthFailure::Mismatch(AuthMethod::Hmac))
+        );
+    }
+
+    #[test]
+    fn rejects_hmac_when_the_idempotency_key_was_changed_or_is_missing() {
+        let config = config(hmac_auth(&[HMAC_SECRET]));
+        let signature = hmac_signature(HMAC_SECRET, "key-1", BODY);
+        let other_key = headers(&[
+            (SIGNATURE_HEADER, &signature),
+            (IDEMPOTENCY_KEY_HEADER, "key-2"),
+        ]);
+        assert_eq!(
+            check(&config, &other_key, &[], BODY),
+            Err(AuthFailure::Mismatch(AuthMethod::Hmac))
+        );
+        let no_key = headers(&[(SIGNATURE_HEADER, &signature)]);
+        assert_eq!(
+            check(&config, &no_key, &[], BODY),
+            Err(AuthFailure::MissingIdempotencyKey)
+        );
+    }
+
+    #[test]
+    fn rejects_missing_truncated_or_malformed_signatures() {
+        let config = config(hmac_auth(&[HMAC_SECRET]));
+        let no_signature = headers(&[(IDEMPOTENCY_KEY_HEADER, "key-1")]);
+        assert_eq!(
+            check(&config, &no_signature, &[], BODY),
+            Err(AuthFailure::Missing(AuthMethod::Hmac))
+        );
+        let full = hmac_signature(HMAC_SECRET, "key-1", BODY);
+        let truncated = BASE64.encode(&BASE64.decode(&full).unwrap()[..32]);
+        let h = headers(&[
+            (SIGNATURE_HEADER, &truncated),
+            (IDEMPOTENCY_KEY_HEADER, "key-1"),
+        ]);
+        assert_eq!(
+            check(&config, &h, &[], BODY),
+            Err(AuthFailure::Mismatch(AuthMethod::Hmac))
+        );
+        let h = headers(&[(SIGNATURE_HEADER, "%%%"), (IDEMPOTENCY_KEY_HEADER, "key-1")]);
+        assert_eq!(
+            check(&config, &h, &[], BODY),
+            Err(AuthFailure::Malformed(AuthMethod::Hmac))
+        );
+    }
+
+    #[test]
+    fn accepts_hmac_from_any_configured_secret_during_rotation() {
+        let config = config(hmac_auth(&["new-hmac-secret", HMAC_SECRET]));
+        assert_eq!(
+            check(&config, &signed(HMAC_SECRET, "k", BODY), &[], BODY),
+            Ok(())
+        );
+        assert_eq!(
+            check(&config, &signed("new-hmac-secret", "k", BODY), &[], BODY),
+            Ok(())
+        );
+    }
+
+    // -- combinations ----------------------------------------------------------------------------
+
+    #[test]
+    fn every_configured_method_must_pass() {
+        let mut auth = header_auth(&[HEADER_VALUE]);
+        auth.hmac = hmac_auth(&[HMAC_SECRET]).hmac;
+        let config = config(auth);
+        let mut both = signed(HMAC_SECRET, "k", BODY);
+        both.append("x-tripletex-token", HeaderValue::from_static(HEADER_VALUE));
+        assert_eq!(check(&config, &both, &[], BODY), Ok(()));
+        assert_eq!(
+            check(&config, &signed(HMAC_SECRET, "k", BODY), &[], BODY),
+            Err(AuthFailure::Missing(AuthMethod::Header))
+        );
+        assert_eq!(
+            check(
+                &config,
+                &headers(&[("x-tripletex-token", HEADER_VALUE)]),
+                &[],
+                BODY
+            ),
+            Err(AuthFailure::Missing(AuthMethod::Hmac))
+        );
+    }
+
+    // -- configuration ---------------------------------------------------------------------------
+
+    #[test]
+    fn reads_the_documented_json_shape() {
+        let config = AuthConfig::from_json(
+            r#"{"tenants": {"default": {
+                "header": {"name": "X-Tripletex-Token", "values": ["a-value"]},
+                "basic": {"credentials": [{"username": "u", "password": "p"}]},
+                "query": {"parameter": "token", "values": ["q"]},
+                "hmac": {"secrets": ["0123456789"]}},
+              "acme": {"header": {"name": "X-Other", "values": ["b"]}}}}"#,
+        )
+        .unwrap();
+        let tenants: Vec<_> = config.tenants().map(TenantId::as_str).collect();
+        assert_eq!(tenants, ["acme", "default"]);
+    }
+
+    #[test]
+    fn accepts_the_header_value_generated_by_the_template_on_deploy() {
+        // The shape `GenerateSecretString` writes from infra/template.yaml's SecretStringTemplate.
+        let generated = r#"{"tenants": {"default": {"header": {"name": "X-Tripletex-Webhook-Token"}}},
+            "generatedHeaderValue": "Zx81kQ0aPmWc3VtR7yBn2LsD9fHg4JeU6oTi5NqA1rXw0KuE"}"#;
+        let config = AuthConfig::from_json(generated).unwrap();
+        let h = headers(&[(
+            "x-tripletex-webhook-token",
+            "Zx81kQ0aPmWc3VtR7yBn2LsD9fHg4JeU6oTi5NqA1rXw0KuE",
+        )]);
+        assert_eq!(check(&config, &h, &[], b""), Ok(()));
+        let wrong = headers(&[(
+            "x-tripletex-webhook-token",
+            "Zx81kQ0aPmWc3VtR7yBn2LsD9fHg4JeU6oTi5NqA1rXw0Ku",
+        )]);
+        assert_eq!(
+            check(&config, &wrong, &[], b""),
+            Err(AuthFailure::Mismatch(AuthMethod::Header))
+        );
+    }
+
+    #[test]
+    fn config_rejects_values_that_would_weaken_auth() {
+        let cases = [
+            (
+                r#"{"tenants": {"default": {"header": {"name": "X-A", "values": []}}}}"#,
+                "lists no accepted value",
+            ),
+            (
+                r#"{"tenants": {"default": {"header": {"name": "X-A", "values": [""]}}}}"#,
+                "empty value",
+            ),
+            (
+                r#"{"tenants": {"default": {"header": {"name": "bad name", "values": ["v"]}}}}"#,
+                "not a valid HTTP header name",
+            ),
+            (
+                r#"{"tenants": {"default": {"hmac": {"secrets": ["short"]}}}}"#,
+                "at least 10",
+            ),
+            (r#"{"tenants": {"Bad#Tenant": {}}}"#, "tenant key"),
+            (
+                r#"{"tenants": {"default": {"headr": {}}}}"#,
+                "expected shape",
+            ),
+            (
+                r#"{"tenants": {"default": {"query": {"parameter": "", "values": ["v"]}}}}"#,
+                "empty value",
+            ),
+        ];
+        for (json, expected) in cases {
+            let error = AuthConfig::from_json(json).unwrap_err().to_string();
+            assert!(error.contains(expected), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn config_debug_output_hides_every_secret() {
+        let config = AuthConfig::from_json(
+            r#"{"tenants": {"default": {"header": {"name": "X-A", "values": ["header-secret"]},
+                "basic": {"credentials": [{"username": "u", "password": "basic-secret"}]},
+                "hmac": {"secrets": ["hmac-secret-value"]}}}}"#,
+        )
+        .unwrap();
+        let debug = format!("{config:?}");
+        for secret in ["header-secret", "basic-secret", "hmac-secret-value"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+
+    #[test]
+    fn tenant_keys_are_lower_case_words_without_separators() {
+        assert!(TenantId::parse("acme-1_x").is_ok());
+        for bad in ["", "Acme", "a#b", "a/b", &"x".repeat(65)] {
+            assert!(TenantId::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

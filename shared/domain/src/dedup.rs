@@ -1,0 +1,307 @@
+//! What a record does to the stored copy of an object: the version-deduplication rule as a pure
+//! function. The DynamoDB adapter states the same rule as a condition expression, so DynamoDB enforces
+//! it atomically; this function is the reference both are tested against, and it classifies a write
+//! that DynamoDB refused.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use crate::ids::TenantId;
+
+/// `tenant#object#id`: the key of an object copy. `object` is the event's object part, as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub tenant: TenantId,
+    pub object_type: String,
+    pub object_id: i64,
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}#{}", self.tenant, self.object_type, self.object_id)
+    }
+}
+
+/// Where a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Webhook,
+    Resync,
+}
+
+impl Source {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Resync => "resync",
+        }
+    }
+}
+
+/// The object's JSON exactly as received, with its hash (which decides unversioned writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    json: String,
+    hash: String,
+}
+
+impl Payload {
+    pub fn new(raw: &RawValue) -> Self {
+        Self::from_json(raw.get())
+    }
+
+    pub fn from_json(json: &str) -> Self {
+        let digest = Sha256::digest(json.as_bytes());
+        let hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Self {
+            json: json.to_owned(),
+            hash,
+        }
+    }
+
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+}
+
+/// What a record asks of the stored copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// The object at a version: kept only if newer than what is stored.
+    Versioned { version: i64, payload: Payload },
+    /// The object without a version (the subscription's `fields` left it out): kept if it differs.
+    Unversioned { payload: Payload },
+    /// The object is gone: a tombstone that no later upsert can lift.
+    Delete,
+}
+
+impl Write {
+    pub fn version(&self) -> Option<i64> {
+        match self {
+            Self::Versioned { version, .. } => Some(*version),
+            Self::Unversioned { .. } | Self::Delete => None,
+        }
+    }
+}
+
+/// One record's change to one object, with what the stored item records about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectChange {
+    pub key: ObjectKey,
+    pub write: Write,
+    pub event: String,
+    pub subscription_id: Option<i64>,
+    pub received_at: Timestamp,
+    pub source: Source,
+}
+
+/// The part of a stored item the rule looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoredState {
+    pub version: Option<i64>,
+    pub deleted: bool,
+    pub payload_hash: Option<String>,
+}
+
+/// What became of a record. Only `Accepted` changes the stored item; the others are answers, not
+/// errors, and are never retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Accepted,
+    /// The same version (or the same unversioned content, or a second delete) is already stored.
+    Duplicate,
+    /// A newer version is already stored.
+    Stale,
+    /// The object is deleted; a late update must not resurrect it.
+    AfterDelete,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Stale => "stale",
+            Self::AfterDelete => "after_delete",
+        }
+    }
+}
+
+/// The rule. In words (DESIGN.md §5):
+/// - versioned v: written if no item, or the item is not deleted and its version is lower (or absent);
+/// - delete: written if no item, or the item is not deleted;
+/// - unversioned: written if no item, or the item is not deleted and its content differs.
+pub fn decide(stored: Option<&StoredState>, write: &Write) -> Outcome {
+    let Some(stored) = stored else {
+        return Outcome::Accepted;
+    };
+    match write {
+        Write::Delete if stored.deleted => Outcome::Duplicate,
+        Write::Delete => Outcome::Accepted,
+        _ if stored.deleted => Outcome::AfterDelete,
+        Write::Versioned { version, .. } => match stored.version {
+            None => Outcome::Accepted,
+            Some(current) if current < *version => Outcome::Accepted,
+            Some(current) if current == *version => Outcome::Duplicate,
+            Some(_) => Outcome::Stale,
+        },
+        Write::Unversioned { payload } => {
+            if stored.payload_hash.as_deref() == Some(payload.hash()) {
+                Outcome::Duplicate
+            } else {
+                Outcome::Accepted
+            }
+        }
+    }
+}
+
+/// The stored state after an accepted write. A tombstone keeps the last version it knew; an
+/// unversioned write keeps the stored version, so an older versioned record stays stale.
+pub fn apply(stored: Option<&StoredState>, write: &Write) -> StoredState {
+    let previous_version = stored.and_then(|s| s.version);
+    match write {
+        Write::Versioned { version, payload } => StoredState {
+            version: Some(*version),
+            deleted: false,
+            payload_hash: Some(payload.hash().to_owned()),
+        },
+        Write::Unversioned { payload } => StoredState {
+            version: previous_version,
+            deleted: false,
+            payload_hash: Some(payload.hash().to_owned()),
+        },
+        Write::Delete => StoredState {
+            version: previous_version,
+            deleted: true,
+            payload_hash: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn versioned(version: i64) -> Write {
+        Write::Versioned {
+            version,
+            payload: Payload::from_json(&format!(r#"{{"id":1,"version":{version}}}"#)),
+        }
+    }
+
+    fn unversioned(json: &str) -> Write {
+        Write::Unversioned {
+            payload: Payload::from_json(json),
+        }
+    }
+
+    fn stored(version: Option<i64>, deleted: bool, json: Option<&str>) -> StoredState {
+        StoredState {
+            version,
+            deleted,
+            payload_hash: json.map(|j| Payload::from_json(j).hash().to_owned()),
+        }
+    }
+
+    #[test]
+    fn anything_is_accepted_when_nothing_is_stored() {
+        for write in [versioned(0), unversioned("{}"), Write::Delete] {
+            assert_eq!(decide(None, &write), Outcome::Accepted, "{write:?}");
+        }
+    }
+
+    #[test]
+    fn versioned_writes_keep_only_newer_versions() {
+        let current = stored(Some(5), false, Some("{}"));
+        assert_eq!(decide(Some(&current), &versioned(6)), Outcome::Accepted);
+        assert_eq!(
+            decide(Some(&current), &versioned(9)),
+            Outcome::Accepted,
+            "skipped versions are fine"
+        );
+        assert_eq!(decide(Some(&current), &versioned(5)), Outcome::Duplicate);
+        assert_eq!(decide(Some(&current), &versioned(4)), Outcome::Stale);
+    }
+
+    #[test]
+    fn a_versioned_write_replaces_an_unversioned_copy() {
+        let current = stored(None, false, Some(r#"{"id":1}"#));
+        assert_eq!(decide(Some(&current), &versioned(0)), Outcome::Accepted);
+    }
+
+    #[test]
+    fn a_tombstone_blocks_every_later_upsert_whatever_its_version() {
+        let tombstone = stored(Some(5), true, None);
+        assert_eq!(
+            decide(Some(&tombstone), &versioned(6)),
+            Outcome::AfterDelete
+        );
+        assert_eq!(
+            decide(Some(&tombstone), &versioned(1_000_000)),
+            Outcome::AfterDelete
+        );
+        assert_eq!(
+            decide(Some(&tombstone), &versioned(2)),
+            Outcome::AfterDelete
+        );
+        assert_eq!(
+            decide(Some(&tombstone), &unversioned("{}")),
+            Outcome::AfterDelete
+        );
+    }
+
+    #[test]
+    fn a_second_delete_is_a_duplicate() {
+        assert_eq!(
+            decide(Some(&stored(Some(5), true, None)), &Write::Delete),
+            Outcome::Duplicate
+        );
+        assert_eq!(
+            decide(Some(&stored(Some(5), false, Some("{}"))), &Write::Delete),
+            Outcome::Accepted
+        );
+    }
+
+    #[test]
+    fn unversioned_writes_are_kept_only_when_the_content_differs() {
+        let current = stored(Some(3), false, Some(r#"{"name":"A"}"#));
+        assert_eq!(
+            decide(Some(&current), &unversioned(r#"{"name":"A"}"#)),
+            Outcome::Duplicate
+        );
+        assert_eq!(
+            decide(Some(&current), &unversioned(r#"{"name":"B"}"#)),
+            Outcome::Accepted
+        );
+    }
+
+    #[test]
+    fn apply_keeps_the_version_through_tombstones_and_unversioned_writes() {
+        let current = stored(Some(3), false, Some("{}"));
+        let after_unversioned = apply(Some(&current), &unversioned(r#"{"x":1}"#));
+        assert_eq!(after_unversioned.version, Some(3));
+        assert_eq!(
+            decide(Some(&after_unversioned), &versioned(2)),
+            Outcome::Stale
+        );
+        let tombstone = apply(Some(&current), &Write::Delete);
+        assert_eq!(tombstone, stored(Some(3), true, None));
+    }
+
+    #[test]
+    fn object_key_joins_tenant_object_and_id() {
+        let key = ObjectKey {
+            tenant: TenantId::parse("acme").unwrap(),
+            object_type: "closeGroup".into(),
+            object_id: 42,
+        };
+        assert_eq!(key.to_string(), "acme#closeGroup#42");
+    }
+}

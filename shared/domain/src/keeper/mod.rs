@@ -1,0 +1,14 @@
+//! The subscription keeper's rules: which of a company's Tripletex subscriptions are ours, what each
+//! needs (`plan`, pure), and what a run reports. The run itself, which talks to Tripletex through
+//! the `SubscriptionsApi` port, is the keeper function's (`functions/subscription-keeper/src/run.rs`).
+
+mod plan;
+mod report;
+mod settings;
+
+pub use plan::{Action, Drift, Reason, Step, is_ours, plan, plan_subscription, subscription_write};
+pub use report::{CompanyReport, Done, Failed, LeftAlone};
+pub use settings::{
+    DEFAULT_RESYNC_LOOKBACK, Endpoint, KeeperPolicy, KeeperSettings, ReEnablePolicy, SettingsError,
+    check_receiver_url, desired_fields,
+};

@@ -1,0 +1,16 @@
+//! The pure core of the Tripletex webhook bundle: the rules as plain functions, the types they work
+//! on, and the ports (traits) the adapters implement. Nothing here does I/O: this crate depends on
+//! no async runtime, AWS, HTTP-client or Lambda crate, so every rule is tested without a server.
+
+pub mod auth;
+pub mod dedup;
+pub mod envelope;
+pub mod error;
+pub mod ids;
+pub mod intake;
+pub mod keeper;
+pub mod message;
+pub mod ports;
+pub mod record;
+pub mod resync;
+pub mod tripletex;

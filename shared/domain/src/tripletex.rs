@@ -1,0 +1,414 @@
+//! Tripletex API v2 as the keeper sees it: event subscriptions, the envelopes they come in, the error
+//! envelope, and the credentials a session is made from.
+//!
+//! Every field can be absent (Tripletex filters fields on authorization) and unknown fields are
+//! ignored, so a newer Tripletex never breaks a read.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::error::BoxError;
+use crate::ids::{InvalidTenant, Secret, TenantId};
+
+/// Production API base.
+pub const PRODUCTION_BASE_URL: &str = "https://tripletex.no/v2";
+/// Tripletex's test environment.
+pub const TEST_BASE_URL: &str = "https://api-test.tripletex.tech/v2";
+
+/// A subscription's status. `Unknown` keeps a value this code does not know yet, so that a list is
+/// still read and such a subscription is reported, never touched.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SubscriptionStatus {
+    Active,
+    Disabled,
+    DisabledTooManyErrors,
+    DisabledRateLimitExceeded,
+    DisabledMisuse,
+    #[serde(other)]
+    Unknown,
+}
+
+impl SubscriptionStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Disabled => "DISABLED",
+            Self::DisabledTooManyErrors => "DISABLED_TOO_MANY_ERRORS",
+            Self::DisabledRateLimitExceeded => "DISABLED_RATE_LIMIT_EXCEEDED",
+            Self::DisabledMisuse => "DISABLED_MISUSE",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// A subscription as Tripletex returns it. The write-only `authHeaderValue` and `hmacSharedSecret`
+/// never come back, so they are not here.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Subscription {
+    pub id: Option<i64>,
+    pub version: Option<i32>,
+    pub event: Option<String>,
+    pub target_url: Option<String>,
+    pub fields: Option<String>,
+    pub status: Option<SubscriptionStatus>,
+    pub auth_header_name: Option<String>,
+}
+
+/// What the keeper sends to create or update a subscription. PUT is a partial update, so absent
+/// fields are left out; secrets are written out only when serialized for Tripletex.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionWrite {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_optional"
+    )]
+    pub target_url: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<SubscriptionStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_header_name: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_optional"
+    )]
+    pub auth_header_value: Option<Secret>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_optional"
+    )]
+    pub hmac_shared_secret: Option<Secret>,
+}
+
+fn expose_optional<S: Serializer>(
+    value: &Option<Secret>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(secret) => serializer.serialize_str(secret.expose()),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// `{"value": …}`
+#[derive(Debug, Clone, Deserialize)]
+pub struct Single<T> {
+    pub value: Option<T>,
+}
+
+/// `{"fullResultSize", "from", "count", "versionDigest", "values"}`. `fullResultSize` is not exact
+/// (Tripletex says so), so paging stops on a short page instead.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPage<T> {
+    #[serde(default)]
+    pub full_result_size: Option<i64>,
+    #[serde(default)]
+    pub from: Option<i64>,
+    #[serde(default)]
+    pub count: Option<i64>,
+    #[serde(default)]
+    pub version_digest: Option<String>,
+    #[serde(default = "Vec::new")]
+    pub values: Vec<T>,
+}
+
+/// `GET /event`: event name → description.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventDescription {
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The session token `:create` answers with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionToken {
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub expiration_date: Option<String>,
+}
+
+/// Tripletex's error envelope.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ApiErrorBody {
+    pub status: Option<u16>,
+    pub code: Option<i64>,
+    pub message: Option<String>,
+    pub developer_message: Option<String>,
+    #[serde(deserialize_with = "null_as_empty")]
+    pub validation_messages: Vec<ValidationMessage>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ValidationMessage {
+    pub field: Option<String>,
+    pub message: Option<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Tripletex's internal code for a stale `version` on a write.
+pub const REVISION_CONFLICT_CODE: i64 = 8000;
+
+/// An error answer from Tripletex, with everything its envelope said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status (the envelope's own `status` when the body had none).
+    pub status: u16,
+    pub body: ApiErrorBody,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {}", self.status)?;
+        if let Some(code) = self.body.code {
+            write!(f, " code {code}")?;
+        }
+        if let Some(message) = &self.body.message {
+            write!(f, ": {message}")?;
+        }
+        for validation in &self.body.validation_messages {
+            write!(
+                f,
+                " [{}: {}]",
+                validation.field.as_deref().unwrap_or("?"),
+                validation.message.as_deref().unwrap_or("")
+            )?;
+        }
+        if let Some(request_id) = &self.body.request_id {
+            write!(f, " (request {request_id})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TripletexError {
+    /// Tripletex answered with an error envelope (4xx other than 401/429, or a 5xx after retries).
+    #[error("Tripletex refused the request")]
+    Api(#[source] Box<ApiError>),
+    /// The credentials do not make a session, or a fresh session was refused too.
+    #[error("Tripletex did not accept the credentials")]
+    Unauthorized(#[source] Box<ApiError>),
+    /// Still rate limited after the bounded waits.
+    #[error("Tripletex kept rate limiting after {attempts} attempts")]
+    RateLimited { attempts: u32 },
+    /// Connection failures, timeouts and 5xx answers that outlasted the retries.
+    #[error("Tripletex is unavailable after {attempts} attempts")]
+    Unavailable {
+        attempts: u32,
+        #[source]
+        source: BoxError,
+    },
+    /// A 2xx answer that is not what the API describes.
+    #[error("Tripletex answered with an unexpected body")]
+    InvalidResponse {
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl TripletexError {
+    /// A write with a stale `version` (409): re-read, re-plan, retry.
+    pub fn is_revision_conflict(&self) -> bool {
+        matches!(self, Self::Api(error) if error.status == 409
+            && error.body.code.is_none_or(|code| code == REVISION_CONFLICT_CODE))
+    }
+
+    /// A short, stable name for reports and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Api(_) => "api_error",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable { .. } => "unavailable",
+            Self::InvalidResponse { .. } => "invalid_response",
+        }
+    }
+}
+
+/// What a session is made from. `company_id` is the client company an accountant token acts for;
+/// none means the employee token owner's own company (Basic user `0`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TripletexCredentials {
+    pub consumer_token: Secret,
+    pub employee_token: Secret,
+    #[serde(default)]
+    pub company_id: Option<i64>,
+}
+
+impl TripletexCredentials {
+    /// The Basic auth user: `0` for the token owner's company, or the client company's id.
+    pub fn basic_user(&self) -> String {
+        self.company_id
+            .map_or_else(|| "0".to_owned(), |id| id.to_string())
+    }
+}
+
+/// The Tripletex companies a deployment looks after, by tenant: the content of the credentials
+/// secret, `{"companies": {"<tenant>": {"consumerToken", "employeeToken", "companyId"?}}}`.
+#[derive(Debug, Clone, Default)]
+pub struct Companies(pub BTreeMap<TenantId, TripletexCredentials>);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompaniesError {
+    #[error("the Tripletex credentials are not JSON of the expected shape")]
+    Malformed(#[source] serde_json::Error),
+    #[error("company {0}: empty consumer or employee token")]
+    EmptyToken(String),
+    #[error(transparent)]
+    InvalidTenant(#[from] InvalidTenant),
+}
+
+impl Companies {
+    /// `from_json` with its error boxed: the shape a secret source takes a parser in.
+    pub fn parse_secret(json: &str) -> Result<Self, BoxError> {
+        Ok(Self::from_json(json)?)
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, CompaniesError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            companies: BTreeMap<String, TripletexCredentials>,
+        }
+        let raw: Raw = serde_json::from_str(json).map_err(CompaniesError::Malformed)?;
+        let mut companies = BTreeMap::new();
+        for (tenant, credentials) in raw.companies {
+            if credentials.consumer_token.expose().is_empty()
+                || credentials.employee_token.expose().is_empty()
+            {
+                return Err(CompaniesError::EmptyToken(tenant));
+            }
+            companies.insert(TenantId::parse(&tenant)?, credentials);
+        }
+        Ok(Self(companies))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_subscription_with_unknown_fields_and_an_unknown_status() {
+        let json = r#"{"id": 1, "version": 0, "url": "https://tripletex.no/v2/event/subscription/1",
+            "event": "product.create", "targetUrl": "https://hooks.example.com/t", "fields": "id,version",
+            "status": "DISABLED_FOR_A_NEW_REASON", "authHeaderName": "X-Hook", "changes": [], "brandNew": 1}"#;
+        let subscription: Subscription = serde_json::from_str(json).unwrap();
+        assert_eq!(subscription.id, Some(1));
+        assert_eq!(subscription.status, Some(SubscriptionStatus::Unknown));
+        assert_eq!(subscription.auth_header_name.as_deref(), Some("X-Hook"));
+    }
+
+    #[test]
+    fn reads_a_subscription_with_every_field_absent() {
+        let subscription: Subscription = serde_json::from_str("{}").unwrap();
+        assert_eq!(subscription, Subscription::default());
+    }
+
+    #[test]
+    fn reads_every_documented_status() {
+        for (text, status) in [
+            ("ACTIVE", SubscriptionStatus::Active),
+            ("DISABLED", SubscriptionStatus::Disabled),
+            (
+                "DISABLED_TOO_MANY_ERRORS",
+                SubscriptionStatus::DisabledTooManyErrors,
+            ),
+            (
+                "DISABLED_RATE_LIMIT_EXCEEDED",
+                SubscriptionStatus::DisabledRateLimitExceeded,
+            ),
+            ("DISABLED_MISUSE", SubscriptionStatus::DisabledMisuse),
+        ] {
+            let parsed: SubscriptionStatus = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+            assert_eq!(parsed, status);
+            assert_eq!(parsed.as_str(), text);
+        }
+    }
+
+    #[test]
+    fn a_write_leaves_out_absent_fields_and_writes_secrets_only_into_the_json() {
+        let write = SubscriptionWrite {
+            id: Some(4),
+            version: Some(2),
+            status: Some(SubscriptionStatus::Active),
+            auth_header_value: Some(Secret::new("s3cret-value")),
+            ..SubscriptionWrite::default()
+        };
+        let json = serde_json::to_value(&write).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"id": 4, "version": 2, "status": "ACTIVE", "authHeaderValue": "s3cret-value"})
+        );
+        assert!(!format!("{write:?}").contains("s3cret-value"));
+    }
+
+    #[test]
+    fn reads_the_error_envelope_and_names_everything_in_its_message() {
+        let json = r#"{"status": 422, "code": 18000, "message": "Validering feilet.", "link": "x",
+            "developerMessage": null, "validationMessages": [{"field": "arg:consumerToken",
+            "message": "The consumer token is invalid or does not exist.", "path": null, "rootId": null}],
+            "requestId": "abc"}"#;
+        let body: ApiErrorBody = serde_json::from_str(json).unwrap();
+        let error = ApiError { status: 422, body };
+        assert_eq!(
+            error.to_string(),
+            "HTTP 422 code 18000: Validering feilet. [arg:consumerToken: The consumer token is invalid or does not exist.] (request abc)"
+        );
+        let null_messages: ApiErrorBody =
+            serde_json::from_str(r#"{"status": 500, "validationMessages": null}"#).unwrap();
+        assert!(null_messages.validation_messages.is_empty());
+    }
+
+    #[test]
+    fn a_409_is_a_revision_conflict_unless_it_names_another_code() {
+        let conflict = |code| {
+            TripletexError::Api(Box::new(ApiError {
+                status: 409,
+                body: ApiErrorBody {
+                    code,
+                    ..ApiErrorBody::default()
+                },
+            }))
+        };
+        assert!(conflict(Some(8000)).is_revision_conflict());
+        assert!(conflict(None).is_revision_conflict());
+        assert!(!conflict(Some(10000)).is_revision_conflict(), "locked");
+    }
+
+    #[test]
+    fn credentials_use_user_zero_unless_a_client_company_is_named() {
+        let mut credentials: TripletexCredentials =
+            serde_json::from_str(r#"{"consumerToken": "c", "employeeToken": "e"}"#).unwrap();
+        assert_eq!(credentials.basic_user(), "0");
+        credentials.company_id = Some(12345);
+        assert_eq!(credentials.basic_user(), "12345");
+        assert!(!format!("{credentials:?}").contains("\"c\""));
+    }
+}

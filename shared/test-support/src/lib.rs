@@ -1,0 +1,17 @@
+//! For tests only (a dev-dependency, never in a function's build): in-memory fakes of every port,
+//! and harnesses that start moto and the Tripletex simulator on loopback and stop them.
+
+pub mod fakes;
+pub mod moto;
+pub mod net;
+pub mod paths;
+pub mod simulator;
+pub mod tripletex;
+
+pub use fakes::{
+    InMemoryObjectStore, InMemoryResyncLedger, RecordingQueue, StoreFailure, StoredItem,
+};
+pub use moto::{MotoServer, sdk_config_for};
+pub use net::free_port;
+pub use simulator::TripletexSimulator;
+pub use tripletex::{CallKind, FakeTripletex, FakeTripletexCompany, TripletexCall};

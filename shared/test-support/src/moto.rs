@@ -1,0 +1,84 @@
+//! moto server, the AWS emulator, on a free loopback port for the tests that need AWS.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+
+use crate::{net, paths};
+
+/// A moto server on 127.0.0.1, started once per test process and stopped when the process ends.
+pub struct MotoServer {
+    endpoint: String,
+    _watchdog: Mutex<Child>,
+}
+
+impl MotoServer {
+    /// The process-wide server, started on first use on a free port. Its DynamoDB applies each
+    /// request atomically, as real DynamoDB does (`tools/localstack/moto_atomic.py`), so race tests
+    /// of conditional writes mean what they say; SQS and the rest stay concurrent.
+    ///
+    /// # Panics
+    /// When moto cannot be started: the test cannot run, and must not pass as if it had.
+    pub fn shared() -> &'static MotoServer {
+        static SERVER: OnceLock<MotoServer> = OnceLock::new();
+        SERVER.get_or_init(|| match Self::start() {
+            Ok(server) => server,
+            Err(reason) => panic!(
+                "cannot start moto server: {reason}. Run scripts/test, which installs it into .venv"
+            ),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Drops every resource, for a test that needs a clean account.
+    pub fn reset(&self) -> std::io::Result<()> {
+        net::request(&self.endpoint, "POST", "/moto-api/reset", None).map(drop)
+    }
+
+    fn start() -> Result<Self, String> {
+        let python = paths::venv_python();
+        if !python.exists() {
+            return Err(format!("{} does not exist", python.display()));
+        }
+        let command = format!(
+            "\"{}\" \"{}\"",
+            python.display(),
+            paths::tool("localstack/moto_atomic.py").display()
+        );
+        let port = net::free_port().map_err(|e| format!("no free port: {e}"))?;
+        // A watchdog shell owns moto and stops it once this test process is gone, however it ends.
+        let script = format!(
+            "{command} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & moto=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 0.2; done; kill $moto 2>/dev/null",
+            parent = std::process::id()
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot spawn sh: {e}"))?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        net::wait_until_listening(port, Duration::from_secs(60))?;
+        Ok(Self {
+            endpoint,
+            _watchdog: Mutex::new(child),
+        })
+    }
+}
+
+/// SDK configuration for a local endpoint, with throwaway credentials.
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("eu-north-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await
+}

@@ -1,0 +1,11 @@
+//! Tripletex API v2 over HTTP. `transport` is what every call goes through (session tokens, Basic
+//! auth, retries, rate limits, the error envelope); the endpoints sit beside it, one module each, and
+//! `pool` hands out one client per company so that sessions are reused across invocations.
+
+pub mod events;
+pub mod pool;
+pub mod subscriptions;
+pub mod transport;
+
+pub use pool::HttpTripletexCompanies;
+pub use transport::{DEFAULT_PAGE_SIZE, HttpTripletexApi, RetryPolicy};

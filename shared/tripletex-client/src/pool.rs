@@ -1,0 +1,107 @@
+//! One HTTP client per Tripletex company, kept across invocations so that its session token is
+//! reused, and made anew when the company's credentials change (a rotation).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use domain::ids::TenantId;
+use domain::ports::TripletexCompanies;
+use domain::tripletex::{TripletexCredentials, TripletexError};
+use sha2::{Digest, Sha256};
+
+use crate::transport::{DEFAULT_PAGE_SIZE, HttpTripletexApi, RetryPolicy};
+
+pub struct HttpTripletexCompanies {
+    base_url: String,
+    retry: RetryPolicy,
+    page_size: u32,
+    clients: Mutex<HashMap<TenantId, (Fingerprint, Arc<HttpTripletexApi>)>>,
+}
+
+impl HttpTripletexCompanies {
+    pub fn new(base_url: impl Into<String>, retry: RetryPolicy) -> Self {
+        Self {
+            base_url: base_url.into(),
+            retry,
+            page_size: DEFAULT_PAGE_SIZE,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn with_page_size(mut self, page_size: u32) -> Self {
+        self.page_size = page_size;
+        self
+    }
+}
+
+impl TripletexCompanies for HttpTripletexCompanies {
+    type Api = HttpTripletexApi;
+
+    fn company(
+        &self,
+        tenant: &TenantId,
+        credentials: &TripletexCredentials,
+    ) -> Result<Arc<HttpTripletexApi>, TripletexError> {
+        let fingerprint = Fingerprint::of(credentials);
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((known, api)) = clients.get(tenant)
+            && *known == fingerprint
+        {
+            return Ok(Arc::clone(api));
+        }
+        let api = Arc::new(
+            HttpTripletexApi::new(&self.base_url, credentials.clone(), self.retry.clone())?
+                .with_page_size(self.page_size),
+        );
+        clients.insert(tenant.clone(), (fingerprint, Arc::clone(&api)));
+        Ok(api)
+    }
+}
+
+/// Tells credentials apart without keeping them in another form that could leak.
+#[derive(Debug, PartialEq, Eq)]
+struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    fn of(credentials: &TripletexCredentials) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(credentials.consumer_token.expose());
+        hash.update([0]);
+        hash.update(credentials.employee_token.expose());
+        hash.update([0]);
+        hash.update(credentials.basic_user());
+        Self(hash.finalize().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::ids::Secret;
+
+    fn credentials(employee_token: &str) -> TripletexCredentials {
+        TripletexCredentials {
+            consumer_token: Secret::new("consumer"),
+            employee_token: Secret::new(employee_token),
+            company_id: None,
+        }
+    }
+
+    #[test]
+    fn the_same_credentials_get_the_same_client_and_new_ones_a_new_client() {
+        let pool = HttpTripletexCompanies::new("http://127.0.0.1:9/v2", RetryPolicy::default());
+        let tenant = TenantId::default_tenant();
+        let first = pool.company(&tenant, &credentials("a")).unwrap();
+        let again = pool.company(&tenant, &credentials("a")).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the session is reused");
+        let rotated = pool.company(&tenant, &credentials("b")).unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &rotated),
+            "a rotation gets a new session"
+        );
+        let other = pool
+            .company(&TenantId::parse("other").unwrap(), &credentials("b"))
+            .unwrap();
+        assert!(!Arc::ptr_eq(&rotated, &other), "one client per company");
+    }
+}

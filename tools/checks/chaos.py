@@ -1,0 +1,291 @@
+"""The chaos run: Tripletex-like traffic through the whole local stack, with every failure Tripletex's
+docs warn about, and at the end the objects table compared with the simulator's truth, object by object.
+
+  simulator (workload, duplicates, reordering, skipped versions, retries, disabling)
+    -> fault proxy -> receiver -> fault proxy -> SQS -> poller -> worker -> fault proxy -> DynamoDB
+  keeper on its (local) schedule re-enables what Tripletex disabled
+
+Fault windows, opened as the workload progresses: the receiver answers 503; SQS is unreachable; DynamoDB
+throttles half the worker's writes; one subscription's deliveries fail until Tripletex disables it.
+
+Run through scripts/run (`--chaos`, `--demo`), which starts the stack and the proxies and passes:
+  python3 -m tools.checks.chaos --stack .local/stack.json --simulator URL --receiver-proxy URL --sqs-proxy URL
+           --dynamodb-proxy URL --watch-log .local/watch.log [--changes N --objects M --rate R --seed S]
+Exit status 0 only when lost = resurrected = mismatched = 0 and the disabled subscription came back.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.request
+
+import boto3
+
+# Simulator company -> the tenant its subscriptions (and so its object keys) carry.
+TENANTS = {100: "default", 200: "hmac-demo"}
+# Tripletex's ~30 hours of retries pass in about two minutes; "about a week of failures" in 20 s, well
+# above an outage window (3 s) plus the SDK's own retries inside the receiver.
+TIME_SCALE = 0.001
+DISABLE_AFTER_SECONDS = 20000
+THROTTLE = {"mode": "error", "status": 400, "rate": 0.5, "contentType": "application/x-amz-json-1.0",
+            "body": json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                                "message": "Injected by the chaos run"})}
+
+
+def log(text):
+    print(f"[chaos] {text}", flush=True)
+
+
+def call(base, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        text = response.read()
+        return json.loads(text) if text else None
+
+
+class Chaos:
+    def __init__(self, args):
+        self.args = args
+        with open(args.stack, encoding="utf-8") as handle:
+            self.stack = json.load(handle)
+        resources = self.stack["resources"]
+        endpoint = os.environ["AWS_ENDPOINT_URL"]
+        self.sqs = boto3.client("sqs", endpoint_url=endpoint)
+        self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+        self.queue = resources["WebhookQueue"]["url"]
+        self.dlq = resources["WebhookDeadLetterQueue"]["url"]
+        self.table = resources["ObjectsTable"]["name"]
+        self.resync_table = resources["ResyncTable"]["name"]
+        self.events = self.stack["functions"]["subscription-keeper"]["KEEPER_EVENTS"].split(",")
+        self.receiver = self.stack["functions"]["subscription-keeper"]["RECEIVER_URL"]
+        self.redriven = 0
+        self.broken = None
+
+    def sim(self, method, path, body=None):
+        return call(self.args.simulator, method, path, body)
+
+    # -- phases ------------------------------------------------------------------------------------
+
+    def wait_for_subscriptions(self):
+        deadline = time.monotonic() + 300
+        while True:
+            subscriptions = self.sim("GET", "/_sim/subscriptions")["values"]
+            ready = {company: sorted(s["event"] for s in subscriptions
+                                     if s["_company"] == company and s["status"] == "ACTIVE")
+                     for company in TENANTS}
+            if all(events == sorted(self.events) for events in ready.values()):
+                log(f"the keeper subscribed {len(self.events)} events for each of {len(TENANTS)} companies")
+                return subscriptions
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the keeper did not subscribe every event in time: {ready}")
+            time.sleep(1)
+
+    def run(self):
+        subscriptions = self.wait_for_subscriptions()
+        self.broken = next(s for s in subscriptions if s["_company"] == 200 and s["event"] == "customer.update")
+        self.sim("POST", "/_sim/webhooks/config", {
+            "timeScale": TIME_SCALE, "disableAfterSeconds": DISABLE_AFTER_SECONDS, "duplicateRate": 0.3,
+            "maxCopies": 3, "reorderMaxSeconds": 0.5, "seed": self.args.seed})
+        log(f"workload: {self.args.changes} changes over {self.args.objects} objects, "
+            f"{len(TENANTS)} tenants, at {self.args.rate}/s (seed {self.args.seed})")
+        started = time.monotonic()
+        self.sim("POST", "/_sim/workload", {"companyIds": list(TENANTS), "changes": self.args.changes,
+                                            "objects": self.args.objects, "rate": self.args.rate,
+                                            "seed": self.args.seed})
+        self.fault_timeline()
+        self.settle()
+        elapsed = time.monotonic() - started
+        report = self.compare()
+        report["seconds"] = round(elapsed, 1)
+        return report
+
+    def progress(self):
+        return self.sim("GET", "/_sim/webhooks/status")["changes"] / self.args.changes
+
+    def wait_progress(self, fraction):
+        while self.progress() < fraction:
+            time.sleep(0.1)
+
+    def window(self, proxy, mode, seconds, label):
+        log(f"{label} for {seconds}s")
+        call(proxy, "POST", "/_proxy/mode", mode)
+        time.sleep(seconds)
+        call(proxy, "POST", "/_proxy/mode", {"mode": "pass"})
+
+    def fault_timeline(self):
+        self.wait_progress(0.15)
+        self.window(self.args.receiver_proxy, {"mode": "error", "status": 503}, 3, "the receiver answers 503")
+        self.wait_progress(0.25)
+        log(f"subscription {self.broken['id']} ({self.broken['event']}, company 200) fails until disabled")
+        self.sim("POST", f"/_sim/subscriptions/{self.broken['id']}/break")
+        self.wait_progress(0.35)
+        self.window(self.args.sqs_proxy, {"mode": "refuse"}, 3, "SQS is unreachable")
+        self.wait_progress(0.55)
+        self.window(self.args.dynamodb_proxy, THROTTLE, 5, "DynamoDB throttles half the worker's writes")
+
+    def queue_depth(self, url):
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def settle(self):
+        """Until the workload is done, Tripletex has nothing left to send, the disabled subscription is
+        active again, and the queue is empty (a dead-lettered message is redriven, as an operator would)."""
+        deadline = time.monotonic() + self.args.timeout
+        quiet = 0
+        while quiet < 3:
+            if time.monotonic() > deadline:
+                raise SystemExit("the stack did not settle in time")
+            status = self.sim("GET", "/_sim/webhooks/status")
+            broken = next(s for s in self.sim("GET", "/_sim/subscriptions")["values"] if s["id"] == self.broken["id"])
+            disabled = any(d["subscriptionId"] == self.broken["id"] for d in status["disabled"])
+            depth, dead = self.queue_depth(self.queue), self.queue_depth(self.dlq)
+            if dead:
+                self.redrive()
+            idle = (not status["workloadRunning"] and status["pending"] == 0 and status["inFlight"] == 0
+                    and disabled and broken["status"] == "ACTIVE" and depth == 0 and dead == 0)
+            quiet = quiet + 1 if idle else 0
+            time.sleep(1)
+
+    def redrive(self):
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.dlq, MaxNumberOfMessages=10,
+                                                MessageAttributeNames=["All"]).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                self.sqs.send_message(QueueUrl=self.queue, MessageBody=message["Body"],
+                                      MessageAttributes=message.get("MessageAttributes", {}))
+                self.sqs.delete_message(QueueUrl=self.dlq, ReceiptHandle=message["ReceiptHandle"])
+                self.redriven += 1
+
+    # -- the verdict -------------------------------------------------------------------------------
+
+    def table_items(self):
+        items, start = {}, None
+        while True:
+            page = self.dynamodb.scan(TableName=self.table, **({"ExclusiveStartKey": start} if start else {}))
+            for item in page["Items"]:
+                items[item["pk"]["S"]] = item
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    def compare(self):
+        truth = self.sim("GET", "/_sim/objects")["values"]
+        items = self.table_items()
+        verdicts = {"exact": [], "lost": [], "resurrected": [], "mismatched": [], "resyncNeeded": []}
+        for obj in truth:
+            key = f"{TENANTS[obj['companyId']]}#{obj['type']}#{obj['id']}"
+            item = items.pop(key, None)
+            verdicts[verdict(obj, item)].append(key)
+        verdicts["mismatched"] += [f"{key} (not in Tripletex)" for key in items]
+        status = self.sim("GET", "/_sim/webhooks/status")
+        subscriptions = {s["id"]: s for s in self.sim("GET", "/_sim/subscriptions")["values"]}
+        re_enabled = [d for d in status["disabled"] if subscriptions[d["subscriptionId"]]["status"] == "ACTIVE"]
+        resync_requests = self.dynamodb.scan(TableName=self.resync_table)["Items"]
+        return {
+            "eventsGenerated": status["changes"],
+            "deliveriesMade": status["deliveriesMade"],
+            "deliveriesAttempted": status["attempts"],
+            "deliveriesSucceeded": status["succeeded"],
+            "duplicatesSent": status["duplicatesSent"],
+            "retries": status["retries"],
+            "deliveriesDroppedWhileDisabled": status["droppedAtDisable"],
+            "changesWhileDisabled": status["changesWhileDisabled"],
+            "deliveriesGivenUp": status["givenUp"],
+            "recordsPerOutcome": worker_outcomes(self.args.watch_log),
+            "redrivenFromDeadLetterQueue": self.redriven,
+            "subscriptionsDisabled": len(status["disabled"]),
+            "subscriptionsReEnabled": len(re_enabled),
+            "resyncRequestsRecorded": len(resync_requests),
+            "objects": len(truth),
+            "exact": len(verdicts["exact"]),
+            "lost": len(verdicts["lost"]),
+            "resurrected": len(verdicts["resurrected"]),
+            "mismatched": len(verdicts["mismatched"]),
+            "resyncNeeded": len(verdicts["resyncNeeded"]),
+            "examples": {k: v[:5] for k, v in verdicts.items() if k != "exact" and v},
+        }
+
+
+def verdict(truth, item):
+    """What the table holds for one object, against Tripletex's truth."""
+    if item is not None and truth["deleted"] and not item["deleted"]["BOOL"]:
+        # A live copy of a deleted object: resurrected, unless its delete was never sent (disabled).
+        return "resyncNeeded" if truth["missedWhileDisabled"] else "resurrected"
+    exact = item is not None and (
+        item["deleted"]["BOOL"] if truth["deleted"] else
+        (not item["deleted"]["BOOL"] and int(item["version"]["N"]) == truth["version"]
+         and json.loads(item["value"]["S"]) == truth["value"]))
+    if exact:
+        return "exact"
+    if truth["missedWhileDisabled"]:
+        return "resyncNeeded"
+    if item is None or (not truth["deleted"] and not item["deleted"]["BOOL"]
+                        and int(item["version"]["N"]) < truth["version"]):
+        return "lost"
+    return "mismatched"
+
+
+def worker_outcomes(watch_log):
+    """Sum of the worker's EMF metric lines (what CloudWatch would count) in the functions' log."""
+    totals = {}
+    try:
+        with open(watch_log, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                start = line.find('{"')
+                if '"webhook-worker"' not in line or '"_aws"' not in line or start < 0:
+                    continue
+                try:
+                    metrics = json.loads(line[start:])
+                except ValueError:
+                    continue
+                for definition in metrics["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                    name = definition["Name"]
+                    totals[name] = totals.get(name, 0) + int(metrics.get(name, 0))
+    except OSError:
+        pass
+    return totals
+
+
+def print_report(report):
+    width = max(len(k) for k in report)
+    print("\nchaos run report")
+    for key, value in report.items():
+        if key != "examples":
+            print(f"  {key:<{width}}  {value}")
+    for kind, keys in report["examples"].items():
+        print(f"  e.g. {kind}: {', '.join(keys)}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--simulator", required=True)
+    parser.add_argument("--receiver-proxy", required=True)
+    parser.add_argument("--sqs-proxy", required=True)
+    parser.add_argument("--dynamodb-proxy", required=True)
+    parser.add_argument("--watch-log", required=True)
+    parser.add_argument("--changes", type=int, default=10_000)
+    parser.add_argument("--objects", type=int, default=1_000)
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--seed", type=int, default=20261123)
+    parser.add_argument("--timeout", type=int, default=3600)
+    parser.add_argument("--report", help="also write the report as JSON here")
+    args = parser.parse_args()
+    report = Chaos(args).run()
+    print_report(report)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=2)
+    failed = report["lost"] or report["resurrected"] or report["mismatched"] or not report["subscriptionsReEnabled"]
+    print("chaos run FAILED" if failed else "chaos run passed: lost = 0, resurrected = 0, mismatched = 0")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Smoke check of the local stack: send the sample webhooks of events/webhook-receiver/ through the
+receiver's local Function URL, as Tripletex would, check each answer, and check that the poller and the
+worker turned them into the right items of the objects table (and the bad ones into quarantine).
+
+It also checks the keeper against the Tripletex simulator: the local ticker's first run subscribes the
+template's events at the receiver; a subscription Tripletex disabled is re-enabled by
+`cargo lambda invoke subscription-keeper --data-file events/subscription-keeper/scheduler-tick.json`,
+and its resync window is recorded.
+
+Usage: python3 -m tools.checks.smoke --receiver-url URL --lambda-port PORT --stack .local/stack.json --simulator URL
+       python3 -m tools.checks.smoke --stack .local/stack.json --peek      (print what the queues hold)
+Needs AWS_ENDPOINT_URL (and the local credentials) in the environment, as scripts/run sets them.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+
+EVENTS = "events/webhook-receiver"
+# file -> the status the receiver must answer
+EXPECTED = {
+    "function-url-product-create": 200,
+    "function-url-order-delete": 200,
+    "function-url-invoice-charged": 200,
+    "function-url-customer-update": 200,
+    "function-url-voucher-create": 200,
+    "function-url-forged-header": 401,
+    "function-url-forged-hmac": 401,
+    "function-url-not-an-envelope": 202,
+    "function-url-get-method": 405,
+}
+SKIPPED_HEADERS = {"host", "content-length", "x-forwarded-for", "x-forwarded-port", "x-forwarded-proto"}
+
+
+def post_as_tripletex(receiver_url, event):
+    """Replay a Function URL event as the HTTP request it describes."""
+    url = receiver_url.rstrip("/") + event["rawPath"]
+    if event.get("rawQueryString"):
+        url += "?" + event["rawQueryString"]
+    body = event.get("body")
+    request = urllib.request.Request(
+        url,
+        data=body.encode() if body is not None else None,
+        method=event["requestContext"]["http"]["method"],
+        headers={k: v for k, v in event["headers"].items() if k not in SKIPPED_HEADERS},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def cargo_lambda_invoke_raw(port, function, data_file):
+    """`cargo lambda invoke --data-file`, exactly as a person would run it; the function's answer."""
+    output = subprocess.run(
+        ["cargo", "lambda", "invoke", function, "-A", "127.0.0.1", "-P", str(port), "--data-file", data_file],
+        check=True, capture_output=True, text=True, timeout=300,
+    ).stdout
+    return json.loads(output)
+
+
+def cargo_lambda_invoke(port, function, data_file):
+    return cargo_lambda_invoke_raw(port, function, data_file)["statusCode"]
+
+
+# The items the sample webhooks must leave in the table: key -> (version, deleted).
+EXPECTED_ITEMS = {
+    "default#product#1001": (3, False),  # create v0 then update v3
+    "default#order#2002": (None, True),  # a tombstone
+    "basic-demo#invoice#3003": (1, False),
+    "query-demo#customer#4004": (8, False),
+    "hmac-demo#voucher#5005": (0, False),
+    # From `cargo lambda invoke webhook-worker` with events/webhook-worker/sqs-mixed-batch.json:
+    "default#product#101": (1, False),
+    "default#customer#106": (None, False),
+}
+
+
+def table_items(dynamodb, table):
+    items, start = [], {}
+    while True:
+        page = dynamodb.scan(TableName=table, ConsistentRead=True, **start)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return {item["pk"]["S"]: item for item in items}
+        start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def summary(item):
+    version = int(item["version"]["N"]) if "version" in item else None
+    return version, item["deleted"]["BOOL"]
+
+
+def drain(sqs, url):
+    messages = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                                    WaitTimeSeconds=0).get("Messages", [])
+        if not batch:
+            return messages
+        messages += batch
+
+
+def attributes(message):
+    return {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
+
+
+def simulator(base, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read()
+        return json.loads(text) if text else None
+
+
+def check_keeper(args, stack, dynamodb):
+    failures = []
+    resources = stack["resources"]
+    environment = stack["functions"]["subscription-keeper"]
+    events = sorted(environment["KEEPER_EVENTS"].split(","))
+    receiver = environment["RECEIVER_URL"]
+
+    # The ticker runs the keeper soon after start: every desired event gets a subscription of ours.
+    deadline = time.monotonic() + 300
+    while True:
+        subscriptions = simulator(args.simulator, "GET", "/_sim/subscriptions")["values"]
+        ours = [s for s in subscriptions if s["targetUrl"] == receiver]
+        if sorted(s["event"] for s in ours) == events or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    print(f"  keeper (scheduled): {len(ours)} subscriptions of ours in the simulator, {len(events)} desired")
+    if sorted(s["event"] for s in ours) != events:
+        return failures + [f"keeper created {sorted(s['event'] for s in ours)}, expected {events}"]
+    if any(s["status"] != "ACTIVE" or not s.get("authHeaderValue") or "id,version" not in s["fields"] + ",id,version"
+           for s in ours):
+        failures.append("a created subscription is not active with its auth header value")
+
+    dry = cargo_lambda_invoke_raw(args.lambda_port, "subscription-keeper", "events/subscription-keeper/manual-dry-run.json")
+    print(f"  cargo lambda invoke subscription-keeper --data-file manual-dry-run.json: {dry.get('totals')}")
+    default_company = next((c for c in dry.get("companies", []) if c["tenant"] == "default"), {})
+    if dry.get("dryRun") is not True or len(default_company.get("leftAlone", [])) != len(events):
+        failures.append(f"dry run report is not as expected: {dry}")
+
+    disabled = ours[0]
+    simulator(args.simulator, "PUT", f"/_sim/subscriptions/{disabled['id']}/status", {"status": "DISABLED_TOO_MANY_ERRORS"})
+    tick = cargo_lambda_invoke_raw(args.lambda_port, "subscription-keeper", "events/subscription-keeper/scheduler-tick.json")
+    print(f"  cargo lambda invoke subscription-keeper --data-file scheduler-tick.json: {tick.get('totals')}")
+    after = [s for s in simulator(args.simulator, "GET", "/_sim/subscriptions")["values"] if s["id"] == disabled["id"]]
+    if tick.get("totals", {}).get("reEnabled") != 1 or after[0]["status"] != "ACTIVE":
+        failures.append(f"the disabled subscription was not re-enabled: {tick}")
+    resync = dynamodb.scan(TableName=resources["ResyncTable"]["name"])["Items"]
+    print(f"  resync requests recorded: {[(i['event']['S'], i['windowFrom']['S']) for i in resync]}")
+    if [i["subscriptionId"]["N"] for i in resync] != [str(disabled["id"])]:
+        failures.append(f"resync table holds {resync}, expected one request for {disabled['id']}")
+    return failures
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--receiver-url")
+    parser.add_argument("--lambda-port", type=int)
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--peek", action="store_true")
+    parser.add_argument("--simulator", help="the Tripletex simulator's base URL (keeper checks)")
+    args = parser.parse_args()
+
+    with open(args.stack, encoding="utf-8") as handle:
+        stack = json.load(handle)
+    resources = stack["resources"]
+    sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    dynamodb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    queue_url = resources["WebhookQueue"]["url"]
+    quarantine_url = resources["QuarantineQueue"]["url"]
+    table = resources["ObjectsTable"]["name"]
+
+    if args.peek:
+        for key, item in sorted(table_items(dynamodb, table).items()):
+            version, deleted = summary(item)
+            value = item.get("value", {}).get("S", "")
+            print(f"{key}: version={version} deleted={deleted} source={item['source']['S']} {value}")
+        for message in drain(sqs, quarantine_url):
+            print("quarantine", json.dumps(attributes(message)), message["Body"])
+        return 0
+
+    failures = []
+    for name, expected in EXPECTED.items():
+        with open(f"{EVENTS}/{name}.json", encoding="utf-8") as handle:
+            event = json.load(handle)
+        status = post_as_tripletex(args.receiver_url, event)
+        print(f"  POST {name}: {status}")
+        if status != expected:
+            failures.append(f"{name}: answered {status}, expected {expected}")
+    status = cargo_lambda_invoke(args.lambda_port, "webhook-receiver", f"{EVENTS}/function-url-product-update.json")
+    print(f"  cargo lambda invoke webhook-receiver --data-file function-url-product-update.json: {status}")
+    if status != 200:
+        failures.append(f"invoke product-update: answered {status}, expected 200")
+    response = cargo_lambda_invoke_raw(args.lambda_port, "webhook-worker", "events/webhook-worker/sqs-mixed-batch.json")
+    print(f"  cargo lambda invoke webhook-worker --data-file sqs-mixed-batch.json: {response}")
+    if response.get("batchItemFailures") != []:
+        failures.append(f"worker reported failures for the mixed batch: {response}")
+
+    # The poller feeds the worker within a second or two; allow for a first compile of the worker.
+    deadline = time.monotonic() + 300
+    while True:
+        items = table_items(dynamodb, table)
+        found = {key: summary(items[key]) for key in EXPECTED_ITEMS if key in items}
+        if found == EXPECTED_ITEMS or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    print(f"  objects table: {len(items)} items")
+    for key, expected in EXPECTED_ITEMS.items():
+        if found.get(key) != expected:
+            failures.append(f"{key}: (version, deleted) is {found.get(key)}, expected {expected}")
+    left = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    in_queue = int(left["ApproximateNumberOfMessages"]) + int(left["ApproximateNumberOfMessagesNotVisible"])
+    quarantined = drain(sqs, quarantine_url)
+    reasons = sorted(attributes(m)["quarantineReason"].split(":")[0] for m in quarantined)
+    print(f"  left in the webhook queue: {in_queue}; quarantined: {reasons}")
+    if in_queue:
+        failures.append(f"{in_queue} messages left in the webhook queue")
+    # One from the receiver (the non-envelope webhook), one from the worker's mixed batch.
+    if len(quarantined) != 2:
+        failures.append(f"{len(quarantined)} quarantined messages, expected 2")
+
+    if args.simulator:
+        failures += check_keeper(args, stack, dynamodb)
+
+    if failures:
+        print("smoke check FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    print("smoke check passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

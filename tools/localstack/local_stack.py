@@ -1,0 +1,334 @@
+"""Create the template's own resources in moto and resolve each function's environment from it.
+
+The local stack is not a second, hand-written list: the SAM template is translated to CloudFormation
+(tools/localstack/sam_translate.py) and every queue, table and secret it declares is created in moto with the
+properties it declares. moto's own CloudFormation skips Secrets Manager resources and TTL settings and
+cannot run Lambda code without Docker, so this does the little that is needed itself.
+
+Usage:
+  python3 -m tools.localstack.local_stack create --endpoint http://127.0.0.1:PORT --env-file .local/functions.env
+      [--secret LogicalId=path/to/value.json ...] [--stack-name local]
+Prints a JSON summary of what was created (logical id -> physical name/url/arn) on stdout.
+"""
+
+import argparse
+import json
+import re
+import secrets
+import string
+import sys
+
+import boto3
+
+from tools.localstack.sam_translate import translate
+
+REGION = "eu-north-1"
+ACCOUNT = "123456789012"
+
+
+def kebab(logical_id):
+    """WebhookReceiver -> webhook-receiver: the one name a function has everywhere."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", logical_id).lower()
+
+
+class LocalStack:
+    def __init__(self, template, endpoint, stack_name, secret_values, parameters=None, function_urls=None):
+        self.template = template
+        self.stack_name = stack_name
+        self.secret_values = secret_values
+        self.refs = {}  # logical id -> value of !Ref
+        self.attrs = {}  # (logical id, attribute) -> value of !GetAtt
+        self.created = {}
+        client = lambda service: boto3.client(  # noqa: E731
+            service,
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        self.sqs = client("sqs")
+        self.secretsmanager = client("secretsmanager")
+        self.dynamodb = client("dynamodb")
+        self.parameters = {
+            name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()
+        }
+        for name, value in (parameters or {}).items():
+            if name not in self.parameters:
+                raise SystemExit(f"the template has no parameter {name}")
+            self.parameters[name] = value
+        # A function URL resource is served by `cargo lambda watch` locally: its URL is given.
+        for function, url in (function_urls or {}).items():
+            self.attrs[(f"{function}Url", "FunctionUrl")] = url
+
+    # -- intrinsic functions ---------------------------------------------------------------------
+
+    def resolve(self, value):
+        if isinstance(value, dict) and len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Fn::GetAtt":
+                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.attrs[(logical_id, attribute)]
+            if key == "Fn::Sub":
+                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+                return re.sub(
+                    r"\$\{([^}]+)\}",
+                    lambda m: str(extra.get(m.group(1)) or self.sub_var(m.group(1))),
+                    text,
+                )
+            if key == "Fn::FindInMap":
+                name, top, second = (self.resolve(part) for part in arg)
+                return self.template["Mappings"][name][str(top)][second]
+            if key == "Fn::If":
+                raise ValueError("conditions are not used by the local stack")
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def ref(self, name):
+        pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": self.stack_name,
+                  "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        return self.refs[name]
+
+    def sub_var(self, name):
+        if "." in name:
+            logical_id, attribute = name.split(".", 1)
+            return self.attrs[(logical_id, attribute)]
+        return self.ref(name)
+
+    def ready(self, value):
+        """Whether every reference in `value` is already known."""
+        try:
+            self.resolve(value)
+            return True
+        except KeyError:
+            return False
+
+    # -- resources -------------------------------------------------------------------------------
+
+    def create_all(self):
+        pending = {
+            logical_id: resource
+            for logical_id, resource in self.template["Resources"].items()
+            if resource["Type"] in CREATORS
+        }
+        while pending:
+            progress = False
+            for logical_id, resource in list(pending.items()):
+                if self.ready(resource.get("Properties", {})):
+                    CREATORS[resource["Type"]](self, logical_id, self.resolve(resource.get("Properties", {})))
+                    del pending[logical_id]
+                    progress = True
+            if not progress:
+                raise SystemExit(f"unresolvable references among: {sorted(pending)}")
+
+    def physical_name(self, logical_id):
+        return f"{self.stack_name}-{logical_id}"
+
+    def create_queue(self, logical_id, properties):
+        attributes = {}
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds",
+                    "ReceiveMessageWaitTimeSeconds", "MaximumMessageSize"):
+            if key in properties:
+                attributes[key] = str(properties[key])
+        if "RedrivePolicy" in properties:
+            policy = properties["RedrivePolicy"]
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": policy["deadLetterTargetArn"],
+                 "maxReceiveCount": int(policy["maxReceiveCount"])}
+            )
+        if properties.get("SqsManagedSseEnabled"):
+            attributes["SqsManagedSseEnabled"] = "true"
+        name = properties.get("QueueName") or self.physical_name(logical_id)
+        url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.refs[logical_id] = url
+        self.attrs[(logical_id, "Arn")] = arn
+        self.attrs[(logical_id, "QueueName")] = name
+        self.attrs[(logical_id, "QueueUrl")] = url
+        self.created[logical_id] = {"type": "queue", "name": name, "url": url, "arn": arn}
+
+    def create_secret(self, logical_id, properties):
+        name = properties.get("Name") or self.physical_name(logical_id)
+        if logical_id in self.secret_values:
+            value = self.secret_values[logical_id]
+        elif "SecretString" in properties:
+            value = properties["SecretString"]
+        else:
+            value = generated_secret(properties.get("GenerateSecretString", {}))
+        arn = self.secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
+        self.refs[logical_id] = arn
+        self.attrs[(logical_id, "Id")] = arn
+        self.created[logical_id] = {"type": "secret", "name": name, "arn": arn}
+
+    def create_table(self, logical_id, properties):
+        name = properties.get("TableName") or self.physical_name(logical_id)
+        request = {
+            "TableName": name,
+            "KeySchema": properties["KeySchema"],
+            "AttributeDefinitions": properties["AttributeDefinitions"],
+            "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+        }
+        if request["BillingMode"] == "PROVISIONED":
+            request["ProvisionedThroughput"] = properties["ProvisionedThroughput"]
+        if "StreamSpecification" in properties:
+            request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if key in properties:
+                request[key] = properties[key]
+        if "DeletionProtectionEnabled" in properties:  # a parameter gives it as a string
+            request["DeletionProtectionEnabled"] = str(properties["DeletionProtectionEnabled"]).lower() == "true"
+        sse = properties.get("SSESpecification")
+        if sse:  # CloudFormation says SSEEnabled where the API says Enabled
+            request["SSESpecification"] = {"Enabled": bool(sse.get("SSEEnabled"))}
+            for key in ("SSEType", "KMSMasterKeyId"):
+                if key in sse:
+                    request["SSESpecification"][key] = sse[key]
+        table = self.dynamodb.create_table(**request)["TableDescription"]
+        pitr = properties.get("PointInTimeRecoverySpecification", {})
+        if pitr.get("PointInTimeRecoveryEnabled"):
+            self.dynamodb.update_continuous_backups(
+                TableName=name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            )
+        ttl = properties.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            self.dynamodb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+        self.refs[logical_id] = name
+        self.attrs[(logical_id, "Arn")] = table["TableArn"]
+        if "LatestStreamArn" in table:
+            self.attrs[(logical_id, "StreamArn")] = table["LatestStreamArn"]
+        self.created[logical_id] = {"type": "table", "name": name, "arn": table["TableArn"]}
+
+    # -- functions -------------------------------------------------------------------------------
+
+    def event_sources(self):
+        """The queue -> function mappings the local poller plays, with their settings."""
+        queue_by_arn = {v["arn"]: v["url"] for v in self.created.values() if v["type"] == "queue"}
+        sources = []
+        for resource in self.template["Resources"].values():
+            if resource["Type"] != "AWS::Lambda::EventSourceMapping":
+                continue
+            properties = resource["Properties"]
+            function = properties["FunctionName"]
+            function_properties = self.template["Resources"][function["Ref"]]["Properties"]
+            sources.append({
+                "function": kebab(function["Ref"]),
+                "timeout_seconds": int(self.resolve(function_properties.get("Timeout", 3))),
+                "queue_url": queue_by_arn[self.resolve(properties["EventSourceArn"])],
+                "batch_size": int(self.resolve(properties.get("BatchSize", 10))),
+                "batching_window_seconds": int(self.resolve(properties.get("MaximumBatchingWindowInSeconds", 0))),
+                "report_batch_item_failures": "ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+            })
+        return sources
+
+    def schedules(self):
+        """The scheduler's schedules of functions, which the local ticker plays."""
+        schedules = []
+        for logical_id, resource in self.template["Resources"].items():
+            if resource["Type"] != "AWS::Scheduler::Schedule":
+                continue
+            properties = resource["Properties"]
+            target = properties["Target"]["Arn"]
+            if not (isinstance(target, dict) and "Fn::GetAtt" in target):
+                continue
+            function = target["Fn::GetAtt"][0]
+            schedules.append({
+                "name": logical_id,
+                "function": kebab(function),
+                "expression": self.resolve(properties["ScheduleExpression"]),
+                "input": properties["Target"].get("Input", "{}"),
+            })
+        return schedules
+
+    def function_environments(self):
+        """Each Lambda function's environment, resolved against the local resources."""
+        environments = {}
+        for logical_id, resource in self.template["Resources"].items():
+            if resource["Type"] != "AWS::Lambda::Function":
+                continue
+            variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+            environments[kebab(logical_id)] = {k: str(self.resolve(v)) for k, v in variables.items()}
+        return environments
+
+
+def generated_secret(spec):
+    alphabet = string.ascii_letters + string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += "!#$%&()*+,-.:;<=>?@[]^_{|}~"
+    value = "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+    if "SecretStringTemplate" in spec:
+        document = json.loads(spec["SecretStringTemplate"])
+        document[spec["GenerateStringKey"]] = value
+        return json.dumps(document)
+    return value
+
+
+CREATORS = {
+    "AWS::SQS::Queue": LocalStack.create_queue,
+    "AWS::SecretsManager::Secret": LocalStack.create_secret,
+    "AWS::DynamoDB::Table": LocalStack.create_table,
+}
+
+
+def merged_environment(environments):
+    """One env file serves every function under `cargo lambda watch`: a name must mean one thing."""
+    merged = {}
+    for function, variables in sorted(environments.items()):
+        for name, value in variables.items():
+            if name in merged and merged[name] != value:
+                raise SystemExit(f"{function}: {name} differs between functions; rename it in the template")
+            merged[name] = value
+    return merged
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["create"])
+    parser.add_argument("--template", default="infra/template.yaml")
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--stack-name", default="local")
+    parser.add_argument("--env-file", required=True)
+    parser.add_argument("--secret", action="append", default=[], metavar="LOGICAL_ID=FILE")
+    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a template parameter's default")
+    parser.add_argument("--function-url", action="append", default=[], metavar="LOGICAL_ID=URL",
+                        help="the local URL that stands for a function's URL")
+    args = parser.parse_args()
+
+    secret_values = {}
+    for item in args.secret:
+        logical_id, path = item.split("=", 1)
+        with open(path, encoding="utf-8") as handle:
+            secret_values[logical_id] = handle.read()
+
+    pairs = lambda items: dict(item.split("=", 1) for item in items)  # noqa: E731
+    stack = LocalStack(translate(args.template), args.endpoint, args.stack_name, secret_values,
+                       pairs(args.parameter), pairs(args.function_url))
+    stack.create_all()
+    environment = merged_environment(stack.function_environments())
+    with open(args.env_file, "w", encoding="utf-8") as handle:
+        for name, value in sorted(environment.items()):
+            handle.write(f"{name}={value}\n")
+    summary = {
+        "resources": stack.created,
+        "functions": stack.function_environments(),
+        "event_sources": stack.event_sources(),
+        "schedules": stack.schedules(),
+    }
+    json.dump(summary, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

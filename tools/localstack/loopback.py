@@ -1,0 +1,40 @@
+"""Loopback helpers shared by the local tools and their tests: free ports, waiting for a listener, and a
+moto server started for the caller (stopped with `.terminate()`)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+# The project root: tools/localstack/loopback.py is three levels down.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, seconds=60):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listened on 127.0.0.1:{port} after {seconds}s") from None
+            time.sleep(0.05)
+
+
+def start_moto():
+    """A moto server on a free loopback port, its DynamoDB atomic as the real one (moto_atomic.py):
+    (process, endpoint URL)."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools/localstack/moto_atomic.py"),
+                                "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return process, f"http://127.0.0.1:{port}"

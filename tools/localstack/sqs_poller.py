@@ -1,0 +1,167 @@
+"""Local stand-in for Lambda's SQS event source mapping (moto cannot run Lambda code without Docker).
+
+For each mapping the template declares (read from the local stack summary), it behaves as Lambda does:
+- gathers up to BatchSize messages, waiting at most MaximumBatchingWindowInSeconds after the first;
+- invokes the function (under `cargo lambda watch`) with an SQS event shaped like Lambda's;
+- with ReportBatchItemFailures, deletes every message but the reported ones; a function error (or a
+  report naming an unknown or empty id) deletes nothing;
+- leaves failed messages in flight: they come back after the visibility timeout, and moto moves them to
+  the dead-letter queue once their receive count passes maxReceiveCount;
+- an invocation that outlasts the function's timeout fails the batch, as Lambda's timeout does.
+
+Usage: python3 -m tools.localstack.sqs_poller --stack .local/stack.json --lambda-url http://127.0.0.1:9000
+       [--visibility-timeout SECONDS] (default: the queue's own, as in AWS)
+Needs AWS_ENDPOINT_URL and the local credentials in the environment.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+
+REGION = os.environ.get("AWS_REGION", "eu-north-1")
+
+
+def log(text):
+    print(f"[poller] {text}", flush=True)
+
+
+def lambda_record(message, queue_arn):
+    """An SQS message as Lambda hands it to a function."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value.get("DataType", "String"),
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+class Mapping:
+    def __init__(self, source, sqs, lambda_url, visibility_timeout, stop):
+        self.function = source["function"]
+        self.queue_url = source["queue_url"]
+        self.batch_size = source["batch_size"]
+        self.window = source["batching_window_seconds"]
+        self.report_failures = source["report_batch_item_failures"]
+        self.timeout = source.get("timeout_seconds", 900)
+        self.sqs = sqs
+        self.invoke_url = f"{lambda_url.rstrip('/')}/2015-03-31/functions/{self.function}/invocations"
+        self.visibility_timeout = visibility_timeout
+        self.stop = stop
+        self.queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+
+    def gather(self):
+        batch, deadline = [], None
+        while len(batch) < self.batch_size and not self.stop.is_set():
+            wait = 1 if deadline is None else max(0, min(1, deadline - time.monotonic()))
+            request = {
+                "QueueUrl": self.queue_url,
+                "MaxNumberOfMessages": min(10, self.batch_size - len(batch)),
+                "WaitTimeSeconds": int(wait),
+                "AttributeNames": ["All"],
+                "MessageAttributeNames": ["All"],
+            }
+            if self.visibility_timeout is not None:
+                request["VisibilityTimeout"] = self.visibility_timeout
+            messages = self.sqs.receive_message(**request).get("Messages", [])
+            if messages and deadline is None:
+                deadline = time.monotonic() + self.window
+            batch += messages
+            if batch and time.monotonic() >= deadline:
+                break
+        return batch
+
+    def invoke(self, batch):
+        """Returns the ids to keep (retry); every id when the invocation itself failed."""
+        ids = {m["MessageId"] for m in batch}
+        event = {"Records": [lambda_record(m, self.queue_arn) for m in batch]}
+        request = urllib.request.Request(self.invoke_url, data=json.dumps(event).encode(), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                failed_function = response.headers.get("X-Amz-Function-Error")
+                payload = json.load(response)
+        except (urllib.error.URLError, json.JSONDecodeError, TimeoutError) as error:
+            log(f"{self.function}: invocation failed ({error}); the whole batch will be retried")
+            return ids
+        if failed_function or not isinstance(payload, dict):
+            log(f"{self.function}: function error {payload}; the whole batch will be retried")
+            return ids
+        if not self.report_failures:
+            return set()
+        reported = {f.get("itemIdentifier") for f in payload.get("batchItemFailures", [])}
+        if any(not identifier or identifier not in ids for identifier in reported):
+            return ids  # as Lambda: an empty or unknown identifier fails the whole batch
+        return reported
+
+    def run(self):
+        log(f"{self.function} <- {self.queue_url} (batch {self.batch_size}, window {self.window}s)")
+        while not self.stop.is_set():
+            try:
+                batch = self.gather()
+                if not batch:
+                    continue
+                keep = self.invoke(batch)
+                done = [m for m in batch if m["MessageId"] not in keep]
+                for start in range(0, len(done), 10):
+                    entries = [
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(done[start:start + 10])
+                    ]
+                    self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+                log(f"{self.function}: batch of {len(batch)}, {len(keep)} to retry")
+            except Exception as error:  # noqa: BLE001 - a poller must outlive a passing fault
+                log(f"{self.function}: {type(error).__name__}: {error}")
+                self.stop.wait(1)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--lambda-url", required=True)
+    parser.add_argument("--visibility-timeout", type=int)
+    args = parser.parse_args()
+
+    with open(args.stack, encoding="utf-8") as handle:
+        sources = json.load(handle)["event_sources"]
+    sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=REGION)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    threads = [
+        threading.Thread(target=Mapping(s, sqs, args.lambda_url, args.visibility_timeout, stop).run, daemon=True)
+        for s in sources
+    ]
+    for thread in threads:
+        thread.start()
+    # Sleep, not stop.wait(): the signal handler sets `stop`, and would deadlock on the event's lock
+    # if it interrupted this thread inside wait().
+    while not stop.is_set():
+        time.sleep(0.5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The local stack is the template's own: every queue, table and secret the translated template declares
+exists in moto with the declared properties (redrive, keys, stream, protection), and each function's
+environment and event source point at those very resources.
+
+Run: .venv/bin/python -m unittest discover -s tools -t .   (scripts/test does)
+"""
+
+import json
+import os
+import unittest
+
+import boto3
+
+from tools.localstack.local_stack import LocalStack
+from tools.localstack.sam_translate import translate
+from tools.localstack.loopback import ROOT, start_moto
+
+RECEIVER_URL = "http://127.0.0.1:9000/lambda-url/webhook-receiver/"
+
+
+class LocalStackMatchesTemplate(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.moto, endpoint = start_moto()
+        client = lambda service: boto3.client(  # noqa: E731
+            service, endpoint_url=endpoint, region_name="eu-north-1",
+            aws_access_key_id="local", aws_secret_access_key="local")
+        cls.sqs, cls.dynamodb, cls.secrets = client("sqs"), client("dynamodb"), client("secretsmanager")
+
+        cls.template = translate(os.path.join(ROOT, "infra/template.yaml"))
+        with open(os.path.join(ROOT, "infra/local/receiver-auth.json"), encoding="utf-8") as handle:
+            auth = handle.read()
+        cls.stack = LocalStack(cls.template, endpoint, "local", {"ReceiverAuthSecret": auth},
+                               {"TripletexApiBaseUrl": "http://127.0.0.1:8700/v2"},
+                               {"WebhookReceiver": RECEIVER_URL})
+        cls.stack.create_all()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.moto.terminate()
+        cls.moto.wait(10)
+
+    def declared(self, resource_type):
+        return {logical_id: resource.get("Properties", {})
+                for logical_id, resource in self.template["Resources"].items()
+                if resource["Type"] == resource_type}
+
+    def test_every_declared_queue_exists_with_its_retention_visibility_encryption_and_redrive(self):
+        queues = self.declared("AWS::SQS::Queue")
+        self.assertEqual(set(queues), {"WebhookQueue", "WebhookDeadLetterQueue", "QuarantineQueue",
+                                       "KeeperScheduleDeadLetterQueue"})
+        for logical_id, properties in queues.items():
+            created = self.stack.created[logical_id]
+            attributes = self.sqs.get_queue_attributes(QueueUrl=created["url"], AttributeNames=["All"])["Attributes"]
+            self.assertEqual(attributes["MessageRetentionPeriod"], str(properties["MessageRetentionPeriod"]))
+            self.assertEqual(attributes.get("SqsManagedSseEnabled"), "true", logical_id)
+            if "RedrivePolicy" in properties:
+                redrive = json.loads(attributes["RedrivePolicy"])
+                target = properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+                self.assertEqual(redrive["deadLetterTargetArn"], self.stack.created[target]["arn"])
+                self.assertEqual(redrive["maxReceiveCount"], int(self.stack.resolve(properties["RedrivePolicy"]["maxReceiveCount"])))
+        webhook = self.sqs.get_queue_attributes(QueueUrl=self.stack.created["WebhookQueue"]["url"],
+                                                AttributeNames=["VisibilityTimeout"])["Attributes"]
+        worker_timeout = int(self.stack.parameters["WorkerTimeoutSeconds"])
+        self.assertGreaterEqual(int(webhook["VisibilityTimeout"]), 6 * worker_timeout)
+
+    def test_every_declared_table_exists_with_its_keys_billing_stream_and_protection(self):
+        tables = self.declared("AWS::DynamoDB::Table")
+        self.assertEqual(set(tables), {"ObjectsTable", "ResyncTable"})
+        for logical_id, properties in tables.items():
+            table = self.dynamodb.describe_table(TableName=self.stack.created[logical_id]["name"])["Table"]
+            self.assertEqual(table["KeySchema"], properties["KeySchema"], logical_id)
+            self.assertEqual(sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]),
+                             sorted(properties["AttributeDefinitions"], key=lambda a: a["AttributeName"]))
+            self.assertEqual(table["BillingModeSummary"]["BillingMode"], properties["BillingMode"])
+            backups = self.dynamodb.describe_continuous_backups(TableName=table["TableName"])
+            self.assertEqual(backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+                             ["PointInTimeRecoveryStatus"], "ENABLED")
+        objects = self.dynamodb.describe_table(TableName=self.stack.created["ObjectsTable"]["name"])["Table"]
+        self.assertEqual(objects["StreamSpecification"], {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        self.assertTrue(objects["DeletionProtectionEnabled"])
+
+    def test_every_declared_secret_exists_and_the_given_one_holds_the_given_value(self):
+        secrets = self.declared("AWS::SecretsManager::Secret")
+        self.assertEqual(set(secrets), {"ReceiverAuthSecret", "TripletexCredentialsSecret"})
+        auth = self.secrets.get_secret_value(SecretId=self.stack.created["ReceiverAuthSecret"]["arn"])
+        self.assertIn("local-dev-header-token", auth["SecretString"])
+        credentials = self.secrets.get_secret_value(SecretId=self.stack.created["TripletexCredentialsSecret"]["arn"])
+        self.assertEqual(json.loads(credentials["SecretString"]), {"companies": {}}, "the template's placeholder")
+
+    def test_each_function_environment_names_the_local_resources(self):
+        environments = self.stack.function_environments()
+        created = self.stack.created
+        self.assertEqual(set(environments), {"webhook-receiver", "webhook-worker", "subscription-keeper"})
+        self.assertEqual(environments["webhook-receiver"]["QUEUE_URL"], created["WebhookQueue"]["url"])
+        self.assertEqual(environments["webhook-receiver"]["QUARANTINE_QUEUE_URL"], created["QuarantineQueue"]["url"])
+        self.assertEqual(environments["webhook-receiver"]["RECEIVER_AUTH_SECRET_ARN"], created["ReceiverAuthSecret"]["arn"])
+        self.assertEqual(environments["webhook-worker"]["TABLE_NAME"], created["ObjectsTable"]["name"])
+        keeper = environments["subscription-keeper"]
+        self.assertEqual(keeper["RESYNC_TABLE_NAME"], created["ResyncTable"]["name"])
+        self.assertEqual(keeper["TRIPLETEX_CREDENTIALS_SECRET_ARN"], created["TripletexCredentialsSecret"]["arn"])
+        self.assertEqual(keeper["RECEIVER_URL"], RECEIVER_URL)
+        self.assertEqual(keeper["TRIPLETEX_API_BASE_URL"], "http://127.0.0.1:8700/v2", "a parameter override")
+
+    def test_the_worker_mapping_and_the_keeper_schedule_are_the_declared_ones(self):
+        mappings = self.declared("AWS::Lambda::EventSourceMapping")
+        self.assertEqual(len(mappings), 1)
+        declared = next(iter(mappings.values()))
+        (source,) = self.stack.event_sources()
+        self.assertEqual(source["function"], "webhook-worker")
+        self.assertEqual(source["queue_url"], self.stack.created["WebhookQueue"]["url"])
+        self.assertEqual(source["batch_size"], int(self.stack.resolve(declared["BatchSize"])))
+        self.assertEqual(source["batching_window_seconds"],
+                         int(self.stack.resolve(declared["MaximumBatchingWindowInSeconds"])))
+        self.assertEqual(declared["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        self.assertTrue(source["report_batch_item_failures"])
+        worker = self.template["Resources"]["WebhookWorker"]["Properties"]
+        self.assertEqual(source["timeout_seconds"], int(self.stack.resolve(worker["Timeout"])))
+        (schedule,) = self.stack.schedules()
+        self.assertEqual(schedule["function"], "subscription-keeper")
+        self.assertEqual(schedule["expression"], "rate(15 minutes)")
+        self.assertEqual(json.loads(schedule["input"])["trigger"], "schedule")
+        with open(os.path.join(ROOT, "events/subscription-keeper/scheduler-tick.json"), encoding="utf-8") as handle:
+            fixture = json.load(handle)
+        self.assertEqual(set(fixture), set(json.loads(schedule["input"])),
+                         "the sample event has the shape the schedule sends")
+
+
+if __name__ == "__main__":
+    unittest.main()
