@@ -116,6 +116,8 @@ pub enum EnvelopeError {
     InvalidObjectId,
     #[error("value must be an object or null")]
     ValueNotAnObject,
+    #[error("value is nested deeper than the {MAX_NESTING} levels a JSON object may have here")]
+    NestedTooDeep,
     #[error("value is null for {0}, which is not a delete event")]
     MissingValue(String),
     #[error("value.id {value_id} differs from the envelope id {object_id}")]
@@ -156,8 +158,14 @@ impl WebhookEnvelope {
             None if event.is_delete() => Change::Delete,
             None => return Err(EnvelopeError::MissingValue(event.name)),
             Some(value) => {
-                let object: Map<String, Value> = serde_json::from_str(value.get())
-                    .map_err(|_| EnvelopeError::ValueNotAnObject)?;
+                let object: Map<String, Value> =
+                    serde_json::from_str(value.get()).map_err(|error| {
+                        if is_nesting_limit(&error) {
+                            EnvelopeError::NestedTooDeep
+                        } else {
+                            EnvelopeError::ValueNotAnObject
+                        }
+                    })?;
                 if event.is_delete() {
                     // A delete is a delete whatever else came with it: the object is gone.
                     Change::Delete
@@ -186,6 +194,14 @@ impl WebhookEnvelope {
     }
 }
 
+/// How deep serde_json lets a value nest before it stops reading (its recursion limit).
+pub const MAX_NESTING: usize = 128;
+
+/// serde_json's recursion limit has no error category of its own; its message is stable.
+fn is_nesting_limit(error: &serde_json::Error) -> bool {
+    error.to_string().starts_with("recursion limit exceeded")
+}
+
 fn version_of(value: &Map<String, Value>) -> Result<Option<i64>, EnvelopeError> {
     match value.get("version") {
         None | Some(Value::Null) => Ok(None),
@@ -209,6 +225,39 @@ fn check_value_id(object_id: i64, value: &Map<String, Value>) -> Result<(), Enve
 
 #[cfg(test)]
 mod tests {
+    /// `{"a":{"a":…{}…}}`, `depth` objects deep.
+    fn nested_objects(depth: usize) -> String {
+        format!(
+            "{}{{}}{}",
+            "{\"a\":".repeat(depth - 1),
+            "}".repeat(depth - 1)
+        )
+    }
+
+    #[test]
+    fn a_value_nested_too_deep_is_refused_for_its_depth_not_its_type() {
+        for depth in [MAX_NESTING + 1, 10_000] {
+            let nested = nested_objects(depth);
+            let body = format!(
+                r#"{{"subscriptionId": 1, "event": "product.update", "id": 7, "value": {nested}}}"#
+            );
+            let error = WebhookEnvelope::parse(body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(error, EnvelopeError::NestedTooDeep),
+                "{depth}: {error}"
+            );
+            assert_eq!(
+                error.to_string(),
+                "value is nested deeper than the 128 levels a JSON object may have here"
+            );
+        }
+        let body = format!(
+            r#"{{"event": "product.update", "id": 7, "value": {}}}"#,
+            nested_objects(100)
+        );
+        assert!(WebhookEnvelope::parse(body.as_bytes()).is_ok());
+    }
+
     use super::*;
 
     fn parse(body: &str) -> Result<WebhookEnvelope, EnvelopeError> {
