@@ -416,8 +416,7 @@ class Handler(BaseHTTPRequestHandler):
         self.dispatch("DELETE")
 
     def read_body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.raw_body
         if not raw:
             return None
         try:
@@ -439,6 +438,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self, method):
         self.request_id = str(uuid.uuid4())
+        # Read the whole body before any answer, injected faults and refusals included: on a kept-alive
+        # connection, an unread body would be taken for the start of the next request.
+        length = int(self.headers.get("Content-Length") or 0)
+        self.raw_body = self.rfile.read(length) if length else b""
         url = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(url.path)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}

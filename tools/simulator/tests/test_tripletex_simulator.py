@@ -8,6 +8,7 @@ Run: .venv/bin/python -m unittest discover -s tools -t .   (scripts/test does)
 import base64
 import copy
 import datetime
+import http.client
 import json
 import os
 import threading
@@ -194,6 +195,29 @@ class SimulatorConformsToTheSpec(unittest.TestCase):
         digest = listing["versionDigest"]
         status, body, _ = self.call("GET", "/v2/event/subscription", headers={"If-None-Match": digest})
         self.assertEqual((status, body), (304, None))
+
+    def test_a_fault_answered_before_the_body_is_used_leaves_a_kept_alive_connection_usable(self):
+        _, created, _ = self.call("POST", "/v2/event/subscription",
+                                  {"event": "product.create", "targetUrl": "https://receiver.example.com/"})
+        sid = created["value"]["id"]
+        auth = {"Authorization": "Basic " + base64.b64encode(f"0:{self.token}".encode()).decode(),
+                "Content-Type": "application/json"}
+        body = json.dumps({"id": sid, "version": 0, "status": "ACTIVE", "fields": "x" * 2000})
+        for fault in ({"status": 409}, {"status": 429}, {"status": 401}):
+            self.simulator.faults.append({"count": 1, "method": "PUT", "path": f"/v2/event/subscription/{sid}",
+                                          **fault})
+            connection = http.client.HTTPConnection("127.0.0.1", self.server.server_address[1], timeout=10)
+            try:
+                connection.request("PUT", f"/v2/event/subscription/{sid}", body=body, headers=auth)
+                first = connection.getresponse()
+                first.read()
+                self.assertEqual(first.status, fault["status"])
+                connection.request("GET", f"/v2/event/subscription/{sid}", headers=auth)
+                second = connection.getresponse()
+                self.assertEqual(second.status, 200, f"after an injected {fault['status']}")
+                self.assertEqual(json.loads(second.read())["value"]["id"], sid)
+            finally:
+                connection.close()
 
     def test_another_company_s_subscription_is_not_found(self):
         self.simulator.create(200, {"event": "product.create", "targetUrl": "https://r.example/"})
