@@ -1,9 +1,11 @@
 //! The dedup rule held by both stores: the in-memory fake, and DynamoDB (moto) through the real
 //! adapter's condition expression.
 //!
-//! - Property: for any sequence of events on one object (duplicates, any order, skipped versions),
-//!   every outcome is the pure rule's, and the final item is the tombstone if any delete was in the
-//!   sequence, else the highest version seen.
+//! - Property: for any sequence of events on one object (duplicates, any order, skipped versions,
+//!   now and then a payload without a version), every outcome is the pure rule's, and the final
+//!   item is the tombstone if any delete was in the sequence, else at the highest version seen, with
+//!   a value that agrees with it: that version's payload, or an unversioned payload marked
+//!   `versionUnknown` (the version then a floor).
 //! - Race: concurrent writers on one object; DynamoDB lets exactly one of them win each contest.
 //!   The harness's moto applies each DynamoDB request atomically, as DynamoDB does (plain moto does
 //!   not; see `tools/localstack/moto_atomic.py`).
@@ -30,6 +32,8 @@ use test_support::{InMemoryObjectStore, MotoServer, sdk_config_for};
 #[derive(Debug, Clone, Copy)]
 enum Event {
     Update(i64),
+    /// A payload without a version (a subscription whose `fields` leave it out); n tells contents apart.
+    Unversioned(i64),
     Delete,
 }
 
@@ -39,8 +43,18 @@ fn payload(version: i64) -> Payload {
     ))
 }
 
+fn unversioned_payload(n: i64) -> Payload {
+    Payload::from_json(&format!(r#"{{"id":1,"name":"unversioned {n}"}}"#))
+}
+
 fn change(object_id: i64, event: Event) -> ObjectChange {
     let (write, name) = match event {
+        Event::Unversioned(n) => (
+            Write::Unversioned {
+                payload: unversioned_payload(n),
+            },
+            "product.update",
+        ),
         Event::Update(version) => (
             Write::Versioned {
                 version,
@@ -68,7 +82,11 @@ fn change(object_id: i64, event: Event) -> ObjectChange {
 /// order, and now and then a delete.
 fn sequences() -> impl Strategy<Value = Vec<Event>> {
     prop::collection::vec(
-        prop_oneof![9 => (0i64..25).prop_map(Event::Update), 1 => Just(Event::Delete)],
+        prop_oneof![
+            9 => (0i64..25).prop_map(Event::Update),
+            1 => (0i64..3).prop_map(Event::Unversioned),
+            1 => Just(Event::Delete),
+        ],
         1..30,
     )
 }
@@ -80,7 +98,7 @@ fn expected_final(events: &[Event]) -> (bool, Option<i64>) {
         .iter()
         .filter_map(|e| match e {
             Event::Update(v) => Some(*v),
-            Event::Delete => None,
+            Event::Unversioned(_) | Event::Delete => None,
         })
         .max();
     (deleted, highest)
@@ -114,11 +132,42 @@ fn check_final(events: &[Event], state: &StoredState, value: Option<&str>) {
     assert_eq!(state.deleted, deleted, "{events:?}");
     if deleted {
         assert_eq!(value, None, "a tombstone keeps no value");
-    } else {
-        let highest = highest.unwrap_or_default();
-        assert_eq!(state.version, Some(highest), "{events:?}");
-        assert_eq!(value, Some(payload(highest).json()), "{events:?}");
+        assert!(!state.version_unknown, "{events:?}");
+        return;
     }
+    assert_eq!(state.version, highest, "{events:?}");
+    let value = value.unwrap_or_else(|| panic!("a live item has a value: {events:?}"));
+    if state.version_unknown {
+        let unversioned = (0..3).any(|n| unversioned_payload(n).json() == value);
+        assert!(
+            unversioned,
+            "marked versionUnknown, so an unversioned value: {events:?}"
+        );
+    } else {
+        let highest = highest.unwrap_or_else(|| panic!("no version, no mark: {events:?}"));
+        assert_eq!(
+            value,
+            payload(highest).json(),
+            "value and version agree: {events:?}"
+        );
+    }
+    // The mark is there exactly when the last write that changed the item was unversioned.
+    let last_accepted_unversioned = {
+        let mut reference: Option<StoredState> = None;
+        let mut last = false;
+        for event in events {
+            let write = change(0, *event).write;
+            if decide(reference.as_ref(), &write) == Outcome::Accepted {
+                last = matches!(event, Event::Unversioned(_));
+                reference = Some(apply(reference.as_ref(), &write));
+            }
+        }
+        last
+    };
+    assert_eq!(
+        state.version_unknown, last_accepted_unversioned,
+        "{events:?}"
+    );
 }
 
 proptest! {

@@ -21,6 +21,8 @@ pub mod item {
     pub const OBJECT_TYPE: &str = "objectType";
     pub const OBJECT_ID: &str = "objectId";
     pub const VERSION: &str = "version";
+    /// Set while the stored value came without a version (`version` is then only a floor).
+    pub const VERSION_UNKNOWN: &str = "versionUnknown";
     pub const DELETED: &str = "deleted";
     pub const VALUE: &str = "value";
     pub const PAYLOAD_HASH: &str = "payloadHash";
@@ -125,6 +127,7 @@ pub fn conditional_write(change: &ObjectChange, now: Timestamp) -> ConditionalWr
             let version_value = write.value(item::VERSION, AttributeValue::N(version.to_string()));
             set.push(format!("{version_name} = {version_value}"));
             set.push(format!("{deleted} = {not_deleted}"));
+            remove.push(write.name(item::VERSION_UNKNOWN));
             set.push(write.assign(item::VALUE, AttributeValue::S(payload.json().to_owned())));
             set.push(write.assign(
                 item::PAYLOAD_HASH,
@@ -138,6 +141,7 @@ pub fn conditional_write(change: &ObjectChange, now: Timestamp) -> ConditionalWr
         }
         Write::Unversioned { payload } => {
             set.push(format!("{deleted} = {not_deleted}"));
+            set.push(write.assign(item::VERSION_UNKNOWN, AttributeValue::Bool(true)));
             set.push(write.assign(item::VALUE, AttributeValue::S(payload.json().to_owned())));
             let hash_name = write.name(item::PAYLOAD_HASH);
             let hash_value = write.value(
@@ -156,6 +160,7 @@ pub fn conditional_write(change: &ObjectChange, now: Timestamp) -> ConditionalWr
             set.push(write.assign(item::DELETED_AT, AttributeValue::S(now.to_string())));
             remove.push(write.name(item::VALUE));
             remove.push(write.name(item::PAYLOAD_HASH));
+            remove.push(write.name(item::VERSION_UNKNOWN));
             format!("attribute_not_exists({key}) OR {deleted} = {not_deleted}")
         }
     };
@@ -205,6 +210,11 @@ pub fn stored_state(item: &HashMap<String, AttributeValue>) -> StoredState {
             .get(item::VERSION)
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok()),
+        version_unknown: item
+            .get(item::VERSION_UNKNOWN)
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
         deleted: item
             .get(item::DELETED)
             .and_then(|v| v.as_bool().ok())
@@ -312,7 +322,11 @@ mod tests {
         );
         assert_eq!(write.values[":version"], AttributeValue::N("4".into()));
         assert!(write.update.contains("#value = :value"));
-        assert!(write.update.ends_with("REMOVE #deletedAt"));
+        assert!(
+            write.update.ends_with("REMOVE #versionUnknown, #deletedAt"),
+            "a versioned value is at its version, and live: {}",
+            write.update
+        );
         assert_every_placeholder_is_used(&write);
     }
 
@@ -355,8 +369,16 @@ mod tests {
             AttributeValue::S(payload.hash().to_owned())
         );
         assert!(
-            !write.update.contains("#version"),
+            !write
+                .update
+                .split([' ', ','])
+                .any(|token| token == "#version"),
             "an unversioned write keeps the stored version"
+        );
+        assert!(
+            write.update.contains("#versionUnknown = :versionUnknown"),
+            "and marks it a floor: {}",
+            write.update
         );
         assert_every_placeholder_is_used(&write);
     }
@@ -371,6 +393,7 @@ mod tests {
             stored_state(&item),
             StoredState {
                 version: Some(12),
+                version_unknown: false,
                 deleted: true,
                 payload_hash: None
             }

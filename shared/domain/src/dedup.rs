@@ -105,7 +105,11 @@ pub struct ObjectChange {
 /// The part of a stored item the rule looks at.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StoredState {
+    /// The highest version stored so far. After an unversioned write it is a floor: the value is
+    /// at least this version, and `version_unknown` says so.
     pub version: Option<i64>,
+    /// The stored value came without a version, so `version` does not describe it.
+    pub version_unknown: bool,
     pub deleted: bool,
     pub payload_hash: Option<String>,
 }
@@ -134,7 +138,7 @@ impl Outcome {
     }
 }
 
-/// The rule. In words (DESIGN.md §5):
+/// The rule, one conditional write per record (the README's table "Version deduplication"):
 /// - versioned v: written if no item, or the item is not deleted and its version is lower (or absent);
 /// - delete: written if no item, or the item is not deleted;
 /// - unversioned: written if no item, or the item is not deleted and its content differs.
@@ -162,23 +166,28 @@ pub fn decide(stored: Option<&StoredState>, write: &Write) -> Outcome {
     }
 }
 
-/// The stored state after an accepted write. A tombstone keeps the last version it knew; an
-/// unversioned write keeps the stored version, so an older versioned record stays stale.
+/// The stored state after an accepted write. A tombstone keeps the last version it knew. An
+/// unversioned write keeps the stored version as a floor, so that an older versioned record stays
+/// stale, and marks the item `version_unknown`, so that no reader takes the value for that version;
+/// the next versioned write above the floor clears the mark.
 pub fn apply(stored: Option<&StoredState>, write: &Write) -> StoredState {
     let previous_version = stored.and_then(|s| s.version);
     match write {
         Write::Versioned { version, payload } => StoredState {
             version: Some(*version),
+            version_unknown: false,
             deleted: false,
             payload_hash: Some(payload.hash().to_owned()),
         },
         Write::Unversioned { payload } => StoredState {
             version: previous_version,
+            version_unknown: true,
             deleted: false,
             payload_hash: Some(payload.hash().to_owned()),
         },
         Write::Delete => StoredState {
             version: previous_version,
+            version_unknown: false,
             deleted: true,
             payload_hash: None,
         },
@@ -205,6 +214,7 @@ mod tests {
     fn stored(version: Option<i64>, deleted: bool, json: Option<&str>) -> StoredState {
         StoredState {
             version,
+            version_unknown: false,
             deleted,
             payload_hash: json.map(|j| Payload::from_json(j).hash().to_owned()),
         }
@@ -293,6 +303,24 @@ mod tests {
         );
         let tombstone = apply(Some(&current), &Write::Delete);
         assert_eq!(tombstone, stored(Some(3), true, None));
+    }
+
+    #[test]
+    fn an_unversioned_value_after_a_versioned_one_is_marked_version_unknown_until_a_newer_version()
+    {
+        let current = stored(Some(3), false, Some(r#"{"version":3}"#));
+        let unversioned = apply(Some(&current), &unversioned(r#"{"x":1}"#));
+        assert!(unversioned.version_unknown, "the value is not version 3");
+        assert_eq!(unversioned.version, Some(3), "3 stays the floor");
+        assert_eq!(
+            decide(Some(&unversioned), &versioned(3)),
+            Outcome::Duplicate
+        );
+        assert_eq!(decide(Some(&unversioned), &versioned(4)), Outcome::Accepted);
+        let newer = apply(Some(&unversioned), &versioned(4));
+        assert!(!newer.version_unknown);
+        assert_eq!(newer.version, Some(4));
+        assert!(!apply(Some(&unversioned), &Write::Delete).version_unknown);
     }
 
     #[test]
