@@ -74,15 +74,41 @@ class DeliveryConfig:
 
 
 class Delivery:
-    def __init__(self, subscription_id, company, event, object_key, envelope):
+    def __init__(self, subscription_id, company, event, object_key, envelope, original=None):
         self.subscription_id = subscription_id
         self.company = company
         self.event = event
         self.object_key = object_key
-        self.envelope = envelope
-        self.idempotency_key = str(uuid.uuid4())
+        self.original = original  # a duplicate is the same delivery sent again: it has no body of its own
+        self._envelope = envelope
+        self.idempotency_key = original.idempotency_key if original else str(uuid.uuid4())
         self.attempt = 0
-        self.sent = False  # once a first attempt went out, a newer change no longer replaces it
+        self._sent = False
+
+    # A duplicate reads (and freezes) its original's body: one idempotency-key, one body, however the
+    # original was coalesced before the first of them went out.
+    @property
+    def envelope(self):
+        return self.original.envelope if self.original else self._envelope
+
+    @envelope.setter
+    def envelope(self, envelope):
+        if self.original:
+            self.original.envelope = envelope
+        else:
+            self._envelope = envelope
+
+    @property
+    def sent(self):
+        """Once any copy went out, a newer change no longer replaces the body."""
+        return self.original.sent if self.original else self._sent
+
+    @sent.setter
+    def sent(self, sent):
+        if self.original:
+            self.original.sent = sent
+        else:
+            self._sent = sent
 
 
 class Webhooks:
@@ -170,10 +196,8 @@ class Webhooks:
                 self.schedule(delivery if copy == 0 else self.copy_of(delivery), self.jitter())
 
     def copy_of(self, delivery):
-        duplicate = Delivery(delivery.subscription_id, delivery.company, delivery.event, delivery.object_key,
-                             delivery.envelope)
-        duplicate.idempotency_key = delivery.idempotency_key  # the same delivery, sent again
-        return duplicate
+        return Delivery(delivery.subscription_id, delivery.company, delivery.event, delivery.object_key,
+                        None, original=delivery)
 
     def jitter(self):
         return self.random.uniform(0, self.config.reorder_max_seconds) if self.config.reorder_max_seconds else 0.0

@@ -170,6 +170,23 @@ class SimulatorSendsWebhooks(unittest.TestCase):
         self.assertEqual(len(self.receiver.received), before)
         self.assertEqual(self.hooks.status()["dropped"], 1)
 
+    def test_a_duplicate_carries_its_original_s_body_even_when_the_original_was_coalesced(self):
+        self.subscribe("product.update", hmacSharedSecret="shared-secret-1")  # signed: idempotency-key sent
+        # Every delivery copied, and held back long enough for the burst to coalesce into the original.
+        self.hooks.config.update({"duplicateRate": 1.0, "maxCopies": 3, "reorderMaxSeconds": 0.4, "seed": 3})
+        key = self.hooks.change(COMPANY, "product", "create")
+        for _ in range(6):
+            self.hooks.change(COMPANY, "product", "update", key[2])
+        self.wait_for(self.settled)
+        by_key = {}
+        for request in self.receiver.received:
+            by_key.setdefault(request["headers"].get("idempotency-key"), set()).add(request["body"])
+        self.assertNotIn(None, by_key)
+        self.assertGreater(len(self.receiver.received), len(by_key), "duplicates were sent")
+        for idempotency_key, bodies in by_key.items():
+            self.assertEqual(len(bodies), 1, f"one idempotency-key, one body: {idempotency_key}")
+        self.assertIn(6, [b["value"]["version"] for b in self.receiver.bodies()], "the last version arrives")
+
     def test_a_workload_is_seeded_and_deterministic(self):
         first = tripletex_simulator.Simulator()
         second = tripletex_simulator.Simulator()
