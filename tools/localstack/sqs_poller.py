@@ -5,12 +5,16 @@ For each mapping the template declares (read from the local stack summary), it b
 - invokes the function (under `cargo lambda watch`) with an SQS event shaped like Lambda's;
 - with ReportBatchItemFailures, deletes every message but the reported ones; a function error (or a
   report naming an unknown or empty id) deletes nothing;
+- receives with the queue's own visibility timeout, so a message stays hidden while its invocation runs;
 - leaves failed messages in flight: they come back after the visibility timeout, and moto moves them to
   the dead-letter queue once their receive count passes maxReceiveCount;
 - an invocation that outlasts the function's timeout fails the batch, as Lambda's timeout does.
 
 Usage: python3 -m tools.localstack.sqs_poller --stack .local/stack.json --lambda-url http://127.0.0.1:9000
-       [--visibility-timeout SECONDS] (default: the queue's own, as in AWS)
+       [--retry-after SECONDS]
+--retry-after compresses time for local runs: a failed message comes back after SECONDS instead of the
+queue's whole visibility timeout (set on the failed ones only, after their invocation ended; a message
+in flight is never exposed early).
 Needs AWS_ENDPOINT_URL and the local credentials in the environment.
 """
 
@@ -58,7 +62,7 @@ def lambda_record(message, queue_arn):
 
 
 class Mapping:
-    def __init__(self, source, sqs, lambda_url, visibility_timeout, stop):
+    def __init__(self, source, sqs, lambda_url, retry_after, stop):
         self.function = source["function"]
         self.queue_url = source["queue_url"]
         self.batch_size = source["batch_size"]
@@ -67,7 +71,7 @@ class Mapping:
         self.timeout = source.get("timeout_seconds", 900)
         self.sqs = sqs
         self.invoke_url = f"{lambda_url.rstrip('/')}/2015-03-31/functions/{self.function}/invocations"
-        self.visibility_timeout = visibility_timeout
+        self.retry_after = retry_after
         self.stop = stop
         self.queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
@@ -84,8 +88,6 @@ class Mapping:
                 "AttributeNames": ["All"],
                 "MessageAttributeNames": ["All"],
             }
-            if self.visibility_timeout is not None:
-                request["VisibilityTimeout"] = self.visibility_timeout
             messages = self.sqs.receive_message(**request).get("Messages", [])
             if messages and deadline is None:
                 deadline = time.monotonic() + self.window
@@ -116,6 +118,14 @@ class Mapping:
             return ids  # as Lambda: an empty or unknown identifier fails the whole batch
         return reported
 
+    def hide_for(self, seconds, messages):
+        for start in range(0, len(messages), 10):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": seconds}
+                for i, m in enumerate(messages[start:start + 10])
+            ]
+            self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+
     def run(self):
         log(f"{self.function} <- {self.queue_url} (batch {self.batch_size}, window {self.window}s)")
         while not self.stop.is_set():
@@ -131,6 +141,8 @@ class Mapping:
                         for i, m in enumerate(done[start:start + 10])
                     ]
                     self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+                if self.retry_after is not None:
+                    self.hide_for(self.retry_after, [m for m in batch if m["MessageId"] in keep])
                 log(f"{self.function}: batch of {len(batch)}, {len(keep)} to retry")
             except Exception as error:  # noqa: BLE001 - a poller must outlive a passing fault
                 log(f"{self.function}: {type(error).__name__}: {error}")
@@ -141,7 +153,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--stack", required=True)
     parser.add_argument("--lambda-url", required=True)
-    parser.add_argument("--visibility-timeout", type=int)
+    parser.add_argument("--retry-after", type=int)
     args = parser.parse_args()
 
     with open(args.stack, encoding="utf-8") as handle:
@@ -151,7 +163,7 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     threads = [
-        threading.Thread(target=Mapping(s, sqs, args.lambda_url, args.visibility_timeout, stop).run, daemon=True)
+        threading.Thread(target=Mapping(s, sqs, args.lambda_url, args.retry_after, stop).run, daemon=True)
         for s in sources
     ]
     for thread in threads:

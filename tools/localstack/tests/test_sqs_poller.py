@@ -24,6 +24,7 @@ class StandInFunction(ThreadingHTTPServer):
         self.failing_bodies = set()
         self.crashes_left = 0
         self.hangs_left = 0
+        self.delay_seconds = 0
         super().__init__(("127.0.0.1", 0), self.Handler)
 
     class Handler(BaseHTTPRequestHandler):
@@ -35,6 +36,7 @@ class StandInFunction(ThreadingHTTPServer):
                 server.hangs_left -= 1
                 time.sleep(3)  # longer than the function's timeout
                 return
+            time.sleep(server.delay_seconds)
             if server.crashes_left > 0:
                 server.crashes_left -= 1
                 body, headers = {"errorType": "Panic", "errorMessage": "boom"}, {"X-Amz-Function-Error": "Unhandled"}
@@ -82,11 +84,12 @@ class PollerTest(unittest.TestCase):
         self.function.shutdown()
         self.function.server_close()
 
-    def start_poller(self, batch_size=10, window=0, visibility_timeout=None):
+    def start_poller(self, batch_size=10, window=0, retry_after=None, timeout=1):
         source = {"function": "webhook-worker", "queue_url": self.queue, "batch_size": batch_size,
-                  "batching_window_seconds": window, "report_batch_item_failures": True, "timeout_seconds": 1}
+                  "batching_window_seconds": window, "report_batch_item_failures": True,
+                  "timeout_seconds": timeout}
         lambda_url = f"http://127.0.0.1:{self.function.server_address[1]}"
-        mapping = sqs_poller.Mapping(source, self.sqs, lambda_url, visibility_timeout, self.stop)
+        mapping = sqs_poller.Mapping(source, self.sqs, lambda_url, retry_after, self.stop)
         threading.Thread(target=mapping.run, daemon=True).start()
 
     def send(self, *bodies):
@@ -123,10 +126,22 @@ class PollerTest(unittest.TestCase):
         self.wait_until(lambda: self.count(self.queue) == 0)
         self.assertTrue(all(len(batch) <= 3 for batch in self.function.invocations))
 
+    def test_a_message_stays_hidden_while_its_invocation_runs_longer_than_the_retry_delay(self):
+        self.function.delay_seconds = 2.5
+        self.send("slow-but-fine")
+        self.start_poller(retry_after=1, timeout=10)
+        self.wait_until(lambda: len(self.function.invocations) == 1)
+        time.sleep(1.5)  # past the retry delay, inside the invocation
+        visible = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["ApproximateNumberOfMessages"])
+        self.assertEqual(visible["Attributes"]["ApproximateNumberOfMessages"], "0", "still in flight")
+        self.wait_until(lambda: self.count(self.queue) == 0)
+        deliveries = [r for batch in self.function.invocations for r in batch]
+        self.assertEqual(len(deliveries), 1)
+
     def test_a_failed_item_comes_back_after_the_visibility_timeout_then_goes_to_the_dead_letter_queue(self):
         self.function.failing_bodies = {"poison"}
         self.send("fine", "poison")
-        self.start_poller(visibility_timeout=1)
+        self.start_poller(retry_after=1)
         self.wait_until(lambda: self.count(self.dlq) == 1)
         deliveries = [r for batch in self.function.invocations for r in batch if r["body"] == "poison"]
         self.assertEqual([r["attributes"]["ApproximateReceiveCount"] for r in deliveries], ["1", "2"])
@@ -137,7 +152,7 @@ class PollerTest(unittest.TestCase):
     def test_a_function_error_retries_the_whole_batch(self):
         self.function.crashes_left = 1
         self.send("a", "b")
-        self.start_poller(visibility_timeout=1)
+        self.start_poller(retry_after=1)
         self.wait_until(lambda: self.count(self.queue) == 0)
         self.assertEqual(self.count(self.dlq), 0)
         bodies = sorted(r["body"] for batch in self.function.invocations for r in batch)
@@ -146,7 +161,7 @@ class PollerTest(unittest.TestCase):
     def test_an_invocation_that_outlasts_the_function_timeout_fails_the_batch(self):
         self.function.hangs_left = 1
         self.send("slow")
-        self.start_poller(visibility_timeout=1)
+        self.start_poller(retry_after=1)
         self.wait_until(lambda: self.count(self.queue) == 0)
         deliveries = [r for batch in self.function.invocations for r in batch]
         self.assertEqual([r["attributes"]["ApproximateReceiveCount"] for r in deliveries], ["1", "2"])
