@@ -37,6 +37,16 @@ class FaultProxy(ThreadingHTTPServer):
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", port), Handler)
 
+    def handle_error(self, request, client_address):
+        """A client that resets or drops its connection (the receiver under test, a refused request) is
+        routine here: counted, not a traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)):
+            with self.lock:
+                self.stats["clientResets"] = self.stats.get("clientResets", 0) + 1
+            return
+        super().handle_error(request, client_address)
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
