@@ -1,5 +1,5 @@
 """The webhook side of the Tripletex simulator: objects that change, and the deliveries of those changes
-to every matching ACTIVE subscription, the way Tripletex's docs describe them (tripletex-api.md §5):
+to every matching ACTIVE subscription, the way Tripletex's webhook documentation describes them:
 
 - objects carry Tripletex-style ids and versions; a change bumps the version;
 - for each change, a POST of `{subscriptionId, event, id, value}` to each ACTIVE subscription of the

@@ -1,5 +1,5 @@
 //! A warm receiver call with its real SQS adapter against moto, beside a bare `SendMessage` of the same
-//! body to the same queue (DESIGN.md §8: warm call ≤ 1.05 × bare SendMessage). Samples alternate, so
+//! body to the same queue (the target, README "Benchmarks": warm call ≤ 1.05 × bare SendMessage). Samples alternate, so
 //! drift in moto hits both alike. `cargo bench -p webhook-receiver --bench against_moto`.
 
 use std::time::{Duration, Instant};

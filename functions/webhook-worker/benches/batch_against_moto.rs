@@ -1,6 +1,6 @@
 //! Records per second of the worker for batches of 10 against DynamoDB in moto, records applied
-//! concurrently vs one at a time, beside the time of one conditional write (DESIGN.md §8: a batch of
-//! 10 should take at most 1.3 × one write). `cargo bench -p webhook-worker --bench batch_against_moto`.
+//! concurrently vs one at a time, beside the time of one conditional write (the target, README "Benchmarks": a
+//! batch of 10 in at most 1.3 × one write). `cargo bench -p webhook-worker --bench batch_against_moto`.
 //!
 //! moto answers one request at a time (Python), so against it concurrency cannot show; the same two
 //! runs against the in-memory store with 5 ms added per write (a network round trip, which is what a
@@ -117,7 +117,7 @@ fn main() -> BenchResult<()> {
             println!("worker, batch of 10, {label}: {per_batch:?} per batch, {records_per_second:.0} records/s");
         }
 
-        // One conditional write alone, the unit DESIGN.md's target is stated in.
+        // One conditional write alone, the unit the target is stated in.
         let store_worker = Worker::new(DynamoObjectStore::new(client.clone(), "bench-1"), RecordingQueue::new(), 1);
         let mut elapsed = Duration::ZERO;
         for _ in 0..BATCHES {

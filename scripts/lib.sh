@@ -1,4 +1,5 @@
-# Sourced by the other scripts: makes sure the project-local tools exist, installing what is missing.
+# Sourced by the other scripts: makes sure the project-local tools exist, installing what is missing,
+# and knows the project's shape (which functions there are).
 # Everything goes into .venv (Python tools: moto, cargo-lambda, ziglang, cfn-lint, aws-sam-translator);
 # nothing is installed by hand or system-wide except Debian packages through apt-get.
 
@@ -57,5 +58,14 @@ wait_for_port() {  # port, seconds
   until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
     [ $SECONDS -ge $deadline ] && return 1
     sleep 0.2
+  done
+}
+
+# The functions of the workspace, one name a line: every folder under functions/ (folder = package =
+# binary = template resource = events/ folder), so no script keeps a list of its own.
+functions() {
+  local dir
+  for dir in "$ROOT"/functions/*/; do
+    [ -f "$dir/Cargo.toml" ] && basename "$dir"
   done
 }
