@@ -334,6 +334,16 @@ mod tests {
                 .unwrap_or_else(|| panic!("no write to {id}"))
         }
 
+        /// How many writes (PUTs) went to subscription `id`.
+        fn writes_to(&self, id: i64) -> usize {
+            self.tripletex
+                .of("default")
+                .writes()
+                .iter()
+                .filter(|call| matches!(call, TripletexCall::Update(written, _) if *written == id))
+                .count()
+        }
+
         fn count(&self, kind: CallKind) -> usize {
             self.tripletex
                 .of("default")
@@ -413,12 +423,9 @@ mod tests {
         let stored = h.stored(foreign);
         assert_eq!(stored.status, Some(DisabledTooManyErrors));
         assert_eq!(stored.version, Some(0));
-        assert!(
-            h.tripletex
-                .of("default")
-                .writes()
-                .iter()
-                .all(|call| !matches!(call, TripletexCall::Update(id, _) if *id == foreign)),
+        assert_eq!(
+            h.writes_to(foreign),
+            0,
             "no write to another's subscription"
         );
         let company = &report.companies[0];
@@ -482,12 +489,7 @@ mod tests {
             Some(2),
             "the edit, then the keeper's write"
         );
-        let calls = h.tripletex.of("default").calls();
-        let puts = calls
-            .iter()
-            .filter(|c| matches!(c, TripletexCall::Update(written, _) if *written == id))
-            .count();
-        assert_eq!(puts, 2);
+        assert_eq!(h.writes_to(id), 2);
         assert_eq!(h.count(CallKind::Get), 1, "re-read once");
         assert_eq!(h.last_write(id).version, Some(1), "the re-read version");
         assert_eq!(h.ledger.requests().len(), 1);
@@ -547,12 +549,7 @@ mod tests {
             Some(DisabledTooManyErrors),
             "not written"
         );
-        let writes_to_id = fake
-            .writes()
-            .iter()
-            .filter(|call| matches!(call, TripletexCall::Update(written, _) if *written == id))
-            .count();
-        assert_eq!(writes_to_id, 1, "only the refused first write");
+        assert_eq!(h.writes_to(id), 1, "only the refused first write");
         assert_eq!(ids(&company.re_enabled), [other], "the other one goes on");
     }
 
@@ -789,14 +786,7 @@ mod tests {
                 .map(|v| v.expose()),
             Some(HEADER_VALUE)
         );
-        assert!(
-            h.tripletex
-                .of("default")
-                .writes()
-                .iter()
-                .all(|call| !matches!(call, TripletexCall::Update(id, _) if *id == foreign)),
-            "never another's"
-        );
+        assert_eq!(h.writes_to(foreign), 0, "never another's");
     }
 
     #[tokio::test]
