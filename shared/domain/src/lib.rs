@@ -13,4 +13,5 @@ pub mod message;
 pub mod ports;
 pub mod record;
 pub mod resync;
+pub mod sync;
 pub mod tripletex;

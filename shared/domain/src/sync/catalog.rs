@@ -1,0 +1,233 @@
+//! Where each subscribable object type is listed, and what a complete listing of it takes: the list
+//! path, the id filter (`id` or `ids`), the date window some endpoints require, and the partitions a
+//! default filter hides (inactive customers and suppliers, employees' external contacts), which must
+//! be listed too, or a hidden object would look deleted.
+
+/// A named set of query parameters that, together with its siblings, lists every object of a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    pub name: &'static str,
+    pub query: &'static [(&'static str, &'static str)],
+}
+
+/// The one partition of a type nothing is hidden from.
+const ALL: &[Partition] = &[Partition {
+    name: "all",
+    query: &[],
+}];
+
+/// `isInactive` defaults to `false` on these endpoints: inactive objects are listed only when asked.
+const ACTIVE_AND_INACTIVE: &[Partition] = &[
+    Partition {
+        name: "active",
+        query: &[("isInactive", "false")],
+    },
+    Partition {
+        name: "inactive",
+        query: &[("isInactive", "true")],
+    },
+];
+
+/// `includeContacts` defaults to `false`: an employee's external contacts are listed only when asked.
+const EMPLOYEES_AND_CONTACTS: &[Partition] = &[
+    Partition {
+        name: "employees",
+        query: &[("includeContacts", "false")],
+    },
+    Partition {
+        name: "contacts",
+        query: &[("onlyContacts", "true")],
+    },
+];
+
+/// How a list endpoint filters on object ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdFilter {
+    /// `id=1,2,3`
+    Id,
+    /// `ids=1,2,3` (product, voucherStatus)
+    Ids,
+}
+
+impl IdFilter {
+    pub fn parameter(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::Ids => "ids",
+        }
+    }
+}
+
+/// One listable object type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectTypeSpec {
+    /// The object as event names spell it (`closeGroup`, `voucherstatus`): the key's middle part.
+    pub object_type: &'static str,
+    /// The list path under `/v2`; the by-id path is this plus `/{id}`.
+    pub list_path: &'static str,
+    pub id_filter: IdFilter,
+    /// The required date parameters (from inclusive, to exclusive), for types listed by window.
+    pub date_window: Option<(&'static str, &'static str)>,
+    pub partitions: &'static [Partition],
+}
+
+impl ObjectTypeSpec {
+    pub fn by_id_path(&self, id: i64) -> String {
+        format!("{}/{id}", self.list_path)
+    }
+}
+
+const fn spec(
+    object_type: &'static str,
+    list_path: &'static str,
+    id_filter: IdFilter,
+    date_window: Option<(&'static str, &'static str)>,
+    partitions: &'static [Partition],
+) -> ObjectTypeSpec {
+    ObjectTypeSpec {
+        object_type,
+        list_path,
+        id_filter,
+        date_window,
+        partitions,
+    }
+}
+
+/// Every type a subscription can name that has a list endpoint (Tripletex API 2.74).
+pub const LISTABLE: &[ObjectTypeSpec] = &[
+    spec("product", "/product", IdFilter::Ids, None, ALL),
+    spec(
+        "customer",
+        "/customer",
+        IdFilter::Id,
+        None,
+        ACTIVE_AND_INACTIVE,
+    ),
+    spec(
+        "supplier",
+        "/supplier",
+        IdFilter::Id,
+        None,
+        ACTIVE_AND_INACTIVE,
+    ),
+    spec(
+        "employee",
+        "/employee",
+        IdFilter::Id,
+        None,
+        EMPLOYEES_AND_CONTACTS,
+    ),
+    spec("contact", "/contact", IdFilter::Id, None, ALL),
+    spec("project", "/project", IdFilter::Id, None, ALL),
+    spec("account", "/ledger/account", IdFilter::Id, None, ALL),
+    spec("voucherstatus", "/voucherStatus", IdFilter::Ids, None, ALL),
+    spec(
+        "order",
+        "/order",
+        IdFilter::Id,
+        Some(("orderDateFrom", "orderDateTo")),
+        ALL,
+    ),
+    spec(
+        "invoice",
+        "/invoice",
+        IdFilter::Id,
+        Some(("invoiceDateFrom", "invoiceDateTo")),
+        ALL,
+    ),
+    spec(
+        "voucher",
+        "/ledger/voucher",
+        IdFilter::Id,
+        Some(("dateFrom", "dateTo")),
+        ALL,
+    ),
+    spec(
+        "closeGroup",
+        "/ledger/closeGroup",
+        IdFilter::Id,
+        Some(("dateFrom", "dateTo")),
+        ALL,
+    ),
+];
+
+/// Whether a sync can list a type, and so backfill it, reconcile it, and ever tombstone its objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconcilable {
+    Yes(&'static ObjectTypeSpec),
+    /// Nothing to list: reported, never backfilled, never tombstoned.
+    No {
+        reason: &'static str,
+    },
+}
+
+pub fn spec_for(object_type: &str) -> Reconcilable {
+    if let Some(spec) = LISTABLE.iter().find(|s| s.object_type == object_type) {
+        return Reconcilable::Yes(spec);
+    }
+    Reconcilable::No {
+        reason: match object_type {
+            "notification" => "Tripletex has no endpoint that lists notifications",
+            "archiverelation" => "Tripletex has no endpoint that lists archive relations",
+            _ => "not a Tripletex object type this sync knows",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_type_is_found_by_the_name_its_events_use() {
+        let Reconcilable::Yes(close_group) = spec_for("closeGroup") else {
+            panic!("closeGroup is listable");
+        };
+        assert_eq!(close_group.list_path, "/ledger/closeGroup");
+        assert_eq!(close_group.date_window, Some(("dateFrom", "dateTo")));
+        assert_eq!(close_group.by_id_path(7), "/ledger/closeGroup/7");
+        let Reconcilable::Yes(product) = spec_for("product") else {
+            panic!("product is listable");
+        };
+        assert_eq!(
+            product.id_filter.parameter(),
+            "ids",
+            "product filters with ids"
+        );
+    }
+
+    #[test]
+    fn hidden_partitions_are_listed_beside_the_default_ones() {
+        for (object_type, partitions) in [
+            ("customer", ["active", "inactive"]),
+            ("supplier", ["active", "inactive"]),
+            ("employee", ["employees", "contacts"]),
+        ] {
+            let Reconcilable::Yes(spec) = spec_for(object_type) else {
+                panic!("{object_type} is listable");
+            };
+            let names: Vec<_> = spec.partitions.iter().map(|p| p.name).collect();
+            assert_eq!(names, partitions, "{object_type}");
+        }
+    }
+
+    #[test]
+    fn types_with_nothing_to_list_are_never_reconcilable() {
+        for object_type in ["notification", "archiverelation", "nonsense"] {
+            assert!(
+                matches!(spec_for(object_type), Reconcilable::No { .. }),
+                "{object_type}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_date_windowed_type_is_the_four_the_api_requires_dates_for() {
+        let windowed: Vec<_> = LISTABLE
+            .iter()
+            .filter(|s| s.date_window.is_some())
+            .map(|s| s.object_type)
+            .collect();
+        assert_eq!(windowed, ["order", "invoice", "voucher", "closeGroup"]);
+    }
+}

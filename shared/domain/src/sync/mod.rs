@@ -1,0 +1,16 @@
+//! The object sync's rules (backfill, nightly reconciliation, window resync): which Tripletex list
+//! endpoint holds each object type and how to list it completely (`catalog`), the date windows that
+//! cover every date and halve when Tripletex says a result is too large (`window`), and what a
+//! listing means for the stored copy: which objects to fetch, which stored ones may be gone
+//! (`compare`). Pure: the function that runs a sync calls these and does the I/O.
+
+pub mod catalog;
+pub mod compare;
+pub mod window;
+
+pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, spec_for};
+pub use compare::{
+    CompletedListing, IdRange, IncompleteListing, Listed, ListingProgress, Lookup, PageVerdict,
+    StoredVersion, Tombstoning, compare_page, deletion_candidates,
+};
+pub use window::{DateWindow, FULL_RANGE};
