@@ -35,7 +35,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
-from tools.simulator.tripletex_webhooks import Webhooks
+from tools.simulator import objects
+from tools.simulator.tripletex_webhooks import OBJECT_TYPES, Webhooks
 
 OSLO = ZoneInfo("Europe/Oslo")
 STATUSES = ("ACTIVE", "DISABLED", "DISABLED_TOO_MANY_ERRORS", "DISABLED_RATE_LIMIT_EXCEEDED", "DISABLED_MISUSE")
@@ -125,6 +126,7 @@ class Simulator:
         self.rate_limit = RateLimit(rate_limit, rate_period)
         self.faults = []
         self.latency_ms = 0
+        self.list_limit = objects.LIST_LIMIT
         self.requests = []  # (method, path) of every API call, for tests
         self.webhooks = Webhooks(self)
 
@@ -143,6 +145,7 @@ class Simulator:
             self.faults.clear()
             self.requests.clear()
             self.latency_ms = 0
+            self.list_limit = objects.LIST_LIMIT
             self.next_id = 1
             self.rate_limit.windows.clear()
             self.webhooks.reset()
@@ -531,7 +534,23 @@ class Handler(BaseHTTPRequestHandler):
             if method == "DELETE":
                 sim.delete(acting_for, [subscription_id])
                 return 204, None, limits
+        located = objects.endpoint_of(path)
+        if located and method == "GET":
+            return self.object_answer(located, acting_for, query) + (limits,)
         raise ApiError(404, 6000, "Object not found.")
+
+    def object_answer(self, located, acting_for, query):
+        """A list page or one object of the endpoints a sync reads (tools/simulator/objects.py)."""
+        list_path, object_id = located
+        sim = self.sim
+        try:
+            with sim.lock:
+                if object_id is not None:
+                    return 200, objects.get_object(sim.webhooks.objects, acting_for, list_path, object_id, query)
+                values = objects.list_objects(sim.webhooks.objects, acting_for, list_path, query, sim.list_limit)
+            return objects.page_of(values, query, self.headers.get("If-None-Match"))
+        except objects.ObjectError as error:
+            raise ApiError(error.status, error.code, error.message, error.validation) from None
 
     def list_response(self, values, query, limits):
         try:
@@ -593,6 +612,16 @@ class Handler(BaseHTTPRequestHandler):
                 sim.webhooks.workload_running = True
         elif path == "/_sim/objects" and method == "GET":
             return self.send(200, {"values": sim.webhooks.truth()})
+        elif path == "/_sim/objects" and method == "POST":
+            # Objects made in Tripletex, e.g. before the stack subscribed: what a backfill must bring.
+            kind, company = body["type"], int(body["companyId"])
+            verb = OBJECT_TYPES.get(kind, (0, ("create",)))[1][0]
+            ids = [sim.webhooks.change(company, kind, verb, fields=body.get("fields"))[2]
+                   for _ in range(int(body.get("count", 1)))]
+            return self.send(201, {"companyId": company, "type": kind, "ids": ids})
+        elif path == "/_sim/list-limit" and method == "POST":
+            with sim.lock:  # Tripletex's 10,000, made small so that tests meet it
+                sim.list_limit = int(body["limit"])
         elif path == "/_sim/webhooks/status" and method == "GET":
             return self.send(200, sim.webhooks.status())
         elif (match := re.fullmatch(r"/_sim/subscriptions/(\d+)/break", path)) and method == "POST":

@@ -18,6 +18,7 @@ It keeps the truth (every object's current state) and counts what it did, for a 
 """
 
 import base64
+import datetime
 import hashlib
 import heapq
 import hmac
@@ -34,13 +35,57 @@ import uuid
 # intervals over about 30 hours"); multiplied by timeScale.
 RETRY_SCHEDULE = [60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 7200]
 OBJECT_TYPES = {
-    # type -> (first id, events it has)
+    # type -> (first id, events it has): the types the seeded workload changes
     "product": (10_000_000, ("create", "update", "delete")),
     "customer": (20_000_000, ("create", "update", "delete")),
     "order": (30_000_000, ("create", "update", "delete")),
     "voucher": (40_000_000, ("create", "update", "delete")),
     "invoice": (50_000_000, ("charged",)),
 }
+
+# Every type the object endpoints serve (tools/simulator/objects.py): its first id, and the field an
+# update changes. Objects carry only fields Tripletex's schema for the type has.
+FIRST_IDS = {
+    **{kind: first for kind, (first, _) in OBJECT_TYPES.items()},
+    "supplier": 60_000_000, "employee": 70_000_000, "contact": 75_000_000, "project": 80_000_000,
+    "account": 85_000_000, "voucherstatus": 90_000_000, "closeGroup": 95_000_000,
+}
+UPDATED_FIELD = {
+    "product": "name", "customer": "name", "supplier": "name", "project": "name", "account": "name",
+    "order": "reference", "voucher": "description", "invoice": "comment", "employee": "lastName",
+    "contact": "lastName",
+}
+FIRST_DATE = datetime.date(2015, 1, 1)
+
+
+def object_date(object_id):
+    """A stable date between 2015 and 2027 for a dated object: windows and their halving matter."""
+    return (FIRST_DATE + datetime.timedelta(days=(object_id * 7919) % 4400)).isoformat()
+
+
+def new_object(kind, object_id, base_url):
+    """A new object of `kind` with the fields Tripletex's schema for it has, at version 0."""
+    value = {"id": object_id, "version": 0, "url": f"{base_url}/{kind}/{object_id}"}
+    number = object_id % 100_000
+    value.update({
+        "product": lambda: {"name": f"product {object_id}", "number": str(number), "isInactive": False},
+        # About one customer or supplier in seven is inactive: hidden from a default listing.
+        "customer": lambda: {"name": f"customer {object_id}", "customerNumber": number,
+                             "isInactive": object_id % 7 == 0},
+        "supplier": lambda: {"name": f"supplier {object_id}", "supplierNumber": number,
+                             "isInactive": object_id % 7 == 0},
+        "order": lambda: {"number": str(number), "orderDate": object_date(object_id), "reference": ""},
+        "voucher": lambda: {"date": object_date(object_id), "description": f"voucher {object_id}"},
+        "invoice": lambda: {"invoiceNumber": number, "invoiceDate": object_date(object_id), "comment": ""},
+        # About one employee in five is an external contact: hidden unless asked for.
+        "employee": lambda: {"firstName": "Employee", "lastName": str(object_id), "isContact": object_id % 5 == 0},
+        "contact": lambda: {"firstName": "Contact", "lastName": str(object_id)},
+        "project": lambda: {"name": f"project {object_id}", "number": str(number)},
+        "account": lambda: {"name": f"account {object_id}", "number": number, "isInactive": False},
+        "voucherstatus": lambda: {"status": "WAITING", "type": "TRIPLETEX"},
+        "closeGroup": lambda: {"date": object_date(object_id)},
+    }[kind]())
+    return value
 
 
 def filter_fields(value, fields):
@@ -119,7 +164,7 @@ class Webhooks:
         self.config = DeliveryConfig()
         self.random = random.Random(1)
         self.objects = {}  # (company, type, id) -> {"value": dict, "deleted": bool}
-        self.next_ids = {kind: first for kind, (first, _) in OBJECT_TYPES.items()}
+        self.next_ids = dict(FIRST_IDS)
         self.missed = set()  # object keys with a change no subscription could deliver (disabled)
         self.pending = {}  # (subscription id, object key) -> Delivery not yet sent
         self.queue = []  # heap of (due, sequence, Delivery)
@@ -142,11 +187,10 @@ class Webhooks:
     def change(self, company, kind, verb, object_id=None, fields=None):
         """One change to an object, and its deliveries. Returns the object's key."""
         with self.sim.lock:
-            if verb in ("create", "charged"):
+            if verb in ("create", "charged", "ready"):
                 object_id = self.next_ids[kind]
                 self.next_ids[kind] += 1
-                value = {"id": object_id, "version": 0, "url": f"{self.sim.base_url}/{kind}/{object_id}",
-                         "name": f"{kind} {object_id}", "number": str(object_id % 100000)}
+                value = new_object(kind, object_id, self.sim.base_url)
                 value.update(fields or {})
                 self.objects[(company, kind, object_id)] = {"value": value, "deleted": False}
             else:
@@ -345,7 +389,8 @@ class Webhooks:
                         done += 1
                     else:
                         for _ in range(min(generator.randint(1, burst_max), changes - done)):
-                            self.change(key[0], key[1], "update", key[2], {"name": f"name {generator.random():.6f}"})
+                            text = f"changed {generator.random():.6f}"
+                            self.change(key[0], key[1], "update", key[2], {UPDATED_FIELD[key[1]]: text})
                             done += 1
                 if interval:
                     time.sleep(interval)
@@ -377,7 +422,7 @@ class Webhooks:
             self.failing.clear()
             self.broken.clear()
             self.disabled_log.clear()
-            self.next_ids = {kind: first for kind, (first, _) in OBJECT_TYPES.items()}
+            self.next_ids = dict(FIRST_IDS)
             for key in self.stats:
                 self.stats[key] = 0
             self.config = DeliveryConfig()

@@ -13,12 +13,11 @@ import json
 import os
 import threading
 import unittest
-import urllib.error
-import urllib.request
 
 import jsonschema
 
 from tools.simulator import tripletex_simulator
+from tools.simulator.tests.client import call
 
 SPEC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "spec", "tripletex-openapi-events.json")
 
@@ -68,20 +67,7 @@ class SimulatorConformsToTheSpec(unittest.TestCase):
         self.token = body["value"]["token"]
 
     def call(self, method, path, body=None, auth=True, headers=None):
-        request = urllib.request.Request(self.base + path, method=method,
-                                         data=None if body is None else json.dumps(body).encode())
-        request.add_header("Content-Type", "application/json")
-        if auth and getattr(self, "token", None):
-            request.add_header("Authorization", "Basic " + base64.b64encode(f"0:{self.token}".encode()).decode())
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                text = response.read()
-                return response.status, json.loads(text) if text else None, response.headers
-        except urllib.error.HTTPError as error:
-            text = error.read()
-            return error.code, json.loads(text) if text else None, error.headers
+        return call(self.base, getattr(self, "token", None), method, path, body, auth, headers)
 
     def validate(self, body, operation, status):
         content = operation["responses"][str(status)].get("content", {})

@@ -1,0 +1,142 @@
+"""The object endpoints of the Tripletex simulator: the list and by-id GETs a sync uses, over the same
+objects the simulator sends webhooks about (tools/simulator/tripletex_webhooks.py), as Tripletex's
+OpenAPI excerpt (tools/simulator/spec/tripletex-openapi-objects.json) describes them:
+
+- `from`/`count` paging, `fields` (`id,version`, `*`, or names), `sorting` (`id`, `-id`, any field);
+- the id filter, `id` or `ids` (product, voucherStatus) as the endpoint names it, comma-separated;
+- the date window some endpoints require (`orderDateFrom`/`orderDateTo`, ...: from inclusive, to
+  exclusive), 422 when it is missing, and 422 code 23000 when a result would exceed the list limit
+  (10,000, as Tripletex; settable for tests), however small `count` is;
+- partitions hidden by default: inactive customers and suppliers (`isInactive` defaults to false),
+  employees' external contacts (`includeContacts` defaults to false);
+- `If-None-Match`: `versionDigest` is the page's checksum, and the same checksum sent back gets 304;
+- by id: the object, or 404 code 6000 when it does not exist or was deleted.
+"""
+
+import datetime
+import hashlib
+import json
+
+# list path -> (object type as events name it, id filter, (from, to) date parameters, the object's date field)
+ENDPOINTS = {
+    "/product": ("product", "ids", None, None),
+    "/customer": ("customer", "id", None, None),
+    "/supplier": ("supplier", "id", None, None),
+    "/employee": ("employee", "id", None, None),
+    "/contact": ("contact", "id", None, None),
+    "/project": ("project", "id", None, None),
+    "/ledger/account": ("account", "id", None, None),
+    "/voucherStatus": ("voucherstatus", "ids", None, None),
+    "/order": ("order", "id", ("orderDateFrom", "orderDateTo"), "orderDate"),
+    "/invoice": ("invoice", "id", ("invoiceDateFrom", "invoiceDateTo"), "invoiceDate"),
+    "/ledger/voucher": ("voucher", "id", ("dateFrom", "dateTo"), "date"),
+    "/ledger/closeGroup": ("closeGroup", "id", ("dateFrom", "dateTo"), "date"),
+}
+
+LIST_LIMIT = 10_000
+DIGEST_NOT_ASKED = "'If-None-Match' header not specified"
+
+
+class ObjectError(Exception):
+    """An answer in Tripletex's error envelope: (status, code, message, [(field, message)])."""
+
+    def __init__(self, status, code, message, validation=()):
+        super().__init__(message)
+        self.status, self.code, self.message, self.validation = status, code, message, list(validation)
+
+
+def endpoint_of(path):
+    """(list path, object id or None) for an object path under /v2, or None."""
+    if path in ENDPOINTS:
+        return path, None
+    head, _, tail = path.rpartition("/")
+    if head in ENDPOINTS and tail.lstrip("-").isdigit():
+        return head, int(tail)
+    return None
+
+
+def select_fields(value, fields):
+    """The object as `fields` shows it: top-level names, `*` or nothing for all."""
+    names = {name.split("(")[0].strip() for name in (fields or "").split(",") if name.strip()}
+    if not names or "*" in names:
+        return dict(value)
+    return {key: item for key, item in value.items() if key in names}
+
+
+def visible(kind, value, query):
+    """Whether the default filters of the endpoint (or the ones asked for) show this object."""
+    if kind in ("customer", "supplier"):
+        wanted = query.get("isInactive", "false").lower() == "true"
+        return bool(value.get("isInactive")) == wanted
+    if kind == "employee":
+        contact = bool(value.get("isContact"))
+        if query.get("onlyContacts", "false").lower() == "true":
+            return contact
+        return not contact or query.get("includeContacts", "false").lower() == "true"
+    return True
+
+
+def parse_date(name, text):
+    try:
+        return datetime.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ObjectError(422, 15000, "Validering feilet.", [(name, "Ugyldig dato.")]) from None
+
+
+def sort_key(sorting):
+    """`sorting=id`, `-id`, `name,-id`: the key and whether to reverse, on the first field."""
+    first = (sorting or "id").split(",")[0].strip() or "id"
+    field = first.lstrip("-")
+    return (lambda value: (value.get(field) is None, value.get(field), value.get("id"))), first.startswith("-")
+
+
+def list_objects(objects, company, list_path, query, list_limit=LIST_LIMIT):
+    """Every live object of the endpoint's type for `company` that the query selects, sorted."""
+    kind, id_filter, window, date_field = ENDPOINTS[list_path]
+    selected = [state["value"] for (owner, object_kind, _), state in objects.items()
+                if owner == company and object_kind == kind and not state["deleted"]]
+    ids = query.get(id_filter)
+    if ids:
+        try:
+            wanted = {int(part) for part in ids.split(",") if part.strip()}
+        except ValueError:
+            raise ObjectError(422, 15000, "Validering feilet.", [(id_filter, "Ugyldig liste.")]) from None
+        selected = [value for value in selected if value["id"] in wanted]
+    if window:
+        missing = [name for name in window if not query.get(name)]
+        if missing:
+            raise ObjectError(422, 15000, "Validering feilet.", [(name, "Kan ikke være null.") for name in missing])
+        start, end = (parse_date(name, query[name]) for name in window)
+        selected = [value for value in selected
+                    if start <= datetime.date.fromisoformat(value[date_field]) < end]
+    selected = [value for value in selected if visible(kind, value, query)]
+    if len(selected) > list_limit:
+        raise ObjectError(422, 23000, f"Result set too large. Limit of {list_limit:,} reached.".replace(",", "."))
+    key, reverse = sort_key(query.get("sorting"))
+    return sorted(selected, key=key, reverse=reverse)
+
+
+def page_of(values, query, if_none_match):
+    """(status, body) for one page of a listing; 304 when `If-None-Match` names the page's checksum."""
+    try:
+        start = int(query.get("from") or 0)
+        count = int(query.get("count") or 1000)
+    except ValueError:
+        raise ObjectError(422, 21000, "Validering feilet.", [("from", "Must be a whole number.")]) from None
+    page = [select_fields(value, query.get("fields")) for value in values[start:start + count]]
+    envelope = {"fullResultSize": len(values), "from": start, "count": len(page),
+                "versionDigest": DIGEST_NOT_ASKED, "values": page}
+    if if_none_match is not None:
+        digest = hashlib.sha256(json.dumps([start, count, page], sort_keys=True).encode()).hexdigest()
+        if if_none_match == digest:
+            return 304, None
+        envelope["versionDigest"] = digest
+    return 200, envelope
+
+
+def get_object(objects, company, list_path, object_id, query):
+    kind = ENDPOINTS[list_path][0]
+    state = objects.get((company, kind, object_id))
+    if state is None or state["deleted"]:
+        raise ObjectError(404, 6000, "Object not found.")
+    return {"value": select_fields(state["value"], query.get("fields"))}
