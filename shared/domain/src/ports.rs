@@ -9,6 +9,8 @@ use crate::error::BoxError;
 use crate::ids::TenantId;
 use crate::message::QueueMessage;
 use crate::resync::ResyncRequest;
+use crate::sync::Lookup;
+use crate::sync::{FetchRequest, FetchedObject, ListedPage, ObjectTypeSpec, PageRequest};
 use crate::tripletex::{Subscription, SubscriptionWrite, TripletexCredentials, TripletexError};
 
 /// A durable queue of webhook messages.
@@ -115,6 +117,28 @@ pub trait SubscriptionsApi: Send + Sync {
         id: i64,
         write: &SubscriptionWrite,
     ) -> impl Future<Output = Result<Subscription, TripletexError>> + Send;
+}
+
+/// Tripletex's object endpoints, for one company: what a sync lists and fetches.
+pub trait ObjectsApi: Send + Sync {
+    /// One page of a listing, or `Unchanged` when the request's digest still holds (304).
+    fn list_page(
+        &self,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<ListedPage, TripletexError>> + Send;
+
+    /// The objects with these ids, in full (one list call with the endpoint's id filter).
+    fn fetch(
+        &self,
+        request: &FetchRequest<'_>,
+    ) -> impl Future<Output = Result<Vec<FetchedObject>, TripletexError>> + Send;
+
+    /// One object by id, to confirm a deletion: `NotFound` on 404.
+    fn lookup(
+        &self,
+        spec: &'static ObjectTypeSpec,
+        id: i64,
+    ) -> impl Future<Output = Result<Lookup, TripletexError>> + Send;
 }
 
 /// Hands out one company's Tripletex API. The same credentials get the same client back across

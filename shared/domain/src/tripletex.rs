@@ -170,6 +170,10 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 
 /// Tripletex's internal code for a stale `version` on a write.
 pub const REVISION_CONFLICT_CODE: i64 = 8000;
+/// Tripletex's internal code for "Result set too large. Limit of 10.000 reached." (422).
+pub const RESULT_TOO_LARGE_CODE: i64 = 23000;
+/// Tripletex's internal code for an object that does not exist (404).
+pub const NOT_FOUND_CODE: i64 = 6000;
 
 /// An error answer from Tripletex, with everything its envelope said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +240,17 @@ impl TripletexError {
     pub fn is_revision_conflict(&self) -> bool {
         matches!(self, Self::Api(error) if error.status == 409
             && error.body.code.is_none_or(|code| code == REVISION_CONFLICT_CODE))
+    }
+
+    /// A listing whose whole result would be over Tripletex's 10,000 (422, code 23000): narrow it.
+    pub fn is_result_too_large(&self) -> bool {
+        matches!(self, Self::Api(error) if error.status == 422
+            && error.body.code == Some(RESULT_TOO_LARGE_CODE))
+    }
+
+    /// The object asked for by id does not exist (404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Api(error) if error.status == 404)
     }
 
     /// A short, stable name for reports and metrics.

@@ -13,9 +13,8 @@ impl HttpTripletexApi {
     #[instrument(skip_all)]
     pub async fn list_events(&self) -> Result<BTreeMap<String, EventDescription>, TripletexError> {
         // No auth needed since 2.56.4; a session is not spent on it.
-        let answer: Single<BTreeMap<String, EventDescription>> = self
-            .send(Method::GET, "/event", &[], None::<&()>, None)
-            .await?;
+        let answer: Single<BTreeMap<String, EventDescription>> =
+            self.send(Method::GET, "/event", &[], None::<&()>).await?;
         Ok(answer.value.unwrap_or_default())
     }
 }

@@ -158,13 +158,7 @@ impl HttpTripletexApi {
             expiration_date: expiration_date.to_string(),
         };
         let answer: Single<SessionToken> = self
-            .send(
-                Method::POST,
-                "/token/session/:create",
-                &[],
-                Some(&body),
-                None,
-            )
+            .send(Method::POST, "/token/session/:create", &[], Some(&body))
             .await
             .map_err(|error| match error {
                 // Tripletex answers bad tokens with 422 (code 18000): the credentials are wrong.
@@ -226,31 +220,90 @@ impl HttpTripletexApi {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<T, TripletexError> {
-        let token = self.session_token().await?;
+        parse(self.authorized(method, path, query, body, None).await?)
+    }
+
+    /// A GET that sends `If-None-Match`: `None` when Tripletex answers 304 Not Modified.
+    pub(crate) async fn call_if_changed<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        if_none_match: &str,
+    ) -> Result<Option<T>, TripletexError> {
         match self
-            .send(method.clone(), path, query, body, Some(&token))
-            .await
+            .authorized(Method::GET, path, query, None::<&()>, Some(if_none_match))
+            .await?
         {
+            Answer::NotModified => Ok(None),
+            answer => parse(answer).map(Some),
+        }
+    }
+
+    async fn authorized<B: Serialize + Sync + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+        if_none_match: Option<&str>,
+    ) -> Result<Answer, TripletexError> {
+        let token = self.session_token().await?;
+        let first = Exchange {
+            method: method.clone(),
+            path,
+            query,
+            session: Some(&token),
+            if_none_match,
+        };
+        match self.exchange(first, body).await {
             Err(TripletexError::Unauthorized(refusal)) => {
                 warn!(path, error = %refusal, "session refused; creating a new one");
                 self.forget_session(&token).await;
                 let token = self.session_token().await?;
-                self.send(method, path, query, body, Some(&token)).await
+                let again = Exchange {
+                    method,
+                    path,
+                    query,
+                    session: Some(&token),
+                    if_none_match,
+                };
+                self.exchange(again, body).await
             }
             other => other,
         }
     }
 
-    /// One call with bounded retries of 429s, 5xx answers and transport failures; with no session,
-    /// the call goes without auth.
+    /// One call without a session (the session's own creation, the public event list).
     pub(crate) async fn send<T: DeserializeOwned, B: Serialize + Sync + ?Sized>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&B>,
-        session: Option<&Secret>,
     ) -> Result<T, TripletexError> {
+        let unauthenticated = Exchange {
+            method,
+            path,
+            query,
+            session: None,
+            if_none_match: None,
+        };
+        parse(self.exchange(unauthenticated, body).await?)
+    }
+
+    /// One exchange with bounded retries of 429s, 5xx answers and transport failures.
+    async fn exchange<B: Serialize + Sync + ?Sized>(
+        &self,
+        call: Exchange<'_>,
+        body: Option<&B>,
+    ) -> Result<Answer, TripletexError> {
+        let Exchange {
+            method,
+            path,
+            query,
+            session,
+            if_none_match,
+        } = call;
         let url = format!("{}{}", self.base_url, path);
         let mut attempt = 0;
         loop {
@@ -259,6 +312,9 @@ impl HttpTripletexApi {
             let mut request = self.http.request(method.clone(), &url).query(query);
             if let Some(token) = session {
                 request = request.basic_auth(self.credentials.basic_user(), Some(token.expose()));
+            }
+            if let Some(digest) = if_none_match {
+                request = request.header(reqwest::header::IF_NONE_MATCH, digest);
             }
             if let Some(body) = body {
                 request = request.json(body);
@@ -287,12 +343,10 @@ impl HttpTripletexApi {
                         Err(error) => return Err(error),
                     };
                     if status.is_success() {
-                        let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-                        return serde_json::from_slice(text).map_err(|source| {
-                            TripletexError::InvalidResponse {
-                                source: Box::new(source),
-                            }
-                        });
+                        return Ok(Answer::Body(bytes.to_vec()));
+                    }
+                    if status == StatusCode::NOT_MODIFIED && if_none_match.is_some() {
+                        return Ok(Answer::NotModified);
                     }
                     let error = api_error(status, &bytes);
                     match status {
@@ -366,6 +420,35 @@ impl HttpTripletexApi {
         if let Some(wait) = self.rate_limit_remaining() {
             tokio::time::sleep(wait.min(self.retry.max_delay)).await;
         }
+    }
+}
+
+/// What one call sends besides its body.
+struct Exchange<'a> {
+    method: Method,
+    path: &'a str,
+    query: &'a [(&'a str, String)],
+    session: Option<&'a Secret>,
+    if_none_match: Option<&'a str>,
+}
+
+/// A 2xx answer's body, or a 304 to a conditional GET.
+enum Answer {
+    Body(Vec<u8>),
+    NotModified,
+}
+
+fn parse<T: DeserializeOwned>(answer: Answer) -> Result<T, TripletexError> {
+    match answer {
+        Answer::Body(bytes) => {
+            let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            serde_json::from_slice(text).map_err(|source| TripletexError::InvalidResponse {
+                source: Box::new(source),
+            })
+        }
+        Answer::NotModified => Err(TripletexError::InvalidResponse {
+            source: "304 Not Modified to a request that did not ask for it".into(),
+        }),
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashSet};
 use jiff::Timestamp;
 
 /// One object of a list page fetched with `fields=id,version`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub struct Listed {
     pub id: i64,
     pub version: Option<i64>,

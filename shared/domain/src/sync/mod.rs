@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod compare;
+pub mod listing;
 pub mod window;
 
 pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, spec_for};
@@ -13,4 +14,5 @@ pub use compare::{
     CompletedListing, IdRange, IncompleteListing, Listed, ListingProgress, Lookup, PageVerdict,
     StoredVersion, Tombstoning, compare_page, deletion_candidates,
 };
+pub use listing::{FetchRequest, FetchedObject, ListedPage, PageRequest};
 pub use window::{DateWindow, FULL_RANGE};
