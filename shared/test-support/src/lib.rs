@@ -7,6 +7,7 @@ pub mod net;
 pub mod paths;
 pub mod simulator;
 pub mod tripletex;
+pub mod tripletex_objects;
 
 pub use fakes::{
     InMemoryObjectStore, InMemoryResyncLedger, RecordingQueue, StoreFailure, StoredItem,
@@ -15,3 +16,4 @@ pub use moto::{MotoServer, sdk_config_for};
 pub use net::free_port;
 pub use simulator::TripletexSimulator;
 pub use tripletex::{CallKind, FakeTripletex, FakeTripletexCompany, TripletexCall};
+pub use tripletex_objects::{FakeObject, FakeTripletexObjects, ObjectCallKind};

@@ -5,8 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::tripletex_objects::FakeTripletexObjects;
 use domain::ids::TenantId;
-use domain::ports::{SubscriptionsApi, TripletexCompanies};
+use domain::ports::{ObjectsApi, SubscriptionsApi, TripletexCompanies};
+use domain::sync::{FetchRequest, FetchedObject, ListedPage, Lookup, ObjectTypeSpec, PageRequest};
 use domain::tripletex::{
     ApiError, ApiErrorBody, REVISION_CONFLICT_CODE, Subscription, SubscriptionStatus,
     SubscriptionWrite, TripletexCredentials, TripletexError,
@@ -116,6 +118,8 @@ pub enum CallKind {
 #[derive(Debug, Default)]
 pub struct FakeTripletexCompany {
     state: Mutex<State>,
+    /// The company's objects, as the sync's endpoints list and fetch them.
+    pub objects: FakeTripletexObjects,
 }
 
 #[derive(Debug, Default)]
@@ -276,6 +280,27 @@ impl SubscriptionsApi for FakeTripletexCompany {
         apply(stored, write);
         stored.version = Some(stored.version.unwrap_or(0) + 1);
         Ok(stored.clone())
+    }
+}
+
+impl ObjectsApi for FakeTripletexCompany {
+    async fn list_page(&self, page: &PageRequest) -> Result<ListedPage, TripletexError> {
+        self.objects.list_page(page).await
+    }
+
+    async fn fetch(
+        &self,
+        request: &FetchRequest<'_>,
+    ) -> Result<Vec<FetchedObject>, TripletexError> {
+        self.objects.fetch(request).await
+    }
+
+    async fn lookup(
+        &self,
+        spec: &'static ObjectTypeSpec,
+        id: i64,
+    ) -> Result<Lookup, TripletexError> {
+        self.objects.lookup(spec, id).await
     }
 }
 
