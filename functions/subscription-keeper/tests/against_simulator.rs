@@ -3,6 +3,8 @@
 //! 409 as Tripletex sends it, an accountant's client company, and the event list. The keeper's
 //! orchestration itself is tested in process against `FakeTripletex` (src/handler.rs).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! body to the same queue (the target, README "Benchmarks": warm call ≤ 1.05 × bare SendMessage). Samples alternate, so
 //! drift in moto hits both alike. `cargo bench -p webhook-receiver --bench against_moto`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::time::{Duration, Instant};
 
 use aws_adapters::secrets::SecretSource;

@@ -1,6 +1,8 @@
 //! Time per request of the receiver's pure path: authenticate, parse the envelope, build the message.
 //! `cargo bench -p webhook-receiver` prints the figures.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

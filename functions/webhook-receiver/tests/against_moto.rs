@@ -1,6 +1,8 @@
 //! The receiver with its real adapters, against SQS and Secrets Manager emulated by moto server.
 //! The moto server is started by the test process itself (see `test_support::MotoServer`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! started as Lambda starts it against a small Runtime API emulator on loopback, with the level at
 //! TRACE (where the Lambda runtime would log each raw event, headers and query string included).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};

@@ -6,6 +6,8 @@
 //! runs against the in-memory store with 5 ms added per write (a network round trip, which is what a
 //! real DynamoDB write mostly costs) show what concurrency buys.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::time::{Duration, Instant};
 
 use aws_adapters::dynamodb::{DynamoObjectStore, item};

@@ -10,6 +10,8 @@
 //!   The harness's moto applies each DynamoDB request atomically, as DynamoDB does (plain moto does
 //!   not; see `tools/localstack/moto_atomic.py`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};

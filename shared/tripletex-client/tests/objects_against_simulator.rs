@@ -2,6 +2,8 @@
 //! the end, hidden partitions, date windows halved on "result set too large", 304 for an unchanged
 //! page, fetches by id with the subscription's fields, 404 for a deleted object, and the rate limit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
