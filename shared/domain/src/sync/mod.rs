@@ -1,11 +1,15 @@
 //! The object sync's rules (backfill, nightly reconciliation, window resync): which Tripletex list
 //! endpoint holds each object type and how to list it completely (`catalog`), the date windows that
-//! cover every date and halve when Tripletex says a result is too large (`window`), and what a
+//! cover every date and halve when Tripletex says a result is too large (`window`), where a listing
+//! stands between invocations (`cursor`), and what a
 //! listing means for the stored copy: which objects to fetch, which stored ones may be gone
-//! (`compare`). Pure: the function that runs a sync calls these and does the I/O.
+//! (`compare`), and the envelopes it queues for the worker (`envelope`). Pure: the function that runs
+//! a sync calls these and does the I/O.
 
 pub mod catalog;
 pub mod compare;
+pub mod cursor;
+pub mod envelope;
 pub mod listing;
 pub mod window;
 
@@ -14,5 +18,6 @@ pub use compare::{
     CompletedListing, IdRange, IncompleteListing, Listed, ListingProgress, Lookup, PageVerdict,
     StoredVersion, Tombstoning, compare_page, deletion_candidates,
 };
+pub use cursor::{CannotSplit, Cursor, first_cursors};
 pub use listing::{FetchRequest, FetchedObject, ListedPage, PageRequest};
 pub use window::{DateWindow, FULL_RANGE};

@@ -1,0 +1,158 @@
+//! What a sync puts on the webhook queue: the envelope a webhook would have brought, with `source`
+//! `resync`, so the worker applies it with the same one conditional write (a resync can never
+//! overwrite a newer webhook, nor lift a tombstone).
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::listing::FetchedObject;
+use crate::dedup::Source;
+use crate::envelope::EventName;
+use crate::ids::TenantId;
+use crate::message::{BodyEncoding, QueueMessage, WebhookMessage, attribute};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    subscription_id: Option<i64>,
+    event: &'a str,
+    id: i64,
+    value: Option<&'a RawValue>,
+}
+
+fn message(
+    tenant: &TenantId,
+    event: &str,
+    subscription_id: Option<i64>,
+    id: i64,
+    value: Option<&RawValue>,
+    at: Timestamp,
+) -> QueueMessage {
+    let envelope = Envelope {
+        subscription_id,
+        event,
+        id,
+        value,
+    };
+    // Serializing ids, a known event name and JSON Tripletex sent cannot fail.
+    let body = serde_json::to_string(&envelope).unwrap_or_default();
+    let message = WebhookMessage {
+        body,
+        body_encoding: BodyEncoding::Raw,
+        tenant: tenant.clone(),
+        event: Some(event.to_owned()),
+        object_id: Some(id),
+        subscription_id,
+        received_at: at,
+        request_id: String::new(),
+        idempotency_key: None,
+        quarantine_reason: None,
+    };
+    QueueMessage::from(&message).with_attribute(attribute::SOURCE, Source::Resync.as_str())
+}
+
+/// A fetched object as the upsert `event` (one the type's subscription has, e.g. `product.update`).
+pub fn upsert_message(
+    tenant: &TenantId,
+    event: &EventName,
+    subscription_id: Option<i64>,
+    object: &FetchedObject,
+    at: Timestamp,
+) -> QueueMessage {
+    message(
+        tenant,
+        event.as_str(),
+        subscription_id,
+        object.id,
+        Some(&object.value),
+        at,
+    )
+}
+
+/// A confirmed deletion: `<type>.delete` with no value, as Tripletex sends deletes.
+pub fn delete_message(
+    tenant: &TenantId,
+    object_type: &str,
+    subscription_id: Option<i64>,
+    id: i64,
+    at: Timestamp,
+) -> QueueMessage {
+    message(
+        tenant,
+        &format!("{object_type}.delete"),
+        subscription_id,
+        id,
+        None,
+        at,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedup::{ObjectKey, Write};
+    use crate::record::change_from_message;
+
+    fn read(message: &QueueMessage) -> crate::dedup::ObjectChange {
+        change_from_message(
+            Some(&message.body),
+            |name| message.attribute(name),
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_fetched_object_becomes_the_change_a_webhook_would_have_brought_marked_resync() {
+        let tenant = TenantId::parse("acme").unwrap();
+        let object = FetchedObject {
+            id: 42,
+            version: Some(7),
+            value: RawValue::from_string(r#"{"id":42,"version":7,"name":"Å"}"#.into()).unwrap(),
+        };
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        let message = upsert_message(
+            &tenant,
+            &EventName::parse("product.update").unwrap(),
+            Some(9),
+            &object,
+            at,
+        );
+        let change = read(&message);
+        assert_eq!(
+            change.key,
+            ObjectKey {
+                tenant,
+                object_type: "product".into(),
+                object_id: 42
+            }
+        );
+        assert_eq!(change.source, Source::Resync);
+        assert_eq!(change.subscription_id, Some(9));
+        assert_eq!(change.received_at, at);
+        let Write::Versioned { version, payload } = change.write else {
+            panic!("versioned");
+        };
+        assert_eq!(version, 7);
+        assert_eq!(
+            payload.json(),
+            r#"{"id":42,"version":7,"name":"Å"}"#,
+            "as Tripletex sent it"
+        );
+    }
+
+    #[test]
+    fn a_confirmed_deletion_becomes_a_delete_envelope() {
+        let tenant = TenantId::default_tenant();
+        let message = delete_message(&tenant, "closeGroup", None, 5, Timestamp::UNIX_EPOCH);
+        assert_eq!(
+            message.body,
+            r#"{"subscriptionId":null,"event":"closeGroup.delete","id":5,"value":null}"#
+        );
+        let change = read(&message);
+        assert_eq!(change.write, Write::Delete);
+        assert_eq!(change.key.object_type, "closeGroup");
+        assert_eq!(message.attribute(attribute::SOURCE), Some("resync"));
+    }
+}
