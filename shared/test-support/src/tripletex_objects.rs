@@ -238,13 +238,10 @@ pub fn not_found() -> TripletexError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::sync::{DateWindow, FULL_RANGE, Reconcilable, spec_for};
+    use domain::sync::{DateWindow, FULL_RANGE, listable};
 
     fn spec(object_type: &str) -> &'static ObjectTypeSpec {
-        match spec_for(object_type) {
-            Reconcilable::Yes(spec) => spec,
-            Reconcilable::No { .. } => panic!("{object_type}"),
-        }
+        listable(object_type).unwrap_or_else(|| panic!("{object_type} is listable"))
     }
 
     fn page(object_type: &str, from: u64, count: u32) -> PageRequest {

@@ -247,27 +247,20 @@ impl HttpTripletexApi {
         body: Option<&B>,
         if_none_match: Option<&str>,
     ) -> Result<Answer, TripletexError> {
-        let token = self.session_token().await?;
-        let first = Exchange {
+        let with_session = |token| Exchange {
             method: method.clone(),
             path,
             query,
-            session: Some(&token),
+            session: Some(token),
             if_none_match,
         };
-        match self.exchange(first, body).await {
+        let token = self.session_token().await?;
+        match self.exchange(with_session(&token), body).await {
             Err(TripletexError::Unauthorized(refusal)) => {
                 warn!(path, error = %refusal, "session refused; creating a new one");
                 self.forget_session(&token).await;
                 let token = self.session_token().await?;
-                let again = Exchange {
-                    method,
-                    path,
-                    query,
-                    session: Some(&token),
-                    if_none_match,
-                };
-                self.exchange(again, body).await
+                self.exchange(with_session(&token), body).await
             }
             other => other,
         }

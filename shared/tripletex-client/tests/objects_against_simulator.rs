@@ -8,9 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use domain::ports::ObjectsApi;
-use domain::sync::{
-    DateWindow, FULL_RANGE, FetchRequest, ListedPage, Lookup, PageRequest, Reconcilable, spec_for,
-};
+use domain::sync::{DateWindow, FULL_RANGE, FetchRequest, ListedPage, Lookup, PageRequest};
 use domain::tripletex::TripletexCredentials;
 use serde_json::{Value, json};
 use test_support::TripletexSimulator;
@@ -51,10 +49,7 @@ fn seed(sim: &TripletexSimulator, kind: &str, count: usize) -> Vec<i64> {
 }
 
 fn listable(object_type: &str) -> &'static domain::sync::ObjectTypeSpec {
-    match spec_for(object_type) {
-        Reconcilable::Yes(spec) => spec,
-        Reconcilable::No { reason } => panic!("{object_type}: {reason}"),
-    }
+    domain::sync::listable(object_type).unwrap_or_else(|| panic!("{object_type} is listable"))
 }
 
 /// Every id of one partition and window, page by page.

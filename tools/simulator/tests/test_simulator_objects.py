@@ -8,16 +8,13 @@ ones the simulator sends webhooks about.
 Run: .venv/bin/python -m unittest discover -s tools -t .   (scripts/test does)
 """
 
-import json
 import os
-import threading
 import unittest
 
 import jsonschema
 
 from tools.simulator import objects, tripletex_simulator
-from tools.simulator.tests.client import call
-from tools.simulator.tests.test_tripletex_simulator import strict
+from tools.simulator.tests.client import SimulatorTestCase, strict
 
 SPEC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "spec",
                          "tripletex-openapi-objects.json")
@@ -31,24 +28,8 @@ NOT_SERVED = {"/employee/searchForEmployeesAndContacts", "/ledger/voucher/>nonPo
               "/ledger/voucher/>voucherReception", "/document/{id}"}
 
 
-class SimulatorServesObjects(unittest.TestCase):
-    def call(self, method, path, body=None, auth=True, headers=None):
-        return call(self.base, self.token, method, path, body, auth, headers)
-
-    @classmethod
-    def setUpClass(cls):
-        with open(SPEC_PATH, encoding="utf-8") as handle:
-            cls.spec = json.load(handle)
-        cls.definitions = {name: strict(schema) for name, schema in cls.spec["components"]["schemas"].items()}
-        cls.simulator = tripletex_simulator.Simulator()
-        cls.server = tripletex_simulator.SimulatorServer(0, cls.simulator)
-        cls.base = f"http://127.0.0.1:{cls.server.server_address[1]}"
-        threading.Thread(target=cls.server.serve_forever, daemon=True).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.shutdown()
-        cls.server.server_close()
+class SimulatorServesObjects(SimulatorTestCase):
+    SPEC_PATH = SPEC_PATH
 
     def setUp(self):
         self.token = None

@@ -6,57 +6,22 @@ Run: .venv/bin/python -m unittest discover -s tools -t .   (scripts/test does)
 """
 
 import base64
-import copy
 import datetime
 import http.client
 import json
 import os
-import threading
 import unittest
 
 import jsonschema
 
 from tools.simulator import tripletex_simulator
-from tools.simulator.tests.client import call
+from tools.simulator.tests.client import SimulatorTestCase, strict
 
 SPEC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "spec", "tripletex-openapi-events.json")
 
 
-def strict(schema):
-    """OpenAPI 3.0 schema -> JSON Schema: refs to definitions, no extra properties, null allowed."""
-    schema = copy.deepcopy(schema)
-    if "$ref" in schema:
-        return {"$ref": schema["$ref"].replace("#/components/schemas/", "#/definitions/")}
-    for key in ("readOnly", "format", "example", "description", "default", "enum"):
-        schema.pop(key, None)
-    if schema.get("type") == "object" or "properties" in schema:
-        schema["properties"] = {name: strict(value) for name, value in schema.get("properties", {}).items()}
-        if "additionalProperties" in schema:
-            schema["additionalProperties"] = strict(schema["additionalProperties"])
-        else:
-            schema["additionalProperties"] = bool(not schema["properties"])
-    if "items" in schema:
-        schema["items"] = strict(schema["items"])
-    if "type" in schema:
-        schema["type"] = [schema["type"], "null"]
-    return schema
-
-
-class SimulatorConformsToTheSpec(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        with open(SPEC_PATH, encoding="utf-8") as handle:
-            cls.spec = json.load(handle)
-        cls.definitions = {name: strict(schema) for name, schema in cls.spec["components"]["schemas"].items()}
-        cls.simulator = tripletex_simulator.Simulator()
-        cls.server = tripletex_simulator.SimulatorServer(0, cls.simulator)
-        cls.base = f"http://127.0.0.1:{cls.server.server_address[1]}"
-        threading.Thread(target=cls.server.serve_forever, daemon=True).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.shutdown()
-        cls.server.server_close()
+class SimulatorConformsToTheSpec(SimulatorTestCase):
+    SPEC_PATH = SPEC_PATH
 
     def setUp(self):
         self.simulator.reset()
@@ -65,9 +30,6 @@ class SimulatorConformsToTheSpec(unittest.TestCase):
         status, body, _ = self.call("PUT", f"/v2/token/session/:create?consumerToken=consumer&employeeToken=employee&expirationDate={tomorrow}")
         self.assertEqual(status, 200)
         self.token = body["value"]["token"]
-
-    def call(self, method, path, body=None, auth=True, headers=None):
-        return call(self.base, getattr(self, "token", None), method, path, body, auth, headers)
 
     def validate(self, body, operation, status):
         content = operation["responses"][str(status)].get("content", {})

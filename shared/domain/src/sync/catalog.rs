@@ -161,8 +161,13 @@ pub enum Reconcilable {
     },
 }
 
+/// The spec of a listable type; none for a type with nothing to list.
+pub fn listable(object_type: &str) -> Option<&'static ObjectTypeSpec> {
+    LISTABLE.iter().find(|s| s.object_type == object_type)
+}
+
 pub fn spec_for(object_type: &str) -> Reconcilable {
-    if let Some(spec) = LISTABLE.iter().find(|s| s.object_type == object_type) {
+    if let Some(spec) = listable(object_type) {
         return Reconcilable::Yes(spec);
     }
     Reconcilable::No {

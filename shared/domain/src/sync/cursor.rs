@@ -65,14 +65,11 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::catalog::{Reconcilable, spec_for};
+    use crate::sync::catalog::listable;
     use jiff::civil::date;
 
     fn spec(object_type: &str) -> &'static ObjectTypeSpec {
-        match spec_for(object_type) {
-            Reconcilable::Yes(spec) => spec,
-            Reconcilable::No { .. } => panic!("{object_type}"),
-        }
+        listable(object_type).unwrap_or_else(|| panic!("{object_type} is listable"))
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod envelope;
 pub mod listing;
 pub mod window;
 
-pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, spec_for};
+pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, listable, spec_for};
 pub use compare::{
     CompletedListing, IdRange, IncompleteListing, Listed, ListingProgress, Lookup, PageVerdict,
     StoredVersion, Tombstoning, compare_page, deletion_candidates,
