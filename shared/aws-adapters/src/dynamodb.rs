@@ -399,4 +399,95 @@ mod tests {
             }
         );
     }
+
+    // ---- how a refused or failed write is read (the SDK's answers mocked) --------------------
+
+    mod refusals {
+        use super::*;
+        use aws_sdk_dynamodb::config::retry::RetryConfig;
+        use aws_sdk_dynamodb::error::ErrorMetadata;
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::error::{
+            ConditionalCheckFailedException, ProvisionedThroughputExceededException,
+        };
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        /// The store with one answer to its `UpdateItem`, and no retries in the way.
+        fn store_answering(
+            error: impl Fn() -> UpdateItemError + Send + Sync + 'static,
+        ) -> DynamoObjectStore {
+            let rule = mock!(Client::update_item).then_error(error);
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule], |config| {
+                config.retry_config(RetryConfig::disabled())
+            });
+            DynamoObjectStore::new(client, "objects")
+        }
+
+        fn versioned(version: i64) -> ObjectChange {
+            change(
+                Write::Versioned {
+                    version,
+                    payload: Payload::from_json("{}"),
+                },
+                Some(1),
+            )
+        }
+
+        fn refused_with_stored_version(version: i64) -> UpdateItemError {
+            UpdateItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder()
+                    .item(item::VERSION, AttributeValue::N(version.to_string()))
+                    .item(item::DELETED, AttributeValue::Bool(false))
+                    .build(),
+            )
+        }
+
+        fn generic(code: &'static str) -> UpdateItemError {
+            UpdateItemError::generic(ErrorMetadata::builder().code(code).build())
+        }
+
+        #[tokio::test]
+        async fn a_refusal_is_read_from_the_item_it_returned_as_the_rule_s_outcome() {
+            let store = store_answering(|| refused_with_stored_version(5));
+            assert_eq!(store.apply(&versioned(3)).await.unwrap(), Outcome::Stale);
+            let store = store_answering(|| refused_with_stored_version(5));
+            assert_eq!(
+                store.apply(&versioned(5)).await.unwrap(),
+                Outcome::Duplicate
+            );
+        }
+
+        #[tokio::test]
+        async fn a_refusal_the_returned_item_does_not_explain_is_retried_not_dropped() {
+            let store = store_answering(|| refused_with_stored_version(1));
+            let error = store.apply(&versioned(3)).await.unwrap_err();
+            assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+            assert!(error.is_transient());
+        }
+
+        #[tokio::test]
+        async fn throttling_of_either_kind_is_throttled() {
+            let store = store_answering(|| {
+                UpdateItemError::ProvisionedThroughputExceededException(
+                    ProvisionedThroughputExceededException::builder().build(),
+                )
+            });
+            let error = store.apply(&versioned(1)).await.unwrap_err();
+            assert!(matches!(error, StoreError::Throttled { .. }), "{error:?}");
+            let store = store_answering(|| generic("ThrottlingException"));
+            let error = store.apply(&versioned(1)).await.unwrap_err();
+            assert!(matches!(error, StoreError::Throttled { .. }), "{error:?}");
+        }
+
+        #[tokio::test]
+        async fn an_item_dynamodb_will_never_take_is_rejected_and_anything_else_is_unavailable() {
+            let store = store_answering(|| generic("ValidationException"));
+            let error = store.apply(&versioned(1)).await.unwrap_err();
+            assert!(matches!(error, StoreError::Rejected { .. }), "{error:?}");
+            assert!(!error.is_transient(), "quarantined, not retried");
+            let store = store_answering(|| generic("InternalServerError"));
+            let error = store.apply(&versioned(1)).await.unwrap_err();
+            assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+        }
+    }
 }
