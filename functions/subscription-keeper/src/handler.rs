@@ -230,6 +230,7 @@ mod tests {
     use std::sync::Arc;
 
     use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, Done, ReEnablePolicy};
+    use domain::resync::ResyncReason;
     use domain::tripletex::{Subscription, SubscriptionStatus, SubscriptionWrite};
     use serde_json::json;
     use test_support::tripletex::{conflict, rate_limited, unauthorized, unavailable};
@@ -310,6 +311,14 @@ mod tests {
     }
 
     impl Harness {
+        fn re_enabled_requests(&self) -> Vec<domain::resync::ResyncRequest> {
+            self.ledger
+                .requests()
+                .into_iter()
+                .filter(|r| r.reason == ResyncReason::ReEnabled)
+                .collect()
+        }
+
         fn existing(&self, event: &str, target_url: &str, status: SubscriptionStatus) -> i64 {
             self.tripletex
                 .of("default")
@@ -393,7 +402,7 @@ mod tests {
             "the current value, re-sent"
         );
         assert_eq!(write.version, Some(0), "written at the version read");
-        let requests = h.ledger.requests();
+        let requests = h.re_enabled_requests();
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].subscription_id, id);
         assert_eq!(requests[0].object_type, "product");
@@ -436,7 +445,7 @@ mod tests {
             .unwrap();
         assert_eq!(serde_json::to_value(left.reason).unwrap(), "foreign");
         assert_eq!(company.created.len(), 2, "ours are created beside it");
-        assert!(h.ledger.requests().is_empty());
+        assert!(h.re_enabled_requests().is_empty());
     }
 
     #[tokio::test]
@@ -492,7 +501,7 @@ mod tests {
         assert_eq!(h.writes_to(id), 2);
         assert_eq!(h.count(CallKind::Get), 1, "re-read once");
         assert_eq!(h.last_write(id).version, Some(1), "the re-read version");
-        assert_eq!(h.ledger.requests().len(), 1);
+        assert_eq!(h.re_enabled_requests().len(), 1);
     }
 
     #[tokio::test]
@@ -514,7 +523,7 @@ mod tests {
             3,
             "re-read on each of the 3 retries"
         );
-        assert!(h.ledger.requests().is_empty(), "nothing re-enabled");
+        assert!(h.re_enabled_requests().is_empty(), "nothing re-enabled");
     }
 
     #[tokio::test]
@@ -694,9 +703,37 @@ mod tests {
 
         let company = &report.companies[0];
         assert_eq!(ids(&company.re_enabled), [id], "re-enabled all the same");
-        assert_eq!(company.failed.len(), 1);
-        assert_eq!(company.failed[0].action, "record_resync");
-        assert_eq!(company.failed[0].kind, "ledger");
+        assert_eq!(
+            company.failed.len(),
+            2,
+            "the re-enabled one and the one created beside it"
+        );
+        assert!(
+            company
+                .failed
+                .iter()
+                .all(|f| f.action == "record_resync" && f.kind == "ledger")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_created_subscription_asks_for_a_backfill_of_its_type() {
+        let h = harness();
+        let report = h.run().await;
+        let created = ids(&report.companies[0].created);
+        assert_eq!(created.len(), 2);
+        let requests = h.ledger.requests();
+        assert_eq!(requests.len(), 2);
+        for (request, id) in requests.iter().zip(&created) {
+            assert_eq!(request.reason, ResyncReason::Created);
+            assert_eq!(request.subscription_id, *id);
+            assert_eq!(request.object_type, "product");
+            assert_eq!(
+                request.window_from,
+                jiff::Timestamp::UNIX_EPOCH,
+                "every object there is"
+            );
+        }
     }
 
     #[tokio::test]

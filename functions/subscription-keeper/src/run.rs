@@ -13,7 +13,7 @@ use domain::keeper::{
     plan_subscription, subscription_write,
 };
 use domain::ports::{ResyncLedger, SubscriptionsApi};
-use domain::resync::ResyncRequest;
+use domain::resync::{ResyncReason, ResyncRequest};
 use domain::tripletex::TripletexError;
 
 /// How often a write that met a 409 is re-read, re-planned and tried again.
@@ -104,8 +104,14 @@ async fn carry_out<A: SubscriptionsApi, L: ResyncLedger>(
         };
         match result {
             Ok(done) => {
-                if matches!(step.action, Action::ReEnable { .. }) {
-                    record_resync(ledger, tenant, settings, &step, report).await;
+                let reason = match step.action {
+                    Action::ReEnable { .. } => Some(ResyncReason::ReEnabled),
+                    Action::Create => Some(ResyncReason::Created),
+                    Action::Update { .. } | Action::LeaveAlone => None,
+                };
+                if let (Some(reason), Some(subscription_id)) = (reason, done.subscription_id) {
+                    let request = resync_request(tenant, settings, &step, subscription_id, reason);
+                    record_resync(ledger, &request, report).await;
                 }
                 push_done(report, &step, done);
                 return;
@@ -181,27 +187,30 @@ fn fail_with(report: &mut CompanyReport, step: &Step, kind: &'static str, error:
     });
 }
 
-/// A re-enabled subscription that cannot be recorded for resync is still re-enabled; the gap is
-/// reported as a failure so that an operator (or the alarm on failures) notices it.
-async fn record_resync<L: ResyncLedger>(
-    ledger: &L,
+/// What a created subscription (backfill its type) or a re-enabled one (fetch what it missed)
+/// leaves for the object sync.
+fn resync_request(
     tenant: &TenantId,
     settings: &KeeperSettings,
     step: &Step,
-    report: &mut CompanyReport,
-) {
-    let Some(subscription_id) = step.subscription_id else {
-        return;
-    };
+    subscription_id: i64,
+    reason: ResyncReason,
+) -> ResyncRequest {
     let now = Timestamp::now();
-    let window_from = now
-        .checked_sub(jiff::SignedDuration::try_from(settings.resync_lookback).unwrap_or_default())
-        .unwrap_or(Timestamp::UNIX_EPOCH);
-    let request = ResyncRequest {
+    let window_from = match reason {
+        ResyncReason::Created => Timestamp::UNIX_EPOCH,
+        ResyncReason::ReEnabled => now
+            .checked_sub(
+                jiff::SignedDuration::try_from(settings.resync_lookback).unwrap_or_default(),
+            )
+            .unwrap_or(Timestamp::UNIX_EPOCH),
+    };
+    ResyncRequest {
         tenant: tenant.clone(),
         subscription_id,
         event: step.event.clone(),
         object_type: step.event.split('.').next().unwrap_or_default().to_owned(),
+        reason,
         previous_status: step
             .status
             .as_ref()
@@ -209,12 +218,23 @@ async fn record_resync<L: ResyncLedger>(
             .unwrap_or_default(),
         window_from,
         window_to: now,
-    };
-    if let Err(error) = ledger.record(&request).await {
-        warn!(%tenant, subscription_id, error = %error_chain(&error), "re-enabled, but the resync could not be recorded");
+    }
+}
+
+/// A subscription whose resync cannot be recorded is still in place; the gap is reported as a
+/// failure so that an operator (or the alarm on failures) notices it, and the nightly
+/// reconciliation closes it.
+async fn record_resync<L: ResyncLedger>(
+    ledger: &L,
+    request: &ResyncRequest,
+    report: &mut CompanyReport,
+) {
+    if let Err(error) = ledger.record(request).await {
+        let (tenant, subscription_id) = (&request.tenant, request.subscription_id);
+        warn!(%tenant, subscription_id, error = %error_chain(&error), "subscription in place, but its resync could not be recorded");
         report.failed.push(Failed {
             subscription_id: Some(subscription_id),
-            event: step.event.clone(),
+            event: request.event.clone(),
             action: "record_resync",
             kind: "ledger",
             error: error_chain(&error),

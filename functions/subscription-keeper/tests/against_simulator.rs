@@ -172,7 +172,12 @@ async fn re_enables_its_own_disabled_subscription_re_sending_the_auth_header_and
         stored["authHeaderValue"], HEADER_VALUE,
         "the current value, re-sent"
     );
-    let requests = h.ledger.requests();
+    let requests: Vec<_> = h
+        .ledger
+        .requests()
+        .into_iter()
+        .filter(|r| r.reason == domain::resync::ResyncReason::ReEnabled)
+        .collect();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].subscription_id, id);
     assert_eq!(requests[0].object_type, "product");

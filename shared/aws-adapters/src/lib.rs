@@ -15,3 +15,5 @@ pub mod resync_ledger;
 pub mod secrets_manager;
 #[cfg(feature = "sqs")]
 pub mod sqs;
+#[cfg(feature = "dynamodb")]
+pub mod sync_records;

@@ -1,11 +1,19 @@
-//! `ResyncLedger` on DynamoDB: one item per re-enabled subscription and time, which the resync reads.
+//! `ResyncLedger` on DynamoDB: one item per created or re-enabled subscription and time, which the
+//! object sync reads (`PendingResyncs`): `PENDING` until a run takes it (`RUNNING`, with the run's
+//! id), then `DONE` or `FAILED` as that run ended.
+
+use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
+use jiff::Timestamp;
 use tracing::instrument;
 
-use domain::ports::{LedgerError, ResyncLedger};
-use domain::resync::ResyncRequest;
+use domain::ids::TenantId;
+use domain::ports::{LedgerError, PendingResyncs, ResyncLedger};
+use domain::resync::{PendingResync, ResyncKey, ResyncReason, ResyncRequest};
+use domain::sync::RunState;
 
 /// Attribute names of a resync item. `pk` = `tenant#subscriptionId`, `requestedAt` sorts a
 /// subscription's requests in time.
@@ -19,9 +27,16 @@ pub mod item {
     pub const PREVIOUS_STATUS: &str = "previousStatus";
     pub const WINDOW_FROM: &str = "windowFrom";
     pub const WINDOW_TO: &str = "windowTo";
-    /// `PENDING` until a resync has fetched the window.
+    /// `created` or `re_enabled`; absent on requests from before creates were recorded.
+    pub const REASON: &str = "reason";
+    /// `PENDING` until a sync run takes it, then `RUNNING`, `DONE` or `FAILED`.
     pub const STATE: &str = "state";
+    pub const RUN_ID: &str = "runId";
+    pub const SETTLED_AT: &str = "settledAt";
 }
+
+const PENDING: &str = "PENDING";
+const RUNNING: &str = "RUNNING";
 
 #[derive(Debug, Clone)]
 pub struct DynamoResyncLedger {
@@ -60,12 +75,139 @@ impl ResyncLedger for DynamoResyncLedger {
             .item(item::PREVIOUS_STATUS, s(request.previous_status.clone()))
             .item(item::WINDOW_FROM, s(request.window_from.to_string()))
             .item(item::WINDOW_TO, s(request.window_to.to_string()))
-            .item(item::STATE, s("PENDING".to_owned()))
+            .item(item::REASON, s(request.reason.as_str().to_owned()))
+            .item(item::STATE, s(PENDING.to_owned()))
             .send()
             .await
             .map_err(|source| LedgerError {
                 source: Box::new(source),
             })?;
+        Ok(())
+    }
+}
+
+fn ledger_error<E: std::error::Error + Send + Sync + 'static>(source: E) -> LedgerError {
+    LedgerError {
+        source: Box::new(source),
+    }
+}
+
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// A stored request as the sync reads it; none if the item is not one the keeper wrote.
+fn pending_resync(item: &HashMap<String, AttributeValue>) -> Option<PendingResync> {
+    let key = text(item, item::KEY)?;
+    let requested_at = text(item, item::REQUESTED_AT)?;
+    let time = |name| text(item, name).and_then(|t| t.parse::<Timestamp>().ok());
+    Some(PendingResync {
+        request: ResyncRequest {
+            tenant: TenantId::parse(&text(item, item::TENANT)?).ok()?,
+            subscription_id: item.get(item::SUBSCRIPTION_ID)?.as_n().ok()?.parse().ok()?,
+            event: text(item, item::EVENT)?,
+            object_type: text(item, item::OBJECT_TYPE)?,
+            reason: ResyncReason::parse(text(item, item::REASON).as_deref()),
+            previous_status: text(item, item::PREVIOUS_STATUS).unwrap_or_default(),
+            window_from: time(item::WINDOW_FROM)?,
+            window_to: time(item::WINDOW_TO)?,
+        },
+        key: ResyncKey { key, requested_at },
+    })
+}
+
+impl PendingResyncs for DynamoResyncLedger {
+    #[instrument(skip_all)]
+    async fn pending(&self) -> Result<Vec<PendingResync>, LedgerError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table_name)
+                .filter_expression("#state = :pending")
+                .expression_attribute_names("#state", item::STATE)
+                .expression_attribute_values(":pending", AttributeValue::S(PENDING.to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(ledger_error)?;
+            found.extend(output.items().iter().filter_map(pending_resync));
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        found.sort_by(|a, b| a.key.requested_at.cmp(&b.key.requested_at));
+        Ok(found)
+    }
+
+    #[instrument(skip_all, fields(key = %key.key, run_id))]
+    async fn claim(&self, key: &ResyncKey, run_id: &str) -> Result<bool, LedgerError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, AttributeValue::S(key.key.clone()))
+            .key(
+                item::REQUESTED_AT,
+                AttributeValue::S(key.requested_at.clone()),
+            )
+            .update_expression("SET #state = :running, #runId = :run")
+            .condition_expression("#state = :pending")
+            .expression_attribute_names("#state", item::STATE)
+            .expression_attribute_names("#runId", item::RUN_ID)
+            .expression_attribute_values(":running", AttributeValue::S(RUNNING.to_owned()))
+            .expression_attribute_values(":pending", AttributeValue::S(PENDING.to_owned()))
+            .expression_attribute_values(":run", AttributeValue::S(run_id.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(ledger_error(error)),
+        }
+    }
+
+    #[instrument(skip_all, fields(key = %key.key, run_id, state = state.as_str()))]
+    async fn settle(
+        &self,
+        key: &ResyncKey,
+        run_id: &str,
+        state: RunState,
+    ) -> Result<(), LedgerError> {
+        let settled = match state {
+            RunState::Done => "DONE",
+            RunState::Failed => "FAILED",
+            RunState::Running => RUNNING,
+        };
+        self.client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, AttributeValue::S(key.key.clone()))
+            .key(
+                item::REQUESTED_AT,
+                AttributeValue::S(key.requested_at.clone()),
+            )
+            .update_expression("SET #state = :state, #settledAt = :now")
+            .condition_expression("#runId = :run")
+            .expression_attribute_names("#state", item::STATE)
+            .expression_attribute_names("#settledAt", item::SETTLED_AT)
+            .expression_attribute_names("#runId", item::RUN_ID)
+            .expression_attribute_values(":state", AttributeValue::S(settled.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::S(Timestamp::now().to_string()))
+            .expression_attribute_values(":run", AttributeValue::S(run_id.to_owned()))
+            .send()
+            .await
+            .map_err(ledger_error)?;
         Ok(())
     }
 }

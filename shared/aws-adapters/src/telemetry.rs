@@ -77,6 +77,33 @@ pub fn emf_line(function: &str, metrics: &[(&str, u64)], timestamp_ms: i64) -> S
 }
 
 /// Prints an EMF line on stdout, where the Lambda log agent picks it up beside the JSON logs.
+/// Metrics of one object type: aggregated per function and per function and type.
+pub fn emf_line_for_type(
+    function: &str,
+    object_type: &str,
+    metrics: &[(&str, u64)],
+    timestamp_ms: i64,
+) -> String {
+    let mut line: serde_json::Value =
+        serde_json::from_str(&emf_line(function, metrics, timestamp_ms)).unwrap_or_default();
+    line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] =
+        serde_json::json!([["FunctionName"], ["FunctionName", "ObjectType"]]);
+    line["ObjectType"] = object_type.into();
+    line.to_string()
+}
+
+pub fn emit_type_metrics(function: &str, object_type: &str, metrics: &[(&str, u64)]) {
+    println!(
+        "{}",
+        emf_line_for_type(
+            function,
+            object_type,
+            metrics,
+            jiff::Timestamp::now().as_millisecond()
+        )
+    );
+}
+
 pub fn emit_metrics(function: &str, metrics: &[(&str, u64)]) {
     println!(
         "{}",
@@ -87,6 +114,20 @@ pub fn emit_metrics(function: &str, metrics: &[(&str, u64)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_type_line_is_counted_per_function_and_per_type() {
+        let line = emf_line_for_type("object-sync", "customer", &[("Fetched", 2)], 1);
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            json["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["FunctionName"], ["FunctionName", "ObjectType"]])
+        );
+        assert_eq!(
+            (&json["ObjectType"], &json["Fetched"]),
+            (&"customer".into(), &2.into())
+        );
+    }
 
     #[test]
     fn emf_line_declares_each_metric_and_carries_its_value() {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The tenant used for requests whose path names none.
 pub const DEFAULT_TENANT: &str = "default";
@@ -31,8 +31,23 @@ impl fmt::Debug for Secret {
 
 /// A tenant key as it appears in `/t/{tenant}` and in every object key: short, lower-case, and free
 /// of the `#` that separates key parts.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct TenantId(String);
+
+impl TryFrom<String> for TenantId {
+    type Error = InvalidTenant;
+
+    fn try_from(value: String) -> Result<Self, InvalidTenant> {
+        Self::parse(&value)
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(tenant: TenantId) -> String {
+        tenant.0
+    }
+}
 
 impl TenantId {
     pub fn parse(value: &str) -> Result<Self, InvalidTenant> {

@@ -1,6 +1,7 @@
 //! The seams between the domain and the outside world. Each has one real adapter (`aws-adapters`,
 //! `tripletex-client`) and one in-memory fake (`test-support`).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -8,9 +9,11 @@ use crate::dedup::{ObjectChange, Outcome};
 use crate::error::BoxError;
 use crate::ids::TenantId;
 use crate::message::QueueMessage;
-use crate::resync::ResyncRequest;
-use crate::sync::Lookup;
-use crate::sync::{FetchRequest, FetchedObject, ListedPage, ObjectTypeSpec, PageRequest};
+use crate::resync::{PendingResync, ResyncKey, ResyncRequest};
+use crate::sync::{
+    FetchRequest, FetchedObject, ListedPage, Lookup, ObjectTypeSpec, PageRequest, RunMode,
+    RunState, StepRecorded, StepReport, StoredVersion, SyncTask,
+};
 use crate::tripletex::{Subscription, SubscriptionWrite, TripletexCredentials, TripletexError};
 
 /// A durable queue of webhook messages.
@@ -20,6 +23,19 @@ pub trait MessageQueue: Send + Sync {
         &self,
         message: &QueueMessage,
     ) -> impl Future<Output = Result<String, QueueError>> + Send;
+
+    /// Several messages; the default sends them one by one, an adapter may batch them.
+    fn send_all(
+        &self,
+        messages: &[QueueMessage],
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
+        async move {
+            for message in messages {
+                self.send(message).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +61,13 @@ impl<Q: MessageQueue> MessageQueue for std::sync::Arc<Q> {
         message: &QueueMessage,
     ) -> impl Future<Output = Result<String, QueueError>> + Send {
         (**self).send(message)
+    }
+
+    fn send_all(
+        &self,
+        messages: &[QueueMessage],
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
+        (**self).send_all(messages)
     }
 }
 
@@ -139,12 +162,30 @@ pub trait ObjectsApi: Send + Sync {
         spec: &'static ObjectTypeSpec,
         id: i64,
     ) -> impl Future<Output = Result<Lookup, TripletexError>> + Send;
+
+    /// Calls made so far, retries included, and how many were answered 429.
+    fn usage(&self) -> ApiUsage;
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApiUsage {
+    pub requests: u64,
+    pub rate_limited: u64,
+}
+
+impl ApiUsage {
+    pub fn since(self, earlier: ApiUsage) -> ApiUsage {
+        ApiUsage {
+            requests: self.requests.saturating_sub(earlier.requests),
+            rate_limited: self.rate_limited.saturating_sub(earlier.rate_limited),
+        }
+    }
 }
 
 /// Hands out one company's Tripletex API. The same credentials get the same client back across
 /// invocations, so its session is reused; new credentials (a rotation) get a new one.
 pub trait TripletexCompanies: Send + Sync {
-    type Api: SubscriptionsApi;
+    type Api: SubscriptionsApi + ObjectsApi;
 
     fn company(
         &self,
@@ -187,5 +228,217 @@ impl<L: ResyncLedger> ResyncLedger for std::sync::Arc<L> {
         request: &ResyncRequest,
     ) -> impl Future<Output = Result<(), LedgerError>> + Send {
         (**self).record(request)
+    }
+}
+
+/// The sync's side of the resync ledger: the requests not yet answered, and their answers.
+pub trait PendingResyncs: Send + Sync {
+    /// Requests still `PENDING`, oldest first.
+    fn pending(&self) -> impl Future<Output = Result<Vec<PendingResync>, LedgerError>> + Send;
+
+    /// Marks a request taken by a run; false when another run took it first.
+    fn claim(
+        &self,
+        key: &ResyncKey,
+        run_id: &str,
+    ) -> impl Future<Output = Result<bool, LedgerError>> + Send;
+
+    /// Records how the run that took the request ended.
+    fn settle(
+        &self,
+        key: &ResyncKey,
+        run_id: &str,
+        state: RunState,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+}
+
+/// The sync queue: one run is one chain of tasks, one company's tasks one at a time.
+pub trait SyncTasks: Send + Sync {
+    /// Sending a task twice (a step that ran again after a crash) delivers it once.
+    fn send(&self, task: &SyncTask) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// The stored copy as the sync reads it.
+pub trait StoredCopy: Send + Sync {
+    /// The stored versions of these objects (absent ones are left out).
+    fn versions(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        ids: &[i64],
+    ) -> impl Future<Output = Result<Vec<StoredVersion>, StoreError>> + Send;
+
+    /// Up to `limit` stored objects of a type with ids above `after_id`, in id order.
+    fn stored_after(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        after_id: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredVersion>, StoreError>> + Send;
+}
+
+/// A run's first entry in the run record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStart {
+    pub tenant: TenantId,
+    pub run_id: String,
+    pub mode: RunMode,
+    pub started_at: jiff::Timestamp,
+    pub types: Vec<String>,
+    pub not_reconcilable: Vec<(String, String)>,
+}
+
+/// A page's checksum and the ids it held, so that a 304 still says which objects exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageMemory {
+    pub digest: String,
+    pub ids: Vec<i64>,
+}
+
+/// Run records and what the listings remember between steps and between runs.
+pub trait SyncRecords: Send + Sync {
+    fn start_run(&self, run: &RunStart) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Counts step `step` of a run once, however often it is delivered.
+    fn record_step(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        step: u32,
+        report: &StepReport,
+    ) -> impl Future<Output = Result<StepRecorded, StoreError>> + Send;
+
+    fn page_memory(
+        &self,
+        tenant: &TenantId,
+        page_key: &str,
+    ) -> impl Future<Output = Result<Option<PageMemory>, StoreError>> + Send;
+
+    fn remember_page(
+        &self,
+        tenant: &TenantId,
+        page_key: &str,
+        memory: &PageMemory,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The ids one page of this run listed, for the check of the stored copy after the listing.
+    fn record_listed(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        page_key: &str,
+        ids: &[i64],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every id this run listed of a type, over all its partitions and windows.
+    fn listed_ids(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        object_type: &str,
+    ) -> impl Future<Output = Result<HashSet<i64>, StoreError>> + Send;
+}
+
+/// Shared handles are the port they share: lets a test keep a handle on a fake it gave away.
+impl<P: PendingResyncs> PendingResyncs for Arc<P> {
+    fn pending(&self) -> impl Future<Output = Result<Vec<PendingResync>, LedgerError>> + Send {
+        (**self).pending()
+    }
+
+    fn claim(
+        &self,
+        key: &ResyncKey,
+        run_id: &str,
+    ) -> impl Future<Output = Result<bool, LedgerError>> + Send {
+        (**self).claim(key, run_id)
+    }
+
+    fn settle(
+        &self,
+        key: &ResyncKey,
+        run_id: &str,
+        state: RunState,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send {
+        (**self).settle(key, run_id, state)
+    }
+}
+
+impl<T: SyncTasks> SyncTasks for Arc<T> {
+    fn send(&self, task: &SyncTask) -> impl Future<Output = Result<(), QueueError>> + Send {
+        (**self).send(task)
+    }
+}
+
+impl<S: StoredCopy> StoredCopy for Arc<S> {
+    fn versions(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        ids: &[i64],
+    ) -> impl Future<Output = Result<Vec<StoredVersion>, StoreError>> + Send {
+        (**self).versions(tenant, object_type, ids)
+    }
+
+    fn stored_after(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        after_id: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredVersion>, StoreError>> + Send {
+        (**self).stored_after(tenant, object_type, after_id, limit)
+    }
+}
+
+impl<R: SyncRecords> SyncRecords for Arc<R> {
+    fn start_run(&self, run: &RunStart) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).start_run(run)
+    }
+
+    fn record_step(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        step: u32,
+        report: &StepReport,
+    ) -> impl Future<Output = Result<StepRecorded, StoreError>> + Send {
+        (**self).record_step(tenant, run_id, step, report)
+    }
+
+    fn page_memory(
+        &self,
+        tenant: &TenantId,
+        page_key: &str,
+    ) -> impl Future<Output = Result<Option<PageMemory>, StoreError>> + Send {
+        (**self).page_memory(tenant, page_key)
+    }
+
+    fn remember_page(
+        &self,
+        tenant: &TenantId,
+        page_key: &str,
+        memory: &PageMemory,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).remember_page(tenant, page_key, memory)
+    }
+
+    fn record_listed(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        page_key: &str,
+        ids: &[i64],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_listed(tenant, run_id, page_key, ids)
+    }
+
+    fn listed_ids(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        object_type: &str,
+    ) -> impl Future<Output = Result<HashSet<i64>, StoreError>> + Send {
+        (**self).listed_ids(tenant, run_id, object_type)
     }
 }

@@ -248,6 +248,15 @@ impl TripletexError {
             && error.body.code == Some(RESULT_TOO_LARGE_CODE))
     }
 
+    /// A failure that may pass if the same call is made later: rate limits, outages, 5xx.
+    pub fn may_pass(&self) -> bool {
+        match self {
+            Self::RateLimited { .. } | Self::Unavailable { .. } => true,
+            Self::Api(error) => error.status >= 500,
+            Self::Unauthorized(_) | Self::InvalidResponse { .. } => false,
+        }
+    }
+
     /// The object asked for by id does not exist (404).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Api(error) if error.status == 404)

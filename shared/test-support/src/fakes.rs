@@ -5,11 +5,17 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use domain::dedup::{ObjectChange, Outcome, StoredState, Write, apply, decide};
+use domain::dedup::{ObjectChange, ObjectKey, Outcome, StoredState, Write, apply, decide};
 use domain::error::BoxError;
+use domain::ids::TenantId;
 use domain::message::QueueMessage;
-use domain::ports::{LedgerError, MessageQueue, ObjectStore, QueueError, ResyncLedger, StoreError};
-use domain::resync::ResyncRequest;
+use domain::ports::{
+    LedgerError, MessageQueue, ObjectStore, PendingResyncs, QueueError, ResyncLedger, StoreError,
+    StoredCopy,
+};
+use domain::resync::{PendingResync, ResyncKey, ResyncRequest};
+use domain::sync::{RunState, StoredVersion};
+use jiff::Timestamp;
 
 /// A queue that keeps what it is sent, or fails every send when told to.
 #[derive(Debug, Default)]
@@ -70,6 +76,8 @@ pub struct InMemoryObjectStore {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredItem {
     pub state: StoredState,
+    /// When the item was last written (what the sync's deletion rule compares with).
+    pub updated_at: Timestamp,
     pub value: Option<String>,
     pub last_change: ObjectChange,
 }
@@ -115,6 +123,82 @@ impl InMemoryObjectStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Every stored item, by key.
+    pub fn items(&self) -> HashMap<String, StoredItem> {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Back-dates an item's write time, as if it was stored before a listing began.
+    pub fn set_updated_at(&self, key: &str, at: Timestamp) {
+        if let Some(item) = self
+            .items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(key)
+        {
+            item.updated_at = at;
+        }
+    }
+
+    fn stored_version(item: &StoredItem) -> StoredVersion {
+        StoredVersion {
+            id: item.last_change.key.object_id,
+            version: if item.state.version_unknown {
+                None
+            } else {
+                item.state.version
+            },
+            deleted: item.state.deleted,
+            updated_at: item.updated_at,
+        }
+    }
+}
+
+impl StoredCopy for InMemoryObjectStore {
+    async fn versions(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        ids: &[i64],
+    ) -> Result<Vec<StoredVersion>, StoreError> {
+        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(ids
+            .iter()
+            .filter_map(|&object_id| {
+                let key = ObjectKey {
+                    tenant: tenant.clone(),
+                    object_type: object_type.to_owned(),
+                    object_id,
+                };
+                items.get(&key.to_string()).map(Self::stored_version)
+            })
+            .collect())
+    }
+
+    async fn stored_after(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredVersion>, StoreError> {
+        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut found: Vec<StoredVersion> = items
+            .values()
+            .filter(|item| {
+                let key = &item.last_change.key;
+                &key.tenant == tenant && key.object_type == object_type && key.object_id > after_id
+            })
+            .map(Self::stored_version)
+            .collect();
+        found.sort_by_key(|version| version.id);
+        found.truncate(limit);
+        Ok(found)
+    }
 }
 
 impl ObjectStore for InMemoryObjectStore {
@@ -149,6 +233,7 @@ impl ObjectStore for InMemoryObjectStore {
                 key,
                 StoredItem {
                     state,
+                    updated_at: Timestamp::now(),
                     value,
                     last_change: change.clone(),
                 },
@@ -158,11 +243,27 @@ impl ObjectStore for InMemoryObjectStore {
     }
 }
 
-/// A resync ledger that keeps what it is given, or fails every record when told to.
+/// A resync ledger that keeps what it is given, with each request's state as the sync moves it
+/// (`PENDING`, `RUNNING`, `DONE`, `FAILED`), or fails every call when told to.
 #[derive(Debug, Default)]
 pub struct InMemoryResyncLedger {
-    requests: Mutex<Vec<ResyncRequest>>,
+    requests: Mutex<Vec<LedgerEntry>>,
     failing: AtomicBool,
+}
+
+#[derive(Debug, Clone)]
+struct LedgerEntry {
+    request: ResyncRequest,
+    state: &'static str,
+    run_id: Option<String>,
+}
+
+/// The key the DynamoDB ledger gives a request.
+pub fn resync_key(request: &ResyncRequest) -> ResyncKey {
+    ResyncKey {
+        key: format!("{}#{}", request.tenant, request.subscription_id),
+        requested_at: request.window_to.to_string(),
+    }
 }
 
 impl InMemoryResyncLedger {
@@ -174,25 +275,88 @@ impl InMemoryResyncLedger {
         self.failing.store(unavailable, Ordering::SeqCst);
     }
 
-    pub fn requests(&self) -> Vec<ResyncRequest> {
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<LedgerEntry>> {
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-impl ResyncLedger for InMemoryResyncLedger {
-    async fn record(&self, request: &ResyncRequest) -> Result<(), LedgerError> {
+    fn check(&self) -> Result<(), LedgerError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(LedgerError {
                 source: Box::new(std::io::Error::other("ledger down")),
             });
         }
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(request.clone());
+        Ok(())
+    }
+
+    pub fn requests(&self) -> Vec<ResyncRequest> {
+        self.entries().iter().map(|e| e.request.clone()).collect()
+    }
+
+    /// Each request's state and the run that took it.
+    pub fn states(&self) -> Vec<(ResyncKey, &'static str, Option<String>)> {
+        self.entries()
+            .iter()
+            .map(|e| (resync_key(&e.request), e.state, e.run_id.clone()))
+            .collect()
+    }
+}
+
+impl ResyncLedger for InMemoryResyncLedger {
+    async fn record(&self, request: &ResyncRequest) -> Result<(), LedgerError> {
+        self.check()?;
+        self.entries().push(LedgerEntry {
+            request: request.clone(),
+            state: "PENDING",
+            run_id: None,
+        });
+        Ok(())
+    }
+}
+
+impl PendingResyncs for InMemoryResyncLedger {
+    async fn pending(&self) -> Result<Vec<PendingResync>, LedgerError> {
+        self.check()?;
+        Ok(self
+            .entries()
+            .iter()
+            .filter(|e| e.state == "PENDING")
+            .map(|e| PendingResync {
+                key: resync_key(&e.request),
+                request: e.request.clone(),
+            })
+            .collect())
+    }
+
+    async fn claim(&self, key: &ResyncKey, run_id: &str) -> Result<bool, LedgerError> {
+        self.check()?;
+        let mut entries = self.entries();
+        let Some(entry) = entries
+            .iter_mut()
+            .find(|e| &resync_key(&e.request) == key && e.state == "PENDING")
+        else {
+            return Ok(false);
+        };
+        entry.state = "RUNNING";
+        entry.run_id = Some(run_id.to_owned());
+        Ok(true)
+    }
+
+    async fn settle(
+        &self,
+        key: &ResyncKey,
+        run_id: &str,
+        state: RunState,
+    ) -> Result<(), LedgerError> {
+        self.check()?;
+        for entry in self.entries().iter_mut() {
+            if &resync_key(&entry.request) == key && entry.run_id.as_deref() == Some(run_id) {
+                entry.state = match state {
+                    RunState::Done => "DONE",
+                    RunState::Failed => "FAILED",
+                    RunState::Running => "RUNNING",
+                };
+            }
+        }
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ pub mod moto;
 pub mod net;
 pub mod paths;
 pub mod simulator;
+pub mod sync;
 pub mod tripletex;
 pub mod tripletex_objects;
 
@@ -15,5 +16,6 @@ pub use fakes::{
 pub use moto::{MotoServer, sdk_config_for};
 pub use net::free_port;
 pub use simulator::TripletexSimulator;
+pub use sync::{InMemorySyncRecords, RecordingSyncTasks, RunRecord};
 pub use tripletex::{CallKind, FakeTripletex, FakeTripletexCompany, TripletexCall};
 pub use tripletex_objects::{FakeObject, FakeTripletexObjects, ObjectCallKind};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::tripletex_objects::FakeTripletexObjects;
 use domain::ids::TenantId;
-use domain::ports::{ObjectsApi, SubscriptionsApi, TripletexCompanies};
+use domain::ports::{ApiUsage, ObjectsApi, SubscriptionsApi, TripletexCompanies};
 use domain::sync::{FetchRequest, FetchedObject, ListedPage, Lookup, ObjectTypeSpec, PageRequest};
 use domain::tripletex::{
     ApiError, ApiErrorBody, REVISION_CONFLICT_CODE, Subscription, SubscriptionStatus,
@@ -301,6 +301,10 @@ impl ObjectsApi for FakeTripletexCompany {
         id: i64,
     ) -> Result<Lookup, TripletexError> {
         self.objects.lookup(spec, id).await
+    }
+
+    fn usage(&self) -> ApiUsage {
+        self.objects.usage()
     }
 }
 

@@ -43,6 +43,7 @@ pub(crate) struct ObjectsState {
     failures: HashMap<ObjectCallKind, VecDeque<TripletexError>>,
     calls: Vec<ObjectCallKind>,
     not_modified: usize,
+    rate_limited: u64,
     /// Tripletex's 10,000, settable so that tests meet it.
     list_limit: Option<usize>,
 }
@@ -111,11 +112,25 @@ impl FakeTripletexObjects {
         self.state().not_modified
     }
 
+    /// Every object call counts as one request.
+    pub fn usage(&self) -> domain::ports::ApiUsage {
+        let state = self.state();
+        domain::ports::ApiUsage {
+            requests: state.calls.len() as u64,
+            rate_limited: state.rate_limited,
+        }
+    }
+
     fn begin(&self, kind: ObjectCallKind) -> Result<MutexGuard<'_, ObjectsState>, TripletexError> {
         let mut state = self.state();
         state.calls.push(kind);
         match state.failures.get_mut(&kind).and_then(VecDeque::pop_front) {
-            Some(error) => Err(error),
+            Some(error) => {
+                if matches!(error, TripletexError::RateLimited { .. }) {
+                    state.rate_limited += 1;
+                }
+                Err(error)
+            }
             None => Ok(state),
         }
     }

@@ -103,6 +103,10 @@ impl ObjectsApi for HttpTripletexApi {
             Err(error) => Err(error),
         }
     }
+
+    fn usage(&self) -> domain::ports::ApiUsage {
+        HttpTripletexApi::usage(self)
+    }
 }
 
 /// Reads the id and version of an object, keeping its JSON as received.

@@ -72,6 +72,8 @@ pub struct HttpTripletexApi {
     /// When Tripletex said the rate-limit period ends with nothing left: no call before then.
     rate_limited_until: Mutex<Option<Instant>>,
     jitter_counter: AtomicU64,
+    requests: AtomicU64,
+    rate_limited: AtomicU64,
 }
 
 struct Session {
@@ -106,7 +108,17 @@ impl HttpTripletexApi {
             session: tokio::sync::Mutex::new(None),
             rate_limited_until: Mutex::new(None),
             jitter_counter: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
         })
+    }
+
+    /// Calls sent so far (sessions and retries included) and how many were answered 429.
+    pub fn usage(&self) -> domain::ports::ApiUsage {
+        domain::ports::ApiUsage {
+            requests: self.requests.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+        }
     }
 
     pub fn with_page_size(mut self, page_size: u32) -> Self {
@@ -312,10 +324,14 @@ impl HttpTripletexApi {
             if let Some(body) = body {
                 request = request.json(body);
             }
+            self.requests.fetch_add(1, Ordering::Relaxed);
             let failure = match request.send().await {
                 Err(error) => Failure::Transport(error.without_url()),
                 Ok(response) => {
                     let status = response.status();
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    }
                     let headers = response.headers().clone();
                     self.note_rate_limit(&headers, status);
                     let bytes =

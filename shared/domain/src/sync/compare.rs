@@ -126,6 +126,11 @@ impl ListingProgress {
         self.listed.extend(listed.iter().map(|object| object.id));
     }
 
+    /// Objects listed by id alone: a page answered 304 lists the ids it held the last time.
+    pub fn listed_ids(&mut self, ids: impl IntoIterator<Item = i64>) {
+        self.listed.extend(ids);
+    }
+
     pub fn unchanged_page(&mut self, range: IdRange) {
         self.unchanged.push(range);
     }

@@ -8,7 +8,7 @@ use super::catalog::ObjectTypeSpec;
 use super::window::{DateWindow, FULL_RANGE};
 
 /// The next page of one partition (and window) of a type's listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cursor {
     /// Index into the type's `partitions`.
     pub partition: usize,

@@ -1,7 +1,7 @@
 //! The object sync's rules (backfill, nightly reconciliation, window resync): which Tripletex list
 //! endpoint holds each object type and how to list it completely (`catalog`), the date windows that
 //! cover every date and halve when Tripletex says a result is too large (`window`), where a listing
-//! stands between invocations (`cursor`), and what a
+//! stands between invocations (`cursor`), a run as a chain of bounded tasks (`run`), what a
 //! listing means for the stored copy: which objects to fetch, which stored ones may be gone
 //! (`compare`), and the envelopes it queues for the worker (`envelope`). Pure: the function that runs
 //! a sync calls these and does the I/O.
@@ -11,6 +11,7 @@ pub mod compare;
 pub mod cursor;
 pub mod envelope;
 pub mod listing;
+pub mod run;
 pub mod window;
 
 pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, listable, spec_for};
@@ -20,4 +21,8 @@ pub use compare::{
 };
 pub use cursor::{CannotSplit, Cursor, first_cursors};
 pub use listing::{FetchRequest, FetchedObject, ListedPage, PageRequest};
+pub use run::{
+    RunMode, RunState, Stage, StepRecorded, StepReport, SyncTask, TypeCounts, TypePlan, Work,
+    plan_types, run_id,
+};
 pub use window::{DateWindow, FULL_RANGE};

@@ -12,7 +12,7 @@ pub const FULL_RANGE: DateWindow = DateWindow {
 };
 
 /// From (inclusive) to (exclusive), as Tripletex's date parameters take them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct DateWindow {
     pub from: Date,
     pub to: Date,

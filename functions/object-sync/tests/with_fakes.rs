@@ -1,0 +1,535 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The sync in process: `FakeTripletex` plays each company's object endpoints, the in-memory object
+//! store plays the table (the worker's rule applies every queued envelope, as the worker would),
+//! and the fakes of the sync queue and run records follow their adapters' rules. Each test drives a
+//! run's chain task by task, as the FIFO queue hands them out.
+
+use std::sync::Arc;
+
+use aws_adapters::secrets::SecretSource;
+use domain::envelope::EventName;
+use domain::ids::TenantId;
+use domain::message::QueueMessage;
+use domain::ports::ObjectStore as _;
+use domain::ports::ResyncLedger as _;
+use domain::record::change_from_message;
+use domain::resync::{ResyncReason, ResyncRequest};
+use domain::sync::{RunMode, RunState, TypeCounts};
+use domain::tripletex::Companies;
+use jiff::Timestamp;
+use jiff::civil::date;
+use object_sync::config::{StepLimits, SyncSettings};
+use object_sync::handler::{ObjectSync, StartRequest};
+use test_support::tripletex::rate_limited;
+use test_support::{
+    FakeObject, FakeTripletex, InMemoryObjectStore, InMemoryResyncLedger, InMemorySyncRecords,
+    ObjectCallKind, RecordingQueue, RecordingSyncTasks, RunRecord,
+};
+
+type Sync = ObjectSync<
+    Arc<FakeTripletex>,
+    Arc<RecordingQueue>,
+    Arc<RecordingSyncTasks>,
+    Arc<InMemoryObjectStore>,
+    Arc<InMemorySyncRecords>,
+    Arc<InMemoryResyncLedger>,
+>;
+
+struct Harness {
+    sync: Sync,
+    tripletex: Arc<FakeTripletex>,
+    webhooks: Arc<RecordingQueue>,
+    tasks: Arc<RecordingSyncTasks>,
+    store: Arc<InMemoryObjectStore>,
+    records: Arc<InMemorySyncRecords>,
+    ledger: Arc<InMemoryResyncLedger>,
+    applied: usize,
+}
+
+const TENANT: &str = "acme";
+
+fn harness(events: &[&str], limits: StepLimits) -> Harness {
+    let companies = Companies::from_json(
+        r#"{"companies": {"acme": {"consumerToken": "c", "employeeToken": "e"},
+                          "beta": {"consumerToken": "c2", "employeeToken": "e2"}}}"#,
+    )
+    .unwrap();
+    let tripletex = Arc::new(FakeTripletex::new());
+    let webhooks = Arc::new(RecordingQueue::new());
+    let tasks = Arc::new(RecordingSyncTasks::new());
+    let store = Arc::new(InMemoryObjectStore::new());
+    let records = Arc::new(InMemorySyncRecords::new());
+    let ledger = Arc::new(InMemoryResyncLedger::new());
+    let sync = ObjectSync {
+        tripletex: Arc::clone(&tripletex),
+        webhooks: Arc::clone(&webhooks),
+        tasks: Arc::clone(&tasks),
+        copy: Arc::clone(&store),
+        records: Arc::clone(&records),
+        ledger: Arc::clone(&ledger),
+        companies: SecretSource::Fixed(Arc::new(companies)),
+        settings: SyncSettings {
+            events: events
+                .iter()
+                .map(|e| EventName::parse(e).unwrap())
+                .collect(),
+            fields: "id,version,name".into(),
+            limits,
+        },
+    };
+    Harness {
+        sync,
+        tripletex,
+        webhooks,
+        tasks,
+        store,
+        records,
+        ledger,
+        applied: 0,
+    }
+}
+
+fn small_pages() -> StepLimits {
+    StepLimits {
+        page_size: 10,
+        fetch_batch: 4,
+        verify_batch: 7,
+        lookups_per_step: 3,
+        attempts: 3,
+    }
+}
+
+impl Harness {
+    async fn start(&self, mode: &str) -> String {
+        let report = self
+            .sync
+            .start(StartRequest {
+                mode: mode.into(),
+                companies: Some(vec![TENANT.into()]),
+                types: None,
+            })
+            .await
+            .unwrap();
+        report.runs[0].run_id.clone()
+    }
+
+    /// Runs every queued task, applying what the sync queued as the worker would.
+    async fn drain(&mut self) -> usize {
+        let mut steps = 0;
+        while let Some(task) = self.tasks.next() {
+            self.sync.run_task(task, 1).await.unwrap();
+            steps += 1;
+            self.apply_queued().await;
+        }
+        steps
+    }
+
+    async fn apply_queued(&mut self) {
+        let sent: Vec<QueueMessage> = self.webhooks.sent();
+        for message in &sent[self.applied..] {
+            let change = change_from_message(
+                Some(&message.body),
+                |name| message.attribute(name),
+                Timestamp::now(),
+            )
+            .unwrap();
+            self.store.apply(&change).await.unwrap();
+        }
+        self.applied = sent.len();
+    }
+
+    fn run(&self, run_id: &str) -> RunRecord {
+        self.records.run(TENANT, run_id).unwrap()
+    }
+
+    fn counts(&self, run_id: &str, object_type: &str) -> TypeCounts {
+        self.run(run_id)
+            .counts
+            .get(object_type)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn stored_version(&self, object_type: &str, id: i64) -> Option<(Option<i64>, bool)> {
+        self.store
+            .get(&format!("{TENANT}#{object_type}#{id}"))
+            .map(|item| (item.state.version, item.state.deleted))
+    }
+
+    fn company(&self) -> Arc<test_support::FakeTripletexCompany> {
+        self.tripletex.of(TENANT)
+    }
+
+    /// Pretends everything stored so far was written a minute before now (before any listing).
+    fn age_the_copy(&self) {
+        let earlier = Timestamp::now() - jiff::SignedDuration::from_secs(60);
+        for key in self.store.items().keys() {
+            self.store.set_updated_at(key, earlier);
+        }
+    }
+}
+
+fn customer(id: i64, version: i64, partition: &'static str) -> FakeObject {
+    FakeObject {
+        id,
+        version,
+        partition,
+        date: None,
+        json: format!(
+            r#"{{"id":{id},"version":{version},"name":"customer {id}","isInactive":{}}}"#,
+            partition == "inactive"
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_backfill_brings_every_existing_object_in_pages_and_finishes_done() {
+    let mut h = harness(
+        &["product.create", "product.update", "product.delete"],
+        small_pages(),
+    );
+    for id in 1..=25 {
+        h.company().objects.put_simple("product", id, 3);
+    }
+    let run_id = h.start("backfill").await;
+    let steps = h.drain().await;
+    assert_eq!(h.store.len(), 25);
+    assert_eq!(h.stored_version("product", 17), Some((Some(3), false)));
+    let run = h.run(&run_id);
+    assert_eq!(run.state, RunState::Done);
+    assert_eq!(run.steps as usize, steps, "each step counted once");
+    let counts = h.counts(&run_id, "product");
+    assert_eq!(
+        (counts.listed, counts.fetched, counts.enqueued),
+        (25, 25, 25)
+    );
+    assert_eq!(counts.pages, 3, "10 + 10 + 5");
+    assert_eq!(
+        counts.drift_corrected, 0,
+        "a backfill finds no drift: nothing was due yet"
+    );
+    // 3 list pages + ceil(10/4) + ceil(10/4) + ceil(5/4) fetches; the verify step looks nothing up.
+    assert_eq!(counts.requests, 3 + 3 + 3 + 2);
+    let envelope: serde_json::Value = serde_json::from_str(&h.webhooks.sent()[0].body).unwrap();
+    assert_eq!(envelope["event"], "product.update");
+    assert_eq!(h.webhooks.sent()[0].attribute("source"), Some("resync"));
+}
+
+#[tokio::test]
+async fn a_reconciliation_fetches_what_is_behind_or_missing_and_tombstones_only_what_tripletex_confirms_gone()
+ {
+    let mut h = harness(&["product.update"], small_pages());
+    for id in 1..=12 {
+        h.company().objects.put_simple("product", id, 1);
+    }
+    h.start("backfill").await;
+    h.drain().await;
+    h.age_the_copy();
+    // While webhooks were lost: 3 changed, 2 deleted, 1 created.
+    for id in [2, 5, 11] {
+        h.company().objects.put_simple("product", id, 4);
+    }
+    h.company().objects.remove("product", 7);
+    h.company().objects.remove("product", 12);
+    h.company().objects.put_simple("product", 13, 1);
+    let run_id = h.start("reconcile").await;
+    h.drain().await;
+    for id in [2, 5, 11] {
+        assert_eq!(h.stored_version("product", id), Some((Some(4), false)));
+    }
+    assert_eq!(h.stored_version("product", 7), Some((Some(1), true)));
+    assert_eq!(h.stored_version("product", 12), Some((Some(1), true)));
+    assert_eq!(h.stored_version("product", 13), Some((Some(1), false)));
+    let counts = h.counts(&run_id, "product");
+    assert_eq!((counts.fetched, counts.tombstoned), (4, 2));
+    assert_eq!(counts.drift_corrected, 6, "each a webhook that never came");
+    assert_eq!(h.run(&run_id).state, RunState::Done);
+}
+
+#[tokio::test]
+async fn an_object_stored_while_the_listing_ran_is_never_tombstoned() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.company().objects.put_simple("product", 1, 1);
+    h.start("backfill").await;
+    h.drain().await;
+    let run_id = h.start("reconcile").await;
+    // A webhook stores object 2 after the run began; Tripletex's listing did not show it.
+    h.company().objects.put_simple("product", 2, 1);
+    let created_mid_scan = change_from_message(
+        Some(
+            r#"{"subscriptionId":1,"event":"product.create","id":2,"value":{"id":2,"version":1}}"#,
+        ),
+        |name| (name == "tenant").then_some(TENANT),
+        Timestamp::now(),
+    )
+    .unwrap();
+    while let Some(task) = h.tasks.next() {
+        let verifying = matches!(
+            task.current().unwrap().stage,
+            domain::sync::Stage::Verify { .. }
+        );
+        if verifying {
+            h.company().objects.remove("product", 2);
+            h.store.apply(&created_mid_scan).await.unwrap();
+        }
+        h.sync.run_task(task, 1).await.unwrap();
+        h.apply_queued().await;
+    }
+    assert_eq!(h.stored_version("product", 2), Some((Some(1), false)));
+    assert_eq!(h.counts(&run_id, "product").tombstoned, 0);
+}
+
+#[tokio::test]
+async fn a_nightly_run_over_unchanged_data_costs_list_pages_answered_304_and_no_fetch() {
+    let mut h = harness(&["product.update"], small_pages());
+    for id in 1..=30 {
+        h.company().objects.put_simple("product", id, 2);
+    }
+    h.start("backfill").await;
+    h.drain().await;
+    h.age_the_copy();
+    let run_id = h.start("reconcile").await;
+    h.drain().await;
+    let counts = h.counts(&run_id, "product");
+    assert_eq!(counts.pages, 4, "30 objects: 3 full pages and an empty one");
+    assert_eq!(counts.pages_not_modified, 4);
+    assert_eq!(
+        (counts.listed, counts.fetched, counts.tombstoned),
+        (30, 0, 0)
+    );
+    assert_eq!(counts.requests, 4, "list pages only");
+    assert_eq!(h.run(&run_id).state, RunState::Done);
+}
+
+#[tokio::test]
+async fn an_inactive_customer_is_listed_in_its_partition_and_never_looks_deleted() {
+    let mut h = harness(&["customer.update"], small_pages());
+    for id in 1..=5 {
+        h.company()
+            .objects
+            .put("customer", customer(id, 1, "active"));
+    }
+    for id in 6..=8 {
+        h.company()
+            .objects
+            .put("customer", customer(id, 1, "inactive"));
+    }
+    h.start("backfill").await;
+    h.drain().await;
+    assert_eq!(h.store.len(), 8, "inactive customers are in the copy too");
+    h.age_the_copy();
+    h.company().objects.remove("customer", 3);
+    h.company()
+        .objects
+        .put("customer", customer(4, 2, "inactive"));
+    let run_id = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(h.stored_version("customer", 3), Some((Some(1), true)));
+    assert_eq!(h.stored_version("customer", 4), Some((Some(2), false)));
+    for id in 6..=8 {
+        assert_eq!(h.stored_version("customer", id), Some((Some(1), false)));
+    }
+    let counts = h.counts(&run_id, "customer");
+    assert_eq!((counts.tombstoned, counts.kept_after_lookup), (1, 0));
+}
+
+#[tokio::test]
+async fn a_window_over_the_limit_is_halved_until_every_voucher_is_listed() {
+    let mut h = harness(&["voucher.update"], small_pages());
+    for id in 1..=40 {
+        h.company().objects.put(
+            "voucher",
+            FakeObject {
+                id,
+                version: 1,
+                partition: "all",
+                date: Some(date(2020 + (id % 5) as i16, 1 + (id % 12) as i8, 1)),
+                json: format!(r#"{{"id":{id},"version":1}}"#),
+            },
+        );
+    }
+    h.company().objects.set_list_limit(15);
+    let run_id = h.start("backfill").await;
+    h.drain().await;
+    assert_eq!(h.store.len(), 40);
+    assert_eq!(h.run(&run_id).state, RunState::Done);
+    assert!(h.counts(&run_id, "voucher").pages > 4, "windows were split");
+}
+
+#[tokio::test]
+async fn a_rate_limit_that_outlasts_every_delivery_fails_the_type_and_tombstones_nothing() {
+    let mut h = harness(&["product.update", "contact.update"], small_pages());
+    for id in 1..=5 {
+        h.company().objects.put_simple("product", id, 1);
+        h.company().objects.put_simple("contact", id, 1);
+    }
+    h.start("backfill").await;
+    h.drain().await;
+    h.age_the_copy();
+    h.company().objects.remove("product", 1);
+    let run_id = h.start("reconcile").await;
+    h.company().objects.fail_next(
+        ObjectCallKind::ListPage,
+        [rate_limited(), rate_limited(), rate_limited()],
+    );
+    let task = h.tasks.next().unwrap();
+    for delivery in 1..3 {
+        assert!(
+            h.sync.run_task(task.clone(), delivery).await.is_err(),
+            "delivery {delivery} goes back to the queue"
+        );
+    }
+    h.sync.run_task(task, 3).await.unwrap();
+    h.drain().await;
+    let run = h.run(&run_id);
+    assert_eq!(run.state, RunState::Failed);
+    assert!(
+        run.failures[0].starts_with("product: "),
+        "{:?}",
+        run.failures
+    );
+    assert_eq!(
+        h.stored_version("product", 1),
+        Some((Some(1), false)),
+        "not tombstoned"
+    );
+    assert_eq!(
+        h.counts(&run_id, "contact").listed,
+        5,
+        "the next type still ran"
+    );
+    assert_eq!(h.counts(&run_id, "product").rate_limited, 1);
+}
+
+#[tokio::test]
+async fn a_step_delivered_twice_is_counted_once_and_its_successor_sent_once() {
+    let mut h = harness(&["product.update"], small_pages());
+    for id in 1..=15 {
+        h.company().objects.put_simple("product", id, 1);
+    }
+    let run_id = h.start("backfill").await;
+    let first = h.tasks.next().unwrap();
+    h.sync.run_task(first.clone(), 1).await.unwrap();
+    h.sync.run_task(first.clone(), 2).await.unwrap();
+    assert_eq!(h.tasks.waiting().len(), 1, "one successor");
+    assert_eq!(h.run(&run_id).steps, 1);
+    h.drain().await;
+    // A copy of the first step delivered after the chain moved on is dropped.
+    h.sync.run_task(first, 3).await.unwrap();
+    assert_eq!(h.counts(&run_id, "product").listed, 15);
+    assert!(h.tasks.waiting().is_empty());
+}
+
+#[tokio::test]
+async fn the_keepers_requests_start_a_backfill_and_are_marked_done_with_their_run() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.company().objects.put_simple("product", 1, 1);
+    let request = ResyncRequest {
+        tenant: TenantId::parse(TENANT).unwrap(),
+        subscription_id: 7,
+        event: "product.update".into(),
+        object_type: "product".into(),
+        reason: ResyncReason::Created,
+        previous_status: String::new(),
+        window_from: Timestamp::UNIX_EPOCH,
+        window_to: Timestamp::now(),
+    };
+    h.ledger.record(&request).await.unwrap();
+    let report = h
+        .sync
+        .start(StartRequest {
+            mode: "pending".into(),
+            ..StartRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.runs.len(), 1);
+    assert_eq!(report.runs[0].mode, RunMode::Backfill);
+    assert_eq!(h.ledger.states()[0].1, "RUNNING");
+    let again = h
+        .sync
+        .start(StartRequest {
+            mode: "pending".into(),
+            ..StartRequest::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        again.runs.is_empty(),
+        "a taken request is not started twice"
+    );
+    h.drain().await;
+    assert_eq!(h.ledger.states()[0].1, "DONE");
+    assert_eq!(h.store.len(), 1);
+}
+
+#[tokio::test]
+async fn a_tombstone_stays_final_when_tripletex_lists_the_id_again() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.company().objects.put_simple("product", 1, 1);
+    h.start("backfill").await;
+    h.drain().await;
+    let tombstone = change_from_message(
+        Some(r#"{"subscriptionId":1,"event":"product.delete","id":1,"value":null}"#),
+        |name| (name == "tenant").then_some(TENANT),
+        Timestamp::now(),
+    )
+    .unwrap();
+    h.store.apply(&tombstone).await.unwrap();
+    h.company().objects.put_simple("product", 1, 2);
+    let run_id = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(h.stored_version("product", 1), Some((Some(1), true)));
+    assert_eq!(h.counts(&run_id, "product").fetched, 0);
+}
+
+#[tokio::test]
+async fn types_with_nothing_to_list_are_reported_and_bad_requests_refused() {
+    let h = harness(&["notification.create", "product.update"], small_pages());
+    let report = h
+        .sync
+        .start(StartRequest {
+            mode: "reconcile".into(),
+            companies: None,
+            types: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.runs.len(), 2, "every configured company");
+    assert_eq!(report.runs[0].types, ["product"]);
+    assert!(report.runs[0].not_reconcilable.contains_key("notification"));
+    let bad_mode = h
+        .sync
+        .start(StartRequest {
+            mode: "everything".into(),
+            ..StartRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(bad_mode.to_string().contains("everything"), "{bad_mode}");
+    let unknown = h
+        .sync
+        .start(StartRequest {
+            mode: "reconcile".into(),
+            companies: Some(vec!["nobody".into()]),
+            types: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(unknown.to_string().contains("nobody"), "{unknown}");
+}
+
+#[tokio::test]
+async fn a_webhook_queue_outage_sends_the_task_back_and_counts_nothing() {
+    let h = harness(&["product.update"], small_pages());
+    h.company().objects.put_simple("product", 1, 1);
+    let run_id = h.start("backfill").await;
+    h.webhooks.set_unavailable(true);
+    let task = h.tasks.next().unwrap();
+    assert!(h.sync.run_task(task, 1).await.is_err());
+    assert_eq!(h.run(&run_id).steps, 0);
+    assert!(
+        h.tasks.waiting().is_empty(),
+        "no successor before the step counts"
+    );
+}

@@ -1,0 +1,384 @@
+//! `SyncRecords` on DynamoDB: one table (`pk`, `sk`) holds three kinds of item.
+//! - A run record per company and run (`run#<tenant>`, run id): mode, state, steps counted, counts
+//!   per type (`<type>:<count>`), failures. Each step is counted once: the update is conditional on
+//!   the number of steps counted so far.
+//! - A page's memory (`page#<tenant>`, page key): the `versionDigest` Tripletex gave the page and
+//!   its ids, so that a 304 still says which objects exist.
+//! - The ids a run listed (`listed#<tenant>#<run>#<type>`, page key), read back when the listing
+//!   of the type is complete; they expire after a week.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use jiff::{SignedDuration, Timestamp};
+use tracing::instrument;
+
+use domain::ids::TenantId;
+use domain::ports::{PageMemory, RunStart, StoreError, SyncRecords};
+use domain::sync::{RunState, StepRecorded, StepReport};
+
+pub mod item {
+    pub const KEY: &str = "pk";
+    pub const SORT: &str = "sk";
+    pub const MODE: &str = "mode";
+    pub const STATE: &str = "state";
+    pub const STARTED_AT: &str = "startedAt";
+    pub const FINISHED_AT: &str = "finishedAt";
+    pub const STEPS: &str = "steps";
+    pub const TYPES: &str = "types";
+    pub const NOT_RECONCILABLE: &str = "notReconcilable";
+    pub const FAILURES: &str = "failures";
+    pub const FAILED_TYPES: &str = "failedTypes";
+    pub const DIGEST: &str = "digest";
+    pub const IDS: &str = "ids";
+    /// Epoch seconds; the table's TTL attribute.
+    pub const EXPIRES_AT: &str = "expiresAt";
+}
+
+const RUN_RECORD_DAYS: i64 = 90;
+const LISTED_IDS_DAYS: i64 = 7;
+
+pub fn run_key(tenant: &TenantId) -> String {
+    format!("run#{tenant}")
+}
+
+fn page_key(tenant: &TenantId) -> String {
+    format!("page#{tenant}")
+}
+
+fn listed_key(tenant: &TenantId, run_id: &str, object_type: &str) -> String {
+    format!("listed#{tenant}#{run_id}#{object_type}")
+}
+
+/// The attribute a count of one type is kept in: `customer:fetched`.
+pub fn count_attribute(object_type: &str, count: &str) -> String {
+    format!("{object_type}:{count}")
+}
+
+/// Ids as 8 little-endian bytes each: a page of 1,000 is 8 KB.
+pub fn pack_ids(ids: &[i64]) -> Vec<u8> {
+    ids.iter().flat_map(|id| id.to_le_bytes()).collect()
+}
+
+pub fn unpack_ids(bytes: &[u8]) -> impl Iterator<Item = i64> + '_ {
+    bytes.chunks_exact(8).map(|chunk| {
+        let mut id = [0; 8];
+        id.copy_from_slice(chunk);
+        i64::from_le_bytes(id)
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoSyncRecords {
+    client: Client,
+    table_name: String,
+}
+
+impl DynamoSyncRecords {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            table_name: table_name.into(),
+        }
+    }
+
+    /// Sets the final state from the failures counted; written again if the step is delivered again.
+    async fn finish(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        failed_types: u64,
+    ) -> Result<RunState, StoreError> {
+        let state = if failed_types > 0 {
+            RunState::Failed
+        } else {
+            RunState::Done
+        };
+        self.client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(run_key(tenant)))
+            .key(item::SORT, s(run_id.to_owned()))
+            .update_expression(
+                "SET #state = :state, #finishedAt = if_not_exists(#finishedAt, :now)",
+            )
+            .expression_attribute_names("#state", item::STATE)
+            .expression_attribute_names("#finishedAt", item::FINISHED_AT)
+            .expression_attribute_values(":state", s(state.as_str().to_owned()))
+            .expression_attribute_values(":now", s(Timestamp::now().to_string()))
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(state)
+    }
+}
+
+fn s(text: String) -> AttributeValue {
+    AttributeValue::S(text)
+}
+
+fn n(number: impl ToString) -> AttributeValue {
+    AttributeValue::N(number.to_string())
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0)
+}
+
+fn expires_in(days: i64) -> AttributeValue {
+    let at = Timestamp::now()
+        .checked_add(SignedDuration::from_hours(24 * days))
+        .unwrap_or(Timestamp::MAX);
+    n(at.as_second())
+}
+
+impl SyncRecords for DynamoSyncRecords {
+    #[instrument(skip_all, fields(tenant = %run.tenant, run_id = %run.run_id))]
+    async fn start_run(&self, run: &RunStart) -> Result<(), StoreError> {
+        let not_reconcilable = run
+            .not_reconcilable
+            .iter()
+            .map(|(object_type, reason)| (object_type.clone(), s(reason.clone())))
+            .collect();
+        self.client
+            .put_item()
+            .table_name(&self.table_name)
+            .item(item::KEY, s(run_key(&run.tenant)))
+            .item(item::SORT, s(run.run_id.clone()))
+            .item(item::MODE, s(run.mode.as_str().to_owned()))
+            .item(item::STATE, s(RunState::Running.as_str().to_owned()))
+            .item(item::STARTED_AT, s(run.started_at.to_string()))
+            .item(item::STEPS, n(0))
+            .item(
+                item::TYPES,
+                AttributeValue::L(run.types.iter().cloned().map(s).collect()),
+            )
+            .item(item::NOT_RECONCILABLE, AttributeValue::M(not_reconcilable))
+            .item(item::EXPIRES_AT, expires_in(RUN_RECORD_DAYS))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", item::KEY)
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    #[instrument(skip_all, fields(%tenant, run_id, step, object_type = %report.object_type))]
+    async fn record_step(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        step: u32,
+        report: &StepReport,
+    ) -> Result<StepRecorded, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(run_key(tenant)))
+            .key(item::SORT, s(run_id.to_owned()))
+            .condition_expression("#steps = :step")
+            .expression_attribute_names("#steps", item::STEPS)
+            .expression_attribute_values(":step", n(step))
+            .expression_attribute_values(":next", n(step + 1))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let mut adds = Vec::new();
+        for (index, (name, value)) in report.counts.named().into_iter().enumerate() {
+            if value == 0 {
+                continue;
+            }
+            update = update
+                .expression_attribute_names(
+                    format!("#c{index}"),
+                    count_attribute(&report.object_type, name),
+                )
+                .expression_attribute_values(format!(":c{index}"), n(value));
+            adds.push(format!("#c{index} :c{index}"));
+        }
+        let mut sets = vec!["#steps = :next".to_owned()];
+        if let Some(failure) = &report.failure {
+            update = update
+                .expression_attribute_names("#failures", item::FAILURES)
+                .expression_attribute_names("#failedTypes", item::FAILED_TYPES)
+                .expression_attribute_values(
+                    ":failure",
+                    AttributeValue::L(vec![s(format!("{}: {failure}", report.object_type))]),
+                )
+                .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+                .expression_attribute_values(":one", n(1));
+            sets.push(
+                "#failures = list_append(if_not_exists(#failures, :none), :failure)".to_owned(),
+            );
+            adds.push("#failedTypes :one".to_owned());
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !adds.is_empty() {
+            expression.push_str(&format!(" ADD {}", adds.join(", ")));
+        }
+        let recorded = match update.update_expression(expression).send().await {
+            Ok(output) => {
+                let failed_types = output
+                    .attributes
+                    .as_ref()
+                    .map_or(0, |item| number(item, item::FAILED_TYPES));
+                let state = if report.finished {
+                    self.finish(tenant, run_id, failed_types).await?
+                } else {
+                    RunState::Running
+                };
+                StepRecorded::Applied { state }
+            }
+            Err(error) => {
+                let refused_by = match error.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(refusal)) => {
+                        Some(refusal.item().cloned())
+                    }
+                    _ => None,
+                };
+                match refused_by {
+                    None => return Err(failed(error)),
+                    Some(Some(item)) if number(&item, item::STEPS) == u64::from(step) + 1 => {
+                        let state = if report.finished {
+                            self.finish(tenant, run_id, number(&item, item::FAILED_TYPES))
+                                .await?
+                        } else {
+                            RunState::Running
+                        };
+                        StepRecorded::AlreadyApplied { state }
+                    }
+                    Some(_) => StepRecorded::Stale,
+                }
+            }
+        };
+        Ok(recorded)
+    }
+
+    async fn page_memory(
+        &self,
+        tenant: &TenantId,
+        page: &str,
+    ) -> Result<Option<PageMemory>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(page_key(tenant)))
+            .key(item::SORT, s(page.to_owned()))
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(output.item.and_then(|item| {
+            let digest = item.get(item::DIGEST)?.as_s().ok()?.clone();
+            let ids = item.get(item::IDS)?.as_b().ok()?;
+            Some(PageMemory {
+                digest,
+                ids: unpack_ids(ids.as_ref()).collect(),
+            })
+        }))
+    }
+
+    async fn remember_page(
+        &self,
+        tenant: &TenantId,
+        page: &str,
+        memory: &PageMemory,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table_name)
+            .item(item::KEY, s(page_key(tenant)))
+            .item(item::SORT, s(page.to_owned()))
+            .item(item::DIGEST, s(memory.digest.clone()))
+            .item(
+                item::IDS,
+                AttributeValue::B(Blob::new(pack_ids(&memory.ids))),
+            )
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn record_listed(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        page: &str,
+        ids: &[i64],
+    ) -> Result<(), StoreError> {
+        let object_type = page.split('/').next().unwrap_or_default();
+        self.client
+            .put_item()
+            .table_name(&self.table_name)
+            .item(item::KEY, s(listed_key(tenant, run_id, object_type)))
+            .item(item::SORT, s(page.to_owned()))
+            .item(item::IDS, AttributeValue::B(Blob::new(pack_ids(ids))))
+            .item(item::EXPIRES_AT, expires_in(LISTED_IDS_DAYS))
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn listed_ids(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        object_type: &str,
+    ) -> Result<HashSet<i64>, StoreError> {
+        let mut ids = HashSet::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table_name)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", item::KEY)
+                .expression_attribute_values(":pk", s(listed_key(tenant, run_id, object_type)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(failed)?;
+            for page in output.items() {
+                if let Some(bytes) = page.get(item::IDS).and_then(|v| v.as_b().ok()) {
+                    ids.extend(unpack_ids(bytes.as_ref()));
+                }
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(ids);
+            }
+        }
+    }
+}
+
+fn failed<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    crate::dynamodb::read_failed(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_pack_into_eight_bytes_each_and_back() {
+        let ids = [1, -2, i64::MAX, 40_000_000_123];
+        let packed = pack_ids(&ids);
+        assert_eq!(packed.len(), 32);
+        assert_eq!(unpack_ids(&packed).collect::<Vec<_>>(), ids);
+    }
+}

@@ -1,0 +1,528 @@
+//! A sync run for one company is one chain of tasks on the sync queue. Each task carries the work
+//! left (per type: its partitions and windows to list, then the check of the stored copy against
+//! what was listed) and does one bounded step of the head item; its successor carries the rest.
+//! One chain per company and run keeps a company's calls to Tripletex one at a time, and a crash
+//! loses one step, which the queue hands out again.
+
+use std::collections::VecDeque;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{ObjectTypeSpec, Reconcilable, listable, spec_for};
+use super::cursor::{CannotSplit, Cursor, first_cursors};
+use crate::ids::TenantId;
+use crate::resync::ResyncKey;
+
+/// Why a run was started. All three do the same listing and compare; they differ in what their
+/// findings mean (`DriftCorrected` counts only in a reconciliation, where every subscription was
+/// supposed to be delivering) and in who asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunMode {
+    /// A type's first subscription was created: bring every existing object.
+    Backfill,
+    /// The nightly check that the copy is exact.
+    Reconcile,
+    /// A subscription was re-enabled: fetch what Tripletex did not deliver while it was down.
+    Resync,
+}
+
+impl RunMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backfill => "backfill",
+            Self::Reconcile => "reconcile",
+            Self::Resync => "resync",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Backfill, Self::Reconcile, Self::Resync]
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+    }
+
+    /// Whether a missing or outdated copy found by this run is a webhook that never came.
+    pub fn counts_drift(self) -> bool {
+        matches!(self, Self::Reconcile)
+    }
+}
+
+/// The types a run covers, in the order asked, and the ones it cannot cover.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypePlan {
+    pub listable: Vec<&'static ObjectTypeSpec>,
+    /// Types with nothing to list (`notification`, `archiverelation`) or unknown: reported, never
+    /// tombstoned.
+    pub not_reconcilable: Vec<(String, &'static str)>,
+}
+
+pub fn plan_types<'a>(requested: impl IntoIterator<Item = &'a str>) -> TypePlan {
+    let mut plan = TypePlan::default();
+    for object_type in requested {
+        match spec_for(object_type) {
+            Reconcilable::Yes(spec) => {
+                if !plan.listable.contains(&spec) {
+                    plan.listable.push(spec);
+                }
+            }
+            Reconcilable::No { reason } => {
+                if !plan.not_reconcilable.iter().any(|(t, _)| t == object_type) {
+                    plan.not_reconcilable.push((object_type.to_owned(), reason));
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// One item of work left in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Work {
+    pub object_type: String,
+    pub stage: Stage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Stage {
+    /// List the next page of one partition and window, compare, fetch what is missing or newer.
+    List(Cursor),
+    /// After every partition and window of the type is listed: walk the stored copy (ids above
+    /// `after_id`) for objects the listing did not show, and confirm each with Tripletex.
+    Verify { after_id: i64 },
+}
+
+/// One task on the sync queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncTask {
+    pub run_id: String,
+    pub tenant: TenantId,
+    pub mode: RunMode,
+    /// When the run began: a stored object last written after it is never a deletion candidate
+    /// (it may have been created while the listing ran).
+    pub started_at: Timestamp,
+    /// This task's place in the chain: the run record applies each step once.
+    pub step: u32,
+    pub work: VecDeque<Work>,
+    /// The resync requests this run answers, marked done with its outcome when it ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resyncs: Vec<ResyncKey>,
+}
+
+/// A run id sorts by time and says what the run was: `20261123T220000.123Z-reconcile`.
+pub fn run_id(started_at: Timestamp, mode: RunMode) -> String {
+    format!(
+        "{}-{}",
+        started_at.strftime("%Y%m%dT%H%M%S%.3fZ"),
+        mode.as_str()
+    )
+}
+
+impl SyncTask {
+    /// The first task of a run over these types; none when there is nothing to list.
+    pub fn first(
+        run_id: String,
+        tenant: TenantId,
+        mode: RunMode,
+        started_at: Timestamp,
+        types: &[&'static ObjectTypeSpec],
+    ) -> Option<Self> {
+        let work: VecDeque<Work> = types
+            .iter()
+            .flat_map(|spec| {
+                first_cursors(spec)
+                    .into_iter()
+                    .map(Stage::List)
+                    .chain([Stage::Verify { after_id: 0 }])
+                    .map(|stage| Work {
+                        object_type: spec.object_type.to_owned(),
+                        stage,
+                    })
+            })
+            .collect();
+        (!work.is_empty()).then_some(Self {
+            run_id,
+            tenant,
+            mode,
+            started_at,
+            step: 0,
+            work,
+            resyncs: Vec::new(),
+        })
+    }
+
+    pub fn current(&self) -> Option<&Work> {
+        self.work.front()
+    }
+
+    /// The spec of the type being worked on.
+    pub fn spec(&self) -> Option<&'static ObjectTypeSpec> {
+        self.current().and_then(|work| listable(&work.object_type))
+    }
+
+    /// The type's later items are done by the tasks that follow.
+    pub fn is_last_of_type(&self) -> bool {
+        match (self.work.front(), self.work.get(1)) {
+            (Some(head), Some(next)) => head.object_type != next.object_type,
+            _ => true,
+        }
+    }
+
+    /// The task that continues a listing after a page of `received` objects asked as `count`.
+    pub fn after_page(mut self, received: usize, count: u32) -> Option<Self> {
+        if let Some(Work {
+            stage: Stage::List(cursor),
+            ..
+        }) = self.work.front_mut()
+        {
+            match cursor.after_page(received, count) {
+                Some(next) => *cursor = next,
+                None => {
+                    self.work.pop_front();
+                }
+            }
+        }
+        self.successor()
+    }
+
+    /// The task that lists the current window again as two halves (Tripletex said it was too large).
+    pub fn after_split(mut self) -> Result<Option<Self>, CannotSplit> {
+        let Some(Work {
+            object_type,
+            stage: Stage::List(cursor),
+        }) = self.work.front().cloned()
+        else {
+            return Ok(self.successor());
+        };
+        let [first, second] = cursor.split()?;
+        self.work.pop_front();
+        for half in [second, first] {
+            self.work.push_front(Work {
+                object_type: object_type.clone(),
+                stage: Stage::List(half),
+            });
+        }
+        Ok(self.successor())
+    }
+
+    /// The task that goes on checking the stored copy above `checked_to`, or the next item once
+    /// the stored copy is checked to its end.
+    pub fn after_verify(mut self, checked_to: Option<i64>) -> Option<Self> {
+        match (checked_to, self.work.front_mut()) {
+            (
+                Some(id),
+                Some(Work {
+                    stage: Stage::Verify { after_id },
+                    ..
+                }),
+            ) => *after_id = id,
+            _ => {
+                self.work.pop_front();
+            }
+        }
+        self.successor()
+    }
+
+    /// The task after the current type failed: its listing is incomplete, so nothing of it may be
+    /// tombstoned; the run goes on with the next type.
+    pub fn abandon_type(mut self) -> Option<Self> {
+        if let Some(failed) = self.work.front().map(|work| work.object_type.clone()) {
+            self.work.retain(|work| work.object_type != failed);
+        }
+        self.successor()
+    }
+
+    fn successor(mut self) -> Option<Self> {
+        if self.work.is_empty() {
+            return None;
+        }
+        self.step += 1;
+        Some(self)
+    }
+
+    /// The key under which a page's digest and ids are remembered: type, partition, window, offset.
+    pub fn page_key(&self) -> Option<String> {
+        let work = self.current()?;
+        let Stage::List(cursor) = &work.stage else {
+            return None;
+        };
+        let spec = listable(&work.object_type)?;
+        let partition = spec.partitions.get(cursor.partition)?;
+        let window = cursor
+            .window
+            .map_or_else(|| "-".to_owned(), |w| format!("{}..{}", w.from, w.to));
+        Some(format!(
+            "{}/{}/{}/{}",
+            work.object_type, partition.name, window, cursor.from
+        ))
+    }
+}
+
+/// What one step did to one type, added to the run record's counts for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeCounts {
+    /// Objects Tripletex listed (a 304 page counts the ids it held before).
+    pub listed: u64,
+    /// Listed objects whose stored copy was already at that version.
+    pub unchanged: u64,
+    /// Objects fetched in full because the copy was missing or behind.
+    pub fetched: u64,
+    /// Envelopes put on the webhook queue (fetched objects and tombstones).
+    pub enqueued: u64,
+    /// Stored objects Tripletex confirmed gone (404 by id): a delete envelope each.
+    pub tombstoned: u64,
+    /// Stored objects missing from the listing that Tripletex still has (found by id).
+    pub kept_after_lookup: u64,
+    pub pages: u64,
+    /// Pages answered 304: nothing changed since the last listing.
+    pub pages_not_modified: u64,
+    /// Calls to Tripletex, retries included.
+    pub requests: u64,
+    pub rate_limited: u64,
+    /// In a reconciliation: objects whose copy was behind, absent or not deleted although their
+    /// subscription was active, each a webhook that never came.
+    pub drift_corrected: u64,
+}
+
+impl TypeCounts {
+    /// The counts under their names, as the run record and metrics spell them.
+    pub fn named(&self) -> [(&'static str, u64); 11] {
+        [
+            ("listed", self.listed),
+            ("unchanged", self.unchanged),
+            ("fetched", self.fetched),
+            ("enqueued", self.enqueued),
+            ("tombstoned", self.tombstoned),
+            ("keptAfterLookup", self.kept_after_lookup),
+            ("pages", self.pages),
+            ("pagesNotModified", self.pages_not_modified),
+            ("requests", self.requests),
+            ("rateLimited", self.rate_limited),
+            ("driftCorrected", self.drift_corrected),
+        ]
+    }
+
+    pub fn add(&mut self, other: &TypeCounts) {
+        let fields = [
+            (&mut self.listed, other.listed),
+            (&mut self.unchanged, other.unchanged),
+            (&mut self.fetched, other.fetched),
+            (&mut self.enqueued, other.enqueued),
+            (&mut self.tombstoned, other.tombstoned),
+            (&mut self.kept_after_lookup, other.kept_after_lookup),
+            (&mut self.pages, other.pages),
+            (&mut self.pages_not_modified, other.pages_not_modified),
+            (&mut self.requests, other.requests),
+            (&mut self.rate_limited, other.rate_limited),
+            (&mut self.drift_corrected, other.drift_corrected),
+        ];
+        for (total, more) in fields {
+            *total += more;
+        }
+    }
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    /// Every type listed and checked without an error.
+    Done,
+    /// At least one type's listing failed: its copy was not proven exact (and nothing of it was
+    /// tombstoned).
+    Failed,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One step's entry in the run record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepReport {
+    pub object_type: String,
+    pub counts: TypeCounts,
+    /// Why the type's listing was given up.
+    pub failure: Option<String>,
+    /// Set on the chain's last step: the run is over.
+    pub finished: bool,
+}
+
+/// What the run record said to a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepRecorded {
+    /// Counted now.
+    Applied { state: RunState },
+    /// This step was counted before (the queue delivered it again): its successor may not have
+    /// been sent, so it is sent again (the queue drops a duplicate).
+    AlreadyApplied { state: RunState },
+    /// The chain has moved past this step: a stale copy, dropped.
+    Stale,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::window::FULL_RANGE;
+
+    fn tenant() -> TenantId {
+        TenantId::parse("acme").unwrap()
+    }
+
+    fn task(types: &[&str]) -> SyncTask {
+        let plan = plan_types(types.iter().copied());
+        SyncTask::first(
+            "r".into(),
+            tenant(),
+            RunMode::Reconcile,
+            Timestamp::UNIX_EPOCH,
+            &plan.listable,
+        )
+        .unwrap()
+    }
+
+    fn stages(task: &SyncTask) -> Vec<(String, Stage)> {
+        task.work
+            .iter()
+            .map(|w| (w.object_type.clone(), w.stage.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_run_lists_every_partition_then_checks_the_stored_copy_type_by_type() {
+        let task = task(&["customer", "product"]);
+        let list = |partition| {
+            Stage::List(Cursor {
+                partition,
+                window: None,
+                from: 0,
+            })
+        };
+        assert_eq!(
+            stages(&task),
+            [
+                ("customer".into(), list(0)),
+                ("customer".into(), list(1)),
+                ("customer".into(), Stage::Verify { after_id: 0 }),
+                ("product".into(), list(0)),
+                ("product".into(), Stage::Verify { after_id: 0 }),
+            ]
+        );
+        assert_eq!(task.page_key().unwrap(), "customer/active/-/0");
+    }
+
+    #[test]
+    fn types_with_nothing_to_list_are_reported_and_duplicates_planned_once() {
+        let plan = plan_types(["product", "notification", "product", "nonsense"]);
+        assert_eq!(plan.listable.len(), 1);
+        assert_eq!(
+            plan.not_reconcilable
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .collect::<Vec<_>>(),
+            ["notification", "nonsense"]
+        );
+        assert!(
+            SyncTask::first(
+                "r".into(),
+                tenant(),
+                RunMode::Backfill,
+                Timestamp::UNIX_EPOCH,
+                &[]
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn a_full_page_moves_the_offset_and_a_short_one_ends_the_partition() {
+        let task = task(&["product"]);
+        let next = task.after_page(1000, 1000).unwrap();
+        assert_eq!(next.step, 1);
+        assert_eq!(next.page_key().unwrap(), "product/all/-/1000");
+        let next = next.after_page(10, 1000).unwrap();
+        assert_eq!(next.current().unwrap().stage, Stage::Verify { after_id: 0 });
+        let next = next.after_verify(Some(500)).unwrap();
+        assert_eq!(
+            next.current().unwrap().stage,
+            Stage::Verify { after_id: 500 }
+        );
+        assert!(next.after_verify(None).is_none(), "the run is over");
+    }
+
+    #[test]
+    fn a_window_too_large_is_listed_again_as_two_adjacent_halves() {
+        let task = task(&["voucher"]);
+        assert_eq!(
+            task.page_key().unwrap(),
+            "voucher/all/1900-01-01..2100-01-01/0"
+        );
+        let split = task.after_split().unwrap().unwrap();
+        let (first, second) = FULL_RANGE.halves().unwrap();
+        let windows: Vec<_> = split
+            .work
+            .iter()
+            .filter_map(|w| match &w.stage {
+                Stage::List(cursor) => cursor.window,
+                Stage::Verify { .. } => None,
+            })
+            .collect();
+        assert_eq!(windows, [first, second]);
+    }
+
+    #[test]
+    fn a_failed_type_is_dropped_with_its_check_and_the_run_goes_on() {
+        let task = task(&["customer", "product"]);
+        let next = task.abandon_type().unwrap();
+        assert!(next.work.iter().all(|w| w.object_type == "product"));
+        assert!(next.clone().abandon_type().is_none());
+    }
+
+    #[test]
+    fn a_task_survives_the_queue_as_json() {
+        let mut task = task(&["invoice"]);
+        task.resyncs.push(ResyncKey {
+            key: "acme#7".into(),
+            requested_at: "2026-11-23T22:00:00Z".into(),
+        });
+        let json = serde_json::to_string(&task).unwrap();
+        assert_eq!(serde_json::from_str::<SyncTask>(&json).unwrap(), task);
+        assert!(json.len() < 1024, "{json}");
+    }
+
+    #[test]
+    fn run_ids_sort_by_time_and_name_the_mode() {
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        assert_eq!(
+            run_id(at, RunMode::Reconcile),
+            "20270115T080000.000Z-reconcile"
+        );
+    }
+
+    #[test]
+    fn counts_add_up_field_by_field() {
+        let mut total = TypeCounts {
+            listed: 2,
+            ..TypeCounts::default()
+        };
+        total.add(&TypeCounts {
+            listed: 3,
+            drift_corrected: 1,
+            ..TypeCounts::default()
+        });
+        assert_eq!((total.listed, total.drift_corrected), (5, 1));
+        assert_eq!(total.named()[0], ("listed", 5));
+    }
+}

@@ -1,0 +1,220 @@
+//! In-memory fakes of the sync's AWS-side ports: the sync queue (deduplicating a task sent twice, as
+//! the FIFO queue does) and the run records (counting each step once, as the conditional update
+//! does), both following the rule their DynamoDB and SQS adapters state.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use domain::ids::TenantId;
+use domain::ports::{PageMemory, QueueError, RunStart, StoreError, SyncRecords, SyncTasks};
+use domain::sync::{RunState, StepRecorded, StepReport, SyncTask, TypeCounts};
+use jiff::Timestamp;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The sync queue: tasks wait in order; the same run and step sent twice is delivered once.
+#[derive(Debug, Default)]
+pub struct RecordingSyncTasks {
+    waiting: Mutex<VecDeque<SyncTask>>,
+    seen: Mutex<HashSet<(String, u32)>>,
+    sent: Mutex<usize>,
+    failing: AtomicBool,
+}
+
+impl RecordingSyncTasks {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next task to deliver, as the queue would.
+    pub fn next(&self) -> Option<SyncTask> {
+        lock(&self.waiting).pop_front()
+    }
+
+    pub fn waiting(&self) -> Vec<SyncTask> {
+        lock(&self.waiting).iter().cloned().collect()
+    }
+
+    /// Tasks accepted (duplicates not counted).
+    pub fn sent(&self) -> usize {
+        *lock(&self.sent)
+    }
+
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.failing.store(unavailable, Ordering::SeqCst);
+    }
+}
+
+impl SyncTasks for RecordingSyncTasks {
+    async fn send(&self, task: &SyncTask) -> Result<(), QueueError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(QueueError::Unavailable {
+                source: Box::new(std::io::Error::other("sync queue down")),
+            });
+        }
+        if lock(&self.seen).insert((task.run_id.clone(), task.step)) {
+            lock(&self.waiting).push_back(task.clone());
+            *lock(&self.sent) += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A run as the fake records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub start: RunStart,
+    pub state: RunState,
+    pub steps: u32,
+    pub counts: BTreeMap<String, TypeCounts>,
+    pub failures: Vec<String>,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// Tenant, run id, object type: the ids listed per page of one type in one run.
+type ListedKey = (TenantId, String, String);
+
+#[derive(Debug, Default)]
+pub struct InMemorySyncRecords {
+    runs: Mutex<BTreeMap<(TenantId, String), RunRecord>>,
+    pages: Mutex<HashMap<(TenantId, String), PageMemory>>,
+    listed: Mutex<HashMap<ListedKey, HashMap<String, Vec<i64>>>>,
+}
+
+impl InMemorySyncRecords {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn runs(&self) -> Vec<RunRecord> {
+        lock(&self.runs).values().cloned().collect()
+    }
+
+    pub fn run(&self, tenant: &str, run_id: &str) -> Option<RunRecord> {
+        let tenant = TenantId::parse(tenant).ok()?;
+        lock(&self.runs).get(&(tenant, run_id.to_owned())).cloned()
+    }
+
+    /// Pages remembered with a digest.
+    pub fn pages(&self) -> usize {
+        lock(&self.pages).len()
+    }
+}
+
+fn refused(reason: &str) -> StoreError {
+    StoreError::Rejected {
+        source: Box::new(std::io::Error::other(reason.to_owned())),
+    }
+}
+
+impl SyncRecords for InMemorySyncRecords {
+    async fn start_run(&self, run: &RunStart) -> Result<(), StoreError> {
+        let mut runs = lock(&self.runs);
+        let key = (run.tenant.clone(), run.run_id.clone());
+        if runs.contains_key(&key) {
+            return Err(refused("a run with this id exists"));
+        }
+        runs.insert(
+            key,
+            RunRecord {
+                start: run.clone(),
+                state: RunState::Running,
+                steps: 0,
+                counts: BTreeMap::new(),
+                failures: Vec::new(),
+                finished_at: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn record_step(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        step: u32,
+        report: &StepReport,
+    ) -> Result<StepRecorded, StoreError> {
+        let mut runs = lock(&self.runs);
+        let Some(run) = runs.get_mut(&(tenant.clone(), run_id.to_owned())) else {
+            return Ok(StepRecorded::Stale);
+        };
+        let finish = |run: &mut RunRecord| {
+            if report.finished {
+                run.state = if run.failures.is_empty() {
+                    RunState::Done
+                } else {
+                    RunState::Failed
+                };
+                run.finished_at.get_or_insert_with(Timestamp::now);
+            }
+            run.state
+        };
+        if run.steps == step {
+            run.steps += 1;
+            run.counts
+                .entry(report.object_type.clone())
+                .or_default()
+                .add(&report.counts);
+            if let Some(failure) = &report.failure {
+                run.failures
+                    .push(format!("{}: {failure}", report.object_type));
+            }
+            Ok(StepRecorded::Applied { state: finish(run) })
+        } else if run.steps == step + 1 {
+            Ok(StepRecorded::AlreadyApplied { state: finish(run) })
+        } else {
+            Ok(StepRecorded::Stale)
+        }
+    }
+
+    async fn page_memory(
+        &self,
+        tenant: &TenantId,
+        page_key: &str,
+    ) -> Result<Option<PageMemory>, StoreError> {
+        Ok(lock(&self.pages)
+            .get(&(tenant.clone(), page_key.to_owned()))
+            .cloned())
+    }
+
+    async fn remember_page(
+        &self,
+        tenant: &TenantId,
+        page_key: &str,
+        memory: &PageMemory,
+    ) -> Result<(), StoreError> {
+        lock(&self.pages).insert((tenant.clone(), page_key.to_owned()), memory.clone());
+        Ok(())
+    }
+
+    async fn record_listed(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        page_key: &str,
+        ids: &[i64],
+    ) -> Result<(), StoreError> {
+        let object_type = page_key.split('/').next().unwrap_or_default().to_owned();
+        lock(&self.listed)
+            .entry((tenant.clone(), run_id.to_owned(), object_type))
+            .or_default()
+            .insert(page_key.to_owned(), ids.to_vec());
+        Ok(())
+    }
+
+    async fn listed_ids(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        object_type: &str,
+    ) -> Result<HashSet<i64>, StoreError> {
+        Ok(lock(&self.listed)
+            .get(&(tenant.clone(), run_id.to_owned(), object_type.to_owned()))
+            .map(|pages| pages.values().flatten().copied().collect())
+            .unwrap_or_default())
+    }
+}
