@@ -146,7 +146,13 @@ class LocalStack:
             )
         if properties.get("SqsManagedSseEnabled"):
             attributes["SqsManagedSseEnabled"] = "true"
-        name = properties.get("QueueName") or self.physical_name(logical_id)
+        fifo = str(properties.get("FifoQueue", "")).lower() == "true"
+        if fifo:
+            attributes["FifoQueue"] = "true"
+            if "ContentBasedDeduplication" in properties:
+                attributes["ContentBasedDeduplication"] = str(properties["ContentBasedDeduplication"]).lower()
+        # As CloudFormation names it: a FIFO queue's name ends in .fifo.
+        name = properties.get("QueueName") or self.physical_name(logical_id) + (".fifo" if fifo else "")
         url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.refs[logical_id] = url

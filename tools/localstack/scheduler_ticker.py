@@ -2,7 +2,9 @@
 the local stack summary) on its rate, with the schedule's own Input, context attributes filled in.
 
 Usage: python3 -m tools.localstack.scheduler_ticker --stack .local/stack.json --lambda-url http://127.0.0.1:9000
-       [--every SECONDS]  (default: the schedule's rate; cron expressions need --every)
+       [--every SECONDS]  (rate schedules: this instead of the schedule's rate)
+       [--cron-every SECONDS]  (cron schedules, e.g. the nightly sync: ticked only when given; else
+                                invoke them by hand)
        [--first-after SECONDS]  (default 5: a first tick soon after start, for people watching)
 """
 
@@ -54,10 +56,11 @@ def tick(schedule, lambda_url):
         log(f"{schedule['function']}: {json.dumps(answer.get('totals', answer))}")
 
 
-def run(schedule, lambda_url, every, first_after, stop):
-    interval = every or rate_seconds(schedule["expression"])
+def run(schedule, lambda_url, every, cron_every, first_after, stop):
+    rate = rate_seconds(schedule["expression"])
+    interval = (every or rate) if rate is not None else cron_every
     if interval is None:
-        log(f"{schedule['name']}: {schedule['expression']} is not a rate; pass --every")
+        log(f"{schedule['name']}: {schedule['expression']} is not a rate; not ticked (pass --cron-every)")
         return
     log(f"{schedule['function']} every {interval}s ({schedule['expression']} in the template)")
     wait = first_after
@@ -71,6 +74,7 @@ def main():
     parser.add_argument("--stack", required=True)
     parser.add_argument("--lambda-url", required=True)
     parser.add_argument("--every", type=int)
+    parser.add_argument("--cron-every", type=int)
     parser.add_argument("--first-after", type=float, default=5)
     args = parser.parse_args()
     with open(args.stack, encoding="utf-8") as handle:
@@ -79,7 +83,7 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     for schedule in schedules:
-        threading.Thread(target=run, args=(schedule, args.lambda_url, args.every, args.first_after, stop),
+        threading.Thread(target=run, args=(schedule, args.lambda_url, args.every, args.cron_every, args.first_after, stop),
                          daemon=True).start()
     # Sleep, not stop.wait(): the signal handler sets `stop`, and would deadlock on the event's lock
     # if it interrupted this thread inside wait().

@@ -51,7 +51,8 @@ const TENANT: &str = "acme";
 fn harness(events: &[&str], limits: StepLimits) -> Harness {
     let companies = Companies::from_json(
         r#"{"companies": {"acme": {"consumerToken": "c", "employeeToken": "e"},
-                          "beta": {"consumerToken": "c2", "employeeToken": "e2"}}}"#,
+                          "beta": {"consumerToken": "c2", "employeeToken": "e2"},
+                          "default": {"consumerToken": "c3", "employeeToken": "e3"}}}"#,
     )
     .unwrap();
     let tripletex = Arc::new(FakeTripletex::new());
@@ -495,7 +496,7 @@ async fn types_with_nothing_to_list_are_reported_and_bad_requests_refused() {
         })
         .await
         .unwrap();
-    assert_eq!(report.runs.len(), 2, "every configured company");
+    assert_eq!(report.runs.len(), 3, "every configured company");
     assert_eq!(report.runs[0].types, ["product"]);
     assert!(report.runs[0].not_reconcilable.contains_key("notification"));
     let bad_mode = h
@@ -531,5 +532,66 @@ async fn a_webhook_queue_outage_sends_the_task_back_and_counts_nothing() {
     assert!(
         h.tasks.waiting().is_empty(),
         "no successor before the step counts"
+    );
+}
+
+fn sample(name: &str) -> serde_json::Value {
+    let path = test_support::paths::workspace_root()
+        .join("events/object-sync")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_sample_events_start_what_they_say() {
+    let h = harness(&["customer.update", "product.update"], small_pages());
+    let nightly = h
+        .sync
+        .handle(sample("scheduler-nightly.json"))
+        .await
+        .unwrap();
+    assert_eq!(nightly["runs"].as_array().unwrap().len(), 3);
+    assert_eq!(nightly["runs"][0]["mode"], "reconcile");
+    assert_eq!(
+        nightly["runs"][0]["types"],
+        serde_json::json!(["customer", "product"])
+    );
+    let manual = h
+        .sync
+        .handle(sample("manual-backfill-customers.json"))
+        .await
+        .unwrap();
+    assert_eq!(manual["runs"][0]["tenant"], "default");
+    assert_eq!(manual["runs"][0]["types"], serde_json::json!(["customer"]));
+    let pending = h
+        .sync
+        .handle(sample("scheduler-pending.json"))
+        .await
+        .unwrap();
+    assert_eq!(pending["runs"], serde_json::json!([]), "nothing asked for");
+    assert_eq!(h.tasks.sent(), 4, "one chain per company and run");
+}
+
+#[tokio::test]
+async fn the_sample_task_is_read_and_a_step_of_an_unknown_run_is_dropped() {
+    let h = harness(&["customer.update"], small_pages());
+    let answer = h.sync.handle(sample("sqs-first-task.json")).await.unwrap();
+    assert_eq!(answer["batchItemFailures"], serde_json::json!([]));
+    assert_eq!(h.tasks.sent(), 0, "no run record: nothing follows");
+    let task: domain::sync::SyncTask = serde_json::from_str(
+        sample("sqs-first-task.json")["Records"][0]["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(task.work.len(), 3, "two partitions, then the check");
+    let bad = h
+        .sync
+        .handle(serde_json::json!({"Records": [{"messageId": "m1", "body": "not json"}]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        bad["batchItemFailures"][0]["itemIdentifier"], "m1",
+        "kept for the dead-letter queue"
     );
 }

@@ -150,9 +150,15 @@ fn batch_entry(
     entry.build().map_err(rejected)
 }
 
+/// A FIFO queue deduplicates across the whole queue: one run id is shared by every company a run
+/// starts for, so the company is part of the id.
+pub fn deduplication_id(task: &SyncTask) -> String {
+    format!("{}:{}:{}", task.tenant, task.run_id, task.step)
+}
+
 /// `SyncTasks` on an SQS FIFO queue: the company is the message group, so one company's tasks run
-/// one at a time in order while companies run side by side; the run and step are the deduplication
-/// id, so a step that ran twice sends its successor once.
+/// one at a time in order while companies run side by side; company, run and step are the
+/// deduplication id, so a step that ran twice sends its successor once.
 #[derive(Debug, Clone)]
 pub struct SqsSyncTasks {
     client: Client,
@@ -179,7 +185,7 @@ impl SyncTasks for SqsSyncTasks {
             .queue_url(&self.queue_url)
             .message_body(body)
             .message_group_id(task.tenant.as_str())
-            .message_deduplication_id(format!("{}:{}", task.run_id, task.step))
+            .message_deduplication_id(deduplication_id(task))
             .send()
             .await
             .map_err(classify)?;

@@ -15,11 +15,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The sync queue: tasks wait in order; the same run and step sent twice is delivered once.
+/// The sync queue: tasks wait in order; the same company, run and step sent twice is delivered once
+/// (as the FIFO queue's deduplication id says).
 #[derive(Debug, Default)]
 pub struct RecordingSyncTasks {
     waiting: Mutex<VecDeque<SyncTask>>,
-    seen: Mutex<HashSet<(String, u32)>>,
+    seen: Mutex<HashSet<(TenantId, String, u32)>>,
     sent: Mutex<usize>,
     failing: AtomicBool,
 }
@@ -55,7 +56,7 @@ impl SyncTasks for RecordingSyncTasks {
                 source: Box::new(std::io::Error::other("sync queue down")),
             });
         }
-        if lock(&self.seen).insert((task.run_id.clone(), task.step)) {
+        if lock(&self.seen).insert((task.tenant.clone(), task.run_id.clone(), task.step)) {
             lock(&self.waiting).push_back(task.clone());
             *lock(&self.sent) += 1;
         }

@@ -86,7 +86,7 @@ pub struct Work {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Stage {
     /// List the next page of one partition and window, compare, fetch what is missing or newer.
     List(Cursor),
