@@ -92,7 +92,7 @@ async fn stack(name: &str) -> Stack {
     };
     let store = DynamoObjectStore::new(dynamodb.clone(), text("ObjectsTable", "name"));
     let sync = ObjectSync {
-        tripletex: HttpTripletexCompanies::new(&sim.api_base_url(), retry),
+        tripletex: HttpTripletexCompanies::new(sim.api_base_url(), retry),
         webhooks: SqsQueue::new(sqs.clone(), text("WebhookQueue", "url")),
         tasks: SqsSyncTasks::new(sqs.clone(), text("SyncQueue", "url")),
         copy: store.clone(),
