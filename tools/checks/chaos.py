@@ -1,9 +1,14 @@
 """The chaos run: Tripletex-like traffic through the whole local stack, with every failure Tripletex's
 docs warn about, and at the end the objects table compared with the simulator's truth, object by object.
 
-  simulator (workload, duplicates, reordering, skipped versions, retries, disabling)
+  simulator (workload, duplicates, reordering, skipped versions, retries, disabling, dropped webhooks)
     -> fault proxy -> receiver -> fault proxy -> SQS -> poller -> worker -> fault proxy -> DynamoDB
-  keeper on its (local) schedule re-enables what Tripletex disabled
+  keeper on its (local) schedule re-enables what Tripletex disabled and asks for backfills and resyncs
+  object sync answers them, reconciles once during the traffic and once after it ("the nightly run")
+
+Objects exist before the stack subscribes (`--prepare`, run by scripts/run before the keeper's first
+tick): only the backfill can bring them. Some webhooks are dropped on purpose (`--drop-rate`): only a
+reconciliation can bring those changes. One subscription is disabled: its window resync brings the rest.
 
 Fault windows, opened as the workload progresses: the receiver answers 503; SQS is unreachable; DynamoDB
 throttles half the worker's writes; one subscription's deliveries fail until Tripletex disables it.
@@ -11,7 +16,8 @@ throttles half the worker's writes; one subscription's deliveries fail until Tri
 Run through scripts/run (`--chaos`, `--demo`), which starts the stack and the proxies and passes:
   python3 -m tools.checks.chaos --stack .local/stack.json --simulator URL --receiver-proxy URL --sqs-proxy URL
            --dynamodb-proxy URL --watch-log .local/watch.log [--changes N --objects M --rate R --seed S]
-Exit status 0 only when lost = resurrected = mismatched = 0 and the disabled subscription came back.
+Exit status 0 only when lost = resurrected = mismatched = resyncNeeded = 0, the disabled subscription came
+back, and every sync run finished done.
 """
 
 import argparse
@@ -22,6 +28,8 @@ import time
 import urllib.request
 
 import boto3
+
+from tools.simulator.tripletex_webhooks import OBJECT_TYPES
 
 # Simulator company -> the tenant its subscriptions (and so its object keys) carry.
 TENANTS = {100: "default", 200: "hmac-demo"}
@@ -60,6 +68,9 @@ class Chaos:
         self.dlq = resources["WebhookDeadLetterQueue"]["url"]
         self.table = resources["ObjectsTable"]["name"]
         self.resync_table = resources["ResyncTable"]["name"]
+        self.sync_table = resources["SyncTable"]["name"]
+        self.sync_queue = resources["SyncQueue"]["url"]
+        self.sync_dlq = resources["SyncDeadLetterQueue"]["url"]
         self.events = self.stack["functions"]["subscription-keeper"]["KEEPER_EVENTS"].split(",")
         self.receiver = self.stack["functions"]["subscription-keeper"]["RECEIVER_URL"]
         self.redriven = 0
@@ -67,6 +78,14 @@ class Chaos:
 
     def sim(self, method, path, body=None):
         return call(self.args.simulator, method, path, body)
+
+    def sync(self, mode):
+        """Starts sync runs on demand, as a person (or the nightly schedule) would."""
+        url = f"{self.args.lambda_url.rstrip('/')}/2015-03-31/functions/object-sync/invocations"
+        answer = call(url, "POST", "", {"mode": mode})
+        runs = answer.get("runs", [])
+        log(f"object sync {mode}: {len(runs)} runs started ({', '.join(r['tenant'] for r in runs)})")
+        return runs
 
     # -- phases ------------------------------------------------------------------------------------
 
@@ -89,7 +108,7 @@ class Chaos:
         self.broken = next(s for s in subscriptions if s["_company"] == 200 and s["event"] == "customer.update")
         self.sim("POST", "/_sim/webhooks/config", {
             "timeScale": TIME_SCALE, "disableAfterSeconds": DISABLE_AFTER_SECONDS, "duplicateRate": 0.3,
-            "maxCopies": 3, "reorderMaxSeconds": 0.5, "seed": self.args.seed})
+            "maxCopies": 3, "reorderMaxSeconds": 0.5, "dropRate": self.args.drop_rate, "seed": self.args.seed})
         log(f"workload: {self.args.changes} changes over {self.args.objects} objects, "
             f"{len(TENANTS)} tenants, at {self.args.rate}/s (seed {self.args.seed})")
         started = time.monotonic()
@@ -97,6 +116,9 @@ class Chaos:
                                             "objects": self.args.objects, "rate": self.args.rate,
                                             "seed": self.args.seed})
         self.fault_timeline()
+        self.settle()
+        log("traffic settled; the nightly reconciliation runs")
+        self.sync("reconcile")
         self.settle()
         elapsed = time.monotonic() - started
         report = self.compare()
@@ -124,6 +146,8 @@ class Chaos:
         self.sim("POST", f"/_sim/subscriptions/{self.broken['id']}/break")
         self.wait_progress(0.35)
         self.window(self.args.sqs_proxy, {"mode": "refuse"}, 3, "SQS is unreachable")
+        self.wait_progress(0.45)
+        self.sync("reconcile")  # during live traffic: must neither overwrite newer data nor resurrect
         self.wait_progress(0.55)
         self.window(self.args.dynamodb_proxy, THROTTLE, 5, "DynamoDB throttles half the worker's writes")
 
@@ -131,9 +155,26 @@ class Chaos:
         attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
+    def sync_runs(self):
+        runs, start = [], None
+        while True:
+            page = self.dynamodb.scan(TableName=self.sync_table, **({"ExclusiveStartKey": start} if start else {}))
+            runs += [item for item in page["Items"] if item["pk"]["S"].startswith("run#")]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return runs
+
+    def sync_idle(self):
+        """No run running, no task queued, no keeper request unanswered."""
+        running = [r for r in self.sync_runs() if r["state"]["S"] == "running"]
+        waiting = [i for i in self.dynamodb.scan(TableName=self.resync_table)["Items"]
+                   if i["state"]["S"] in ("PENDING", "RUNNING")]
+        return not running and not waiting and self.queue_depth(self.sync_queue) == 0
+
     def settle(self):
         """Until the workload is done, Tripletex has nothing left to send, the disabled subscription is
-        active again, and the queue is empty (a dead-lettered message is redriven, as an operator would)."""
+        active again, the sync has answered every request, and the queue is empty (a dead-lettered
+        message is redriven, as an operator would)."""
         deadline = time.monotonic() + self.args.timeout
         quiet = 0
         while quiet < 3:
@@ -146,7 +187,8 @@ class Chaos:
             if dead:
                 self.redrive()
             idle = (not status["workloadRunning"] and status["pending"] == 0 and status["inFlight"] == 0
-                    and disabled and broken["status"] == "ACTIVE" and depth == 0 and dead == 0)
+                    and disabled and broken["status"] == "ACTIVE" and depth == 0 and dead == 0
+                    and self.sync_idle())
             quiet = quiet + 1 if idle else 0
             time.sleep(1)
 
@@ -187,6 +229,7 @@ class Chaos:
         subscriptions = {s["id"]: s for s in self.sim("GET", "/_sim/subscriptions")["values"]}
         re_enabled = [d for d in status["disabled"] if subscriptions[d["subscriptionId"]]["status"] == "ACTIVE"]
         resync_requests = self.dynamodb.scan(TableName=self.resync_table)["Items"]
+        sync = sync_summary(self.sync_runs())
         return {
             "eventsGenerated": status["changes"],
             "deliveriesMade": status["deliveriesMade"],
@@ -202,6 +245,11 @@ class Chaos:
             "subscriptionsDisabled": len(status["disabled"]),
             "subscriptionsReEnabled": len(re_enabled),
             "resyncRequestsRecorded": len(resync_requests),
+            "resyncRequestsDone": sum(1 for i in resync_requests if i["state"]["S"] == "DONE"),
+            "webhooksDroppedOnPurpose": status["dropped"],
+            "objectsBeforeStart": self.args.objects_before,
+            **sync,
+            "syncDeadLetters": self.queue_depth(self.sync_dlq),
             "objects": len(truth),
             "exact": len(verdicts["exact"]),
             "lost": len(verdicts["lost"]),
@@ -212,8 +260,48 @@ class Chaos:
         }
 
 
+# Per object type, the partitions a complete listing walks (catalog.rs): each ends with a short page.
+PARTITIONS = {"customer": 2, "supplier": 2, "employee": 2}
+PAGE_SIZE, FETCH_BATCH = 1000, 100
+
+
+def sync_summary(runs):
+    """Runs by mode and state, the sync's counts summed, and its Tripletex requests next to the least
+    a sync could make: per type a page per partition (more past 1,000 objects), a fetch per 100
+    objects fetched, a lookup per stored object the listing no longer showed."""
+    by_mode, totals, minimum = {}, {}, 0
+    for run in runs:
+        key = f"{run['mode']['S']}/{run['state']['S']}"
+        by_mode[key] = by_mode.get(key, 0) + 1
+        counts = {}
+        for name, value in run.items():
+            if ":" in name and "N" in value:
+                object_type, count = name.split(":", 1)
+                counts.setdefault(object_type, {})[count] = int(value["N"])
+                totals[count] = totals.get(count, 0) + int(value["N"])
+        for object_type in (t["S"] for t in run.get("types", {}).get("L", [])):
+            c = counts.get(object_type, {})
+            minimum += (PARTITIONS.get(object_type, 1) + c.get("listed", 0) // PAGE_SIZE
+                        + -(-c.get("fetched", 0) // FETCH_BATCH) + c.get("tombstoned", 0)
+                        + c.get("keptAfterLookup", 0))
+    return {
+        "syncRuns": by_mode,
+        "syncListed": totals.get("listed", 0),
+        "syncFetched": totals.get("fetched", 0),
+        "syncTombstoned": totals.get("tombstoned", 0),
+        "syncDriftCorrected": totals.get("driftCorrected", 0),
+        "syncPagesNotModified": totals.get("pagesNotModified", 0),
+        "syncTripletexRequests": totals.get("requests", 0),
+        "syncTripletexRequestsMinimum": minimum,
+        "syncRateLimited": totals.get("rateLimited", 0),
+    }
+
+
 def verdict(truth, item):
     """What the table holds for one object, against Tripletex's truth."""
+    if item is None and truth["deleted"]:
+        # Created and deleted while no webhook of it came: the copy rightly holds nothing of it.
+        return "exact"
     if item is not None and truth["deleted"] and not item["deleted"]["BOOL"]:
         # A live copy of a deleted object: resurrected, unless its delete was never sent (disabled).
         return "resyncNeeded" if truth["missedWhileDisabled"] else "resurrected"
@@ -262,14 +350,30 @@ def print_report(report):
         print(f"  e.g. {kind}: {', '.join(keys)}")
 
 
+def prepare(args):
+    """Objects made in Tripletex before the stack subscribed: spread over the companies and types."""
+    kinds = list(OBJECT_TYPES)
+    each = max(1, args.objects_before // (len(TENANTS) * len(kinds)))
+    for company in TENANTS:
+        for kind in kinds:
+            call(args.simulator, "POST", "/_sim/objects", {"companyId": company, "type": kind, "count": each})
+    log(f"{each * len(TENANTS) * len(kinds)} objects exist in Tripletex before the stack subscribes")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--stack", required=True)
     parser.add_argument("--simulator", required=True)
-    parser.add_argument("--receiver-proxy", required=True)
-    parser.add_argument("--sqs-proxy", required=True)
-    parser.add_argument("--dynamodb-proxy", required=True)
-    parser.add_argument("--watch-log", required=True)
+    parser.add_argument("--prepare", action="store_true", help="only create the objects that exist before start")
+    parser.add_argument("--receiver-proxy")
+    parser.add_argument("--sqs-proxy")
+    parser.add_argument("--dynamodb-proxy")
+    parser.add_argument("--watch-log")
+    parser.add_argument("--lambda-url")
+    parser.add_argument("--objects-before", type=int, default=None,
+                        help="objects in Tripletex before start (default: a fifth of --objects)")
+    parser.add_argument("--drop-rate", type=float, default=0.02, help="share of webhooks Tripletex never sends")
     parser.add_argument("--changes", type=int, default=10_000)
     parser.add_argument("--objects", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=100)
@@ -277,13 +381,26 @@ def main():
     parser.add_argument("--timeout", type=int, default=3600)
     parser.add_argument("--report", help="also write the report as JSON here")
     args = parser.parse_args()
+    if args.objects_before is None:
+        args.objects_before = args.objects // 5
+    if args.prepare:
+        return prepare(args)
+    missing = [name for name in ("receiver_proxy", "sqs_proxy", "dynamodb_proxy", "watch_log", "lambda_url")
+               if getattr(args, name) is None]
+    if missing:
+        parser.error(f"a run needs --{', --'.join(m.replace('_', '-') for m in missing)}")
     report = Chaos(args).run()
     print_report(report)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
-    failed = report["lost"] or report["resurrected"] or report["mismatched"] or not report["subscriptionsReEnabled"]
-    print("chaos run FAILED" if failed else "chaos run passed: lost = 0, resurrected = 0, mismatched = 0")
+    sync_failed = any(not key.endswith("/done") for key in report["syncRuns"]) or not report["syncRuns"]
+    failed = (report["lost"] or report["resurrected"] or report["mismatched"] or report["resyncNeeded"]
+              or not report["subscriptionsReEnabled"] or sync_failed)
+    print("chaos run FAILED" if failed else
+          f"chaos run passed: exact {report['exact']}/{report['objects']}, lost = 0, resurrected = 0, "
+          f"mismatched = 0, resyncNeeded = 0; sync requests {report['syncTripletexRequests']} "
+          f"(minimum {report['syncTripletexRequestsMinimum']})")
     return 1 if failed else 0
 
 

@@ -5,7 +5,11 @@ worker turned them into the right items of the objects table (and the bad ones i
 It also checks the keeper against the Tripletex simulator: the local ticker's first run subscribes the
 template's events at the receiver; a subscription Tripletex disabled is re-enabled by
 `cargo lambda invoke subscription-keeper --data-file events/subscription-keeper/scheduler-tick.json`,
-and its resync window is recorded.
+and its resync window is recorded. Then the object sync answers the keeper's requests
+(`cargo lambda invoke object-sync --data-file events/object-sync/scheduler-pending.json`): every company's
+backfill runs to done and lists what Tripletex has, the sample webhooks' objects that Tripletex does not have
+are tombstoned, every request is marked done; and a backfill on demand runs to done. (Objects that exist
+before the subscriptions, which only a backfill can bring, are the chaos run's part.)
 
 Usage: python3 -m tools.checks.smoke --receiver-url URL --lambda-port PORT --stack .local/stack.json --simulator URL
        python3 -m tools.checks.smoke --stack .local/stack.json --peek      (print what the queues hold)
@@ -157,9 +161,73 @@ def check_keeper(args, stack, dynamodb):
     if tick.get("totals", {}).get("reEnabled") != 1 or after[0]["status"] != "ACTIVE":
         failures.append(f"the disabled subscription was not re-enabled: {tick}")
     resync = dynamodb.scan(TableName=resources["ResyncTable"]["name"])["Items"]
-    print(f"  resync requests recorded: {[(i['event']['S'], i['windowFrom']['S']) for i in resync]}")
-    if [i["subscriptionId"]["N"] for i in resync] != [str(disabled["id"])]:
-        failures.append(f"resync table holds {resync}, expected one request for {disabled['id']}")
+    re_enabled = [i for i in resync if i.get("reason", {}).get("S") == "re_enabled"]
+    created = [i for i in resync if i.get("reason", {}).get("S") == "created"]
+    print(f"  resync requests recorded: {len(created)} backfills (one per created subscription), "
+          f"re-enabled {[(i['event']['S'], i['windowFrom']['S']) for i in re_enabled]}")
+    if [i["subscriptionId"]["N"] for i in re_enabled] != [str(disabled["id"])]:
+        failures.append(f"resync table holds {re_enabled}, expected one re-enable request for {disabled['id']}")
+    if len(created) < len(ours):
+        failures.append(f"{len(created)} backfill requests, fewer than the {len(ours)} subscriptions created")
+    return failures
+
+
+def wait_for_runs(dynamodb, table, runs, timeout=300):
+    """The sync runs' records once none is running (the poller feeds the sync its tasks)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = [dynamodb.get_item(TableName=table, Key={"pk": {"S": f"run#{r['tenant']}"}, "sk": {"S": r["runId"]}},
+                                     ConsistentRead=True).get("Item") for r in runs]
+        if all(r and r["state"]["S"] != "running" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(1)
+
+
+def check_sync(args, stack, dynamodb):
+    """The keeper's requests answered: backfills bring what existed before the subscriptions, and the
+    check of the copy tombstones what Tripletex does not have (the sample webhooks' made-up objects)."""
+    failures = []
+    resources = stack["resources"]
+    seeded = simulator(args.simulator, "POST", "/_sim/objects", {"companyId": 100, "type": "customer", "count": 3})
+    answer = cargo_lambda_invoke_raw(args.lambda_port, "object-sync", "events/object-sync/scheduler-pending.json")
+    runs = answer.get("runs", [])
+    print(f"  cargo lambda invoke object-sync --data-file scheduler-pending.json: "
+          f"{[(r['tenant'], r['mode'], len(r['types']), r['answers']) for r in runs]}")
+    if sorted(r["tenant"] for r in runs) != ["default", "hmac-demo"]:
+        return failures + [f"the pending tick started {runs}, expected a run per company"]
+    records = wait_for_runs(dynamodb, resources["SyncTable"]["name"], runs)
+    states = sorted((r["pk"]["S"], r["state"]["S"]) for r in records if r)
+    print(f"  sync runs: {states}")
+    if any(state != "done" for _, state in states) or len(states) != 2:
+        failures.append(f"sync runs ended {states}, expected done")
+    # What the runs queued reaches the table through the worker a moment later.
+    deadline = time.monotonic() + 120
+    while True:
+        items = table_items(dynamodb, resources["ObjectsTable"]["name"])
+        missing = [f"default#customer#{i}" for i in seeded["ids"]
+                   if items.get(f"default#customer#{i}", {}).get("deleted", {}).get("BOOL", True)]
+        alive = [key for key in ("default#product#1001", "hmac-demo#voucher#5005")
+                 if not items.get(key, {}).get("deleted", {}).get("BOOL")]
+        if not (missing or alive) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    failures += [f"{key} is in Tripletex but not in the copy" for key in missing]
+    failures += [f"{key} is not in Tripletex but was not tombstoned" for key in alive]
+    default_run = next(r for r in records if r and r["pk"]["S"] == "run#default")
+    if int(default_run.get("customer:listed", {}).get("N", "0")) < len(seeded["ids"]):
+        failures.append(f"the backfill listed fewer customers than Tripletex has: {default_run}")
+    print(f"  the backfills listed every customer (the {len(seeded['ids'])} made just now included) and "
+          f"tombstoned the sample objects Tripletex does not have")
+    ledger = dynamodb.scan(TableName=resources["ResyncTable"]["name"])["Items"]
+    undone = [i for i in ledger if i["state"]["S"] != "DONE"]
+    if undone:
+        failures.append(f"{len(undone)} resync requests not done: {undone[:2]}")
+    manual = cargo_lambda_invoke_raw(args.lambda_port, "object-sync", "events/object-sync/manual-backfill-customers.json")
+    records = wait_for_runs(dynamodb, resources["SyncTable"]["name"], manual.get("runs", []))
+    print(f"  cargo lambda invoke object-sync --data-file manual-backfill-customers.json: "
+          f"{[(r['sk']['S'], r['state']['S'], r.get('customer:fetched', {}).get('N', '0')) for r in records if r]}")
+    if [r["state"]["S"] for r in records if r] != ["done"]:
+        failures.append(f"the manual backfill ended {records}")
     return failures
 
 
@@ -232,6 +300,7 @@ def main():
 
     if args.simulator:
         failures += check_keeper(args, stack, dynamodb)
+        failures += check_sync(args, stack, dynamodb)
 
     if failures:
         print("smoke check FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)

@@ -5,6 +5,7 @@ Usage: python3 -m tools.localstack.scheduler_ticker --stack .local/stack.json --
        [--every SECONDS]  (rate schedules: this instead of the schedule's rate)
        [--cron-every SECONDS]  (cron schedules, e.g. the nightly sync: ticked only when given; else
                                 invoke them by hand)
+       [--skip FUNCTION ...]  (leave a function's schedules to the caller, e.g. a check that invokes it)
        [--first-after SECONDS]  (default 5: a first tick soon after start, for people watching)
 """
 
@@ -75,6 +76,7 @@ def main():
     parser.add_argument("--lambda-url", required=True)
     parser.add_argument("--every", type=int)
     parser.add_argument("--cron-every", type=int)
+    parser.add_argument("--skip", action="append", default=[], metavar="FUNCTION")
     parser.add_argument("--first-after", type=float, default=5)
     args = parser.parse_args()
     with open(args.stack, encoding="utf-8") as handle:
@@ -83,6 +85,9 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     for schedule in schedules:
+        if schedule["function"] in args.skip:
+            log(f"{schedule['name']}: {schedule['function']} is left to the caller")
+            continue
         threading.Thread(target=run, args=(schedule, args.lambda_url, args.every, args.cron_every, args.first_after, stop),
                          daemon=True).start()
     # Sleep, not stop.wait(): the signal handler sets `stop`, and would deadlock on the event's lock
