@@ -247,7 +247,7 @@ class Chaos:
             "resyncRequestsRecorded": len(resync_requests),
             "resyncRequestsDone": sum(1 for i in resync_requests if i["state"]["S"] == "DONE"),
             "webhooksDroppedOnPurpose": status["dropped"],
-            "objectsBeforeStart": self.args.objects_before,
+            "objectsBeforeStart": objects_before_each(self.args) * len(TENANTS) * len(OBJECT_TYPES),
             **sync,
             "syncDeadLetters": self.queue_depth(self.sync_dlq),
             "objects": len(truth),
@@ -350,14 +350,18 @@ def print_report(report):
         print(f"  e.g. {kind}: {', '.join(keys)}")
 
 
+def objects_before_each(args):
+    """Objects per company and type made before start: --objects-before spread over them."""
+    return max(1, args.objects_before // (len(TENANTS) * len(OBJECT_TYPES)))
+
+
 def prepare(args):
     """Objects made in Tripletex before the stack subscribed: spread over the companies and types."""
-    kinds = list(OBJECT_TYPES)
-    each = max(1, args.objects_before // (len(TENANTS) * len(kinds)))
+    each = objects_before_each(args)
     for company in TENANTS:
-        for kind in kinds:
+        for kind in OBJECT_TYPES:
             call(args.simulator, "POST", "/_sim/objects", {"companyId": company, "type": kind, "count": each})
-    log(f"{each * len(TENANTS) * len(kinds)} objects exist in Tripletex before the stack subscribes")
+    log(f"{each * len(TENANTS) * len(OBJECT_TYPES)} objects exist in Tripletex before the stack subscribes")
     return 0
 
 

@@ -112,14 +112,14 @@ where
             }
             Err(error) => return Err(StepError::Tripletex(error)),
         };
-        let ids: Vec<i64> = match page {
+        let (ids, own_fetch, digest) = match page {
             ListedPage::Unchanged => {
                 // The same page as last time: its objects were compared and queued then.
                 let ids = memory.map(|memory| memory.ids).unwrap_or_default();
                 counts.pages_not_modified += 1;
                 counts.listed += ids.len() as u64;
                 counts.unchanged += ids.len() as u64;
-                ids
+                (ids, Vec::new(), None)
             }
             ListedPage::Listed { objects, digest } => {
                 let ids: Vec<i64> = objects.iter().map(|object| object.id).collect();
@@ -137,31 +137,44 @@ where
                     warn!(%tenant, object_type = spec.object_type, ids = ?verdict.listed_after_delete,
                         "Tripletex lists objects the copy holds as deleted; tombstones stay final");
                 }
-                let fetched = self
-                    .fetch_and_queue(task, spec, &request, &verdict.fetch)
-                    .await?;
-                counts.fetched += fetched;
-                counts.enqueued += fetched;
-                if task.mode.counts_drift() {
-                    counts.drift_corrected += fetched;
-                }
-                // Remembered only once its objects are queued: a 304 later skips them safely.
-                if let Some(digest) = digest {
-                    let memory = PageMemory {
-                        digest,
-                        ids: ids.clone(),
-                    };
-                    self.records
-                        .remember_page(tenant, &page_key, &memory)
-                        .await?;
-                }
-                ids
+                (ids, verdict.fetch, digest)
             }
         };
+        // Fetch in full batches; what is left rides along to the next page, and everything is
+        // fetched before the partition or window's listing ends.
+        let last_page = ids.len() < page_size as usize;
+        let mut wanted = task.carried.clone();
+        wanted.extend(&own_fetch);
+        let flush = last_page || wanted.len() >= self.settings.limits.fetch_batch;
+        let carried = if flush {
+            let fetched = self.fetch_and_queue(task, spec, &request, &wanted).await?;
+            counts.fetched += fetched;
+            counts.enqueued += fetched;
+            if task.mode.counts_drift() {
+                counts.drift_corrected += fetched;
+            }
+            Vec::new()
+        } else {
+            wanted
+        };
+        // A page's digest is remembered only once its objects are queued, so that a 304 later
+        // skips nothing that was never fetched (a page left unremembered is listed in full again,
+        // at the same one request).
+        if let Some(digest) = digest.filter(|_| flush || own_fetch.is_empty()) {
+            let memory = PageMemory {
+                digest,
+                ids: ids.clone(),
+            };
+            self.records
+                .remember_page(tenant, &page_key, &memory)
+                .await?;
+        }
         self.records
             .record_listed(tenant, &task.run_id, &page_key, &ids)
             .await?;
-        Ok(task.clone().after_page(ids.len(), page_size))
+        Ok(task
+            .clone()
+            .after_page_carrying(ids.len(), page_size, carried))
     }
 
     async fn fetch_and_queue(

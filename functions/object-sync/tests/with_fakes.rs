@@ -595,3 +595,34 @@ async fn the_sample_task_is_read_and_a_step_of_an_unknown_run_is_dropped() {
         "kept for the dead-letter queue"
     );
 }
+
+#[tokio::test]
+async fn a_few_changes_per_page_are_fetched_in_one_batch_at_the_end_of_the_listing() {
+    let mut h = harness(&["product.update"], small_pages());
+    for id in 1..=30 {
+        h.company().objects.put_simple("product", id, 1);
+    }
+    h.start("backfill").await;
+    h.drain().await;
+    h.age_the_copy();
+    for id in [3, 13, 23] {
+        h.company().objects.put_simple("product", id, 2);
+    }
+    let run_id = h.start("reconcile").await;
+    h.drain().await;
+    for id in [3, 13, 23] {
+        assert_eq!(h.stored_version("product", id), Some((Some(2), false)));
+    }
+    let counts = h.counts(&run_id, "product");
+    assert_eq!(counts.fetched, 3);
+    assert_eq!(
+        counts.requests,
+        4 + 1,
+        "4 list pages and one fetch for the three changes, not one per page"
+    );
+    // The pages whose changes rode along were not remembered: listed in full next time, same cost.
+    let again = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(h.counts(&again, "product").requests, 4);
+    assert_eq!(h.counts(&again, "product").fetched, 0);
+}

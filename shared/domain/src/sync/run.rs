@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{ObjectTypeSpec, Reconcilable, listable, spec_for};
 use super::cursor::{CannotSplit, Cursor, first_cursors};
+use super::window::DateWindow;
 use crate::ids::TenantId;
 use crate::resync::ResyncKey;
 
@@ -111,6 +112,11 @@ pub struct SyncTask {
     /// The resync requests this run answers, marked done with its outcome when it ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resyncs: Vec<ResyncKey>,
+    /// Objects the current partition and window listed as missing or newer, not fetched yet: they
+    /// ride along until a full batch is due or the listing ends, so a nightly run with a few
+    /// changes per page makes a fetch per batch, not one per page. Fewer than a batch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried: Vec<i64>,
 }
 
 /// A run id sorts by time and says what the run was: `20261123T220000.123Z-reconcile`.
@@ -152,6 +158,7 @@ impl SyncTask {
             step: 0,
             work,
             resyncs: Vec::new(),
+            carried: Vec::new(),
         })
     }
 
@@ -174,6 +181,7 @@ impl SyncTask {
 
     /// The task that continues a listing after a page of `received` objects asked as `count`.
     pub fn after_page(mut self, received: usize, count: u32) -> Option<Self> {
+        self.carried.clear();
         if let Some(Work {
             stage: Stage::List(cursor),
             ..
@@ -189,8 +197,39 @@ impl SyncTask {
         self.successor()
     }
 
+    /// The task that continues after a page, carrying these ids to the next page's fetch. They ride
+    /// along only within one partition and window (their fetch needs its filters): the caller
+    /// fetches what it has before a listing ends.
+    pub fn after_page_carrying(
+        self,
+        received: usize,
+        count: u32,
+        carried: Vec<i64>,
+    ) -> Option<Self> {
+        let listing = self.head_listing().map(|(t, p, w)| (t.to_owned(), p, w));
+        let mut next = self.after_page(received, count)?;
+        let same = next.head_listing().map(|(t, p, w)| (t.to_owned(), p, w));
+        if listing.is_some() && same == listing {
+            next.carried = carried;
+        }
+        Some(next)
+    }
+
+    /// The type, partition and window being listed.
+    fn head_listing(&self) -> Option<(&str, usize, Option<DateWindow>)> {
+        match self.work.front() {
+            Some(Work {
+                object_type,
+                stage: Stage::List(cursor),
+            }) => Some((object_type.as_str(), cursor.partition, cursor.window)),
+            _ => None,
+        }
+    }
+
     /// The task that lists the current window again as two halves (Tripletex said it was too large).
+    /// Ids carried from the window are dropped: the halves list them again.
     pub fn after_split(mut self) -> Result<Option<Self>, CannotSplit> {
+        self.carried.clear();
         let Some(Work {
             object_type,
             stage: Stage::List(cursor),
@@ -230,6 +269,7 @@ impl SyncTask {
     /// The task after the current type failed: its listing is incomplete, so nothing of it may be
     /// tombstoned; the run goes on with the next type.
     pub fn abandon_type(mut self) -> Option<Self> {
+        self.carried.clear();
         if let Some(failed) = self.work.front().map(|work| work.object_type.clone()) {
             self.work.retain(|work| work.object_type != failed);
         }
@@ -460,6 +500,19 @@ mod tests {
             Stage::Verify { after_id: 500 }
         );
         assert!(next.after_verify(None).is_none(), "the run is over");
+    }
+
+    #[test]
+    fn ids_to_fetch_ride_along_within_a_partition_and_never_past_its_end() {
+        let task = task(&["customer"]);
+        let next = task.after_page_carrying(1000, 1000, vec![7, 9]).unwrap();
+        assert_eq!(next.carried, [7, 9], "the same partition goes on");
+        let next = next.after_page_carrying(3, 1000, vec![11]).unwrap();
+        assert!(next.carried.is_empty(), "the next partition starts clean");
+        assert_eq!(next.page_key().unwrap(), "customer/inactive/-/0");
+        let mut split = next.clone();
+        split.carried = vec![1];
+        assert!(split.abandon_type().is_none());
     }
 
     #[test]
