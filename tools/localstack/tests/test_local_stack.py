@@ -48,7 +48,8 @@ class LocalStackMatchesTemplate(unittest.TestCase):
     def test_every_declared_queue_exists_with_its_retention_visibility_encryption_and_redrive(self):
         queues = self.declared("AWS::SQS::Queue")
         self.assertEqual(set(queues), {"WebhookQueue", "WebhookDeadLetterQueue", "QuarantineQueue",
-                                       "KeeperScheduleDeadLetterQueue"})
+                                       "KeeperScheduleDeadLetterQueue", "SyncQueue", "SyncDeadLetterQueue",
+                                       "SyncScheduleDeadLetterQueue"})
         for logical_id, properties in queues.items():
             created = self.stack.created[logical_id]
             attributes = self.sqs.get_queue_attributes(QueueUrl=created["url"], AttributeNames=["All"])["Attributes"]
@@ -63,10 +64,19 @@ class LocalStackMatchesTemplate(unittest.TestCase):
                                                 AttributeNames=["VisibilityTimeout"])["Attributes"]
         worker_timeout = int(self.stack.parameters["WorkerTimeoutSeconds"])
         self.assertGreaterEqual(int(webhook["VisibilityTimeout"]), 6 * worker_timeout)
+        # The sync's queue and its DLQ are FIFO (one company's tasks in order), named as CloudFormation does.
+        for logical_id in ("SyncQueue", "SyncDeadLetterQueue"):
+            created = self.stack.created[logical_id]
+            attributes = self.sqs.get_queue_attributes(QueueUrl=created["url"], AttributeNames=["All"])["Attributes"]
+            self.assertEqual(attributes.get("FifoQueue"), "true", logical_id)
+            self.assertTrue(created["name"].endswith(".fifo"), created["name"])
+        sync = self.sqs.get_queue_attributes(QueueUrl=self.stack.created["SyncQueue"]["url"],
+                                             AttributeNames=["VisibilityTimeout"])["Attributes"]
+        self.assertGreaterEqual(int(sync["VisibilityTimeout"]), 6 * int(self.stack.parameters["SyncTimeoutSeconds"]))
 
     def test_every_declared_table_exists_with_its_keys_billing_stream_and_protection(self):
         tables = self.declared("AWS::DynamoDB::Table")
-        self.assertEqual(set(tables), {"ObjectsTable", "ResyncTable"})
+        self.assertEqual(set(tables), {"ObjectsTable", "ResyncTable", "SyncTable"})
         for logical_id, properties in tables.items():
             table = self.dynamodb.describe_table(TableName=self.stack.created[logical_id]["name"])["Table"]
             self.assertEqual(table["KeySchema"], properties["KeySchema"], logical_id)
@@ -79,6 +89,11 @@ class LocalStackMatchesTemplate(unittest.TestCase):
         objects = self.dynamodb.describe_table(TableName=self.stack.created["ObjectsTable"]["name"])["Table"]
         self.assertEqual(objects["StreamSpecification"], {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
         self.assertTrue(objects["DeletionProtectionEnabled"])
+        (index,) = objects["GlobalSecondaryIndexes"]
+        self.assertEqual(index["IndexName"], "byType")
+        self.assertEqual([k["AttributeName"] for k in index["KeySchema"]], ["typeKey", "objectId"])
+        ttl = self.dynamodb.describe_time_to_live(TableName=self.stack.created["SyncTable"]["name"])
+        self.assertEqual(ttl["TimeToLiveDescription"]["AttributeName"], "expiresAt")
 
     def test_every_declared_secret_exists_and_the_given_one_holds_the_given_value(self):
         secrets = self.declared("AWS::SecretsManager::Secret")
@@ -91,7 +106,7 @@ class LocalStackMatchesTemplate(unittest.TestCase):
     def test_each_function_environment_names_the_local_resources(self):
         environments = self.stack.function_environments()
         created = self.stack.created
-        self.assertEqual(set(environments), {"webhook-receiver", "webhook-worker", "subscription-keeper"})
+        self.assertEqual(set(environments), {"webhook-receiver", "webhook-worker", "subscription-keeper", "object-sync"})
         self.assertEqual(environments["webhook-receiver"]["QUEUE_URL"], created["WebhookQueue"]["url"])
         self.assertEqual(environments["webhook-receiver"]["QUARANTINE_QUEUE_URL"], created["QuarantineQueue"]["url"])
         self.assertEqual(environments["webhook-receiver"]["RECEIVER_AUTH_SECRET_ARN"], created["ReceiverAuthSecret"]["arn"])
@@ -101,29 +116,49 @@ class LocalStackMatchesTemplate(unittest.TestCase):
         self.assertEqual(keeper["TRIPLETEX_CREDENTIALS_SECRET_ARN"], created["TripletexCredentialsSecret"]["arn"])
         self.assertEqual(keeper["RECEIVER_URL"], RECEIVER_URL)
         self.assertEqual(keeper["TRIPLETEX_API_BASE_URL"], "http://127.0.0.1:8700/v2", "a parameter override")
+        sync = environments["object-sync"]
+        self.assertEqual(sync["WEBHOOK_QUEUE_URL"], created["WebhookQueue"]["url"], "the same queue and worker")
+        self.assertEqual(sync["SYNC_QUEUE_URL"], created["SyncQueue"]["url"])
+        self.assertEqual(sync["OBJECTS_TABLE_NAME"], created["ObjectsTable"]["name"])
+        self.assertEqual(sync["SYNC_TABLE_NAME"], created["SyncTable"]["name"])
+        self.assertEqual(sync["RESYNC_TABLE_NAME"], keeper["RESYNC_TABLE_NAME"], "the keeper's requests")
+        self.assertEqual(sync["SYNC_EVENTS"], keeper["KEEPER_EVENTS"], "the subscribed types")
 
-    def test_the_worker_mapping_and_the_keeper_schedule_are_the_declared_ones(self):
-        mappings = self.declared("AWS::Lambda::EventSourceMapping")
-        self.assertEqual(len(mappings), 1)
-        declared = next(iter(mappings.values()))
-        (source,) = self.stack.event_sources()
-        self.assertEqual(source["function"], "webhook-worker")
-        self.assertEqual(source["queue_url"], self.stack.created["WebhookQueue"]["url"])
-        self.assertEqual(source["batch_size"], int(self.stack.resolve(declared["BatchSize"])))
-        self.assertEqual(source["batching_window_seconds"],
-                         int(self.stack.resolve(declared["MaximumBatchingWindowInSeconds"])))
-        self.assertEqual(declared["FunctionResponseTypes"], ["ReportBatchItemFailures"])
-        self.assertTrue(source["report_batch_item_failures"])
-        worker = self.template["Resources"]["WebhookWorker"]["Properties"]
-        self.assertEqual(source["timeout_seconds"], int(self.stack.resolve(worker["Timeout"])))
-        (schedule,) = self.stack.schedules()
-        self.assertEqual(schedule["function"], "subscription-keeper")
-        self.assertEqual(schedule["expression"], "rate(15 minutes)")
-        self.assertEqual(json.loads(schedule["input"])["trigger"], "schedule")
-        with open(os.path.join(ROOT, "events/subscription-keeper/scheduler-tick.json"), encoding="utf-8") as handle:
-            fixture = json.load(handle)
-        self.assertEqual(set(fixture), set(json.loads(schedule["input"])),
-                         "the sample event has the shape the schedule sends")
+    def test_the_queue_mappings_and_the_schedules_are_the_declared_ones(self):
+        mappings = {resource["Properties"]["FunctionName"]["Ref"]: resource["Properties"]
+                    for resource in self.template["Resources"].values()
+                    if resource["Type"] == "AWS::Lambda::EventSourceMapping"}
+        self.assertEqual(set(mappings), {"WebhookWorker", "ObjectSync"})
+        sources = {source["function"]: source for source in self.stack.event_sources()}
+        for logical_id, function, queue in (("WebhookWorker", "webhook-worker", "WebhookQueue"),
+                                            ("ObjectSync", "object-sync", "SyncQueue")):
+            declared, source = mappings[logical_id], sources[function]
+            self.assertEqual(source["queue_url"], self.stack.created[queue]["url"])
+            self.assertEqual(source["batch_size"], int(self.stack.resolve(declared["BatchSize"])))
+            self.assertEqual(declared["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+            self.assertTrue(source["report_batch_item_failures"])
+            properties = self.template["Resources"][logical_id]["Properties"]
+            self.assertEqual(source["timeout_seconds"], int(self.stack.resolve(properties["Timeout"])))
+        self.assertEqual(sources["webhook-worker"]["batching_window_seconds"],
+                         int(self.stack.resolve(mappings["WebhookWorker"]["MaximumBatchingWindowInSeconds"])))
+        self.assertEqual(sources["object-sync"]["batch_size"], 1, "one task, one step, per invocation")
+        schedules = {schedule["name"]: schedule for schedule in self.stack.schedules()}
+        expected = {"subscription-keeper": ("rate(15 minutes)", "events/subscription-keeper/scheduler-tick.json"),
+                    "object-sync/reconcile": ("cron(0 2 * * ? *)", "events/object-sync/scheduler-nightly.json"),
+                    "object-sync/pending": ("rate(5 minutes)", "events/object-sync/scheduler-pending.json")}
+        seen = {}
+        for schedule in schedules.values():
+            given = json.loads(schedule["input"])
+            name = schedule["function"] + (f"/{given['mode']}" if "mode" in given else "")
+            seen[name] = schedule
+            expression, sample = expected[name]
+            self.assertEqual(schedule["expression"], expression, name)
+            self.assertEqual(given["trigger"], "schedule")
+            with open(os.path.join(ROOT, sample), encoding="utf-8") as handle:
+                fixture = json.load(handle)
+            self.assertEqual(set(fixture), set(given), f"{sample} has the shape the schedule sends")
+            self.assertEqual(fixture.get("mode"), given.get("mode"), sample)
+        self.assertEqual(set(seen), set(expected))
 
 
 if __name__ == "__main__":
