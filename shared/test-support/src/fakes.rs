@@ -40,6 +40,11 @@ impl RecordingQueue {
         self.failing.store(unavailable, Ordering::SeqCst);
     }
 
+    /// Takes what was sent so far, as a consumer of the queue would.
+    pub fn drain(&self) -> Vec<QueueMessage> {
+        std::mem::take(&mut *self.sent.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
     pub fn sent(&self) -> Vec<QueueMessage> {
         self.sent
             .lock()
