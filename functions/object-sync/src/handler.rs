@@ -211,10 +211,29 @@ where
             if claimed.is_empty() {
                 continue;
             }
-            report.runs.push(
-                self.start_run_at(tenant, mode, &types, claimed, started_at, id)
-                    .await?,
-            );
+            let released = claimed.clone();
+            match self
+                .start_run_at(
+                    tenant.clone(),
+                    mode,
+                    &types,
+                    claimed,
+                    started_at,
+                    id.clone(),
+                )
+                .await
+            {
+                Ok(run) => report.runs.push(run),
+                Err(error) => {
+                    // Given back, so that the next tick answers them.
+                    for key in &released {
+                        if let Err(release) = self.ledger.release(key, &id).await {
+                            warn!(%tenant, key = %key.key, error = %error_chain(&release), "a resync request stays taken by a run that did not start");
+                        }
+                    }
+                    return Err(error);
+                }
+            }
         }
         Ok(report)
     }

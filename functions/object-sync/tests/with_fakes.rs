@@ -626,3 +626,32 @@ async fn a_few_changes_per_page_are_fetched_in_one_batch_at_the_end_of_the_listi
     assert_eq!(h.counts(&again, "product").requests, 4);
     assert_eq!(h.counts(&again, "product").fetched, 0);
 }
+
+#[tokio::test]
+async fn requests_taken_by_a_run_that_could_not_start_are_given_back() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.company().objects.put_simple("product", 1, 1);
+    let request = ResyncRequest {
+        tenant: TenantId::parse(TENANT).unwrap(),
+        subscription_id: 9,
+        event: "product.update".into(),
+        object_type: "product".into(),
+        reason: ResyncReason::ReEnabled,
+        previous_status: "DISABLED_TOO_MANY_ERRORS".into(),
+        window_from: Timestamp::UNIX_EPOCH,
+        window_to: Timestamp::now(),
+    };
+    h.ledger.record(&request).await.unwrap();
+    let pending = StartRequest {
+        mode: "pending".into(),
+        ..StartRequest::default()
+    };
+    h.tasks.set_unavailable(true);
+    assert!(h.sync.start(pending.clone()).await.is_err());
+    assert_eq!(h.ledger.states()[0].1, "PENDING", "given back");
+    h.tasks.set_unavailable(false);
+    let report = h.sync.start(pending).await.unwrap();
+    assert_eq!(report.runs[0].mode, RunMode::Resync);
+    h.drain().await;
+    assert_eq!(h.ledger.states()[0].1, "DONE");
+}

@@ -177,6 +177,28 @@ impl PendingResyncs for DynamoResyncLedger {
         }
     }
 
+    #[instrument(skip_all, fields(key = %key.key, run_id))]
+    async fn release(&self, key: &ResyncKey, run_id: &str) -> Result<(), LedgerError> {
+        self.client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, AttributeValue::S(key.key.clone()))
+            .key(
+                item::REQUESTED_AT,
+                AttributeValue::S(key.requested_at.clone()),
+            )
+            .update_expression("SET #state = :pending REMOVE #runId")
+            .condition_expression("#runId = :run")
+            .expression_attribute_names("#state", item::STATE)
+            .expression_attribute_names("#runId", item::RUN_ID)
+            .expression_attribute_values(":pending", AttributeValue::S(PENDING.to_owned()))
+            .expression_attribute_values(":run", AttributeValue::S(run_id.to_owned()))
+            .send()
+            .await
+            .map_err(ledger_error)?;
+        Ok(())
+    }
+
     #[instrument(skip_all, fields(key = %key.key, run_id, state = state.as_str()))]
     async fn settle(
         &self,

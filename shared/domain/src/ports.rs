@@ -243,6 +243,13 @@ pub trait PendingResyncs: Send + Sync {
         run_id: &str,
     ) -> impl Future<Output = Result<bool, LedgerError>> + Send;
 
+    /// Gives a request back (`PENDING`) when the run that took it could not start.
+    fn release(
+        &self,
+        key: &ResyncKey,
+        run_id: &str,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+
     /// Records how the run that took the request ended.
     fn settle(
         &self,
@@ -352,6 +359,14 @@ impl<P: PendingResyncs> PendingResyncs for Arc<P> {
         run_id: &str,
     ) -> impl Future<Output = Result<bool, LedgerError>> + Send {
         (**self).claim(key, run_id)
+    }
+
+    fn release(
+        &self,
+        key: &ResyncKey,
+        run_id: &str,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send {
+        (**self).release(key, run_id)
     }
 
     fn settle(

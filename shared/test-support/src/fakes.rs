@@ -346,6 +346,17 @@ impl PendingResyncs for InMemoryResyncLedger {
         Ok(true)
     }
 
+    async fn release(&self, key: &ResyncKey, run_id: &str) -> Result<(), LedgerError> {
+        self.check()?;
+        for entry in self.entries().iter_mut() {
+            if &resync_key(&entry.request) == key && entry.run_id.as_deref() == Some(run_id) {
+                entry.state = "PENDING";
+                entry.run_id = None;
+            }
+        }
+        Ok(())
+    }
+
     async fn settle(
         &self,
         key: &ResyncKey,

@@ -119,11 +119,12 @@ pub struct SyncTask {
     pub carried: Vec<i64>,
 }
 
-/// A run id sorts by time and says what the run was: `20261123T220000.123Z-reconcile`.
+/// A run id sorts by time and says what the run was: `20261123T220000.123456789Z-reconcile`
+/// (to the nanosecond: two runs started for one company do not share an id).
 pub fn run_id(started_at: Timestamp, mode: RunMode) -> String {
     format!(
         "{}-{}",
-        started_at.strftime("%Y%m%dT%H%M%S%.3fZ"),
+        started_at.strftime("%Y%m%dT%H%M%S.%9fZ"),
         mode.as_str()
     )
 }
@@ -560,7 +561,7 @@ mod tests {
         let at = Timestamp::from_second(1_800_000_000).unwrap();
         assert_eq!(
             run_id(at, RunMode::Reconcile),
-            "20270115T080000.000Z-reconcile"
+            "20270115T080000.000000000Z-reconcile"
         );
     }
 
