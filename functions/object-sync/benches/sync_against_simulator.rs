@@ -312,6 +312,12 @@ async fn main() {
             &json!({"limit": 1_000_000, "periodSeconds": 60}),
         )
         .unwrap();
+    // Whether Tripletex holds plain lists (no date filter) to its 10,000 per result is not stated
+    // (tripletex-sync-api.md §2); the simulator does by default, so it is lifted for this type.
+    stack
+        .sim
+        .control("POST", "/_sim/list-limit", &json!({"limit": 100_000_000}))
+        .unwrap();
     let seeding = Instant::now();
     let mut ids: Vec<i64> = Vec::with_capacity(objects);
     while ids.len() < objects {

@@ -655,3 +655,26 @@ async fn requests_taken_by_a_run_that_could_not_start_are_given_back() {
     h.drain().await;
     assert_eq!(h.ledger.states()[0].1, "DONE");
 }
+
+#[tokio::test]
+async fn a_type_without_date_filters_over_the_limit_fails_at_once_with_the_reason() {
+    let mut h = harness(&["product.update"], small_pages());
+    for id in 1..=20 {
+        h.company().objects.put_simple("product", id, 1);
+    }
+    h.company().objects.set_list_limit(15);
+    let run_id = h.start("backfill").await;
+    h.drain().await;
+    let run = h.run(&run_id);
+    assert_eq!(run.state, RunState::Failed);
+    assert!(
+        run.failures[0].contains("no date filter"),
+        "{:?}",
+        run.failures
+    );
+    assert_eq!(
+        h.counts(&run_id, "product").requests,
+        1,
+        "no split is tried"
+    );
+}

@@ -16,12 +16,22 @@ pub struct Cursor {
     pub from: u64,
 }
 
-/// A window that cannot be halved (a single day) and still holds more than Tripletex lists.
+/// A listing Tripletex says is too large that cannot be narrowed further.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the window {from}..{to} is a single day with more objects than Tripletex lists at once")]
-pub struct CannotSplit {
-    pub from: jiff::civil::Date,
-    pub to: jiff::civil::Date,
+pub enum CannotSplit {
+    /// A window that cannot be halved (a single day) and still holds more than Tripletex lists.
+    #[error(
+        "the window {from}..{to} is a single day with more objects than Tripletex lists at once"
+    )]
+    SingleDay {
+        from: jiff::civil::Date,
+        to: jiff::civil::Date,
+    },
+    /// The type's list endpoint has no date filter to narrow it by.
+    #[error(
+        "Tripletex lists at most 10,000 of these at once, and the endpoint has no date filter to narrow it by"
+    )]
+    NoDateWindow,
 }
 
 /// The cursors a complete listing of `spec` starts from: one per partition, over every date.
@@ -48,8 +58,8 @@ impl Cursor {
     /// The two cursors that replace this one when its window is too large. Halving restarts at the
     /// first page: "too large" is about the whole result, whatever the offset.
     pub fn split(&self) -> Result<[Cursor; 2], CannotSplit> {
-        let window = self.window.unwrap_or(FULL_RANGE);
-        let (first, second) = window.halves().ok_or(CannotSplit {
+        let window = self.window.ok_or(CannotSplit::NoDateWindow)?;
+        let (first, second) = window.halves().ok_or(CannotSplit::SingleDay {
             from: window.from,
             to: window.to,
         })?;
@@ -113,6 +123,12 @@ mod tests {
         assert_eq!(first.window.unwrap().to, second.window.unwrap().from);
         assert_eq!(first.window.unwrap().from, FULL_RANGE.from);
         assert_eq!(second.window.unwrap().to, FULL_RANGE.to);
+    }
+
+    #[test]
+    fn a_type_without_date_filters_cannot_be_split_at_all() {
+        let products = first_cursors(spec("product"))[0];
+        assert_eq!(products.split(), Err(CannotSplit::NoDateWindow));
     }
 
     #[test]
