@@ -59,12 +59,7 @@ struct Stack {
 
 fn stack(limits: StepLimits) -> Stack {
     let sim = TripletexSimulator::start();
-    sim.control(
-        "POST",
-        "/_sim/companies",
-        &json!({"companyId": COMPANY, "consumerToken": "consumer", "employeeToken": "employee"}),
-    )
-    .unwrap();
+    sim.add_company(COMPANY, "consumer", "employee").unwrap();
     let companies = Companies::from_json(
         r#"{"companies": {"acme": {"consumerToken": "consumer", "employeeToken": "employee"}}}"#,
     )

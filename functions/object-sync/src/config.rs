@@ -64,24 +64,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let events = env
-            .required("SYNC_EVENTS")?
-            .split(',')
-            .map(str::trim)
-            .filter(|event| !event.is_empty())
-            .map(|event| {
-                EventName::parse(event).map_err(|_| ConfigError::Invalid {
-                    name: "SYNC_EVENTS",
-                    reason: format!("{event:?} is not an object.verb event name"),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if events.is_empty() {
-            return Err(ConfigError::Invalid {
-                name: "SYNC_EVENTS",
-                reason: "lists no event".into(),
-            });
-        }
+        let events = env.events("SYNC_EVENTS")?;
         let defaults = StepLimits::default();
         let limits = StepLimits {
             page_size: env.parsed_or("SYNC_PAGE_SIZE", defaults.page_size)?,

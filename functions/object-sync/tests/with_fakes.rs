@@ -170,6 +170,23 @@ impl Harness {
     }
 }
 
+/// What the keeper leaves for a product subscription it created or re-enabled.
+fn resync_request(subscription_id: i64, reason: ResyncReason) -> ResyncRequest {
+    ResyncRequest {
+        tenant: TenantId::parse(TENANT).unwrap(),
+        subscription_id,
+        event: "product.update".into(),
+        object_type: "product".into(),
+        reason,
+        previous_status: match reason {
+            ResyncReason::Created => String::new(),
+            ResyncReason::ReEnabled => "DISABLED_TOO_MANY_ERRORS".into(),
+        },
+        window_from: Timestamp::UNIX_EPOCH,
+        window_to: Timestamp::now(),
+    }
+}
+
 fn customer(id: i64, version: i64, partition: &'static str) -> FakeObject {
     FakeObject {
         id,
@@ -425,16 +442,7 @@ async fn a_step_delivered_twice_is_counted_once_and_its_successor_sent_once() {
 async fn the_keepers_requests_start_a_backfill_and_are_marked_done_with_their_run() {
     let mut h = harness(&["product.update"], small_pages());
     h.company().objects.put_simple("product", 1, 1);
-    let request = ResyncRequest {
-        tenant: TenantId::parse(TENANT).unwrap(),
-        subscription_id: 7,
-        event: "product.update".into(),
-        object_type: "product".into(),
-        reason: ResyncReason::Created,
-        previous_status: String::new(),
-        window_from: Timestamp::UNIX_EPOCH,
-        window_to: Timestamp::now(),
-    };
+    let request = resync_request(7, ResyncReason::Created);
     h.ledger.record(&request).await.unwrap();
     let report = h
         .sync
@@ -631,16 +639,7 @@ async fn a_few_changes_per_page_are_fetched_in_one_batch_at_the_end_of_the_listi
 async fn requests_taken_by_a_run_that_could_not_start_are_given_back() {
     let mut h = harness(&["product.update"], small_pages());
     h.company().objects.put_simple("product", 1, 1);
-    let request = ResyncRequest {
-        tenant: TenantId::parse(TENANT).unwrap(),
-        subscription_id: 9,
-        event: "product.update".into(),
-        object_type: "product".into(),
-        reason: ResyncReason::ReEnabled,
-        previous_status: "DISABLED_TOO_MANY_ERRORS".into(),
-        window_from: Timestamp::UNIX_EPOCH,
-        window_to: Timestamp::now(),
-    };
+    let request = resync_request(9, ResyncReason::ReEnabled);
     h.ledger.record(&request).await.unwrap();
     let pending = StartRequest {
         mode: "pending".into(),

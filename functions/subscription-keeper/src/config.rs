@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, Env, SecretLocation};
-use domain::envelope::EventName;
 use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, ReEnablePolicy, check_receiver_url};
 use domain::tripletex::PRODUCTION_BASE_URL;
 
@@ -28,24 +27,10 @@ pub struct Config {
 impl Config {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let events: Vec<String> = env
-            .required("KEEPER_EVENTS")?
-            .split(',')
-            .map(str::trim)
-            .filter(|event| !event.is_empty())
-            .map(str::to_owned)
+            .events("KEEPER_EVENTS")?
+            .iter()
+            .map(|event| event.as_str().to_owned())
             .collect();
-        if let Some(bad) = events.iter().find(|e| EventName::parse(e).is_err()) {
-            return Err(ConfigError::Invalid {
-                name: "KEEPER_EVENTS",
-                reason: format!("{bad:?} is not an object.verb event name"),
-            });
-        }
-        if events.is_empty() {
-            return Err(ConfigError::Invalid {
-                name: "KEEPER_EVENTS",
-                reason: "lists no event".into(),
-            });
-        }
         let receiver_url = env.required("RECEIVER_URL")?;
         check_receiver_url(&receiver_url).map_err(|error| ConfigError::Invalid {
             name: "RECEIVER_URL",

@@ -51,12 +51,8 @@ fn retry() -> RetryPolicy {
 
 fn harness_with(companies: Value, page_size: u32) -> Harness {
     let sim = TripletexSimulator::start();
-    sim.control(
-        "POST",
-        "/_sim/companies",
-        &json!({"companyId": COMPANY, "consumerToken": "consumer-a", "employeeToken": "employee-a"}),
-    )
-    .unwrap();
+    sim.add_company(COMPANY, "consumer-a", "employee-a")
+        .unwrap();
     let auth = AuthConfig::from_json(
         &json!({"tenants": {
             "default": {"header": {"name": HEADER_NAME, "values": [HEADER_VALUE, "hook-token-old"]}},

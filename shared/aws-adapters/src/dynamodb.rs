@@ -214,21 +214,13 @@ fn version_projection_names() -> HashMap<String, String> {
 /// What the sync compares of a stored item. An item whose write time cannot be read is treated as
 /// written now, so it is never taken for deleted.
 pub fn stored_version(item: &HashMap<String, AttributeValue>) -> Option<StoredVersion> {
-    let state = stored_state(item);
-    Some(StoredVersion {
-        id: item.get(item::OBJECT_ID)?.as_n().ok()?.parse().ok()?,
-        version: if state.version_unknown {
-            None
-        } else {
-            state.version
-        },
-        deleted: state.deleted,
-        updated_at: item
-            .get(item::UPDATED_AT)
-            .and_then(|v| v.as_s().ok())
-            .and_then(|text| text.parse().ok())
-            .unwrap_or_else(Timestamp::now),
-    })
+    let id = item.get(item::OBJECT_ID)?.as_n().ok()?.parse().ok()?;
+    let updated_at = item
+        .get(item::UPDATED_AT)
+        .and_then(|v| v.as_s().ok())
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(Timestamp::now);
+    Some(StoredVersion::of(id, &stored_state(item), updated_at))
 }
 
 pub(crate) fn read_failed<E, R>(error: SdkError<E, R>) -> StoreError

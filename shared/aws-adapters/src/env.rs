@@ -4,6 +4,8 @@
 
 use std::str::FromStr;
 
+use domain::envelope::EventName;
+
 use domain::ids::Secret;
 
 use crate::secrets::SecretError;
@@ -69,6 +71,29 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                     reason: error.to_string(),
                 }),
         }
+    }
+
+    /// A required, comma-separated list of `object.verb` event names, at least one.
+    pub fn events(&self, name: &'static str) -> Result<Vec<EventName>, ConfigError> {
+        let events = self
+            .required(name)?
+            .split(',')
+            .map(str::trim)
+            .filter(|event| !event.is_empty())
+            .map(|event| {
+                EventName::parse(event).map_err(|_| ConfigError::Invalid {
+                    name,
+                    reason: format!("{event:?} is not an object.verb event name"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if events.is_empty() {
+            return Err(ConfigError::Invalid {
+                name,
+                reason: "lists no event".into(),
+            });
+        }
+        Ok(events)
     }
 }
 

@@ -116,6 +116,23 @@ fn pending_resync(item: &HashMap<String, AttributeValue>) -> Option<PendingResyn
     })
 }
 
+impl DynamoResyncLedger {
+    /// An update of one request, by its key.
+    fn update(
+        &self,
+        key: &ResyncKey,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, AttributeValue::S(key.key.clone()))
+            .key(
+                item::REQUESTED_AT,
+                AttributeValue::S(key.requested_at.clone()),
+            )
+    }
+}
+
 impl PendingResyncs for DynamoResyncLedger {
     #[instrument(skip_all)]
     async fn pending(&self) -> Result<Vec<PendingResync>, LedgerError> {
@@ -146,14 +163,7 @@ impl PendingResyncs for DynamoResyncLedger {
     #[instrument(skip_all, fields(key = %key.key, run_id))]
     async fn claim(&self, key: &ResyncKey, run_id: &str) -> Result<bool, LedgerError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table_name)
-            .key(item::KEY, AttributeValue::S(key.key.clone()))
-            .key(
-                item::REQUESTED_AT,
-                AttributeValue::S(key.requested_at.clone()),
-            )
+            .update(key)
             .update_expression("SET #state = :running, #runId = :run")
             .condition_expression("#state = :pending")
             .expression_attribute_names("#state", item::STATE)
@@ -179,14 +189,7 @@ impl PendingResyncs for DynamoResyncLedger {
 
     #[instrument(skip_all, fields(key = %key.key, run_id))]
     async fn release(&self, key: &ResyncKey, run_id: &str) -> Result<(), LedgerError> {
-        self.client
-            .update_item()
-            .table_name(&self.table_name)
-            .key(item::KEY, AttributeValue::S(key.key.clone()))
-            .key(
-                item::REQUESTED_AT,
-                AttributeValue::S(key.requested_at.clone()),
-            )
+        self.update(key)
             .update_expression("SET #state = :pending REMOVE #runId")
             .condition_expression("#runId = :run")
             .expression_attribute_names("#state", item::STATE)
@@ -211,14 +214,7 @@ impl PendingResyncs for DynamoResyncLedger {
             RunState::Failed => "FAILED",
             RunState::Running => RUNNING,
         };
-        self.client
-            .update_item()
-            .table_name(&self.table_name)
-            .key(item::KEY, AttributeValue::S(key.key.clone()))
-            .key(
-                item::REQUESTED_AT,
-                AttributeValue::S(key.requested_at.clone()),
-            )
+        self.update(key)
             .update_expression("SET #state = :state, #settledAt = :now")
             .condition_expression("#runId = :run")
             .expression_attribute_names("#state", item::STATE)

@@ -45,14 +45,7 @@ impl MessageQueue for SqsQueue {
             .queue_url(&self.queue_url)
             .message_body(&message.body);
         for (name, value) in &message.attributes {
-            let value = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .map_err(|source| QueueError::Rejected {
-                    source: Box::new(source),
-                })?;
-            request = request.message_attributes(name, value);
+            request = request.message_attributes(name, string_attribute(value)?);
         }
         let output = request.send().await.map_err(classify)?;
         Ok(output.message_id.unwrap_or_default())
@@ -133,21 +126,28 @@ fn batch_entry(
     index: usize,
     message: &QueueMessage,
 ) -> Result<SendMessageBatchRequestEntry, QueueError> {
-    let rejected = |source: aws_sdk_sqs::error::BuildError| QueueError::Rejected {
-        source: Box::new(source),
-    };
     let mut entry = SendMessageBatchRequestEntry::builder()
         .id(index.to_string())
         .message_body(&message.body);
     for (name, value) in &message.attributes {
-        let value = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(value)
-            .build()
-            .map_err(rejected)?;
-        entry = entry.message_attributes(name, value);
+        entry = entry.message_attributes(name, string_attribute(value)?);
     }
     entry.build().map_err(rejected)
+}
+
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(rejected)
+}
+
+/// A message SQS's builders refuse is refused for good.
+fn rejected(source: aws_sdk_sqs::error::BuildError) -> QueueError {
+    QueueError::Rejected {
+        source: Box::new(source),
+    }
 }
 
 /// A FIFO queue deduplicates across the whole queue: one run id is shared by every company a run

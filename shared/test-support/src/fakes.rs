@@ -150,16 +150,7 @@ impl InMemoryObjectStore {
     }
 
     fn stored_version(item: &StoredItem) -> StoredVersion {
-        StoredVersion {
-            id: item.last_change.key.object_id,
-            version: if item.state.version_unknown {
-                None
-            } else {
-                item.state.version
-            },
-            deleted: item.state.deleted,
-            updated_at: item.updated_at,
-        }
+        StoredVersion::of(item.last_change.key.object_id, &item.state, item.updated_at)
     }
 }
 

@@ -57,6 +57,22 @@ impl TripletexSimulator {
         format!("{}/v2", self.base)
     }
 
+    /// Tells the simulator of a company and the tokens that open a session for it.
+    pub fn add_company(
+        &self,
+        company_id: i64,
+        consumer_token: &str,
+        employee_token: &str,
+    ) -> std::io::Result<()> {
+        self.control(
+            "POST",
+            "/_sim/companies",
+            &serde_json::json!({"companyId": company_id, "consumerToken": consumer_token,
+                                "employeeToken": employee_token}),
+        )
+        .map(drop)
+    }
+
     /// Calls the simulator's control API (`/_sim/...`) and returns its JSON answer, if any.
     pub fn control(
         &self,

@@ -18,12 +18,7 @@ const COMPANY: i64 = 100;
 
 fn start() -> (TripletexSimulator, HttpTripletexApi) {
     let sim = TripletexSimulator::start();
-    sim.control(
-        "POST",
-        "/_sim/companies",
-        &json!({"companyId": COMPANY, "consumerToken": "consumer", "employeeToken": "employee"}),
-    )
-    .unwrap();
+    sim.add_company(COMPANY, "consumer", "employee").unwrap();
     let credentials: TripletexCredentials =
         serde_json::from_value(json!({"consumerToken": "consumer", "employeeToken": "employee"}))
             .unwrap();

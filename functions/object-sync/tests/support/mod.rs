@@ -54,12 +54,7 @@ pub struct Stack {
 pub async fn stack(name: &str, object_type: &'static str, limits: StepLimits) -> Stack {
     let moto = MotoServer::shared();
     let sim = TripletexSimulator::start();
-    sim.control(
-        "POST",
-        "/_sim/companies",
-        &json!({"companyId": COMPANY, "consumerToken": "consumer", "employeeToken": "employee"}),
-    )
-    .unwrap();
+    sim.add_company(COMPANY, "consumer", "employee").unwrap();
     let env_file = std::env::temp_dir().join(format!("{name}-{}.env", std::process::id()));
     let output = Command::new(paths::venv_python())
         .current_dir(paths::workspace_root())

@@ -32,6 +32,23 @@ pub struct StoredVersion {
 }
 
 /// What one list page asks of the sync.
+impl StoredVersion {
+    /// What the sync compares of a stored item: a value stored without a version has none to
+    /// compare (its `version` is only a floor), so a versioned listing replaces it.
+    pub fn of(id: i64, state: &crate::dedup::StoredState, updated_at: Timestamp) -> Self {
+        Self {
+            id,
+            version: if state.version_unknown {
+                None
+            } else {
+                state.version
+            },
+            deleted: state.deleted,
+            updated_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageVerdict {
     /// Fetch these in full (with the subscription's `fields`) and queue them.
