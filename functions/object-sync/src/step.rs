@@ -102,7 +102,10 @@ where
             window: cursor.window,
             from: cursor.from,
             count: page_size,
-            digest: memory.as_ref().map(|memory| memory.digest.clone()),
+            digest: memory
+                .as_ref()
+                .filter(|memory| memory.confirmed)
+                .map(|memory| memory.digest.clone()),
         };
         counts.pages += 1;
         let page = match self.api.list_page(&request).await {
@@ -146,6 +149,7 @@ where
         let mut wanted = task.carried.clone();
         wanted.extend(&own_fetch);
         let flush = last_page || wanted.len() >= self.settings.limits.fetch_batch;
+        let mut unconfirmed = task.unconfirmed.clone();
         let carried = if flush {
             let fetched = self.fetch_and_queue(task, spec, &request, &wanted).await?;
             counts.fetched += fetched;
@@ -153,28 +157,35 @@ where
             if task.mode.counts_drift() {
                 counts.drift_corrected += fetched;
             }
+            // The pages whose objects rode along to this fetch may now answer 304.
+            self.records.confirm_pages(tenant, &unconfirmed).await?;
+            unconfirmed.clear();
             Vec::new()
         } else {
             wanted
         };
-        // A page's digest is remembered only once its objects are queued, so that a 304 later
-        // skips nothing that was never fetched (a page left unremembered is listed in full again,
-        // at the same one request).
-        if let Some(digest) = digest.filter(|_| flush || own_fetch.is_empty()) {
+        // A page's digest is trusted only once its objects are queued, so that a 304 later skips
+        // nothing that was never fetched.
+        if let Some(digest) = digest {
+            let confirmed = flush || own_fetch.is_empty();
             let memory = PageMemory {
                 digest,
                 ids: ids.clone(),
+                confirmed,
             };
             self.records
                 .remember_page(tenant, &page_key, &memory)
                 .await?;
+            if !confirmed {
+                unconfirmed.push(page_key.clone());
+            }
         }
         self.records
             .record_listed(tenant, &task.run_id, &page_key, &ids)
             .await?;
         Ok(task
             .clone()
-            .after_page_carrying(ids.len(), page_size, carried))
+            .after_page_carrying(ids.len(), page_size, carried, unconfirmed))
     }
 
     async fn fetch_and_queue(

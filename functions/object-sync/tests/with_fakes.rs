@@ -628,11 +628,12 @@ async fn a_few_changes_per_page_are_fetched_in_one_batch_at_the_end_of_the_listi
         4 + 1,
         "4 list pages and one fetch for the three changes, not one per page"
     );
-    // The pages whose changes rode along were not remembered: listed in full next time, same cost.
+    // Once their changes were fetched, the pages they rode along from are confirmed: all 304 now.
     let again = h.start("reconcile").await;
     h.drain().await;
-    assert_eq!(h.counts(&again, "product").requests, 4);
-    assert_eq!(h.counts(&again, "product").fetched, 0);
+    let quiet = h.counts(&again, "product");
+    assert_eq!((quiet.requests, quiet.pages_not_modified), (4, 4));
+    assert_eq!(quiet.fetched, 0);
 }
 
 #[tokio::test]
@@ -676,4 +677,37 @@ async fn a_type_without_date_filters_over_the_limit_fails_at_once_with_the_reaso
         1,
         "no split is tried"
     );
+}
+
+#[tokio::test]
+async fn a_page_whose_changes_were_never_fetched_is_listed_in_full_next_time() {
+    let mut h = harness(&["product.update"], small_pages());
+    for id in 1..=30 {
+        h.company().objects.put_simple("product", id, 1);
+    }
+    h.start("backfill").await;
+    h.drain().await;
+    h.age_the_copy();
+    h.company().objects.put_simple("product", 3, 2);
+    let failed = h.start("reconcile").await;
+    // Page 1 lists the change and carries it along; page 2 never answers.
+    let first = h.tasks.next().unwrap();
+    h.sync.run_task(first, 1).await.unwrap();
+    h.company().objects.fail_next(
+        ObjectCallKind::ListPage,
+        [rate_limited(), rate_limited(), rate_limited()],
+    );
+    let second = h.tasks.next().unwrap();
+    for delivery in 1..3 {
+        assert!(h.sync.run_task(second.clone(), delivery).await.is_err());
+    }
+    h.sync.run_task(second, 3).await.unwrap();
+    h.drain().await;
+    assert_eq!(h.run(&failed).state, RunState::Failed);
+    assert_eq!(h.stored_version("product", 3), Some((Some(1), false)));
+    // Page 1's digest was never confirmed: it is listed in full, not skipped as a 304.
+    let next = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(h.stored_version("product", 3), Some((Some(2), false)));
+    assert_eq!(h.counts(&next, "product").fetched, 1);
 }

@@ -35,6 +35,8 @@ pub mod item {
     pub const FAILED_TYPES: &str = "failedTypes";
     pub const DIGEST: &str = "digest";
     pub const IDS: &str = "ids";
+    /// On a page's memory: its objects are all queued, so its digest may be sent.
+    pub const CONFIRMED: &str = "confirmed";
     /// Epoch seconds; the table's TTL attribute.
     pub const EXPIRES_AT: &str = "expiresAt";
 }
@@ -281,6 +283,11 @@ impl SyncRecords for DynamoSyncRecords {
             Some(PageMemory {
                 digest,
                 ids: unpack_ids(ids.as_ref()).collect(),
+                confirmed: item
+                    .get(item::CONFIRMED)
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
             })
         }))
     }
@@ -301,9 +308,29 @@ impl SyncRecords for DynamoSyncRecords {
                 item::IDS,
                 AttributeValue::B(Blob::new(pack_ids(&memory.ids))),
             )
+            .item(item::CONFIRMED, AttributeValue::Bool(memory.confirmed))
             .send()
             .await
             .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn confirm_pages(&self, tenant: &TenantId, pages: &[String]) -> Result<(), StoreError> {
+        for page in pages {
+            self.client
+                .update_item()
+                .table_name(&self.table_name)
+                .key(item::KEY, s(page_key(tenant)))
+                .key(item::SORT, s(page.clone()))
+                .update_expression("SET #confirmed = :yes")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#confirmed", item::CONFIRMED)
+                .expression_attribute_names("#pk", item::KEY)
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .send()
+                .await
+                .map_err(failed)?;
+        }
         Ok(())
     }
 

@@ -301,6 +301,9 @@ pub struct RunStart {
 pub struct PageMemory {
     pub digest: String,
     pub ids: Vec<i64>,
+    /// Every object the page showed missing or newer has been queued. Until then (its fetch rides
+    /// along to a later page's) the digest is not sent: a 304 must never skip an unfetched change.
+    pub confirmed: bool,
 }
 
 /// Run records and what the listings remember between steps and between runs.
@@ -327,6 +330,13 @@ pub trait SyncRecords: Send + Sync {
         tenant: &TenantId,
         page_key: &str,
         memory: &PageMemory,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks remembered pages confirmed once their objects are queued.
+    fn confirm_pages(
+        &self,
+        tenant: &TenantId,
+        page_keys: &[String],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The ids one page of this run listed, for the check of the stored copy after the listing.
@@ -436,6 +446,14 @@ impl<R: SyncRecords> SyncRecords for Arc<R> {
         memory: &PageMemory,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).remember_page(tenant, page_key, memory)
+    }
+
+    fn confirm_pages(
+        &self,
+        tenant: &TenantId,
+        page_keys: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).confirm_pages(tenant, page_keys)
     }
 
     fn record_listed(

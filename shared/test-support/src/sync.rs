@@ -192,6 +192,20 @@ impl SyncRecords for InMemorySyncRecords {
         Ok(())
     }
 
+    async fn confirm_pages(
+        &self,
+        tenant: &TenantId,
+        page_keys: &[String],
+    ) -> Result<(), StoreError> {
+        let mut pages = lock(&self.pages);
+        for key in page_keys {
+            if let Some(memory) = pages.get_mut(&(tenant.clone(), key.clone())) {
+                memory.confirmed = true;
+            }
+        }
+        Ok(())
+    }
+
     async fn record_listed(
         &self,
         tenant: &TenantId,

@@ -117,6 +117,9 @@ pub struct SyncTask {
     /// changes per page makes a fetch per batch, not one per page. Fewer than a batch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub carried: Vec<i64>,
+    /// The pages whose fetch rides along (`carried`): confirmed once it is done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed: Vec<String>,
 }
 
 /// A run id sorts by time and says what the run was: `20261123T220000.123456789Z-reconcile`
@@ -160,6 +163,7 @@ impl SyncTask {
             work,
             resyncs: Vec::new(),
             carried: Vec::new(),
+            unconfirmed: Vec::new(),
         })
     }
 
@@ -183,6 +187,7 @@ impl SyncTask {
     /// The task that continues a listing after a page of `received` objects asked as `count`.
     pub fn after_page(mut self, received: usize, count: u32) -> Option<Self> {
         self.carried.clear();
+        self.unconfirmed.clear();
         if let Some(Work {
             stage: Stage::List(cursor),
             ..
@@ -198,20 +203,22 @@ impl SyncTask {
         self.successor()
     }
 
-    /// The task that continues after a page, carrying these ids to the next page's fetch. They ride
-    /// along only within one partition and window (their fetch needs its filters): the caller
-    /// fetches what it has before a listing ends.
+    /// The task that continues after a page, carrying these ids to the next page's fetch (and the
+    /// pages they came from). They ride along only within one partition and window (their fetch
+    /// needs its filters): the caller fetches what it has before a listing ends.
     pub fn after_page_carrying(
         self,
         received: usize,
         count: u32,
         carried: Vec<i64>,
+        unconfirmed: Vec<String>,
     ) -> Option<Self> {
         let listing = self.head_listing().map(|(t, p, w)| (t.to_owned(), p, w));
         let mut next = self.after_page(received, count)?;
         let same = next.head_listing().map(|(t, p, w)| (t.to_owned(), p, w));
         if listing.is_some() && same == listing {
             next.carried = carried;
+            next.unconfirmed = unconfirmed;
         }
         Some(next)
     }
@@ -231,6 +238,7 @@ impl SyncTask {
     /// Ids carried from the window are dropped: the halves list them again.
     pub fn after_split(mut self) -> Result<Option<Self>, CannotSplit> {
         self.carried.clear();
+        self.unconfirmed.clear();
         let Some(Work {
             object_type,
             stage: Stage::List(cursor),
@@ -271,6 +279,7 @@ impl SyncTask {
     /// tombstoned; the run goes on with the next type.
     pub fn abandon_type(mut self) -> Option<Self> {
         self.carried.clear();
+        self.unconfirmed.clear();
         if let Some(failed) = self.work.front().map(|work| work.object_type.clone()) {
             self.work.retain(|work| work.object_type != failed);
         }
@@ -506,10 +515,17 @@ mod tests {
     #[test]
     fn ids_to_fetch_ride_along_within_a_partition_and_never_past_its_end() {
         let task = task(&["customer"]);
-        let next = task.after_page_carrying(1000, 1000, vec![7, 9]).unwrap();
+        let page = task.page_key().unwrap();
+        let next = task
+            .after_page_carrying(1000, 1000, vec![7, 9], vec![page.clone()])
+            .unwrap();
         assert_eq!(next.carried, [7, 9], "the same partition goes on");
-        let next = next.after_page_carrying(3, 1000, vec![11]).unwrap();
+        assert_eq!(next.unconfirmed, [page]);
+        let next = next
+            .after_page_carrying(3, 1000, vec![11], vec!["x".into()])
+            .unwrap();
         assert!(next.carried.is_empty(), "the next partition starts clean");
+        assert!(next.unconfirmed.is_empty());
         assert_eq!(next.page_key().unwrap(), "customer/inactive/-/0");
         let mut split = next.clone();
         split.carried = vec![1];
