@@ -283,7 +283,28 @@ where
             .await
             .map_err(SyncError::Records)?;
         let answers = resyncs.len();
-        match SyncTask::first(id.clone(), tenant.clone(), mode, started_at, &plan.listable) {
+        let mut remembered = BTreeMap::new();
+        for spec in plan
+            .listable
+            .iter()
+            .filter(|spec| spec.date_window.is_some())
+        {
+            let windows = self
+                .records
+                .remembered_windows(&tenant, spec.object_type)
+                .await
+                .map_err(SyncError::Records)?;
+            remembered.insert(spec.object_type, windows);
+        }
+        let first = SyncTask::first_from(
+            id.clone(),
+            tenant.clone(),
+            mode,
+            started_at,
+            &plan.listable,
+            |object_type| remembered.get(object_type).cloned().unwrap_or_default(),
+        );
+        match first {
             Some(mut task) => {
                 task.resyncs = resyncs;
                 self.tasks.send(&task).await.map_err(SyncError::Queue)?;

@@ -107,9 +107,11 @@ where
                 .filter(|memory| memory.confirmed)
                 .map(|memory| memory.digest.clone()),
         };
-        counts.pages += 1;
         let page = match self.api.list_page(&request).await {
-            Ok(page) => page,
+            Ok(page) => {
+                counts.pages += 1;
+                page
+            }
             Err(error) if error.is_result_too_large() => {
                 return task.clone().after_split().map_err(StepError::CannotSplit);
             }
@@ -232,6 +234,11 @@ where
     ) -> Result<Option<SyncTask>, StepError> {
         let tenant: &TenantId = &task.tenant;
         let limits = self.settings.limits;
+        if !task.windows_listed.is_empty() {
+            self.records
+                .remember_windows(tenant, spec.object_type, &task.windows_listed)
+                .await?;
+        }
         let listed = self
             .records
             .listed_ids(tenant, &task.run_id, spec.object_type)

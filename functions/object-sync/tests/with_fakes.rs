@@ -711,3 +711,52 @@ async fn a_page_whose_changes_were_never_fetched_is_listed_in_full_next_time() {
     assert_eq!(h.stored_version("product", 3), Some((Some(2), false)));
     assert_eq!(h.counts(&next, "product").fetched, 1);
 }
+
+#[tokio::test]
+async fn the_next_run_starts_from_the_windows_that_worked_and_halves_nothing_again() {
+    let mut h = harness(&["voucher.update"], small_pages());
+    for id in 1..=40 {
+        h.company().objects.put(
+            "voucher",
+            FakeObject {
+                id,
+                version: 1,
+                partition: "all",
+                date: Some(date(2020 + (id % 5) as i16, 1 + (id % 12) as i8, 1)),
+                json: format!(r#"{{"id":{id},"version":1}}"#),
+            },
+        );
+    }
+    h.company().objects.set_list_limit(15);
+    let calls_before = h.company().objects.calls().len();
+    let backfill = h.start("backfill").await;
+    h.drain().await;
+    let company = h.company();
+    let list_calls = |from: usize| {
+        company.objects.calls()[from..]
+            .iter()
+            .filter(|call| **call == ObjectCallKind::ListPage)
+            .count() as u64
+    };
+    let first = h.counts(&backfill, "voucher");
+    assert!(
+        list_calls(calls_before) > first.pages,
+        "the backfill halved windows Tripletex refused"
+    );
+    h.age_the_copy();
+    let calls_before = h.company().objects.calls().len();
+    let nightly = h.start("reconcile").await;
+    h.drain().await;
+    let night = h.counts(&nightly, "voucher");
+    assert_eq!(h.run(&nightly).state, RunState::Done);
+    assert_eq!(night.listed, 40);
+    assert_eq!(
+        list_calls(calls_before),
+        night.pages,
+        "every list call answered a page: no window was refused"
+    );
+    assert_eq!(
+        night.pages, first.pages,
+        "the same windows, each listed once"
+    );
+}

@@ -4,6 +4,8 @@
 //!   the number of steps counted so far.
 //! - A page's memory (`page#<tenant>`, page key): the `versionDigest` Tripletex gave the page and
 //!   its ids, so that a 304 still says which objects exist.
+//! - The date windows a type's last complete listing used (`windows#<tenant>`, the type), as JSON,
+//!   so that the next run starts from them.
 //! - The ids a run listed (`listed#<tenant>#<run>#<type>`, page key), read back when the listing
 //!   of the type is complete; they expire after a week.
 
@@ -19,7 +21,7 @@ use tracing::instrument;
 
 use domain::ids::TenantId;
 use domain::ports::{PageMemory, RunStart, StoreError, SyncRecords};
-use domain::sync::{RunState, StepRecorded, StepReport};
+use domain::sync::{ListedWindow, RunState, StepRecorded, StepReport};
 
 pub mod item {
     pub const KEY: &str = "pk";
@@ -37,6 +39,7 @@ pub mod item {
     pub const IDS: &str = "ids";
     /// On a page's memory: its objects are all queued, so its digest may be sent.
     pub const CONFIRMED: &str = "confirmed";
+    pub const WINDOWS: &str = "windows";
     /// Epoch seconds; the table's TTL attribute.
     pub const EXPIRES_AT: &str = "expiresAt";
 }
@@ -309,6 +312,49 @@ impl SyncRecords for DynamoSyncRecords {
                 AttributeValue::B(Blob::new(pack_ids(&memory.ids))),
             )
             .item(item::CONFIRMED, AttributeValue::Bool(memory.confirmed))
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn remembered_windows(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+    ) -> Result<Vec<ListedWindow>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(format!("windows#{tenant}")))
+            .key(item::SORT, s(object_type.to_owned()))
+            .send()
+            .await
+            .map_err(failed)?;
+        // A memory that cannot be read is no memory: the listing starts over every date.
+        Ok(output
+            .item
+            .and_then(|item| item.get(item::WINDOWS).and_then(|v| v.as_s().ok()).cloned())
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default())
+    }
+
+    async fn remember_windows(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        windows: &[ListedWindow],
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(windows).map_err(|source| StoreError::Rejected {
+            source: Box::new(source),
+        })?;
+        self.client
+            .put_item()
+            .table_name(&self.table_name)
+            .item(item::KEY, s(format!("windows#{tenant}")))
+            .item(item::SORT, s(object_type.to_owned()))
+            .item(item::WINDOWS, s(text))
             .send()
             .await
             .map_err(failed)?;

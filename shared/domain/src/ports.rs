@@ -11,8 +11,8 @@ use crate::ids::TenantId;
 use crate::message::QueueMessage;
 use crate::resync::{PendingResync, ResyncKey, ResyncRequest};
 use crate::sync::{
-    FetchRequest, FetchedObject, ListedPage, Lookup, ObjectTypeSpec, PageRequest, RunMode,
-    RunState, StepRecorded, StepReport, StoredVersion, SyncTask,
+    FetchRequest, FetchedObject, ListedPage, ListedWindow, Lookup, ObjectTypeSpec, PageRequest,
+    RunMode, RunState, StepRecorded, StepReport, StoredVersion, SyncTask,
 };
 use crate::tripletex::{Subscription, SubscriptionWrite, TripletexCredentials, TripletexError};
 
@@ -332,6 +332,20 @@ pub trait SyncRecords: Send + Sync {
         memory: &PageMemory,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The date windows a type's last complete listing used (none when not known).
+    fn remembered_windows(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+    ) -> impl Future<Output = Result<Vec<ListedWindow>, StoreError>> + Send;
+
+    fn remember_windows(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        windows: &[ListedWindow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Marks remembered pages confirmed once their objects are queued.
     fn confirm_pages(
         &self,
@@ -446,6 +460,23 @@ impl<R: SyncRecords> SyncRecords for Arc<R> {
         memory: &PageMemory,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).remember_page(tenant, page_key, memory)
+    }
+
+    fn remembered_windows(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+    ) -> impl Future<Output = Result<Vec<ListedWindow>, StoreError>> + Send {
+        (**self).remembered_windows(tenant, object_type)
+    }
+
+    fn remember_windows(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        windows: &[ListedWindow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).remember_windows(tenant, object_type, windows)
     }
 
     fn confirm_pages(

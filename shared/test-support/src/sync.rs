@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use domain::ids::TenantId;
 use domain::ports::{PageMemory, QueueError, RunStart, StoreError, SyncRecords, SyncTasks};
-use domain::sync::{RunState, StepRecorded, StepReport, SyncTask, TypeCounts};
+use domain::sync::{ListedWindow, RunState, StepRecorded, StepReport, SyncTask, TypeCounts};
 use jiff::Timestamp;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,6 +83,7 @@ pub struct InMemorySyncRecords {
     runs: Mutex<BTreeMap<(TenantId, String), RunRecord>>,
     pages: Mutex<HashMap<(TenantId, String), PageMemory>>,
     listed: Mutex<HashMap<ListedKey, HashMap<String, Vec<i64>>>>,
+    windows: Mutex<HashMap<(TenantId, String), Vec<ListedWindow>>>,
 }
 
 impl InMemorySyncRecords {
@@ -189,6 +190,27 @@ impl SyncRecords for InMemorySyncRecords {
         memory: &PageMemory,
     ) -> Result<(), StoreError> {
         lock(&self.pages).insert((tenant.clone(), page_key.to_owned()), memory.clone());
+        Ok(())
+    }
+
+    async fn remembered_windows(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+    ) -> Result<Vec<ListedWindow>, StoreError> {
+        Ok(lock(&self.windows)
+            .get(&(tenant.clone(), object_type.to_owned()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn remember_windows(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        windows: &[ListedWindow],
+    ) -> Result<(), StoreError> {
+        lock(&self.windows).insert((tenant.clone(), object_type.to_owned()), windows.to_vec());
         Ok(())
     }
 

@@ -22,7 +22,7 @@ pub use compare::{
 pub use cursor::{CannotSplit, Cursor, first_cursors};
 pub use listing::{FetchRequest, FetchedObject, ListedPage, PageRequest};
 pub use run::{
-    RunMode, RunState, Stage, StepRecorded, StepReport, SyncTask, TypeCounts, TypePlan, Work,
-    plan_types, run_id,
+    ListedWindow, RunMode, RunState, Stage, StepRecorded, StepReport, SyncTask, TypeCounts,
+    TypePlan, Work, plan_types, run_id, starting_cursors,
 };
-pub use window::{DateWindow, FULL_RANGE};
+pub use window::{DateWindow, FULL_RANGE, tile_every_date};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{ObjectTypeSpec, Reconcilable, listable, spec_for};
 use super::cursor::{CannotSplit, Cursor, first_cursors};
-use super::window::DateWindow;
+use super::window::{DateWindow, tile_every_date};
 use crate::ids::TenantId;
 use crate::resync::ResyncKey;
 
@@ -120,6 +120,47 @@ pub struct SyncTask {
     /// The pages whose fetch rides along (`carried`): confirmed once it is done.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unconfirmed: Vec<String>,
+    /// The date windows the current type was listed in (each that Tripletex did not find too
+    /// large), remembered when its listing completes so that the next run starts from them instead
+    /// of halving its way down again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows_listed: Vec<ListedWindow>,
+}
+
+/// A date window one partition of a type was listed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedWindow {
+    pub partition: usize,
+    pub window: DateWindow,
+}
+
+/// Where each partition of a windowed type starts: the windows remembered from its last complete
+/// listing when they tile every date, else one window over every date.
+pub fn starting_cursors(spec: &ObjectTypeSpec, remembered: &[ListedWindow]) -> Vec<Cursor> {
+    first_cursors(spec)
+        .into_iter()
+        .flat_map(|cursor| {
+            let windows: Vec<DateWindow> = remembered
+                .iter()
+                .filter(|listed| listed.partition == cursor.partition)
+                .map(|listed| listed.window)
+                .collect();
+            if cursor.window.is_some() && tile_every_date(&windows) {
+                let mut windows = windows;
+                windows.sort_by_key(|window| window.from);
+                windows
+                    .into_iter()
+                    .map(|window| Cursor {
+                        window: Some(window),
+                        ..cursor
+                    })
+                    .collect()
+            } else {
+                vec![cursor]
+            }
+        })
+        .collect()
 }
 
 /// A run id sorts by time and says what the run was: `20261123T220000.123456789Z-reconcile`
@@ -141,10 +182,22 @@ impl SyncTask {
         started_at: Timestamp,
         types: &[&'static ObjectTypeSpec],
     ) -> Option<Self> {
+        Self::first_from(run_id, tenant, mode, started_at, types, |_| Vec::new())
+    }
+
+    /// The first task, starting each windowed type from the windows `remembered` gives for it.
+    pub fn first_from(
+        run_id: String,
+        tenant: TenantId,
+        mode: RunMode,
+        started_at: Timestamp,
+        types: &[&'static ObjectTypeSpec],
+        remembered: impl Fn(&str) -> Vec<ListedWindow>,
+    ) -> Option<Self> {
         let work: VecDeque<Work> = types
             .iter()
             .flat_map(|spec| {
-                first_cursors(spec)
+                starting_cursors(spec, &remembered(spec.object_type))
                     .into_iter()
                     .map(Stage::List)
                     .chain([Stage::Verify { after_id: 0 }])
@@ -164,6 +217,7 @@ impl SyncTask {
             resyncs: Vec::new(),
             carried: Vec::new(),
             unconfirmed: Vec::new(),
+            windows_listed: Vec::new(),
         })
     }
 
@@ -193,6 +247,13 @@ impl SyncTask {
             ..
         }) = self.work.front_mut()
         {
+            // A window's first page answered: Tripletex did not find it too large.
+            if let (Some(window), 0) = (cursor.window, cursor.from) {
+                self.windows_listed.push(ListedWindow {
+                    partition: cursor.partition,
+                    window,
+                });
+            }
             match cursor.after_page(received, count) {
                 Some(next) => *cursor = next,
                 None => {
@@ -260,6 +321,8 @@ impl SyncTask {
     /// The task that goes on checking the stored copy above `checked_to`, or the next item once
     /// the stored copy is checked to its end.
     pub fn after_verify(mut self, checked_to: Option<i64>) -> Option<Self> {
+        // Remembered by the check's first step; the next type starts a list of its own.
+        self.windows_listed.clear();
         match (checked_to, self.work.front_mut()) {
             (
                 Some(id),
@@ -280,6 +343,7 @@ impl SyncTask {
     pub fn abandon_type(mut self) -> Option<Self> {
         self.carried.clear();
         self.unconfirmed.clear();
+        self.windows_listed.clear();
         if let Some(failed) = self.work.front().map(|work| work.object_type.clone()) {
             self.work.retain(|work| work.object_type != failed);
         }
@@ -550,6 +614,49 @@ mod tests {
             })
             .collect();
         assert_eq!(windows, [first, second]);
+    }
+
+    #[test]
+    fn the_windows_a_type_was_listed_in_start_its_next_run() {
+        let task = task(&["voucher"]);
+        let split = task.after_split().unwrap().unwrap();
+        let (first, second) = FULL_RANGE.halves().unwrap();
+        let after_first = split.after_page(3, 1000).unwrap();
+        let at_check = after_first
+            .after_page(1000, 1000)
+            .unwrap()
+            .after_page(2, 1000)
+            .unwrap();
+        assert_eq!(
+            at_check.windows_listed,
+            [
+                ListedWindow {
+                    partition: 0,
+                    window: first
+                },
+                ListedWindow {
+                    partition: 0,
+                    window: second
+                }
+            ],
+            "each window once, at its first page"
+        );
+        let spec = listable("voucher").unwrap();
+        let next = starting_cursors(spec, &at_check.windows_listed);
+        assert_eq!(
+            next.iter().map(|c| c.window.unwrap()).collect::<Vec<_>>(),
+            [first, second]
+        );
+        let gap = [ListedWindow {
+            partition: 0,
+            window: second,
+        }];
+        assert_eq!(
+            starting_cursors(spec, &gap)[0].window,
+            Some(FULL_RANGE),
+            "a memory with a gap is not trusted"
+        );
+        assert!(at_check.after_verify(None).is_none());
     }
 
     #[test]

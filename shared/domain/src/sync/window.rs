@@ -54,9 +54,35 @@ impl DateWindow {
     }
 }
 
+/// Whether these windows, in any order, tile `FULL_RANGE` exactly: adjacent, no gap, no overlap.
+/// Windows remembered from an earlier listing are used only then; a gap would hide objects.
+pub fn tile_every_date(windows: &[DateWindow]) -> bool {
+    let mut sorted = windows.to_vec();
+    sorted.sort_by_key(|window| window.from);
+    let mut reached = FULL_RANGE.from;
+    for window in &sorted {
+        if window.from != reached || window.to <= window.from {
+            return false;
+        }
+        reached = window.to;
+    }
+    !sorted.is_empty() && reached == FULL_RANGE.to
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_windows_are_trusted_only_when_they_tile_every_date() {
+        let (first, second) = FULL_RANGE.halves().unwrap();
+        let (a, b) = second.halves().unwrap();
+        assert!(tile_every_date(&[b, first, a]), "any order");
+        assert!(!tile_every_date(&[first, b]), "a gap");
+        assert!(!tile_every_date(&[first, second, a]), "an overlap");
+        assert!(!tile_every_date(&[]));
+        assert!(tile_every_date(&[FULL_RANGE]));
+    }
 
     #[test]
     fn halves_are_adjacent_and_cover_the_window() {
