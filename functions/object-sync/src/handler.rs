@@ -422,13 +422,19 @@ where
             None => {
                 self.settle(&task.tenant, &task.run_id, &task.resyncs, state)
                     .await;
+                let seconds = Timestamp::now()
+                    .duration_since(task.started_at)
+                    .as_secs()
+                    .max(0)
+                    .unsigned_abs();
                 info!(tenant = %task.tenant, run_id = %task.run_id, mode = task.mode.as_str(),
-                    state = state.as_str(), steps = task.step + 1, "sync run finished");
+                    state = state.as_str(), steps = task.step + 1, seconds, "sync run finished");
                 emit_metrics(
                     FUNCTION_NAME,
                     &[
                         ("SyncRunsDone", u64::from(state == RunState::Done)),
                         ("SyncRunsFailed", u64::from(state == RunState::Failed)),
+                        ("SyncRunSeconds", seconds),
                     ],
                 );
             }
