@@ -29,7 +29,7 @@ import urllib.request
 
 import boto3
 
-from tools.simulator.tripletex_webhooks import OBJECT_TYPES
+from tools.simulator.tripletex_webhooks import OBJECT_TYPES, UPDATED_FIELD
 
 # Simulator company -> the tenant its subscriptions (and so its object keys) carry.
 TENANTS = {100: "default", 200: "hmac-demo"}
@@ -75,6 +75,7 @@ class Chaos:
         self.receiver = self.stack["functions"]["subscription-keeper"]["RECEIVER_URL"]
         self.redriven = 0
         self.broken = None
+        self.silent = 0
 
     def sim(self, method, path, body=None):
         return call(self.args.simulator, method, path, body)
@@ -117,6 +118,7 @@ class Chaos:
                                             "seed": self.args.seed})
         self.fault_timeline()
         self.settle()
+        self.silent_changes()
         log("traffic settled; the nightly reconciliation runs")
         self.sync("reconcile")
         self.settle()
@@ -124,6 +126,42 @@ class Chaos:
         report = self.compare()
         report["seconds"] = round(elapsed, 1)
         return report
+
+    def live(self, company, kind):
+        return [o["id"] for o in self.sim("GET", "/_sim/objects")["values"]
+                if o["companyId"] == company and o["type"] == kind and not o["deleted"]]
+
+    def silent_changes(self):
+        """Updates and deletes whose webhooks Tripletex never sends: only the nightly run finds them
+        (a delete must become a tombstone, confirmed by a 404)."""
+        made = 0
+        for company in TENANTS:
+            for kind in ("product", "customer"):
+                ids = self.live(company, kind)
+                for object_id in ids[:2]:
+                    self.sim("POST", "/_sim/changes", {"companyId": company, "type": kind, "verb": "delete",
+                                                       "id": object_id, "deliver": False})
+                for object_id in ids[2:4]:
+                    self.sim("POST", "/_sim/changes", {"companyId": company, "type": kind, "verb": "update",
+                                                       "id": object_id, "deliver": False,
+                                                       "fields": {UPDATED_FIELD[kind]: "changed silently"}})
+                made += len(ids[:4])
+        self.silent = made
+        log(f"{made} updates and deletes made without a webhook")
+
+    def changes_while_disabled(self):
+        """Once Tripletex has disabled the broken subscription, change what it covers: no webhook
+        comes for these; the keeper's re-enable and the sync's resync must bring them."""
+        deadline = time.monotonic() + 120
+        while not any(d["subscriptionId"] == self.broken["id"]
+                      for d in self.sim("GET", "/_sim/webhooks/status")["disabled"]):
+            if time.monotonic() > deadline:
+                raise SystemExit("Tripletex never disabled the broken subscription")
+            time.sleep(0.05)
+        for object_id in self.live(200, "customer")[:3]:
+            self.sim("POST", "/_sim/changes", {"companyId": 200, "type": "customer", "verb": "update",
+                                               "id": object_id, "fields": {UPDATED_FIELD["customer"]: "while disabled"}})
+        log("3 customers changed while their subscription was disabled")
 
     def progress(self):
         return self.sim("GET", "/_sim/webhooks/status")["changes"] / self.args.changes
@@ -144,6 +182,7 @@ class Chaos:
         self.wait_progress(0.25)
         log(f"subscription {self.broken['id']} ({self.broken['event']}, company 200) fails until disabled")
         self.sim("POST", f"/_sim/subscriptions/{self.broken['id']}/break")
+        self.changes_while_disabled()
         self.wait_progress(0.35)
         self.window(self.args.sqs_proxy, {"mode": "refuse"}, 3, "SQS is unreachable")
         self.wait_progress(0.45)
@@ -247,6 +286,7 @@ class Chaos:
             "resyncRequestsRecorded": len(resync_requests),
             "resyncRequestsDone": sum(1 for i in resync_requests if i["state"]["S"] == "DONE"),
             "webhooksDroppedOnPurpose": status["dropped"],
+            "silentUpdatesAndDeletes": self.silent,
             "objectsBeforeStart": objects_before_each(self.args) * len(TENANTS) * len(OBJECT_TYPES),
             **sync,
             "syncDeadLetters": self.queue_depth(self.sync_dlq),

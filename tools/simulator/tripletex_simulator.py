@@ -602,7 +602,7 @@ class Handler(BaseHTTPRequestHandler):
                 sim.webhooks.random = random.Random(sim.webhooks.config.seed)
         elif path == "/_sim/changes" and method == "POST":
             key = sim.webhooks.change(int(body["companyId"]), body["type"], body["verb"], body.get("id"),
-                                      body.get("fields"))
+                                      body.get("fields"), deliver=body.get("deliver", True))
             return self.send(201, {"companyId": key[0], "type": key[1], "id": key[2]})
         elif path == "/_sim/workload" and method == "POST":
             arguments = (body["companyIds"], int(body["changes"]), int(body["objects"]),

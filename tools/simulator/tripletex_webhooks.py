@@ -184,8 +184,9 @@ class Webhooks:
 
     # -- changes -----------------------------------------------------------------------------------
 
-    def change(self, company, kind, verb, object_id=None, fields=None):
-        """One change to an object, and its deliveries. Returns the object's key."""
+    def change(self, company, kind, verb, object_id=None, fields=None, deliver=True):
+        """One change to an object, and its deliveries (none with `deliver=False`: a webhook Tripletex
+        dropped). Returns the object's key."""
         with self.sim.lock:
             if verb in ("create", "charged", "ready"):
                 object_id = self.next_ids[kind]
@@ -204,7 +205,10 @@ class Webhooks:
                                         "version": current["value"]["version"] + 1}
             key = (company, kind, object_id)
             self.stats["changes"] += 1
-            self.fan_out(company, f"{kind}.{verb}", key)
+            if deliver:
+                self.fan_out(company, f"{kind}.{verb}", key)
+            else:
+                self.stats["dropped"] += 1
             return key
 
     def fan_out(self, company, event, key):
