@@ -92,11 +92,18 @@ pub fn emf_line_for_type(
     line.to_string()
 }
 
+/// The function's name as deployed: Lambda sets `AWS_LAMBDA_FUNCTION_NAME`, which carries the
+/// stack's name, so two stacks in one account never share a metric or an alarm. Outside Lambda
+/// (tests), the name given.
+fn deployed_name(local: &str) -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| local.to_owned())
+}
+
 pub fn emit_type_metrics(function: &str, object_type: &str, metrics: &[(&str, u64)]) {
     println!(
         "{}",
         emf_line_for_type(
-            function,
+            &deployed_name(function),
             object_type,
             metrics,
             jiff::Timestamp::now().as_millisecond()
@@ -107,7 +114,11 @@ pub fn emit_type_metrics(function: &str, object_type: &str, metrics: &[(&str, u6
 pub fn emit_metrics(function: &str, metrics: &[(&str, u64)]) {
     println!(
         "{}",
-        emf_line(function, metrics, jiff::Timestamp::now().as_millisecond())
+        emf_line(
+            &deployed_name(function),
+            metrics,
+            jiff::Timestamp::now().as_millisecond()
+        )
     );
 }
 
