@@ -19,6 +19,7 @@ Needs AWS_ENDPOINT_URL (and the local credentials) in the environment, as script
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -231,6 +232,50 @@ def check_sync(args, stack, dynamodb):
     return failures
 
 
+def banner_commands(text):
+    """The command lines of the banner: indented four spaces, continued with a trailing backslash."""
+    commands, current = [], ""
+    for line in text.splitlines():
+        if not current and not re.match(r"    (curl|\.venv/|AWS_|cargo |python3 )", line):
+            continue
+        current += line.strip()
+        if current.endswith("\\"):
+            current = current[:-1] + " "
+            continue
+        commands.append(current)
+        current = ""
+    return commands
+
+
+def new_shell_environment():
+    """What a new shell in the project folder has: the user's PATH without the project's venv,
+    and no AWS settings (scripts/run exports its own to the processes it starts, not to you)."""
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if ".venv" not in p]
+    keep = {"HOME", "USER", "LANG", "TERM"}
+    environment = {k: v for k, v in os.environ.items() if k in keep}
+    environment["PATH"] = os.pathsep.join(path)
+    return environment
+
+
+def check_banner(path):
+    """Every command line scripts/run prints, pasted into a new shell, must work."""
+    with open(path, encoding="utf-8") as handle:
+        commands = banner_commands(handle.read())
+    failures = []
+    for command in commands:
+        result = subprocess.run(["bash", "-c", command], env=new_shell_environment(), cwd=os.getcwd(),
+                                capture_output=True, text=True, timeout=300)
+        status = re.search(r"^HTTP/\S+ (\d+)", result.stdout, re.MULTILINE)
+        ok = result.returncode == 0 and (status is None or status.group(1).startswith("2"))
+        print(f"  {'works' if ok else 'FAILS'} in a new shell: {command[:110]}")
+        if not ok:
+            failures.append(f"the printed line fails in a new shell ({result.returncode}): {command}\n"
+                            f"    {(result.stderr or result.stdout).strip()[-300:]}")
+    if len(commands) < 8:
+        failures.append(f"found only {len(commands)} command lines in {path}")
+    return failures
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--receiver-url")
@@ -238,13 +283,19 @@ def main():
     parser.add_argument("--stack", required=True)
     parser.add_argument("--peek", action="store_true")
     parser.add_argument("--simulator", help="the Tripletex simulator's base URL (keeper checks)")
+    parser.add_argument("--banner", help="what scripts/run prints: each command line in it is run in a new shell")
     args = parser.parse_args()
 
     with open(args.stack, encoding="utf-8") as handle:
         stack = json.load(handle)
     resources = stack["resources"]
-    sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-    dynamodb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    # The local stack's region and throwaway credentials, unless the environment names others: the
+    # peek line works pasted into a new shell.
+    local = {"region_name": os.environ.get("AWS_REGION", "eu-north-1"),
+             "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+             "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "local")}
+    sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"], **local)
+    dynamodb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"], **local)
     queue_url = resources["WebhookQueue"]["url"]
     quarantine_url = resources["QuarantineQueue"]["url"]
     table = resources["ObjectsTable"]["name"]
@@ -301,6 +352,8 @@ def main():
     if args.simulator:
         failures += check_keeper(args, stack, dynamodb)
         failures += check_sync(args, stack, dynamodb)
+    if args.banner:
+        failures += check_banner(args.banner)
 
     if failures:
         print("smoke check FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
