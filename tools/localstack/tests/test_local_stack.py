@@ -7,6 +7,7 @@ Run: .venv/bin/python -m unittest discover -s tools -t .   (scripts/test does)
 
 import json
 import os
+import re
 import unittest
 
 import boto3
@@ -159,6 +160,28 @@ class LocalStackMatchesTemplate(unittest.TestCase):
             self.assertEqual(set(fixture), set(given), f"{sample} has the shape the schedule sends")
             self.assertEqual(fixture.get("mode"), given.get("mode"), sample)
         self.assertEqual(set(seen), set(expected))
+
+    def test_the_dashboard_shows_this_stack_s_resources_and_the_metrics_the_functions_emit(self):
+        body = self.template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+        for logical_id in ("WebhookReceiver", "WebhookWorker", "SubscriptionKeeper", "ObjectSync"):
+            self.assertIn("${%s}" % logical_id, body)
+        for queue in ("WebhookQueue", "WebhookDeadLetterQueue", "QuarantineQueue", "SyncDeadLetterQueue",
+                      "KeeperScheduleDeadLetterQueue", "SyncScheduleDeadLetterQueue"):
+            self.assertIn("${%s.QueueName}" % queue, body)
+        widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+        emitted = set()
+        for folder in ("functions", "shared/domain/src"):
+            for directory, _, files in os.walk(os.path.join(ROOT, folder)):
+                for name in files:
+                    if name.endswith(".rs"):
+                        with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                            emitted |= set(re.findall(r'"([A-Z][A-Za-z]+)"', handle.read()))
+        # Rows of a widget on our namespace: the first names it, the others repeat it as ".".
+        ours = [row[1] for widget in widgets for row in widget["properties"]["metrics"]
+                if widget["properties"]["metrics"][0][0] == "TripletexWebhooks"]
+        self.assertGreaterEqual(len(ours), 15)
+        for name in ours:
+            self.assertIn(name, emitted, f"{name} is shown but no function emits it")
 
 
 if __name__ == "__main__":
