@@ -161,6 +161,17 @@ impl Harness {
         self.tripletex.of(TENANT)
     }
 
+    /// Products 1..=count at `version` in Tripletex, backfilled into the copy, which then looks as
+    /// if written a minute ago (before any later listing began).
+    async fn backfilled_products(&mut self, count: i64, version: i64) {
+        for id in 1..=count {
+            self.company().objects.put_simple("product", id, version);
+        }
+        self.start("backfill").await;
+        self.drain().await;
+        self.age_the_copy();
+    }
+
     /// Pretends everything stored so far was written a minute before now (before any listing).
     fn age_the_copy(&self) {
         let earlier = Timestamp::now() - jiff::SignedDuration::from_secs(60);
@@ -184,6 +195,22 @@ fn resync_request(subscription_id: i64, reason: ResyncReason) -> ResyncRequest {
         },
         window_from: Timestamp::UNIX_EPOCH,
         window_to: Timestamp::now(),
+    }
+}
+
+/// Vouchers dated over five years, so that date windows split them.
+fn seed_vouchers(h: &Harness, count: i64) {
+    for id in 1..=count {
+        h.company().objects.put(
+            "voucher",
+            FakeObject {
+                id,
+                version: 1,
+                partition: "all",
+                date: Some(date(2020 + (id % 5) as i16, 1 + (id % 12) as i8, 1)),
+                json: format!(r#"{{"id":{id},"version":1}}"#),
+            },
+        );
     }
 }
 
@@ -237,12 +264,7 @@ async fn a_backfill_brings_every_existing_object_in_pages_and_finishes_done() {
 async fn a_reconciliation_fetches_what_is_behind_or_missing_and_tombstones_only_what_tripletex_confirms_gone()
  {
     let mut h = harness(&["product.update"], small_pages());
-    for id in 1..=12 {
-        h.company().objects.put_simple("product", id, 1);
-    }
-    h.start("backfill").await;
-    h.drain().await;
-    h.age_the_copy();
+    h.backfilled_products(12, 1).await;
     // While webhooks were lost: 3 changed, 2 deleted, 1 created.
     for id in [2, 5, 11] {
         h.company().objects.put_simple("product", id, 4);
@@ -300,12 +322,7 @@ async fn an_object_stored_while_the_listing_ran_is_never_tombstoned() {
 #[tokio::test]
 async fn a_nightly_run_over_unchanged_data_costs_list_pages_answered_304_and_no_fetch() {
     let mut h = harness(&["product.update"], small_pages());
-    for id in 1..=30 {
-        h.company().objects.put_simple("product", id, 2);
-    }
-    h.start("backfill").await;
-    h.drain().await;
-    h.age_the_copy();
+    h.backfilled_products(30, 2).await;
     let run_id = h.start("reconcile").await;
     h.drain().await;
     let counts = h.counts(&run_id, "product");
@@ -354,18 +371,7 @@ async fn an_inactive_customer_is_listed_in_its_partition_and_never_looks_deleted
 #[tokio::test]
 async fn a_window_over_the_limit_is_halved_until_every_voucher_is_listed() {
     let mut h = harness(&["voucher.update"], small_pages());
-    for id in 1..=40 {
-        h.company().objects.put(
-            "voucher",
-            FakeObject {
-                id,
-                version: 1,
-                partition: "all",
-                date: Some(date(2020 + (id % 5) as i16, 1 + (id % 12) as i8, 1)),
-                json: format!(r#"{{"id":{id},"version":1}}"#),
-            },
-        );
-    }
+    seed_vouchers(&h, 40);
     h.company().objects.set_list_limit(15);
     let run_id = h.start("backfill").await;
     h.drain().await;
@@ -607,12 +613,7 @@ async fn the_sample_task_is_read_and_a_step_of_an_unknown_run_is_dropped() {
 #[tokio::test]
 async fn a_few_changes_per_page_are_fetched_in_one_batch_at_the_end_of_the_listing() {
     let mut h = harness(&["product.update"], small_pages());
-    for id in 1..=30 {
-        h.company().objects.put_simple("product", id, 1);
-    }
-    h.start("backfill").await;
-    h.drain().await;
-    h.age_the_copy();
+    h.backfilled_products(30, 1).await;
     for id in [3, 13, 23] {
         h.company().objects.put_simple("product", id, 2);
     }
@@ -682,12 +683,7 @@ async fn a_type_without_date_filters_over_the_limit_fails_at_once_with_the_reaso
 #[tokio::test]
 async fn a_page_whose_changes_were_never_fetched_is_listed_in_full_next_time() {
     let mut h = harness(&["product.update"], small_pages());
-    for id in 1..=30 {
-        h.company().objects.put_simple("product", id, 1);
-    }
-    h.start("backfill").await;
-    h.drain().await;
-    h.age_the_copy();
+    h.backfilled_products(30, 1).await;
     h.company().objects.put_simple("product", 3, 2);
     let failed = h.start("reconcile").await;
     // Page 1 lists the change and carries it along; page 2 never answers.
@@ -715,18 +711,7 @@ async fn a_page_whose_changes_were_never_fetched_is_listed_in_full_next_time() {
 #[tokio::test]
 async fn the_next_run_starts_from_the_windows_that_worked_and_halves_nothing_again() {
     let mut h = harness(&["voucher.update"], small_pages());
-    for id in 1..=40 {
-        h.company().objects.put(
-            "voucher",
-            FakeObject {
-                id,
-                version: 1,
-                partition: "all",
-                date: Some(date(2020 + (id % 5) as i16, 1 + (id % 12) as i8, 1)),
-                json: format!(r#"{{"id":{id},"version":1}}"#),
-            },
-        );
-    }
+    seed_vouchers(&h, 40);
     h.company().objects.set_list_limit(15);
     let calls_before = h.company().objects.calls().len();
     let backfill = h.start("backfill").await;
