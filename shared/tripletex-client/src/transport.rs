@@ -59,6 +59,9 @@ impl RetryPolicy {
     }
 }
 
+/// `X-Rate-Limit-Reset` is in whole seconds: the period may end up to this much after it says.
+const ROUNDING_OF_RESET: Duration = Duration::from_secs(1);
+
 /// Subscriptions per page when listing (Tripletex's default and maximum is 1000).
 pub const DEFAULT_PAGE_SIZE: u32 = 1000;
 
@@ -374,7 +377,9 @@ impl HttpTripletexApi {
                 return Err(failure.into_error(attempt));
             }
             let wait = match &failure {
-                Failure::RateLimited(reset) => reset.or_else(|| self.rate_limit_remaining()),
+                Failure::RateLimited(reset) => reset
+                    .or_else(|| self.rate_limit_remaining())
+                    .or_else(|| self.just_past_reset()),
                 _ => None,
             };
             warn!(
@@ -422,6 +427,18 @@ impl HttpTripletexApi {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         until.and_then(|until| until.checked_duration_since(Instant::now()))
+    }
+
+    /// A 429 just after the reset Tripletex gave ran out: the reset is whole seconds, so the period
+    /// ends within the second. Try again shortly rather than backing off exponentially (which
+    /// would idle through most of the next period).
+    fn just_past_reset(&self) -> Option<Duration> {
+        let until = (*self
+            .rate_limited_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))?;
+        let past = Instant::now().checked_duration_since(until)?;
+        (past < ROUNDING_OF_RESET).then_some(ROUNDING_OF_RESET / 4)
     }
 
     /// Tripletex answers every call with 429 until the period ends: wait rather than spend a call.
