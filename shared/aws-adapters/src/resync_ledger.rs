@@ -12,6 +12,7 @@ use tracing::instrument;
 
 use domain::ids::TenantId;
 use domain::ports::{LedgerError, PendingResyncs, ResyncLedger};
+use domain::resync::state::{PENDING, RUNNING};
 use domain::resync::{PendingResync, ResyncKey, ResyncReason, ResyncRequest};
 use domain::sync::RunState;
 
@@ -34,9 +35,6 @@ pub mod item {
     pub const RUN_ID: &str = "runId";
     pub const SETTLED_AT: &str = "settledAt";
 }
-
-const PENDING: &str = "PENDING";
-const RUNNING: &str = "RUNNING";
 
 #[derive(Debug, Clone)]
 pub struct DynamoResyncLedger {
@@ -202,18 +200,14 @@ impl PendingResyncs for DynamoResyncLedger {
         Ok(())
     }
 
-    #[instrument(skip_all, fields(key = %key.key, run_id, state = state.as_str()))]
+    #[instrument(skip_all, fields(key = %key.key, run_id, state = run_state.as_str()))]
     async fn settle(
         &self,
         key: &ResyncKey,
         run_id: &str,
-        state: RunState,
+        run_state: RunState,
     ) -> Result<(), LedgerError> {
-        let settled = match state {
-            RunState::Done => "DONE",
-            RunState::Failed => "FAILED",
-            RunState::Running => RUNNING,
-        };
+        let settled = run_state.request_state();
         self.update(key)
             .update_expression("SET #state = :state, #settledAt = :now")
             .condition_expression("#runId = :run")

@@ -98,11 +98,7 @@ impl DynamoSyncRecords {
         run_id: &str,
         failed_types: u64,
     ) -> Result<RunState, StoreError> {
-        let state = if failed_types > 0 {
-            RunState::Failed
-        } else {
-            RunState::Done
-        };
+        let state = RunState::ended(failed_types);
         self.client
             .update_item()
             .table_name(&self.table_name)

@@ -55,28 +55,9 @@ pub const METRICS_NAMESPACE: &str = "TripletexWebhooks";
 /// One CloudWatch Embedded Metric Format line: counts under `namespace`, dimensioned by function.
 /// CloudWatch Logs turns the line into metrics; no API call, no extra latency.
 pub fn emf_line(function: &str, metrics: &[(&str, u64)], timestamp_ms: i64) -> String {
-    let definitions: Vec<_> = metrics
-        .iter()
-        .map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"}))
-        .collect();
-    let mut line = serde_json::json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [["FunctionName"]],
-                "Metrics": definitions,
-            }],
-        },
-        "FunctionName": function,
-    });
-    for (name, value) in metrics {
-        line[*name] = (*value).into();
-    }
-    line.to_string()
+    emf(function, None, metrics, timestamp_ms)
 }
 
-/// Prints an EMF line on stdout, where the Lambda log agent picks it up beside the JSON logs.
 /// Metrics of one object type: aggregated per function and per function and type.
 pub fn emf_line_for_type(
     function: &str,
@@ -84,11 +65,40 @@ pub fn emf_line_for_type(
     metrics: &[(&str, u64)],
     timestamp_ms: i64,
 ) -> String {
-    let mut line: serde_json::Value =
-        serde_json::from_str(&emf_line(function, metrics, timestamp_ms)).unwrap_or_default();
-    line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] =
-        serde_json::json!([["FunctionName"], ["FunctionName", "ObjectType"]]);
-    line["ObjectType"] = object_type.into();
+    emf(function, Some(object_type), metrics, timestamp_ms)
+}
+
+fn emf(
+    function: &str,
+    object_type: Option<&str>,
+    metrics: &[(&str, u64)],
+    timestamp_ms: i64,
+) -> String {
+    let definitions: Vec<_> = metrics
+        .iter()
+        .map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"}))
+        .collect();
+    let dimensions = match object_type {
+        None => serde_json::json!([["FunctionName"]]),
+        Some(_) => serde_json::json!([["FunctionName"], ["FunctionName", "ObjectType"]]),
+    };
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": dimensions,
+                "Metrics": definitions,
+            }],
+        },
+        "FunctionName": function,
+    });
+    if let Some(object_type) = object_type {
+        line["ObjectType"] = object_type.into();
+    }
+    for (name, value) in metrics {
+        line[*name] = (*value).into();
+    }
     line.to_string()
 }
 
@@ -99,6 +109,7 @@ fn deployed_name(local: &str) -> String {
     std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| local.to_owned())
 }
 
+/// Prints an EMF line on stdout, where the Lambda log agent picks it up beside the JSON logs.
 pub fn emit_type_metrics(function: &str, object_type: &str, metrics: &[(&str, u64)]) {
     println!(
         "{}",
@@ -111,6 +122,7 @@ pub fn emit_type_metrics(function: &str, object_type: &str, metrics: &[(&str, u6
     );
 }
 
+/// Prints an EMF line on stdout, where the Lambda log agent picks it up beside the JSON logs.
 pub fn emit_metrics(function: &str, metrics: &[(&str, u64)]) {
     println!(
         "{}",

@@ -7,6 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::TenantId;
 
+/// A request's state as the ledger stores it: `PENDING` until a sync run takes it, `RUNNING` (with
+/// the run's id), then `DONE` or `FAILED` as that run ended (`RunState::request_state`).
+pub mod state {
+    pub const PENDING: &str = "PENDING";
+    pub const RUNNING: &str = "RUNNING";
+    pub const DONE: &str = "DONE";
+    pub const FAILED: &str = "FAILED";
+}
+
 /// Why the keeper asked for a resync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResyncReason {

@@ -13,7 +13,7 @@ use domain::ports::{
     LedgerError, MessageQueue, ObjectStore, PendingResyncs, QueueError, ResyncLedger, StoreError,
     StoredCopy,
 };
-use domain::resync::{PendingResync, ResyncKey, ResyncRequest};
+use domain::resync::{PendingResync, ResyncKey, ResyncRequest, state};
 use domain::sync::{RunState, StoredVersion};
 use jiff::Timestamp;
 
@@ -302,7 +302,7 @@ impl ResyncLedger for InMemoryResyncLedger {
         self.check()?;
         self.entries().push(LedgerEntry {
             request: request.clone(),
-            state: "PENDING",
+            state: state::PENDING,
             run_id: None,
         });
         Ok(())
@@ -315,7 +315,7 @@ impl PendingResyncs for InMemoryResyncLedger {
         Ok(self
             .entries()
             .iter()
-            .filter(|e| e.state == "PENDING")
+            .filter(|e| e.state == state::PENDING)
             .map(|e| PendingResync {
                 key: resync_key(&e.request),
                 request: e.request.clone(),
@@ -328,11 +328,11 @@ impl PendingResyncs for InMemoryResyncLedger {
         let mut entries = self.entries();
         let Some(entry) = entries
             .iter_mut()
-            .find(|e| &resync_key(&e.request) == key && e.state == "PENDING")
+            .find(|e| &resync_key(&e.request) == key && e.state == state::PENDING)
         else {
             return Ok(false);
         };
-        entry.state = "RUNNING";
+        entry.state = state::RUNNING;
         entry.run_id = Some(run_id.to_owned());
         Ok(true)
     }
@@ -341,7 +341,7 @@ impl PendingResyncs for InMemoryResyncLedger {
         self.check()?;
         for entry in self.entries().iter_mut() {
             if &resync_key(&entry.request) == key && entry.run_id.as_deref() == Some(run_id) {
-                entry.state = "PENDING";
+                entry.state = state::PENDING;
                 entry.run_id = None;
             }
         }
@@ -352,16 +352,12 @@ impl PendingResyncs for InMemoryResyncLedger {
         &self,
         key: &ResyncKey,
         run_id: &str,
-        state: RunState,
+        run_state: RunState,
     ) -> Result<(), LedgerError> {
         self.check()?;
         for entry in self.entries().iter_mut() {
             if &resync_key(&entry.request) == key && entry.run_id.as_deref() == Some(run_id) {
-                entry.state = match state {
-                    RunState::Done => "DONE",
-                    RunState::Failed => "FAILED",
-                    RunState::Running => "RUNNING",
-                };
+                entry.state = run_state.request_state();
             }
         }
         Ok(())

@@ -146,11 +146,7 @@ impl SyncRecords for InMemorySyncRecords {
         };
         let finish = |run: &mut RunRecord| {
             if report.finished {
-                run.state = if run.failures.is_empty() {
-                    RunState::Done
-                } else {
-                    RunState::Failed
-                };
+                run.state = RunState::ended(run.failures.len() as u64);
                 run.finished_at.get_or_insert_with(Timestamp::now);
             }
             run.state

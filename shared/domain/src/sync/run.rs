@@ -13,7 +13,7 @@ use super::catalog::{ObjectTypeSpec, Reconcilable, listable, spec_for};
 use super::cursor::{CannotSplit, Cursor, first_cursors};
 use super::window::{DateWindow, tile_every_date};
 use crate::ids::TenantId;
-use crate::resync::ResyncKey;
+use crate::resync::{ResyncKey, state};
 
 /// Why a run was started. All three do the same listing and compare; they differ in what their
 /// findings mean (`DriftCorrected` counts only in a reconciliation, where every subscription was
@@ -454,6 +454,24 @@ pub enum RunState {
 }
 
 impl RunState {
+    /// How a run ended: failed when any of its types did.
+    pub fn ended(failed_types: u64) -> Self {
+        if failed_types > 0 {
+            Self::Failed
+        } else {
+            Self::Done
+        }
+    }
+
+    /// What a resync request becomes when the run that took it is in this state.
+    pub fn request_state(self) -> &'static str {
+        match self {
+            Self::Running => state::RUNNING,
+            Self::Done => state::DONE,
+            Self::Failed => state::FAILED,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
