@@ -17,7 +17,8 @@ use domain::ports::{
 };
 use domain::resync::{ResyncKey, ResyncReason};
 use domain::sync::{
-    RunMode, RunState, Stage, StepRecorded, StepReport, SyncTask, TypeCounts, plan_types, run_id,
+    ClaimRepair, RunMode, RunState, Stage, StepRecorded, StepReport, SyncTask, TypeCounts,
+    plan_types, repair_claim, run_id,
 };
 use domain::tripletex::Companies;
 use jiff::Timestamp;
@@ -28,6 +29,9 @@ use crate::config::SyncSettings;
 use crate::step::{StepError, StepPorts};
 
 pub const FUNCTION_NAME: &str = "object-sync";
+
+/// What the run record names as the failed part of a run that never took a step.
+pub const NOT_STARTED: &str = "run";
 
 /// A request to start runs. `companies` and `types` narrow a run; without them it covers every
 /// configured company and every subscribed type.
@@ -85,6 +89,8 @@ pub enum TaskError {
     Records(#[source] StoreError),
     #[error("the next task could not be queued")]
     Queue(#[source] QueueError),
+    #[error("the keeper's requests this run answers could not be marked")]
+    Ledger(#[source] domain::ports::LedgerError),
 }
 
 pub struct ObjectSync<C, Q, T, S, R, P> {
@@ -168,6 +174,7 @@ where
     /// Answers the keeper's requests: a backfill per company for the types whose subscription
     /// was created, a resync for the ones re-enabled; one run per company for all of them.
     async fn start_pending(&self) -> Result<StartReport, SyncError> {
+        self.repair_claims().await?;
         let pending = self.ledger.pending().await.map_err(SyncError::Ledger)?;
         let companies = self.companies.current().await;
         let mut by_tenant: BTreeMap<TenantId, Vec<_>> = BTreeMap::new();
@@ -196,16 +203,18 @@ where
             let mut claimed = Vec::new();
             let mut types = Vec::new();
             for request in requests {
-                if self
-                    .ledger
-                    .claim(&request.key, &id)
-                    .await
-                    .map_err(SyncError::Ledger)?
-                {
-                    if !types.contains(&request.request.object_type) {
-                        types.push(request.request.object_type.clone());
+                match self.ledger.claim(&request.key, &id).await {
+                    Ok(true) => {
+                        if !types.contains(&request.request.object_type) {
+                            types.push(request.request.object_type.clone());
+                        }
+                        claimed.push(request.key);
                     }
-                    claimed.push(request.key);
+                    Ok(false) => {}
+                    Err(error) => {
+                        self.release(&tenant, &id, &claimed).await;
+                        return Err(SyncError::Ledger(error));
+                    }
                 }
             }
             if claimed.is_empty() {
@@ -225,17 +234,55 @@ where
             {
                 Ok(run) => report.runs.push(run),
                 Err(error) => {
-                    // Given back, so that the next tick answers them.
-                    for key in &released {
-                        if let Err(release) = self.ledger.release(key, &id).await {
-                            warn!(%tenant, key = %key.key, error = %error_chain(&release), "a resync request stays taken by a run that did not start");
-                        }
-                    }
+                    self.release(&tenant, &id, &released).await;
                     return Err(error);
                 }
             }
         }
         Ok(report)
+    }
+
+    /// Gives requests back to the next tick when the run that took them did not start. One that
+    /// cannot be given back now is given back by `repair_claims` later.
+    async fn release(&self, tenant: &TenantId, run_id: &str, keys: &[ResyncKey]) {
+        for key in keys {
+            if let Err(error) = self.ledger.release(key, run_id).await {
+                warn!(%tenant, run_id, key = %key.key, error = %error_chain(&error), "a resync request stays taken by a run that did not start, until a later tick gives it back");
+            }
+        }
+    }
+
+    /// Requests taken by a run that never started, or whose run ended without marking them (the
+    /// ledger was unreachable then): given back or marked, so none waits for ever.
+    async fn repair_claims(&self) -> Result<(), SyncError> {
+        let now = Timestamp::now();
+        for taken in self.ledger.taken().await.map_err(SyncError::Ledger)? {
+            let run = self
+                .records
+                .run_state(&taken.tenant, &taken.run_id)
+                .await
+                .map_err(SyncError::Records)?;
+            match repair_claim(taken.claimed_at, run, now) {
+                ClaimRepair::Leave => {}
+                ClaimRepair::Settle(state) => {
+                    info!(tenant = %taken.tenant, run_id = %taken.run_id, key = %taken.key.key,
+                        state = state.as_str(), "a resync request its run never marked is marked now");
+                    self.ledger
+                        .settle(&taken.key, &taken.run_id, state)
+                        .await
+                        .map_err(SyncError::Ledger)?;
+                }
+                ClaimRepair::Release => {
+                    info!(tenant = %taken.tenant, run_id = %taken.run_id, key = %taken.key.key,
+                        "a resync request taken by a run that never started is given back");
+                    self.ledger
+                        .release(&taken.key, &taken.run_id)
+                        .await
+                        .map_err(SyncError::Ledger)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn start_run(
@@ -307,7 +354,10 @@ where
         match first {
             Some(mut task) => {
                 task.resyncs = resyncs;
-                self.tasks.send(&task).await.map_err(SyncError::Queue)?;
+                if let Err(error) = self.tasks.send(&task).await {
+                    self.record_not_started(&tenant, &id, &error).await;
+                    return Err(SyncError::Queue(error));
+                }
             }
             None => {
                 // Nothing to list: the run is over as it starts.
@@ -321,7 +371,9 @@ where
                     .record_step(&tenant, &id, 0, &report)
                     .await
                     .map_err(SyncError::Records)?;
-                self.settle(&tenant, &id, &resyncs, RunState::Done).await;
+                self.settle(&id, &resyncs, RunState::Done)
+                    .await
+                    .map_err(SyncError::Ledger)?;
             }
         }
         info!(%tenant, run_id = %id, mode = mode.as_str(), types = ?listed_types,
@@ -334,6 +386,29 @@ where
             not_reconcilable,
             answers,
         })
+    }
+
+    /// A run whose first task the queue did not take ends failed, with the reason, so that no
+    /// record says `running` of a run that will never take a step.
+    async fn record_not_started(&self, tenant: &TenantId, run_id: &str, cause: &QueueError) {
+        let report = StepReport {
+            object_type: NOT_STARTED.to_owned(),
+            counts: TypeCounts::default(),
+            failure: Some(format!(
+                "the sync queue did not take the run's first task: {}",
+                error_chain(cause)
+            )),
+            finished: true,
+        };
+        match self.records.record_step(tenant, run_id, 0, &report).await {
+            Ok(_) => {
+                warn!(%tenant, run_id, error = %error_chain(cause), "the run could not start: recorded failed");
+                emit_metrics(FUNCTION_NAME, &[("SyncRunsFailed", 1)]);
+            }
+            Err(error) => {
+                error!(%tenant, run_id, error = %error_chain(&error), "a run that could not start stays recorded as running");
+            }
+        }
     }
 
     /// Each record one task. The queue is FIFO per company: once a record fails, the records after
@@ -406,22 +481,28 @@ where
             .record_step(&task.tenant, &task.run_id, task.step, &report)
             .await
             .map_err(TaskError::Records)?;
-        let state = match recorded {
+        let (state, counted_now) = match recorded {
             StepRecorded::Stale => {
                 info!(tenant = %task.tenant, run_id = %task.run_id, step = task.step, "a step the run has passed was delivered again; dropped");
                 return Ok(());
             }
             StepRecorded::Applied { state } => {
                 emit_step_metrics(&report);
-                state
+                (state, true)
             }
-            StepRecorded::AlreadyApplied { state } => state,
+            StepRecorded::AlreadyApplied { state } => (state, false),
         };
         match next {
             Some(next) => self.tasks.send(&next).await.map_err(TaskError::Queue)?,
             None => {
-                self.settle(&task.tenant, &task.run_id, &task.resyncs, state)
-                    .await;
+                // Marked before the step is done with: if the ledger fails, the task comes back
+                // (counted already) and marks them then.
+                self.settle(&task.run_id, &task.resyncs, state)
+                    .await
+                    .map_err(TaskError::Ledger)?;
+                if !counted_now {
+                    return Ok(());
+                }
                 let seconds = Timestamp::now()
                     .duration_since(task.started_at)
                     .as_secs()
@@ -481,14 +562,18 @@ where
         result
     }
 
-    /// Marks the keeper's requests with how their run ended. A request that cannot be marked stays
-    /// `RUNNING` with the run's id, which the run record explains.
-    async fn settle(&self, tenant: &TenantId, run_id: &str, keys: &[ResyncKey], state: RunState) {
+    /// Marks the keeper's requests with how their run ended (again, harmlessly, when a step is
+    /// delivered twice).
+    async fn settle(
+        &self,
+        run_id: &str,
+        keys: &[ResyncKey],
+        state: RunState,
+    ) -> Result<(), domain::ports::LedgerError> {
         for key in keys {
-            if let Err(error) = self.ledger.settle(key, run_id, state).await {
-                warn!(%tenant, run_id, key = %key.key, error = %error_chain(&error), "a resync request could not be marked");
-            }
+            self.ledger.settle(key, run_id, state).await?;
         }
+        Ok(())
     }
 }
 

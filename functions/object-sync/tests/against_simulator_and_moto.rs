@@ -95,3 +95,89 @@ async fn backfill_then_nightly_runs_keep_the_copy_exact_over_the_wire() {
     assert_eq!(stack.count(&limited, "fetched").await, 1);
     stack.assert_exact().await;
 }
+
+/// The keeper's requests through the DynamoDB ledger, as the sync answers and repairs them: a claim
+/// carries its time, a run only marks what it holds, and a run record tells how its run stands.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ledger_on_dynamodb_hands_requests_to_one_run_and_tells_what_became_of_them() {
+    use domain::ports::{PendingResyncs, ResyncLedger, SyncRecords};
+    use domain::resync::{ResyncReason, ResyncRequest};
+    use domain::sync::RunState;
+
+    let limits = StepLimits {
+        page_size: 40,
+        fetch_batch: 25,
+        verify_batch: 30,
+        lookups_per_step: 10,
+        attempts: 3,
+    };
+    let stack = stack("sync-ledger", "product", limits).await;
+    let tenant = domain::ids::TenantId::parse(support::TENANT).unwrap();
+    let request = ResyncRequest {
+        tenant: tenant.clone(),
+        subscription_id: 41,
+        event: "product.update".into(),
+        object_type: "product".into(),
+        reason: ResyncReason::ReEnabled,
+        previous_status: "DISABLED_TOO_MANY_ERRORS".into(),
+        window_from: jiff::Timestamp::UNIX_EPOCH,
+        window_to: jiff::Timestamp::now(),
+    };
+    let ledger = &stack.sync.ledger;
+    ledger.record(&request).await.unwrap();
+    let key = ledger.pending().await.unwrap()[0].key.clone();
+    assert!(ledger.taken().await.unwrap().is_empty());
+
+    let before = jiff::Timestamp::now();
+    assert!(ledger.claim(&key, "run-a").await.unwrap());
+    assert!(
+        !ledger.claim(&key, "run-b").await.unwrap(),
+        "one run takes it"
+    );
+    let taken = ledger.taken().await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        (taken[0].run_id.as_str(), &taken[0].tenant),
+        ("run-a", &tenant)
+    );
+    assert!(taken[0].claimed_at.unwrap() >= before - jiff::SignedDuration::from_secs(1));
+
+    // Another run marks nothing and fails nothing; the run that holds it does.
+    ledger.settle(&key, "run-b", RunState::Done).await.unwrap();
+    ledger.release(&key, "run-b").await.unwrap();
+    assert_eq!(ledger.taken().await.unwrap().len(), 1, "still run-a's");
+    ledger.release(&key, "run-a").await.unwrap();
+    assert!(ledger.taken().await.unwrap().is_empty());
+    assert_eq!(ledger.pending().await.unwrap().len(), 1, "given back");
+
+    // A run's record says how it stands; an unknown run has none.
+    assert_eq!(
+        stack
+            .sync
+            .records
+            .run_state(&tenant, "no-such-run")
+            .await
+            .unwrap(),
+        None
+    );
+    let run_id = stack.start("reconcile").await;
+    assert_eq!(
+        stack
+            .sync
+            .records
+            .run_state(&tenant, &run_id)
+            .await
+            .unwrap(),
+        Some(RunState::Running)
+    );
+    stack.run_until_idle().await;
+    assert_eq!(
+        stack
+            .sync
+            .records
+            .run_state(&tenant, &run_id)
+            .await
+            .unwrap(),
+        Some(RunState::Done)
+    );
+}

@@ -11,6 +11,7 @@ use domain::envelope::EventName;
 use domain::ids::TenantId;
 use domain::message::QueueMessage;
 use domain::ports::ObjectStore as _;
+use domain::ports::PendingResyncs as _;
 use domain::ports::ResyncLedger as _;
 use domain::record::change_from_message;
 use domain::resync::{ResyncReason, ResyncRequest};
@@ -23,7 +24,7 @@ use object_sync::handler::{ObjectSync, StartRequest};
 use test_support::tripletex::rate_limited;
 use test_support::{
     FakeObject, FakeTripletex, InMemoryObjectStore, InMemoryResyncLedger, InMemorySyncRecords,
-    ObjectCallKind, RecordingQueue, RecordingSyncTasks, RunRecord,
+    LedgerCall, ObjectCallKind, RecordingQueue, RecordingSyncTasks, RunRecord,
 };
 
 type Sync = ObjectSync<
@@ -650,11 +651,144 @@ async fn requests_taken_by_a_run_that_could_not_start_are_given_back() {
     h.tasks.set_unavailable(true);
     assert!(h.sync.start(pending.clone()).await.is_err());
     assert_eq!(h.ledger.states()[0].1, "PENDING", "given back");
+    let not_started = h.records.runs().pop().unwrap();
+    assert_eq!(
+        not_started.state,
+        RunState::Failed,
+        "no run stays running that never took a step"
+    );
+    assert!(
+        not_started.failures[0].contains("the sync queue did not take the run's first task"),
+        "{:?}",
+        not_started.failures
+    );
     h.tasks.set_unavailable(false);
     let report = h.sync.start(pending).await.unwrap();
     assert_eq!(report.runs[0].mode, RunMode::Resync);
     h.drain().await;
     assert_eq!(h.ledger.states()[0].1, "DONE");
+}
+
+#[tokio::test]
+async fn a_failed_claim_gives_back_the_requests_taken_before_it() {
+    let mut h = harness(&["product.update", "customer.update"], small_pages());
+    h.ledger
+        .record(&resync_request(1, ResyncReason::ReEnabled))
+        .await
+        .unwrap();
+    let mut second = resync_request(2, ResyncReason::ReEnabled);
+    second.window_to += jiff::SignedDuration::from_secs(1);
+    h.ledger.record(&second).await.unwrap();
+    let pending = StartRequest {
+        mode: "pending".into(),
+        ..StartRequest::default()
+    };
+    // The first claim goes through, the second fails: the first is given back at once.
+    h.ledger.fail_calls(LedgerCall::Claim, 1, 1);
+    assert!(h.sync.start(pending.clone()).await.is_err());
+    assert!(
+        h.ledger
+            .states()
+            .iter()
+            .all(|(_, state, _)| *state == "PENDING"),
+        "{:?}",
+        h.ledger.states()
+    );
+    let report = h.sync.start(pending).await.unwrap();
+    assert_eq!(report.runs[0].answers, 2);
+    h.drain().await;
+    assert!(
+        h.ledger
+            .states()
+            .iter()
+            .all(|(_, state, _)| *state == "DONE")
+    );
+}
+
+#[tokio::test]
+async fn a_request_its_run_could_not_mark_is_marked_when_the_last_step_comes_back() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.company().objects.put_simple("product", 1, 1);
+    h.ledger
+        .record(&resync_request(7, ResyncReason::Created))
+        .await
+        .unwrap();
+    h.sync
+        .start(StartRequest {
+            mode: "pending".into(),
+            ..StartRequest::default()
+        })
+        .await
+        .unwrap();
+    h.ledger.fail_next(LedgerCall::Settle, 1);
+    let mut failed_once = None;
+    while let Some(task) = h.tasks.next() {
+        if let Err(error) = h.sync.run_task(task.clone(), 1).await {
+            failed_once = Some(error.to_string());
+            // The queue hands the task out again.
+            h.sync.run_task(task, 2).await.unwrap();
+        }
+        h.apply_queued().await;
+    }
+    assert_eq!(
+        failed_once.as_deref(),
+        Some("the keeper's requests this run answers could not be marked")
+    );
+    assert_eq!(h.ledger.states()[0].1, "DONE");
+    assert_eq!(h.store.len(), 1);
+}
+
+#[tokio::test]
+async fn a_later_tick_repairs_requests_a_run_left_taken() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.company().objects.put_simple("product", 1, 1);
+    let pending = StartRequest {
+        mode: "pending".into(),
+        ..StartRequest::default()
+    };
+    // A run ended while the ledger was down, and its last task never came back (the DLQ has it).
+    h.ledger
+        .record(&resync_request(7, ResyncReason::Created))
+        .await
+        .unwrap();
+    let run_id = h.sync.start(pending.clone()).await.unwrap().runs[0]
+        .run_id
+        .clone();
+    h.ledger.fail_next(LedgerCall::Settle, 1);
+    while let Some(task) = h.tasks.next() {
+        let _ = h.sync.run_task(task, 1).await;
+        h.apply_queued().await;
+    }
+    assert_eq!(h.run(&run_id).state, RunState::Done);
+    assert_eq!(h.ledger.states()[0].1, "RUNNING");
+    // A request taken by a run that never wrote its record (the invocation died in between).
+    let orphan = resync_request(8, ResyncReason::ReEnabled);
+    h.ledger.record(&orphan).await.unwrap();
+    let orphan_key = test_support::fakes::resync_key(&orphan);
+    h.ledger
+        .claim(&orphan_key, "20261201T000000.000000000Z-resync")
+        .await
+        .unwrap();
+
+    // A fresh claim may belong to a run about to write its record: left alone.
+    let report = h.sync.start(pending.clone()).await.unwrap();
+    assert!(report.runs.is_empty());
+    let states = h.ledger.states();
+    assert_eq!(
+        (states[0].1, states[1].1),
+        ("DONE", "RUNNING"),
+        "the ended run's request is marked"
+    );
+
+    // Past the grace, the orphan is given back and answered by a new run.
+    h.ledger.backdate_claims(domain::sync::CLAIM_GRACE);
+    let report = h.sync.start(pending).await.unwrap();
+    assert_eq!(report.runs.len(), 1);
+    assert_eq!(report.runs[0].mode, RunMode::Resync);
+    h.drain().await;
+    let states = h.ledger.states();
+    assert_eq!((states[0].1, states[1].1), ("DONE", "DONE"));
+    assert_eq!(states[1].2.as_deref(), Some(report.runs[0].run_id.as_str()));
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use domain::ids::TenantId;
 use domain::ports::{LedgerError, PendingResyncs, ResyncLedger};
 use domain::resync::state::{PENDING, RUNNING};
 use domain::resync::{PendingResync, ResyncKey, ResyncReason, ResyncRequest};
-use domain::sync::RunState;
+use domain::sync::{RunState, TakenResync};
 
 /// Attribute names of a resync item. `pk` = `tenant#subscriptionId`, `requestedAt` sorts a
 /// subscription's requests in time.
@@ -33,6 +33,8 @@ pub mod item {
     /// `PENDING` until a sync run takes it, then `RUNNING`, `DONE` or `FAILED`.
     pub const STATE: &str = "state";
     pub const RUN_ID: &str = "runId";
+    /// When a run took the request.
+    pub const CLAIMED_AT: &str = "claimedAt";
     pub const SETTLED_AT: &str = "settledAt";
 }
 
@@ -115,6 +117,33 @@ fn pending_resync(item: &HashMap<String, AttributeValue>) -> Option<PendingResyn
 }
 
 impl DynamoResyncLedger {
+    /// Every request in one state (a scan: the table holds one item per create and re-enable).
+    async fn in_state(
+        &self,
+        wanted: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, LedgerError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table_name)
+                .filter_expression("#state = :wanted")
+                .expression_attribute_names("#state", item::STATE)
+                .expression_attribute_values(":wanted", AttributeValue::S(wanted.to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(ledger_error)?;
+            found.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
     /// An update of one request, by its key.
     fn update(
         &self,
@@ -134,38 +163,44 @@ impl DynamoResyncLedger {
 impl PendingResyncs for DynamoResyncLedger {
     #[instrument(skip_all)]
     async fn pending(&self) -> Result<Vec<PendingResync>, LedgerError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table_name)
-                .filter_expression("#state = :pending")
-                .expression_attribute_names("#state", item::STATE)
-                .expression_attribute_values(":pending", AttributeValue::S(PENDING.to_owned()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(ledger_error)?;
-            found.extend(output.items().iter().filter_map(pending_resync));
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let mut found: Vec<PendingResync> = self
+            .in_state(PENDING)
+            .await?
+            .iter()
+            .filter_map(pending_resync)
+            .collect();
         found.sort_by(|a, b| a.key.requested_at.cmp(&b.key.requested_at));
         Ok(found)
+    }
+
+    #[instrument(skip_all)]
+    async fn taken(&self) -> Result<Vec<TakenResync>, LedgerError> {
+        Ok(self
+            .in_state(RUNNING)
+            .await?
+            .iter()
+            .filter_map(|item| {
+                let pending = pending_resync(item)?;
+                Some(TakenResync {
+                    run_id: text(item, item::RUN_ID)?,
+                    claimed_at: text(item, item::CLAIMED_AT).and_then(|t| t.parse().ok()),
+                    tenant: pending.request.tenant,
+                    key: pending.key,
+                })
+            })
+            .collect())
     }
 
     #[instrument(skip_all, fields(key = %key.key, run_id))]
     async fn claim(&self, key: &ResyncKey, run_id: &str) -> Result<bool, LedgerError> {
         let result = self
             .update(key)
-            .update_expression("SET #state = :running, #runId = :run")
+            .update_expression("SET #state = :running, #runId = :run, #claimedAt = :now")
             .condition_expression("#state = :pending")
             .expression_attribute_names("#state", item::STATE)
             .expression_attribute_names("#runId", item::RUN_ID)
+            .expression_attribute_names("#claimedAt", item::CLAIMED_AT)
+            .expression_attribute_values(":now", AttributeValue::S(Timestamp::now().to_string()))
             .expression_attribute_values(":running", AttributeValue::S(RUNNING.to_owned()))
             .expression_attribute_values(":pending", AttributeValue::S(PENDING.to_owned()))
             .expression_attribute_values(":run", AttributeValue::S(run_id.to_owned()))
@@ -187,17 +222,18 @@ impl PendingResyncs for DynamoResyncLedger {
 
     #[instrument(skip_all, fields(key = %key.key, run_id))]
     async fn release(&self, key: &ResyncKey, run_id: &str) -> Result<(), LedgerError> {
-        self.update(key)
-            .update_expression("SET #state = :pending REMOVE #runId")
+        let result = self
+            .update(key)
+            .update_expression("SET #state = :pending REMOVE #runId, #claimedAt")
             .condition_expression("#runId = :run")
             .expression_attribute_names("#state", item::STATE)
             .expression_attribute_names("#runId", item::RUN_ID)
+            .expression_attribute_names("#claimedAt", item::CLAIMED_AT)
             .expression_attribute_values(":pending", AttributeValue::S(PENDING.to_owned()))
             .expression_attribute_values(":run", AttributeValue::S(run_id.to_owned()))
             .send()
-            .await
-            .map_err(ledger_error)?;
-        Ok(())
+            .await;
+        not_ours_is_done(result)
     }
 
     #[instrument(skip_all, fields(key = %key.key, run_id, state = run_state.as_str()))]
@@ -208,7 +244,8 @@ impl PendingResyncs for DynamoResyncLedger {
         run_state: RunState,
     ) -> Result<(), LedgerError> {
         let settled = run_state.request_state();
-        self.update(key)
+        let result = self
+            .update(key)
             .update_expression("SET #state = :state, #settledAt = :now")
             .condition_expression("#runId = :run")
             .expression_attribute_names("#state", item::STATE)
@@ -218,8 +255,26 @@ impl PendingResyncs for DynamoResyncLedger {
             .expression_attribute_values(":now", AttributeValue::S(Timestamp::now().to_string()))
             .expression_attribute_values(":run", AttributeValue::S(run_id.to_owned()))
             .send()
-            .await
-            .map_err(ledger_error)?;
-        Ok(())
+            .await;
+        not_ours_is_done(result)
+    }
+}
+
+/// A conditional update of a request refused because another run holds it now: that run answers
+/// it, and there is nothing left to do here.
+fn not_ours_is_done<T>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<UpdateItemError>>,
+) -> Result<(), LedgerError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error)
+            if matches!(
+                error.as_service_error(),
+                Some(UpdateItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(ledger_error(error)),
     }
 }

@@ -171,6 +171,29 @@ impl SyncRecords for DynamoSyncRecords {
         Ok(())
     }
 
+    #[instrument(skip_all, fields(%tenant, run_id))]
+    async fn run_state(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+    ) -> Result<Option<RunState>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(run_key(tenant)))
+            .key(item::SORT, s(run_id.to_owned()))
+            .projection_expression("#state")
+            .expression_attribute_names("#state", item::STATE)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(output
+            .item
+            .and_then(|item| RunState::parse(item.get(item::STATE)?.as_s().ok()?)))
+    }
+
     #[instrument(skip_all, fields(%tenant, run_id, step, object_type = %report.object_type))]
     async fn record_step(
         &self,

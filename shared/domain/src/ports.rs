@@ -12,7 +12,7 @@ use crate::message::QueueMessage;
 use crate::resync::{PendingResync, ResyncKey, ResyncRequest};
 use crate::sync::{
     FetchRequest, FetchedObject, ListedPage, ListedWindow, Lookup, ObjectTypeSpec, PageRequest,
-    RunMode, RunState, StepRecorded, StepReport, StoredVersion, SyncTask,
+    RunMode, RunState, StepRecorded, StepReport, StoredVersion, SyncTask, TakenResync,
 };
 use crate::tripletex::{Subscription, SubscriptionWrite, TripletexCredentials, TripletexError};
 
@@ -236,6 +236,10 @@ pub trait PendingResyncs: Send + Sync {
     /// Requests still `PENDING`, oldest first.
     fn pending(&self) -> impl Future<Output = Result<Vec<PendingResync>, LedgerError>> + Send;
 
+    /// Requests a run has taken (`RUNNING`), with its run id: the ones to check for a run that
+    /// never started or never marked them.
+    fn taken(&self) -> impl Future<Output = Result<Vec<TakenResync>, LedgerError>> + Send;
+
     /// Marks a request taken by a run; false when another run took it first.
     fn claim(
         &self,
@@ -250,7 +254,7 @@ pub trait PendingResyncs: Send + Sync {
         run_id: &str,
     ) -> impl Future<Output = Result<(), LedgerError>> + Send;
 
-    /// Records how the run that took the request ended.
+    /// Records how the run that took the request ended; nothing when another run has it now.
     fn settle(
         &self,
         key: &ResyncKey,
@@ -309,6 +313,13 @@ pub struct PageMemory {
 /// Run records and what the listings remember between steps and between runs.
 pub trait SyncRecords: Send + Sync {
     fn start_run(&self, run: &RunStart) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The state of a run's record; none when there is no such run.
+    fn run_state(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<RunState>, StoreError>> + Send;
 
     /// Counts step `step` of a run once, however often it is delivered.
     fn record_step(
@@ -377,6 +388,10 @@ impl<P: PendingResyncs> PendingResyncs for Arc<P> {
         (**self).pending()
     }
 
+    fn taken(&self) -> impl Future<Output = Result<Vec<TakenResync>, LedgerError>> + Send {
+        (**self).taken()
+    }
+
     fn claim(
         &self,
         key: &ResyncKey,
@@ -433,6 +448,14 @@ impl<S: StoredCopy> StoredCopy for Arc<S> {
 impl<R: SyncRecords> SyncRecords for Arc<R> {
     fn start_run(&self, run: &RunStart) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).start_run(run)
+    }
+
+    fn run_state(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<RunState>, StoreError>> + Send {
+        (**self).run_state(tenant, run_id)
     }
 
     fn record_step(

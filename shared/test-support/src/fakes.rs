@@ -14,7 +14,7 @@ use domain::ports::{
     StoredCopy,
 };
 use domain::resync::{PendingResync, ResyncKey, ResyncRequest, state};
-use domain::sync::{RunState, StoredVersion};
+use domain::sync::{RunState, StoredVersion, TakenResync};
 use jiff::Timestamp;
 
 /// A queue that keeps what it is sent, or fails every send when told to.
@@ -240,11 +240,22 @@ impl ObjectStore for InMemoryObjectStore {
 }
 
 /// A resync ledger that keeps what it is given, with each request's state as the sync moves it
-/// (`PENDING`, `RUNNING`, `DONE`, `FAILED`), or fails every call when told to.
+/// (`PENDING`, `RUNNING`, `DONE`, `FAILED`), or fails every call (or the next few of one kind) when
+/// told to. Conditional on the run id as the DynamoDB ledger is: a run marks only what it holds.
 #[derive(Debug, Default)]
 pub struct InMemoryResyncLedger {
     requests: Mutex<Vec<LedgerEntry>>,
     failing: AtomicBool,
+    /// Per kind of call: how many more pass, then how many fail.
+    failing_next: Mutex<HashMap<LedgerCall, (usize, usize)>>,
+}
+
+/// The sync's calls to the ledger, for failures of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LedgerCall {
+    Claim,
+    Release,
+    Settle,
 }
 
 #[derive(Debug, Clone)]
@@ -252,6 +263,7 @@ struct LedgerEntry {
     request: ResyncRequest,
     state: &'static str,
     run_id: Option<String>,
+    claimed_at: Option<Timestamp>,
 }
 
 /// The key the DynamoDB ledger gives a request.
@@ -259,6 +271,12 @@ pub fn resync_key(request: &ResyncRequest) -> ResyncKey {
     ResyncKey {
         key: format!("{}#{}", request.tenant, request.subscription_id),
         requested_at: request.window_to.to_string(),
+    }
+}
+
+fn ledger_down(reason: &str) -> LedgerError {
+    LedgerError {
+        source: Box::new(std::io::Error::other(reason.to_owned())),
     }
 }
 
@@ -271,17 +289,54 @@ impl InMemoryResyncLedger {
         self.failing.store(unavailable, Ordering::SeqCst);
     }
 
+    /// The next `times` calls of this kind fail; the others go through.
+    pub fn fail_next(&self, call: LedgerCall, times: usize) {
+        self.fail_calls(call, 0, times);
+    }
+
+    /// Of the next calls of this kind, the first `after` go through, then `times` fail.
+    pub fn fail_calls(&self, call: LedgerCall, after: usize, times: usize) {
+        self.failing_next
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(call, (after, times));
+    }
+
+    /// Makes every claim look `by` older than it is.
+    pub fn backdate_claims(&self, by: jiff::SignedDuration) {
+        for entry in self.entries().iter_mut() {
+            entry.claimed_at = entry.claimed_at.map(|at| at - by);
+        }
+    }
+
     fn entries(&self) -> std::sync::MutexGuard<'_, Vec<LedgerEntry>> {
         self.requests.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn check(&self) -> Result<(), LedgerError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err(LedgerError {
-                source: Box::new(std::io::Error::other("ledger down")),
-            });
+            return Err(ledger_down("ledger down"));
         }
         Ok(())
+    }
+
+    fn check_call(&self, call: LedgerCall) -> Result<(), LedgerError> {
+        self.check()?;
+        let mut failing = self
+            .failing_next
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match failing.get_mut(&call) {
+            Some((passing, _)) if *passing > 0 => {
+                *passing -= 1;
+                Ok(())
+            }
+            Some((_, failing)) if *failing > 0 => {
+                *failing -= 1;
+                Err(ledger_down("ledger refused this call"))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn requests(&self) -> Vec<ResyncRequest> {
@@ -304,6 +359,7 @@ impl ResyncLedger for InMemoryResyncLedger {
             request: request.clone(),
             state: state::PENDING,
             run_id: None,
+            claimed_at: None,
         });
         Ok(())
     }
@@ -323,8 +379,25 @@ impl PendingResyncs for InMemoryResyncLedger {
             .collect())
     }
 
-    async fn claim(&self, key: &ResyncKey, run_id: &str) -> Result<bool, LedgerError> {
+    async fn taken(&self) -> Result<Vec<TakenResync>, LedgerError> {
         self.check()?;
+        Ok(self
+            .entries()
+            .iter()
+            .filter(|e| e.state == state::RUNNING)
+            .filter_map(|e| {
+                Some(TakenResync {
+                    key: resync_key(&e.request),
+                    tenant: e.request.tenant.clone(),
+                    run_id: e.run_id.clone()?,
+                    claimed_at: e.claimed_at,
+                })
+            })
+            .collect())
+    }
+
+    async fn claim(&self, key: &ResyncKey, run_id: &str) -> Result<bool, LedgerError> {
+        self.check_call(LedgerCall::Claim)?;
         let mut entries = self.entries();
         let Some(entry) = entries
             .iter_mut()
@@ -334,15 +407,17 @@ impl PendingResyncs for InMemoryResyncLedger {
         };
         entry.state = state::RUNNING;
         entry.run_id = Some(run_id.to_owned());
+        entry.claimed_at = Some(Timestamp::now());
         Ok(true)
     }
 
     async fn release(&self, key: &ResyncKey, run_id: &str) -> Result<(), LedgerError> {
-        self.check()?;
+        self.check_call(LedgerCall::Release)?;
         for entry in self.entries().iter_mut() {
             if &resync_key(&entry.request) == key && entry.run_id.as_deref() == Some(run_id) {
                 entry.state = state::PENDING;
                 entry.run_id = None;
+                entry.claimed_at = None;
             }
         }
         Ok(())
@@ -354,7 +429,7 @@ impl PendingResyncs for InMemoryResyncLedger {
         run_id: &str,
         run_state: RunState,
     ) -> Result<(), LedgerError> {
-        self.check()?;
+        self.check_call(LedgerCall::Settle)?;
         for entry in self.entries().iter_mut() {
             if &resync_key(&entry.request) == key && entry.run_id.as_deref() == Some(run_id) {
                 entry.state = run_state.request_state();

@@ -11,7 +11,7 @@ pub mod tripletex;
 pub mod tripletex_objects;
 
 pub use fakes::{
-    InMemoryObjectStore, InMemoryResyncLedger, RecordingQueue, StoreFailure, StoredItem,
+    InMemoryObjectStore, InMemoryResyncLedger, LedgerCall, RecordingQueue, StoreFailure, StoredItem,
 };
 pub use moto::{MotoServer, sdk_config_for};
 pub use net::free_port;

@@ -133,6 +133,16 @@ impl SyncRecords for InMemorySyncRecords {
         Ok(())
     }
 
+    async fn run_state(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+    ) -> Result<Option<RunState>, StoreError> {
+        Ok(lock(&self.runs)
+            .get(&(tenant.clone(), run_id.to_owned()))
+            .map(|run| run.state))
+    }
+
     async fn record_step(
         &self,
         tenant: &TenantId,

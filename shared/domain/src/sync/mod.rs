@@ -1,12 +1,14 @@
 //! The object sync's rules (backfill, nightly reconciliation, window resync): which Tripletex list
 //! endpoint holds each object type and how to list it completely (`catalog`), the date windows that
 //! cover every date and halve when Tripletex says a result is too large (`window`), where a listing
-//! stands between invocations (`cursor`), a run as a chain of bounded tasks (`run`), what a
+//! stands between invocations (`cursor`), a run as a chain of bounded tasks (`run`), the keeper's
+//! requests a run took but never marked (`claims`), what a
 //! listing means for the stored copy: which objects to fetch, which stored ones may be gone
 //! (`compare`), and the envelopes it queues for the worker (`envelope`). Pure: the function that runs
 //! a sync calls these and does the I/O.
 
 pub mod catalog;
+pub mod claims;
 pub mod compare;
 pub mod cursor;
 pub mod envelope;
@@ -15,6 +17,7 @@ pub mod run;
 pub mod window;
 
 pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, listable, spec_for};
+pub use claims::{CLAIM_GRACE, ClaimRepair, TakenResync, repair_claim};
 pub use compare::{
     CompletedListing, IdRange, IncompleteListing, Listed, ListingProgress, Lookup, PageVerdict,
     StoredVersion, Tombstoning, compare_page, deletion_candidates,

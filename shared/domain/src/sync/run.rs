@@ -472,6 +472,13 @@ impl RunState {
         }
     }
 
+    /// A state as the run record stores it (`as_str`).
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Running, Self::Done, Self::Failed]
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
