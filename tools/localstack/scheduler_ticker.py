@@ -11,13 +11,13 @@ Usage: python3 -m tools.localstack.scheduler_ticker --stack .local/stack.json --
 
 import argparse
 import datetime
+import http.client
 import json
 import re
 import signal
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 
 UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
@@ -48,8 +48,10 @@ def tick(schedule, lambda_url):
         with urllib.request.urlopen(request, timeout=900) as response:
             answer = json.load(response)
             failed = response.headers.get("X-Amz-Function-Error")
-    except (urllib.error.URLError, ValueError, TimeoutError) as error:
-        log(f"{schedule['function']}: invocation failed: {error}")
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        # Refused, reset, dropped without an answer, timed out or not JSON: this tick failed, the
+        # schedule goes on (as EventBridge Scheduler's does).
+        log(f"{schedule['function']}: invocation failed: {type(error).__name__}: {error}")
         return
     if failed:
         log(f"{schedule['function']}: function error: {answer}")

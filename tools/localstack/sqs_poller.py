@@ -20,13 +20,13 @@ Needs AWS_ENDPOINT_URL and the local credentials in the environment.
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import signal
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 
 import boto3
@@ -105,8 +105,10 @@ class Mapping:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 failed_function = response.headers.get("X-Amz-Function-Error")
                 payload = json.load(response)
-        except (urllib.error.URLError, json.JSONDecodeError, TimeoutError) as error:
-            log(f"{self.function}: invocation failed ({error}); the whole batch will be retried")
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            # Any way the call can fail (refused, reset, dropped without an answer, timed out, not
+            # JSON) is a failed invocation: the batch comes back, as after a Lambda crash.
+            log(f"{self.function}: invocation failed ({type(error).__name__}: {error}); the whole batch will be retried")
             return ids
         if failed_function or not isinstance(payload, dict):
             log(f"{self.function}: function error {payload}; the whole batch will be retried")

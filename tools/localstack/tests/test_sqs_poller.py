@@ -24,6 +24,7 @@ class StandInFunction(ThreadingHTTPServer):
         self.failing_bodies = set()
         self.crashes_left = 0
         self.hangs_left = 0
+        self.drops_left = 0
         self.delay_seconds = 0
         super().__init__(("127.0.0.1", 0), self.Handler)
 
@@ -32,6 +33,10 @@ class StandInFunction(ThreadingHTTPServer):
             event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             server = self.server
             server.invocations.append(event["Records"])
+            if server.drops_left > 0:
+                server.drops_left -= 1
+                self.close_connection = True  # no answer at all: the runtime went away mid-call
+                return
             if server.hangs_left > 0:
                 server.hangs_left -= 1
                 time.sleep(3)  # longer than the function's timeout
@@ -166,6 +171,15 @@ class PollerTest(unittest.TestCase):
         deliveries = [r for batch in self.function.invocations for r in batch]
         self.assertEqual([r["attributes"]["ApproximateReceiveCount"] for r in deliveries], ["1", "2"])
         self.assertEqual(self.count(self.dlq), 0)
+
+    def test_an_invocation_whose_connection_drops_is_retried_after_the_retry_delay(self):
+        self.function.drops_left = 1
+        self.send("dropped")
+        self.start_poller(retry_after=1, timeout=10)
+        # Within far less than the queue's 30 s visibility timeout: the batch was given back.
+        self.wait_until(lambda: self.count(self.queue) == 0, seconds=10)
+        deliveries = [r for batch in self.function.invocations for r in batch]
+        self.assertEqual([r["attributes"]["ApproximateReceiveCount"] for r in deliveries], ["1", "2"])
 
 
 if __name__ == "__main__":
