@@ -10,14 +10,16 @@ Objects exist before the stack subscribes (`--prepare`, run by scripts/run befor
 tick): only the backfill can bring them. Some webhooks are dropped on purpose (`--drop-rate`): only a
 reconciliation can bring those changes. One subscription is disabled: its window resync brings the rest.
 
-Fault windows, opened as the workload progresses: the receiver answers 503; SQS is unreachable; DynamoDB
-throttles half the worker's writes; one subscription's deliveries fail until Tripletex disables it.
+Fault windows, opened as the workload progresses: the receiver answers 503; one subscription's deliveries
+fail until Tripletex disables it; SQS is unreachable while the keeper re-enables it (so the sync's resync
+run cannot queue its first task); DynamoDB throttles half the worker's writes.
 
 Run through scripts/run (`--chaos`, `--demo`), which starts the stack and the proxies and passes:
   python3 -m tools.checks.chaos --stack .local/stack.json --simulator URL --receiver-proxy URL --sqs-proxy URL
            --dynamodb-proxy URL --watch-log .local/watch.log [--changes N --objects M --rate R --seed S]
 Exit status 0 only when lost = resurrected = mismatched = resyncNeeded = 0, the disabled subscription came
-back, and every sync run finished done.
+back, every sync run finished done (or could not start while SQS was unreachable, its requests answered by
+the next run), and every request of the keeper is DONE.
 """
 
 import argparse
@@ -183,8 +185,9 @@ class Chaos:
         log(f"subscription {self.broken['id']} ({self.broken['event']}, company 200) fails until disabled")
         self.sim("POST", f"/_sim/subscriptions/{self.broken['id']}/break")
         self.changes_while_disabled()
-        self.wait_progress(0.35)
-        self.window(self.args.sqs_proxy, {"mode": "refuse"}, 3, "SQS is unreachable")
+        # Right as the keeper re-enables it and the sync starts its resync: a run whose first task
+        # cannot be queued must give its request back, never stay "running".
+        self.window(self.args.sqs_proxy, {"mode": "refuse"}, 7, "SQS is unreachable as the keeper re-enables it")
         self.wait_progress(0.45)
         self.sync("reconcile")  # during live traffic: must neither overwrite newer data nor resurrect
         self.wait_progress(0.55)
@@ -203,32 +206,47 @@ class Chaos:
             if not start:
                 return runs
 
-    def sync_idle(self):
-        """No run running, no task queued, no keeper request unanswered."""
-        running = [r for r in self.sync_runs() if r["state"]["S"] == "running"]
-        waiting = [i for i in self.dynamodb.scan(TableName=self.resync_table)["Items"]
+    def sync_waiting(self):
+        """What the sync still has to do: runs running, keeper requests unanswered, tasks queued."""
+        running = [r["pk"]["S"] for r in self.sync_runs() if r["state"]["S"] == "running"]
+        waiting = [f"{i['pk']['S']} {i.get('requestedAt', {}).get('S', '')} {i['state']['S']}".strip()
+                   for i in self.dynamodb.scan(TableName=self.resync_table)["Items"]
                    if i["state"]["S"] in ("PENDING", "RUNNING")]
-        return not running and not waiting and self.queue_depth(self.sync_queue) == 0
+        tasks = self.queue_depth(self.sync_queue)
+        return [*(f"sync run {r} running" for r in running), *(f"resync request {w}" for w in waiting),
+                *([f"{tasks} sync tasks queued"] if tasks else [])]
 
     def settle(self):
         """Until the workload is done, Tripletex has nothing left to send, the disabled subscription is
         active again, the sync has answered every request, and the queue is empty (a dead-lettered
-        message is redriven, as an operator would)."""
+        message is redriven, as an operator would). Says what it still waits for every 30 s, and on
+        a timeout, so a stall names its cause."""
         deadline = time.monotonic() + self.args.timeout
+        next_report = time.monotonic() + 30
         quiet = 0
         while quiet < 3:
-            if time.monotonic() > deadline:
-                raise SystemExit("the stack did not settle in time")
             status = self.sim("GET", "/_sim/webhooks/status")
             broken = next(s for s in self.sim("GET", "/_sim/subscriptions")["values"] if s["id"] == self.broken["id"])
             disabled = any(d["subscriptionId"] == self.broken["id"] for d in status["disabled"])
             depth, dead = self.queue_depth(self.queue), self.queue_depth(self.dlq)
             if dead:
                 self.redrive()
-            idle = (not status["workloadRunning"] and status["pending"] == 0 and status["inFlight"] == 0
-                    and disabled and broken["status"] == "ACTIVE" and depth == 0 and dead == 0
-                    and self.sync_idle())
-            quiet = quiet + 1 if idle else 0
+            waiting = [
+                *(["the workload is still running"] if status["workloadRunning"] else []),
+                *([f"Tripletex has {status['pending']} deliveries pending, {status['inFlight']} in flight"]
+                  if status["pending"] or status["inFlight"] else []),
+                *([f"subscription {self.broken['id']} was never disabled"] if not disabled else []),
+                *([f"subscription {self.broken['id']} is {broken['status']}"] if broken["status"] != "ACTIVE" else []),
+                *([f"{depth} messages in the webhook queue"] if depth else []),
+                *([f"{dead} messages in its dead-letter queue (redriven)"] if dead else []),
+                *self.sync_waiting(),
+            ]
+            quiet = 0 if waiting else quiet + 1
+            if waiting and time.monotonic() > deadline:
+                raise SystemExit(f"the stack did not settle in {self.args.timeout}s; still: {'; '.join(waiting)}")
+            if waiting and time.monotonic() > next_report:
+                log(f"waiting for: {'; '.join(waiting)}")
+                next_report = time.monotonic() + 30
             time.sleep(1)
 
     def redrive(self):
@@ -303,6 +321,8 @@ class Chaos:
 # Per object type, the partitions a complete listing walks (catalog.rs): each ends with a short page.
 PARTITIONS = {"customer": 2, "supplier": 2, "employee": 2}
 PAGE_SIZE, FETCH_BATCH = 1000, 100
+# What a run record names as the failed part of a run that never took a step (handler::NOT_STARTED).
+NOT_STARTED = "run"
 
 
 def sync_summary(runs):
@@ -311,7 +331,12 @@ def sync_summary(runs):
     objects fetched, a lookup per stored object the listing no longer showed."""
     by_mode, totals, minimum = {}, {}, 0
     for run in runs:
-        key = f"{run['mode']['S']}/{run['state']['S']}"
+        failures = [f["S"] for f in run.get("failures", {}).get("L", [])]
+        # A run whose first task the queue did not take (SQS unreachable): its requests went to
+        # the next run, which the requests' own states show.
+        not_started = run["state"]["S"] == "failed" and failures and all(
+            f.startswith(f"{NOT_STARTED}: ") for f in failures)
+        key = f"{run['mode']['S']}/{'not started' if not_started else run['state']['S']}"
         by_mode[key] = by_mode.get(key, 0) + 1
         counts = {}
         for name, value in run.items():
@@ -438,7 +463,9 @@ def main():
     if args.report:
         with open(args.report, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
-    sync_failed = any(not key.endswith("/done") for key in report["syncRuns"]) or not report["syncRuns"]
+    sync_failed = (any(not key.endswith(("/done", "/not started")) for key in report["syncRuns"])
+                   or not report["syncRuns"]
+                   or report["resyncRequestsDone"] != report["resyncRequestsRecorded"])
     failed = (report["lost"] or report["resurrected"] or report["mismatched"] or report["resyncNeeded"]
               or not report["subscriptionsReEnabled"] or sync_failed)
     print("chaos run FAILED" if failed else
