@@ -76,11 +76,11 @@ def cycles(edges):
 
 
 def crates(root):
-    """Every crate under shared/ and functions/ (a folder with Cargo.toml and src/)."""
+    """Every crate under shared/ and functions/, and the CLI (a folder with Cargo.toml and src/)."""
     for directory, folders, files in os.walk(root):
         folders[:] = [f for f in folders if f not in ("target", ".git", "node_modules") and not f.startswith(".")]
         relative = os.path.relpath(directory, root)
-        if relative.split(os.sep)[0] not in ("shared", "functions"):
+        if relative.split(os.sep)[0] not in ("shared", "functions", "cli"):
             continue
         src = os.path.join(directory, "src")
         if "Cargo.toml" in files and os.path.isdir(src):

@@ -12,7 +12,6 @@ are tombstoned, every request is marked done; and a backfill on demand runs to d
 before the subscriptions, which only a backfill can bring, are the chaos run's part.)
 
 Usage: python3 -m tools.checks.smoke --receiver-url URL --lambda-port PORT --stack .local/stack.json --simulator URL
-       python3 -m tools.checks.smoke --stack .local/stack.json --peek      (print what the queues hold)
 Needs AWS_ENDPOINT_URL (and the local credentials) in the environment, as scripts/run sets them.
 """
 
@@ -236,7 +235,7 @@ def banner_commands(text):
     """The command lines of the banner: indented four spaces, continued with a trailing backslash."""
     commands, current = [], ""
     for line in text.splitlines():
-        if not current and not re.match(r"    (curl|\.venv/|AWS_|cargo |python3 )", line):
+        if not current and not re.match(r"    (curl|\.venv/|AWS_|cargo |python3 |target/)", line):
             continue
         current += line.strip()
         if current.endswith("\\"):
@@ -266,7 +265,10 @@ def check_banner(path):
         result = subprocess.run(["bash", "-c", command], env=new_shell_environment(), cwd=os.getcwd(),
                                 capture_output=True, text=True, timeout=300)
         status = re.search(r"^HTTP/\S+ (\d+)", result.stdout, re.MULTILINE)
-        ok = result.returncode == 0 and (status is None or status.group(1).startswith("2"))
+        # The operator's CLI exits 1 when its answer needs a person (the smoke run quarantines on
+        # purpose): the line worked; 2 is a line that could not answer.
+        answered = result.returncode == 0 or ("tripletex-webhooks" in command and result.returncode == 1)
+        ok = answered and (status is None or status.group(1).startswith("2"))
         print(f"  {'works' if ok else 'FAILS'} in a new shell: {command[:110]}")
         if not ok:
             failures.append(f"the printed line fails in a new shell ({result.returncode}): {command}\n"
@@ -281,7 +283,6 @@ def main():
     parser.add_argument("--receiver-url")
     parser.add_argument("--lambda-port", type=int)
     parser.add_argument("--stack", required=True)
-    parser.add_argument("--peek", action="store_true")
     parser.add_argument("--simulator", help="the Tripletex simulator's base URL (keeper checks)")
     parser.add_argument("--banner", help="what scripts/run prints: each command line in it is run in a new shell")
     args = parser.parse_args()
@@ -289,8 +290,7 @@ def main():
     with open(args.stack, encoding="utf-8") as handle:
         stack = json.load(handle)
     resources = stack["resources"]
-    # The local stack's region and throwaway credentials, unless the environment names others: the
-    # peek line works pasted into a new shell.
+    # The local stack's region and throwaway credentials, unless the environment names others.
     local = {"region_name": os.environ.get("AWS_REGION", "eu-north-1"),
              "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
              "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "local")}
@@ -299,15 +299,6 @@ def main():
     queue_url = resources["WebhookQueue"]["url"]
     quarantine_url = resources["QuarantineQueue"]["url"]
     table = resources["ObjectsTable"]["name"]
-
-    if args.peek:
-        for key, item in sorted(table_items(dynamodb, table).items()):
-            version, deleted = summary(item)
-            value = item.get("value", {}).get("S", "")
-            print(f"{key}: version={version} deleted={deleted} source={item['source']['S']} {value}")
-        for message in drain(sqs, quarantine_url):
-            print("quarantine", json.dumps(attributes(message)), message["Body"])
-        return 0
 
     failures = []
     for name, expected in EXPECTED.items():

@@ -327,6 +327,8 @@ def main():
         for name, value in sorted(environment.items()):
             handle.write(f"{name}={value}\n")
     summary = {
+        # Where the resources are: the operator's CLI (`tripletex-webhooks --local`) reaches them here.
+        "endpoint": args.endpoint,
         "resources": stack.created,
         "functions": stack.function_environments(),
         "event_sources": stack.event_sources(),

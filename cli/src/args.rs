@@ -1,0 +1,111 @@
+//! The command line, as clap reads it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tripletex-webhooks",
+    version,
+    about = "See and tend a Tripletex webhook bundle: \
+status, stored objects, dead letters and quarantine."
+)]
+pub struct Cli {
+    /// The deployed stack (default: stack_name in infra/samconfig.toml).
+    #[arg(long, global = true, conflicts_with = "local")]
+    pub stack: Option<String>,
+
+    /// The local stack of `scripts/run`, from the summary it writes (`--local=FILE` for another).
+    #[arg(
+        long,
+        global = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ".local/stack.json"
+    )]
+    pub local: Option<PathBuf>,
+
+    /// Where samconfig.toml is, for the default stack name.
+    #[arg(
+        long,
+        global = true,
+        default_value = "infra/samconfig.toml",
+        hide = true
+    )]
+    pub samconfig: PathBuf,
+
+    /// JSON instead of tables, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Queues, each company's last sync run per object type, the keeper's resync requests; exits 1
+    /// when something needs a person.
+    Status,
+    /// One stored object: version, deleted, source, when it was received and updated, its value.
+    Show {
+        /// The company (tenant), e.g. default.
+        company: String,
+        /// The object type, as in the event name (customer, product, closeGroup, ...).
+        object_type: String,
+        id: i64,
+    },
+    /// Webhooks that failed every delivery, with their attributes.
+    Dlq {
+        #[command(subcommand)]
+        action: Option<DlqAction>,
+        /// The sync's dead-letter queue instead of the webhooks'.
+        #[arg(long)]
+        sync: bool,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 50)]
+        max: usize,
+    },
+    /// Authenticated bodies that were not envelopes, with the reason for each.
+    Quarantine {
+        #[arg(long, default_value_t = 50)]
+        max: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// Moves the webhook dead letters back to the webhook queue (the worker's dedup makes a replay
+    /// safe).
+    Redrive,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_alone_takes_the_summary_scripts_run_writes_and_never_the_subcommand() {
+        let cli = Cli::try_parse_from(["tripletex-webhooks", "--local", "status"]).unwrap();
+        assert_eq!(cli.local, Some(PathBuf::from(".local/stack.json")));
+        assert!(matches!(cli.command, Command::Status));
+        let cli = Cli::try_parse_from([
+            "tripletex-webhooks",
+            "--local=x.json",
+            "show",
+            "a",
+            "customer",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(cli.local, Some(PathBuf::from("x.json")));
+        assert!(matches!(cli.command, Command::Show { id: 7, .. }));
+        let cli = Cli::try_parse_from(["tripletex-webhooks", "status", "--json"]).unwrap();
+        assert!(cli.json && cli.local.is_none());
+        assert!(
+            Cli::try_parse_from(["tripletex-webhooks", "--stack", "s", "--local", "status"])
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,432 @@
+//! What the commands read from (and, for a redrive, write to) the deployment's queues and tables.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use serde::Serialize;
+
+use crate::deployment::{Deployment, DeploymentError};
+use crate::status::{CompanyStatus, QueueRole, QueueStatus, TypeStatus};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error("{what} failed")]
+    Call {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+fn call<E: std::error::Error + Send + Sync + 'static>(
+    what: impl Into<String>,
+) -> impl FnOnce(E) -> AwsError {
+    let what = what.into();
+    move |source| AwsError::Call {
+        what,
+        source: Box::new(source),
+    }
+}
+
+/// The standard SDK configuration (profile, region, `AWS_ENDPOINT_URL`). For the local stack: its
+/// moto endpoint, region and throwaway credentials, unless the environment names others.
+pub async fn sdk_config(local_endpoint: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(endpoint) = local_endpoint {
+        let set = |name: &str| std::env::var_os(name).is_some();
+        if !set("AWS_ENDPOINT_URL") {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if !set("AWS_REGION") && !set("AWS_DEFAULT_REGION") && !set("AWS_PROFILE") {
+            loader = loader.region(Region::new("eu-north-1"));
+        }
+        if !set("AWS_ACCESS_KEY_ID") && !set("AWS_PROFILE") {
+            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "local-stack",
+            ));
+        }
+    }
+    loader.load().await
+}
+
+/// A deployed stack's outputs.
+pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<Deployment, DeploymentError> {
+    let client = aws_sdk_cloudformation::Client::new(sdk);
+    let described = client
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|source| DeploymentError::Describe {
+            stack: stack.to_owned(),
+            source: Box::new(source),
+        })?;
+    let outputs: HashMap<String, String> = described
+        .stacks()
+        .iter()
+        .flat_map(|s| s.outputs())
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect();
+    Deployment::from_outputs(stack, None, &outputs)
+}
+
+pub async fn queue_status(
+    sqs: &aws_sdk_sqs::Client,
+    name: &'static str,
+    role: QueueRole,
+    url: &str,
+) -> Result<QueueStatus, AwsError> {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(call(format!("reading the {name}'s depth")))?;
+    let count = |attribute: QueueAttributeName| {
+        attributes
+            .attributes()
+            .and_then(|a| a.get(&attribute))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(QueueStatus {
+        name,
+        role,
+        url: url.to_owned(),
+        visible: count(QueueAttributeName::ApproximateNumberOfMessages),
+        in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    })
+}
+
+pub async fn queues(
+    sqs: &aws_sdk_sqs::Client,
+    deployment: &Deployment,
+) -> Result<Vec<QueueStatus>, AwsError> {
+    let wanted = [
+        (
+            "webhook queue",
+            QueueRole::Webhooks,
+            &deployment.webhook_queue,
+        ),
+        (
+            "webhook DLQ",
+            QueueRole::DeadLetters,
+            &deployment.webhook_dead_letters,
+        ),
+        ("quarantine", QueueRole::Quarantine, &deployment.quarantine),
+        ("sync queue", QueueRole::SyncTasks, &deployment.sync_queue),
+        (
+            "sync DLQ",
+            QueueRole::DeadLetters,
+            &deployment.sync_dead_letters,
+        ),
+    ];
+    let mut found = Vec::new();
+    for (name, role, url) in wanted {
+        found.push(queue_status(sqs, name, role, url).await?);
+    }
+    Ok(found)
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<Item>, AwsError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(call(format!("reading table {table}")))?;
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn number(item: &Item, name: &str) -> u64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Per company: the last sync run of each type (run ids sort by time) and the keeper's requests.
+pub async fn companies(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    deployment: &Deployment,
+) -> Result<Vec<CompanyStatus>, AwsError> {
+    let mut last: BTreeMap<String, BTreeMap<String, TypeStatus>> = BTreeMap::new();
+    let mut runs: Vec<Item> = scan(dynamodb, &deployment.sync_table)
+        .await?
+        .into_iter()
+        .filter(|item| text(item, "pk").is_some_and(|pk| pk.starts_with("run#")))
+        .collect();
+    runs.sort_by_key(|item| text(item, "sk"));
+    for run in &runs {
+        let (Some(pk), Some(run_id)) = (text(run, "pk"), text(run, "sk")) else {
+            continue;
+        };
+        let tenant = pk.trim_start_matches("run#").to_owned();
+        let failures: Vec<String> = run
+            .get("failures")
+            .and_then(|v| v.as_l().ok())
+            .map(|list| list.iter().filter_map(|f| f.as_s().ok().cloned()).collect())
+            .unwrap_or_default();
+        let types = run
+            .get("types")
+            .and_then(|v| v.as_l().ok())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|t| t.as_s().ok().cloned())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for object_type in types {
+            let count = |name: &str| number(run, &format!("{object_type}:{name}"));
+            let failure = failures
+                .iter()
+                .find_map(|f| f.strip_prefix(&format!("{object_type}: ")))
+                .map(str::to_owned);
+            let state = match text(run, "state").as_deref() {
+                // The run failed, but another of its types did: this one came through.
+                Some("failed") if failure.is_none() => "done".to_owned(),
+                Some(state) => state.to_owned(),
+                None => "unknown".to_owned(),
+            };
+            last.entry(tenant.clone()).or_default().insert(
+                object_type.clone(),
+                TypeStatus {
+                    object_type: object_type.clone(),
+                    run_id: run_id.clone(),
+                    mode: text(run, "mode").unwrap_or_default(),
+                    state,
+                    started_at: text(run, "startedAt"),
+                    finished_at: text(run, "finishedAt"),
+                    listed: count("listed"),
+                    fetched: count("fetched"),
+                    tombstoned: count("tombstoned"),
+                    drift_corrected: count("driftCorrected"),
+                    failure,
+                },
+            );
+        }
+    }
+    let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for item in scan(dynamodb, &deployment.resync_table).await? {
+        if let (Some(tenant), Some(state)) = (text(&item, "tenant"), text(&item, "state")) {
+            *requests
+                .entry(tenant)
+                .or_default()
+                .entry(state)
+                .or_default() += 1;
+        }
+    }
+    let tenants: std::collections::BTreeSet<String> =
+        last.keys().chain(requests.keys()).cloned().collect();
+    Ok(tenants
+        .into_iter()
+        .map(|tenant| CompanyStatus {
+            types: last
+                .remove(&tenant)
+                .map(|t| t.into_values().collect())
+                .unwrap_or_default(),
+            resync_requests: requests
+                .remove(&tenant)
+                .map(|r| r.into_iter().collect())
+                .unwrap_or_default(),
+            tenant,
+        })
+        .collect())
+}
+
+/// One object as the copy holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredObject {
+    pub key: String,
+    pub version: Option<i64>,
+    pub version_unknown: bool,
+    pub deleted: bool,
+    pub source: Option<String>,
+    pub last_event: Option<String>,
+    pub received_at: Option<String>,
+    pub updated_at: Option<String>,
+    /// The object as Tripletex sent it (none for a tombstone).
+    pub value: Option<serde_json::Value>,
+}
+
+pub async fn stored_object(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+) -> Result<Option<StoredObject>, AwsError> {
+    let output = dynamodb
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(key.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(call(format!("reading {key}")))?;
+    Ok(output.item.map(|item| StoredObject {
+        key: key.to_owned(),
+        version: text(&item, "version")
+            .or_else(|| item.get("version").and_then(|v| v.as_n().ok()).cloned())
+            .and_then(|v| v.parse().ok()),
+        version_unknown: item
+            .get("versionUnknown")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        deleted: item
+            .get("deleted")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        source: text(&item, "source"),
+        last_event: text(&item, "lastEvent"),
+        received_at: text(&item, "receivedAt"),
+        updated_at: text(&item, "updatedAt"),
+        value: text(&item, "value").and_then(|v| serde_json::from_str(&v).ok()),
+    }))
+}
+
+/// A message as `dlq` and `quarantine` list it: its named attributes (the queue never carries a
+/// header or a secret) and its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedMessage {
+    pub message_id: String,
+    pub sent_at: Option<String>,
+    pub receive_count: Option<u64>,
+    pub attributes: BTreeMap<String, String>,
+    pub body: String,
+}
+
+/// How long a listed message stays hidden from others: long enough to list a queue once.
+const LISTING_VISIBILITY_SECONDS: i32 = 5;
+
+/// Up to `max` messages of a queue, each once. Listing receives them, as the console's "poll for
+/// messages" does; they are visible again a few seconds later.
+pub async fn list_messages(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    max: usize,
+) -> Result<Vec<QueuedMessage>, AwsError> {
+    let mut seen: BTreeMap<String, QueuedMessage> = BTreeMap::new();
+    while seen.len() < max {
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages((max - seen.len()).min(10) as i32)
+            .visibility_timeout(LISTING_VISIBILITY_SECONDS)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(call("receiving messages"))?;
+        let messages = received.messages();
+        if messages.is_empty() {
+            break;
+        }
+        let mut new = 0;
+        for message in messages {
+            let Some(id) = message.message_id() else {
+                continue;
+            };
+            if seen.contains_key(id) {
+                continue;
+            }
+            new += 1;
+            let system = |name: MessageSystemAttributeName| {
+                message.attributes().and_then(|a| a.get(&name)).cloned()
+            };
+            seen.insert(
+                id.to_owned(),
+                QueuedMessage {
+                    message_id: id.to_owned(),
+                    sent_at: system(MessageSystemAttributeName::SentTimestamp)
+                        .and_then(|ms| ms.parse::<i64>().ok())
+                        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                        .map(|at| at.to_string()),
+                    receive_count: system(MessageSystemAttributeName::ApproximateReceiveCount)
+                        .and_then(|n| n.parse().ok()),
+                    attributes: message
+                        .message_attributes()
+                        .map(|attributes| {
+                            attributes
+                                .iter()
+                                .filter_map(|(name, value)| {
+                                    Some((name.clone(), value.string_value()?.to_owned()))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    body: message.body().unwrap_or_default().to_owned(),
+                },
+            );
+        }
+        if new == 0 {
+            break;
+        }
+    }
+    Ok(seen.into_values().collect())
+}
+
+/// Moves every message of `from` back to `to` with its body and attributes; the count moved. The
+/// worker's dedup makes a replay safe: an old version never overwrites a newer one.
+pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> Result<usize, AwsError> {
+    let mut moved = 0;
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(from)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(call("receiving dead letters"))?;
+        if received.messages().is_empty() {
+            return Ok(moved);
+        }
+        for message in received.messages() {
+            sqs.send_message()
+                .queue_url(to)
+                .set_message_body(message.body().map(str::to_owned))
+                .set_message_attributes(message.message_attributes().cloned())
+                .send()
+                .await
+                .map_err(call("sending a dead letter back"))?;
+            if let Some(handle) = message.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(from)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(call("deleting a redriven dead letter"))?;
+            }
+            moved += 1;
+        }
+    }
+}

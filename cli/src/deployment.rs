@@ -1,0 +1,192 @@
+//! Where a deployment's resources are: the CloudFormation stack's outputs, or the summary of the
+//! local stack that `scripts/run` writes (`.local/stack.json`). Both become one `Deployment`, so
+//! every command works the same against either.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// The resources the commands read, by what they are for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// The stack's name, or `local`.
+    pub name: String,
+    /// The local stack's AWS endpoint (moto); none for a deployed stack.
+    pub endpoint: Option<String>,
+    pub webhook_queue: String,
+    pub webhook_dead_letters: String,
+    pub quarantine: String,
+    pub sync_queue: String,
+    pub sync_dead_letters: String,
+    pub objects_table: String,
+    pub sync_table: String,
+    pub resync_table: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    #[error("could not read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not the summary scripts/run writes", path.display())]
+    NotASummary {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the deployment has no {0}: is it a stack of this bundle, and of this version?")]
+    Missing(&'static str),
+    #[error("no stack name given, and {} names none (stack_name = \"...\")", path.display())]
+    NoStackName { path: PathBuf },
+    #[error("CloudFormation could not describe stack {stack}")]
+    Describe {
+        stack: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The stack outputs each resource is read from (infra/template.yaml, Outputs), and the local
+/// stack's logical id and field for the same resource.
+const RESOURCES: [(&str, &str, &str); 8] = [
+    ("WebhookQueueUrl", "WebhookQueue", "url"),
+    ("WebhookDeadLetterQueueUrl", "WebhookDeadLetterQueue", "url"),
+    ("QuarantineQueueUrl", "QuarantineQueue", "url"),
+    ("SyncQueueUrl", "SyncQueue", "url"),
+    ("SyncDeadLetterQueueUrl", "SyncDeadLetterQueue", "url"),
+    ("ObjectsTableName", "ObjectsTable", "name"),
+    ("SyncTableName", "SyncTable", "name"),
+    ("ResyncTableName", "ResyncTable", "name"),
+];
+
+impl Deployment {
+    /// From a stack's outputs (name → value).
+    pub fn from_outputs(
+        name: &str,
+        endpoint: Option<String>,
+        outputs: &HashMap<String, String>,
+    ) -> Result<Self, DeploymentError> {
+        let get = |output: &'static str| {
+            outputs
+                .get(output)
+                .cloned()
+                .ok_or(DeploymentError::Missing(output))
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            endpoint,
+            webhook_queue: get(RESOURCES[0].0)?,
+            webhook_dead_letters: get(RESOURCES[1].0)?,
+            quarantine: get(RESOURCES[2].0)?,
+            sync_queue: get(RESOURCES[3].0)?,
+            sync_dead_letters: get(RESOURCES[4].0)?,
+            objects_table: get(RESOURCES[5].0)?,
+            sync_table: get(RESOURCES[6].0)?,
+            resync_table: get(RESOURCES[7].0)?,
+        })
+    }
+
+    /// From the local stack's summary, read as if it were the stack's outputs.
+    pub fn from_local_summary(path: &Path) -> Result<Self, DeploymentError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DeploymentError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let summary: Value =
+            serde_json::from_str(&text).map_err(|source| DeploymentError::NotASummary {
+                path: path.to_owned(),
+                source,
+            })?;
+        let outputs: HashMap<String, String> = RESOURCES
+            .iter()
+            .filter_map(|(output, logical, field)| {
+                let value = summary["resources"][logical][field].as_str()?;
+                Some(((*output).to_owned(), value.to_owned()))
+            })
+            .collect();
+        let endpoint = summary["endpoint"].as_str().map(str::to_owned);
+        Self::from_outputs("local", endpoint, &outputs)
+    }
+}
+
+/// The stack name `sam deploy` uses: `stack_name` in samconfig.toml.
+pub fn samconfig_stack_name(path: &Path) -> Result<String, DeploymentError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DeploymentError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("stack_name"))
+        .filter_map(|rest| rest.trim_start().strip_prefix('='))
+        .map(|value| value.trim().trim_matches('"').to_owned())
+        .find(|name| !name.is_empty())
+        .ok_or_else(|| DeploymentError::NoStackName {
+            path: path.to_owned(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary_file(text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "cli-summary-{}-{}.json",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_local_summary_reads_as_the_stacks_outputs() {
+        let mut resources = serde_json::Map::new();
+        for (_, logical, field) in RESOURCES {
+            resources.insert(
+                logical.to_owned(),
+                serde_json::json!({ field: format!("{logical}-{field}") }),
+            );
+        }
+        let text = serde_json::json!({"endpoint": "http://127.0.0.1:5000", "resources": resources})
+            .to_string();
+        let deployment = Deployment::from_local_summary(&summary_file(&text)).unwrap();
+        assert_eq!(deployment.name, "local");
+        assert_eq!(
+            deployment.endpoint.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert_eq!(
+            deployment.webhook_dead_letters,
+            "WebhookDeadLetterQueue-url"
+        );
+        assert_eq!(deployment.resync_table, "ResyncTable-name");
+    }
+
+    #[test]
+    fn a_summary_without_a_resource_names_the_output_it_lacks() {
+        let text = r#"{"resources": {"WebhookQueue": {"url": "u"}}}"#;
+        let error = Deployment::from_local_summary(&summary_file(text)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the deployment has no WebhookDeadLetterQueueUrl: is it a stack of this bundle, and of this version?"
+        );
+    }
+
+    #[test]
+    fn the_stack_name_comes_from_samconfig() {
+        let path = summary_file(
+            "version = 0.1\n[default.global.parameters]\nstack_name = \"tripletex-webhooks\"\n",
+        );
+        assert_eq!(samconfig_stack_name(&path).unwrap(), "tripletex-webhooks");
+        let none = summary_file("version = 0.1\n");
+        assert!(matches!(
+            samconfig_stack_name(&none),
+            Err(DeploymentError::NoStackName { .. })
+        ));
+    }
+}

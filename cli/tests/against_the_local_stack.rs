@@ -1,0 +1,383 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The command itself, run as a person runs it (`--local`, the summary scripts/run writes), against
+//! the template's queues and tables created in moto by the local stack tool: what it prints in JSON
+//! and as tables, and how it exits.
+
+use std::process::{Command, Output};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use serde_json::Value;
+use test_support::{MotoServer, paths, sdk_config_for};
+
+struct Local {
+    summary: std::path::PathBuf,
+    resources: Value,
+    sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+}
+
+async fn local_stack(name: &str) -> Local {
+    let moto = MotoServer::shared();
+    let stack_name = format!("{name}-{}", std::process::id());
+    let env_file = std::env::temp_dir().join(format!("{stack_name}.env"));
+    let output = Command::new(paths::venv_python())
+        .current_dir(paths::workspace_root())
+        .args(["-m", "tools.localstack.local_stack", "create", "--endpoint"])
+        .arg(moto.endpoint())
+        .arg("--stack-name")
+        .arg(&stack_name)
+        .arg("--env-file")
+        .arg(&env_file)
+        .args(["--function-url", "WebhookReceiver=http://127.0.0.1:9/"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "local stack: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = std::env::temp_dir().join(format!("{stack_name}.json"));
+    std::fs::write(&summary, &output.stdout).unwrap();
+    let resources = serde_json::from_slice::<Value>(&output.stdout).unwrap()["resources"].clone();
+    let sdk = sdk_config_for(moto.endpoint()).await;
+    Local {
+        summary,
+        resources,
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+    }
+}
+
+impl Local {
+    fn url(&self, logical: &str) -> String {
+        self.resources[logical]["url"].as_str().unwrap().to_owned()
+    }
+
+    fn table(&self, logical: &str) -> String {
+        self.resources[logical]["name"].as_str().unwrap().to_owned()
+    }
+
+    /// The command, in an environment with no AWS settings (a new shell): the summary's endpoint,
+    /// region and throwaway credentials are used.
+    fn cli(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tripletex-webhooks"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .arg(format!("--local={}", self.summary.display()))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> (Value, Option<i32>) {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let output = self.cli(&with_json);
+        let text = String::from_utf8_lossy(&output.stdout);
+        let value = serde_json::from_str(&text).unwrap_or_else(|error| {
+            panic!(
+                "not JSON ({error}): {text}\nstderr: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        (value, output.status.code())
+    }
+
+    async fn put(&self, table: &str, item: &[(&str, AttributeValue)]) {
+        let mut put = self.dynamodb.put_item().table_name(self.table(table));
+        for (name, value) in item {
+            put = put.item(*name, value.clone());
+        }
+        put.send().await.unwrap();
+    }
+
+    async fn send(&self, queue: &str, body: &str, attributes: &[(&str, &str)]) {
+        let mut send = self
+            .sqs
+            .send_message()
+            .queue_url(self.url(queue))
+            .message_body(body);
+        for (name, value) in attributes {
+            send = send.message_attributes(
+                *name,
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(*value)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        send.send().await.unwrap();
+    }
+}
+
+fn s(text: &str) -> AttributeValue {
+    AttributeValue::S(text.to_owned())
+}
+
+fn n(number: i64) -> AttributeValue {
+    AttributeValue::N(number.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_queues_sync_runs_and_requests_and_exits_1_only_when_a_person_is_needed() {
+    let local = local_stack("cli-status").await;
+    let (status, code) = local.json(&["status"]);
+    assert_eq!(code, Some(0), "a new deployment needs nobody: {status}");
+    assert_eq!(status["deployment"], "local");
+    assert_eq!(status["attention"], Value::Array(Vec::new()));
+    let names: Vec<&str> = status["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "webhook queue",
+            "webhook DLQ",
+            "quarantine",
+            "sync queue",
+            "sync DLQ"
+        ]
+    );
+
+    // Two runs of one company: the later one is each type's last; a failed type says why.
+    let run = |id: &str, state: &str, types: &[&str]| {
+        vec![
+            ("pk", s("run#default")),
+            ("sk", s(id)),
+            ("mode", s("reconcile")),
+            ("state", s(state)),
+            ("startedAt", s("2026-12-01T02:00:00Z")),
+            (
+                "types",
+                AttributeValue::L(types.iter().map(|t| s(t)).collect()),
+            ),
+        ]
+    };
+    let mut earlier = run(
+        "20261130T020000.000000000Z-reconcile",
+        "done",
+        &["customer", "product"],
+    );
+    earlier.push(("customer:listed", n(10)));
+    local.put("SyncTable", &earlier).await;
+    let mut later = run(
+        "20261201T020000.000000000Z-reconcile",
+        "failed",
+        &["customer"],
+    );
+    later.push(("customer:listed", n(12)));
+    later.push(("customer:driftCorrected", n(2)));
+    later.push((
+        "failures",
+        AttributeValue::L(vec![s("customer: Tripletex answered 401")]),
+    ));
+    local.put("SyncTable", &later).await;
+    local
+        .put(
+            "ResyncTable",
+            &[
+                ("pk", s("default#7")),
+                ("requestedAt", s("2026-12-01T01:00:00Z")),
+                ("tenant", s("default")),
+                ("state", s("DONE")),
+            ],
+        )
+        .await;
+    local
+        .send(
+            "QuarantineQueue",
+            "not an envelope",
+            &[
+                ("tenant", "default"),
+                ("quarantineReason", "body is not JSON"),
+            ],
+        )
+        .await;
+
+    let (status, code) = local.json(&["status"]);
+    assert_eq!(code, Some(1), "{status}");
+    let company = &status["companies"][0];
+    assert_eq!(company["tenant"], "default");
+    let types = company["types"].as_array().unwrap();
+    assert_eq!(types.len(), 2);
+    let customer = types
+        .iter()
+        .find(|t| t["objectType"] == "customer")
+        .unwrap();
+    assert_eq!(customer["runId"], "20261201T020000.000000000Z-reconcile");
+    assert_eq!(customer["state"], "failed");
+    assert_eq!(customer["listed"], 12);
+    assert_eq!(customer["driftCorrected"], 2);
+    assert_eq!(customer["failure"], "Tripletex answered 401");
+    let product = types.iter().find(|t| t["objectType"] == "product").unwrap();
+    assert_eq!(product["runId"], "20261130T020000.000000000Z-reconcile");
+    assert_eq!(company["resyncRequests"], serde_json::json!([["DONE", 1]]));
+    let quarantine = status["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "quarantine")
+        .unwrap();
+    assert_eq!(
+        quarantine["visible"].as_u64().unwrap() + quarantine["inFlight"].as_u64().unwrap(),
+        1
+    );
+    assert_eq!(
+        status["attention"],
+        serde_json::json!([
+            "1 quarantined bodies: read their reasons (`quarantine`)",
+            "default customer: the last sync run (20261201T020000.000000000Z-reconcile) failed: Tripletex answered 401"
+        ])
+    );
+
+    // The table says the same to a person.
+    let table = local.cli(&["status"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(table.status.code(), Some(1));
+    assert!(text.contains("needs a person:"), "{text}");
+    assert!(
+        text.contains("20261201T020000.000000000Z-reconcile"),
+        "{text}"
+    );
+    assert!(text.contains("1 DONE"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_prints_a_stored_object_and_exits_1_for_one_not_in_the_copy() {
+    let local = local_stack("cli-show").await;
+    local
+        .put(
+            "ObjectsTable",
+            &[
+                ("pk", s("default#customer#42")),
+                ("version", n(7)),
+                ("deleted", AttributeValue::Bool(false)),
+                ("source", s("resync")),
+                ("lastEvent", s("customer.update")),
+                ("receivedAt", s("2026-12-01T10:00:00Z")),
+                ("updatedAt", s("2026-12-01T10:00:01Z")),
+                ("value", s(r#"{"id":42,"version":7,"name":"Acme AS"}"#)),
+            ],
+        )
+        .await;
+    let (object, code) = local.json(&["show", "default", "customer", "42"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(object["key"], "default#customer#42");
+    assert_eq!(object["version"], 7);
+    assert_eq!(object["deleted"], false);
+    assert_eq!(object["source"], "resync");
+    assert_eq!(object["value"]["name"], "Acme AS");
+
+    let (missing, code) = local.json(&["show", "default", "customer", "43"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        missing,
+        serde_json::json!({"key": "default#customer#43", "stored": false})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dlq_lists_dead_letters_with_their_attributes_and_redrive_sends_them_back_once() {
+    let local = local_stack("cli-dlq").await;
+    let (empty, code) = local.json(&["dlq"]);
+    assert_eq!((empty, code), (serde_json::json!([]), Some(0)));
+    for id in [1, 2, 3] {
+        local
+            .send(
+                "WebhookDeadLetterQueue",
+                &format!(
+                    r#"{{"subscriptionId":9,"event":"product.update","id":{id},"value":null}}"#
+                ),
+                &[
+                    ("tenant", "default"),
+                    ("event", "product.update"),
+                    ("objectId", &id.to_string()),
+                ],
+            )
+            .await;
+    }
+    let (listed, code) = local.json(&["dlq"]);
+    assert_eq!(code, Some(1), "dead letters need a person");
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 3, "each message once");
+    let mut ids: Vec<&str> = listed
+        .iter()
+        .map(|m| m["attributes"]["objectId"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["1", "2", "3"]);
+    assert!(
+        listed
+            .iter()
+            .all(|m| m["attributes"]["tenant"] == "default")
+    );
+
+    // Listed messages are hidden for a few seconds; a redrive takes them once they are back.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let (redriven, code) = local.json(&["dlq", "redrive"]);
+    assert_eq!(
+        (redriven, code),
+        (serde_json::json!({"redriven": 3}), Some(0))
+    );
+    let received = local
+        .sqs
+        .receive_message()
+        .queue_url(local.url("WebhookQueue"))
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(received.messages().len(), 3);
+    assert!(
+        received.messages().iter().all(|m| {
+            m.message_attributes().unwrap()["tenant"].string_value() == Some("default")
+        })
+    );
+    let (after, _) = local.json(&["dlq"]);
+    assert_eq!(after, serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quarantine_lists_each_body_with_its_reason_and_a_missing_summary_is_a_clear_error() {
+    let local = local_stack("cli-quarantine").await;
+    local
+        .send(
+            "QuarantineQueue",
+            "{\"not\": \"an envelope\"}",
+            &[
+                ("tenant", "hmac-demo"),
+                ("quarantineReason", "body is not an envelope"),
+            ],
+        )
+        .await;
+    let table = local.cli(&["quarantine"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(table.status.code(), Some(1));
+    assert!(text.contains("quarantine: 1 messages"), "{text}");
+    assert!(
+        text.contains("quarantineReason=body is not an envelope"),
+        "{text}"
+    );
+
+    let missing = Command::new(env!("CARGO_BIN_EXE_tripletex-webhooks"))
+        .args(["--local=/nonexistent/stack.json", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "tripletex-webhooks: could not find the deployment: could not read /nonexistent/stack.json: No such file or directory (os error 2)\n"
+    );
+}
