@@ -72,6 +72,60 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         max: usize,
     },
+    /// Starts a sync run for a company and follows it to its end (or returns at once, --no-wait),
+    /// then prints its counts per object type; exits 1 when the run failed.
+    Resync {
+        #[arg(long)]
+        company: String,
+        /// An object type to sync (repeat for more; default: every subscribed type).
+        #[arg(long = "type", value_name = "TYPE")]
+        types: Vec<String>,
+        #[arg(long, value_enum, default_value_t = SyncMode::Reconcile)]
+        mode: SyncMode,
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to follow the run before giving up on waiting (it goes on).
+        #[arg(long, default_value_t = 3600)]
+        timeout_seconds: u64,
+    },
+    /// The subscription keeper, now.
+    Keeper {
+        #[command(subcommand)]
+        action: KeeperAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncMode {
+    /// Compare with Tripletex and correct what differs (the nightly run).
+    Reconcile,
+    /// Fill the copy of a type (what a new subscription gets).
+    Backfill,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reconcile => "reconcile",
+            Self::Backfill => "backfill",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeeperAction {
+    /// Runs the keeper and prints its report per company; exits 1 when a company or a step failed.
+    Run {
+        /// Say what it would do, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Give every active subscription of ours the current credentials (after a secret rotation).
+        #[arg(long)]
+        resend_auth: bool,
+        /// Only this company (repeat for more).
+        #[arg(long = "company", value_name = "COMPANY")]
+        companies: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

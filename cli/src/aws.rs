@@ -14,6 +14,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
+    #[error("{function} failed ({kind}): {message}")]
+    FunctionFailed {
+        function: String,
+        kind: String,
+        message: String,
+    },
     #[error("{what} failed")]
     Call {
         what: String,
@@ -75,7 +81,7 @@ pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<Deployment, D
         .flat_map(|s| s.outputs())
         .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
         .collect();
-    Deployment::from_outputs(stack, None, &outputs)
+    Deployment::from_outputs(stack, None, None, &outputs)
 }
 
 pub async fn queue_status(
@@ -187,48 +193,10 @@ pub async fn companies(
             continue;
         };
         let tenant = pk.trim_start_matches("run#").to_owned();
-        let failures: Vec<String> = run
-            .get("failures")
-            .and_then(|v| v.as_l().ok())
-            .map(|list| list.iter().filter_map(|f| f.as_s().ok().cloned()).collect())
-            .unwrap_or_default();
-        let types = run
-            .get("types")
-            .and_then(|v| v.as_l().ok())
-            .map(|list| {
-                list.iter()
-                    .filter_map(|t| t.as_s().ok().cloned())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        for object_type in types {
-            let count = |name: &str| number(run, &format!("{object_type}:{name}"));
-            let failure = failures
-                .iter()
-                .find_map(|f| f.strip_prefix(&format!("{object_type}: ")))
-                .map(str::to_owned);
-            let state = match text(run, "state").as_deref() {
-                // The run failed, but another of its types did: this one came through.
-                Some("failed") if failure.is_none() => "done".to_owned(),
-                Some(state) => state.to_owned(),
-                None => "unknown".to_owned(),
-            };
-            last.entry(tenant.clone()).or_default().insert(
-                object_type.clone(),
-                TypeStatus {
-                    object_type: object_type.clone(),
-                    run_id: run_id.clone(),
-                    mode: text(run, "mode").unwrap_or_default(),
-                    state,
-                    started_at: text(run, "startedAt"),
-                    finished_at: text(run, "finishedAt"),
-                    listed: count("listed"),
-                    fetched: count("fetched"),
-                    tombstoned: count("tombstoned"),
-                    drift_corrected: count("driftCorrected"),
-                    failure,
-                },
-            );
+        for status in type_statuses(run, &run_id) {
+            last.entry(tenant.clone())
+                .or_default()
+                .insert(status.object_type.clone(), status);
         }
     }
     let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
@@ -257,6 +225,53 @@ pub async fn companies(
             tenant,
         })
         .collect())
+}
+
+/// Each type of one run record, with its counts and its failure.
+fn type_statuses(run: &Item, run_id: &str) -> Vec<TypeStatus> {
+    let failures: Vec<String> = run
+        .get("failures")
+        .and_then(|v| v.as_l().ok())
+        .map(|list| list.iter().filter_map(|f| f.as_s().ok().cloned()).collect())
+        .unwrap_or_default();
+    let types = run
+        .get("types")
+        .and_then(|v| v.as_l().ok())
+        .map(|list| {
+            list.iter()
+                .filter_map(|t| t.as_s().ok().cloned())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    types
+        .into_iter()
+        .map(|object_type| {
+            let count = |name: &str| number(run, &format!("{object_type}:{name}"));
+            let failure = failures
+                .iter()
+                .find_map(|f| f.strip_prefix(&format!("{object_type}: ")))
+                .map(str::to_owned);
+            let state = match text(run, "state").as_deref() {
+                // The run failed, but another of its types did: this one came through.
+                Some("failed") if failure.is_none() => "done".to_owned(),
+                Some(state) => state.to_owned(),
+                None => "unknown".to_owned(),
+            };
+            TypeStatus {
+                run_id: run_id.to_owned(),
+                mode: text(run, "mode").unwrap_or_default(),
+                state,
+                started_at: text(run, "startedAt"),
+                finished_at: text(run, "finishedAt"),
+                listed: count("listed"),
+                fetched: count("fetched"),
+                tombstoned: count("tombstoned"),
+                drift_corrected: count("driftCorrected"),
+                failure,
+                object_type,
+            }
+        })
+        .collect()
 }
 
 /// One object as the copy holds it.
@@ -429,4 +444,79 @@ pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> Result<
             moved += 1;
         }
     }
+}
+
+/// Invokes a function and reads its answer as JSON; a function error is an error with its message.
+pub async fn invoke(
+    sdk: &SdkConfig,
+    deployment: &Deployment,
+    function: &str,
+    payload: &serde_json::Value,
+) -> Result<serde_json::Value, AwsError> {
+    let mut config = aws_sdk_lambda::config::Builder::from(sdk);
+    if let Some(endpoint) = &deployment.lambda_endpoint {
+        config = config.endpoint_url(endpoint);
+    }
+    let client = aws_sdk_lambda::Client::from_conf(config.build());
+    let output = client
+        .invoke()
+        .function_name(function)
+        .payload(aws_sdk_lambda::primitives::Blob::new(
+            serde_json::to_vec(payload).unwrap_or_default(),
+        ))
+        .send()
+        .await
+        .map_err(call(format!("invoking {function}")))?;
+    let answer: serde_json::Value = output
+        .payload()
+        .map(|blob| serde_json::from_slice(blob.as_ref()))
+        .transpose()
+        .map_err(call(format!("reading {function}'s answer")))?
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(kind) = output.function_error() {
+        return Err(AwsError::FunctionFailed {
+            function: function.to_owned(),
+            kind: kind.to_owned(),
+            message: answer["errorMessage"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        });
+    }
+    Ok(answer)
+}
+
+/// A run's record: its state and, per type, the counts so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunProgress {
+    pub tenant: String,
+    pub run_id: String,
+    pub state: String,
+    pub steps: u64,
+    pub types: Vec<TypeStatus>,
+}
+
+pub async fn run_progress(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    deployment: &Deployment,
+    tenant: &str,
+    run_id: &str,
+) -> Result<Option<RunProgress>, AwsError> {
+    let output = dynamodb
+        .get_item()
+        .table_name(&deployment.sync_table)
+        .key("pk", AttributeValue::S(format!("run#{tenant}")))
+        .key("sk", AttributeValue::S(run_id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(call(format!("reading run {run_id}")))?;
+    Ok(output.item.map(|run| RunProgress {
+        tenant: tenant.to_owned(),
+        run_id: run_id.to_owned(),
+        state: text(&run, "state").unwrap_or_default(),
+        steps: number(&run, "steps"),
+        types: type_statuses(&run, run_id),
+    }))
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::args::{Cli, Command, DlqAction};
+use crate::args::{Cli, Command, DlqAction, KeeperAction, SyncMode};
 use crate::aws::{self, AwsError};
 use crate::deployment::{Deployment, DeploymentError, samconfig_stack_name};
 use crate::render;
@@ -132,5 +132,135 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             let needs = !messages.is_empty();
             answer(cli, &messages, |m| render::messages("quarantine", m), needs)
         }
+        Command::Keeper {
+            action:
+                KeeperAction::Run {
+                    dry_run,
+                    resend_auth,
+                    companies,
+                },
+        } => {
+            let mut request = serde_json::json!({"trigger": "manual", "dryRun": dry_run,
+                "resendAuth": resend_auth});
+            if !companies.is_empty() {
+                request["tenants"] = serde_json::json!(companies);
+            }
+            let report =
+                aws::invoke(&sdk, &deployment, &deployment.keeper_function, &request).await?;
+            let failed = report["totals"]["companiesFailed"].as_u64().unwrap_or(0)
+                + report["totals"]["failed"].as_u64().unwrap_or(0);
+            answer(cli, &report, render::keeper_report, failed > 0)
+        }
+        Command::Resync {
+            company,
+            types,
+            mode,
+            no_wait,
+            timeout_seconds,
+        } => {
+            let runs = resync(
+                cli,
+                &sdk,
+                &deployment,
+                &dynamodb,
+                Resync {
+                    company,
+                    types,
+                    mode: *mode,
+                    wait: !no_wait,
+                    timeout: std::time::Duration::from_secs(*timeout_seconds),
+                },
+            )
+            .await?;
+            let failed = runs.iter().any(|run| run.state == "failed");
+            answer(cli, &runs, |r| render::runs(r), failed)
+        }
     }
+}
+
+struct Resync<'a> {
+    company: &'a str,
+    types: &'a [String],
+    mode: SyncMode,
+    wait: bool,
+    timeout: std::time::Duration,
+}
+
+/// How often a followed run's record is read.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Starts the run, then reads its record until it is no longer running, with a line of progress
+/// per type (on a terminal; none under --json or in a pipe).
+async fn resync(
+    cli: &Cli,
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    request: Resync<'_>,
+) -> Result<Vec<aws::RunProgress>, CliError> {
+    let mut start =
+        serde_json::json!({"mode": request.mode.as_str(), "companies": [request.company]});
+    if !request.types.is_empty() {
+        start["types"] = serde_json::json!(request.types);
+    }
+    let answer = aws::invoke(sdk, deployment, &deployment.sync_function, &start).await?;
+    let started: Vec<(String, String)> = answer["runs"]
+        .as_array()
+        .map(|runs| {
+            runs.iter()
+                .filter_map(|run| {
+                    Some((
+                        run["tenant"].as_str()?.to_owned(),
+                        run["runId"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if started.is_empty() {
+        return Err(CliError::Invalid(format!(
+            "the sync started no run: {answer}"
+        )));
+    }
+    let progress = indicatif::MultiProgress::new();
+    if cli.json {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:<24} {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    let mut bars: std::collections::BTreeMap<String, indicatif::ProgressBar> = Default::default();
+    let deadline = std::time::Instant::now() + request.timeout;
+    let mut finished = Vec::new();
+    for (tenant, run_id) in started {
+        loop {
+            let run = aws::run_progress(dynamodb, deployment, &tenant, &run_id).await?;
+            let Some(run) = run else {
+                return Err(CliError::Invalid(format!("run {run_id} has no record")));
+            };
+            for t in &run.types {
+                let bar = bars
+                    .entry(format!("{tenant}/{}", t.object_type))
+                    .or_insert_with(|| {
+                        let bar = progress.add(indicatif::ProgressBar::new_spinner());
+                        bar.set_style(style.clone());
+                        bar.set_prefix(format!("{tenant} {}", t.object_type));
+                        bar
+                    });
+                bar.set_message(format!(
+                    "listed {}, fetched {}, tombstoned {}",
+                    t.listed, t.fetched, t.tombstoned
+                ));
+                bar.tick();
+            }
+            if !request.wait || run.state != "running" || std::time::Instant::now() > deadline {
+                finished.push(run);
+                break;
+            }
+            tokio::time::sleep(FOLLOW_EVERY).await;
+        }
+    }
+    for bar in bars.values() {
+        bar.finish();
+    }
+    Ok(finished)
 }

@@ -22,6 +22,11 @@ pub struct Deployment {
     pub objects_table: String,
     pub sync_table: String,
     pub resync_table: String,
+    pub keeper_function: String,
+    pub sync_function: String,
+    /// Where the local functions answer Lambda's Invoke API (`cargo lambda watch`); none for a
+    /// deployed stack, whose functions the SDK's Lambda endpoint reaches.
+    pub lambda_endpoint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,13 @@ pub enum DeploymentError {
     },
 }
 
+/// The outputs that name the functions a command invokes, and their local names (the package
+/// names `cargo lambda watch` serves).
+const FUNCTIONS: [(&str, &str); 2] = [
+    ("KeeperFunctionName", "subscription-keeper"),
+    ("ObjectSyncFunctionName", "object-sync"),
+];
+
 /// The stack outputs each resource is read from (infra/template.yaml, Outputs), and the local
 /// stack's logical id and field for the same resource.
 const RESOURCES: [(&str, &str, &str); 8] = [
@@ -68,6 +80,7 @@ impl Deployment {
     pub fn from_outputs(
         name: &str,
         endpoint: Option<String>,
+        lambda_endpoint: Option<String>,
         outputs: &HashMap<String, String>,
     ) -> Result<Self, DeploymentError> {
         let get = |output: &'static str| {
@@ -87,6 +100,9 @@ impl Deployment {
             objects_table: get(RESOURCES[5].0)?,
             sync_table: get(RESOURCES[6].0)?,
             resync_table: get(RESOURCES[7].0)?,
+            keeper_function: get(FUNCTIONS[0].0)?,
+            sync_function: get(FUNCTIONS[1].0)?,
+            lambda_endpoint,
         })
     }
 
@@ -101,15 +117,20 @@ impl Deployment {
                 path: path.to_owned(),
                 source,
             })?;
-        let outputs: HashMap<String, String> = RESOURCES
+        let mut outputs: HashMap<String, String> = RESOURCES
             .iter()
             .filter_map(|(output, logical, field)| {
                 let value = summary["resources"][logical][field].as_str()?;
                 Some(((*output).to_owned(), value.to_owned()))
             })
             .collect();
-        let endpoint = summary["endpoint"].as_str().map(str::to_owned);
-        Self::from_outputs("local", endpoint, &outputs)
+        for (output, function) in FUNCTIONS {
+            if summary["functions"].get(function).is_some() {
+                outputs.insert(output.to_owned(), function.to_owned());
+            }
+        }
+        let text = |name: &str| summary[name].as_str().map(str::to_owned);
+        Self::from_outputs("local", text("endpoint"), text("lambdaEndpoint"), &outputs)
     }
 }
 
@@ -152,8 +173,10 @@ mod tests {
                 serde_json::json!({ field: format!("{logical}-{field}") }),
             );
         }
-        let text = serde_json::json!({"endpoint": "http://127.0.0.1:5000", "resources": resources})
-            .to_string();
+        let text = serde_json::json!({"endpoint": "http://127.0.0.1:5000",
+            "lambdaEndpoint": "http://127.0.0.1:9000", "resources": resources,
+            "functions": {"subscription-keeper": {}, "object-sync": {}}})
+        .to_string();
         let deployment = Deployment::from_local_summary(&summary_file(&text)).unwrap();
         assert_eq!(deployment.name, "local");
         assert_eq!(
@@ -165,6 +188,11 @@ mod tests {
             "WebhookDeadLetterQueue-url"
         );
         assert_eq!(deployment.resync_table, "ResyncTable-name");
+        assert_eq!(deployment.sync_function, "object-sync");
+        assert_eq!(
+            deployment.lambda_endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use comfy_table::Table;
 
-use crate::aws::{QueuedMessage, StoredObject};
+use crate::aws::{QueuedMessage, RunProgress, StoredObject};
 use crate::status::Status;
 
 fn table(header: &[&str]) -> Table {
@@ -134,4 +134,87 @@ pub fn messages(queue: &str, messages: &[QueuedMessage]) -> String {
         ]);
     }
     format!("{queue}: {} messages\n{rows}\n", messages.len())
+}
+
+/// The keeper's report: one row per company, then each failure.
+pub fn keeper_report(report: &serde_json::Value) -> String {
+    let count = |company: &serde_json::Value, field: &str| {
+        company[field]
+            .as_array()
+            .map_or_else(|| company[field].to_string(), |list| list.len().to_string())
+    };
+    let mut rows = table(&[
+        "company",
+        "seen",
+        "re-enabled",
+        "created",
+        "updated",
+        "left alone",
+        "failed",
+    ]);
+    let mut failures = Vec::new();
+    for company in report["companies"].as_array().into_iter().flatten() {
+        let tenant = company["tenant"].as_str().unwrap_or_default().to_owned();
+        rows.add_row(vec![
+            tenant.clone(),
+            company["seen"].to_string(),
+            count(company, "reEnabled"),
+            count(company, "created"),
+            count(company, "updated"),
+            count(company, "leftAlone"),
+            count(company, "failed"),
+        ]);
+        if let Some(error) = company["error"].as_str() {
+            failures.push(format!("{tenant}: {error}"));
+        }
+        for failed in company["failed"].as_array().into_iter().flatten() {
+            failures.push(format!(
+                "{tenant} {} ({}): {}",
+                failed["event"].as_str().unwrap_or_default(),
+                failed["action"].as_str().unwrap_or_default(),
+                failed["error"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    let dry = if report["dryRun"].as_bool() == Some(true) {
+        " (dry run: nothing was changed)"
+    } else {
+        ""
+    };
+    let mut out = format!("keeper run{dry}\n{rows}\n");
+    for failure in failures {
+        out.push_str(&format!("  failed: {failure}\n"));
+    }
+    out
+}
+
+/// Sync runs with their counts per type.
+pub fn runs(runs: &[RunProgress]) -> String {
+    let mut rows = table(&[
+        "company",
+        "run",
+        "type",
+        "state",
+        "listed",
+        "fetched",
+        "tombstoned",
+        "drift",
+    ]);
+    for run in runs {
+        for t in &run.types {
+            rows.add_row(vec![
+                run.tenant.clone(),
+                run.run_id.clone(),
+                t.object_type.clone(),
+                t.failure
+                    .as_ref()
+                    .map_or_else(|| t.state.clone(), |why| format!("failed: {why}")),
+                t.listed.to_string(),
+                t.fetched.to_string(),
+                t.tombstoned.to_string(),
+                t.drift_corrected.to_string(),
+            ]);
+        }
+    }
+    format!("{rows}\n")
 }

@@ -18,6 +18,11 @@ struct Local {
 }
 
 async fn local_stack(name: &str) -> Local {
+    local_stack_invoking(name, "http://127.0.0.1:9").await
+}
+
+/// The local stack, its functions answering Lambda's Invoke API at `lambda_endpoint`.
+async fn local_stack_invoking(name: &str, lambda_endpoint: &str) -> Local {
     let moto = MotoServer::shared();
     let stack_name = format!("{name}-{}", std::process::id());
     let env_file = std::env::temp_dir().join(format!("{stack_name}.env"));
@@ -30,6 +35,7 @@ async fn local_stack(name: &str) -> Local {
         .arg("--env-file")
         .arg(&env_file)
         .args(["--function-url", "WebhookReceiver=http://127.0.0.1:9/"])
+        .args(["--lambda-endpoint", lambda_endpoint])
         .output()
         .unwrap();
     assert!(
@@ -379,5 +385,230 @@ async fn quarantine_lists_each_body_with_its_reason_and_a_missing_summary_is_a_c
     assert_eq!(
         String::from_utf8_lossy(&missing.stderr),
         "tripletex-webhooks: could not find the deployment: could not read /nonexistent/stack.json: No such file or directory (os error 2)\n"
+    );
+}
+
+/// Lambda's Invoke API as `cargo lambda watch` serves it, answering each function with what the
+/// test scripts and keeping every request's path and payload.
+struct StandInLambda {
+    endpoint: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+}
+
+impl StandInLambda {
+    /// `answer(function) -> (function error?, payload)`.
+    fn start(answer: impl Fn(&str) -> (Option<&'static str>, Value) + Send + 'static) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                reader.read_line(&mut request_line).unwrap();
+                let path = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut length = 0;
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:")
+                    {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let function = path
+                    .trim_start_matches("/2015-03-31/functions/")
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                kept.lock().unwrap().push((
+                    function.clone(),
+                    serde_json::from_slice(&body).unwrap_or(Value::Null),
+                ));
+                let (error, payload) = answer(&function);
+                let payload = payload.to_string();
+                let error = error
+                    .map(|e| format!("X-Amz-Function-Error: {e}\r\n"))
+                    .unwrap_or_default();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{error}Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+                    payload.len()
+                );
+                stream.write_all(response.as_bytes()).unwrap();
+            }
+        });
+        Self { endpoint, requests }
+    }
+
+    fn requests(&self) -> Vec<(String, Value)> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keeper_run_invokes_the_keeper_with_what_was_asked_and_prints_its_report() {
+    let lambda = StandInLambda::start(|function| {
+        assert_eq!(function, "subscription-keeper");
+        (
+            None,
+            serde_json::json!({"dryRun": true,
+                "totals": {"companies": 1, "companiesFailed": 0, "failed": 1},
+                "companies": [{"tenant": "default", "dryRun": true, "seen": 13,
+                    "reEnabled": [{"subscriptionId": 3, "event": "customer.update", "reason": "disabledTooManyErrors"}],
+                    "created": [], "updated": [], "leftAlone": [],
+                    "failed": [{"subscriptionId": 4, "event": "order.create", "action": "update",
+                                "kind": "conflict", "error": "409 twice"}]}]}),
+        )
+    });
+    let local = local_stack_invoking("cli-keeper", &lambda.endpoint).await;
+    let output = local.cli(&["keeper", "run", "--dry-run", "--company", "default"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed step needs a person: {text}"
+    );
+    assert!(
+        text.contains("keeper run (dry run: nothing was changed)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("failed: default order.create (update): 409 twice"),
+        "{text}"
+    );
+    assert_eq!(
+        lambda.requests(),
+        [(
+            "subscription-keeper".to_owned(),
+            serde_json::json!({"trigger": "manual", "dryRun": true, "resendAuth": false, "tenants": ["default"]})
+        )]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resync_starts_a_run_follows_it_to_its_end_and_exits_1_when_it_failed() {
+    let lambda = StandInLambda::start(|_| {
+        (
+            None,
+            serde_json::json!({"runs": [{"tenant": "default", "runId": "20261201T120000.000000000Z-reconcile"}]}),
+        )
+    });
+    let local = local_stack_invoking("cli-resync", &lambda.endpoint).await;
+    let record = |state: &str| {
+        vec![
+            ("pk", s("run#default")),
+            ("sk", s("20261201T120000.000000000Z-reconcile")),
+            ("mode", s("reconcile")),
+            ("state", s(state)),
+            ("steps", n(3)),
+            (
+                "types",
+                AttributeValue::L(vec![s("customer"), s("product")]),
+            ),
+            ("customer:listed", n(2500)),
+            ("customer:fetched", n(12)),
+        ]
+    };
+    local.put("SyncTable", &record("running")).await;
+    // The run ends while the command follows it.
+    let table = local.table("SyncTable");
+    let dynamodb = local.dynamodb.clone();
+    let finisher = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        dynamodb
+            .update_item()
+            .table_name(table)
+            .key("pk", s("run#default"))
+            .key("sk", s("20261201T120000.000000000Z-reconcile"))
+            .update_expression("SET #state = :failed, failures = :why")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(
+                ":why",
+                AttributeValue::L(vec![s("product: Tripletex answered 401")]),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let started = std::time::Instant::now();
+    let (runs, code) = local.json(&[
+        "resync",
+        "--company",
+        "default",
+        "--type",
+        "customer",
+        "--type",
+        "product",
+    ]);
+    finisher.await.unwrap();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "followed until the end"
+    );
+    assert_eq!(code, Some(1), "{runs}");
+    assert_eq!(runs[0]["state"], "failed");
+    let types = runs[0]["types"].as_array().unwrap();
+    assert_eq!(types[0]["objectType"], "customer");
+    assert_eq!(
+        (types[0]["state"].as_str(), types[0]["listed"].as_u64()),
+        (Some("done"), Some(2500))
+    );
+    assert_eq!(types[1]["failure"], "Tripletex answered 401");
+    assert_eq!(
+        lambda.requests()[0],
+        (
+            "object-sync".to_owned(),
+            serde_json::json!({"mode": "reconcile", "companies": ["default"], "types": ["customer", "product"]})
+        )
+    );
+
+    // --no-wait returns the run as it stands.
+    local.put("SyncTable", &record("running")).await;
+    let (runs, code) = local.json(&[
+        "resync",
+        "--company",
+        "default",
+        "--mode",
+        "backfill",
+        "--no-wait",
+    ]);
+    assert_eq!(
+        (runs[0]["state"].as_str(), code),
+        (Some("running"), Some(0))
+    );
+    assert_eq!(
+        lambda.requests()[1].1,
+        serde_json::json!({"mode": "backfill", "companies": ["default"]})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_error_is_said_with_its_message_and_exits_2() {
+    let lambda = StandInLambda::start(|_| {
+        (
+            Some("Unhandled"),
+            serde_json::json!({"errorType": "UnknownTenant", "errorMessage": "no Tripletex company is configured for tenant \"nobody\""}),
+        )
+    });
+    let local = local_stack_invoking("cli-function-error", &lambda.endpoint).await;
+    let output = local.cli(&["resync", "--company", "nobody"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "tripletex-webhooks: object-sync failed (Unhandled): no Tripletex company is configured for tenant \"nobody\"\n"
     );
 }

@@ -310,6 +310,8 @@ def main():
                         help="override a template parameter's default")
     parser.add_argument("--function-url", action="append", default=[], metavar="LOGICAL_ID=URL",
                         help="the local URL that stands for a function's URL")
+    parser.add_argument("--lambda-endpoint", help="where the functions answer Lambda's Invoke API locally "
+                                                  "(cargo lambda watch), for the operator's CLI")
     args = parser.parse_args()
 
     secret_values = {}
@@ -329,6 +331,7 @@ def main():
     summary = {
         # Where the resources are: the operator's CLI (`tripletex-webhooks --local`) reaches them here.
         "endpoint": args.endpoint,
+        "lambdaEndpoint": args.lambda_endpoint,
         "resources": stack.created,
         "functions": stack.function_environments(),
         "event_sources": stack.event_sources(),
