@@ -45,9 +45,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Queues, each company's last sync run per object type, the keeper's resync requests; exits 1
-    /// when something needs a person.
-    Status,
+    /// Queues, each company's subscriptions (the keeper's dry run), last sync run per object type
+    /// and resync requests; exits 1 when something needs a person.
+    Status {
+        /// Leave out the subscriptions (no keeper dry run, no call to Tripletex).
+        #[arg(long)]
+        no_subscriptions: bool,
+    },
     /// One stored object: version, deleted, source, when it was received and updated, its value.
     Show {
         /// The company (tenant), e.g. default.
@@ -143,7 +147,7 @@ mod tests {
     fn local_alone_takes_the_summary_scripts_run_writes_and_never_the_subcommand() {
         let cli = Cli::try_parse_from(["tripletex-webhooks", "--local", "status"]).unwrap();
         assert_eq!(cli.local, Some(PathBuf::from(".local/stack.json")));
-        assert!(matches!(cli.command, Command::Status));
+        assert!(matches!(cli.command, Command::Status { .. }));
         let cli = Cli::try_parse_from([
             "tripletex-webhooks",
             "--local=x.json",

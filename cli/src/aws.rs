@@ -214,6 +214,7 @@ pub async fn companies(
     Ok(tenants
         .into_iter()
         .map(|tenant| CompanyStatus {
+            subscriptions: None,
             types: last
                 .remove(&tenant)
                 .map(|t| t.into_values().collect())

@@ -65,10 +65,26 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     match &cli.command {
-        Command::Status => {
+        Command::Status { no_subscriptions } => {
             let queues = aws::queues(&sqs, &deployment).await?;
-            let companies = aws::companies(&dynamodb, &deployment).await?;
-            let attention = needs_a_person(&queues, &companies);
+            let mut companies = aws::companies(&dynamodb, &deployment).await?;
+            let mut unseen = None;
+            if !no_subscriptions {
+                match keeper_dry_run(&sdk, &deployment).await {
+                    Ok(report) => add_subscriptions(&mut companies, &report),
+                    Err(error) => unseen = Some(error),
+                }
+            }
+            let mut attention = needs_a_person(&queues, &companies);
+            if let Some(error) = unseen {
+                attention.insert(
+                    0,
+                    format!(
+                        "the keeper could not say what the subscriptions are: {}",
+                        domain::error::error_chain(&error)
+                    ),
+                );
+            }
             let status = Status {
                 deployment: deployment.name.clone(),
                 queues,
@@ -176,6 +192,37 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             answer(cli, &runs, |r| render::runs(r), failed)
         }
     }
+}
+
+/// The keeper's view of every company's subscriptions, changing nothing.
+async fn keeper_dry_run(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+) -> Result<serde_json::Value, AwsError> {
+    let request = serde_json::json!({"trigger": "manual", "dryRun": true});
+    aws::invoke(sdk, deployment, &deployment.keeper_function, &request).await
+}
+
+fn add_subscriptions(
+    companies: &mut Vec<crate::status::CompanyStatus>,
+    report: &serde_json::Value,
+) {
+    for company in report["companies"].as_array().into_iter().flatten() {
+        let Some(tenant) = company["tenant"].as_str() else {
+            continue;
+        };
+        let subscriptions = crate::status::subscriptions_of(company);
+        match companies.iter_mut().find(|c| c.tenant == tenant) {
+            Some(known) => known.subscriptions = Some(subscriptions),
+            None => companies.push(crate::status::CompanyStatus {
+                tenant: tenant.to_owned(),
+                subscriptions: Some(subscriptions),
+                types: Vec::new(),
+                resync_requests: Vec::new(),
+            }),
+        }
+    }
+    companies.sort_by(|a, b| a.tenant.cmp(&b.tenant));
 }
 
 struct Resync<'a> {

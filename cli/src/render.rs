@@ -27,6 +27,53 @@ pub fn status(status: &Status) -> String {
         ]);
     }
     out.push_str(&format!("{queues}\n\n"));
+    if status.companies.iter().any(|c| c.subscriptions.is_some()) {
+        let mut subscriptions = table(&[
+            "company",
+            "our subscriptions",
+            "status",
+            "the keeper's next run",
+        ]);
+        for company in &status.companies {
+            let Some(found) = &company.subscriptions else {
+                continue;
+            };
+            // One row per status and next step; the events named where something is off.
+            let mut groups: std::collections::BTreeMap<(String, String), Vec<&str>> =
+                std::collections::BTreeMap::new();
+            for s in &found.ours {
+                groups
+                    .entry((s.status.clone(), or_dash(s.next_run.as_deref())))
+                    .or_default()
+                    .push(&s.event);
+            }
+            for ((state, next_run), events) in groups {
+                let named = if state == "ACTIVE" && next_run == "-" {
+                    format!("{} events", events.len())
+                } else {
+                    events.join("\n")
+                };
+                subscriptions.add_row(vec![company.tenant.clone(), named, state, next_run]);
+            }
+            if found.foreign > 0 {
+                subscriptions.add_row(vec![
+                    company.tenant.clone(),
+                    format!("{} of other integrations", found.foreign),
+                    "-".to_owned(),
+                    "never touched".to_owned(),
+                ]);
+            }
+            if let Some(error) = &found.error {
+                subscriptions.add_row(vec![
+                    company.tenant.clone(),
+                    "-".to_owned(),
+                    "not seen".to_owned(),
+                    error.clone(),
+                ]);
+            }
+        }
+        out.push_str(&format!("{subscriptions}\n\n"));
+    }
     let mut runs = table(&[
         "company",
         "type",

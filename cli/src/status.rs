@@ -49,10 +49,94 @@ impl QueueStatus {
 #[serde(rename_all = "camelCase")]
 pub struct CompanyStatus {
     pub tenant: String,
+    /// Our subscriptions as the keeper's dry run saw them; none when it was not asked.
+    pub subscriptions: Option<Subscriptions>,
     /// The last sync run of each object type, by type.
     pub types: Vec<TypeStatus>,
     /// The keeper's resync requests by state (PENDING, RUNNING, DONE, FAILED).
     pub resync_requests: Vec<(String, u64)>,
+}
+
+/// One company's subscriptions, as the keeper sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscriptions {
+    /// Ours, by event: the status Tripletex gives it (`missing` when there is none yet).
+    pub ours: Vec<OurSubscription>,
+    /// Another integration's or a person's: never touched, only counted.
+    pub foreign: u64,
+    /// Why the keeper could not see the company at all.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OurSubscription {
+    pub event: String,
+    pub status: String,
+    /// What the keeper's next run does about it, if anything.
+    pub next_run: Option<String>,
+    /// Whether the keeper leaves it to a person (a status it must not change).
+    pub needs_a_person: bool,
+}
+
+/// A company's subscriptions from its part of the keeper's dry-run report (`CompanyReport`).
+pub fn subscriptions_of(company: &serde_json::Value) -> Subscriptions {
+    let text = |value: &serde_json::Value, field: &str| value[field].as_str().map(str::to_owned);
+    let entries = |field: &str| company[field].as_array().cloned().unwrap_or_default();
+    let mut found = Subscriptions {
+        error: text(company, "error"),
+        ..Subscriptions::default()
+    };
+    let mut ours = |event: Option<String>, status: &str, next_run: Option<&str>, person: bool| {
+        found.ours.push(OurSubscription {
+            event: event.unwrap_or_default(),
+            status: status.to_owned(),
+            next_run: next_run.map(str::to_owned),
+            needs_a_person: person,
+        });
+    };
+    for done in entries("reEnabled") {
+        ours(
+            text(&done, "event"),
+            "DISABLED_TOO_MANY_ERRORS",
+            Some("re-enables it"),
+            false,
+        );
+    }
+    for done in entries("created") {
+        ours(text(&done, "event"), "missing", Some("creates it"), false);
+    }
+    for done in entries("updated") {
+        ours(
+            text(&done, "event"),
+            "ACTIVE",
+            Some("repairs its drift"),
+            false,
+        );
+    }
+    for left in entries("leftAlone") {
+        let status = text(&left, "status").unwrap_or_else(|| "unknown".to_owned());
+        match left["reason"].as_str() {
+            Some("foreign") => found.foreign += 1,
+            Some(
+                "disabled_for_misuse" | "disabled_for_rate_limit" | "unknown_status" | "no_id",
+            ) => {
+                ours(text(&left, "event"), &status, None, true);
+            }
+            _ => ours(text(&left, "event"), &status, None, false),
+        }
+    }
+    for failed in entries("failed") {
+        ours(
+            text(&failed, "event"),
+            "failed",
+            text(&failed, "error").as_deref(),
+            true,
+        );
+    }
+    found.ours.sort_by(|a, b| a.event.cmp(&b.event));
+    found
 }
 
 /// A type's last sync run.
@@ -91,6 +175,27 @@ pub fn needs_a_person(queues: &[QueueStatus], companies: &[CompanyStatus]) -> Ve
         }
     }
     for company in companies {
+        if let Some(subscriptions) = &company.subscriptions {
+            if let Some(error) = &subscriptions.error {
+                attention.push(format!(
+                    "{}: the keeper cannot see its subscriptions: {error}",
+                    company.tenant
+                ));
+            }
+            for subscription in subscriptions.ours.iter().filter(|s| s.needs_a_person) {
+                attention.push(format!(
+                    "{} {}: {}{}",
+                    company.tenant,
+                    subscription.event,
+                    subscription.status,
+                    subscription
+                        .next_run
+                        .as_ref()
+                        .map(|why| format!(" ({why})"))
+                        .unwrap_or_else(|| " (the keeper leaves it to a person)".to_owned())
+                ));
+            }
+        }
         for object_type in &company.types {
             if object_type.state == "failed" {
                 attention.push(format!(
@@ -126,6 +231,7 @@ mod tests {
     fn company(state: &str) -> CompanyStatus {
         CompanyStatus {
             tenant: "acme".into(),
+            subscriptions: None,
             types: vec![TypeStatus {
                 object_type: "customer".into(),
                 run_id: "r1".into(),
@@ -167,6 +273,52 @@ mod tests {
         assert_eq!(
             needs_a_person(&[], &[company("failed")]),
             ["acme customer: the last sync run (r1) failed: Tripletex answered 401"]
+        );
+    }
+
+    #[test]
+    fn the_keepers_dry_run_says_each_subscription_of_ours_and_counts_the_others() {
+        let report = serde_json::json!({"tenant": "acme", "seen": 6,
+            "reEnabled": [{"subscriptionId": 1, "event": "customer.update", "reason": "too_many_errors"}],
+            "created": [{"event": "order.create", "reason": "missing"}],
+            "updated": [],
+            "leftAlone": [
+                {"subscriptionId": 2, "event": "product.update", "status": "ACTIVE", "reason": "in_place"},
+                {"subscriptionId": 3, "event": "invoice.charged", "status": "DISABLED", "reason": "disabled_by_person"},
+                {"subscriptionId": 4, "event": "voucher.create", "status": "DISABLED_MISUSE", "reason": "disabled_for_misuse"},
+                {"subscriptionId": 5, "event": "customer.create", "status": "ACTIVE", "reason": "foreign"},
+                {"subscriptionId": 6, "event": "customer.delete", "status": "ACTIVE", "reason": "foreign"}],
+            "failed": []});
+        let found = subscriptions_of(&report);
+        assert_eq!(found.foreign, 2);
+        let seen: Vec<(&str, &str, bool)> = found
+            .ours
+            .iter()
+            .map(|s| (s.event.as_str(), s.status.as_str(), s.needs_a_person))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("customer.update", "DISABLED_TOO_MANY_ERRORS", false),
+                ("invoice.charged", "DISABLED", false),
+                ("order.create", "missing", false),
+                ("product.update", "ACTIVE", false),
+                ("voucher.create", "DISABLED_MISUSE", true),
+            ]
+        );
+        let mut acme = company("done");
+        acme.subscriptions = Some(found);
+        assert_eq!(
+            needs_a_person(&[], &[acme]),
+            ["acme voucher.create: DISABLED_MISUSE (the keeper leaves it to a person)"]
+        );
+        let blind =
+            subscriptions_of(&serde_json::json!({"tenant": "acme", "error": "401 from Tripletex"}));
+        let mut acme = company("done");
+        acme.subscriptions = Some(blind);
+        assert_eq!(
+            needs_a_person(&[], &[acme]),
+            ["acme: the keeper cannot see its subscriptions: 401 from Tripletex"]
         );
     }
 }

@@ -133,10 +133,39 @@ fn n(number: i64) -> AttributeValue {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn status_shows_queues_sync_runs_and_requests_and_exits_1_only_when_a_person_is_needed() {
-    let local = local_stack("cli-status").await;
+async fn status_shows_queues_subscriptions_sync_runs_and_requests_and_exits_1_only_when_a_person_is_needed()
+ {
+    let keeper = StandInLambda::start(|function| {
+        assert_eq!(function, "subscription-keeper");
+        (
+            None,
+            serde_json::json!({"dryRun": true, "totals": {}, "companies": [{"tenant": "default",
+                "dryRun": true, "seen": 3, "reEnabled": [], "created": [], "updated": [], "failed": [],
+                "leftAlone": [
+                    {"subscriptionId": 1, "event": "customer.update", "status": "ACTIVE", "reason": "in_place"},
+                    {"subscriptionId": 2, "event": "product.update", "status": "ACTIVE", "reason": "in_place"},
+                    {"subscriptionId": 3, "event": "order.create", "status": "ACTIVE", "reason": "foreign"}]}]}),
+        )
+    });
+    let local = local_stack_invoking("cli-status", &keeper.endpoint).await;
     let (status, code) = local.json(&["status"]);
     assert_eq!(code, Some(0), "a new deployment needs nobody: {status}");
+    assert_eq!(
+        keeper.requests(),
+        [(
+            "subscription-keeper".to_owned(),
+            serde_json::json!({"trigger": "manual", "dryRun": true})
+        )],
+        "the subscriptions come from the keeper's dry run"
+    );
+    let subscriptions = &status["companies"][0]["subscriptions"];
+    assert_eq!(subscriptions["foreign"], 1);
+    assert_eq!(
+        subscriptions["ours"],
+        serde_json::json!([
+            {"event": "customer.update", "status": "ACTIVE", "nextRun": null, "needsAPerson": false},
+            {"event": "product.update", "status": "ACTIVE", "nextRun": null, "needsAPerson": false}])
+    );
     assert_eq!(status["deployment"], "local");
     assert_eq!(status["attention"], Value::Array(Vec::new()));
     let names: Vec<&str> = status["queues"]
@@ -229,6 +258,10 @@ async fn status_shows_queues_sync_runs_and_requests_and_exits_1_only_when_a_pers
     let product = types.iter().find(|t| t["objectType"] == "product").unwrap();
     assert_eq!(product["runId"], "20261130T020000.000000000Z-reconcile");
     assert_eq!(company["resyncRequests"], serde_json::json!([["DONE", 1]]));
+    assert_eq!(
+        company["subscriptions"]["ours"].as_array().unwrap().len(),
+        2
+    );
     let quarantine = status["queues"]
         .as_array()
         .unwrap()
@@ -249,6 +282,11 @@ async fn status_shows_queues_sync_runs_and_requests_and_exits_1_only_when_a_pers
 
     // The table says the same to a person.
     let table = local.cli(&["status"]);
+    assert_eq!(keeper.requests().len(), 3, "asked each time");
+    assert!(String::from_utf8_lossy(&table.stdout).contains("1 of other integrations"));
+    let (quiet, _) = local.json(&["status", "--no-subscriptions"]);
+    assert_eq!(keeper.requests().len(), 3, "--no-subscriptions asks nobody");
+    assert_eq!(quiet["companies"][0]["subscriptions"], Value::Null);
     let text = String::from_utf8_lossy(&table.stdout);
     assert_eq!(table.status.code(), Some(1));
     assert!(text.contains("needs a person:"), "{text}");
@@ -610,5 +648,22 @@ async fn a_function_error_is_said_with_its_message_and_exits_2() {
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         "tripletex-webhooks: object-sync failed (Unhandled): no Tripletex company is configured for tenant \"nobody\"\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keeper_that_cannot_be_asked_is_said_and_needs_a_person() {
+    let local = local_stack("cli-no-keeper").await; // nothing answers the Invoke API
+    let (status, code) = local.json(&["status"]);
+    assert_eq!(code, Some(1));
+    let first = status["attention"][0].as_str().unwrap();
+    assert!(
+        first.starts_with("the keeper could not say what the subscriptions are: invoking subscription-keeper failed"),
+        "{first}"
+    );
+    let (quiet, code) = local.json(&["status", "--no-subscriptions"]);
+    assert_eq!(
+        (quiet["attention"].clone(), code),
+        (serde_json::json!([]), Some(0))
     );
 }
