@@ -151,33 +151,13 @@ async fn the_ledger_on_dynamodb_hands_requests_to_one_run_and_tells_what_became_
     assert_eq!(ledger.pending().await.unwrap().len(), 1, "given back");
 
     // A run's record says how it stands; an unknown run has none.
-    assert_eq!(
-        stack
-            .sync
-            .records
-            .run_state(&tenant, "no-such-run")
-            .await
-            .unwrap(),
-        None
-    );
+    let state_of = |run_id: String| {
+        let (records, tenant) = (&stack.sync.records, tenant.clone());
+        async move { records.run_state(&tenant, &run_id).await.unwrap() }
+    };
+    assert_eq!(state_of("no-such-run".into()).await, None);
     let run_id = stack.start("reconcile").await;
-    assert_eq!(
-        stack
-            .sync
-            .records
-            .run_state(&tenant, &run_id)
-            .await
-            .unwrap(),
-        Some(RunState::Running)
-    );
+    assert_eq!(state_of(run_id.clone()).await, Some(RunState::Running));
     stack.run_until_idle().await;
-    assert_eq!(
-        stack
-            .sync
-            .records
-            .run_state(&tenant, &run_id)
-            .await
-            .unwrap(),
-        Some(RunState::Done)
-    );
+    assert_eq!(state_of(run_id).await, Some(RunState::Done));
 }
