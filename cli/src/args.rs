@@ -59,6 +59,9 @@ pub enum Command {
         /// The object type, as in the event name (customer, product, closeGroup, ...).
         object_type: String,
         id: i64,
+        /// Also the version Tripletex has now, side by side (one call to Tripletex).
+        #[arg(long)]
+        tripletex: bool,
     },
     /// Webhooks that failed every delivery, with their attributes.
     Dlq {

@@ -75,12 +75,21 @@ pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<Deployment, D
             stack: stack.to_owned(),
             source: Box::new(source),
         })?;
-    let outputs: HashMap<String, String> = described
+    let mut outputs: HashMap<String, String> = described
         .stacks()
         .iter()
         .flat_map(|s| s.outputs())
         .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
         .collect();
+    // Tripletex's API is a parameter of the stack, not an output.
+    let parameters = described.stacks().iter().flat_map(|s| s.parameters());
+    for parameter in parameters {
+        if parameter.parameter_key() == Some(crate::deployment::API_BASE_URL) {
+            if let Some(value) = parameter.parameter_value() {
+                outputs.insert(crate::deployment::API_BASE_URL.to_owned(), value.to_owned());
+            }
+        }
+    }
     Deployment::from_outputs(stack, None, None, &outputs)
 }
 
@@ -520,4 +529,16 @@ pub async fn run_progress(
         steps: number(&run, "steps"),
         types: type_statuses(&run, run_id),
     }))
+}
+
+/// The secret's text (the Tripletex credentials of every company).
+pub async fn secret_text(sdk: &SdkConfig, secret: &str) -> Result<String, AwsError> {
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    let value = client
+        .get_secret_value()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(call("reading the Tripletex credentials secret"))?;
+    Ok(value.secret_string().unwrap_or_default().to_owned())
 }

@@ -16,6 +16,8 @@ pub enum CliError {
     Aws(#[from] AwsError),
     #[error("could not write JSON")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Tripletex(#[from] crate::tripletex::TripletexError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -98,17 +100,23 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             company,
             object_type,
             id,
+            tripletex,
         } => {
             let key = format!("{company}#{object_type}#{id}");
-            match aws::stored_object(&dynamodb, &deployment.objects_table, &key).await? {
-                Some(object) => answer(cli, &object, render::stored, false),
-                None => answer(
-                    cli,
-                    &serde_json::json!({"key": key, "stored": false}),
-                    |_| format!("{key}: not in the copy\n"),
-                    true,
-                ),
-            }
+            let stored = aws::stored_object(&dynamodb, &deployment.objects_table, &key).await?;
+            let now = if *tripletex {
+                Some(tripletex_now(&sdk, &deployment, company, object_type, *id).await?)
+            } else {
+                None
+            };
+            let shown = Shown {
+                key,
+                stored,
+                in_tripletex: now.clone().flatten(),
+                checked_tripletex: now.is_some(),
+            };
+            let needs = shown.stored.is_none() || (shown.checked_tripletex && !shown.agrees());
+            answer(cli, &shown, render::shown, needs)
         }
         Command::Dlq { action, sync, max } => {
             let (name, url) = if *sync {
@@ -192,6 +200,50 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             answer(cli, &runs, |r| render::runs(r), failed)
         }
     }
+}
+
+/// One object: the stored copy and, when asked, what Tripletex has.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shown {
+    pub key: String,
+    pub stored: Option<aws::StoredObject>,
+    pub in_tripletex: Option<crate::tripletex::InTripletex>,
+    pub checked_tripletex: bool,
+}
+
+impl Shown {
+    /// The copy holds what Tripletex has: the same version, or a tombstone of what it no longer has.
+    pub fn agrees(&self) -> bool {
+        match (&self.stored, &self.in_tripletex) {
+            (Some(stored), Some(now)) => !stored.deleted && stored.version == now.version,
+            (Some(stored), None) => stored.deleted,
+            (None, now) => now.is_none(),
+        }
+    }
+}
+
+async fn tripletex_now(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    company: &str,
+    object_type: &str,
+    id: i64,
+) -> Result<Option<crate::tripletex::InTripletex>, CliError> {
+    use crate::tripletex::{TripletexError, object_now};
+    let secret =
+        deployment
+            .tripletex_credentials_secret
+            .as_deref()
+            .ok_or(TripletexError::NotConfigured(
+                "Tripletex credentials secret",
+            ))?;
+    let base_url = deployment
+        .tripletex_api_base_url
+        .as_deref()
+        .ok_or(TripletexError::NotConfigured("Tripletex API base URL"))?;
+    let credentials = aws::secret_text(sdk, secret).await?;
+    Ok(object_now(base_url, &credentials, company, object_type, id).await?)
 }
 
 /// The keeper's view of every company's subscriptions, changing nothing.

@@ -24,6 +24,9 @@ pub struct Deployment {
     pub resync_table: String,
     pub keeper_function: String,
     pub sync_function: String,
+    /// The secret with each company's Tripletex tokens, and Tripletex's API (for `show --tripletex`).
+    pub tripletex_credentials_secret: Option<String>,
+    pub tripletex_api_base_url: Option<String>,
     /// Where the local functions answer Lambda's Invoke API (`cargo lambda watch`); none for a
     /// deployed stack, whose functions the SDK's Lambda endpoint reaches.
     pub lambda_endpoint: Option<String>,
@@ -61,6 +64,11 @@ const FUNCTIONS: [(&str, &str); 2] = [
     ("KeeperFunctionName", "subscription-keeper"),
     ("ObjectSyncFunctionName", "object-sync"),
 ];
+
+/// The output naming the Tripletex credentials secret, and the parameter (read like an output)
+/// naming Tripletex's API.
+pub const CREDENTIALS_SECRET: &str = "TripletexCredentialsSecretArn";
+pub const API_BASE_URL: &str = "TripletexApiBaseUrl";
 
 /// The stack outputs each resource is read from (infra/template.yaml, Outputs), and the local
 /// stack's logical id and field for the same resource.
@@ -102,6 +110,8 @@ impl Deployment {
             resync_table: get(RESOURCES[7].0)?,
             keeper_function: get(FUNCTIONS[0].0)?,
             sync_function: get(FUNCTIONS[1].0)?,
+            tripletex_credentials_secret: outputs.get(CREDENTIALS_SECRET).cloned(),
+            tripletex_api_base_url: outputs.get(API_BASE_URL).cloned(),
             lambda_endpoint,
         })
     }
@@ -128,6 +138,14 @@ impl Deployment {
             if summary["functions"].get(function).is_some() {
                 outputs.insert(output.to_owned(), function.to_owned());
             }
+        }
+        if let Some(arn) = summary["resources"]["TripletexCredentialsSecret"]["arn"].as_str() {
+            outputs.insert(CREDENTIALS_SECRET.to_owned(), arn.to_owned());
+        }
+        if let Some(url) =
+            summary["functions"]["subscription-keeper"]["TRIPLETEX_API_BASE_URL"].as_str()
+        {
+            outputs.insert(API_BASE_URL.to_owned(), url.to_owned());
         }
         let text = |name: &str| summary[name].as_str().map(str::to_owned);
         Self::from_outputs("local", text("endpoint"), text("lambdaEndpoint"), &outputs)

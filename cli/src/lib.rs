@@ -8,3 +8,4 @@ pub mod commands;
 pub mod deployment;
 pub mod render;
 pub mod status;
+pub mod tripletex;

@@ -3,6 +3,7 @@
 use comfy_table::Table;
 
 use crate::aws::{QueuedMessage, RunProgress, StoredObject};
+use crate::commands::Shown;
 use crate::status::Status;
 
 fn table(header: &[&str]) -> Table {
@@ -120,7 +121,43 @@ pub fn status(status: &Status) -> String {
     out
 }
 
-pub fn stored(object: &StoredObject) -> String {
+/// The stored copy, and beside it what Tripletex has when it was asked.
+pub fn shown(shown: &Shown) -> String {
+    let Some(object) = &shown.stored else {
+        let mut out = format!("{}: not in the copy\n", shown.key);
+        if shown.checked_tripletex {
+            out.push_str(&match &shown.in_tripletex {
+                Some(now) => format!(
+                    "Tripletex has it at version {}: the next reconciliation fetches it\n",
+                    now.version
+                        .map_or_else(|| "-".to_owned(), |v| v.to_string())
+                ),
+                None => "Tripletex has no such object either\n".to_owned(),
+            });
+        }
+        return out;
+    };
+    let mut out = stored(object);
+    if shown.checked_tripletex {
+        let now = match &shown.in_tripletex {
+            Some(now) => format!(
+                "Tripletex has version {}",
+                now.version
+                    .map_or_else(|| "-".to_owned(), |v| v.to_string())
+            ),
+            None => "Tripletex has no such object (404)".to_owned(),
+        };
+        let verdict = if shown.agrees() {
+            "the copy agrees"
+        } else {
+            "the copy differs: the next reconciliation corrects it"
+        };
+        out.push_str(&format!("{now}: {verdict}\n"));
+    }
+    out
+}
+
+fn stored(object: &StoredObject) -> String {
     let mut rows = table(&["field", "value"]);
     let version = match (object.version, object.version_unknown) {
         (Some(v), true) => format!("{v} (at least: the last write had no version)"),

@@ -23,6 +23,11 @@ async fn local_stack(name: &str) -> Local {
 
 /// The local stack, its functions answering Lambda's Invoke API at `lambda_endpoint`.
 async fn local_stack_invoking(name: &str, lambda_endpoint: &str) -> Local {
+    local_stack_with(name, lambda_endpoint, &[]).await
+}
+
+/// The local stack with more of `local_stack create`'s arguments (secrets, parameters).
+async fn local_stack_with(name: &str, lambda_endpoint: &str, more: &[String]) -> Local {
     let moto = MotoServer::shared();
     let stack_name = format!("{name}-{}", std::process::id());
     let env_file = std::env::temp_dir().join(format!("{stack_name}.env"));
@@ -36,6 +41,7 @@ async fn local_stack_invoking(name: &str, lambda_endpoint: &str) -> Local {
         .arg(&env_file)
         .args(["--function-url", "WebhookReceiver=http://127.0.0.1:9/"])
         .args(["--lambda-endpoint", lambda_endpoint])
+        .args(more)
         .output()
         .unwrap();
     assert!(
@@ -315,9 +321,11 @@ async fn show_prints_a_stored_object_and_exits_1_for_one_not_in_the_copy() {
             ],
         )
         .await;
-    let (object, code) = local.json(&["show", "default", "customer", "42"]);
+    let (shown, code) = local.json(&["show", "default", "customer", "42"]);
     assert_eq!(code, Some(0));
-    assert_eq!(object["key"], "default#customer#42");
+    assert_eq!(shown["key"], "default#customer#42");
+    assert_eq!(shown["checkedTripletex"], false);
+    let object = &shown["stored"];
     assert_eq!(object["version"], 7);
     assert_eq!(object["deleted"], false);
     assert_eq!(object["source"], "resync");
@@ -327,7 +335,94 @@ async fn show_prints_a_stored_object_and_exits_1_for_one_not_in_the_copy() {
     assert_eq!(code, Some(1));
     assert_eq!(
         missing,
-        serde_json::json!({"key": "default#customer#43", "stored": false})
+        serde_json::json!({"key": "default#customer#43", "stored": null, "inTripletex": null,
+                           "checkedTripletex": false})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_tripletex_puts_the_version_tripletex_has_beside_the_stored_one() {
+    let sim = test_support::TripletexSimulator::start();
+    sim.add_company(100, "consumer", "employee").unwrap();
+    let created = sim
+        .control(
+            "POST",
+            "/_sim/objects",
+            &serde_json::json!({"companyId": 100, "type": "customer", "count": 2}),
+        )
+        .unwrap();
+    let ids: Vec<i64> = serde_json::from_value(created["ids"].clone()).unwrap();
+    let truth = sim.control("GET", "/_sim/objects", &Value::Null).unwrap();
+    let version_of = |id: i64| {
+        truth["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == id)
+            .unwrap()["version"]
+            .as_i64()
+            .unwrap()
+    };
+    let credentials =
+        std::env::temp_dir().join(format!("cli-credentials-{}.json", std::process::id()));
+    std::fs::write(
+        &credentials,
+        r#"{"companies": {"default": {"consumerToken": "consumer", "employeeToken": "employee"}}}"#,
+    )
+    .unwrap();
+    let local = local_stack_with(
+        "cli-show-tripletex",
+        "http://127.0.0.1:9",
+        &[
+            "--secret".into(),
+            format!("TripletexCredentialsSecret={}", credentials.display()),
+            "--parameter".into(),
+            format!("TripletexApiBaseUrl={}", sim.api_base_url()),
+        ],
+    )
+    .await;
+    let stored = |id: i64, version: i64| {
+        vec![
+            ("pk", s(&format!("default#customer#{id}"))),
+            ("version", n(version)),
+            ("deleted", AttributeValue::Bool(false)),
+            ("value", s(&format!(r#"{{"id":{id},"version":{version}}}"#))),
+        ]
+    };
+    // One at Tripletex's version, one behind it.
+    local
+        .put("ObjectsTable", &stored(ids[0], version_of(ids[0])))
+        .await;
+    local
+        .put("ObjectsTable", &stored(ids[1], version_of(ids[1]) - 1))
+        .await;
+
+    let id = ids[0].to_string();
+    let (same, code) = local.json(&["show", "default", "customer", &id, "--tripletex"]);
+    assert_eq!(code, Some(0), "{same}");
+    assert_eq!(same["inTripletex"]["version"], version_of(ids[0]));
+    assert_eq!(same["inTripletex"]["value"]["id"], ids[0]);
+
+    let id = ids[1].to_string();
+    let behind = local.cli(&["show", "default", "customer", &id, "--tripletex"]);
+    let text = String::from_utf8_lossy(&behind.stdout);
+    assert_eq!(behind.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Tripletex has version {}: the copy differs: the next reconciliation corrects it",
+            version_of(ids[1])
+        )),
+        "{text}"
+    );
+
+    let (gone, code) = local.json(&["show", "default", "customer", "999", "--tripletex"]);
+    assert_eq!(code, Some(1), "not in the copy");
+    assert_eq!(
+        (
+            gone["inTripletex"].clone(),
+            gone["checkedTripletex"].clone()
+        ),
+        (Value::Null, Value::Bool(true))
     );
 }
 

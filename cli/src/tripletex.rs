@@ -1,0 +1,70 @@
+//! What Tripletex has now of one object, for `show --tripletex`: the same object endpoint and
+//! partitions the sync fetches through (an inactive customer is found too).
+
+use domain::ids::TenantId;
+use domain::ports::{ObjectsApi, TripletexCompanies};
+use domain::sync::{FULL_RANGE, FetchRequest, listable};
+use domain::tripletex::Companies;
+use serde::Serialize;
+use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TripletexError {
+    #[error("the deployment names no {0}")]
+    NotConfigured(&'static str),
+    #[error("{0} is not an object type the sync can fetch from Tripletex")]
+    NotFetchable(String),
+    #[error("the Tripletex credentials secret is not valid")]
+    Credentials(#[source] domain::tripletex::CompaniesError),
+    #[error("no Tripletex credentials for company {0:?}")]
+    UnknownCompany(String),
+    #[error("Tripletex could not be asked")]
+    Call(#[source] domain::tripletex::TripletexError),
+}
+
+/// The object as Tripletex has it now; none when Tripletex has no such object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InTripletex {
+    pub version: Option<i64>,
+    pub value: serde_json::Value,
+}
+
+pub async fn object_now(
+    base_url: &str,
+    credentials_json: &str,
+    company: &str,
+    object_type: &str,
+    id: i64,
+) -> Result<Option<InTripletex>, TripletexError> {
+    let spec = listable(object_type)
+        .ok_or_else(|| TripletexError::NotFetchable(object_type.to_owned()))?;
+    let companies = Companies::from_json(credentials_json).map_err(TripletexError::Credentials)?;
+    let credentials = TenantId::parse(company)
+        .ok()
+        .and_then(|tenant| companies.0.get(&tenant).map(|c| (tenant, c)))
+        .ok_or_else(|| TripletexError::UnknownCompany(company.to_owned()))?;
+    let pool = HttpTripletexCompanies::new(base_url, RetryPolicy::default());
+    let api = pool
+        .company(&credentials.0, credentials.1)
+        .map_err(TripletexError::Call)?;
+    for partition in spec.partitions {
+        let found = api
+            .fetch(&FetchRequest {
+                spec,
+                partition,
+                window: spec.date_window.map(|_| FULL_RANGE),
+                ids: &[id],
+                fields: "*",
+            })
+            .await
+            .map_err(TripletexError::Call)?;
+        if let Some(object) = found.into_iter().find(|object| object.id == id) {
+            return Ok(Some(InTripletex {
+                version: object.version,
+                value: serde_json::from_str(object.value.get()).unwrap_or(serde_json::Value::Null),
+            }));
+        }
+    }
+    Ok(None)
+}
