@@ -755,10 +755,18 @@ async fn a_later_tick_repairs_requests_a_run_left_taken() {
         .run_id
         .clone();
     h.ledger.fail_next(LedgerCall::Settle, 1);
+    let mut failures = Vec::new();
     while let Some(task) = h.tasks.next() {
-        let _ = h.sync.run_task(task, 1).await;
+        if let Err(error) = h.sync.run_task(task, 1).await {
+            failures.push(error.to_string());
+        }
         h.apply_queued().await;
     }
+    assert_eq!(
+        failures,
+        ["the keeper's requests this run answers could not be marked"],
+        "only the last step failed, and it is never delivered again here"
+    );
     assert_eq!(h.run(&run_id).state, RunState::Done);
     assert_eq!(h.ledger.states()[0].1, "RUNNING");
     // A request taken by a run that never wrote its record (the invocation died in between).
