@@ -6,6 +6,7 @@ use crate::args::{Cli, Command, DlqAction, KeeperAction, SyncMode};
 use crate::aws::{self, AwsError};
 use crate::deployment::{Deployment, DeploymentError, samconfig_stack_name};
 use crate::render;
+use crate::show::Shown;
 use crate::status::{Status, needs_a_person};
 
 #[derive(Debug, thiserror::Error)]
@@ -198,27 +199,6 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             .await?;
             let failed = runs.iter().any(|run| run.state == "failed");
             answer(cli, &runs, |r| render::runs(r), failed)
-        }
-    }
-}
-
-/// One object: the stored copy and, when asked, what Tripletex has.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Shown {
-    pub key: String,
-    pub stored: Option<aws::StoredObject>,
-    pub in_tripletex: Option<crate::tripletex::InTripletex>,
-    pub checked_tripletex: bool,
-}
-
-impl Shown {
-    /// The copy holds what Tripletex has: the same version, or a tombstone of what it no longer has.
-    pub fn agrees(&self) -> bool {
-        match (&self.stored, &self.in_tripletex) {
-            (Some(stored), Some(now)) => !stored.deleted && stored.version == now.version,
-            (Some(stored), None) => stored.deleted,
-            (None, now) => now.is_none(),
         }
     }
 }

@@ -7,5 +7,6 @@ pub mod aws;
 pub mod commands;
 pub mod deployment;
 pub mod render;
+pub mod show;
 pub mod status;
 pub mod tripletex;

@@ -3,7 +3,7 @@
 use comfy_table::Table;
 
 use crate::aws::{QueuedMessage, RunProgress, StoredObject};
-use crate::commands::Shown;
+use crate::show::Shown;
 use crate::status::Status;
 
 fn table(header: &[&str]) -> Table {
