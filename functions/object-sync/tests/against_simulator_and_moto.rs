@@ -11,16 +11,20 @@ use serde_json::json;
 mod support;
 use support::{COMPANY, stack};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn backfill_then_nightly_runs_keep_the_copy_exact_over_the_wire() {
-    let limits = StepLimits {
+/// Pages, fetches and checks small enough that 130 objects take several of each.
+fn small_steps() -> StepLimits {
+    StepLimits {
         page_size: 40,
         fetch_batch: 25,
         verify_batch: 30,
         lookups_per_step: 10,
         attempts: 3,
-    };
-    let stack = stack("sync-wire", "customer", limits).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_then_nightly_runs_keep_the_copy_exact_over_the_wire() {
+    let stack = stack("sync-wire", "customer", small_steps()).await;
     let created = stack
         .sim
         .control(
@@ -104,14 +108,7 @@ async fn the_ledger_on_dynamodb_hands_requests_to_one_run_and_tells_what_became_
     use domain::resync::{ResyncReason, ResyncRequest};
     use domain::sync::RunState;
 
-    let limits = StepLimits {
-        page_size: 40,
-        fetch_batch: 25,
-        verify_batch: 30,
-        lookups_per_step: 10,
-        attempts: 3,
-    };
-    let stack = stack("sync-ledger", "product", limits).await;
+    let stack = stack("sync-ledger", "product", small_steps()).await;
     let tenant = domain::ids::TenantId::parse(support::TENANT).unwrap();
     let request = ResyncRequest {
         tenant: tenant.clone(),
