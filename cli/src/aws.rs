@@ -8,7 +8,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde::Serialize;
 
 use crate::deployment::{Deployment, DeploymentError};
-use crate::status::{CompanyStatus, QueueRole, QueueStatus, TypeStatus};
+use crate::status::{CompanyStatus, QueueRole, QueueStatus, TypeStatus, type_state};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -253,20 +253,17 @@ fn type_statuses(run: &Item, run_id: &str) -> Vec<TypeStatus> {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
+    let types_of_run = types.clone();
     types
         .into_iter()
         .map(|object_type| {
             let count = |name: &str| number(run, &format!("{object_type}:{name}"));
-            let failure = failures
-                .iter()
-                .find_map(|f| f.strip_prefix(&format!("{object_type}: ")))
-                .map(str::to_owned);
-            let state = match text(run, "state").as_deref() {
-                // The run failed, but another of its types did: this one came through.
-                Some("failed") if failure.is_none() => "done".to_owned(),
-                Some(state) => state.to_owned(),
-                None => "unknown".to_owned(),
-            };
+            let (state, failure) = type_state(
+                text(run, "state").as_deref(),
+                &failures,
+                &types_of_run,
+                &object_type,
+            );
             TypeStatus {
                 run_id: run_id.to_owned(),
                 mode: text(run, "mode").unwrap_or_default(),
@@ -315,8 +312,9 @@ pub async fn stored_object(
         .map_err(call(format!("reading {key}")))?;
     Ok(output.item.map(|item| StoredObject {
         key: key.to_owned(),
-        version: text(&item, "version")
-            .or_else(|| item.get("version").and_then(|v| v.as_n().ok()).cloned())
+        version: item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok()),
         version_unknown: item
             .get("versionUnknown")

@@ -157,6 +157,32 @@ pub struct TypeStatus {
     pub failure: Option<String>,
 }
 
+/// One type's state in a run record, and why it failed: a failure names its type
+/// (`customer: …`); a run that failed with failures naming none of its types (it never started)
+/// failed for every type; in a run failed by another type, this one came through.
+pub fn type_state(
+    run_state: Option<&str>,
+    failures: &[String],
+    types_of_run: &[String],
+    object_type: &str,
+) -> (String, Option<String>) {
+    let named = |t: &str| {
+        failures
+            .iter()
+            .find_map(|f| f.strip_prefix(&format!("{t}: ")))
+            .map(str::to_owned)
+    };
+    match run_state {
+        Some("failed") => match named(object_type) {
+            Some(failure) => ("failed".to_owned(), Some(failure)),
+            None if types_of_run.iter().any(|t| named(t).is_some()) => ("done".to_owned(), None),
+            None => ("failed".to_owned(), Some(failures.join("; "))),
+        },
+        Some(state) => (state.to_owned(), named(object_type)),
+        None => ("unknown".to_owned(), None),
+    }
+}
+
 /// What needs a person: anything dead-lettered or quarantined, and any type whose last sync run
 /// failed (its copy is not proven exact).
 pub fn needs_a_person(queues: &[QueueStatus], companies: &[CompanyStatus]) -> Vec<String> {
@@ -320,5 +346,50 @@ mod tests {
             needs_a_person(&[], &[acme]),
             ["acme: the keeper cannot see its subscriptions: 401 from Tripletex"]
         );
+    }
+
+    #[test]
+    fn a_types_state_in_a_run_says_whether_it_or_another_type_or_the_whole_run_failed() {
+        let types = ["customer".to_owned(), "product".to_owned()];
+        let one_failed = ["product: Tripletex answered 401".to_owned()];
+        let not_started =
+            ["run: the sync queue did not take the run's first task: refused".to_owned()];
+        // (run state, failures, type, (its state, its failure))
+        type Case<'a> = (
+            Option<&'a str>,
+            &'a [String],
+            &'a str,
+            (&'a str, Option<&'a str>),
+        );
+        let cases: [Case; 6] = [
+            (Some("done"), &[], "customer", ("done", None)),
+            (Some("running"), &[], "customer", ("running", None)),
+            (
+                Some("failed"),
+                &one_failed,
+                "product",
+                ("failed", Some("Tripletex answered 401")),
+            ),
+            // Another type failed the run: this one came through.
+            (Some("failed"), &one_failed, "customer", ("done", None)),
+            // The run failed before any type: every type failed, with the run's reason.
+            (
+                Some("failed"),
+                &not_started,
+                "customer",
+                (
+                    "failed",
+                    Some("run: the sync queue did not take the run's first task: refused"),
+                ),
+            ),
+            (None, &[], "customer", ("unknown", None)),
+        ];
+        for (run_state, failures, object_type, (state, failure)) in cases {
+            assert_eq!(
+                type_state(run_state, failures, &types, object_type),
+                (state.to_owned(), failure.map(str::to_owned)),
+                "{run_state:?} {failures:?} {object_type}"
+            );
+        }
     }
 }

@@ -208,14 +208,7 @@ impl PendingResyncs for DynamoResyncLedger {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(error) if refused_by_condition(&error) => Ok(false),
             Err(error) => Err(ledger_error(error)),
         }
     }
@@ -267,14 +260,15 @@ fn not_ours_is_done<T>(
 ) -> Result<(), LedgerError> {
     match result {
         Ok(_) => Ok(()),
-        Err(error)
-            if matches!(
-                error.as_service_error(),
-                Some(UpdateItemError::ConditionalCheckFailedException(_))
-            ) =>
-        {
-            Ok(())
-        }
+        Err(error) if refused_by_condition(&error) => Ok(()),
         Err(error) => Err(ledger_error(error)),
     }
+}
+
+/// The update's condition did not hold: an answer about the item, not a failure.
+fn refused_by_condition(error: &aws_sdk_dynamodb::error::SdkError<UpdateItemError>) -> bool {
+    matches!(
+        error.as_service_error(),
+        Some(UpdateItemError::ConditionalCheckFailedException(_))
+    )
 }
