@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
     name = "tripletex-webhooks",
     version,
     about = "See and tend a Tripletex webhook bundle: \
-status, stored objects, dead letters and quarantine."
+status, stored objects, dead letters, quarantine, resyncs and a test webhook."
 )]
 pub struct Cli {
     /// The deployed stack (default: stack_name in infra/samconfig.toml).
@@ -93,6 +93,19 @@ pub enum Command {
         no_wait: bool,
         /// How long to follow the run before giving up on waiting (it goes on).
         #[arg(long, default_value_t = 3600)]
+        timeout_seconds: u64,
+    },
+    /// Posts a webhook to the receiver as Tripletex would (the company's credentials, the object as
+    /// Tripletex has it now) and waits until the worker has stored it: the whole loop, end to end.
+    /// A delete is only sent for an object the copy holds and Tripletex no longer has.
+    Send {
+        /// The event, e.g. customer.update or product.delete.
+        event: String,
+        id: i64,
+        #[arg(long, default_value = "default")]
+        company: String,
+        /// How long to wait for the worker.
+        #[arg(long, default_value_t = 120)]
         timeout_seconds: u64,
     },
     /// The subscription keeper, now.

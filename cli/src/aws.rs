@@ -81,13 +81,13 @@ pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<Deployment, D
         .flat_map(|s| s.outputs())
         .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
         .collect();
-    // Tripletex's API is a parameter of the stack, not an output.
+    // Tripletex's API and the fields filter are parameters of the stack, not outputs.
     let parameters = described.stacks().iter().flat_map(|s| s.parameters());
     for parameter in parameters {
-        if parameter.parameter_key() == Some(crate::deployment::API_BASE_URL) {
-            if let Some(value) = parameter.parameter_value() {
-                outputs.insert(crate::deployment::API_BASE_URL.to_owned(), value.to_owned());
-            }
+        if let (Some(key), Some(value)) = (parameter.parameter_key(), parameter.parameter_value())
+            && [crate::deployment::API_BASE_URL, crate::deployment::FIELDS].contains(&key)
+        {
+            outputs.insert(key.to_owned(), value.to_owned());
         }
     }
     Deployment::from_outputs(stack, None, None, &outputs)
@@ -293,6 +293,8 @@ pub struct StoredObject {
     pub last_event: Option<String>,
     pub received_at: Option<String>,
     pub updated_at: Option<String>,
+    /// The idempotency key of the last `send` delivery the worker handled.
+    pub last_probe: Option<String>,
     /// The object as Tripletex sent it (none for a tombstone).
     pub value: Option<serde_json::Value>,
 }
@@ -330,6 +332,7 @@ pub async fn stored_object(
         last_event: text(&item, "lastEvent"),
         received_at: text(&item, "receivedAt"),
         updated_at: text(&item, "updatedAt"),
+        last_probe: text(&item, "lastProbe"),
         value: text(&item, "value").and_then(|v| serde_json::from_str(&v).ok()),
     }))
 }

@@ -21,6 +21,10 @@ pub enum CliError {
     Tripletex(#[from] crate::tripletex::TripletexError),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    SendRefused(#[from] crate::send::SendRefused),
+    #[error("could not reach the receiver")]
+    Receiver(#[source] reqwest::Error),
 }
 
 /// What a command says, and how it exits: 0 all is well, 1 the answer needs a person (something
@@ -106,7 +110,7 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             let key = format!("{company}#{object_type}#{id}");
             let stored = aws::stored_object(&dynamodb, &deployment.objects_table, &key).await?;
             let now = if *tripletex {
-                Some(tripletex_now(&sdk, &deployment, company, object_type, *id).await?)
+                Some(tripletex_now(&sdk, &deployment, company, object_type, *id, "*").await?)
             } else {
                 None
             };
@@ -176,6 +180,25 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
                 + report["totals"]["failed"].as_u64().unwrap_or(0);
             answer(cli, &report, render::keeper_report, failed > 0)
         }
+        Command::Send {
+            event,
+            id,
+            company,
+            timeout_seconds,
+        } => {
+            let sent = send(
+                &sdk,
+                &deployment,
+                &dynamodb,
+                event,
+                *id,
+                company,
+                std::time::Duration::from_secs(*timeout_seconds),
+            )
+            .await?;
+            let needs = sent.needs_a_person();
+            answer(cli, &sent, render::sent, needs)
+        }
         Command::Resync {
             company,
             types,
@@ -209,6 +232,7 @@ async fn tripletex_now(
     company: &str,
     object_type: &str,
     id: i64,
+    fields: &str,
 ) -> Result<Option<crate::tripletex::InTripletex>, CliError> {
     use crate::tripletex::{TripletexError, object_now};
     let secret =
@@ -223,7 +247,7 @@ async fn tripletex_now(
         .as_deref()
         .ok_or(TripletexError::NotConfigured("Tripletex API base URL"))?;
     let credentials = aws::secret_text(sdk, secret).await?;
-    Ok(object_now(base_url, &credentials, company, object_type, id).await?)
+    Ok(object_now(base_url, &credentials, company, object_type, id, fields).await?)
 }
 
 /// The keeper's view of every company's subscriptions, changing nothing.
@@ -342,4 +366,115 @@ async fn resync(
         bar.finish();
     }
     Ok(finished)
+}
+
+/// How often `send` reads the stored copy while it waits for the worker.
+const SEND_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Posts the company's webhook for the object as Tripletex has it now, then reads the copy until
+/// the worker has stored it (or the time is up).
+async fn send(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    event: &str,
+    id: i64,
+    company: &str,
+    timeout: std::time::Duration,
+) -> Result<crate::send::Sent, CliError> {
+    use crate::send::{Expected, Progress, Sent, delivery, envelope, progress};
+    use domain::auth::AuthConfig;
+    use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, KeeperSettings};
+
+    let event = domain::envelope::EventName::parse(event)
+        .map_err(|error| CliError::Invalid(error.to_string()))?;
+    let tenant = domain::ids::TenantId::parse(company)
+        .map_err(|error| CliError::Invalid(error.to_string()))?;
+    let (Some(receiver_url), Some(auth_secret)) = (
+        deployment.receiver_url.as_deref(),
+        deployment.receiver_auth_secret.as_deref(),
+    ) else {
+        return Err(CliError::Invalid(
+            "the deployment names no receiver URL or receiver auth secret".to_owned(),
+        ));
+    };
+    let auth =
+        AuthConfig::from_json(&aws::secret_text(sdk, auth_secret).await?).map_err(|error| {
+            CliError::Invalid(format!("the receiver auth secret is not valid: {error}"))
+        })?;
+    let policy = KeeperPolicy {
+        receiver_url: receiver_url.to_owned(),
+        events: vec![event.as_str().to_owned()],
+        fields: deployment
+            .object_fields
+            .clone()
+            .unwrap_or_else(|| "*".into()),
+        reenable: Default::default(),
+        resync_lookback: DEFAULT_RESYNC_LOOKBACK,
+        dry_run: false,
+    };
+    // The company's settings as the keeper gives them to Tripletex: the same URL and credentials.
+    let settings = KeeperSettings::for_tenant(&policy, &tenant, auth.tenant(&tenant), false)
+        .map_err(|error| CliError::Invalid(error.to_string()))?;
+    let now = tripletex_now(
+        sdk,
+        deployment,
+        company,
+        event.object(),
+        id,
+        &settings.fields,
+    )
+    .await?;
+    let key = format!("{company}#{}#{id}", event.object());
+    let before = aws::stored_object(dynamodb, &deployment.objects_table, &key).await?;
+    let body = envelope(&event, id, now.as_ref(), before.as_ref())?;
+    let expected = Expected::of(now.as_ref());
+
+    let started = std::time::Instant::now();
+    // The prefix makes it a probe: the worker records the key on the item whatever it writes.
+    let idempotency_key = format!(
+        "{}{}-{}",
+        domain::dedup::SEND_PROBE_PREFIX,
+        jiff::Timestamp::now().as_nanosecond(),
+        std::process::id()
+    );
+    let delivery = delivery(&settings, body, &idempotency_key);
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(CliError::Receiver)?;
+    let mut post = client.post(delivery.url.expose()).body(delivery.body);
+    for (name, value) in &delivery.headers {
+        post = post.header(name.as_str(), value.expose());
+    }
+    // The error would name the URL, which can carry credentials: say only that it failed.
+    let response = post
+        .send()
+        .await
+        .map_err(|error| CliError::Receiver(error.without_url()))?;
+    let receiver_status = response.status().as_u16();
+    let answer_text = response.text().await.unwrap_or_default();
+    let receiver_answer =
+        serde_json::from_str(&answer_text).unwrap_or(serde_json::Value::String(answer_text));
+
+    let mut stored = before.clone();
+    let mut state = Progress::Waiting;
+    if receiver_status == 200 {
+        let deadline = started + timeout;
+        while state == Progress::Waiting && std::time::Instant::now() < deadline {
+            tokio::time::sleep(SEND_POLL_EVERY).await;
+            stored = aws::stored_object(dynamodb, &deployment.objects_table, &key).await?;
+            state = progress(expected, &idempotency_key, before.as_ref(), stored.as_ref());
+        }
+    }
+    Ok(Sent {
+        key,
+        event: event.as_str().to_owned(),
+        version: now.as_ref().and_then(|now| now.version),
+        receiver_status,
+        receiver_answer,
+        progress: state,
+        waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        stored,
+    })
 }

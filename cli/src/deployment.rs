@@ -27,6 +27,11 @@ pub struct Deployment {
     /// The secret with each company's Tripletex tokens, and Tripletex's API (for `show --tripletex`).
     pub tripletex_credentials_secret: Option<String>,
     pub tripletex_api_base_url: Option<String>,
+    /// The receiver's URL (what Tripletex is given) and its auth secret, for `send`; the `fields`
+    /// filter the subscriptions and the sync use.
+    pub receiver_url: Option<String>,
+    pub receiver_auth_secret: Option<String>,
+    pub object_fields: Option<String>,
     /// Where the local functions answer Lambda's Invoke API (`cargo lambda watch`); none for a
     /// deployed stack, whose functions the SDK's Lambda endpoint reaches.
     pub lambda_endpoint: Option<String>,
@@ -69,6 +74,10 @@ const FUNCTIONS: [(&str, &str); 2] = [
 /// naming Tripletex's API.
 pub const CREDENTIALS_SECRET: &str = "TripletexCredentialsSecretArn";
 pub const API_BASE_URL: &str = "TripletexApiBaseUrl";
+/// The parameter (read like an output) with the subscriptions' `fields` filter.
+pub const FIELDS: &str = "KeeperFields";
+const RECEIVER_URL: &str = "ReceiverUrl";
+const RECEIVER_AUTH_SECRET: &str = "ReceiverAuthSecretArn";
 
 /// The stack outputs each resource is read from (infra/template.yaml, Outputs), and the local
 /// stack's logical id and field for the same resource.
@@ -112,6 +121,9 @@ impl Deployment {
             sync_function: get(FUNCTIONS[1].0)?,
             tripletex_credentials_secret: outputs.get(CREDENTIALS_SECRET).cloned(),
             tripletex_api_base_url: outputs.get(API_BASE_URL).cloned(),
+            receiver_url: outputs.get(RECEIVER_URL).cloned(),
+            receiver_auth_secret: outputs.get(RECEIVER_AUTH_SECRET).cloned(),
+            object_fields: outputs.get(FIELDS).cloned(),
             lambda_endpoint,
         })
     }
@@ -139,13 +151,29 @@ impl Deployment {
                 outputs.insert(output.to_owned(), function.to_owned());
             }
         }
-        if let Some(arn) = summary["resources"]["TripletexCredentialsSecret"]["arn"].as_str() {
-            outputs.insert(CREDENTIALS_SECRET.to_owned(), arn.to_owned());
-        }
-        if let Some(url) =
-            summary["functions"]["subscription-keeper"]["TRIPLETEX_API_BASE_URL"].as_str()
-        {
-            outputs.insert(API_BASE_URL.to_owned(), url.to_owned());
+        let found = [
+            (
+                CREDENTIALS_SECRET,
+                &summary["resources"]["TripletexCredentialsSecret"]["arn"],
+            ),
+            (
+                RECEIVER_AUTH_SECRET,
+                &summary["resources"]["ReceiverAuthSecret"]["arn"],
+            ),
+            (
+                API_BASE_URL,
+                &summary["functions"]["subscription-keeper"]["TRIPLETEX_API_BASE_URL"],
+            ),
+            (
+                RECEIVER_URL,
+                &summary["functions"]["subscription-keeper"]["RECEIVER_URL"],
+            ),
+            (FIELDS, &summary["functions"]["object-sync"]["SYNC_FIELDS"]),
+        ];
+        for (output, value) in found {
+            if let Some(value) = value.as_str() {
+                outputs.insert(output.to_owned(), value.to_owned());
+            }
         }
         let text = |name: &str| summary[name].as_str().map(str::to_owned);
         Self::from_outputs("local", text("endpoint"), text("lambdaEndpoint"), &outputs)

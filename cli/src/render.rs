@@ -3,6 +3,7 @@
 use comfy_table::Table;
 
 use crate::aws::{QueuedMessage, RunProgress, StoredObject};
+use crate::send::{Progress, Sent};
 use crate::show::Shown;
 use crate::status::Status;
 
@@ -187,6 +188,44 @@ fn stored(object: &StoredObject) -> String {
         .unwrap_or_else(|| "-".to_owned());
     rows.add_row(vec!["value".to_owned(), value]);
     format!("{rows}\n")
+}
+
+pub fn sent(sent: &Sent) -> String {
+    let version = sent
+        .version
+        .map_or_else(String::new, |v| format!(" at version {v}"));
+    let mut out = format!(
+        "sent {} for {}{version}: the receiver answered {} {}\n",
+        sent.event, sent.key, sent.receiver_status, sent.receiver_answer
+    );
+    let seconds = sent.waited_ms as f64 / 1000.0;
+    out.push_str(&match (sent.receiver_status, sent.progress) {
+        (401, _) => {
+            "the receiver refused the company's credentials as its auth secret holds them: \
+check the secret and the receiver's cache (it rereads the secret every few minutes)\n"
+                .to_owned()
+        }
+        (202, _) => "the receiver quarantined it: see `quarantine`\n".to_owned(),
+        (200, Progress::Stored) => {
+            format!("the worker stored it {seconds:.1} s after the send: the whole loop works\n")
+        }
+        (200, Progress::AlreadyCurrent) => format!(
+            "the worker handled it {seconds:.1} s after the send; the copy held this version \
+already, so its dedup changed nothing: the whole loop works\n"
+        ),
+        (200, Progress::Tombstoned) => "the worker handled it, but the copy holds a tombstone for \
+this id, and no upsert lifts one: Tripletex gave a new object an id the copy saw deleted\n"
+            .to_owned(),
+        (200, Progress::Waiting) => format!(
+            "the worker has not handled it after {seconds:.0} s: see `dlq`, `quarantine` and the \
+worker's logs\n"
+        ),
+        (status, _) => format!("the receiver did not take it ({status}): nothing was queued\n"),
+    });
+    if let Some(object) = &sent.stored {
+        out.push_str(&stored(object));
+    }
+    out
 }
 
 /// Bodies longer than this are cut in the table (`--json` has them whole).

@@ -41,6 +41,7 @@ mod tests {
             last_event: None,
             received_at: None,
             updated_at: None,
+            last_probe: None,
             value: None,
         }
     }

@@ -1,4 +1,4 @@
-//! What Tripletex has now of one object, for `show --tripletex`: the same object endpoint and
+//! What Tripletex has now of one object, for `show --tripletex` and `send`: the same object endpoint and
 //! partitions the sync fetches through (an inactive customer is found too).
 
 use domain::ids::TenantId;
@@ -36,6 +36,7 @@ pub async fn object_now(
     company: &str,
     object_type: &str,
     id: i64,
+    fields: &str,
 ) -> Result<Option<InTripletex>, TripletexError> {
     let spec = listable(object_type)
         .ok_or_else(|| TripletexError::NotFetchable(object_type.to_owned()))?;
@@ -55,7 +56,7 @@ pub async fn object_now(
                 partition,
                 window: spec.date_window.map(|_| FULL_RANGE),
                 ids: &[id],
-                fields: "*",
+                fields,
             })
             .await
             .map_err(TripletexError::Call)?;

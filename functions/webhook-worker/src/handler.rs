@@ -186,6 +186,7 @@ mod tests {
                 subscription_id: None,
                 received_at: Timestamp::UNIX_EPOCH,
                 source: Source::Webhook,
+                probe: None,
             };
             assert_eq!(self.store.apply(&change).await.unwrap(), Outcome::Accepted);
         }

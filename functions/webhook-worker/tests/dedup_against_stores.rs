@@ -77,6 +77,7 @@ fn change(object_id: i64, event: Event) -> ObjectChange {
         subscription_id: Some(1),
         received_at: Timestamp::UNIX_EPOCH,
         source: Source::Webhook,
+        probe: None,
     }
 }
 
@@ -400,5 +401,45 @@ fn a_late_update_racing_a_delete_never_resurrects_the_object() {
             .await
             .unwrap();
         assert_eq!(late, Outcome::AfterDelete);
+    });
+}
+
+/// A `send` probe is recorded on the item whatever its write did (stored, or refused as a
+/// duplicate), in both stores, and a plain delivery leaves the last probe as it was.
+#[test]
+fn a_send_probe_is_recorded_on_the_item_whether_or_not_the_write_was_new() {
+    let probe = |object_id, event, key: Option<&str>| ObjectChange {
+        probe: key.map(str::to_owned),
+        ..change(object_id, event)
+    };
+    let dynamo = dynamo();
+    let store = DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table);
+    let fake = InMemoryObjectStore::new();
+    let object_id = next_object_id();
+    let first = "tripletex-webhooks-send-1";
+    let second = "tripletex-webhooks-send-2";
+    dynamo.runtime.block_on(async {
+        let steps = [
+            (Event::Update(3), Some(first), Outcome::Accepted, first),
+            (Event::Update(3), Some(second), Outcome::Duplicate, second),
+            (Event::Update(4), None, Outcome::Accepted, second),
+        ];
+        for (event, key, outcome, recorded) in steps {
+            let change = probe(object_id, event, key);
+            assert_eq!(store.apply(&change).await.unwrap(), outcome, "{event:?}");
+            assert_eq!(fake.apply(&change).await.unwrap(), outcome, "{event:?}");
+            let item = stored_item(dynamo, object_id).await;
+            assert_eq!(
+                item.get(item::LAST_PROBE).and_then(|v| v.as_s().ok()),
+                Some(&recorded.to_owned()),
+                "DynamoDB after {event:?}"
+            );
+            let in_memory = fake.get(&change.key.to_string()).unwrap();
+            assert_eq!(
+                in_memory.last_probe.as_deref(),
+                Some(recorded),
+                "fake after {event:?}"
+            );
+        }
     });
 }

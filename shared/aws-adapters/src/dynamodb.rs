@@ -41,6 +41,8 @@ pub mod item {
     pub const UPDATED_AT: &str = "updatedAt";
     pub const DELETED_AT: &str = "deletedAt";
     pub const SOURCE: &str = "source";
+    /// The idempotency key of the last `tripletex-webhooks send` delivery the worker handled.
+    pub const LAST_PROBE: &str = "lastProbe";
     /// `tenant#objectType`: the hash key of the `byType` index, where the sync walks a type's copy
     /// in id order (`objectId` is its range key).
     pub const TYPE_KEY: &str = "typeKey";
@@ -83,9 +85,44 @@ impl ObjectStore for DynamoObjectStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
+        let outcome = match result {
+            Ok(_) => Outcome::Accepted,
+            Err(error) => refused_or_failed(error, &change.write)?,
+        };
+        if let Some(probe) = &change.probe {
+            self.mark_probe(&change.key, probe).await?;
+        }
+        Ok(outcome)
+    }
+}
+
+impl DynamoObjectStore {
+    /// Records a `send` probe's key on the item, whatever the write did: the second write only a
+    /// test delivery costs. An absent item (none can be, after any outcome) is left absent.
+    async fn mark_probe(&self, key: &ObjectKey, probe: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, AttributeValue::S(key.to_string()))
+            .update_expression("SET #probe = :probe")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#probe", item::LAST_PROBE)
+            .expression_attribute_names("#pk", item::KEY)
+            .expression_attribute_values(":probe", AttributeValue::S(probe.to_owned()))
+            .send()
+            .await;
         match result {
-            Ok(_) => Ok(Outcome::Accepted),
-            Err(error) => refused_or_failed(error, &change.write),
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(write_failed(error)),
         }
     }
 }
@@ -418,40 +455,43 @@ fn refused_or_failed(
     error: SdkError<UpdateItemError>,
     write: &Write,
 ) -> Result<Outcome, StoreError> {
+    if let Some(UpdateItemError::ConditionalCheckFailedException(refusal)) =
+        error.as_service_error()
+    {
+        let stored = refusal.item().map(stored_state);
+        return match decide(stored.as_ref(), write) {
+            // Cannot happen while the condition states the rule; retried rather than dropped.
+            Outcome::Accepted => Err(StoreError::Unavailable {
+                source: Box::new(UnexplainedRefusal),
+            }),
+            outcome => Ok(outcome),
+        };
+    }
+    Err(write_failed(error))
+}
+
+/// A write that failed for another reason than its condition.
+fn write_failed(error: SdkError<UpdateItemError>) -> StoreError {
     let Some(service_error) = error.as_service_error() else {
         // Timeouts, connection and dispatch failures.
-        return Err(StoreError::Unavailable {
+        return StoreError::Unavailable {
             source: Box::new(error),
-        });
+        };
     };
     match service_error {
-        UpdateItemError::ConditionalCheckFailedException(refusal) => {
-            let stored = refusal.item().map(stored_state);
-            match decide(stored.as_ref(), write) {
-                // Cannot happen while the condition states the rule; retried rather than dropped.
-                Outcome::Accepted => Err(StoreError::Unavailable {
-                    source: Box::new(UnexplainedRefusal),
-                }),
-                outcome => Ok(outcome),
-            }
-        }
         UpdateItemError::ProvisionedThroughputExceededException(_)
-        | UpdateItemError::RequestLimitExceeded(_) => Err(StoreError::Throttled {
+        | UpdateItemError::RequestLimitExceeded(_) => StoreError::Throttled {
             source: Box::new(error),
-        }),
-        _ if service_error.meta().code() == Some("ThrottlingException") => {
-            Err(StoreError::Throttled {
-                source: Box::new(error),
-            })
-        }
-        _ if service_error.meta().code() == Some("ValidationException") => {
-            Err(StoreError::Rejected {
-                source: Box::new(error),
-            })
-        }
-        _ => Err(StoreError::Unavailable {
+        },
+        _ if service_error.meta().code() == Some("ThrottlingException") => StoreError::Throttled {
             source: Box::new(error),
-        }),
+        },
+        _ if service_error.meta().code() == Some("ValidationException") => StoreError::Rejected {
+            source: Box::new(error),
+        },
+        _ => StoreError::Unavailable {
+            source: Box::new(error),
+        },
     }
 }
 
@@ -473,6 +513,7 @@ mod tests {
             subscription_id,
             received_at: Timestamp::UNIX_EPOCH,
             source: Source::Webhook,
+            probe: None,
         }
     }
 

@@ -100,6 +100,21 @@ pub struct ObjectChange {
     pub subscription_id: Option<i64>,
     pub received_at: Timestamp,
     pub source: Source,
+    /// Set on a test delivery of `tripletex-webhooks send` (its idempotency key has
+    /// [`SEND_PROBE_PREFIX`]): the store records this key on the item whatever the outcome, so the
+    /// sender sees that the worker handled it even when the copy already held the object.
+    pub probe: Option<String>,
+}
+
+/// The idempotency-key prefix of `tripletex-webhooks send`'s deliveries. Tripletex's keys are
+/// UUIDs, so none of its deliveries has it.
+pub const SEND_PROBE_PREFIX: &str = "tripletex-webhooks-send-";
+
+/// The probe key of a delivery, if it is one of `send`'s.
+pub fn probe_of(idempotency_key: Option<&str>) -> Option<String> {
+    idempotency_key
+        .filter(|key| key.starts_with(SEND_PROBE_PREFIX) && key.len() <= 128)
+        .map(str::to_owned)
 }
 
 /// The part of a stored item the rule looks at.

@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 
-use crate::dedup::{ObjectChange, ObjectKey, Outcome, Payload, Source, Write};
+use crate::dedup::{ObjectChange, ObjectKey, Outcome, Payload, Source, Write, probe_of};
 use crate::envelope::{Change, EnvelopeError, WebhookEnvelope};
 use crate::ids::TenantId;
 use crate::message::attribute;
@@ -70,6 +70,7 @@ pub fn change_from_message<'a>(
         subscription_id: envelope.subscription_id,
         received_at,
         source,
+        probe: probe_of(attribute(attribute::IDEMPOTENCY_KEY)),
     })
 }
 
@@ -155,6 +156,33 @@ mod tests {
             payload.json(),
             r#"{"id":77, "version":4}"#,
             "kept as received"
+        );
+    }
+
+    #[test]
+    fn only_an_idempotency_key_of_sends_makes_a_delivery_a_probe() {
+        let probe = |key: &str| {
+            read(
+                UPDATE,
+                &attributes(&[("tenant", "acme"), ("idempotencyKey", key)]),
+            )
+            .unwrap()
+            .probe
+        };
+        assert_eq!(
+            probe("tripletex-webhooks-send-17-4"),
+            Some("tripletex-webhooks-send-17-4".to_owned())
+        );
+        assert_eq!(probe("6f1c1d3e-1d0b-4a43-9d6e-0c2d8a0e7b11"), None);
+        assert_eq!(
+            probe(&format!("tripletex-webhooks-send-{}", "x".repeat(200))),
+            None
+        );
+        assert_eq!(
+            read(UPDATE, &attributes(&[("tenant", "acme")]))
+                .unwrap()
+                .probe,
+            None
         );
     }
 

@@ -85,6 +85,8 @@ pub struct StoredItem {
     pub updated_at: Timestamp,
     pub value: Option<String>,
     pub last_change: ObjectChange,
+    /// The last `send` probe key the store recorded, whatever its write did.
+    pub last_probe: Option<String>,
 }
 
 /// A failure the fake reports instead of writing.
@@ -217,6 +219,10 @@ impl ObjectStore for InMemoryObjectStore {
         let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
         let stored = items.get(&key);
         let outcome = decide(stored.map(|item| &item.state), &change.write);
+        let last_probe = change
+            .probe
+            .clone()
+            .or_else(|| stored.and_then(|item| item.last_probe.clone()));
         if outcome == Outcome::Accepted {
             let state = apply(stored.map(|item| &item.state), &change.write);
             let value = match &change.write {
@@ -232,8 +238,11 @@ impl ObjectStore for InMemoryObjectStore {
                     updated_at: Timestamp::now(),
                     value,
                     last_change: change.clone(),
+                    last_probe,
                 },
             );
+        } else if let Some(item) = items.get_mut(&key) {
+            item.last_probe = last_probe;
         }
         Ok(outcome)
     }
