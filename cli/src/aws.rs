@@ -8,7 +8,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde::Serialize;
 
 use crate::deployment::{Deployment, DeploymentError};
-use crate::status::{CompanyStatus, QueueRole, QueueStatus, TypeStatus, type_state};
+use crate::status::{CompanyStatus, KeeperLastRun, QueueRole, QueueStatus, TypeStatus, type_state};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -209,7 +209,14 @@ pub async fn companies(
         }
     }
     let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut last_runs: BTreeMap<String, KeeperLastRun> = BTreeMap::new();
     for item in scan(dynamodb, &deployment.resync_table).await? {
+        if text(&item, "pk").is_some_and(|pk| pk.starts_with("keeper-run#")) {
+            if let Some(tenant) = text(&item, "tenant") {
+                last_runs.insert(tenant, keeper_last_run(&item));
+            }
+            continue;
+        }
         if let (Some(tenant), Some(state)) = (text(&item, "tenant"), text(&item, "state")) {
             *requests
                 .entry(tenant)
@@ -218,8 +225,12 @@ pub async fn companies(
                 .or_default() += 1;
         }
     }
-    let tenants: std::collections::BTreeSet<String> =
-        last.keys().chain(requests.keys()).cloned().collect();
+    let tenants: std::collections::BTreeSet<String> = last
+        .keys()
+        .chain(requests.keys())
+        .chain(last_runs.keys())
+        .cloned()
+        .collect();
     Ok(tenants
         .into_iter()
         .map(|tenant| CompanyStatus {
@@ -232,9 +243,29 @@ pub async fn companies(
                 .remove(&tenant)
                 .map(|r| r.into_iter().collect())
                 .unwrap_or_default(),
+            keeper_last_run: last_runs.remove(&tenant),
             tenant,
         })
         .collect())
+}
+
+/// The keeper's last run, as its item keeps it (`aws_adapters::resync_ledger`, `record_run`).
+fn keeper_last_run(item: &Item) -> KeeperLastRun {
+    KeeperLastRun {
+        finished_at: text(item, "finishedAt").unwrap_or_default(),
+        seen: number(item, "seen"),
+        re_enabled: number(item, "reEnabled"),
+        created: number(item, "created"),
+        updated: number(item, "updated"),
+        left_alone: number(item, "leftAlone"),
+        failed: number(item, "failed"),
+        failures: item
+            .get("failures")
+            .and_then(|v| v.as_l().ok())
+            .map(|list| list.iter().filter_map(|f| f.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+        error: text(item, "error"),
+    }
 }
 
 /// Each type of one run record, with its counts and its failure.

@@ -275,6 +275,7 @@ fn add_subscriptions(
                 subscriptions: Some(subscriptions),
                 types: Vec::new(),
                 resync_requests: Vec::new(),
+                keeper_last_run: None,
             }),
         }
     }

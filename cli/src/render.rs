@@ -101,16 +101,39 @@ pub fn status(status: &Status) -> String {
         }
     }
     out.push_str(&format!("{runs}\n\n"));
-    let mut requests = table(&["company", "keeper's resync requests"]);
+    let mut keeper = table(&[
+        "company",
+        "keeper's last run",
+        "seen",
+        "re-enabled",
+        "created",
+        "updated",
+        "failed",
+        "resync requests",
+    ]);
     for company in &status.companies {
         let counts: Vec<String> = company
             .resync_requests
             .iter()
             .map(|(state, count)| format!("{count} {state}"))
             .collect();
-        requests.add_row(vec![company.tenant.clone(), counts.join(", ")]);
+        let run = company.keeper_last_run.as_ref();
+        let count = |of: fn(&crate::status::KeeperLastRun) -> u64| {
+            run.map_or_else(|| "-".to_owned(), |run| of(run).to_string())
+        };
+        keeper.add_row(vec![
+            company.tenant.clone(),
+            run.map_or_else(|| "none yet".to_owned(), |run| run.finished_at.clone()),
+            count(|r| r.seen),
+            count(|r| r.re_enabled),
+            count(|r| r.created),
+            count(|r| r.updated),
+            run.and_then(|run| run.error.as_ref())
+                .map_or_else(|| count(|r| r.failed), |_| "the company".to_owned()),
+            counts.join(", "),
+        ]);
     }
-    out.push_str(&format!("{requests}\n\n"));
+    out.push_str(&format!("{keeper}\n\n"));
     if status.attention.is_empty() {
         out.push_str("nothing needs a person\n");
     } else {

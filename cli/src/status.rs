@@ -55,6 +55,25 @@ pub struct CompanyStatus {
     pub types: Vec<TypeStatus>,
     /// The keeper's resync requests by state (PENDING, RUNNING, DONE, FAILED).
     pub resync_requests: Vec<(String, u64)>,
+    /// The keeper's last run for the company (a dry run is never kept); none before its first.
+    pub keeper_last_run: Option<KeeperLastRun>,
+}
+
+/// What the keeper kept of its last run for a company.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeeperLastRun {
+    pub finished_at: String,
+    pub seen: u64,
+    pub re_enabled: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub left_alone: u64,
+    pub failed: u64,
+    /// The first few failed steps, `event action: error`.
+    pub failures: Vec<String>,
+    /// Why the company could not be handled at all.
+    pub error: Option<String>,
 }
 
 /// One company's subscriptions, as the keeper sees them.
@@ -222,6 +241,23 @@ pub fn needs_a_person(queues: &[QueueStatus], companies: &[CompanyStatus]) -> Ve
                 ));
             }
         }
+        if let Some(run) = &company.keeper_last_run {
+            if let Some(error) = &run.error {
+                attention.push(format!(
+                    "{}: the keeper's last run ({}) could not handle the company: {error}",
+                    company.tenant, run.finished_at
+                ));
+            } else if run.failed > 0 {
+                attention.push(format!(
+                    "{}: the keeper's last run ({}) had {} failed step{}: {}",
+                    company.tenant,
+                    run.finished_at,
+                    run.failed,
+                    if run.failed == 1 { "" } else { "s" },
+                    run.failures.join("; ")
+                ));
+            }
+        }
         for object_type in &company.types {
             if object_type.state == "failed" {
                 attention.push(format!(
@@ -272,6 +308,7 @@ mod tests {
                 failure: (state == "failed").then(|| "Tripletex answered 401".into()),
             }],
             resync_requests: Vec::new(),
+            keeper_last_run: None,
         }
     }
 
@@ -299,6 +336,45 @@ mod tests {
         assert_eq!(
             needs_a_person(&[], &[company("failed")]),
             ["acme customer: the last sync run (r1) failed: Tripletex answered 401"]
+        );
+    }
+
+    #[test]
+    fn a_keeper_run_that_changed_things_needs_nobody_but_one_that_failed_does() {
+        let with_run = |run: KeeperLastRun| CompanyStatus {
+            keeper_last_run: Some(KeeperLastRun {
+                finished_at: "T".into(),
+                ..run
+            }),
+            ..company("done")
+        };
+        let clean = KeeperLastRun {
+            seen: 13,
+            re_enabled: 2,
+            created: 1,
+            ..KeeperLastRun::default()
+        };
+        assert!(needs_a_person(&[], &[with_run(clean)]).is_empty());
+        let failed = KeeperLastRun {
+            failed: 2,
+            failures: vec!["a.create create: 409".into(), "b.update update: 500".into()],
+            ..KeeperLastRun::default()
+        };
+        assert_eq!(
+            needs_a_person(&[], &[with_run(failed)]),
+            [
+                "acme: the keeper's last run (T) had 2 failed steps: a.create create: 409; b.update update: 500"
+            ]
+        );
+        let unseen = KeeperLastRun {
+            error: Some("Tripletex answered 401".into()),
+            ..KeeperLastRun::default()
+        };
+        assert_eq!(
+            needs_a_person(&[], &[with_run(unseen)]),
+            [
+                "acme: the keeper's last run (T) could not handle the company: Tripletex answered 401"
+            ]
         );
     }
 

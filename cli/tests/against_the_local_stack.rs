@@ -990,3 +990,64 @@ async fn send_posts_what_tripletex_has_as_tripletex_would_and_waits_for_the_work
         "nothing more was posted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_the_keepers_last_run_and_one_with_failed_steps_needs_a_person() {
+    use domain::ports::{PendingResyncs, ResyncLedger};
+
+    let local = local_stack("cli-keeper-last-run").await;
+    let ledger = aws_adapters::resync_ledger::DynamoResyncLedger::new(
+        local.dynamodb.clone(),
+        local.table("ResyncTable"),
+    );
+    let run = |tenant: &str, failures: Vec<String>| domain::keeper::LastRun {
+        tenant: tenant.into(),
+        finished_at: "2026-12-01T20:00:00Z".parse().unwrap(),
+        seen: 13,
+        re_enabled: 1,
+        created: 0,
+        updated: 2,
+        left_alone: 10,
+        failed: failures.len(),
+        failures,
+        error: None,
+    };
+    ledger
+        .record_run(&run("default", Vec::new()))
+        .await
+        .unwrap();
+    ledger
+        .record_run(&run("hmac-demo", vec!["order.create update: 409".into()]))
+        .await
+        .unwrap();
+    // The next run replaces the last one.
+    ledger
+        .record_run(&run("default", Vec::new()))
+        .await
+        .unwrap();
+    assert!(
+        ledger.pending().await.unwrap().is_empty() && ledger.taken().await.unwrap().is_empty(),
+        "the sync's scans for requests pass a last run by"
+    );
+
+    let (status, code) = local.json(&["status", "--no-subscriptions"]);
+    assert_eq!(code, Some(1), "{status}");
+    let companies = status["companies"].as_array().unwrap();
+    assert_eq!(companies.len(), 2, "{status}");
+    assert_eq!(
+        companies[0]["keeperLastRun"],
+        serde_json::json!({"finishedAt": "2026-12-01T20:00:00Z", "seen": 13, "reEnabled": 1,
+            "created": 0, "updated": 2, "leftAlone": 10, "failed": 0, "failures": [], "error": null})
+    );
+    assert_eq!(companies[0]["resyncRequests"], serde_json::json!([]));
+    assert_eq!(
+        status["attention"],
+        serde_json::json!([
+            "hmac-demo: the keeper's last run (2026-12-01T20:00:00Z) had 1 failed step: order.create update: 409"
+        ])
+    );
+    let text =
+        String::from_utf8_lossy(&local.cli(&["status", "--no-subscriptions"]).stdout).into_owned();
+    assert!(text.contains("keeper's last run"), "{text}");
+    assert!(text.contains("2026-12-01T20:00:00Z"), "{text}");
+}

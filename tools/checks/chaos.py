@@ -206,12 +206,15 @@ class Chaos:
             if not start:
                 return runs
 
+    def resync_requests(self):
+        """The keeper's requests in its table (which also keeps each company's last run, stateless)."""
+        return [i for i in self.dynamodb.scan(TableName=self.resync_table)["Items"] if "state" in i]
+
     def sync_waiting(self):
         """What the sync still has to do: runs running, keeper requests unanswered, tasks queued."""
         running = [r["pk"]["S"] for r in self.sync_runs() if r["state"]["S"] == "running"]
         waiting = [f"{i['pk']['S']} {i.get('requestedAt', {}).get('S', '')} {i['state']['S']}".strip()
-                   for i in self.dynamodb.scan(TableName=self.resync_table)["Items"]
-                   if i["state"]["S"] in ("PENDING", "RUNNING")]
+                   for i in self.resync_requests() if i["state"]["S"] in ("PENDING", "RUNNING")]
         tasks = self.queue_depth(self.sync_queue)
         return [*(f"sync run {r} running" for r in running), *(f"resync request {w}" for w in waiting),
                 *([f"{tasks} sync tasks queued"] if tasks else [])]
@@ -285,7 +288,7 @@ class Chaos:
         status = self.sim("GET", "/_sim/webhooks/status")
         subscriptions = {s["id"]: s for s in self.sim("GET", "/_sim/subscriptions")["values"]}
         re_enabled = [d for d in status["disabled"] if subscriptions[d["subscriptionId"]]["status"] == "ACTIVE"]
-        resync_requests = self.dynamodb.scan(TableName=self.resync_table)["Items"]
+        resync_requests = self.resync_requests()
         sync = sync_summary(self.sync_runs())
         return {
             "eventsGenerated": status["changes"],

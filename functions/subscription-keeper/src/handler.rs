@@ -6,7 +6,7 @@ use aws_adapters::telemetry::emit_metrics;
 use domain::auth::AuthConfig;
 use domain::error::error_chain;
 use domain::ids::TenantId;
-use domain::keeper::{CompanyReport, KeeperPolicy, KeeperSettings};
+use domain::keeper::{CompanyReport, KeeperPolicy, KeeperSettings, LastRun};
 use domain::ports::{ResyncLedger, TripletexCompanies};
 use domain::tripletex::{Companies, TripletexCredentials};
 use futures_util::StreamExt as _;
@@ -165,12 +165,24 @@ impl<C: TripletexCompanies, L: ResyncLedger> Keeper<C, L> {
         );
         if !dry_run {
             emit_metrics(FUNCTION_NAME, &totals.metrics());
+            self.keep_last_runs(&reports).await;
         }
         Ok(RunReport {
             dry_run,
             totals,
             companies: reports,
         })
+    }
+
+    /// What `status` shows of the run. Word of a run, not part of it: a ledger that cannot take it
+    /// is logged, and the run's report stands.
+    async fn keep_last_runs(&self, reports: &[CompanyReport]) {
+        let finished_at = jiff::Timestamp::now();
+        for run in reports.iter().filter_map(|r| LastRun::of(r, finished_at)) {
+            if let Err(error) = self.ledger.record_run(&run).await {
+                warn!(tenant = run.tenant, error = %error_chain(&error), "the keeper's last run was not kept");
+            }
+        }
     }
 
     async fn run_one(
@@ -666,6 +678,46 @@ mod tests {
         assert_eq!(h.stored(id).status, Some(DisabledTooManyErrors));
         assert!(h.tripletex.of("default").writes().is_empty());
         assert!(h.ledger.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn each_run_but_a_dry_run_is_kept_as_the_companys_last_run_with_its_counts() {
+        let h = harness_with(&["default", "acme"], "*");
+        h.existing("product.create", RECEIVER, DisabledTooManyErrors);
+        h.tripletex
+            .of("acme")
+            .fail_next(CallKind::Create, [conflict()]);
+
+        h.run().await;
+
+        let default = h.ledger.last_run("default").unwrap();
+        assert_eq!(
+            (
+                default.seen,
+                default.re_enabled,
+                default.created,
+                default.failed
+            ),
+            (1, 1, 1, 0)
+        );
+        assert_eq!(default.error, None);
+        let acme = h.ledger.last_run("acme").unwrap();
+        assert_eq!((acme.created, acme.failed), (1, 1), "{acme:?}");
+        assert!(
+            acme.failures[0]
+                .starts_with("product.create create: Tripletex refused the request: HTTP 409"),
+            "{acme:?}"
+        );
+
+        // A dry run says what the next run would do; the last real run stays.
+        h.keeper
+            .handle(KeeperRequest {
+                dry_run: Some(true),
+                ..KeeperRequest::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(h.ledger.last_run("default"), Some(default));
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use tracing::instrument;
 
 use domain::ids::TenantId;
+use domain::keeper::LastRun;
 use domain::ports::{LedgerError, PendingResyncs, ResyncLedger};
 use domain::resync::state::{PENDING, RUNNING};
 use domain::resync::{PendingResync, ResyncKey, ResyncReason, ResyncRequest};
@@ -84,6 +85,59 @@ impl ResyncLedger for DynamoResyncLedger {
             })?;
         Ok(())
     }
+
+    #[instrument(skip_all, fields(tenant = %run.tenant))]
+    async fn record_run(&self, run: &LastRun) -> Result<(), LedgerError> {
+        let s = |text: String| AttributeValue::S(text);
+        let n = |count: usize| AttributeValue::N(count.to_string());
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table_name)
+            .item(item::KEY, s(last_run_key(&run.tenant)))
+            .item(item::REQUESTED_AT, s(LAST_RUN_SORT_KEY.to_owned()))
+            .item(item::TENANT, s(run.tenant.clone()))
+            .item(last_run::FINISHED_AT, s(run.finished_at.to_string()))
+            .item(last_run::SEEN, n(run.seen))
+            .item(last_run::RE_ENABLED, n(run.re_enabled))
+            .item(last_run::CREATED, n(run.created))
+            .item(last_run::UPDATED, n(run.updated))
+            .item(last_run::LEFT_ALONE, n(run.left_alone))
+            .item(last_run::FAILED, n(run.failed));
+        if !run.failures.is_empty() {
+            put = put.item(
+                last_run::FAILURES,
+                AttributeValue::L(run.failures.iter().cloned().map(s).collect()),
+            );
+        }
+        if let Some(error) = &run.error {
+            put = put.item(last_run::ERROR, s(error.clone()));
+        }
+        put.send().await.map_err(ledger_error)?;
+        Ok(())
+    }
+}
+
+/// The item of a company's last keeper run: `keeper-run#<tenant>` with the fixed sort key `last`.
+/// It has no `state`, so the sync's scans for requests pass it by.
+pub fn last_run_key(tenant: &str) -> String {
+    format!("{LAST_RUN_PREFIX}{tenant}")
+}
+
+pub const LAST_RUN_PREFIX: &str = "keeper-run#";
+pub const LAST_RUN_SORT_KEY: &str = "last";
+
+/// Attribute names of a last-run item besides the key and `tenant`.
+pub mod last_run {
+    pub const FINISHED_AT: &str = "finishedAt";
+    pub const SEEN: &str = "seen";
+    pub const RE_ENABLED: &str = "reEnabled";
+    pub const CREATED: &str = "created";
+    pub const UPDATED: &str = "updated";
+    pub const LEFT_ALONE: &str = "leftAlone";
+    pub const FAILED: &str = "failed";
+    pub const FAILURES: &str = "failures";
+    pub const ERROR: &str = "error";
 }
 
 fn ledger_error<E: std::error::Error + Send + Sync + 'static>(source: E) -> LedgerError {

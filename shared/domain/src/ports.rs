@@ -207,11 +207,17 @@ impl<T: TripletexCompanies> TripletexCompanies for Arc<T> {
 }
 
 /// Where the keeper leaves word of each subscription it re-enabled, so that a resync can fetch
-/// what Tripletex did not deliver while it was disabled.
+/// what Tripletex did not deliver while it was disabled, and of its last run for each company.
 pub trait ResyncLedger: Send + Sync {
     fn record(
         &self,
         request: &ResyncRequest,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+
+    /// Replaces the company's last run.
+    fn record_run(
+        &self,
+        run: &crate::keeper::LastRun,
     ) -> impl Future<Output = Result<(), LedgerError>> + Send;
 }
 
@@ -228,6 +234,13 @@ impl<L: ResyncLedger> ResyncLedger for std::sync::Arc<L> {
         request: &ResyncRequest,
     ) -> impl Future<Output = Result<(), LedgerError>> + Send {
         (**self).record(request)
+    }
+
+    fn record_run(
+        &self,
+        run: &crate::keeper::LastRun,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send {
+        (**self).record_run(run)
     }
 }
 

@@ -254,6 +254,8 @@ impl ObjectStore for InMemoryObjectStore {
 #[derive(Debug, Default)]
 pub struct InMemoryResyncLedger {
     requests: Mutex<Vec<LedgerEntry>>,
+    /// Each company's last keeper run, as recorded.
+    last_runs: Mutex<HashMap<String, domain::keeper::LastRun>>,
     failing: AtomicBool,
     /// Per kind of call: how many more pass, then how many fail.
     failing_next: Mutex<HashMap<LedgerCall, (usize, usize)>>,
@@ -292,6 +294,15 @@ fn ledger_down(reason: &str) -> LedgerError {
 impl InMemoryResyncLedger {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The last keeper run recorded for a company.
+    pub fn last_run(&self, tenant: &str) -> Option<domain::keeper::LastRun> {
+        self.last_runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tenant)
+            .cloned()
     }
 
     pub fn set_unavailable(&self, unavailable: bool) {
@@ -370,6 +381,15 @@ impl ResyncLedger for InMemoryResyncLedger {
             run_id: None,
             claimed_at: None,
         });
+        Ok(())
+    }
+
+    async fn record_run(&self, run: &domain::keeper::LastRun) -> Result<(), LedgerError> {
+        self.check()?;
+        self.last_runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run.tenant.clone(), run.clone());
         Ok(())
     }
 }

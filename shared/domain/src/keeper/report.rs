@@ -55,3 +55,87 @@ impl CompanyReport {
         self.error.is_some() || !self.failed.is_empty()
     }
 }
+
+/// At most this many failed steps are kept with a run (the report has them all).
+pub const MAX_KEPT_FAILURES: usize = 10;
+
+/// What the keeper keeps of its last run for a company, for an operator's `status`: when it ran,
+/// how many subscriptions it saw and changed, and what failed. A dry run changes nothing and is not
+/// kept, so asking what the keeper would do never hides what it last did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastRun {
+    pub tenant: String,
+    pub finished_at: jiff::Timestamp,
+    pub seen: usize,
+    pub re_enabled: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub left_alone: usize,
+    /// How many steps failed, and the first few as `event action: error`.
+    pub failed: usize,
+    pub failures: Vec<String>,
+    /// Why the company could not be handled at all.
+    pub error: Option<String>,
+}
+
+impl LastRun {
+    pub fn of(report: &CompanyReport, finished_at: jiff::Timestamp) -> Option<Self> {
+        if report.dry_run {
+            return None;
+        }
+        Some(Self {
+            tenant: report.tenant.clone(),
+            finished_at,
+            seen: report.seen,
+            re_enabled: report.re_enabled.len(),
+            created: report.created.len(),
+            updated: report.updated.len(),
+            left_alone: report.left_alone.len(),
+            failed: report.failed.len(),
+            failures: report
+                .failed
+                .iter()
+                .take(MAX_KEPT_FAILURES)
+                .map(|f| format!("{} {}: {}", f.event, f.action, f.error))
+                .collect(),
+            error: report.error.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(n: usize) -> Failed {
+        Failed {
+            subscription_id: Some(n as i64),
+            event: format!("e{n}.update"),
+            action: "update",
+            kind: "conflict",
+            error: "409".into(),
+        }
+    }
+
+    #[test]
+    fn a_run_keeps_its_counts_and_first_failures_and_a_dry_run_is_not_kept() {
+        let at = jiff::Timestamp::UNIX_EPOCH;
+        let report = CompanyReport {
+            tenant: "acme".into(),
+            seen: 13,
+            failed: (0..12).map(failed).collect(),
+            ..CompanyReport::default()
+        };
+        let kept = LastRun::of(&report, at).unwrap();
+        assert_eq!(
+            (kept.seen, kept.failed, kept.failures.len()),
+            (13, 12, MAX_KEPT_FAILURES)
+        );
+        assert_eq!(kept.failures[0], "e0.update update: 409");
+        let dry = CompanyReport {
+            dry_run: true,
+            ..report
+        };
+        assert_eq!(LastRun::of(&dry, at), None);
+    }
+}
