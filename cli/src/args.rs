@@ -76,6 +76,8 @@ pub enum Command {
     },
     /// Authenticated bodies that were not envelopes, with the reason for each.
     Quarantine {
+        #[command(subcommand)]
+        action: Option<QuarantineAction>,
         #[arg(long, default_value_t = 50)]
         max: usize,
     },
@@ -145,6 +147,21 @@ pub enum KeeperAction {
         /// Only this company (repeat for more).
         #[arg(long = "company", value_name = "COMPANY")]
         companies: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineAction {
+    /// Sends one quarantined message to the webhook queue once it can be applied (after a fix): it
+    /// is read as the worker reads a record first, and left in the quarantine with the reason if it
+    /// still cannot be.
+    Replay {
+        /// The message's id, as `quarantine` lists it.
+        message_id: String,
+        /// Send it even though this command's reading refuses it (the deployed worker may be newer);
+        /// a worker that cannot apply it quarantines it again.
+        #[arg(long)]
+        anyway: bool,
     },
 }
 

@@ -380,17 +380,19 @@ pub struct QueuedMessage {
     pub body: String,
 }
 
-/// How long a listed message stays hidden from others: long enough to list a queue once.
+/// How long a listed message stays hidden while the listing goes on (it is released at the end).
 const LISTING_VISIBILITY_SECONDS: i32 = 5;
 
 /// Up to `max` messages of a queue, each once. Listing receives them, as the console's "poll for
-/// messages" does; they are visible again a few seconds later.
+/// messages" does, and makes them visible again once it has them all (so a `replay` right after
+/// finds them).
 pub async fn list_messages(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
     max: usize,
 ) -> Result<Vec<QueuedMessage>, AwsError> {
     let mut seen: BTreeMap<String, QueuedMessage> = BTreeMap::new();
+    let mut handles = Vec::new();
     while seen.len() < max {
         let received = sqs
             .receive_message()
@@ -415,6 +417,7 @@ pub async fn list_messages(
                 continue;
             }
             new += 1;
+            handles.extend(message.receipt_handle().map(str::to_owned));
             let system = |name: MessageSystemAttributeName| {
                 message.attributes().and_then(|a| a.get(&name)).cloned()
             };
@@ -428,17 +431,7 @@ pub async fn list_messages(
                         .map(|at| at.to_string()),
                     receive_count: system(MessageSystemAttributeName::ApproximateReceiveCount)
                         .and_then(|n| n.parse().ok()),
-                    attributes: message
-                        .message_attributes()
-                        .map(|attributes| {
-                            attributes
-                                .iter()
-                                .filter_map(|(name, value)| {
-                                    Some((name.clone(), value.string_value()?.to_owned()))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    attributes: string_attributes(message),
                     body: message.body().unwrap_or_default().to_owned(),
                 },
             );
@@ -446,6 +439,9 @@ pub async fn list_messages(
         if new == 0 {
             break;
         }
+    }
+    for handle in &handles {
+        release(sqs, url, handle).await?;
     }
     Ok(seen.into_values().collect())
 }
@@ -486,6 +482,112 @@ pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> Result<
             moved += 1;
         }
     }
+}
+
+/// How long a message looked for by id stays hidden while the others are looked through.
+const TAKING_VISIBILITY_SECONDS: i32 = 30;
+
+/// One message taken off a queue by id: hidden from others until it is deleted or released.
+#[derive(Debug, Clone)]
+pub struct TakenMessage {
+    pub body: String,
+    pub attributes: BTreeMap<String, String>,
+    pub receipt_handle: String,
+}
+
+/// Finds a message by its id, receiving the queue's messages as a listing does. The others are
+/// made visible again at once; the one found stays hidden for the caller.
+pub async fn take_message(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    message_id: &str,
+) -> Result<Option<TakenMessage>, AwsError> {
+    let mut passed_by: BTreeMap<String, String> = BTreeMap::new();
+    let mut found = None;
+    while found.is_none() {
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(TAKING_VISIBILITY_SECONDS)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(call("receiving messages"))?;
+        let mut new = 0;
+        for message in received.messages() {
+            let (Some(id), Some(handle)) = (message.message_id(), message.receipt_handle()) else {
+                continue;
+            };
+            if id == message_id {
+                found = Some(TakenMessage {
+                    body: message.body().unwrap_or_default().to_owned(),
+                    attributes: string_attributes(message),
+                    receipt_handle: handle.to_owned(),
+                });
+            } else if passed_by.insert(id.to_owned(), handle.to_owned()).is_none() {
+                new += 1;
+            }
+        }
+        if found.is_none() && new == 0 {
+            break;
+        }
+    }
+    for handle in passed_by.values() {
+        release(sqs, url, handle).await?;
+    }
+    Ok(found)
+}
+
+/// Makes a taken message visible again now.
+pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, handle: &str) -> Result<(), AwsError> {
+    sqs.change_message_visibility()
+        .queue_url(url)
+        .receipt_handle(handle)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .map_err(call("making a message visible again"))?;
+    Ok(())
+}
+
+/// Sends a message with string attributes, then deletes the taken one it came from: a move.
+pub async fn move_message(
+    sqs: &aws_sdk_sqs::Client,
+    from: &str,
+    taken: &TakenMessage,
+    to: &str,
+    attributes: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    let mut send = sqs.send_message().queue_url(to).message_body(&taken.body);
+    for (name, value) in attributes {
+        let value = aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .map_err(call("building a message attribute"))?;
+        send = send.message_attributes(name, value);
+    }
+    send.send().await.map_err(call("sending the message"))?;
+    sqs.delete_message()
+        .queue_url(from)
+        .receipt_handle(&taken.receipt_handle)
+        .send()
+        .await
+        .map_err(call("deleting the moved message"))?;
+    Ok(())
+}
+
+fn string_attributes(message: &aws_sdk_sqs::types::Message) -> BTreeMap<String, String> {
+    message
+        .message_attributes()
+        .map(|attributes| {
+            attributes
+                .iter()
+                .filter_map(|(name, value)| Some((name.clone(), value.string_value()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Invokes a function and reads its answer as JSON; a function error is an error with its message.

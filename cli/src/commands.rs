@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::args::{Cli, Command, DlqAction, KeeperAction, SyncMode};
+use crate::args::{Cli, Command, DlqAction, KeeperAction, QuarantineAction, SyncMode};
 use crate::aws::{self, AwsError};
 use crate::deployment::{Deployment, DeploymentError, samconfig_stack_name};
 use crate::render;
@@ -156,10 +156,18 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
                 }
             }
         }
-        Command::Quarantine { max } => {
+        Command::Quarantine { action: None, max } => {
             let messages = aws::list_messages(&sqs, &deployment.quarantine, *max).await?;
             let needs = !messages.is_empty();
             answer(cli, &messages, |m| render::messages("quarantine", m), needs)
+        }
+        Command::Quarantine {
+            action: Some(QuarantineAction::Replay { message_id, anyway }),
+            ..
+        } => {
+            let replayed = replay(&sqs, &deployment, message_id, *anyway).await?;
+            let needs = !replayed.replayed;
+            answer(cli, &replayed, render::replayed, needs)
         }
         Command::Keeper {
             action:
@@ -478,4 +486,47 @@ async fn send(
         waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         stored,
     })
+}
+
+async fn replay(
+    sqs: &aws_sdk_sqs::Client,
+    deployment: &Deployment,
+    message_id: &str,
+    anyway: bool,
+) -> Result<crate::replay::Replayed, CliError> {
+    let from = &deployment.quarantine;
+    let Some(taken) = aws::take_message(sqs, from, message_id).await? else {
+        return Err(CliError::Invalid(format!(
+            "no message {message_id} in the quarantine (`quarantine` lists them)"
+        )));
+    };
+    let mut replayed = crate::replay::Replayed {
+        message_id: message_id.to_owned(),
+        replayed: false,
+        refused_because: None,
+        tenant: taken.attributes.get("tenant").cloned(),
+        event: None,
+        object_id: None,
+    };
+    let attributes = match crate::replay::replayable(&taken.body, &taken.attributes) {
+        Ok(replayable) => {
+            replayed.tenant = Some(replayable.tenant);
+            replayed.event = Some(replayable.event);
+            replayed.object_id = Some(replayable.object_id);
+            replayable.attributes
+        }
+        Err(reason) => {
+            replayed.refused_because = Some(reason.to_string());
+            if !anyway {
+                aws::release(sqs, from, &taken.receipt_handle).await?;
+                return Ok(replayed);
+            }
+            let mut attributes = taken.attributes.clone();
+            attributes.remove(domain::message::attribute::QUARANTINE_REASON);
+            attributes
+        }
+    };
+    aws::move_message(sqs, from, &taken, &deployment.webhook_queue, &attributes).await?;
+    replayed.replayed = true;
+    Ok(replayed)
 }

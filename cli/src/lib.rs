@@ -7,6 +7,7 @@ pub mod aws;
 pub mod commands;
 pub mod deployment;
 pub mod render;
+pub mod replay;
 pub mod send;
 pub mod show;
 pub mod status;

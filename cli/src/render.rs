@@ -251,6 +251,32 @@ worker's logs\n"
     out
 }
 
+pub fn replayed(replayed: &crate::replay::Replayed) -> String {
+    let what = match (&replayed.tenant, &replayed.event, replayed.object_id) {
+        (Some(tenant), Some(event), Some(id)) => format!("{tenant} {event} {id}"),
+        (Some(tenant), _, _) => format!("{tenant}'s message"),
+        _ => "the message".to_owned(),
+    };
+    match (replayed.replayed, &replayed.refused_because) {
+        (true, None) => format!(
+            "{}: {what} is back on the webhook queue; the worker applies it (its dedup makes a \
+replay safe)\n",
+            replayed.message_id
+        ),
+        (true, Some(reason)) => format!(
+            "{}: sent to the webhook queue anyway, though this command reads it as: {reason}; a \
+worker that cannot apply it quarantines it again\n",
+            replayed.message_id
+        ),
+        (false, reason) => format!(
+            "{}: stays in the quarantine: {}; replay it once the worker can apply it (or with \
+--anyway, if the deployed worker is newer than this command)\n",
+            replayed.message_id,
+            reason.as_deref().unwrap_or("not replayed")
+        ),
+    }
+}
+
 /// Bodies longer than this are cut in the table (`--json` has them whole).
 const BODY_WIDTH: usize = 120;
 

@@ -462,8 +462,7 @@ async fn dlq_lists_dead_letters_with_their_attributes_and_redrive_sends_them_bac
             .all(|m| m["attributes"]["tenant"] == "default")
     );
 
-    // Listed messages are hidden for a few seconds; a redrive takes them once they are back.
-    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    // Listing gives the messages back when it is done: a redrive right after takes them all.
     let (redriven, code) = local.json(&["dlq", "redrive"]);
     assert_eq!(
         (redriven, code),
@@ -1050,4 +1049,114 @@ async fn status_shows_the_keepers_last_run_and_one_with_failed_steps_needs_a_per
         String::from_utf8_lossy(&local.cli(&["status", "--no-subscriptions"]).stdout).into_owned();
     assert!(text.contains("keeper's last run"), "{text}");
     assert!(text.contains("2026-12-01T20:00:00Z"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quarantine_replay_sends_back_what_can_be_applied_now_and_keeps_what_cannot() {
+    let local = local_stack("cli-replay").await;
+    let fixed =
+        r#"{"subscriptionId":9,"event":"customer.update","id":7,"value":{"id":7,"version":2}}"#;
+    let broken = r#"{"event":"customer.update","id":"seven"}"#;
+    for body in [fixed, broken] {
+        local
+            .send(
+                "QuarantineQueue",
+                body,
+                &[
+                    ("tenant", "acme"),
+                    ("receivedAt", "2026-12-01T10:00:00Z"),
+                    ("quarantineReason", "an older receiver's reason"),
+                ],
+            )
+            .await;
+    }
+    let (listed, code) = local.json(&["quarantine"]);
+    assert_eq!(code, Some(1));
+    let id_of = |body: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["body"] == body)
+            .unwrap()["messageId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (fixed_id, broken_id) = (id_of(fixed), id_of(broken));
+
+    // Right after the listing: it gave its messages back.
+    let (replayed, code) = local.json(&["quarantine", "replay", &fixed_id]);
+    assert_eq!(code, Some(0), "{replayed}");
+    assert_eq!(
+        replayed,
+        serde_json::json!({"messageId": fixed_id, "replayed": true, "refusedBecause": null,
+            "tenant": "acme", "event": "customer.update", "objectId": 7})
+    );
+    let received = local
+        .sqs
+        .receive_message()
+        .queue_url(local.url("WebhookQueue"))
+        .message_attribute_names("All")
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let [message] = received.messages() else {
+        panic!("one message on the webhook queue: {received:?}");
+    };
+    assert_eq!(message.body(), Some(fixed));
+    let mut attributes: Vec<(String, String)> = message
+        .message_attributes()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.string_value().unwrap().to_owned()))
+        .collect();
+    attributes.sort();
+    assert_eq!(
+        attributes,
+        [
+            ("event", "customer.update"),
+            ("objectId", "7"),
+            ("receivedAt", "2026-12-01T10:00:00Z"),
+            ("subscriptionId", "9"),
+            ("tenant", "acme"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        "the reason is gone; the body's names are set as the receiver sets them"
+    );
+
+    let refused = local.cli(&["quarantine", "replay", &broken_id]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains(&format!(
+            "{broken_id}: stays in the quarantine: id must be a positive integer"
+        )),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    let (left, _) = local.json(&["quarantine"]);
+    let left: Vec<&str> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, [broken_id.as_str()], "kept, and visible at once");
+
+    let missing = local.cli(&["quarantine", "replay", &fixed_id]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        format!(
+            "tripletex-webhooks: no message {fixed_id} in the quarantine (`quarantine` lists them)\n"
+        )
+    );
+
+    let (anyway, code) = local.json(&["quarantine", "replay", &broken_id, "--anyway"]);
+    assert_eq!(code, Some(0), "{anyway}");
+    assert_eq!(anyway["replayed"], true);
+    assert_eq!(anyway["refusedBecause"], "id must be a positive integer");
+    let (left, code) = local.json(&["quarantine"]);
+    assert_eq!((left, code), (serde_json::json!([]), Some(0)));
 }
