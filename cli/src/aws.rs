@@ -120,7 +120,70 @@ pub async fn queue_status(
         url: url.to_owned(),
         visible: count(QueueAttributeName::ApproximateNumberOfMessages),
         in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        oldest_message_age_seconds: None,
     })
+}
+
+/// How far back the age metric is read: SQS publishes it every minute, a few minutes late.
+const AGE_LOOKBACK_SECONDS: i64 = 15 * 60;
+
+/// Each queue's `ApproximateAgeOfOldestMessage` (AWS/SQS, by queue name: the last part of its URL),
+/// its latest minute; none for a queue with no datapoint in the last quarter hour.
+pub async fn oldest_message_ages(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    queue_urls: &[&str],
+    now: jiff::Timestamp,
+) -> Result<Vec<Option<u64>>, AwsError> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+
+    let mut request = cloudwatch
+        .get_metric_data()
+        .start_time(DateTime::from_secs(now.as_second() - AGE_LOOKBACK_SECONDS))
+        .end_time(DateTime::from_secs(now.as_second()))
+        .scan_by(ScanBy::TimestampDescending);
+    for (index, url) in queue_urls.iter().enumerate() {
+        let queue_name = url.rsplit('/').next().unwrap_or(url);
+        let metric = Metric::builder()
+            .namespace("AWS/SQS")
+            .metric_name("ApproximateAgeOfOldestMessage")
+            .dimensions(
+                Dimension::builder()
+                    .name("QueueName")
+                    .value(queue_name)
+                    .build(),
+            )
+            .build();
+        request = request.metric_data_queries(
+            MetricDataQuery::builder()
+                .id(format!("q{index}"))
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(metric)
+                        .period(60)
+                        .stat("Maximum")
+                        .build(),
+                )
+                .return_data(true)
+                .build(),
+        );
+    }
+    let output = request
+        .send()
+        .await
+        .map_err(call("reading the queues' ages from CloudWatch"))?;
+    Ok((0..queue_urls.len())
+        .map(|index| {
+            let id = format!("q{index}");
+            let result = output
+                .metric_data_results()
+                .iter()
+                .find(|r| r.id() == Some(id.as_str()))?;
+            let timestamps: Vec<i64> = result.timestamps().iter().map(|t| t.secs()).collect();
+            let age = crate::status::latest_value(&timestamps, result.values())?;
+            Some(age.max(0.0).round() as u64)
+        })
+        .collect())
 }
 
 pub async fn queues(

@@ -73,7 +73,8 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     match &cli.command {
         Command::Status { no_subscriptions } => {
-            let queues = aws::queues(&sqs, &deployment).await?;
+            let mut queues = aws::queues(&sqs, &deployment).await?;
+            let ages_unknown = add_oldest_ages(&sdk, &deployment, &mut queues).await;
             let mut companies = aws::companies(&dynamodb, &deployment).await?;
             let mut unseen = None;
             if !no_subscriptions {
@@ -95,6 +96,7 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             let status = Status {
                 deployment: deployment.name.clone(),
                 queues,
+                ages_unknown,
                 companies,
                 attention,
             };
@@ -256,6 +258,29 @@ async fn tripletex_now(
         .ok_or(TripletexError::NotConfigured("Tripletex API base URL"))?;
     let credentials = aws::secret_text(sdk, secret).await?;
     Ok(object_now(base_url, &credentials, company, object_type, id, fields).await?)
+}
+
+/// Each queue's oldest-message age from CloudWatch; why not, when it cannot be known (`status`
+/// goes on without it: an operator without `cloudwatch:GetMetricData` still gets the rest).
+async fn add_oldest_ages(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    queues: &mut [crate::status::QueueStatus],
+) -> Option<String> {
+    if deployment.endpoint.is_some() {
+        return Some("the local stack keeps no SQS metrics".to_owned());
+    }
+    let urls: Vec<&str> = queues.iter().map(|q| q.url.as_str()).collect();
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(sdk);
+    match aws::oldest_message_ages(&cloudwatch, &urls, jiff::Timestamp::now()).await {
+        Ok(ages) => {
+            for (queue, age) in queues.iter_mut().zip(ages) {
+                queue.oldest_message_age_seconds = age;
+            }
+            None
+        }
+        Err(error) => Some(domain::error::error_chain(&error)),
+    }
 }
 
 /// The keeper's view of every company's subscriptions, changing nothing.

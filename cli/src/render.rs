@@ -14,21 +14,37 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
+/// An age as a person reads it: seconds, minutes, hours.
+fn age(seconds: u64) -> String {
+    match seconds {
+        0..120 => format!("{seconds} s"),
+        120..7200 => format!("{} min", seconds / 60),
+        _ => format!("{} h", seconds / 3600),
+    }
+}
+
 fn or_dash(value: Option<&str>) -> String {
     value.unwrap_or("-").to_owned()
 }
 
 pub fn status(status: &Status) -> String {
     let mut out = format!("deployment {}\n\n", status.deployment);
-    let mut queues = table(&["queue", "waiting", "in flight"]);
+    let mut queues = table(&["queue", "waiting", "in flight", "oldest"]);
     for queue in &status.queues {
         queues.add_row(vec![
             queue.name.to_owned(),
             queue.visible.to_string(),
             queue.in_flight.to_string(),
+            queue
+                .oldest_message_age_seconds
+                .map_or_else(|| "-".to_owned(), age),
         ]);
     }
-    out.push_str(&format!("{queues}\n\n"));
+    out.push_str(&format!("{queues}\n"));
+    if let Some(why) = &status.ages_unknown {
+        out.push_str(&format!("oldest-message ages unknown: {why}\n"));
+    }
+    out.push('\n');
     if status.companies.iter().any(|c| c.subscriptions.is_some()) {
         let mut subscriptions = table(&[
             "company",

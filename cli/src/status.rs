@@ -8,6 +8,8 @@ use serde::Serialize;
 pub struct Status {
     pub deployment: String,
     pub queues: Vec<QueueStatus>,
+    /// Why the queues' oldest-message ages are not shown, when they are not.
+    pub ages_unknown: Option<String>,
     pub companies: Vec<CompanyStatus>,
     /// What needs a person, one line each; empty when all is well.
     pub attention: Vec<String>,
@@ -37,6 +39,20 @@ pub struct QueueStatus {
     pub visible: u64,
     /// Received and not yet deleted (being worked on, or waiting for their visibility timeout).
     pub in_flight: u64,
+    /// CloudWatch's `ApproximateAgeOfOldestMessage`, its latest minute; none when not known.
+    pub oldest_message_age_seconds: Option<u64>,
+}
+
+/// Past this, the webhook queue's oldest message says the worker is not keeping up.
+pub const WEBHOOK_AGE_NEEDS_A_PERSON_SECONDS: u64 = 15 * 60;
+
+/// The value of a metric's latest datapoint, whatever order the datapoints came in.
+pub fn latest_value(timestamps: &[i64], values: &[f64]) -> Option<f64> {
+    timestamps
+        .iter()
+        .zip(values)
+        .max_by_key(|(at, _)| **at)
+        .map(|(_, value)| *value)
 }
 
 impl QueueStatus {
@@ -216,6 +232,17 @@ pub fn needs_a_person(queues: &[QueueStatus], companies: &[CompanyStatus]) -> Ve
             QueueRole::Quarantine if depth > 0 => attention.push(format!(
                 "{depth} quarantined bodies: read their reasons (`quarantine`)"
             )),
+            QueueRole::Webhooks
+                if queue
+                    .oldest_message_age_seconds
+                    .is_some_and(|age| age > WEBHOOK_AGE_NEEDS_A_PERSON_SECONDS) =>
+            {
+                attention.push(format!(
+                    "the oldest webhook in the {} has waited {} minutes: the worker is not keeping up",
+                    queue.name,
+                    queue.oldest_message_age_seconds.unwrap_or_default() / 60
+                ))
+            }
             _ => {}
         }
     }
@@ -287,6 +314,7 @@ mod tests {
             url: String::new(),
             visible,
             in_flight,
+            oldest_message_age_seconds: None,
         }
     }
 
@@ -337,6 +365,27 @@ mod tests {
             needs_a_person(&[], &[company("failed")]),
             ["acme customer: the last sync run (r1) failed: Tripletex answered 401"]
         );
+    }
+
+    #[test]
+    fn an_old_webhook_in_the_queue_needs_a_person_and_the_latest_datapoint_counts() {
+        let aged = |role, age| QueueStatus {
+            oldest_message_age_seconds: Some(age),
+            ..queue("webhook queue", role, 3, 0)
+        };
+        assert!(needs_a_person(&[aged(QueueRole::Webhooks, 900)], &[]).is_empty());
+        assert_eq!(
+            needs_a_person(&[aged(QueueRole::Webhooks, 1_860)], &[]),
+            [
+                "the oldest webhook in the webhook queue has waited 31 minutes: the worker is not keeping up"
+            ]
+        );
+        assert!(
+            needs_a_person(&[aged(QueueRole::SyncTasks, 7_200)], &[]).is_empty(),
+            "a long sync run is no backlog"
+        );
+        assert_eq!(latest_value(&[60, 180, 120], &[1.0, 3.0, 2.0]), Some(3.0));
+        assert_eq!(latest_value(&[], &[]), None);
     }
 
     #[test]

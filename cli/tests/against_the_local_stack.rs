@@ -157,6 +157,11 @@ async fn status_shows_queues_subscriptions_sync_runs_and_requests_and_exits_1_on
     let (status, code) = local.json(&["status"]);
     assert_eq!(code, Some(0), "a new deployment needs nobody: {status}");
     assert_eq!(
+        status["agesUnknown"], "the local stack keeps no SQS metrics",
+        "said, not guessed"
+    );
+    assert_eq!(status["queues"][0]["oldestMessageAgeSeconds"], Value::Null);
+    assert_eq!(
         keeper.requests(),
         [(
             "subscription-keeper".to_owned(),
