@@ -186,3 +186,21 @@ class LocalStackMatchesTemplate(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PublishingMetadata(unittest.TestCase):
+    """What the Serverless Application Repository reads from the template."""
+
+    def test_the_application_is_described_at_the_crates_version_with_files_that_exist(self):
+        application = translate(os.path.join(ROOT, "infra/template.yaml"))["Metadata"][
+            "AWS::ServerlessRepo::Application"]
+        with open(os.path.join(ROOT, "cli/Cargo.toml"), encoding="utf-8") as handle:
+            version = re.search(r'^version = "([^"]+)"', handle.read(), re.MULTILINE).group(1)
+        self.assertEqual(application["SemanticVersion"], version)
+        for field in ("Name", "Description", "Author", "SpdxLicenseId"):
+            self.assertTrue(application.get(field), field)
+        for field in ("LicenseUrl", "ReadmeUrl"):
+            self.assertTrue(os.path.isfile(os.path.join(ROOT, "infra", application[field])), field)
+        with open(os.path.join(ROOT, "Cargo.toml"), encoding="utf-8") as handle:
+            self.assertIn(application["SpdxLicenseId"], re.search(r'^license = "([^"]+)"', handle.read(),
+                                                                  re.MULTILINE).group(1))
