@@ -501,7 +501,20 @@ async fn send(
             state = progress(expected, &idempotency_key, before.as_ref(), stored.as_ref());
         }
     }
+    let webhook_queue_depth = if receiver_status == 200 && state == Progress::Waiting {
+        let queue = aws::queue_status(
+            &aws_sdk_sqs::Client::new(sdk),
+            "webhook queue",
+            crate::status::QueueRole::Webhooks,
+            &deployment.webhook_queue,
+        )
+        .await?;
+        Some(queue.depth())
+    } else {
+        None
+    };
     Ok(Sent {
+        webhook_queue_depth,
         key,
         event: event.as_str().to_owned(),
         version: now.as_ref().and_then(|now| now.version),

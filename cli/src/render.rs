@@ -255,10 +255,16 @@ already, so its dedup changed nothing: the whole loop works\n"
         (200, Progress::Tombstoned) => "the worker handled it, but the copy holds a tombstone for \
 this id, and no upsert lifts one: Tripletex gave a new object an id the copy saw deleted\n"
             .to_owned(),
-        (200, Progress::Waiting) => format!(
-            "the worker has not handled it after {seconds:.0} s: see `dlq`, `quarantine` and the \
-worker's logs\n"
-        ),
+        (200, Progress::Waiting) => match sent.webhook_queue_depth {
+            Some(depth) if depth > 0 => format!(
+                "the worker has not handled it after {seconds:.0} s; the webhook queue holds {depth} \
+messages, which it may still be behind (wait longer with --timeout-seconds, or see `status`)\n"
+            ),
+            _ => format!(
+                "the worker has not handled it after {seconds:.0} s, and the webhook queue is empty: \
+see `dlq`, `quarantine` and the worker's logs\n"
+            ),
+        },
         (status, _) => format!("the receiver did not take it ({status}): nothing was queued\n"),
     });
     if let Some(object) = &sent.stored {

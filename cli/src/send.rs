@@ -162,6 +162,9 @@ pub struct Sent {
     pub receiver_answer: serde_json::Value,
     pub progress: Progress,
     pub waited_ms: u64,
+    /// When the worker has not handled it in time: what the webhook queue held then, waiting and in
+    /// flight (a backlog it may still be behind).
+    pub webhook_queue_depth: Option<u64>,
     pub stored: Option<StoredObject>,
 }
 

@@ -953,6 +953,7 @@ async fn send_posts_what_tripletex_has_as_tripletex_would_and_waits_for_the_work
         (sent["progress"].clone(), code),
         ("waiting".into(), Some(1))
     );
+    assert_eq!(sent["webhookQueueDepth"], 0, "no backlog to be behind");
     assert!(
         receiver.queued.try_recv().is_ok(),
         "it was queued all the same"
