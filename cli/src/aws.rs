@@ -393,6 +393,25 @@ pub struct StoredObject {
     pub value: Option<serde_json::Value>,
 }
 
+#[cfg(test)]
+impl StoredObject {
+    /// A stored object at a version, for the rules' tests.
+    pub fn at(key: &str, version: i64, deleted: bool) -> Self {
+        Self {
+            key: key.to_owned(),
+            version: Some(version),
+            version_unknown: false,
+            deleted,
+            source: None,
+            last_event: None,
+            received_at: None,
+            updated_at: None,
+            last_probe: None,
+            value: None,
+        }
+    }
+}
+
 pub async fn stored_object(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,

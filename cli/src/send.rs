@@ -196,18 +196,7 @@ mod tests {
     }
 
     fn stored(version: i64, deleted: bool) -> StoredObject {
-        StoredObject {
-            key: "acme#customer#7".into(),
-            version: Some(version),
-            version_unknown: false,
-            deleted,
-            source: None,
-            last_event: None,
-            received_at: None,
-            updated_at: None,
-            last_probe: None,
-            value: None,
-        }
+        StoredObject::at("acme#customer#7", version, deleted)
     }
 
     #[test]

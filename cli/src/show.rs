@@ -32,18 +32,7 @@ mod tests {
     use super::*;
 
     fn stored(version: i64, deleted: bool) -> StoredObject {
-        StoredObject {
-            key: "acme#customer#1".into(),
-            version: Some(version),
-            version_unknown: false,
-            deleted,
-            source: None,
-            last_event: None,
-            received_at: None,
-            updated_at: None,
-            last_probe: None,
-            value: None,
-        }
+        StoredObject::at("acme#customer#1", version, deleted)
     }
 
     fn now(version: i64) -> InTripletex {

@@ -10,6 +10,8 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use serde_json::Value;
 use test_support::{MotoServer, paths, sdk_config_for};
 
+mod support;
+
 struct Local {
     summary: std::path::PathBuf,
     resources: Value,
@@ -347,16 +349,7 @@ async fn show_prints_a_stored_object_and_exits_1_for_one_not_in_the_copy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn show_tripletex_puts_the_version_tripletex_has_beside_the_stored_one() {
-    let sim = test_support::TripletexSimulator::start();
-    sim.add_company(100, "consumer", "employee").unwrap();
-    let created = sim
-        .control(
-            "POST",
-            "/_sim/objects",
-            &serde_json::json!({"companyId": 100, "type": "customer", "count": 2}),
-        )
-        .unwrap();
-    let ids: Vec<i64> = serde_json::from_value(created["ids"].clone()).unwrap();
+    let (sim, ids) = simulator_with_two_customers();
     let truth = sim.control("GET", "/_sim/objects", &Value::Null).unwrap();
     let version_of = |id: i64| {
         truth["values"]
@@ -368,13 +361,7 @@ async fn show_tripletex_puts_the_version_tripletex_has_beside_the_stored_one() {
             .as_i64()
             .unwrap()
     };
-    let credentials =
-        std::env::temp_dir().join(format!("cli-credentials-{}.json", std::process::id()));
-    std::fs::write(
-        &credentials,
-        r#"{"companies": {"default": {"consumerToken": "consumer", "employeeToken": "employee"}}}"#,
-    )
-    .unwrap();
+    let credentials = credentials_of_the_default_company("show");
     let local = local_stack_with(
         "cli-show-tripletex",
         "http://127.0.0.1:9",
@@ -527,6 +514,35 @@ async fn quarantine_lists_each_body_with_its_reason_and_a_missing_summary_is_a_c
 
 /// Lambda's Invoke API as `cargo lambda watch` serves it, answering each function with what the
 /// test scripts and keeping every request's path and payload.
+/// The simulator with company 100 and two customers in it (their ids).
+fn simulator_with_two_customers() -> (test_support::TripletexSimulator, Vec<i64>) {
+    let sim = test_support::TripletexSimulator::start();
+    sim.add_company(100, "consumer", "employee").unwrap();
+    let created = sim
+        .control(
+            "POST",
+            "/_sim/objects",
+            &serde_json::json!({"companyId": 100, "type": "customer", "count": 2}),
+        )
+        .unwrap();
+    let ids = serde_json::from_value(created["ids"].clone()).unwrap();
+    (sim, ids)
+}
+
+/// A Tripletex credentials secret's file naming the simulator's company 100 as `default`.
+fn credentials_of_the_default_company(test: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "cli-{test}-credentials-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(
+        &path,
+        r#"{"companies": {"default": {"consumerToken": "consumer", "employeeToken": "employee"}}}"#,
+    )
+    .unwrap();
+    path
+}
+
 struct StandInLambda {
     endpoint: String,
     requests: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
@@ -535,7 +551,7 @@ struct StandInLambda {
 impl StandInLambda {
     /// `answer(function) -> (function error?, payload)`.
     fn start(answer: impl Fn(&str) -> (Option<&'static str>, Value) + Send + 'static) -> Self {
-        use std::io::{BufRead, BufReader, Read, Write};
+        use std::io::Write;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -543,28 +559,8 @@ impl StandInLambda {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request_line = String::new();
-                reader.read_line(&mut request_line).unwrap();
-                let path = request_line
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_owned();
-                let mut length = 0;
-                loop {
-                    let mut header = String::new();
-                    reader.read_line(&mut header).unwrap();
-                    if header.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:")
-                    {
-                        length = value.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
+                let request = support::read_request(&stream);
+                let (path, body) = (request.target, request.body);
                 let function = path
                     .trim_start_matches("/2015-03-31/functions/")
                     .split('/')
@@ -778,41 +774,25 @@ struct StandInReceiver {
 
 impl StandInReceiver {
     fn start(auth: domain::auth::AuthConfig) -> Self {
-        use std::io::{BufRead, BufReader, Read, Write};
+        use std::io::Write;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let (queue, queued) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request_line = String::new();
-                reader.read_line(&mut request_line).unwrap();
-                let mut parts = request_line.split_whitespace();
-                let method: http::Method = parts.next().unwrap_or_default().parse().unwrap();
-                let target = url::Url::parse(&format!(
-                    "http://receiver{}",
-                    parts.next().unwrap_or_default()
-                ))
-                .unwrap();
+                let request = support::read_request(&stream);
+                let method: http::Method = request.method.parse().unwrap();
+                let target =
+                    url::Url::parse(&format!("http://receiver{}", request.target)).unwrap();
                 let mut headers = http::HeaderMap::new();
-                loop {
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    let Some((name, value)) = line.trim_end().split_once(':') else {
-                        break;
-                    };
+                for (name, value) in &request.headers {
                     headers.append(
-                        http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
-                        value.trim().parse().unwrap(),
+                        http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                        value.parse().unwrap(),
                     );
                 }
-                let length = headers
-                    .get("content-length")
-                    .and_then(|v| v.to_str().ok()?.parse().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
+                let body = request.body;
                 let query: Vec<(String, String)> = target.query_pairs().into_owned().collect();
                 let incoming = domain::intake::IncomingRequest {
                     method: &method,
@@ -848,23 +828,8 @@ impl StandInReceiver {
 async fn send_posts_what_tripletex_has_as_tripletex_would_and_waits_for_the_worker() {
     use domain::ports::ObjectStore;
 
-    let sim = test_support::TripletexSimulator::start();
-    sim.add_company(100, "consumer", "employee").unwrap();
-    let created = sim
-        .control(
-            "POST",
-            "/_sim/objects",
-            &serde_json::json!({"companyId": 100, "type": "customer", "count": 2}),
-        )
-        .unwrap();
-    let ids: Vec<i64> = serde_json::from_value(created["ids"].clone()).unwrap();
-    let credentials =
-        std::env::temp_dir().join(format!("cli-send-credentials-{}.json", std::process::id()));
-    std::fs::write(
-        &credentials,
-        r#"{"companies": {"default": {"consumerToken": "consumer", "employeeToken": "employee"}}}"#,
-    )
-    .unwrap();
+    let (sim, ids) = simulator_with_two_customers();
+    let credentials = credentials_of_the_default_company("send");
     let auth_file = paths::workspace_root().join("infra/local/receiver-auth.json");
     let auth =
         domain::auth::AuthConfig::from_json(&std::fs::read_to_string(&auth_file).unwrap()).unwrap();
@@ -1008,12 +973,14 @@ async fn status_shows_the_keepers_last_run_and_one_with_failed_steps_needs_a_per
     let run = |tenant: &str, failures: Vec<String>| domain::keeper::LastRun {
         tenant: tenant.into(),
         finished_at: "2026-12-01T20:00:00Z".parse().unwrap(),
-        seen: 13,
-        re_enabled: 1,
-        created: 0,
-        updated: 2,
-        left_alone: 10,
-        failed: failures.len(),
+        counts: domain::keeper::RunCounts {
+            seen: 13,
+            re_enabled: 1,
+            created: 0,
+            updated: 2,
+            left_alone: 10,
+            failed: failures.len(),
+        },
         failures,
         error: None,
     };

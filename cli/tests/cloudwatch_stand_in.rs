@@ -2,15 +2,17 @@
 //! The queues' oldest-message ages, read from CloudWatch over its own protocol (RPCv2 CBOR) from a
 //! stand-in that answers as CloudWatch does: moto answers that protocol in XML, so it cannot.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_cbor::Encoder;
 use aws_smithy_types::DateTime;
 use tripletex_webhooks::aws::oldest_message_ages;
 
-/// What the stand-in was asked: the path and the CBOR body.
-type Asked = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+mod support;
+
+/// What the stand-in was asked.
+type Asked = Arc<Mutex<Vec<support::Request>>>;
 
 /// Answers every request with `status` and `body` (CBOR), keeping what it was asked.
 fn stand_in(status: &'static str, body: Vec<u8>) -> (String, Asked) {
@@ -21,24 +23,8 @@ fn stand_in(status: &'static str, body: Vec<u8>) -> (String, Asked) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            reader.read_line(&mut request_line).unwrap();
-            let mut length = 0;
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                if header.trim().is_empty() {
-                    break;
-                }
-                if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap();
-                }
-            }
-            let mut request = vec![0; length];
-            reader.read_exact(&mut request).unwrap();
-            let path = request_line.split_whitespace().nth(1).unwrap_or_default();
-            kept.lock().unwrap().push((path.to_owned(), request));
+            let request = support::read_request(&stream);
+            kept.lock().unwrap().push(request);
             let head = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: application/cbor\r\nsmithy-protocol: rpc-v2-cbor\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
@@ -108,13 +94,24 @@ async fn each_queue_gets_its_latest_minute_and_a_queue_without_datapoints_none()
 
     assert_eq!(ages, [Some(95), None, None]);
     let asked = asked.lock().unwrap();
-    let [(path, body)] = asked.as_slice() else {
-        panic!("one call: {asked:?}");
+    let [request] = asked.as_slice() else {
+        panic!("one call, not {}", asked.len());
     };
     assert_eq!(
-        path,
-        "/service/GraniteServiceVersion20100801/operation/GetMetricData"
+        (request.method.as_str(), request.target.as_str()),
+        (
+            "POST",
+            "/service/GraniteServiceVersion20100801/operation/GetMetricData"
+        )
     );
+    assert!(
+        request
+            .headers
+            .iter()
+            .any(|(name, value)| name.eq_ignore_ascii_case("content-type")
+                && value == "application/cbor")
+    );
+    let body = &request.body;
     let contains = |text: &str| body.windows(text.len()).any(|w| w == text.as_bytes());
     for name in [
         "prod-WebhookQueue-AbC",

@@ -6,7 +6,7 @@ use aws_adapters::telemetry::emit_metrics;
 use domain::auth::AuthConfig;
 use domain::error::error_chain;
 use domain::ids::TenantId;
-use domain::keeper::{CompanyReport, KeeperPolicy, KeeperSettings, LastRun};
+use domain::keeper::{CompanyReport, KeeperPolicy, KeeperSettings, LastRun, RunCounts};
 use domain::ports::{ResyncLedger, TripletexCompanies};
 use domain::tripletex::{Companies, TripletexCredentials};
 use futures_util::StreamExt as _;
@@ -49,12 +49,8 @@ pub struct RunReport {
 pub struct Totals {
     pub companies: usize,
     pub companies_failed: usize,
-    pub seen: usize,
-    pub re_enabled: usize,
-    pub created: usize,
-    pub updated: usize,
-    pub left_alone: usize,
-    pub failed: usize,
+    #[serde(flatten)]
+    pub counts: RunCounts,
 }
 
 impl Totals {
@@ -65,25 +61,21 @@ impl Totals {
         };
         for company in companies {
             totals.companies_failed += usize::from(company.error.is_some());
-            totals.seen += company.seen;
-            totals.re_enabled += company.re_enabled.len();
-            totals.created += company.created.len();
-            totals.updated += company.updated.len();
-            totals.left_alone += company.left_alone.len();
-            totals.failed += company.failed.len();
+            totals.counts += RunCounts::of(company);
         }
         totals
     }
 
     fn metrics(&self) -> [(&'static str, u64); 7] {
         let n = |v: usize| v as u64;
+        let counts = &self.counts;
         [
-            ("SubscriptionsSeen", n(self.seen)),
-            ("SubscriptionsReEnabled", n(self.re_enabled)),
-            ("SubscriptionsCreated", n(self.created)),
-            ("SubscriptionsUpdated", n(self.updated)),
-            ("SubscriptionsLeftAlone", n(self.left_alone)),
-            ("SubscriptionStepsFailed", n(self.failed)),
+            ("SubscriptionsSeen", n(counts.seen)),
+            ("SubscriptionsReEnabled", n(counts.re_enabled)),
+            ("SubscriptionsCreated", n(counts.created)),
+            ("SubscriptionsUpdated", n(counts.updated)),
+            ("SubscriptionsLeftAlone", n(counts.left_alone)),
+            ("SubscriptionStepsFailed", n(counts.failed)),
             ("CompaniesFailed", n(self.companies_failed)),
         ]
     }
@@ -155,12 +147,12 @@ impl<C: TripletexCompanies, L: ResyncLedger> Keeper<C, L> {
             dry_run,
             companies = totals.companies,
             companies_failed = totals.companies_failed,
-            seen = totals.seen,
-            re_enabled = totals.re_enabled,
-            created = totals.created,
-            updated = totals.updated,
-            left_alone = totals.left_alone,
-            failed = totals.failed,
+            seen = totals.counts.seen,
+            re_enabled = totals.counts.re_enabled,
+            created = totals.counts.created,
+            updated = totals.counts.updated,
+            left_alone = totals.counts.left_alone,
+            failed = totals.counts.failed,
             "keeper run done"
         );
         if !dry_run {
@@ -610,7 +602,7 @@ mod tests {
             kinds,
             [("re_enable", "rate_limited"), ("create", "unavailable")]
         );
-        assert_eq!(report.totals.failed, 2);
+        assert_eq!(report.totals.counts.failed, 2);
         assert_eq!(h.stored(id).status, Some(DisabledTooManyErrors));
     }
 
@@ -693,16 +685,20 @@ mod tests {
         let default = h.ledger.last_run("default").unwrap();
         assert_eq!(
             (
-                default.seen,
-                default.re_enabled,
-                default.created,
-                default.failed
+                default.counts.seen,
+                default.counts.re_enabled,
+                default.counts.created,
+                default.counts.failed
             ),
             (1, 1, 1, 0)
         );
         assert_eq!(default.error, None);
         let acme = h.ledger.last_run("acme").unwrap();
-        assert_eq!((acme.created, acme.failed), (1, 1), "{acme:?}");
+        assert_eq!(
+            (acme.counts.created, acme.counts.failed),
+            (1, 1),
+            "{acme:?}"
+        );
         assert!(
             acme.failures[0]
                 .starts_with("product.create create: Tripletex refused the request: HTTP 409"),

@@ -98,12 +98,12 @@ impl ResyncLedger for DynamoResyncLedger {
             .item(item::REQUESTED_AT, s(LAST_RUN_SORT_KEY.to_owned()))
             .item(item::TENANT, s(run.tenant.clone()))
             .item(last_run::FINISHED_AT, s(run.finished_at.to_string()))
-            .item(last_run::SEEN, n(run.seen))
-            .item(last_run::RE_ENABLED, n(run.re_enabled))
-            .item(last_run::CREATED, n(run.created))
-            .item(last_run::UPDATED, n(run.updated))
-            .item(last_run::LEFT_ALONE, n(run.left_alone))
-            .item(last_run::FAILED, n(run.failed));
+            .item(last_run::SEEN, n(run.counts.seen))
+            .item(last_run::RE_ENABLED, n(run.counts.re_enabled))
+            .item(last_run::CREATED, n(run.counts.created))
+            .item(last_run::UPDATED, n(run.counts.updated))
+            .item(last_run::LEFT_ALONE, n(run.counts.left_alone))
+            .item(last_run::FAILED, n(run.counts.failed));
         if !run.failures.is_empty() {
             put = put.item(
                 last_run::FAILURES,

@@ -7,7 +7,7 @@ mod report;
 mod settings;
 
 pub use plan::{Action, Drift, Reason, Step, is_ours, plan, plan_subscription, subscription_write};
-pub use report::{CompanyReport, Done, Failed, LastRun, LeftAlone, MAX_KEPT_FAILURES};
+pub use report::{CompanyReport, Done, Failed, LastRun, LeftAlone, MAX_KEPT_FAILURES, RunCounts};
 pub use settings::{
     DEFAULT_RESYNC_LOOKBACK, Endpoint, KeeperPolicy, KeeperSettings, ReEnablePolicy, SettingsError,
     check_receiver_url, desired_fields,

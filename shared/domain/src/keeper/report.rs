@@ -56,6 +56,43 @@ impl CompanyReport {
     }
 }
 
+/// How many subscriptions a run saw and what it did with them: one company's, or a run's totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCounts {
+    pub seen: usize,
+    pub re_enabled: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub left_alone: usize,
+    /// Steps that failed.
+    pub failed: usize,
+}
+
+impl RunCounts {
+    pub fn of(report: &CompanyReport) -> Self {
+        Self {
+            seen: report.seen,
+            re_enabled: report.re_enabled.len(),
+            created: report.created.len(),
+            updated: report.updated.len(),
+            left_alone: report.left_alone.len(),
+            failed: report.failed.len(),
+        }
+    }
+}
+
+impl std::ops::AddAssign for RunCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.seen += other.seen;
+        self.re_enabled += other.re_enabled;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.left_alone += other.left_alone;
+        self.failed += other.failed;
+    }
+}
+
 /// At most this many failed steps are kept with a run (the report has them all).
 pub const MAX_KEPT_FAILURES: usize = 10;
 
@@ -66,13 +103,8 @@ pub const MAX_KEPT_FAILURES: usize = 10;
 pub struct LastRun {
     pub tenant: String,
     pub finished_at: jiff::Timestamp,
-    pub seen: usize,
-    pub re_enabled: usize,
-    pub created: usize,
-    pub updated: usize,
-    pub left_alone: usize,
-    /// How many steps failed, and the first few as `event action: error`.
-    pub failed: usize,
+    pub counts: RunCounts,
+    /// The first few failed steps as `event action: error`.
     pub failures: Vec<String>,
     /// Why the company could not be handled at all.
     pub error: Option<String>,
@@ -86,12 +118,7 @@ impl LastRun {
         Some(Self {
             tenant: report.tenant.clone(),
             finished_at,
-            seen: report.seen,
-            re_enabled: report.re_enabled.len(),
-            created: report.created.len(),
-            updated: report.updated.len(),
-            left_alone: report.left_alone.len(),
-            failed: report.failed.len(),
+            counts: RunCounts::of(report),
             failures: report
                 .failed
                 .iter()
@@ -128,7 +155,7 @@ mod tests {
         };
         let kept = LastRun::of(&report, at).unwrap();
         assert_eq!(
-            (kept.seen, kept.failed, kept.failures.len()),
+            (kept.counts.seen, kept.counts.failed, kept.failures.len()),
             (13, 12, MAX_KEPT_FAILURES)
         );
         assert_eq!(kept.failures[0], "e0.update update: 409");
