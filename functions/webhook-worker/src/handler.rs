@@ -8,6 +8,9 @@ use domain::error::error_chain;
 use domain::message::{QueueMessage, attribute};
 use domain::ports::{MessageQueue, ObjectStore};
 use domain::record::{BatchCounts, change_from_message};
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt as _;
 use futures_util::StreamExt as _;
 use futures_util::stream;
 use jiff::Timestamp;
@@ -44,14 +47,26 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let size = event.records.len();
-        let handled: Vec<(Option<String>, Handled)> =
-            stream::iter(&event.records)
-                .map(|record| async move {
-                    (record.message_id.clone(), self.handle_record(record).await)
-                })
-                .buffer_unordered(self.concurrency)
-                .collect()
-                .await;
+        let handled: Vec<(Option<String>, Handled)> = stream::iter(&event.records)
+            .map(|record| async move {
+                // A panic (a bug) fails its own record only; the other records of the batch
+                // are applied, not sent back with it (release builds unwind for this).
+                let handled = AssertUnwindSafe(self.handle_record(record))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        error!(
+                            message_id = record.message_id.as_deref().unwrap_or_default(),
+                            panic = panic_message(panic.as_ref()),
+                            "handling the record panicked; it will be retried"
+                        );
+                        Handled::Retry
+                    });
+                (record.message_id.clone(), handled)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
 
         let mut counts = BatchCounts::default();
         let mut response = SqsBatchResponse::default();
@@ -138,6 +153,14 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
             }
         }
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 fn string_attribute<'a>(record: &'a SqsMessage, name: &str) -> Option<&'a str> {
@@ -399,6 +422,40 @@ mod tests {
                 .version,
             Some(7)
         );
+    }
+
+    /// Ten records, one of which makes the store panic: the nine others are applied, and only the
+    /// one comes back for retry.
+    #[tokio::test]
+    async fn a_record_that_panics_fails_alone_and_the_other_nine_are_applied() {
+        let harness = Harness::new();
+        harness
+            .store
+            .fail_next("default#product#305", [StoreFailure::Panic]);
+        let records: Vec<serde_json::Value> = (301..=310)
+            .map(|id| {
+                serde_json::json!({
+                    "messageId": format!("m-{id}"),
+                    "body": format!(r#"{{"event":"product.update","id":{id},"value":{{"id":{id},"version":1}}}}"#),
+                    "messageAttributes": {"tenant": {"stringValue": "default", "dataType": "String"}},
+                    "eventSource": "aws:sqs"
+                })
+            })
+            .collect();
+        let event = serde_json::json!({ "Records": records }).to_string();
+
+        let response = harness.handle(&event).await;
+
+        assert_eq!(failed_ids(&response), ["m-305"]);
+        assert_eq!(harness.store.len(), 9);
+        assert!(harness.store.get("default#product#305").is_none());
+        assert!(
+            harness.quarantine.sent().is_empty(),
+            "a bug is retried, not quarantined"
+        );
+        let retry = harness.handle(&event).await;
+        assert!(retry.batch_item_failures.is_empty(), "once the bug is gone");
+        assert_eq!(harness.store.len(), 10);
     }
 
     #[tokio::test]

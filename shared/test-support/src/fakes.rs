@@ -95,6 +95,8 @@ pub enum StoreFailure {
     Throttled,
     Unavailable,
     Rejected,
+    /// A bug: the write panics.
+    Panic,
 }
 
 impl InMemoryObjectStore {
@@ -214,6 +216,7 @@ impl ObjectStore for InMemoryObjectStore {
                 StoreFailure::Throttled => StoreError::Throttled { source },
                 StoreFailure::Unavailable => StoreError::Unavailable { source },
                 StoreFailure::Rejected => StoreError::Rejected { source },
+                StoreFailure::Panic => panic!("injected panic while writing {key}"),
             });
         }
         let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
