@@ -23,6 +23,7 @@ the next run), and every request of the keeper is DONE.
 """
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -280,10 +281,14 @@ class Chaos:
         truth = self.sim("GET", "/_sim/objects")["values"]
         items = self.table_items()
         verdicts = {"exact": [], "lost": [], "resurrected": [], "mismatched": [], "resyncNeeded": []}
+        stored = {}
         for obj in truth:
             key = f"{TENANTS[obj['companyId']]}#{obj['type']}#{obj['id']}"
             item = items.pop(key, None)
             verdicts[verdict(obj, item)].append(key)
+            if item is not None:
+                stored[key] = item
+        freshness = freshness_by_source(truth, stored)
         verdicts["mismatched"] += [f"{key} (not in Tripletex)" for key in items]
         status = self.sim("GET", "/_sim/webhooks/status")
         subscriptions = {s["id"]: s for s in self.sim("GET", "/_sim/subscriptions")["values"]}
@@ -318,7 +323,38 @@ class Chaos:
             "mismatched": len(verdicts["mismatched"]),
             "resyncNeeded": len(verdicts["resyncNeeded"]),
             "examples": {k: v[:5] for k, v in verdicts.items() if k != "exact" and v},
+            "freshnessSeconds": freshness,
         }
+
+
+def freshness_by_source(truth, items):
+    """From each object's last change in Tripletex to its copy being written (the item's updatedAt),
+    p50 / p99 / max in seconds, by what wrote it: a webhook, or the sync (objects that existed before
+    the subscriptions, or whose webhook never came, wait for a run)."""
+    delays = {}
+    for obj in truth:
+        key = f"{TENANTS[obj['companyId']]}#{obj['type']}#{obj['id']}"
+        item = items.get(key)
+        if item is None or obj.get("changedAt") is None or "updatedAt" not in item:
+            continue
+        stored_at = parse_rfc3339(item["updatedAt"]["S"])
+        source = item.get("source", {}).get("S", "webhook")
+        delays.setdefault(source, []).append(max(0.0, stored_at - obj["changedAt"]))
+    return {source: percentiles(values) for source, values in sorted(delays.items())}
+
+
+def percentiles(values):
+    values = sorted(values)
+    pick = lambda share: values[min(len(values) - 1, int(share * len(values)))]  # noqa: E731
+    return {"objects": len(values), "p50": round(pick(0.5), 2), "p99": round(pick(0.99), 2),
+            "max": round(values[-1], 2)}
+
+
+def parse_rfc3339(text):
+    """Seconds since the epoch of an RFC 3339 time as the worker writes it (nanoseconds, Z)."""
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    seconds = datetime.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return seconds.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
 
 
 # Per object type, the partitions a complete listing walks (catalog.rs): each ends with a short page.

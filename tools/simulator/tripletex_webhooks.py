@@ -193,7 +193,8 @@ class Webhooks:
                 self.next_ids[kind] += 1
                 value = new_object(kind, object_id, self.sim.base_url)
                 value.update(fields or {})
-                self.objects[(company, kind, object_id)] = {"value": value, "deleted": False}
+                self.objects[(company, kind, object_id)] = {"value": value, "deleted": False,
+                                                            "changedAt": time.time()}
             else:
                 current = self.objects[(company, kind, object_id)]
                 if current["deleted"]:
@@ -203,6 +204,7 @@ class Webhooks:
                 else:
                     current["value"] = {**current["value"], **(fields or {}),
                                         "version": current["value"]["version"] + 1}
+                current["changedAt"] = time.time()
             key = (company, kind, object_id)
             self.stats["changes"] += 1
             if deliver:
@@ -408,7 +410,8 @@ class Webhooks:
         with self.sim.lock:
             return [{"companyId": company, "type": kind, "id": object_id, "deleted": state["deleted"],
                      "version": state["value"]["version"], "value": state["value"],
-                     "missedWhileDisabled": (company, kind, object_id) in self.missed}
+                     "missedWhileDisabled": (company, kind, object_id) in self.missed,
+                     "changedAt": state.get("changedAt")}
                     for (company, kind, object_id), state in self.objects.items()]
 
     def status(self):

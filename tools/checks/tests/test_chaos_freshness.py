@@ -1,0 +1,35 @@
+"""The chaos report's freshness: from each object's last change in Tripletex to its copy being written,
+by what wrote it.
+
+Run: .venv/bin/python -m unittest discover -s tools -t .   (scripts/test does)
+"""
+
+import unittest
+
+from tools.checks.chaos import freshness_by_source, parse_rfc3339
+
+
+class Freshness(unittest.TestCase):
+    def test_each_source_gets_its_percentiles_and_objects_without_a_copy_or_a_time_are_left_out(self):
+        base = parse_rfc3339("2026-12-01T10:00:00Z")
+        truth = [{"companyId": 100, "type": "customer", "id": i, "changedAt": base} for i in range(1, 102)]
+        truth.append({"companyId": 100, "type": "customer", "id": 500, "changedAt": None})
+        items = {f"default#customer#{i}": {"updatedAt": {"S": f"2026-12-01T10:00:{i % 60:02d}.500000000Z"},
+                                           "source": {"S": "webhook"}} for i in range(1, 101)}
+        items["default#customer#101"] = {"updatedAt": {"S": "2026-12-01T10:05:00Z"}, "source": {"S": "resync"}}
+        items["default#customer#500"] = {"updatedAt": {"S": "2026-12-01T10:00:01Z"}}
+
+        freshness = freshness_by_source(truth, items)
+
+        self.assertEqual(freshness["resync"], {"objects": 1, "p50": 300.0, "p99": 300.0, "max": 300.0})
+        webhook = freshness["webhook"]
+        self.assertEqual(webhook["objects"], 100)
+        self.assertEqual(webhook["max"], 59.5)
+        self.assertLess(webhook["p50"], webhook["p99"])
+
+    def test_the_workers_times_read_to_the_nanosecond(self):
+        self.assertAlmostEqual(parse_rfc3339("1970-01-01T00:00:01.250000001Z"), 1.250000001, places=6)
+
+
+if __name__ == "__main__":
+    unittest.main()
