@@ -13,8 +13,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench may panic: that is its failure
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use object_sync::config::StepLimits;
@@ -163,33 +161,8 @@ impl Stack {
     }
 }
 
-/// Counts live heap bytes and their peak, so that one step's peak can be read.
-struct CountingAllocator;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed to the system allocator unchanged; only counters are added.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract is the system allocator's.
-        let pointer = unsafe { System.alloc(layout) };
-        if !pointer.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        pointer
-    }
-
-    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is the system allocator's.
-        unsafe { System.dealloc(pointer, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOCATOR: test_support::heap::CountingAllocator = test_support::heap::CountingAllocator;
 
 const PAGE_SIZE: u32 = 1000;
 const FETCH_BATCH: usize = 100;
@@ -210,12 +183,11 @@ async fn drive(stack: &Stack, name: &'static str, run_id: String) -> Phase {
     let mut peak_step_heap = 0;
     let mut steps = 0;
     loop {
-        let baseline = LIVE.load(Ordering::Relaxed);
-        PEAK.store(baseline, Ordering::Relaxed);
+        let baseline = test_support::heap::start_peak();
         let step_started = Instant::now();
         let ran = stack.run_one_task().await;
         sync_time += step_started.elapsed();
-        peak_step_heap = peak_step_heap.max(PEAK.load(Ordering::Relaxed).saturating_sub(baseline));
+        peak_step_heap = peak_step_heap.max(test_support::heap::peak_since(baseline));
         stack.apply_webhooks().await;
         if !ran {
             break;

@@ -2,6 +2,7 @@
 //! and harnesses that start moto and the Tripletex simulator on loopback and stop them.
 
 pub mod fakes;
+pub mod heap;
 pub mod moto;
 pub mod net;
 pub mod paths;

@@ -1,5 +1,6 @@
-//! One HTTP client per Tripletex company, kept across invocations so that its session token is
-//! reused, and made anew when the company's credentials change (a rotation).
+//! One API per Tripletex company, kept across invocations so that its session token is reused, and
+//! made anew when the company's credentials change (a rotation). All of them share one HTTP client:
+//! its connection pool, TLS roots and memory are made once, however many companies there are.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,13 +10,15 @@ use domain::ports::TripletexCompanies;
 use domain::tripletex::{TripletexCredentials, TripletexError};
 use sha2::{Digest, Sha256};
 
-use crate::transport::{DEFAULT_PAGE_SIZE, HttpTripletexApi, RetryPolicy};
+use crate::transport::{DEFAULT_PAGE_SIZE, HttpTripletexApi, RetryPolicy, http_client};
 
 pub struct HttpTripletexCompanies {
     base_url: String,
     retry: RetryPolicy,
     page_size: u32,
     clients: Mutex<HashMap<TenantId, (Fingerprint, Arc<HttpTripletexApi>)>>,
+    /// Made with the first company's API.
+    http: Mutex<Option<reqwest::Client>>,
 }
 
 impl HttpTripletexCompanies {
@@ -25,6 +28,7 @@ impl HttpTripletexCompanies {
             retry,
             page_size: DEFAULT_PAGE_SIZE,
             clients: Mutex::new(HashMap::new()),
+            http: Mutex::new(None),
         }
     }
 
@@ -50,11 +54,28 @@ impl TripletexCompanies for HttpTripletexCompanies {
             return Ok(Arc::clone(api));
         }
         let api = Arc::new(
-            HttpTripletexApi::new(&self.base_url, credentials.clone(), self.retry.clone())?
-                .with_page_size(self.page_size),
+            HttpTripletexApi::with_client(
+                self.shared_http()?,
+                &self.base_url,
+                credentials.clone(),
+                self.retry.clone(),
+            )
+            .with_page_size(self.page_size),
         );
         clients.insert(tenant.clone(), (fingerprint, Arc::clone(&api)));
         Ok(api)
+    }
+}
+
+impl HttpTripletexCompanies {
+    fn shared_http(&self) -> Result<reqwest::Client, TripletexError> {
+        let mut http = self.http.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = http.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = http_client(&self.retry)?;
+        *http = Some(client.clone());
+        Ok(client)
     }
 }
 

@@ -65,6 +65,22 @@ const ROUNDING_OF_RESET: Duration = Duration::from_secs(1);
 /// Subscriptions per page when listing (Tripletex's default and maximum is 1000).
 pub const DEFAULT_PAGE_SIZE: u32 = 1000;
 
+/// The HTTP client the API's calls go through: the retry policy's timeouts and our user agent.
+pub fn http_client(retry: &RetryPolicy) -> Result<reqwest::Client, TripletexError> {
+    reqwest::Client::builder()
+        .timeout(retry.attempt_timeout)
+        .connect_timeout(retry.attempt_timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!(
+            "tripletex-webhook-bundle/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+        .map_err(|source| TripletexError::Unavailable {
+            attempts: 0,
+            source: Box::new(source),
+        })
+}
+
 pub struct HttpTripletexApi {
     http: reqwest::Client,
     base_url: String,
@@ -90,19 +106,19 @@ impl HttpTripletexApi {
         credentials: TripletexCredentials,
         retry: RetryPolicy,
     ) -> Result<Self, TripletexError> {
-        let http = reqwest::Client::builder()
-            .timeout(retry.attempt_timeout)
-            .connect_timeout(retry.attempt_timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!(
-                "tripletex-webhook-bundle/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .map_err(|source| TripletexError::Unavailable {
-                attempts: 0,
-                source: Box::new(source),
-            })?;
-        Ok(Self {
+        let http = http_client(&retry)?;
+        Ok(Self::with_client(http, base_url, credentials, retry))
+    }
+
+    /// One company's API on an HTTP client shared with others (its connections, TLS roots and
+    /// memory are made once, not per company).
+    pub fn with_client(
+        http: reqwest::Client,
+        base_url: &str,
+        credentials: TripletexCredentials,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             credentials,
@@ -113,7 +129,7 @@ impl HttpTripletexApi {
             jitter_counter: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
-        })
+        }
     }
 
     /// Calls sent so far (sessions and retries included) and how many were answered 429.
