@@ -747,14 +747,14 @@ pub async fn run_progress(
     }))
 }
 
-/// The secret's text (the Tripletex credentials of every company).
-pub async fn secret_text(sdk: &SdkConfig, secret: &str) -> Result<String, AwsError> {
+/// A secret's text; `what` names it in an error (`the Tripletex credentials secret`).
+pub async fn secret_text(sdk: &SdkConfig, secret: &str, what: &str) -> Result<String, AwsError> {
     let client = aws_sdk_secretsmanager::Client::new(sdk);
     let value = client
         .get_secret_value()
         .secret_id(secret)
         .send()
         .await
-        .map_err(call("reading the Tripletex credentials secret"))?;
+        .map_err(call(format!("reading {what}")))?;
     Ok(value.secret_string().unwrap_or_default().to_owned())
 }

@@ -199,11 +199,14 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             let sent = send(
                 &sdk,
                 &deployment,
+                &sqs,
                 &dynamodb,
-                event,
-                *id,
-                company,
-                std::time::Duration::from_secs(*timeout_seconds),
+                Send {
+                    event,
+                    id: *id,
+                    company,
+                    timeout: std::time::Duration::from_secs(*timeout_seconds),
+                },
             )
             .await?;
             let needs = sent.needs_a_person();
@@ -256,7 +259,7 @@ async fn tripletex_now(
         .tripletex_api_base_url
         .as_deref()
         .ok_or(TripletexError::NotConfigured("Tripletex API base URL"))?;
-    let credentials = aws::secret_text(sdk, secret).await?;
+    let credentials = aws::secret_text(sdk, secret, "the Tripletex credentials secret").await?;
     Ok(object_now(base_url, &credentials, company, object_type, id, fields).await?)
 }
 
@@ -405,17 +408,28 @@ async fn resync(
 /// How often `send` reads the stored copy while it waits for the worker.
 const SEND_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+struct Send<'a> {
+    event: &'a str,
+    id: i64,
+    company: &'a str,
+    timeout: std::time::Duration,
+}
+
 /// Posts the company's webhook for the object as Tripletex has it now, then reads the copy until
 /// the worker has stored it (or the time is up).
 async fn send(
     sdk: &aws_config::SdkConfig,
     deployment: &Deployment,
+    sqs: &aws_sdk_sqs::Client,
     dynamodb: &aws_sdk_dynamodb::Client,
-    event: &str,
-    id: i64,
-    company: &str,
-    timeout: std::time::Duration,
+    request: Send<'_>,
 ) -> Result<crate::send::Sent, CliError> {
+    let Send {
+        event,
+        id,
+        company,
+        timeout,
+    } = request;
     use crate::send::{Expected, Progress, Sent, delivery, envelope, progress};
     use domain::auth::AuthConfig;
     use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, KeeperSettings};
@@ -432,10 +446,10 @@ async fn send(
             "the deployment names no receiver URL or receiver auth secret".to_owned(),
         ));
     };
-    let auth =
-        AuthConfig::from_json(&aws::secret_text(sdk, auth_secret).await?).map_err(|error| {
-            CliError::Invalid(format!("the receiver auth secret is not valid: {error}"))
-        })?;
+    let auth_json = aws::secret_text(sdk, auth_secret, "the receiver auth secret").await?;
+    let auth = AuthConfig::from_json(&auth_json).map_err(|error| {
+        CliError::Invalid(format!("the receiver auth secret is not valid: {error}"))
+    })?;
     let policy = KeeperPolicy {
         receiver_url: receiver_url.to_owned(),
         events: vec![event.as_str().to_owned()],
@@ -503,7 +517,7 @@ async fn send(
     }
     let webhook_queue_depth = if receiver_status == 200 && state == Progress::Waiting {
         let queue = aws::queue_status(
-            &aws_sdk_sqs::Client::new(sdk),
+            sqs,
             "webhook queue",
             crate::status::QueueRole::Webhooks,
             &deployment.webhook_queue,

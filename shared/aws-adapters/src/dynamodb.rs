@@ -85,20 +85,23 @@ impl ObjectStore for DynamoObjectStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let outcome = match result {
-            Ok(_) => Outcome::Accepted,
-            Err(error) => refused_or_failed(error, &change.write)?,
-        };
-        if let Some(probe) = &change.probe {
-            self.mark_probe(&change.key, probe).await?;
+        match result {
+            // An accepted write carries a probe's key itself (`conditional_write`).
+            Ok(_) => Ok(Outcome::Accepted),
+            Err(error) => {
+                let outcome = refused_or_failed(error, &change.write)?;
+                if let Some(probe) = &change.probe {
+                    self.mark_probe(&change.key, probe).await?;
+                }
+                Ok(outcome)
+            }
         }
-        Ok(outcome)
     }
 }
 
 impl DynamoObjectStore {
-    /// Records a `send` probe's key on the item, whatever the write did: the second write only a
-    /// test delivery costs. An absent item (none can be, after any outcome) is left absent.
+    /// Records a `send` probe's key on an item whose write was refused: the second write only a
+    /// test delivery the copy already held costs. An absent item (none can be) is left absent.
     async fn mark_probe(&self, key: &ObjectKey, probe: &str) -> Result<(), StoreError> {
         let result = self
             .client
@@ -331,6 +334,9 @@ pub fn conditional_write(change: &ObjectChange, now: Timestamp) -> ConditionalWr
             AttributeValue::S(change.source.as_str().to_owned()),
         ),
     ];
+    if let Some(probe) = &change.probe {
+        set.push(write.assign(item::LAST_PROBE, AttributeValue::S(probe.clone())));
+    }
     let mut remove = Vec::new();
     match change.subscription_id {
         Some(id) => {
