@@ -40,7 +40,7 @@ impl<Q: MessageQueue> Receiver<Q> {
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let auth = self.auth.current().await;
-        let query = query_pairs(&request);
+        let query = intake::query_pairs(request.uri().query().unwrap_or_default());
         let request_id = request_id(&request);
         let path = request.raw_http_path();
         let incoming = IncomingRequest {
@@ -137,14 +137,6 @@ fn respond(status: StatusCode, body: serde_json::Value) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// Every query parameter, decoded, repeats kept (auth refuses a token sent twice).
-fn query_pairs(request: &Request) -> Vec<(String, String)> {
-    let query = request.uri().query().unwrap_or_default();
-    form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
 }
 
 /// The front door's request id (what its own logs show), else the invocation's.

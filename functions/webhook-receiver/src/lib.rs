@@ -1,4 +1,5 @@
 //! The webhook receiver: HTTP in, a queued message and a status code out.
 
 pub mod config;
+pub mod front_door;
 pub mod handler;

@@ -6,8 +6,10 @@ use aws_adapters::sqs::SqsQueue;
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
 use aws_sdk_sqs::Client as SqsClient;
 use domain::auth::AuthConfig;
-use lambda_http::{Error, service_fn};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_http::{Error, LambdaEvent, service_fn};
 use webhook_receiver::config::Config;
+use webhook_receiver::front_door::{self, Unreadable};
 use webhook_receiver::handler::Receiver;
 
 #[tokio::main(flavor = "current_thread")]
@@ -30,8 +32,17 @@ async fn main() -> Result<(), Error> {
         SqsQueue::new(sqs, config.quarantine_queue_url),
         config.limits,
     );
-    lambda_http::run(service_fn(|request| async {
-        Ok::<_, Infallible>(receiver.handle(request).await)
-    }))
+    lambda_http::lambda_runtime::run(service_fn(
+        |event: LambdaEvent<ApiGatewayV2httpRequest>| async {
+            let response = match front_door::read(event.payload, event.context) {
+                Ok(request) => receiver.handle(request).await,
+                Err(Unreadable) => {
+                    tracing::warn!("request refused: its parts make no URI");
+                    front_door::unreadable()
+                }
+            };
+            Ok::<_, Infallible>(front_door::answer(response))
+        },
+    ))
     .await
 }

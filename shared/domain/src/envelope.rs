@@ -114,6 +114,10 @@ pub enum EnvelopeError {
     InvalidEvent(String),
     #[error("id must be a positive integer")]
     InvalidObjectId,
+    /// What the body's first, raw read lets through and a full read refuses: a lone surrogate
+    /// escape (`"\ud800"`), which no Rust string can hold.
+    #[error("value cannot be read: {0}")]
+    ValueUnreadable(#[source] serde_json::Error),
     #[error("value must be an object or null")]
     ValueNotAnObject,
     #[error("value is nested deeper than the {MAX_NESTING} levels a JSON object may have here")]
@@ -122,6 +126,8 @@ pub enum EnvelopeError {
     MissingValue(String),
     #[error("value.id {value_id} differs from the envelope id {object_id}")]
     ObjectIdMismatch { object_id: i64, value_id: i64 },
+    #[error("value.id must be an integer")]
+    InvalidValueId,
     #[error("value.version must be a non-negative integer")]
     InvalidVersion,
 }
@@ -162,6 +168,8 @@ impl WebhookEnvelope {
                     serde_json::from_str(value.get()).map_err(|error| {
                         if is_nesting_limit(&error) {
                             EnvelopeError::NestedTooDeep
+                        } else if error.is_syntax() {
+                            EnvelopeError::ValueUnreadable(error)
                         } else {
                             EnvelopeError::ValueNotAnObject
                         }
@@ -213,13 +221,19 @@ fn version_of(value: &Map<String, Value>) -> Result<Option<i64>, EnvelopeError> 
     }
 }
 
+/// A value without an id is the envelope's object; one with an id must name the same object. An id
+/// that is no integer (`100.0`, `"1001"`) names none, so it is refused rather than not compared.
 fn check_value_id(object_id: i64, value: &Map<String, Value>) -> Result<(), EnvelopeError> {
-    match value.get("id").and_then(Value::as_i64) {
-        Some(value_id) if value_id != object_id => Err(EnvelopeError::ObjectIdMismatch {
-            object_id,
-            value_id,
-        }),
-        _ => Ok(()),
+    match value.get("id") {
+        None | Some(Value::Null) => Ok(()),
+        Some(id) => match id.as_i64() {
+            Some(value_id) if value_id == object_id => Ok(()),
+            Some(value_id) => Err(EnvelopeError::ObjectIdMismatch {
+                object_id,
+                value_id,
+            }),
+            None => Err(EnvelopeError::InvalidValueId),
+        },
     }
 }
 
@@ -439,6 +453,33 @@ mod tests {
                 value_id: 2
             })
         ));
+    }
+
+    /// Found by the `tripletex_answers` fuzz target: Tripletex may send what the worker cannot read.
+    #[test]
+    fn a_value_with_a_lone_surrogate_is_unreadable_and_says_so() {
+        let result =
+            parse(r#"{"event": "product.update", "id": 1, "value": {"id": 1, "name": "a\ud800"}}"#);
+        assert!(
+            matches!(result, Err(EnvelopeError::ValueUnreadable(_))),
+            "{result:?}"
+        );
+    }
+
+    /// Found by the `envelope` fuzz target: `100.0` was not compared, so a value naming another
+    /// object was stored under the envelope's id.
+    #[test]
+    fn rejects_value_ids_that_are_not_integers() {
+        for id in ["1.0", "100.0", r#""1""#, "true", "{}", "[1]"] {
+            let body =
+                format!(r#"{{"event": "product.update", "id": 1, "value": {{"id": {id}}}}}"#);
+            assert!(
+                matches!(parse(&body), Err(EnvelopeError::InvalidValueId)),
+                "value.id {id}"
+            );
+        }
+        let without = parse(r#"{"event": "product.update", "id": 1, "value": {"id": null}}"#);
+        assert!(without.is_ok(), "a null id is no id");
     }
 
     #[test]

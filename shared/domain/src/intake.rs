@@ -119,6 +119,14 @@ pub fn assess(
     }
 }
 
+/// Every query parameter of a raw query string, decoded, repeats kept (auth refuses a token sent
+/// twice).
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
 /// `/t/{tenant}` (with or without a trailing slash) names a tenant; any other path is the default
 /// tenant's, so a target URL may carry whatever path the integrator likes.
 pub fn tenant_from_path(path: &str) -> Result<TenantId, AuthFailure> {

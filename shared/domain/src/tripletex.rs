@@ -168,6 +168,24 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+/// A 2xx answer's body read as `T`. An empty body reads as JSON `null`, which Tripletex sends for
+/// some writes.
+pub fn parse_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, TripletexError> {
+    let text: &[u8] = if body.is_empty() { b"null" } else { body };
+    serde_json::from_slice(text).map_err(|source| TripletexError::InvalidResponse {
+        source: Box::new(source),
+    })
+}
+
+/// An error answer: its envelope when the body is one, else only its status (a proxy's HTML page,
+/// an empty 502).
+pub fn api_error(status: u16, body: &[u8]) -> ApiError {
+    ApiError {
+        status,
+        body: serde_json::from_slice(body).unwrap_or_default(),
+    }
+}
+
 /// Tripletex's internal code for a stale `version` on a write.
 pub const REVISION_CONFLICT_CODE: i64 = 8000;
 /// Tripletex's internal code for "Result set too large. Limit of 10.000 reached." (422).
@@ -337,6 +355,13 @@ impl Companies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_answer_without_an_envelope_keeps_its_status() {
+        let error = api_error(502, b"<html>bad gateway</html>");
+        assert_eq!(error.status, 502);
+        assert_eq!(error.body, ApiErrorBody::default());
+    }
 
     #[test]
     fn reads_a_subscription_with_unknown_fields_and_an_unknown_status() {

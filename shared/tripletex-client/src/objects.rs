@@ -9,7 +9,6 @@ use domain::sync::{
 };
 use domain::tripletex::{ListPage, Single, TripletexError};
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use tracing::instrument;
 
@@ -80,7 +79,7 @@ impl ObjectsApi for HttpTripletexApi {
         let page: ListPage<Box<RawValue>> = self
             .call(Method::GET, request.spec.list_path, &query, None::<&()>)
             .await?;
-        page.values.into_iter().map(fetched).collect()
+        page.values.into_iter().map(FetchedObject::read).collect()
     }
 
     #[instrument(skip(self, spec), fields(object_type = spec.object_type))]
@@ -107,23 +106,4 @@ impl ObjectsApi for HttpTripletexApi {
     fn usage(&self) -> domain::ports::ApiUsage {
         HttpTripletexApi::usage(self)
     }
-}
-
-/// Reads the id and version of an object, keeping its JSON as received.
-fn fetched(value: Box<RawValue>) -> Result<FetchedObject, TripletexError> {
-    #[derive(Deserialize)]
-    struct Identity {
-        id: i64,
-        #[serde(default)]
-        version: Option<i64>,
-    }
-    let identity: Identity =
-        serde_json::from_str(value.get()).map_err(|source| TripletexError::InvalidResponse {
-            source: Box::new(source),
-        })?;
-    Ok(FetchedObject {
-        id: identity.id,
-        version: identity.version,
-        value,
-    })
 }

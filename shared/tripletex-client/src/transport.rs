@@ -21,7 +21,8 @@ use tracing::{debug, instrument, warn};
 
 use domain::ids::Secret;
 use domain::tripletex::{
-    ApiError, ApiErrorBody, ListPage, SessionToken, Single, TripletexCredentials, TripletexError,
+    ApiError, ListPage, SessionToken, Single, TripletexCredentials, TripletexError, api_error,
+    parse_answer,
 };
 
 /// How hard a call tries before it gives up.
@@ -376,7 +377,7 @@ impl HttpTripletexApi {
                     if status == StatusCode::NOT_MODIFIED && if_none_match.is_some() {
                         return Ok(Answer::NotModified);
                     }
-                    let error = api_error(status, &bytes);
+                    let error = api_error(status.as_u16(), &bytes);
                     match status {
                         StatusCode::UNAUTHORIZED => {
                             return Err(TripletexError::Unauthorized(Box::new(error)));
@@ -482,12 +483,7 @@ enum Answer {
 
 fn parse<T: DeserializeOwned>(answer: Answer) -> Result<T, TripletexError> {
     match answer {
-        Answer::Body(bytes) => {
-            let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            serde_json::from_slice(text).map_err(|source| TripletexError::InvalidResponse {
-                source: Box::new(source),
-            })
-        }
+        Answer::Body(bytes) => parse_answer(&bytes),
         Answer::NotModified => Err(TripletexError::InvalidResponse {
             source: "304 Not Modified to a request that did not ask for it".into(),
         }),
@@ -521,14 +517,6 @@ impl Failure {
                 source: Box::new(error),
             },
         }
-    }
-}
-
-fn api_error(status: StatusCode, bytes: &[u8]) -> ApiError {
-    let body: ApiErrorBody = serde_json::from_slice(bytes).unwrap_or_default();
-    ApiError {
-        status: status.as_u16(),
-        body,
     }
 }
 
@@ -567,12 +555,5 @@ mod tests {
             Duration::from_secs(1),
             "no overflow"
         );
-    }
-
-    #[test]
-    fn an_error_answer_without_an_envelope_keeps_its_status() {
-        let error = api_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
-        assert_eq!(error.status, 502);
-        assert_eq!(error.body, ApiErrorBody::default());
     }
 }

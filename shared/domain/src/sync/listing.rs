@@ -50,3 +50,25 @@ pub struct FetchedObject {
     /// The object's JSON exactly as received.
     pub value: Box<RawValue>,
 }
+
+impl FetchedObject {
+    /// Reads the id and version of an object, keeping its JSON as received.
+    pub fn read(value: Box<RawValue>) -> Result<Self, crate::tripletex::TripletexError> {
+        #[derive(serde::Deserialize)]
+        struct Identity {
+            id: i64,
+            #[serde(default)]
+            version: Option<i64>,
+        }
+        let identity: Identity = serde_json::from_str(value.get()).map_err(|source| {
+            crate::tripletex::TripletexError::InvalidResponse {
+                source: Box::new(source),
+            }
+        })?;
+        Ok(Self {
+            id: identity.id,
+            version: identity.version,
+            value,
+        })
+    }
+}
