@@ -317,6 +317,13 @@ def main():
     print(f"  cargo lambda invoke webhook-receiver --data-file function-url-product-update.json: {status}")
     if status != 200:
         failures.append(f"invoke product-update: answered {status}, expected 200")
+    # An event lambda_http cannot make a URI of (the receiver_request fuzz target's first crash): the
+    # receiver's front door answers 400 where lambda_http alone would panic into a 502.
+    status = cargo_lambda_invoke(args.lambda_port, "webhook-receiver",
+                                 f"{EVENTS}/function-url-unreadable-forwarded-proto.json")
+    print(f"  cargo lambda invoke webhook-receiver --data-file function-url-unreadable-forwarded-proto.json: {status}")
+    if status != 400:
+        failures.append(f"invoke unreadable-forwarded-proto: answered {status}, expected 400")
     response = cargo_lambda_invoke_raw(args.lambda_port, "webhook-worker", "events/webhook-worker/sqs-mixed-batch.json")
     print(f"  cargo lambda invoke webhook-worker --data-file sqs-mixed-batch.json: {response}")
     if response.get("batchItemFailures") != []:
