@@ -11,7 +11,9 @@ For each mapping the template declares (read from the local stack summary), it b
 - an invocation that outlasts the function's timeout fails the batch, as Lambda's timeout does.
 
 Usage: python3 -m tools.localstack.sqs_poller --stack .local/stack.json --lambda-url http://127.0.0.1:9000
-       [--retry-after SECONDS]
+       [--retry-after SECONDS] [--received-log PATH]
+--received-log PATH appends a JSON line for each message at its first receipt (function, id, source
+attribute, how long it had waited in the queue), for the load run's accounting and queue ages.
 --retry-after compresses time for local runs: a failed message comes back after SECONDS instead of the
 queue's whole visibility timeout (set on the failed ones only, after their invocation ended; a message
 in flight is never exposed early).
@@ -61,8 +63,31 @@ def lambda_record(message, queue_arn):
     }
 
 
+class ReceivedLog:
+    """One line per message at its first receipt; shared by the mappings' threads."""
+
+    def __init__(self, path):
+        self.handle = open(path, "a", encoding="utf-8", buffering=1) if path else None
+        self.lock = threading.Lock()
+
+    def first_receipts(self, function, messages):
+        if self.handle is None:
+            return
+        now = time.time()
+        with self.lock:
+            for message in messages:
+                attributes = message.get("Attributes", {})
+                if attributes.get("ApproximateReceiveCount") != "1":
+                    continue
+                source = message.get("MessageAttributes", {}).get("source", {}).get("StringValue")
+                waited = now - int(attributes.get("SentTimestamp", now * 1000)) / 1000
+                self.handle.write(json.dumps({"function": function, "messageId": message["MessageId"],
+                                              "source": source, "receivedAt": round(now, 3),
+                                              "waitedSeconds": round(max(0.0, waited), 3)}) + "\n")
+
+
 class Mapping:
-    def __init__(self, source, sqs, lambda_url, retry_after, stop):
+    def __init__(self, source, sqs, lambda_url, retry_after, stop, received=None):
         self.function = source["function"]
         self.queue_url = source["queue_url"]
         self.batch_size = source["batch_size"]
@@ -73,6 +98,7 @@ class Mapping:
         self.invoke_url = f"{lambda_url.rstrip('/')}/2015-03-31/functions/{self.function}/invocations"
         self.retry_after = retry_after
         self.stop = stop
+        self.received = received or ReceivedLog(None)
         self.queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -89,6 +115,7 @@ class Mapping:
                 "MessageAttributeNames": ["All"],
             }
             messages = self.sqs.receive_message(**request).get("Messages", [])
+            self.received.first_receipts(self.function, messages)
             if messages and deadline is None:
                 deadline = time.monotonic() + self.window
             batch += messages
@@ -156,7 +183,9 @@ def main():
     parser.add_argument("--stack", required=True)
     parser.add_argument("--lambda-url", required=True)
     parser.add_argument("--retry-after", type=int)
+    parser.add_argument("--received-log")
     args = parser.parse_args()
+    received = ReceivedLog(args.received_log)
 
     with open(args.stack, encoding="utf-8") as handle:
         sources = json.load(handle)["event_sources"]
@@ -165,7 +194,7 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     threads = [
-        threading.Thread(target=Mapping(s, sqs, args.lambda_url, args.retry_after, stop).run, daemon=True)
+        threading.Thread(target=Mapping(s, sqs, args.lambda_url, args.retry_after, stop, received).run, daemon=True)
         for s in sources
     ]
     for thread in threads:

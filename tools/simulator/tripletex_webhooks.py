@@ -18,6 +18,7 @@ It keeps the truth (every object's current state) and counts what it did, for a 
 """
 
 import base64
+import collections
 import datetime
 import hashlib
 import heapq
@@ -177,6 +178,7 @@ class Webhooks:
             "duplicatesSent", "dropped", "givenUp", "droppedAtDisable", "subscriptionsDisabled",
             "changesWhileDisabled")}
         self.disabled_log = []  # (subscription id, event, company)
+        self.answers = collections.Counter()  # the receiver's answers by status ("no answer" when none)
         self.workload_running = False
         self.wakeup = threading.Condition(self.sim.lock)
         for _ in range(workers):
@@ -279,9 +281,12 @@ class Webhooks:
                 headers = self.auth_headers(subscription, delivery)
                 broken = delivery.subscription_id in self.broken
                 body = json.dumps(delivery.envelope).encode()
-            ok = (not broken) and self.post(target, headers, body, delivery)
+            status = None if broken else self.post(target, headers, body, delivery)
+            ok = status is not None and 200 <= status < 300
             with self.sim.lock:
                 self.in_flight -= 1
+                if not broken:
+                    self.answers[str(status) if status is not None else "no answer"] += 1
                 if ok:
                     self.stats["succeeded"] += 1
                     self.failing.pop(delivery.subscription_id, None)
@@ -313,10 +318,9 @@ class Webhooks:
         connection = connection_type(parsed.hostname, parsed.port, timeout=self.config.timeout_seconds)
         try:
             connection.request("POST", path, body=body, headers=headers)
-            status = connection.getresponse().status
-            return 200 <= status < 300
+            return connection.getresponse().status
         except (OSError, http.client.HTTPException):
-            return False
+            return None
         finally:
             connection.close()
 
@@ -416,7 +420,7 @@ class Webhooks:
 
     def status(self):
         with self.sim.lock:
-            return {**self.stats, "pending": len(self.queue), "inFlight": self.in_flight,
+            return {**self.stats, "answers": dict(self.answers), "pending": len(self.queue), "inFlight": self.in_flight,
                     "workloadRunning": self.workload_running,
                     "disabled": [{"subscriptionId": s, "event": e, "companyId": c} for s, e, c in self.disabled_log]}
 
@@ -432,5 +436,6 @@ class Webhooks:
             self.next_ids = dict(FIRST_IDS)
             for key in self.stats:
                 self.stats[key] = 0
+            self.answers.clear()
             self.config = DeliveryConfig()
             self.random = random.Random(1)

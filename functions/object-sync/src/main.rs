@@ -20,7 +20,7 @@ use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
 async fn main() -> Result<(), Error> {
     aws_adapters::telemetry::init();
     let config = Config::from_env(&Env::process())?;
-    let sdk = load_sdk_config().await;
+    let sdk = load_sdk_config().await?;
     let companies = config
         .credentials
         .load(

@@ -14,7 +14,7 @@ use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
 async fn main() -> Result<(), Error> {
     aws_adapters::telemetry::init();
     let config = Config::from_env(&Env::process())?;
-    let sdk = load_sdk_config().await;
+    let sdk = load_sdk_config().await?;
     let secrets = SecretsManagerClient::new(&sdk);
     let companies = config
         .credentials

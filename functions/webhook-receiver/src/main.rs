@@ -16,7 +16,7 @@ use webhook_receiver::handler::Receiver;
 async fn main() -> Result<(), Error> {
     aws_adapters::telemetry::init();
     let config = Config::from_env(&Env::process())?;
-    let sdk = load_sdk_config().await;
+    let sdk = load_sdk_config().await?;
     let auth = config
         .auth
         .load(

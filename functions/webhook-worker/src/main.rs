@@ -12,7 +12,7 @@ use webhook_worker::handler::Worker;
 async fn main() -> Result<(), Error> {
     aws_adapters::telemetry::init();
     let config = Config::from_env(&Env::process())?;
-    let sdk = load_sdk_config().await;
+    let sdk = load_sdk_config().await?;
     let worker = Worker::new(
         DynamoObjectStore::new(DynamoDbClient::new(&sdk), config.table_name),
         SqsQueue::new(SqsClient::new(&sdk), config.quarantine_queue_url),

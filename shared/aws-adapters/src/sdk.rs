@@ -1,4 +1,10 @@
-//! One SDK configuration per cold start, with timeouts that fit a function answering Tripletex.
+//! One SDK configuration per cold start, with timeouts that fit a function answering Tripletex, and
+//! nothing read at init that Lambda does not need.
+//!
+//! - Credentials and region come from the environment Lambda provides (the function role's keys,
+//!   `AWS_REGION`); no profile file is read, so no `~/.aws/config` or `credentials` lookup.
+//! - The HTTPS client trusts Mozilla's roots compiled into the binary (webpki-root-certs), not the
+//!   files under `/etc/ssl/certs`, which the SDK's default client reads one by one.
 //!
 //! Endpoints come from the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, so
 //! the same code talks to AWS or to a local emulator without a switch.
@@ -7,7 +13,16 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::SdkConfig;
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
 use aws_config::timeout::TimeoutConfig;
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_http_client::{Builder, HttpClientError};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 /// How long one attempt of an AWS call may take before it is retried.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -16,14 +31,77 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub async fn load_sdk_config() -> SdkConfig {
+pub async fn load_sdk_config() -> Result<SdkConfig, HttpClientError> {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
-    aws_config::defaults(BehaviorVersion::latest())
+    // An empty profile held in memory: the loader asks it, and no file is opened.
+    let no_profile_files = EnvConfigFiles::builder()
+        .with_contents(EnvConfigFileKind::Config, "")
+        .build();
+    let https = Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(
+            TlsContext::builder()
+                .with_trust_store(compiled_in_roots())
+                .build()?,
+        )
+        .build_https();
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .profile_files(no_profile_files)
+        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        .region(EnvironmentVariableRegionProvider::new())
+        .http_client(https)
         .timeout_config(timeouts)
         .load()
-        .await
+        .await)
+}
+
+/// Mozilla's roots, as the PEM the SDK's trust store takes.
+fn compiled_in_roots() -> TrustStore {
+    TrustStore::empty().with_pem_certificate(roots_pem())
+}
+
+fn roots_pem() -> String {
+    let mut pem = String::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2048);
+    for certificate in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        let encoded = BASE64.encode(certificate.as_ref());
+        for line in encoded.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pem_holds_every_compiled_in_root_as_it_is() {
+        let pem = roots_pem();
+        let decoded: Vec<Vec<u8>> = pem
+            .split("-----BEGIN CERTIFICATE-----\n")
+            .skip(1)
+            .map(|block| {
+                let body = block.split("-----END CERTIFICATE-----").next().unwrap();
+                BASE64.decode(body.replace('\n', "")).unwrap()
+            })
+            .collect();
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS;
+        assert!(roots.len() > 100, "Mozilla's store");
+        assert_eq!(decoded.len(), roots.len());
+        for (read, root) in decoded.iter().zip(roots) {
+            assert_eq!(read.as_slice(), root.as_ref());
+        }
+        TlsContext::builder()
+            .with_trust_store(compiled_in_roots())
+            .build()
+            .unwrap();
+    }
 }

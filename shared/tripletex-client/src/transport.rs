@@ -66,9 +66,20 @@ const ROUNDING_OF_RESET: Duration = Duration::from_secs(1);
 /// Subscriptions per page when listing (Tripletex's default and maximum is 1000).
 pub const DEFAULT_PAGE_SIZE: u32 = 1000;
 
-/// The HTTP client the API's calls go through: the retry policy's timeouts and our user agent.
+/// The HTTP client the API's calls go through: the retry policy's timeouts, our user agent, and
+/// Mozilla's roots compiled into the binary (no certificate file is read when a function starts).
 pub fn http_client(retry: &RetryPolicy) -> Result<reqwest::Client, TripletexError> {
+    let unavailable = |source: reqwest::Error| TripletexError::Unavailable {
+        attempts: 0,
+        source: Box::new(source),
+    };
+    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| reqwest::Certificate::from_der(der.as_ref()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
     reqwest::Client::builder()
+        .tls_certs_only(roots)
         .timeout(retry.attempt_timeout)
         .connect_timeout(retry.attempt_timeout.min(Duration::from_secs(5)))
         .user_agent(concat!(
@@ -76,10 +87,7 @@ pub fn http_client(retry: &RetryPolicy) -> Result<reqwest::Client, TripletexErro
             env!("CARGO_PKG_VERSION")
         ))
         .build()
-        .map_err(|source| TripletexError::Unavailable {
-            attempts: 0,
-            source: Box::new(source),
-        })
+        .map_err(unavailable)
 }
 
 pub struct HttpTripletexApi {

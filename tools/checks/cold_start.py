@@ -1,0 +1,363 @@
+"""Each function's release bootstrap started the way Lambda starts it, next to a floor: a function of
+lambda_runtime alone that only answers (tools/lambda-floor). Prints figures; asserts nothing about time.
+
+A Runtime API emulator (below) spawns each bootstrap with the function's own environment (the
+template's resources made in moto, Tripletex played by the simulator) and measures:
+- init: process spawn to its first `GET /runtime/invocation/next`;
+- first call: the first event handed out to its answer, and twenty warm calls after it;
+- peak RSS of the process tree (VmHWM);
+- with strace on PATH, the files each opens during init (certificates and profile files counted).
+Cold starts are taken round-robin over the functions, so that a busy moment of the machine falls on
+all of them, and medians are reported. Then the cost per million webhooks from these durations.
+
+Usage (from the repository root, with .venv set up; builds the x86_64 release zips it needs):
+  .venv/bin/python3 -m tools.checks.cold_start [--cold-starts 10] [--warm 20]
+"""
+
+import argparse
+import http.server
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+
+from tools.localstack.local_stack import LocalStack
+from tools.localstack.loopback import ROOT, free_port, start_moto
+from tools.localstack.sam_translate import translate
+from tools.simulator.tripletex_simulator import Simulator, SimulatorServer, load_config
+
+REGION = "eu-north-1"
+FLOOR = "lambda-floor"
+# The event each function is timed on, and what its answer must say.
+EVENTS = {
+    "webhook-receiver": ("events/webhook-receiver/function-url-product-create.json",
+                         lambda answer: answer.get("statusCode") == 200),
+    "webhook-worker": ("events/webhook-worker/sqs-mixed-batch.json",
+                       lambda answer: answer.get("batchItemFailures") == []),
+    "subscription-keeper": ("events/subscription-keeper/manual-dry-run.json",
+                            lambda answer: isinstance(answer, dict) and "runtimeError" not in answer),
+    "object-sync": ("events/object-sync/scheduler-pending.json",
+                    lambda answer: isinstance(answer, dict) and "runtimeError" not in answer),
+    FLOOR: (None, lambda answer: answer.get("statusCode") == 200),
+}
+
+# Published list prices (us-east-1, as of 2026): Lambda arm64, SQS standard, DynamoDB on-demand.
+LAMBDA_ARM64_PER_GB_SECOND = 0.0000133334
+LAMBDA_PER_MILLION_REQUESTS = 0.20
+SQS_PER_MILLION_REQUESTS = 0.40
+DYNAMODB_PER_MILLION_WRITES = 0.625
+MEMORY_GB = 128 / 1024
+# Published cold starts of an echo function, the same for every runtime but the runtime (Illya Yalovoy,
+# "Four Million Lambda Invokes Across Python, Java, Rust, and Go", 2025: 30 forced cold starts each,
+# medians), whose warm costs it found "nearly identical". No comparable Node.js figure was found.
+PUBLISHED_COLD_START_MS = {"Rust": 16.26, "Python": 76.30}
+
+
+class Invocation:
+    def __init__(self, payload):
+        self.id = str(uuid.uuid4())
+        self.payload = payload
+        self.handed_at = None
+        self.answered_at = None
+        self.answer = None
+        self.done = threading.Event()
+
+
+class RuntimeApi(http.server.ThreadingHTTPServer):
+    """Lambda's Runtime API for one process: `next` blocks until an event is given. A new one (on a
+    port of its own) for every process, so that a stopped process's last `next`, still in the
+    socket's backlog, can never take the next process's event or stand for its init."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), RuntimeHandler)
+        self.first_next_at = None
+        self.init_error = None
+        self.pending = queue.Queue()
+        self.invocations = {}
+
+    def invoke(self, payload, timeout=60):
+        invocation = Invocation(payload)
+        self.invocations[invocation.id] = invocation
+        self.pending.put(invocation)
+        if not invocation.done.wait(timeout):
+            raise SystemExit(f"no answer within {timeout} s (init error: {self.init_error})")
+        return invocation
+
+
+class RuntimeHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        api = self.server
+        if self.path != "/2018-06-01/runtime/invocation/next":
+            return self.answer(404, b"{}")
+        if api.first_next_at is None:
+            api.first_next_at = time.perf_counter()
+        invocation = api.pending.get()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(invocation.payload)))
+        self.send_header("Lambda-Runtime-Aws-Request-Id", invocation.id)
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 60_000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn",
+                         f"arn:aws:lambda:{REGION}:123456789012:function:bench")
+        self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+        self.end_headers()
+        invocation.handed_at = time.perf_counter()
+        self.wfile.write(invocation.payload)
+
+    def do_POST(self):
+        api = self.server
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/2018-06-01/runtime/init/error":
+            api.init_error = body.decode(errors="replace")
+            return self.answer(202, b"{}")
+        match = re.fullmatch(r"/2018-06-01/runtime/invocation/([^/]+)/(response|error)", self.path)
+        invocation = match and api.invocations.get(match.group(1))
+        if not invocation:
+            return self.answer(404, b"{}")
+        invocation.answered_at = time.perf_counter()
+        answer = json.loads(body or b"null")
+        invocation.answer = answer if match.group(2) == "response" else {"runtimeError": answer}
+        self.answer(202, b"{}")
+        invocation.done.set()
+
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def bootstraps(workdir):
+    """The x86_64 release bootstrap of every function and the floor (built when missing or arm64)."""
+    names = sorted(os.listdir(os.path.join(ROOT, "functions"))) + [FLOOR]
+    packages = [arg for name in names for arg in ("-p", name)]
+    # cargo-lambda lives in the venv this runs from.
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    subprocess.run(["cargo", "lambda", "build", "--release", "--x86-64", "--output-format", "zip", "--quiet",
+                    *packages], check=True, cwd=ROOT, env=env)
+    paths = {}
+    for name in names:
+        folder = os.path.join(workdir, name)
+        with zipfile.ZipFile(os.path.join(ROOT, f"target/lambda/{name}/bootstrap.zip")) as archive:
+            archive.extract("bootstrap", folder)
+        paths[name] = os.path.join(folder, "bootstrap")
+        os.chmod(paths[name], 0o755)
+    return paths
+
+
+def tree_peak_rss_kib(pid):
+    """VmHWM of a process and its descendants."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/status", encoding="utf-8") as handle:
+                total += next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children", encoding="utf-8") as handle:
+                    pending += [int(child) for child in handle.read().split()]
+        except (FileNotFoundError, StopIteration):
+            pass
+    return total
+
+
+class Started:
+    """A Runtime API serving, for as long as the `with` lasts."""
+
+    def __enter__(self):
+        self.api = RuntimeApi()
+        threading.Thread(target=self.api.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self.api
+
+    def __exit__(self, *_):
+        self.api.shutdown()
+        self.api.server_close()
+
+
+def cold_start(api, binary, environment, payload, warm_calls, check):
+    started = time.perf_counter()
+    process = subprocess.Popen([binary], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        first = api.invoke(payload)
+        if not check(first.answer):
+            raise SystemExit(f"{binary}: unexpected answer {first.answer}")
+        warm = [api.invoke(payload) for _ in range(warm_calls)]
+        return {
+            "init": api.first_next_at - started,
+            "first": first.answered_at - first.handed_at,
+            "warm": statistics.median(w.answered_at - w.handed_at for w in warm),
+            "rss_kib": tree_peak_rss_kib(process.pid),
+        }
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def files_opened_at_init(api, binary, environment):
+    """The files the process opens before its first `next`, under strace (the loader's left out)."""
+    with tempfile.NamedTemporaryFile(suffix=".trace") as trace:
+        # A session of its own, so that strace and the function it traces stop together.
+        process = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=openat,open", "-o", trace.name, binary],
+                                   env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+        try:
+            deadline = time.time() + 30
+            while api.first_next_at is None and time.time() < deadline:
+                time.sleep(0.01)
+            with open(trace.name, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    opened = [m.group(1) for line in lines if (m := re.search(r'open(?:at)?\([^"]*"([^"]+)"', line))]
+    return [path for path in opened if not re.match(r"/(etc/ld\.so|lib|usr/lib)", path)]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cold-starts", type=int, default=10)
+    parser.add_argument("--warm", type=int, default=20)
+    parser.add_argument("--cold-share", type=float, default=0.01,
+                        help="share of invocations that are cold, for the cost figure (AWS: under 1 %%)")
+    args = parser.parse_args()
+    processes, servers = [], []
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            binaries = bootstraps(workdir)
+            moto, endpoint = start_moto()
+            processes.append(moto)
+            simulator = Simulator()
+            load_config(simulator, os.path.join(ROOT, "infra/local/tripletex-simulator.json"))
+            tripletex = SimulatorServer(0, simulator)
+            servers.append(tripletex)
+            threading.Thread(target=tripletex.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+            secrets = {}
+            for logical_id, path in (("ReceiverAuthSecret", "infra/local/receiver-auth.json"),
+                                     ("TripletexCredentialsSecret", "infra/local/tripletex-credentials.json")):
+                with open(os.path.join(ROOT, path), encoding="utf-8") as handle:
+                    secrets[logical_id] = handle.read()
+            stack = LocalStack(translate(os.path.join(ROOT, "infra/template.yaml")), endpoint, "bench", secrets,
+                               {"TripletexApiBaseUrl": f"http://127.0.0.1:{tripletex.server_address[1]}/v2"},
+                               {"WebhookReceiver": "http://127.0.0.1:9/lambda-url/webhook-receiver/"})
+            stack.create_all()
+            functions = stack.function_environments()
+
+            def environment(name, api):
+                return {
+                    "PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+                    "AWS_REGION": REGION, "AWS_ENDPOINT_URL": endpoint,
+                    "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.server_address[1]}",
+                    "AWS_LAMBDA_FUNCTION_NAME": name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_LOG_LEVEL": "WARN",
+                    **functions.get(name, {}),
+                }
+
+            def payload(name):
+                path = EVENTS[name][0]
+                if path is None:
+                    return b"{}"
+                with open(os.path.join(ROOT, path), "rb") as handle:
+                    return handle.read()
+
+            names = [FLOOR] + [name for name in binaries if name != FLOOR]
+            runs = {name: [] for name in names}
+            for _ in range(args.cold_starts):
+                for name in names:
+                    with Started() as api:
+                        runs[name].append(cold_start(api, binaries[name], environment(name, api), payload(name),
+                                                     args.warm, EVENTS[name][1]))
+            figures = {name: {key: statistics.median(run[key] for run in runs[name])
+                              for key in ("init", "first", "warm", "rss_kib")} for name in names}
+            floor = figures[FLOOR]
+            print(f"{args.cold_starts} cold starts each, round-robin; {args.warm} warm calls after each first call; "
+                  "medians")
+            print(f"{'function':<21}{'zip':>10}{'init':>10}{'x floor':>9}{'first':>10}{'warm':>10}{'first/warm':>11}"
+                  f"{'peak RSS':>10}{'x floor':>9}")
+            for name in names:
+                f = figures[name]
+                zipped = os.path.getsize(os.path.join(ROOT, f"target/lambda/{name}/bootstrap.zip"))
+                print(f"{name:<21}{zipped / 1e6:>8.2f}MB{f['init'] * 1000:>8.2f}ms{f['init'] / floor['init']:>9.2f}"
+                      f"{f['first'] * 1000:>8.2f}ms{f['warm'] * 1000:>8.2f}ms{f['first'] / f['warm']:>11.2f}"
+                      f"{f['rss_kib'] / 1024:>8.1f}MB{f['rss_kib'] / floor['rss_kib']:>9.2f}")
+            print("targets: init <= 1.5 x the floor, first call <= 1.2 x a warm one, peak RSS <= 2 x the floor")
+
+            if shutil.which("strace"):
+                print("files opened during init (the dynamic loader's left out):")
+                for name in names:
+                    with Started() as api:
+                        opened = files_opened_at_init(api, binaries[name], environment(name, api))
+                    certificates = [p for p in opened if "/ssl/" in p or "/pki/" in p or p.endswith((".pem", ".crt"))]
+                    profiles = [p for p in opened if "/.aws/" in p]
+                    print(f"  {name:<21}{len(opened):>4} files, {len(certificates)} certificate, {len(profiles)} "
+                          f"profile: {', '.join(opened) or '-'}")
+            else:
+                print("strace is not on PATH: the files opened at init are not listed")
+
+            cost(figures, args.cold_share)
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        for process in processes:
+            process.terminate()
+            process.wait(10)
+    return 0
+
+
+def lambda_cost(invocations, milliseconds):
+    """Lambda bills each invocation's duration rounded up to the millisecond (and, since August 2025,
+    the init phase too), at the memory configured."""
+    billed_ms = -(-milliseconds // 1)
+    return invocations / 1e6 * LAMBDA_PER_MILLION_REQUESTS + \
+        invocations * billed_ms / 1000 * MEMORY_GB * LAMBDA_ARM64_PER_GB_SECOND
+
+
+def cost(figures, cold_share):
+    """A million webhooks: a receiver call each, the worker in full batches of ten, SQS's send,
+    receive and delete, and one DynamoDB write each (items under 1 KB)."""
+    webhooks = 1e6
+    receiver, worker = figures["webhook-receiver"], figures["webhook-worker"]
+    batches = webhooks / 10
+
+    def side(receiver_init_ms, receiver_ms, worker_init_ms, worker_ms):
+        compute = (lambda_cost(webhooks, receiver_ms) + lambda_cost(batches, worker_ms)
+                   + webhooks * cold_share * receiver_init_ms / 1000 * MEMORY_GB * LAMBDA_ARM64_PER_GB_SECOND
+                   + batches * cold_share * worker_init_ms / 1000 * MEMORY_GB * LAMBDA_ARM64_PER_GB_SECOND)
+        return compute
+
+    queue_and_table = (webhooks + 2 * batches) / 1e6 * SQS_PER_MILLION_REQUESTS + \
+        webhooks / 1e6 * DYNAMODB_PER_MILLION_WRITES
+    ours = side(receiver["init"] * 1000, receiver["warm"] * 1000, worker["init"] * 1000, worker["warm"] * 1000)
+    print(f"cost per million webhooks (arm64, 128 MB, {cold_share:.0%} of calls cold; list prices; the durations "
+          "measured here on x86_64):")
+    print(f"  Lambda (receiver {receiver['warm'] * 1000:.2f} ms a call, worker {worker['warm'] * 1000:.2f} ms a "
+          f"batch of 10, init billed): ${ours:.3f}")
+    print(f"  SQS (send, receive, delete: {(webhooks + 2 * batches) / 1e6:.1f} M requests) and DynamoDB "
+          f"(1 M writes): ${queue_and_table:.3f}")
+    print(f"  in all: ${ours + queue_and_table:.3f}")
+    for runtime, published in PUBLISHED_COLD_START_MS.items():
+        other = side(published, receiver["warm"] * 1000, published, worker["warm"] * 1000)
+        print(f"  the same with {runtime}'s published echo cold start ({published} ms) for init and these warm "
+              f"durations: ${other + queue_and_table:.3f} (init alone, ours {receiver['init'] * 1000:.1f} ms: "
+              f"${webhooks * cold_share * published / 1000 * MEMORY_GB * LAMBDA_ARM64_PER_GB_SECOND:.4f} a "
+              f"million calls)")
+    print("  Node.js: no published figure measured the same way was found; not compared")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
