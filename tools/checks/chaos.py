@@ -230,8 +230,10 @@ class Chaos:
         quiet = 0
         while quiet < 3:
             status = self.sim("GET", "/_sim/webhooks/status")
-            broken = next(s for s in self.sim("GET", "/_sim/subscriptions")["values"] if s["id"] == self.broken["id"])
-            disabled = any(d["subscriptionId"] == self.broken["id"] for d in status["disabled"])
+            # A run that breaks no subscription (the load run) waits for none to come back.
+            broken = self.broken and next(s for s in self.sim("GET", "/_sim/subscriptions")["values"]
+                                          if s["id"] == self.broken["id"])
+            disabled = not broken or any(d["subscriptionId"] == self.broken["id"] for d in status["disabled"])
             depth, dead = self.queue_depth(self.queue), self.queue_depth(self.dlq)
             if dead:
                 self.redrive()
@@ -240,7 +242,8 @@ class Chaos:
                 *([f"Tripletex has {status['pending']} deliveries pending, {status['inFlight']} in flight"]
                   if status["pending"] or status["inFlight"] else []),
                 *([f"subscription {self.broken['id']} was never disabled"] if not disabled else []),
-                *([f"subscription {self.broken['id']} is {broken['status']}"] if broken["status"] != "ACTIVE" else []),
+                *([f"subscription {self.broken['id']} is {broken['status']}"]
+                  if broken and broken["status"] != "ACTIVE" else []),
                 *([f"{depth} messages in the webhook queue"] if depth else []),
                 *([f"{dead} messages in its dead-letter queue (redriven)"] if dead else []),
                 *self.sync_waiting(),

@@ -32,7 +32,7 @@ import uuid
 import zipfile
 
 from tools.localstack.local_stack import LocalStack
-from tools.localstack.loopback import ROOT, free_port, start_moto
+from tools.localstack.loopback import ROOT, start_moto
 from tools.localstack.sam_translate import translate
 from tools.simulator.tripletex_simulator import Simulator, SimulatorServer, load_config
 

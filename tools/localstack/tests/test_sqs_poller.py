@@ -5,6 +5,8 @@ Run: .venv/bin/python -m unittest discover -s tools -t .   (scripts/test does)
 """
 
 import json
+import os
+import tempfile
 import threading
 import time
 import unittest
@@ -89,12 +91,12 @@ class PollerTest(unittest.TestCase):
         self.function.shutdown()
         self.function.server_close()
 
-    def start_poller(self, batch_size=10, window=0, retry_after=None, timeout=1):
+    def start_poller(self, batch_size=10, window=0, retry_after=None, timeout=1, received=None):
         source = {"function": "webhook-worker", "queue_url": self.queue, "batch_size": batch_size,
                   "batching_window_seconds": window, "report_batch_item_failures": True,
                   "timeout_seconds": timeout}
         lambda_url = f"http://127.0.0.1:{self.function.server_address[1]}"
-        mapping = sqs_poller.Mapping(source, self.sqs, lambda_url, retry_after, self.stop)
+        mapping = sqs_poller.Mapping(source, self.sqs, lambda_url, retry_after, self.stop, received)
         threading.Thread(target=mapping.run, daemon=True).start()
 
     def send(self, *bodies):
@@ -124,6 +126,20 @@ class PollerTest(unittest.TestCase):
         self.assertEqual(record["eventSource"], "aws:sqs")
         self.assertEqual(record["messageAttributes"]["tenant"]["stringValue"], "default")
         self.assertEqual(record["attributes"]["ApproximateReceiveCount"], "1")
+
+    def test_the_received_log_has_each_message_once_at_its_first_receipt_with_its_wait(self):
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "received.jsonl")
+            self.send("m0", "m1")
+            self.start_poller(batch_size=10, window=0, retry_after=0, received=sqs_poller.ReceivedLog(path))
+            self.wait_until(lambda: self.count(self.queue) == 0)
+            with open(path, encoding="utf-8") as handle:
+                lines = [json.loads(line) for line in handle]
+        self.assertEqual(len(lines), 2)
+        self.assertEqual(len({line["messageId"] for line in lines}), 2)
+        for line in lines:
+            self.assertEqual(line["function"], "webhook-worker")
+            self.assertGreaterEqual(line["waitedSeconds"], 0)
 
     def test_respects_the_batch_size(self):
         self.send(*[f"m{i}" for i in range(7)])

@@ -138,6 +138,9 @@ class SimulatorSendsWebhooks(unittest.TestCase):
         self.assertGreater(gaps[1], gaps[0], "growing intervals")
         self.assertEqual(len(self.receiver.received), 4)
         self.assertEqual(self.hooks.status()["retries"], 3)
+        answers = self.hooks.status()["answers"]
+        self.assertEqual(answers.get("200"), 1, "the receiver's answers are counted by status")
+        self.assertEqual(sum(answers.values()), 4)
         keys = {r["headers"].get("idempotency-key") for r in self.receiver.received}
         self.assertEqual(len(keys), 1, "one delivery, retried")
 
