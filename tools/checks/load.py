@@ -73,10 +73,13 @@ class Load(Chaos):
         started = time.time()
         self.sim("POST", "/_sim/workload", {"companyIds": list(TENANTS), "changes": changes,
                                             "objects": args.objects, "rate": args.rate, "seed": args.seed})
-        depths = []
+        depths, next_sample = [], started + INTERVAL_SECONDS
         while self.sim("GET", "/_sim/webhooks/status")["workloadRunning"]:
-            time.sleep(INTERVAL_SECONDS)
-            depths.append({"second": round(time.time() - started), "webhookQueueDepth": self.queue_depth(self.queue)})
+            time.sleep(0.2)
+            if time.time() >= next_sample:
+                depths.append({"second": round(time.time() - started),
+                               "webhookQueueDepth": self.queue_depth(self.queue)})
+                next_sample += INTERVAL_SECONDS
         workload_seconds = time.time() - started
         self.settle()
         drained_seconds = time.time() - started
