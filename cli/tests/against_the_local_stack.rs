@@ -826,8 +826,6 @@ impl StandInReceiver {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn send_posts_what_tripletex_has_as_tripletex_would_and_waits_for_the_worker() {
-    use domain::ports::ObjectStore;
-
     let (sim, ids) = simulator_with_two_customers();
     let credentials = credentials_of_the_default_company("send");
     let auth_file = paths::workspace_root().join("infra/local/receiver-auth.json");
@@ -859,13 +857,7 @@ async fn send_posts_what_tripletex_has_as_tripletex_would_and_waits_for_the_work
             .queued
             .recv_timeout(std::time::Duration::from_secs(60))
             .expect("the receiver queued nothing");
-        let change = domain::record::change_from_message(
-            Some(&message.body),
-            |name| message.attribute(name),
-            jiff::Timestamp::now(),
-        )
-        .unwrap();
-        store.apply(&change).await.unwrap()
+        test_support::apply_as_worker(&store, &message).await
     };
     let send_in_background = |args: Vec<String>| {
         let summary = local.summary.clone();

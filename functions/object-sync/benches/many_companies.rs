@@ -11,24 +11,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench may panic: that is its failure
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_adapters::secrets::SecretSource;
-use domain::envelope::EventName;
-use domain::ports::ObjectStore as _;
-use domain::record::change_from_message;
 use domain::tripletex::Companies;
-use jiff::Timestamp;
-use object_sync::config::{StepLimits, SyncSettings};
-use object_sync::handler::{ObjectSync, StartRequest};
+use object_sync::config::StepLimits;
 use serde_json::json;
-use test_support::{
-    InMemoryObjectStore, InMemoryResyncLedger, InMemorySyncRecords, RecordingQueue,
-    RecordingSyncTasks, TripletexSimulator,
-};
-use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
+use test_support::TripletexSimulator;
 
 #[global_allocator]
 static ALLOCATOR: test_support::heap::CountingAllocator = test_support::heap::CountingAllocator;
@@ -108,45 +99,29 @@ async fn main() {
         seeding.elapsed().as_secs_f64()
     );
 
-    let webhooks = Arc::new(RecordingQueue::new());
-    let tasks = Arc::new(RecordingSyncTasks::new());
-    let store = Arc::new(InMemoryObjectStore::new());
-    let records = Arc::new(InMemorySyncRecords::new());
-    let sync = ObjectSync {
-        tripletex: HttpTripletexCompanies::new(sim.api_base_url(), RetryPolicy::default()),
-        webhooks: Arc::clone(&webhooks),
-        tasks: Arc::clone(&tasks),
-        copy: Arc::clone(&store),
-        records: Arc::clone(&records),
-        ledger: Arc::new(InMemoryResyncLedger::new()),
-        companies: SecretSource::Fixed(Arc::new(
-            Companies::from_json(&json!({ "companies": credentials }).to_string()).unwrap(),
-        )),
-        settings: SyncSettings {
-            events: vec![EventName::parse("product.update").unwrap()],
-            fields: "*".into(),
-            limits: StepLimits {
-                page_size: PAGE_SIZE,
-                fetch_batch: FETCH_BATCH,
-                ..StepLimits::default()
-            },
+    let harness = support::harness(
+        sim.api_base_url(),
+        Companies::from_json(&json!({ "companies": credentials }).to_string()).unwrap(),
+        StepLimits {
+            page_size: PAGE_SIZE,
+            fetch_batch: FETCH_BATCH,
+            ..StepLimits::default()
         },
-    };
+    );
+    let (sync, tasks, store, records) = (
+        &harness.sync,
+        &harness.tasks,
+        &harness.store,
+        &harness.records,
+    );
 
     // Every company's run, its tasks taken one at a time; what the sync queues is applied with the
     // worker's rule between steps, as the worker would.
     let run_all = |mode: &'static str| {
-        let (sync, tasks, webhooks, store) = (&sync, &tasks, &webhooks, &store);
+        let harness = &harness;
         async move {
             let started = Instant::now();
-            let report = sync
-                .start(StartRequest {
-                    mode: mode.into(),
-                    companies: None,
-                    types: None,
-                })
-                .await
-                .unwrap();
+            let report = harness.start(mode).await;
             let mut night = Night {
                 sync_time: Duration::ZERO,
                 wall_time: Duration::ZERO,
@@ -162,15 +137,7 @@ async fn main() {
                     .peak_step_heap
                     .max(test_support::heap::peak_since(baseline));
                 night.steps += 1;
-                for message in webhooks.drain() {
-                    let change = change_from_message(
-                        Some(&message.body),
-                        |name| message.attribute(name),
-                        Timestamp::now(),
-                    )
-                    .unwrap();
-                    store.apply(&change).await.unwrap();
-                }
+                harness.apply_webhooks().await;
             }
             night.wall_time = started.elapsed();
             (report, night)

@@ -13,46 +13,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench may panic: that is its failure
 
+mod support;
+
 use std::time::{Duration, Instant};
 
+use domain::tripletex::Companies;
 use object_sync::config::StepLimits;
 use serde_json::json;
-
-use std::sync::Arc;
-
-use aws_adapters::secrets::SecretSource;
-use domain::envelope::EventName;
-use domain::ports::ObjectStore as _;
-use domain::record::change_from_message;
-use domain::tripletex::Companies;
-use jiff::Timestamp;
-use object_sync::config::SyncSettings;
-use object_sync::handler::{ObjectSync, StartRequest};
-use test_support::{
-    InMemoryObjectStore, InMemoryResyncLedger, InMemorySyncRecords, RecordingQueue,
-    RecordingSyncTasks, TripletexSimulator,
-};
-use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
+use support::Harness;
+use test_support::TripletexSimulator;
 
 const COMPANY: i64 = 100;
 const TENANT: &str = "acme";
 
-type Sync = ObjectSync<
-    HttpTripletexCompanies,
-    Arc<RecordingQueue>,
-    Arc<RecordingSyncTasks>,
-    Arc<InMemoryObjectStore>,
-    Arc<InMemorySyncRecords>,
-    Arc<InMemoryResyncLedger>,
->;
-
 struct Stack {
     sim: TripletexSimulator,
-    sync: Sync,
-    webhooks: Arc<RecordingQueue>,
-    tasks: Arc<RecordingSyncTasks>,
-    store: Arc<InMemoryObjectStore>,
-    records: Arc<InMemorySyncRecords>,
+    harness: Harness,
 }
 
 fn stack(limits: StepLimits) -> Stack {
@@ -62,72 +38,31 @@ fn stack(limits: StepLimits) -> Stack {
         r#"{"companies": {"acme": {"consumerToken": "consumer", "employeeToken": "employee"}}}"#,
     )
     .unwrap();
-    let webhooks = Arc::new(RecordingQueue::new());
-    let tasks = Arc::new(RecordingSyncTasks::new());
-    let store = Arc::new(InMemoryObjectStore::new());
-    let records = Arc::new(InMemorySyncRecords::new());
-    let sync = ObjectSync {
-        tripletex: HttpTripletexCompanies::new(sim.api_base_url(), RetryPolicy::default()),
-        webhooks: Arc::clone(&webhooks),
-        tasks: Arc::clone(&tasks),
-        copy: Arc::clone(&store),
-        records: Arc::clone(&records),
-        ledger: Arc::new(InMemoryResyncLedger::new()),
-        companies: SecretSource::Fixed(Arc::new(companies)),
-        settings: SyncSettings {
-            events: vec![EventName::parse("product.update").unwrap()],
-            fields: "*".into(),
-            limits,
-        },
-    };
-    Stack {
-        sim,
-        sync,
-        webhooks,
-        tasks,
-        store,
-        records,
-    }
+    let harness = support::harness(sim.api_base_url(), companies, limits);
+    Stack { sim, harness }
 }
 
 impl Stack {
     async fn start(&self, mode: &str) -> String {
-        let report = self
-            .sync
-            .start(StartRequest {
-                mode: mode.into(),
-                companies: None,
-                types: None,
-            })
-            .await
-            .unwrap();
+        let report = self.harness.start(mode).await;
         report.runs[0].run_id.clone()
     }
 
     /// One task, as Lambda hands it over; false when none is waiting.
     async fn run_one_task(&self) -> bool {
-        let Some(task) = self.tasks.next() else {
+        let Some(task) = self.harness.tasks.next() else {
             return false;
         };
-        self.sync.run_task(task, 1).await.unwrap();
+        self.harness.sync.run_task(task, 1).await.unwrap();
         true
     }
 
-    /// What the sync queued, applied with the worker's rule.
     async fn apply_webhooks(&self) {
-        for message in self.webhooks.drain() {
-            let change = change_from_message(
-                Some(&message.body),
-                |name| message.attribute(name),
-                Timestamp::now(),
-            )
-            .unwrap();
-            self.store.apply(&change).await.unwrap();
-        }
+        self.harness.apply_webhooks().await;
     }
 
     async fn count(&self, run_id: &str, name: &str) -> u64 {
-        let counts = self.records.run(TENANT, run_id).unwrap().counts["product"];
+        let counts = self.harness.records.run(TENANT, run_id).unwrap().counts["product"];
         counts
             .named()
             .into_iter()
@@ -136,7 +71,8 @@ impl Stack {
     }
 
     async fn state(&self, run_id: &str) -> String {
-        self.records
+        self.harness
+            .records
             .run(TENANT, run_id)
             .unwrap()
             .state
@@ -152,7 +88,7 @@ impl Stack {
             .unwrap();
         for object in truth["values"].as_array().unwrap() {
             let key = format!("{TENANT}#product#{}", object["id"]);
-            let item = self.store.get(&key).unwrap();
+            let item = self.harness.store.get(&key).unwrap();
             assert_eq!(item.state.version, object["version"].as_i64(), "{key}");
             let value: serde_json::Value =
                 serde_json::from_str(item.value.as_deref().unwrap()).unwrap();
@@ -307,7 +243,11 @@ async fn main() {
     let run_id = stack.start("backfill").await;
     let backfill = drive(&stack, "backfill", run_id).await;
     report(&stack, &backfill, objects as u64, objects as u64).await;
-    assert_eq!(stack.store.len(), objects, "every object is in the copy");
+    assert_eq!(
+        stack.harness.store.len(),
+        objects,
+        "every object is in the copy"
+    );
 
     let changed = change_one_percent(&stack, &ids, 1);
     tokio::time::sleep(Duration::from_millis(10)).await;

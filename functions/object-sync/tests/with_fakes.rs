@@ -129,13 +129,7 @@ impl Harness {
     async fn apply_queued(&mut self) {
         let sent: Vec<QueueMessage> = self.webhooks.sent();
         for message in &sent[self.applied..] {
-            let change = change_from_message(
-                Some(&message.body),
-                |name| message.attribute(name),
-                Timestamp::now(),
-            )
-            .unwrap();
-            self.store.apply(&change).await.unwrap();
+            test_support::apply_as_worker(self.store.as_ref(), message).await;
         }
         self.applied = sent.len();
     }

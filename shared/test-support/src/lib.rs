@@ -10,6 +10,7 @@ pub mod simulator;
 pub mod sync;
 pub mod tripletex;
 pub mod tripletex_objects;
+pub mod worker;
 
 pub use fakes::{
     InMemoryObjectStore, InMemoryResyncLedger, LedgerCall, RecordingQueue, StoreFailure, StoredItem,
@@ -20,3 +21,4 @@ pub use simulator::TripletexSimulator;
 pub use sync::{InMemorySyncRecords, RecordingSyncTasks, RunRecord};
 pub use tripletex::{CallKind, FakeTripletex, FakeTripletexCompany, TripletexCall};
 pub use tripletex_objects::{FakeObject, FakeTripletexObjects, ObjectCallKind};
+pub use worker::apply_as_worker;
