@@ -7,6 +7,8 @@ template's resources made in moto, Tripletex played by the simulator) and measur
 - first call: the first event handed out to its answer, and twenty warm calls after it;
 - peak RSS of the process tree (VmHWM);
 - with strace on PATH, the files each opens during init (certificates and profile files counted).
+The receiver is also measured with its auth configuration in the environment: its init without the
+one remote call (GetSecretValue) it makes, as the keeper and the sync make theirs.
 Cold starts are taken round-robin over the functions, so that a busy moment of the machine falls on
 all of them, and medians are reported. Then the cost per million webhooks from these durations.
 
@@ -274,6 +276,15 @@ def main():
                 with open(os.path.join(ROOT, path), "rb") as handle:
                     return handle.read()
 
+            # The receiver once more with its auth configuration in the environment: what init costs
+            # without its one remote call (GetSecretValue), which the others make too.
+            inline = "webhook-receiver (auth inline)"
+            binaries[inline] = binaries["webhook-receiver"]
+            with open(os.path.join(ROOT, "infra/local/receiver-auth.json"), encoding="utf-8") as handle:
+                inline_auth = handle.read()
+            functions[inline] = {**{k: v for k, v in functions["webhook-receiver"].items()
+                                    if k != "RECEIVER_AUTH_SECRET_ARN"}, "RECEIVER_AUTH_CONFIG": inline_auth}
+            EVENTS[inline] = EVENTS["webhook-receiver"]
             names = [FLOOR] + [name for name in binaries if name != FLOOR]
             runs = {name: [] for name in names}
             for _ in range(args.cold_starts):
@@ -286,12 +297,12 @@ def main():
             floor = figures[FLOOR]
             print(f"{args.cold_starts} cold starts each, round-robin; {args.warm} warm calls after each first call; "
                   "medians")
-            print(f"{'function':<21}{'zip':>10}{'init':>10}{'x floor':>9}{'first':>10}{'warm':>10}{'first/warm':>11}"
+            print(f"{'function':<31}{'zip':>10}{'init':>10}{'x floor':>9}{'first':>10}{'warm':>10}{'first/warm':>11}"
                   f"{'peak RSS':>10}{'x floor':>9}")
             for name in names:
                 f = figures[name]
-                zipped = os.path.getsize(os.path.join(ROOT, f"target/lambda/{name}/bootstrap.zip"))
-                print(f"{name:<21}{zipped / 1e6:>8.2f}MB{f['init'] * 1000:>8.2f}ms{f['init'] / floor['init']:>9.2f}"
+                zipped = os.path.getsize(os.path.join(ROOT, f"target/lambda/{name.split()[0]}/bootstrap.zip"))
+                print(f"{name:<31}{zipped / 1e6:>8.2f}MB{f['init'] * 1000:>8.2f}ms{f['init'] / floor['init']:>9.2f}"
                       f"{f['first'] * 1000:>8.2f}ms{f['warm'] * 1000:>8.2f}ms{f['first'] / f['warm']:>11.2f}"
                       f"{f['rss_kib'] / 1024:>8.1f}MB{f['rss_kib'] / floor['rss_kib']:>9.2f}")
             print("targets: init <= 1.5 x the floor, first call <= 1.2 x a warm one, peak RSS <= 2 x the floor")
@@ -303,7 +314,7 @@ def main():
                         opened = files_opened_at_init(api, binaries[name], environment(name, api))
                     certificates = [p for p in opened if "/ssl/" in p or "/pki/" in p or p.endswith((".pem", ".crt"))]
                     profiles = [p for p in opened if "/.aws/" in p]
-                    print(f"  {name:<21}{len(opened):>4} files, {len(certificates)} certificate, {len(profiles)} "
+                    print(f"  {name:<31}{len(opened):>4} files, {len(certificates)} certificate, {len(profiles)} "
                           f"profile: {', '.join(opened) or '-'}")
             else:
                 print("strace is not on PATH: the files opened at init are not listed")

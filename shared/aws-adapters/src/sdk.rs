@@ -3,8 +3,9 @@
 //!
 //! - Credentials and region come from the environment Lambda provides (the function role's keys,
 //!   `AWS_REGION`); no profile file is read, so no `~/.aws/config` or `credentials` lookup.
-//! - The HTTPS client trusts Mozilla's roots compiled into the binary (webpki-root-certs), not the
-//!   files under `/etc/ssl/certs`, which the SDK's default client reads one by one.
+//! - The HTTPS client trusts roots compiled into the binary (webpki-root-certs), not the files under
+//!   `/etc/ssl/certs`, which the SDK's default client reads one by one: Amazon Trust Services' for
+//!   AWS itself, all of Mozilla's for an endpoint of one's own.
 //!
 //! Endpoints come from the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, so
 //! the same code talks to AWS or to a local emulator without a switch.
@@ -59,14 +60,44 @@ pub async fn load_sdk_config() -> Result<SdkConfig, HttpClientError> {
         .await)
 }
 
-/// Mozilla's roots, as the PEM the SDK's trust store takes.
+/// The names of the roots AWS's own endpoints chain to (Amazon Trust Services): Amazon Root CA 1 to 4,
+/// and the Starfield root that cross-signs them.
+const AMAZON_TRUST_SERVICES: [&[u8]; 2] = [
+    b"Amazon Root CA ",
+    b"Starfield Services Root Certificate Authority - G2",
+];
+
+/// What the SDK's trust store holds. Talking to AWS itself, only Amazon Trust Services' roots: every
+/// AWS endpoint chains to them, and five roots cost init far less than Mozilla's 150. With an HTTPS
+/// endpoint of one's own (`AWS_ENDPOINT_URL*` = `https://…`: a proxy, an emulator with TLS), all of
+/// Mozilla's; a plain-HTTP one (the local stack's moto) needs none, and gets AWS's five.
 fn compiled_in_roots() -> TrustStore {
-    TrustStore::empty().with_pem_certificate(roots_pem())
+    // vars_os: a variable that is no UTF-8 is passed by, where `vars` would panic.
+    let own_https_endpoint = std::env::vars_os().any(|(name, value)| {
+        name.to_str()
+            .is_some_and(|name| name.starts_with("AWS_ENDPOINT_URL"))
+            && value
+                .to_str()
+                .and_then(|value| value.get(..8))
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    });
+    TrustStore::empty().with_pem_certificate(roots_pem(own_https_endpoint))
 }
 
-fn roots_pem() -> String {
-    let mut pem = String::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2048);
+fn is_amazon_trust_services(certificate: &[u8]) -> bool {
+    AMAZON_TRUST_SERVICES.iter().any(|name| {
+        certificate
+            .windows(name.len())
+            .any(|window| window == *name)
+    })
+}
+
+fn roots_pem(all_of_mozilla: bool) -> String {
+    let mut pem = String::new();
     for certificate in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        if !all_of_mozilla && !is_amazon_trust_services(certificate.as_ref()) {
+            continue;
+        }
         pem.push_str("-----BEGIN CERTIFICATE-----\n");
         let encoded = BASE64.encode(certificate.as_ref());
         for line in encoded.as_bytes().chunks(64) {
@@ -82,17 +113,31 @@ fn roots_pem() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_pem_holds_every_compiled_in_root_as_it_is() {
-        let pem = roots_pem();
-        let decoded: Vec<Vec<u8>> = pem
-            .split("-----BEGIN CERTIFICATE-----\n")
+    fn decoded(pem: &str) -> Vec<Vec<u8>> {
+        pem.split("-----BEGIN CERTIFICATE-----\n")
             .skip(1)
             .map(|block| {
                 let body = block.split("-----END CERTIFICATE-----").next().unwrap();
                 BASE64.decode(body.replace('\n', "")).unwrap()
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn for_aws_itself_the_store_holds_amazon_trust_services_five_roots() {
+        let roots = decoded(&roots_pem(false));
+        assert_eq!(
+            roots.len(),
+            5,
+            "Amazon Root CA 1 to 4 and Starfield Services G2"
+        );
+        assert!(roots.iter().all(|root| is_amazon_trust_services(root)));
+    }
+
+    #[test]
+    fn the_pem_holds_every_compiled_in_root_as_it_is() {
+        let pem = roots_pem(true);
+        let decoded = decoded(&pem);
         let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS;
         assert!(roots.len() > 100, "Mozilla's store");
         assert_eq!(decoded.len(), roots.len());
