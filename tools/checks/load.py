@@ -128,7 +128,7 @@ def main():
     parser.add_argument("--watch-log", required=True)
     parser.add_argument("--received-log", required=True)
     parser.add_argument("--seconds", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=12)
     parser.add_argument("--objects", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=20261202)
     parser.add_argument("--timeout", type=int, default=1800, help="how long the stack may take to drain")

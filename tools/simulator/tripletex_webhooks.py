@@ -377,6 +377,7 @@ class Webhooks:
             self.workload_running = True
         try:
             while done < changes:
+                done_before = done
                 company = generator.choice(companies)
                 # Spread the creates over the run: a non-create step makes about 2.5 changes (a burst).
                 share = (objects - created) / max(1, changes - done)
@@ -403,7 +404,8 @@ class Webhooks:
                             self.change(key[0], key[1], "update", key[2], {UPDATED_FIELD[key[1]]: text})
                             done += 1
                 if interval:
-                    time.sleep(interval)
+                    # Paced by the changes made, a burst counting each of its updates.
+                    time.sleep(interval * (done - done_before))
         finally:
             with self.sim.lock:
                 self.workload_running = False
