@@ -13,7 +13,7 @@ Cold starts are taken round-robin over the functions, so that a busy moment of t
 all of them, and medians are reported. Then the cost per million webhooks from these durations.
 
 Usage (from the repository root, with .venv set up; builds the x86_64 release zips it needs):
-  .venv/bin/python3 -m tools.checks.cold_start [--cold-starts 10] [--warm 20]
+  .venv/bin/python3 -m tools.checks.cold_start [--cold-starts 10] [--warm 20] [--debug]
 """
 
 import argparse
@@ -144,10 +144,14 @@ class RuntimeHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def bootstraps(workdir):
-    """The x86_64 release bootstrap of every function and the floor (built when missing or arm64)."""
+def bootstraps(workdir, debug):
+    """The x86_64 release bootstrap of every function and the floor (built when missing or arm64);
+    with `debug`, the dev builds instead (the test command's smoke: the bench's machinery, not figures)."""
     names = sorted(os.listdir(os.path.join(ROOT, "functions"))) + [FLOOR]
     packages = [arg for name in names for arg in ("-p", name)]
+    if debug:
+        subprocess.run(["cargo", "build", "--quiet", "--bins", *packages], check=True, cwd=ROOT)
+        return {name: os.path.join(ROOT, "target/debug", name) for name in names}
     # cargo-lambda lives in the venv this runs from.
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
     subprocess.run(["cargo", "lambda", "build", "--release", "--x86-64", "--output-format", "zip", "--quiet",
@@ -234,13 +238,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--cold-starts", type=int, default=10)
     parser.add_argument("--warm", type=int, default=20)
+    parser.add_argument("--debug", action="store_true",
+                        help="the dev builds, not the release bootstraps: a smoke of the bench, no figures to quote")
     parser.add_argument("--cold-share", type=float, default=0.01,
                         help="share of invocations that are cold, for the cost figure (AWS: under 1 %%)")
     args = parser.parse_args()
     processes, servers = [], []
     try:
         with tempfile.TemporaryDirectory() as workdir:
-            binaries = bootstraps(workdir)
+            binaries = bootstraps(workdir, args.debug)
             moto, endpoint = start_moto()
             processes.append(moto)
             simulator = Simulator()
@@ -295,13 +301,16 @@ def main():
             figures = {name: {key: statistics.median(run[key] for run in runs[name])
                               for key in ("init", "first", "warm", "rss_kib")} for name in names}
             floor = figures[FLOOR]
+            if args.debug:
+                print("dev builds (--debug): a smoke of the bench; its figures are not the functions'")
             print(f"{args.cold_starts} cold starts each, round-robin; {args.warm} warm calls after each first call; "
                   "medians")
             print(f"{'function':<31}{'zip':>10}{'init':>10}{'x floor':>9}{'first':>10}{'warm':>10}{'first/warm':>11}"
                   f"{'peak RSS':>10}{'x floor':>9}")
             for name in names:
                 f = figures[name]
-                zipped = os.path.getsize(os.path.join(ROOT, f"target/lambda/{name.split()[0]}/bootstrap.zip"))
+                archive = os.path.join(ROOT, f"target/lambda/{name.split()[0]}/bootstrap.zip")
+                zipped = 0 if args.debug else os.path.getsize(archive)
                 print(f"{name:<31}{zipped / 1e6:>8.2f}MB{f['init'] * 1000:>8.2f}ms{f['init'] / floor['init']:>9.2f}"
                       f"{f['first'] * 1000:>8.2f}ms{f['warm'] * 1000:>8.2f}ms{f['first'] / f['warm']:>11.2f}"
                       f"{f['rss_kib'] / 1024:>8.1f}MB{f['rss_kib'] / floor['rss_kib']:>9.2f}")
