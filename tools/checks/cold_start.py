@@ -150,7 +150,9 @@ def bootstraps(workdir, debug):
     names = sorted(os.listdir(os.path.join(ROOT, "functions"))) + [FLOOR]
     packages = [arg for name in names for arg in ("-p", name)]
     if debug:
-        subprocess.run(["cargo", "build", "--quiet", "--bins", *packages], check=True, cwd=ROOT)
+        # The workspace's build, as scripts/run makes it: selecting packages would unify features
+        # differently (the CLI's SDK features) and build everything again.
+        subprocess.run(["cargo", "build", "--quiet", "--workspace", "--bins"], check=True, cwd=ROOT)
         return {name: os.path.join(ROOT, "target/debug", name) for name in names}
     # cargo-lambda lives in the venv this runs from.
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
