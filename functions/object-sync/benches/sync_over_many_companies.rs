@@ -4,7 +4,7 @@
 //! prints the wall time, Tripletex requests next to the least a sync could make, and the peak heap of
 //! one step, then checks that every company's copy is exact.
 //!
-//! `cargo bench -p object-sync --bench many_companies [-- --companies N --objects M]`
+//! `cargo bench -p object-sync --bench sync_over_many_companies [-- --companies N --objects M]`
 //!
 //! Tripletex is the simulator over HTTP through the real client (one HTTP client for every company,
 //! as in the function); the AWS side is the in-memory fakes, as in `sync_against_simulator`.

@@ -3,7 +3,7 @@
 //! Prints the run's wall time, its Tripletex requests against the least a run can make (a session,
 //! one page of subscriptions, one update per re-enable, per company) and the peak heap of the run.
 //!
-//! `cargo bench -p subscription-keeper --bench many_companies` (500 companies; `-- --companies N`).
+//! `cargo bench -p subscription-keeper --bench keeper_over_many_companies` (500 companies; `-- --companies N`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench may panic: that is its failure
 
