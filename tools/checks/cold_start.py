@@ -168,14 +168,15 @@ def bootstraps(workdir, debug):
     return paths
 
 
-def tree_peak_rss_kib(pid):
-    """VmHWM of a process and its descendants."""
+def tree_status_kib(pid, field):
+    """A memory field of /proc/PID/status (VmHWM: peak RSS; RssAnon: heap and stacks now, no file
+    mapped) summed over a process and its descendants."""
     total, pending = 0, [pid]
     while pending:
         current = pending.pop()
         try:
             with open(f"/proc/{current}/status", encoding="utf-8") as handle:
-                total += next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
+                total += next(int(line.split()[1]) for line in handle if line.startswith(f"{field}:"))
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children", encoding="utf-8") as handle:
                     pending += [int(child) for child in handle.read().split()]
@@ -209,7 +210,8 @@ def cold_start(api, binary, environment, payload, warm_calls, check):
             "init": api.first_next_at - started,
             "first": first.answered_at - first.handed_at,
             "warm": statistics.median(w.answered_at - w.handed_at for w in warm),
-            "rss_kib": tree_peak_rss_kib(process.pid),
+            "rss_kib": tree_status_kib(process.pid, "VmHWM"),
+            "anon_kib": tree_status_kib(process.pid, "RssAnon"),
         }
     finally:
         process.terminate()
@@ -301,22 +303,25 @@ def main():
                         runs[name].append(cold_start(api, binaries[name], environment(name, api), payload(name),
                                                      args.warm, EVENTS[name][1]))
             figures = {name: {key: statistics.median(run[key] for run in runs[name])
-                              for key in ("init", "first", "warm", "rss_kib")} for name in names}
+                              for key in ("init", "first", "warm", "rss_kib", "anon_kib")} for name in names}
             floor = figures[FLOOR]
             if args.debug:
                 print("dev builds (--debug): a smoke of the bench; its figures are not the functions'")
             print(f"{args.cold_starts} cold starts each, round-robin; {args.warm} warm calls after each first call; "
                   "medians")
             print(f"{'function':<31}{'zip':>10}{'init':>10}{'x floor':>9}{'first':>10}{'warm':>10}{'first/warm':>11}"
-                  f"{'peak RSS':>10}{'x floor':>9}")
+                  f"{'peak RSS':>10}{'x floor':>9}{'anon':>9}{'x floor':>9}")
             for name in names:
                 f = figures[name]
                 archive = os.path.join(ROOT, f"target/lambda/{name.split()[0]}/bootstrap.zip")
                 zipped = 0 if args.debug else os.path.getsize(archive)
                 print(f"{name:<31}{zipped / 1e6:>8.2f}MB{f['init'] * 1000:>8.2f}ms{f['init'] / floor['init']:>9.2f}"
                       f"{f['first'] * 1000:>8.2f}ms{f['warm'] * 1000:>8.2f}ms{f['first'] / f['warm']:>11.2f}"
-                      f"{f['rss_kib'] / 1024:>8.1f}MB{f['rss_kib'] / floor['rss_kib']:>9.2f}")
+                      f"{f['rss_kib'] / 1024:>8.1f}MB{f['rss_kib'] / floor['rss_kib']:>9.2f}"
+                      f"{f['anon_kib'] / 1024:>7.1f}MB{f['anon_kib'] / floor['anon_kib']:>9.2f}")
             print("targets: init <= 1.5 x the floor, first call <= 1.2 x a warm one, peak RSS <= 2 x the floor")
+            print("anon: the part of RSS that is no mapped file (heap, stacks), after the warm calls; the rest of "
+                  "the peak is the binary and libc, mapped")
 
             if shutil.which("strace"):
                 print("files opened during init (the dynamic loader's left out):")

@@ -16,14 +16,15 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(&Env::process())?;
     let sdk = load_sdk_config().await?;
     let secrets = SecretsManagerClient::new(&sdk);
-    let companies = config
-        .credentials
-        .load(&secrets, Companies::parse_secret, config.secret_ttl)
-        .await?;
-    let receiver_auth = config
-        .receiver_auth
-        .load(&secrets, AuthConfig::parse_secret, config.secret_ttl)
-        .await?;
+    // Both at once: init waits for one round trip to Secrets Manager, not two.
+    let (companies, receiver_auth) = tokio::try_join!(
+        config
+            .credentials
+            .load(&secrets, Companies::parse_secret, config.secret_ttl),
+        config
+            .receiver_auth
+            .load(&secrets, AuthConfig::parse_secret, config.secret_ttl),
+    )?;
     let keeper = Keeper::new(
         HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default()),
         DynamoResyncLedger::new(DynamoDbClient::new(&sdk), &config.resync_table_name),

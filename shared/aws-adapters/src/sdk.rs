@@ -84,15 +84,15 @@ fn compiled_in_roots() -> TrustStore {
     TrustStore::empty().with_pem_certificate(roots_pem(own_https_endpoint))
 }
 
-fn is_amazon_trust_services(certificate: &[u8]) -> bool {
-    AMAZON_TRUST_SERVICES.iter().any(|name| {
-        certificate
-            .windows(name.len())
-            .any(|window| window == *name)
-    })
-}
-
 fn roots_pem(all_of_mozilla: bool) -> String {
+    // memmem, not a byte-by-byte window compare: the scan of Mozilla's 150 roots for these names was
+    // 45 % of the worker's instructions at init (callgrind).
+    let amazon_names = AMAZON_TRUST_SERVICES.map(memchr::memmem::Finder::new);
+    let is_amazon_trust_services = |certificate: &[u8]| {
+        amazon_names
+            .iter()
+            .any(|name| name.find(certificate).is_some())
+    };
     let mut pem = String::new();
     for certificate in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
         if !all_of_mozilla && !is_amazon_trust_services(certificate.as_ref()) {
@@ -131,7 +131,18 @@ mod tests {
             5,
             "Amazon Root CA 1 to 4 and Starfield Services G2"
         );
-        assert!(roots.iter().all(|root| is_amazon_trust_services(root)));
+        // The rule written out the slow way: every root whose bytes hold one of the names.
+        let by_window_compare: Vec<Vec<u8>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|root| root.as_ref())
+            .filter(|root| {
+                AMAZON_TRUST_SERVICES
+                    .iter()
+                    .any(|name| root.windows(name.len()).any(|window| window == *name))
+            })
+            .map(<[u8]>::to_vec)
+            .collect();
+        assert_eq!(roots, by_window_compare);
     }
 
     #[test]
