@@ -21,7 +21,11 @@ use aws_config::timeout::TimeoutConfig;
 use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use aws_smithy_http_client::{Builder, HttpClientError};
+use aws_smithy_http_client::{Connector, HttpClientError};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
@@ -42,22 +46,47 @@ pub async fn load_sdk_config() -> Result<SdkConfig, HttpClientError> {
     let no_profile_files = EnvConfigFiles::builder()
         .with_contents(EnvConfigFileKind::Config, "")
         .build();
-    let https = Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-        .tls_context(
-            TlsContext::builder()
-                .with_trust_store(compiled_in_roots())
-                .build()?,
-        )
-        .build_https();
     Ok(aws_config::defaults(BehaviorVersion::latest())
         .profile_files(no_profile_files)
         .credentials_provider(EnvironmentVariableCredentialsProvider::new())
         .region(EnvironmentVariableRegionProvider::new())
-        .http_client(https)
+        .http_client(OneConnector::new(compiled_in_roots())?)
         .timeout_config(timeouts)
         .load()
         .await)
+}
+
+/// One HTTPS connector (TLS configuration, trust store, connection pool) for every client of the
+/// process, built once at init. The SDK's own client builds one as each client is made and drops it,
+/// then builds another at the first request: three builds for a function of two clients, one of them
+/// in its first call. Each request's settings are this config's own (the connect timeout above; no
+/// read timeout, the attempt timeout bounds a read), so the one connector is built with them.
+#[derive(Debug)]
+struct OneConnector(SharedHttpConnector);
+
+impl OneConnector {
+    fn new(roots: TrustStore) -> Result<Self, HttpClientError> {
+        let https = Connector::builder()
+            .connector_settings(
+                HttpConnectorSettings::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .build(),
+            )
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(TlsContext::builder().with_trust_store(roots).build()?)
+            .build();
+        Ok(Self(SharedHttpConnector::new(https)))
+    }
+}
+
+impl HttpClient for OneConnector {
+    fn http_connector(
+        &self,
+        _: &HttpConnectorSettings,
+        _: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.clone()
+    }
 }
 
 /// The names of the roots AWS's own endpoints chain to (Amazon Trust Services): Amazon Root CA 1 to 4,
@@ -143,6 +172,41 @@ mod tests {
             .map(<[u8]>::to_vec)
             .collect();
         assert_eq!(roots, by_window_compare);
+    }
+
+    #[tokio::test]
+    async fn a_connection_never_accepted_fails_at_the_connect_timeout() {
+        // A listener whose accept queue is full: the kernel drops the next SYN, so a connect hangs.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let address = listener.local_addr().unwrap();
+        let _fills_the_queue = std::net::TcpStream::connect(address).unwrap();
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version_latest()
+            .http_client(OneConnector::new(compiled_in_roots()).unwrap())
+            .endpoint_url(format!("http://{address}"))
+            .region(aws_config::Region::new("eu-north-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            // Off, so that only the connect timeout can end the call (the guard above excepted).
+            .stalled_stream_protection(
+                aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+            )
+            .build();
+        // A guard, not a timing: without a connect timeout the call would hang for good.
+        let call = aws_sdk_dynamodb::Client::from_conf(config)
+            .list_tables()
+            .send();
+        let error = tokio::time::timeout(Duration::from_secs(30), call)
+            .await
+            .expect("no connect timeout: the call hung")
+            .unwrap_err();
+        let timed_out = match &error {
+            aws_sdk_dynamodb::error::SdkError::DispatchFailure(failure) => failure.is_timeout(),
+            _ => false,
+        };
+        assert!(timed_out, "{error:?}");
     }
 
     #[test]
