@@ -12,8 +12,12 @@ one remote call (GetSecretValue) it makes, as the keeper and the sync make their
 Cold starts are taken round-robin over the functions, so that a busy moment of the machine falls on
 all of them, and medians are reported. Then the cost per million webhooks from these durations.
 
+With `--instructions`, each bootstrap also runs under callgrind (valgrind), which counts the
+instructions of init, of the first call and of a warm call: figures that do not move with a busy
+machine, though they leave out what the kernel does (exec, page faults, connections).
+
 Usage (from the repository root, with .venv set up; builds the x86_64 release zips it needs):
-  .venv/bin/python3 -m tools.checks.cold_start [--cold-starts 10] [--warm 20] [--debug]
+  .venv/bin/python3 -m tools.checks.cold_start [--cold-starts 10] [--warm 20] [--debug] [--instructions]
 """
 
 import argparse
@@ -238,12 +242,67 @@ def files_opened_at_init(api, binary, environment):
     return [path for path in opened if not re.match(r"/(etc/ld\.so|lib|usr/lib)", path)]
 
 
+CALLGRIND_WARM_CALLS = 4
+
+
+def callgrind_instructions(api, binary, environment, payload, calls, check):
+    """Instructions the process runs under callgrind: to its first `next` when `calls` is 0, else
+    through that many calls."""
+    with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
+        process = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", binary],
+                                   env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            if calls == 0:
+                deadline = time.time() + 60
+                while api.first_next_at is None and time.time() < deadline:
+                    time.sleep(0.01)
+                if api.first_next_at is None:
+                    raise SystemExit(f"{binary}: no `next` within 60 s under callgrind")
+            for _ in range(calls):
+                answer = api.invoke(payload, timeout=120).answer
+                if not check(answer):
+                    raise SystemExit(f"{binary}: unexpected answer {answer}")
+        finally:
+            # callgrind writes its counts when the process ends, on SIGTERM too.
+            process.terminate()
+            process.wait(60)
+        with open(out.name, encoding="utf-8") as handle:
+            return next(int(line.split()[1]) for line in handle if line.startswith(("summary:", "totals:")))
+
+
+def instruction_figures(binaries, environment, payload, names):
+    """Init, first call and warm call in instructions, from three runs of each bootstrap: to the first
+    `next`, through one call, through one call and CALLGRIND_WARM_CALLS more."""
+    figures = {}
+    for name in names:
+        counts = []
+        for calls in (0, 1, 1 + CALLGRIND_WARM_CALLS):
+            with Started() as api:
+                counts.append(callgrind_instructions(api, binaries[name], environment(name, api), payload(name),
+                                                     calls, EVENTS[name][1]))
+        init, through_first, through_warm = counts
+        figures[name] = {"init": init, "first": through_first - init,
+                         "warm": (through_warm - through_first) / CALLGRIND_WARM_CALLS}
+    return figures
+
+
+def print_instruction_figures(figures):
+    floor = figures[FLOOR]
+    print(f"instructions under callgrind (one cold start each; warm: the mean of {CALLGRIND_WARM_CALLS} calls)")
+    print(f"{'function':<31}{'init':>10}{'x floor':>9}{'first':>10}{'warm':>10}{'first/warm':>11}")
+    for name, f in figures.items():
+        print(f"{name:<31}{f['init'] / 1e6:>9.2f}M{f['init'] / floor['init']:>9.2f}"
+              f"{f['first'] / 1e6:>9.3f}M{f['warm'] / 1e6:>9.3f}M{f['first'] / f['warm']:>11.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--cold-starts", type=int, default=10)
     parser.add_argument("--warm", type=int, default=20)
     parser.add_argument("--debug", action="store_true",
                         help="the dev builds, not the release bootstraps: a smoke of the bench, no figures to quote")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each function's instructions at init, first and warm call under callgrind")
     parser.add_argument("--cold-share", type=float, default=0.01,
                         help="share of invocations that are cold, for the cost figure (AWS: under 1 %%)")
     args = parser.parse_args()
@@ -334,6 +393,12 @@ def main():
                           f"profile: {', '.join(opened) or '-'}")
             else:
                 print("strace is not on PATH: the files opened at init are not listed")
+
+            if args.instructions:
+                if shutil.which("valgrind"):
+                    print_instruction_figures(instruction_figures(binaries, environment, payload, names))
+                else:
+                    print("valgrind is not on PATH: no instruction counts")
 
             cost(figures, args.cold_share)
     finally:
