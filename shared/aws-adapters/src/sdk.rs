@@ -189,7 +189,7 @@ mod tests {
             .region(aws_config::Region::new("eu-north-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
             .retry_config(aws_config::retry::RetryConfig::disabled())
-            // Off, so that only the connect timeout can end the call (the guard above excepted).
+            // Off, so that only the connect timeout can end the call (or the guard below).
             .stalled_stream_protection(
                 aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
             )
