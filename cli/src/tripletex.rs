@@ -45,7 +45,8 @@ pub async fn object_now(
         .ok()
         .and_then(|tenant| companies.0.get(&tenant).map(|c| (tenant, c)))
         .ok_or_else(|| TripletexError::UnknownCompany(company.to_owned()))?;
-    let pool = HttpTripletexCompanies::new(base_url, RetryPolicy::default());
+    let pool = HttpTripletexCompanies::new(base_url, RetryPolicy::default())
+        .map_err(TripletexError::Call)?;
     let api = pool
         .company(&credentials.0, credentials.1)
         .map_err(TripletexError::Call)?;

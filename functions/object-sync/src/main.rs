@@ -32,7 +32,7 @@ async fn main() -> Result<(), Error> {
     let sqs = SqsClient::new(&sdk);
     let dynamodb = DynamoDbClient::new(&sdk);
     let sync = ObjectSync {
-        tripletex: HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default()),
+        tripletex: HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default())?,
         webhooks: SqsQueue::new(sqs.clone(), &config.webhook_queue_url),
         tasks: SqsSyncTasks::new(sqs, &config.sync_queue_url),
         copy: DynamoObjectStore::new(dynamodb.clone(), &config.objects_table_name),

@@ -101,7 +101,7 @@ fn main() {
     );
 
     let keeper = Keeper::new(
-        HttpTripletexCompanies::new(sim.api_base_url(), RetryPolicy::default()),
+        HttpTripletexCompanies::new(sim.api_base_url(), RetryPolicy::default()).unwrap(),
         Arc::new(InMemoryResyncLedger::new()),
         SecretSource::Fixed(Arc::new(
             Companies::from_json(&json!({ "companies": secrets }).to_string()).unwrap(),

@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
             .load(&secrets, AuthConfig::parse_secret, config.secret_ttl),
     )?;
     let keeper = Keeper::new(
-        HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default()),
+        HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default())?,
         DynamoResyncLedger::new(DynamoDbClient::new(&sdk), &config.resync_table_name),
         companies,
         receiver_auth,

@@ -64,7 +64,9 @@ fn harness_with(companies: Value, page_size: u32) -> Harness {
     let companies = Companies::from_json(&companies.to_string()).unwrap();
     let ledger = Arc::new(InMemoryResyncLedger::new());
     let keeper = Keeper::new(
-        HttpTripletexCompanies::new(sim.api_base_url(), retry()).with_page_size(page_size),
+        HttpTripletexCompanies::new(sim.api_base_url(), retry())
+            .unwrap()
+            .with_page_size(page_size),
         Arc::clone(&ledger),
         SecretSource::Fixed(Arc::new(companies)),
         SecretSource::Fixed(Arc::new(auth)),

@@ -17,19 +17,20 @@ pub struct HttpTripletexCompanies {
     retry: RetryPolicy,
     page_size: u32,
     clients: Mutex<HashMap<TenantId, (Fingerprint, Arc<HttpTripletexApi>)>>,
-    /// Made with the first company's API.
-    http: Mutex<Option<reqwest::Client>>,
+    /// Shared by every company's API: its connections, TLS roots and memory are made once.
+    http: reqwest::Client,
 }
 
 impl HttpTripletexCompanies {
-    pub fn new(base_url: impl Into<String>, retry: RetryPolicy) -> Self {
-        Self {
+    /// Builds the HTTP client now (at init), so that no call pays for its TLS roots.
+    pub fn new(base_url: impl Into<String>, retry: RetryPolicy) -> Result<Self, TripletexError> {
+        Ok(Self {
             base_url: base_url.into(),
+            http: http_client(&retry)?,
             retry,
             page_size: DEFAULT_PAGE_SIZE,
             clients: Mutex::new(HashMap::new()),
-            http: Mutex::new(None),
-        }
+        })
     }
 
     pub fn with_page_size(mut self, page_size: u32) -> Self {
@@ -55,7 +56,7 @@ impl TripletexCompanies for HttpTripletexCompanies {
         }
         let api = Arc::new(
             HttpTripletexApi::with_client(
-                self.shared_http()?,
+                self.http.clone(),
                 &self.base_url,
                 credentials.clone(),
                 self.retry.clone(),
@@ -64,18 +65,6 @@ impl TripletexCompanies for HttpTripletexCompanies {
         );
         clients.insert(tenant.clone(), (fingerprint, Arc::clone(&api)));
         Ok(api)
-    }
-}
-
-impl HttpTripletexCompanies {
-    fn shared_http(&self) -> Result<reqwest::Client, TripletexError> {
-        let mut http = self.http.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(client) = http.as_ref() {
-            return Ok(client.clone());
-        }
-        let client = http_client(&self.retry)?;
-        *http = Some(client.clone());
-        Ok(client)
     }
 }
 
@@ -110,7 +99,8 @@ mod tests {
 
     #[test]
     fn the_same_credentials_get_the_same_client_and_new_ones_a_new_client() {
-        let pool = HttpTripletexCompanies::new("http://127.0.0.1:9/v2", RetryPolicy::default());
+        let pool =
+            HttpTripletexCompanies::new("http://127.0.0.1:9/v2", RetryPolicy::default()).unwrap();
         let tenant = TenantId::default_tenant();
         let first = pool.company(&tenant, &credentials("a")).unwrap();
         let again = pool.company(&tenant, &credentials("a")).unwrap();

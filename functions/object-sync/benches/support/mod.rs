@@ -38,7 +38,7 @@ pub fn harness(api_base_url: String, companies: Companies, limits: StepLimits) -
     let store = Arc::new(InMemoryObjectStore::new());
     let records = Arc::new(InMemorySyncRecords::new());
     let sync = ObjectSync {
-        tripletex: HttpTripletexCompanies::new(api_base_url, RetryPolicy::default()),
+        tripletex: HttpTripletexCompanies::new(api_base_url, RetryPolicy::default()).unwrap(),
         webhooks: Arc::clone(&webhooks),
         tasks: Arc::clone(&tasks),
         copy: Arc::clone(&store),

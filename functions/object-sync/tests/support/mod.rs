@@ -90,7 +90,7 @@ pub async fn stack(name: &str, object_type: &'static str, limits: StepLimits) ->
     };
     let store = DynamoObjectStore::new(dynamodb.clone(), text("ObjectsTable", "name"));
     let sync = ObjectSync {
-        tripletex: HttpTripletexCompanies::new(sim.api_base_url(), retry),
+        tripletex: HttpTripletexCompanies::new(sim.api_base_url(), retry).unwrap(),
         webhooks: SqsQueue::new(sqs.clone(), text("WebhookQueue", "url")),
         tasks: SqsSyncTasks::new(sqs.clone(), text("SyncQueue", "url")),
         copy: store.clone(),
