@@ -89,9 +89,14 @@ class RuntimeApi(http.server.ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), RuntimeHandler)
         self.first_next_at = None
+        self.first_next = threading.Event()
         self.init_error = None
         self.pending = queue.Queue()
         self.invocations = {}
+
+    def wait_for_first_next(self, timeout):
+        """Whether the process asked for its first event (its init ended) within `timeout` seconds."""
+        return self.first_next.wait(timeout)
 
     def invoke(self, payload, timeout=60):
         invocation = Invocation(payload)
@@ -112,6 +117,7 @@ class RuntimeHandler(http.server.BaseHTTPRequestHandler):
             return self.answer(404, b"{}")
         if api.first_next_at is None:
             api.first_next_at = time.perf_counter()
+            api.first_next.set()
         invocation = api.pending.get()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -230,9 +236,7 @@ def files_opened_at_init(api, binary, environment):
                                    env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    start_new_session=True)
         try:
-            deadline = time.time() + 30
-            while api.first_next_at is None and time.time() < deadline:
-                time.sleep(0.01)
+            api.wait_for_first_next(30)
             with open(trace.name, encoding="utf-8", errors="replace") as handle:
                 lines = handle.read().splitlines()
         finally:
@@ -252,12 +256,8 @@ def callgrind_instructions(api, binary, environment, payload, calls, check):
         process = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", binary],
                                    env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            if calls == 0:
-                deadline = time.time() + 60
-                while api.first_next_at is None and time.time() < deadline:
-                    time.sleep(0.01)
-                if api.first_next_at is None:
-                    raise SystemExit(f"{binary}: no `next` within 60 s under callgrind")
+            if calls == 0 and not api.wait_for_first_next(60):
+                raise SystemExit(f"{binary}: no `next` within 60 s under callgrind")
             for _ in range(calls):
                 answer = api.invoke(payload, timeout=120).answer
                 if not check(answer):
