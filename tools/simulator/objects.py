@@ -11,11 +11,19 @@ OpenAPI excerpt (tools/simulator/spec/tripletex-openapi-objects.json) describes 
   employees' external contacts (`includeContacts` defaults to false);
 - `If-None-Match`: `versionDigest` is the page's checksum, and the same checksum sent back gets 304;
 - by id: the object, or 404 code 6000 when it does not exist or was deleted.
+
+A listing sorted by id is a slice of each company's sorted live ids (no scan, no sort: a page costs
+its size at any number of objects); a date window or a partition filters that list in id order.
+
+Two faults a sync must survive (`ObjectFaults`, set through `/_sim/object-faults`): a delete that
+lands between two pages of a listing (every later object moves up one place, so offset paging skips
+one), and a fetch by ids whose answer leaves one out (replication lag, a permission filter).
 """
 
 import datetime
 import hashlib
 import json
+import random
 
 # list path -> (object type as events name it, id filter, (from, to) date parameters, the object's date field)
 ENDPOINTS = {
@@ -90,21 +98,43 @@ def sort_key(sorting):
     return (lambda value: (value.get(field) is None, value.get(field), value.get("id"))), first.startswith("-")
 
 
-def list_objects(objects, company, list_path, query, list_limit=LIST_LIMIT):
-    """Every live object of the endpoint's type for `company` that the query selects, sorted."""
+class IdOrderedValues:
+    """The live objects of one company and type in id order, as a sequence whose slices read only
+    the objects they hold."""
+
+    def __init__(self, objects, company, kind, ids):
+        self.objects, self.company, self.kind, self.ids = objects, company, kind, ids
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, part):
+        ids = self.ids[part] if isinstance(part, slice) else [self.ids[part]]
+        values = [self.objects[(self.company, self.kind, object_id)]["value"] for object_id in ids]
+        return values if isinstance(part, slice) else values[0]
+
+
+def list_objects(objects, live_ids, company, list_path, query, list_limit=LIST_LIMIT):
+    """Every live object of the endpoint's type for `company` that the query selects, sorted.
+    `live_ids` maps (company, type) to the sorted ids of its live objects."""
     kind, id_filter, window, date_field = ENDPOINTS[list_path]
     ids = query.get(id_filter)
+    sorting = (query.get("sorting") or "id").strip()
     if ids:
         try:
             wanted = {int(part) for part in ids.split(",") if part.strip()}
         except ValueError:
             raise ObjectError(422, 15000, "Validering feilet.", [(id_filter, "Ugyldig liste.")]) from None
         # By key, not by scanning every object: a sync fetches in batches of ids from large sets.
-        states = (objects.get((company, kind, object_id)) for object_id in wanted)
+        states = (objects.get((company, kind, object_id)) for object_id in sorted(wanted))
         selected = [state["value"] for state in states if state is not None and not state["deleted"]]
     else:
-        selected = [state["value"] for (owner, object_kind, _), state in objects.items()
-                    if owner == company and object_kind == kind and not state["deleted"]]
+        ordered = live_ids.get((company, kind), [])
+        if not window and kind not in PARTITIONED and sorting == "id":
+            if len(ordered) > list_limit:
+                raise ObjectError(422, 23000, too_large(list_limit))
+            return IdOrderedValues(objects, company, kind, ordered)
+        selected = [objects[(company, kind, object_id)]["value"] for object_id in ordered]
     if window:
         missing = [name for name in window if not query.get(name)]
         if missing:
@@ -114,9 +144,56 @@ def list_objects(objects, company, list_path, query, list_limit=LIST_LIMIT):
                     if start <= datetime.date.fromisoformat(value[date_field]) < end]
     selected = [value for value in selected if visible(kind, value, query)]
     if len(selected) > list_limit:
-        raise ObjectError(422, 23000, f"Result set too large. Limit of {list_limit:,} reached.".replace(",", "."))
-    key, reverse = sort_key(query.get("sorting"))
+        raise ObjectError(422, 23000, too_large(list_limit))
+    if sorting == "id":
+        return selected  # already in id order
+    key, reverse = sort_key(sorting)
     return sorted(selected, key=key, reverse=reverse)
+
+
+# Types whose default filter hides some objects (`visible`).
+PARTITIONED = ("customer", "supplier", "employee")
+
+
+def too_large(list_limit):
+    return f"Result set too large. Limit of {list_limit:,} reached.".replace(",", ".")
+
+
+class ObjectFaults:
+    """Faults of the object endpoints, at a seeded rate or once for named ids. The simulator applies
+    them (tripletex_simulator.py): `omit_from_fetch` thins a fetch's answer; `delete_after_page`
+    names an object on a full page just served, which the simulator then deletes (with its delete
+    webhook, as a person deleting it mid-scan would cause)."""
+
+    def __init__(self):
+        self.configure({})
+
+    def configure(self, body):
+        self.fetch_omission_rate = float(body.get("fetchOmissionRate", 0))
+        self.delete_during_listing_rate = float(body.get("deleteDuringListingRate", 0))
+        self.omit_next_fetch = set(body.get("omitFromNextFetch", ()))
+        self.delete_after_next_page = bool(body.get("deleteAfterNextPage", False))
+        self.random = random.Random(int(body.get("seed", 1)))
+        self.counts = {"fetchOmissions": 0, "deletesDuringListing": 0}
+
+    def omit_from_fetch(self, values):
+        """The fetch's answer with what this fault leaves out."""
+        left = [v for v in values if v.get("id") not in self.omit_next_fetch]
+        self.omit_next_fetch -= {v.get("id") for v in values}
+        if left and self.random.random() < self.fetch_omission_rate:
+            left.pop(self.random.randrange(len(left)))
+        self.counts["fetchOmissions"] += len(values) - len(left)
+        return left
+
+    def delete_after_page(self, page):
+        """An id of this full page to delete now, or None."""
+        if not page:
+            return None
+        if self.delete_after_next_page or self.random.random() < self.delete_during_listing_rate:
+            self.delete_after_next_page = False
+            self.counts["deletesDuringListing"] += 1
+            return self.random.choice(page).get("id")
+        return None
 
 
 def page_of(values, query, if_none_match):

@@ -127,6 +127,7 @@ class Simulator:
         self.faults = []
         self.latency_ms = 0
         self.list_limit = objects.LIST_LIMIT
+        self.object_faults = objects.ObjectFaults()
         self.requests = []  # (method, path) of every API call, for tests
         self.webhooks = Webhooks(self)
 
@@ -146,6 +147,7 @@ class Simulator:
             self.requests.clear()
             self.latency_ms = 0
             self.list_limit = objects.LIST_LIMIT
+            self.object_faults = objects.ObjectFaults()
             self.next_id = 1
             self.rate_limit.windows.clear()
             self.webhooks.reset()
@@ -540,15 +542,28 @@ class Handler(BaseHTTPRequestHandler):
         raise ApiError(404, 6000, "Object not found.")
 
     def object_answer(self, located, acting_for, query):
-        """A list page or one object of the endpoints a sync reads (tools/simulator/objects.py)."""
+        """A list page or one object of the endpoints a sync reads (tools/simulator/objects.py), with
+        the object faults set for it."""
         list_path, object_id = located
         sim = self.sim
+        kind, id_filter = objects.ENDPOINTS[list_path][:2]
         try:
             with sim.lock:
                 if object_id is not None:
                     return 200, objects.get_object(sim.webhooks.objects, acting_for, list_path, object_id, query)
-                values = objects.list_objects(sim.webhooks.objects, acting_for, list_path, query, sim.list_limit)
-            return objects.page_of(values, query, self.headers.get("If-None-Match"))
+                values = objects.list_objects(sim.webhooks.objects, sim.webhooks.live_ids, acting_for, list_path,
+                                              query, sim.list_limit)
+                fetch = bool(query.get(id_filter))
+                if fetch:
+                    values = sim.object_faults.omit_from_fetch(values)
+                status, body = objects.page_of(values, query, self.headers.get("If-None-Match"))
+                full_page = body is not None and body["count"] == int(query.get("count") or 1000)
+                victim = None
+                if not fetch and full_page and "delete" in OBJECT_TYPES.get(kind, (0, ()))[1]:
+                    victim = sim.object_faults.delete_after_page(body["values"])
+            if victim is not None:
+                sim.webhooks.change(acting_for, kind, "delete", victim)
+            return status, body
         except objects.ObjectError as error:
             raise ApiError(error.status, error.code, error.message, error.validation) from None
 
@@ -619,6 +634,12 @@ class Handler(BaseHTTPRequestHandler):
             ids = [sim.webhooks.change(company, kind, verb, fields=body.get("fields"))[2]
                    for _ in range(int(body.get("count", 1)))]
             return self.send(201, {"companyId": company, "type": kind, "ids": ids})
+        elif path == "/_sim/object-faults" and method == "POST":
+            with sim.lock:  # deletes between the pages of a listing, fetch answers that leave one out
+                sim.object_faults.configure(body)
+        elif path == "/_sim/object-faults" and method == "GET":
+            with sim.lock:
+                return self.send(200, dict(sim.object_faults.counts))
         elif path == "/_sim/list-limit" and method == "POST":
             with sim.lock:  # Tripletex's 10,000, made small so that tests meet it
                 sim.list_limit = int(body["limit"])

@@ -18,6 +18,7 @@ It keeps the truth (every object's current state) and counts what it did, for a 
 """
 
 import base64
+import bisect
 import collections
 import datetime
 import hashlib
@@ -165,6 +166,8 @@ class Webhooks:
         self.config = DeliveryConfig()
         self.random = random.Random(1)
         self.objects = {}  # (company, type, id) -> {"value": dict, "deleted": bool}
+        # (company, type) -> the ids of its live objects, sorted: a listing by id is a slice of it
+        self.live_ids = {}
         self.next_ids = dict(FIRST_IDS)
         self.missed = set()  # object keys with a change no subscription could deliver (disabled)
         self.pending = {}  # (subscription id, object key) -> Delivery not yet sent
@@ -197,12 +200,18 @@ class Webhooks:
                 value.update(fields or {})
                 self.objects[(company, kind, object_id)] = {"value": value, "deleted": False,
                                                             "changedAt": time.time()}
+                # Ids only grow, so appending keeps the list sorted.
+                self.live_ids.setdefault((company, kind), []).append(object_id)
             else:
                 current = self.objects[(company, kind, object_id)]
                 if current["deleted"]:
                     raise ValueError("a deleted object does not change")
                 if verb == "delete":
                     current["deleted"] = True
+                    ids = self.live_ids.get((company, kind), [])
+                    at = bisect.bisect_left(ids, object_id)
+                    if at < len(ids) and ids[at] == object_id:
+                        del ids[at]
                 else:
                     current["value"] = {**current["value"], **(fields or {}),
                                         "version": current["value"]["version"] + 1}
@@ -429,6 +438,7 @@ class Webhooks:
     def reset(self):
         with self.sim.lock:
             self.objects.clear()
+            self.live_ids.clear()
             self.missed.clear()
             self.pending.clear()
             self.queue.clear()

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
 use crate::config::SyncSettings;
-use crate::step::{StepError, StepPorts};
+use crate::step::{StepError, StepNotes, StepPorts};
 
 pub const FUNCTION_NAME: &str = "object-sync";
 
@@ -365,6 +365,7 @@ where
                     object_type: String::new(),
                     counts: TypeCounts::default(),
                     failure: None,
+                    unstorable: Vec::new(),
                     finished: true,
                 };
                 self.records
@@ -398,6 +399,7 @@ where
                 "the sync queue did not take the run's first task: {}",
                 error_chain(cause)
             )),
+            unstorable: Vec::new(),
             finished: true,
         };
         match self.records.record_step(tenant, run_id, 0, &report).await {
@@ -453,7 +455,8 @@ where
             return Ok(());
         };
         let mut counts = TypeCounts::default();
-        let outcome = self.step(&task, &work.stage, &mut counts).await;
+        let mut notes = StepNotes::default();
+        let outcome = self.step(&task, &work.stage, &mut counts, &mut notes).await;
         let (next, failure) = match outcome {
             Ok(next) => (next, None),
             Err(StepError::Store(error)) => return Err(TaskError::Step(StepError::Store(error))),
@@ -474,6 +477,7 @@ where
             object_type: work.object_type.clone(),
             counts,
             failure,
+            unstorable: notes.unstorable,
             finished: next.is_none(),
         };
         let recorded = self
@@ -528,6 +532,7 @@ where
         task: &SyncTask,
         stage: &Stage,
         counts: &mut TypeCounts,
+        notes: &mut StepNotes,
     ) -> Result<Option<SyncTask>, StepError> {
         let Some(spec) = task.spec() else {
             return Err(StepError::Impossible(
@@ -553,8 +558,8 @@ where
             settings: &self.settings,
         };
         let result = match stage {
-            Stage::List(cursor) => ports.list(task, spec, *cursor, counts).await,
-            Stage::Verify { after_id } => ports.verify(task, spec, *after_id, counts).await,
+            Stage::List(cursor) => ports.list(task, spec, *cursor, counts, notes).await,
+            Stage::Verify { after_id } => ports.verify(task, spec, *after_id, counts, notes).await,
         };
         let used = api.usage().since(before);
         counts.requests += used.requests;
@@ -588,6 +593,9 @@ fn emit_step_metrics(report: &StepReport) {
             ("Fetched", counts.fetched),
             ("Enqueued", counts.enqueued),
             ("Tombstoned", counts.tombstoned),
+            ("RefreshedAfterLookup", counts.refreshed_after_lookup),
+            ("Vanished", counts.vanished),
+            ("Unstorable", counts.unstorable),
             ("PagesNotModified", counts.pages_not_modified),
             ("TripletexRequests", counts.requests),
             ("TripletexRateLimited", counts.rate_limited),

@@ -1,19 +1,23 @@
 //! One bounded step of a run: list one page (compare, fetch what is missing or newer, queue it), or
-//! check one stretch of the stored copy against the type's completed listing (confirm each
-//! candidate by id, queue a tombstone for each one Tripletex no longer has).
+//! check one stretch of the stored copy against the type's completed listing (look each candidate
+//! up by id: a tombstone for each one Tripletex no longer has, the object itself for one it has at a
+//! newer version).
 
 use std::collections::HashMap;
 
 use domain::envelope::EventName;
 use domain::ids::TenantId;
-use domain::message::QueueMessage;
 use domain::ports::{
     MessageQueue, ObjectsApi, PageMemory, QueueError, StoreError, StoredCopy, SyncRecords,
 };
-use domain::sync::envelope::{delete_message, upsert_message};
+
+/// The most unstorable reasons one step reports by name (all are counted).
+const UNSTORABLE_REASONS_PER_STEP: usize = 20;
+use domain::error::error_chain;
+use domain::sync::envelope::{check_storable, delete_message, upsert_message};
 use domain::sync::{
-    CannotSplit, Cursor, FetchRequest, ListedPage, ListingProgress, Lookup, ObjectTypeSpec,
-    PageRequest, SyncTask, Tombstoning, TypeCounts, compare_page, deletion_candidates,
+    AfterLookup, CannotSplit, Cursor, FetchRequest, FetchedObject, Listed, ListedPage, Lookup,
+    ObjectTypeSpec, PageRequest, SyncTask, TypeCounts, check_stretch, compare_page,
 };
 use domain::tripletex::TripletexError;
 use jiff::Timestamp;
@@ -47,6 +51,22 @@ impl From<QueueError> for StepError {
     fn from(error: QueueError) -> Self {
         Self::Queue(error)
     }
+}
+
+/// What one step did, beside its counts.
+#[derive(Debug, Default)]
+pub struct StepNotes {
+    /// Objects found unstorable, each with its reason.
+    pub unstorable: Vec<String>,
+}
+
+/// What a fetch came to.
+#[derive(Debug, Default)]
+struct Fetched {
+    queued: u64,
+    /// Every id asked for was queued or set aside as unstorable: the pages it came from may be
+    /// trusted with a 304 from now on.
+    complete: bool,
 }
 
 /// What a step reads and writes.
@@ -87,15 +107,16 @@ where
         spec: &'static ObjectTypeSpec,
         cursor: Cursor,
         counts: &mut TypeCounts,
+        notes: &mut StepNotes,
     ) -> Result<Option<SyncTask>, StepError> {
         let tenant = &task.tenant;
-        let page_key = task.page_key().unwrap_or_default();
+        let page_size = self.settings.limits.page_size;
+        let page_key = task.page_key(page_size).unwrap_or_default();
         let partition = spec
             .partitions
             .get(cursor.partition)
             .ok_or(StepError::NoSuchPartition(cursor.partition))?;
         let memory = self.records.page_memory(tenant, &page_key).await?;
-        let page_size = self.settings.limits.page_size;
         let request = PageRequest {
             spec,
             partition,
@@ -136,8 +157,19 @@ where
                     .into_iter()
                     .map(|version| (version.id, version))
                     .collect();
-                let verdict = compare_page(&objects, |id| stored.get(&id).copied());
+                let mut verdict = compare_page(&objects, |id| stored.get(&id).copied(), &[]);
+                if !verdict.fetch.is_empty() {
+                    // Read only when there is something to fetch: most pages of a night have not.
+                    let known = self
+                        .records
+                        .known_unstorable(tenant, spec.object_type)
+                        .await?;
+                    if !known.is_empty() {
+                        verdict = compare_page(&objects, |id| stored.get(&id).copied(), &known);
+                    }
+                }
                 counts.unchanged += verdict.unchanged as u64;
+                counts.unstorable += verdict.known_unstorable as u64;
                 if !verdict.listed_after_delete.is_empty() {
                     warn!(%tenant, object_type = spec.object_type, ids = ?verdict.listed_after_delete,
                         "Tripletex lists objects the copy holds as deleted; tombstones stay final");
@@ -152,15 +184,22 @@ where
         wanted.extend(&own_fetch);
         let flush = last_page || wanted.len() >= self.settings.limits.fetch_batch;
         let mut unconfirmed = task.unconfirmed.clone();
+        let mut fetched_all = true;
         let carried = if flush {
-            let fetched = self.fetch_and_queue(task, spec, &request, &wanted).await?;
-            counts.fetched += fetched;
-            counts.enqueued += fetched;
+            let fetched = self
+                .fetch_and_queue(task, spec, &request, &wanted, counts, notes)
+                .await?;
+            counts.fetched += fetched.queued;
+            counts.enqueued += fetched.queued;
             if task.mode.counts_drift() {
-                counts.drift_corrected += fetched;
+                counts.drift_corrected += fetched.queued;
             }
-            // The pages whose objects rode along to this fetch may now answer 304.
-            self.records.confirm_pages(tenant, &unconfirmed).await?;
+            // The pages whose objects rode along to this fetch may now answer 304; not when an
+            // object of theirs could not be queued (the next run lists them in full again).
+            if fetched.complete {
+                self.records.confirm_pages(tenant, &unconfirmed).await?;
+            }
+            fetched_all = fetched.complete;
             unconfirmed.clear();
             Vec::new()
         } else {
@@ -169,7 +208,7 @@ where
         // A page's digest is trusted only once its objects are queued, so that a 304 later skips
         // nothing that was never fetched.
         if let Some(digest) = digest {
-            let confirmed = flush || own_fetch.is_empty();
+            let confirmed = own_fetch.is_empty() || (flush && fetched_all);
             let memory = PageMemory {
                 digest,
                 ids: ids.clone(),
@@ -178,7 +217,7 @@ where
             self.records
                 .remember_page(tenant, &page_key, &memory)
                 .await?;
-            if !confirmed {
+            if !confirmed && !flush {
                 unconfirmed.push(page_key.clone());
             }
         }
@@ -190,19 +229,30 @@ where
             .after_page_carrying(ids.len(), page_size, carried, unconfirmed))
     }
 
+    /// Fetches these ids in full and queues what the worker can store. An id the answer leaves out
+    /// is looked up by id: queued as found, or, on a 404, left (its pages stay unconfirmed).
     async fn fetch_and_queue(
         &self,
         task: &SyncTask,
         spec: &'static ObjectTypeSpec,
         page: &PageRequest,
         ids: &[i64],
-    ) -> Result<u64, StepError> {
-        let Some(event) = upsert_event(self.settings, spec.object_type) else {
-            return Ok(0);
+        counts: &mut TypeCounts,
+        notes: &mut StepNotes,
+    ) -> Result<Fetched, StepError> {
+        let mut outcome = Fetched {
+            queued: 0,
+            complete: true,
         };
-        let mut queued = 0;
+        if ids.is_empty() {
+            return Ok(outcome);
+        }
+        let Some(event) = upsert_event(self.settings, spec.object_type) else {
+            outcome.complete = false;
+            return Ok(outcome);
+        };
         for chunk in ids.chunks(self.settings.limits.fetch_batch.max(1)) {
-            let objects = self
+            let mut objects = self
                 .api
                 .fetch(&FetchRequest {
                     spec,
@@ -213,24 +263,89 @@ where
                 })
                 .await
                 .map_err(StepError::Tripletex)?;
-            let now = Timestamp::now();
-            let messages: Vec<QueueMessage> = objects
+            let left_out: Vec<i64> = chunk
                 .iter()
-                .map(|object| upsert_message(&task.tenant, &event, None, object, now))
+                .copied()
+                .filter(|id| !objects.iter().any(|object| object.id == *id))
                 .collect();
-            self.webhooks.send_all(&messages).await?;
-            queued += messages.len() as u64;
+            for id in left_out {
+                counts.left_out_by_fetch += 1;
+                match self.look_up(spec, id).await? {
+                    Lookup::Found(object) => objects.push(object),
+                    Lookup::NotFound => {
+                        counts.vanished += 1;
+                        outcome.complete = false;
+                    }
+                }
+            }
+            outcome.queued += self
+                .queue_storable(task, spec, &event, &objects, counts, notes)
+                .await?;
         }
-        Ok(queued)
+        Ok(outcome)
     }
 
-    /// Checks the stored copy above `after_id` against the type's listing; the task that goes on.
+    async fn look_up(&self, spec: &'static ObjectTypeSpec, id: i64) -> Result<Lookup, StepError> {
+        self.api
+            .lookup(spec, id, &self.settings.fields)
+            .await
+            .map_err(StepError::Tripletex)
+    }
+
+    /// Queues the objects the worker can store; the others are counted, reported with their
+    /// reason and remembered at their version, so that they are not fetched again until they change.
+    async fn queue_storable(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        event: &EventName,
+        objects: &[FetchedObject],
+        counts: &mut TypeCounts,
+        notes: &mut StepNotes,
+    ) -> Result<u64, StepError> {
+        let now = Timestamp::now();
+        let mut messages = Vec::with_capacity(objects.len());
+        let mut unstorable = Vec::new();
+        for object in objects {
+            let message = upsert_message(&task.tenant, event, None, object, now);
+            match check_storable(&message) {
+                Ok(()) => messages.push(message),
+                Err(reason) => {
+                    let reason = error_chain(&reason);
+                    warn!(tenant = %task.tenant, object_type = spec.object_type, id = object.id,
+                        version = object.version, reason, "an object the worker could never store is not queued");
+                    if notes.unstorable.len() < UNSTORABLE_REASONS_PER_STEP {
+                        let version = object
+                            .version
+                            .map_or_else(|| "none".to_owned(), |v| v.to_string());
+                        notes
+                            .unstorable
+                            .push(format!("id {} version {version}: {reason}", object.id));
+                    }
+                    unstorable.push(Listed {
+                        id: object.id,
+                        version: object.version,
+                    });
+                }
+            }
+        }
+        counts.unstorable += unstorable.len() as u64;
+        self.records
+            .remember_unstorable(&task.tenant, spec.object_type, &unstorable)
+            .await?;
+        self.webhooks.send_all(&messages).await?;
+        Ok(messages.len() as u64)
+    }
+
+    /// Checks one stretch of the stored copy above `after_id` against the type's listing (the copy
+    /// and the listed ids as two id-ordered streams, a bounded window of each); the task that goes on.
     pub async fn verify(
         &self,
         task: &SyncTask,
         spec: &'static ObjectTypeSpec,
         after_id: i64,
         counts: &mut TypeCounts,
+        notes: &mut StepNotes,
     ) -> Result<Option<SyncTask>, StepError> {
         let tenant: &TenantId = &task.tenant;
         let limits = self.settings.limits;
@@ -239,35 +354,45 @@ where
                 .remember_windows(tenant, spec.object_type, &task.windows_listed)
                 .await?;
         }
-        let listed = self
-            .records
-            .listed_ids(tenant, &task.run_id, spec.object_type)
-            .await?;
         let stored = self
             .copy
             .stored_after(tenant, spec.object_type, after_id, limits.verify_batch)
             .await?;
-        let mut listing = ListingProgress::start(task.started_at);
-        listing.listed_ids(listed);
+        let listed = self
+            .records
+            .listed_after(
+                tenant,
+                &task.run_id,
+                spec.object_type,
+                after_id,
+                limits.verify_batch,
+            )
+            .await?;
         // Only complete listings reach this step: a failed one drops the type's check.
-        let completed = listing
-            .complete()
-            .map_err(|_| StepError::Impossible("the listing to check against is incomplete"))?;
-        let candidates = deletion_candidates(&completed, stored.iter().copied());
-        let looked_up: Vec<i64> = candidates
+        let check = check_stretch(
+            after_id,
+            &stored,
+            limits.verify_batch,
+            &listed,
+            task.started_at,
+        );
+        drop(listed);
+        let looked_up: Vec<i64> = check
+            .candidates
             .iter()
             .copied()
             .take(limits.lookups_per_step)
             .collect();
         let mut tombstones = Vec::new();
+        let mut refreshed = Vec::new();
         for &id in &looked_up {
-            let lookup = self
-                .api
-                .lookup(spec, id)
-                .await
-                .map_err(StepError::Tripletex)?;
-            match Tombstoning::after_lookup(lookup) {
-                Tombstoning::Tombstone => {
+            let lookup = self.look_up(spec, id).await?;
+            let copy = stored
+                .binary_search_by_key(&id, |version| version.id)
+                .ok()
+                .and_then(|at| stored.get(at));
+            match AfterLookup::decide(&lookup, copy) {
+                AfterLookup::Tombstone => {
                     tombstones.push(delete_message(
                         tenant,
                         spec.object_type,
@@ -276,10 +401,24 @@ where
                         Timestamp::now(),
                     ));
                 }
-                Tombstoning::Keep => {
-                    if lookup == Lookup::Found {
-                        counts.kept_after_lookup += 1;
+                AfterLookup::Refresh => {
+                    counts.kept_after_lookup += 1;
+                    if let Lookup::Found(object) = lookup {
+                        refreshed.push(object);
                     }
+                }
+                AfterLookup::Keep => counts.kept_after_lookup += 1,
+            }
+        }
+        if !refreshed.is_empty() {
+            if let Some(event) = upsert_event(self.settings, spec.object_type) {
+                let queued = self
+                    .queue_storable(task, spec, &event, &refreshed, counts, notes)
+                    .await?;
+                counts.refreshed_after_lookup += queued;
+                counts.enqueued += queued;
+                if task.mode.counts_drift() {
+                    counts.drift_corrected += queued;
                 }
             }
         }
@@ -289,14 +428,18 @@ where
         if task.mode.counts_drift() {
             counts.drift_corrected += tombstones.len() as u64;
         }
-        let checked_to = if looked_up.len() < candidates.len() {
+        let checked_to = if looked_up.len() < check.candidates.len() {
             // More candidates than one step confirms: go on after the last one confirmed.
             looked_up.last().copied()
-        } else if stored.len() >= limits.verify_batch {
-            stored.last().map(|version| version.id)
         } else {
-            None
+            check.checked_to
         };
+        if checked_to.is_none() {
+            // Listed in every partition and window without an error, and checked to the end.
+            self.records
+                .confirm_complete(tenant, spec.object_type, task.started_at)
+                .await?;
+        }
         Ok(task.clone().after_verify(checked_to))
     }
 }

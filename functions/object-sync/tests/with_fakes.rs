@@ -13,6 +13,7 @@ use domain::message::QueueMessage;
 use domain::ports::ObjectStore as _;
 use domain::ports::PendingResyncs as _;
 use domain::ports::ResyncLedger as _;
+use domain::ports::SyncRecords as _;
 use domain::record::change_from_message;
 use domain::resync::{ResyncReason, ResyncRequest};
 use domain::sync::{RunMode, RunState, TypeCounts};
@@ -880,4 +881,140 @@ async fn the_next_run_starts_from_the_windows_that_worked_and_halves_nothing_aga
         night.pages, first.pages,
         "the same windows, each listed once"
     );
+}
+
+#[tokio::test]
+async fn a_deletion_mid_scan_that_moves_a_changed_object_past_the_listing_still_brings_it_up_to_date()
+ {
+    let mut h = harness(&["product.update"], small_pages());
+    h.backfilled_products(25, 1).await;
+    // Product 11, the first of page 2, changed before the run; its webhook never came.
+    h.company().objects.put_simple("product", 11, 2);
+    // Product 5 is deleted just after page 1 is listed: every later product moves up one place, so
+    // page 2 (from 10) starts at 12 and no page shows 11.
+    h.company().objects.delete_after_next_page("product", 5);
+    let run_id = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(
+        h.stored_version("product", 11),
+        Some((Some(2), false)),
+        "the lookup that found it asked for the object in full: it is queued as found"
+    );
+    let counts = h.counts(&run_id, "product");
+    assert_eq!(
+        (counts.kept_after_lookup, counts.refreshed_after_lookup),
+        (1, 1)
+    );
+    assert_eq!(counts.tombstoned, 0, "5 was listed before it went");
+    assert_eq!(h.run(&run_id).state, RunState::Done);
+}
+
+#[tokio::test]
+async fn a_fetch_answer_that_leaves_out_an_object_is_looked_up_and_its_change_queued() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.backfilled_products(30, 1).await;
+    h.company().objects.put_simple("product", 7, 2);
+    h.company().objects.put_simple("product", 8, 2);
+    h.company().objects.leave_out_of_next_fetch([7]);
+    let run_id = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(h.stored_version("product", 7), Some((Some(2), false)));
+    assert_eq!(h.stored_version("product", 8), Some((Some(2), false)));
+    let counts = h.counts(&run_id, "product");
+    assert_eq!((counts.left_out_by_fetch, counts.vanished), (1, 0));
+    assert_eq!(counts.fetched, 2, "one by the fetch, one by its lookup");
+    // The page is trusted now, and rightly: every change it showed is in the copy.
+    let next = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(h.counts(&next, "product").pages_not_modified, 4);
+}
+
+#[tokio::test]
+async fn an_object_gone_between_its_listing_and_its_fetch_leaves_its_page_unconfirmed() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.backfilled_products(30, 1).await;
+    h.company().objects.put_simple("product", 15, 2);
+    let run_id = h.start("reconcile").await;
+    // Pages 1 and 2 are listed (15 is behind, its fetch rides along); then 15 is deleted.
+    for _ in 0..2 {
+        let task = h.tasks.next().unwrap();
+        h.sync.run_task(task, 1).await.unwrap();
+    }
+    h.company().objects.remove("product", 15);
+    h.drain().await;
+    let counts = h.counts(&run_id, "product");
+    assert_eq!((counts.left_out_by_fetch, counts.vanished), (1, 1));
+    assert_eq!(
+        h.stored_version("product", 15),
+        Some((Some(1), false)),
+        "a 404 after a listing that showed it is not yet a deletion"
+    );
+    let tenant = TenantId::parse(TENANT).unwrap();
+    let page_2 = h
+        .records
+        .page_memory(&tenant, "product/all/-/10+10")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!page_2.confirmed, "its digest would hide 15 for good");
+    let next = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(h.stored_version("product", 15), Some((Some(1), true)));
+    assert_eq!(h.counts(&next, "product").tombstoned, 1);
+}
+
+#[tokio::test]
+async fn an_object_the_worker_could_never_store_is_reported_and_not_fetched_again() {
+    let mut h = harness(&["product.update"], small_pages());
+    for id in 1..=9 {
+        h.company().objects.put_simple("product", id, 1);
+    }
+    let unstorable = |version: i64| FakeObject {
+        id: 4,
+        version,
+        partition: "all",
+        date: None,
+        json: format!(r#"{{"id":4,"version":{version},"name":"example"}}"#),
+    };
+    h.company().objects.put("product", unstorable(-1));
+    let backfill = h.start("backfill").await;
+    h.drain().await;
+    h.age_the_copy();
+    assert_eq!(h.stored_version("product", 4), None);
+    assert_eq!(h.counts(&backfill, "product").unstorable, 1);
+    assert_eq!(
+        h.run(&backfill).unstorable,
+        [
+            "product: id 4 version -1: the worker refuses it: value.version must be a non-negative integer"
+        ]
+    );
+    assert!(
+        h.webhooks
+            .sent()
+            .iter()
+            .all(|m| m.attribute("objectId") != Some("4")),
+        "never queued: the worker would only quarantine it"
+    );
+    // The page changes for another reason: product 4 is not fetched again, nor counted as drift.
+    h.company().objects.put_simple("product", 9, 2);
+    let night = h.start("reconcile").await;
+    h.drain().await;
+    let counts = h.counts(&night, "product");
+    assert_eq!((counts.fetched, counts.drift_corrected), (1, 1));
+    assert_eq!(counts.unstorable, 1, "still reported");
+    assert!(
+        !h.company()
+            .objects
+            .calls()
+            .iter()
+            .skip_while(|call| **call != ObjectCallKind::ListPage)
+            .any(|call| *call == ObjectCallKind::Lookup),
+        "nor looked up"
+    );
+    // Once Tripletex holds a version the worker can store, it is fetched.
+    h.company().objects.put("product", unstorable(2));
+    let fixed = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(h.stored_version("product", 4), Some((Some(2), false)));
+    assert_eq!(h.counts(&fixed, "product").fetched, 1);
 }

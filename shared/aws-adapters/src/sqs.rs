@@ -104,12 +104,7 @@ fn batches(messages: &[QueueMessage]) -> Vec<&[QueueMessage]> {
     let mut chunks = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (index, message) in messages.iter().enumerate() {
-        let size = message.body.len()
-            + message
-                .attributes
-                .iter()
-                .map(|(name, value)| name.len() + value.len())
-                .sum::<usize>();
+        let size = message.size();
         if index > start && (index - start == BATCH_MESSAGES || bytes + size > BATCH_BYTES) {
             chunks.push(&messages[start..index]);
             (start, bytes) = (index, 0);

@@ -6,10 +6,15 @@
 //!   its ids, so that a 304 still says which objects exist.
 //! - The date windows a type's last complete listing used (`windows#<tenant>`, the type), as JSON,
 //!   so that the next run starts from them.
-//! - The ids a run listed (`listed#<tenant>#<run>#<type>`, page key), read back when the listing
-//!   of the type is complete; they expire after a week.
+//! - The ids a run listed (`listed#<tenant>#<run>#<type>`, bucket then page key: one item per id
+//!   bucket and page), read back bucket by bucket, in id order, by the check of the copy once the
+//!   listing of the type is complete; they expire after a week.
+//! - The objects a fetch found the worker can never store (`unstorable#<tenant>`, the type), as
+//!   JSON `[{id, version}]`, so that they are not fetched again at the same version.
+//! - When a type's copy was last confirmed complete (`confirmed#<tenant>`, the type): epoch seconds
+//!   of the listing's start, only ever moved forward.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -21,7 +26,10 @@ use tracing::instrument;
 
 use domain::ids::TenantId;
 use domain::ports::{PageMemory, RunStart, StoreError, SyncRecords};
-use domain::sync::{ListedWindow, RunState, StepRecorded, StepReport};
+use domain::sync::{
+    Listed, ListedStretch, ListedWindow, RunState, StepRecorded, StepReport, bucket_end,
+    listed_bucket,
+};
 
 pub mod item {
     pub const KEY: &str = "pk";
@@ -35,6 +43,8 @@ pub mod item {
     pub const NOT_RECONCILABLE: &str = "notReconcilable";
     pub const FAILURES: &str = "failures";
     pub const FAILED_TYPES: &str = "failedTypes";
+    /// On a run record: objects found unstorable, `<type>: id <id> version <v>: <reason>`.
+    pub const UNSTORABLE: &str = "unstorable";
     pub const DIGEST: &str = "digest";
     pub const IDS: &str = "ids";
     /// On a page's memory: its objects are all queued, so its digest may be sent.
@@ -42,9 +52,21 @@ pub mod item {
     pub const WINDOWS: &str = "windows";
     /// Epoch seconds; the table's TTL attribute.
     pub const EXPIRES_AT: &str = "expiresAt";
+    /// On the unstorable objects of a type: `[{id, version}]` as JSON.
+    pub const OBJECTS: &str = "objects";
+    /// On a type's confirmation: epoch seconds of the start of the listing that proved it complete.
+    pub const CONFIRMED_AT: &str = "confirmedAt";
+}
+
+/// The partition key of a company's confirmations, one item per type.
+pub fn confirmed_key(tenant: &TenantId) -> String {
+    format!("confirmed#{tenant}")
 }
 
 const RUN_RECORD_DAYS: i64 = 90;
+/// The most unstorable objects remembered per type (the newest kept): about 40 bytes of JSON each,
+/// well inside DynamoDB's 400 KB item.
+const UNSTORABLE_REMEMBERED: usize = 8_000;
 const LISTED_IDS_DAYS: i64 = 7;
 
 pub fn run_key(tenant: &TenantId) -> String {
@@ -57,6 +79,16 @@ fn page_key(tenant: &TenantId) -> String {
 
 fn listed_key(tenant: &TenantId, run_id: &str, object_type: &str) -> String {
     format!("listed#{tenant}#{run_id}#{object_type}")
+}
+
+/// A bucket as a sort key that sorts as the bucket does (negative ones included).
+fn bucket_sort_key(bucket: i64) -> String {
+    format!("{:016x}", (bucket as u64) ^ (1 << 63))
+}
+
+fn bucket_of_sort_key(key: &str) -> Option<i64> {
+    let bits = u64::from_str_radix(key.get(..16)?, 16).ok()?;
+    Some((bits ^ (1 << 63)) as i64)
 }
 
 /// The attribute a count of one type is kept in: `customer:fetched`.
@@ -243,6 +275,25 @@ impl SyncRecords for DynamoSyncRecords {
             );
             adds.push("#failedTypes :one".to_owned());
         }
+        if !report.unstorable.is_empty() {
+            update = update
+                .expression_attribute_names("#unstorable", item::UNSTORABLE)
+                .expression_attribute_values(
+                    ":unstorable",
+                    AttributeValue::L(
+                        report
+                            .unstorable
+                            .iter()
+                            .map(|reason| s(format!("{}: {reason}", report.object_type)))
+                            .collect(),
+                    ),
+                )
+                .expression_attribute_values(":nothing", AttributeValue::L(Vec::new()));
+            sets.push(
+                "#unstorable = list_append(if_not_exists(#unstorable, :nothing), :unstorable)"
+                    .to_owned(),
+            );
+        }
         let mut expression = format!("SET {}", sets.join(", "));
         if !adds.is_empty() {
             expression.push_str(&format!(" ADD {}", adds.join(", ")));
@@ -407,50 +458,193 @@ impl SyncRecords for DynamoSyncRecords {
         ids: &[i64],
     ) -> Result<(), StoreError> {
         let object_type = page.split('/').next().unwrap_or_default();
-        self.client
-            .put_item()
-            .table_name(&self.table_name)
-            .item(item::KEY, s(listed_key(tenant, run_id, object_type)))
-            .item(item::SORT, s(page.to_owned()))
-            .item(item::IDS, AttributeValue::B(Blob::new(pack_ids(ids))))
-            .item(item::EXPIRES_AT, expires_in(LISTED_IDS_DAYS))
-            .send()
-            .await
-            .map_err(failed)?;
+        let mut by_bucket: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for &id in ids {
+            by_bucket.entry(listed_bucket(id)).or_default().push(id);
+        }
+        for (bucket, ids) in by_bucket {
+            self.client
+                .put_item()
+                .table_name(&self.table_name)
+                .item(item::KEY, s(listed_key(tenant, run_id, object_type)))
+                .item(item::SORT, s(format!("{}#{page}", bucket_sort_key(bucket))))
+                .item(item::IDS, AttributeValue::B(Blob::new(pack_ids(&ids))))
+                .item(item::EXPIRES_AT, expires_in(LISTED_IDS_DAYS))
+                .send()
+                .await
+                .map_err(failed)?;
+        }
         Ok(())
     }
 
-    async fn listed_ids(
+    async fn listed_after(
         &self,
         tenant: &TenantId,
         run_id: &str,
         object_type: &str,
-    ) -> Result<HashSet<i64>, StoreError> {
-        let mut ids = HashSet::new();
+        after_id: i64,
+        budget: usize,
+    ) -> Result<ListedStretch, StoreError> {
+        let mut stretch = ListedStretch::default();
+        let first = bucket_sort_key(listed_bucket(after_id.saturating_add(1)));
+        let (mut read, mut current) = (0, None);
         let mut start = None;
-        loop {
+        'pages: loop {
             let output = self
                 .client
                 .query()
                 .table_name(&self.table_name)
-                .key_condition_expression("#pk = :pk")
+                .key_condition_expression("#pk = :pk AND #sk >= :first")
                 .expression_attribute_names("#pk", item::KEY)
+                .expression_attribute_names("#sk", item::SORT)
                 .expression_attribute_values(":pk", s(listed_key(tenant, run_id, object_type)))
+                .expression_attribute_values(":first", s(first.clone()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(failed)?;
             for page in output.items() {
+                let Some(bucket) = page
+                    .get(item::SORT)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|key| bucket_of_sort_key(key))
+                else {
+                    continue;
+                };
+                // Whole buckets only: stop at a bucket boundary once the budget is read.
+                if current.is_some_and(|current| current != bucket) && read >= budget {
+                    stretch.complete_to = Some(bucket_end(bucket - 1));
+                    break 'pages;
+                }
+                current = Some(bucket);
                 if let Some(bytes) = page.get(item::IDS).and_then(|v| v.as_b().ok()) {
-                    ids.extend(unpack_ids(bytes.as_ref()));
+                    let before = stretch.ids.len();
+                    stretch
+                        .ids
+                        .extend(unpack_ids(bytes.as_ref()).filter(|&id| id > after_id));
+                    read += stretch.ids.len() - before;
                 }
             }
             start = output.last_evaluated_key;
             if start.is_none() {
-                return Ok(ids);
+                break;
             }
         }
+        stretch.ids.sort_unstable();
+        stretch.ids.dedup();
+        Ok(stretch)
+    }
+
+    async fn known_unstorable(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+    ) -> Result<Vec<Listed>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(format!("unstorable#{tenant}")))
+            .key(item::SORT, s(object_type.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        // A memory that cannot be read is no memory: those objects are fetched (and found
+        // unstorable) once more.
+        Ok(output
+            .item
+            .and_then(|item| item.get(item::OBJECTS).and_then(|v| v.as_s().ok()).cloned())
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default())
+    }
+
+    async fn remember_unstorable(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        objects: &[Listed],
+    ) -> Result<(), StoreError> {
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let mut known = self.known_unstorable(tenant, object_type).await?;
+        known.retain(|old| !objects.iter().any(|new| new.id == old.id));
+        known.extend_from_slice(objects);
+        let keep_from = known.len().saturating_sub(UNSTORABLE_REMEMBERED);
+        let text =
+            serde_json::to_string(&known[keep_from..]).map_err(|source| StoreError::Rejected {
+                source: Box::new(source),
+            })?;
+        self.client
+            .put_item()
+            .table_name(&self.table_name)
+            .item(item::KEY, s(format!("unstorable#{tenant}")))
+            .item(item::SORT, s(object_type.to_owned()))
+            .item(item::OBJECTS, s(text))
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn confirm_complete(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        listing_began: Timestamp,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(confirmed_key(tenant)))
+            .key(item::SORT, s(object_type.to_owned()))
+            .update_expression("SET #at = :at")
+            .condition_expression("attribute_not_exists(#at) OR #at < :at")
+            .expression_attribute_names("#at", item::CONFIRMED_AT)
+            .expression_attribute_values(":at", n(listing_began.as_second()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // A later listing confirmed it already: the confirmation only moves forward.
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(failed(error)),
+        }
+    }
+
+    async fn confirmed_complete(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table_name)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", item::KEY)
+            .expression_attribute_values(":pk", s(confirmed_key(tenant)))
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(output
+            .items()
+            .iter()
+            .filter_map(|found| {
+                let object_type = found.get(item::SORT)?.as_s().ok()?.clone();
+                let seconds: i64 = found.get(item::CONFIRMED_AT)?.as_n().ok()?.parse().ok()?;
+                Some((object_type, Timestamp::from_second(seconds).ok()?))
+            })
+            .collect())
     }
 }
 
@@ -472,5 +666,17 @@ mod tests {
         let packed = pack_ids(&ids);
         assert_eq!(packed.len(), 32);
         assert_eq!(unpack_ids(&packed).collect::<Vec<_>>(), ids);
+    }
+
+    #[test]
+    fn bucket_sort_keys_sort_as_their_buckets_and_read_back() {
+        let buckets = [i64::MIN, -2, -1, 0, 1, 70, i64::MAX];
+        let keys: Vec<String> = buckets.iter().map(|&b| bucket_sort_key(b)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        for (bucket, key) in buckets.iter().zip(&keys) {
+            assert_eq!(bucket_of_sort_key(&format!("{key}#page")), Some(*bucket));
+        }
     }
 }

@@ -68,7 +68,20 @@ pub struct QueueMessage {
     pub attributes: Vec<(String, String)>,
 }
 
+/// The most SQS takes in one message, body and attributes together (256 KiB).
+pub const MAX_QUEUE_MESSAGE_BYTES: usize = 256 * 1024;
+
 impl QueueMessage {
+    /// What the message weighs against SQS's limits: the body, and each attribute's name and value.
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(name, value)| name.len() + value.len())
+                .sum::<usize>()
+    }
+
     pub fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes
             .iter()

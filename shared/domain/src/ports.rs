@@ -1,7 +1,6 @@
 //! The seams between the domain and the outside world. Each has one real adapter (`aws-adapters`,
 //! `tripletex-client`) and one in-memory fake (`test-support`).
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -11,8 +10,9 @@ use crate::ids::TenantId;
 use crate::message::QueueMessage;
 use crate::resync::{PendingResync, ResyncKey, ResyncRequest};
 use crate::sync::{
-    FetchRequest, FetchedObject, ListedPage, ListedWindow, Lookup, ObjectTypeSpec, PageRequest,
-    RunMode, RunState, StepRecorded, StepReport, StoredVersion, SyncTask, TakenResync,
+    FetchRequest, FetchedObject, Listed, ListedPage, ListedStretch, ListedWindow, Lookup,
+    ObjectTypeSpec, PageRequest, RunMode, RunState, StepRecorded, StepReport, StoredVersion,
+    SyncTask, TakenResync,
 };
 use crate::tripletex::{Subscription, SubscriptionWrite, TripletexCredentials, TripletexError};
 
@@ -156,11 +156,13 @@ pub trait ObjectsApi: Send + Sync {
         request: &FetchRequest<'_>,
     ) -> impl Future<Output = Result<Vec<FetchedObject>, TripletexError>> + Send;
 
-    /// One object by id, to confirm a deletion: `NotFound` on 404.
+    /// One object by id, in full with `fields` (a stored object the listing did not show, or one a
+    /// fetch left out): `NotFound` only on 404 with Tripletex's code 6000.
     fn lookup(
         &self,
         spec: &'static ObjectTypeSpec,
         id: i64,
+        fields: &str,
     ) -> impl Future<Output = Result<Lookup, TripletexError>> + Send;
 
     /// Calls made so far, retries included, and how many were answered 429.
@@ -386,13 +388,46 @@ pub trait SyncRecords: Send + Sync {
         ids: &[i64],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Every id this run listed of a type, over all its partitions and windows.
-    fn listed_ids(
+    /// The ids this run listed of a type above `after_id`, over all its partitions and windows, in
+    /// id order: whole buckets (`sync::listed_bucket`) until at least `budget` ids are read, so that
+    /// one step holds a bounded share however large the type.
+    fn listed_after(
         &self,
         tenant: &TenantId,
         run_id: &str,
         object_type: &str,
-    ) -> impl Future<Output = Result<HashSet<i64>, StoreError>> + Send;
+        after_id: i64,
+        budget: usize,
+    ) -> impl Future<Output = Result<ListedStretch, StoreError>> + Send;
+
+    /// Objects of a type a fetch found the worker can never store, at the version fetched.
+    fn known_unstorable(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+    ) -> impl Future<Output = Result<Vec<Listed>, StoreError>> + Send;
+
+    /// Adds to the known unstorable objects (an id's newer entry replaces its older one).
+    fn remember_unstorable(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        objects: &[Listed],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A type's copy was proven complete by a listing that began at `listing_began`.
+    fn confirm_complete(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        listing_began: jiff::Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// When each type of a company was last confirmed complete (the listing's start).
+    fn confirmed_complete(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<(String, jiff::Timestamp)>, StoreError>> + Send;
 }
 
 /// Shared handles are the port they share: lets a test keep a handle on a fake it gave away.
@@ -533,12 +568,47 @@ impl<R: SyncRecords> SyncRecords for Arc<R> {
         (**self).record_listed(tenant, run_id, page_key, ids)
     }
 
-    fn listed_ids(
+    fn listed_after(
         &self,
         tenant: &TenantId,
         run_id: &str,
         object_type: &str,
-    ) -> impl Future<Output = Result<HashSet<i64>, StoreError>> + Send {
-        (**self).listed_ids(tenant, run_id, object_type)
+        after_id: i64,
+        budget: usize,
+    ) -> impl Future<Output = Result<ListedStretch, StoreError>> + Send {
+        (**self).listed_after(tenant, run_id, object_type, after_id, budget)
+    }
+
+    fn known_unstorable(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+    ) -> impl Future<Output = Result<Vec<Listed>, StoreError>> + Send {
+        (**self).known_unstorable(tenant, object_type)
+    }
+
+    fn remember_unstorable(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        objects: &[Listed],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).remember_unstorable(tenant, object_type, objects)
+    }
+
+    fn confirm_complete(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        listing_began: jiff::Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).confirm_complete(tenant, object_type, listing_began)
+    }
+
+    fn confirmed_complete(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<(String, jiff::Timestamp)>, StoreError>> + Send {
+        (**self).confirmed_complete(tenant)
     }
 }

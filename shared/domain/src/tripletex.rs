@@ -275,9 +275,12 @@ impl TripletexError {
         }
     }
 
-    /// The object asked for by id does not exist (404).
+    /// The object asked for by id does not exist: 404 with Tripletex's code 6000. A 404 without it
+    /// (a proxy's page, a path Tripletex does not know) says nothing about the object, and a
+    /// tombstone is final, so it is not taken as gone.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::Api(error) if error.status == 404)
+        matches!(self, Self::Api(error) if error.status == 404
+            && error.body.code == Some(NOT_FOUND_CODE))
     }
 
     /// A short, stable name for reports and metrics.

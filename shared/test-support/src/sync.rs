@@ -8,7 +8,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use domain::ids::TenantId;
 use domain::ports::{PageMemory, QueueError, RunStart, StoreError, SyncRecords, SyncTasks};
-use domain::sync::{ListedWindow, RunState, StepRecorded, StepReport, SyncTask, TypeCounts};
+use domain::sync::{
+    Listed, ListedStretch, ListedWindow, RunState, StepRecorded, StepReport, SyncTask, TypeCounts,
+    bucket_end, listed_bucket,
+};
 use jiff::Timestamp;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -72,18 +75,24 @@ pub struct RunRecord {
     pub steps: u32,
     pub counts: BTreeMap<String, TypeCounts>,
     pub failures: Vec<String>,
+    /// Objects found unstorable, `<type>: id <id> version <v>: <reason>`.
+    pub unstorable: Vec<String>,
     pub finished_at: Option<Timestamp>,
 }
 
-/// Tenant, run id, object type: the ids listed per page of one type in one run.
+/// Tenant, run id, object type: the ids listed of one type in one run, by bucket and page (as the
+/// DynamoDB adapter keeps them: one item per bucket and page).
 type ListedKey = (TenantId, String, String);
+type ListedBuckets = BTreeMap<i64, HashMap<String, Vec<i64>>>;
 
 #[derive(Debug, Default)]
 pub struct InMemorySyncRecords {
     runs: Mutex<BTreeMap<(TenantId, String), RunRecord>>,
     pages: Mutex<HashMap<(TenantId, String), PageMemory>>,
-    listed: Mutex<HashMap<ListedKey, HashMap<String, Vec<i64>>>>,
+    listed: Mutex<HashMap<ListedKey, ListedBuckets>>,
     windows: Mutex<HashMap<(TenantId, String), Vec<ListedWindow>>>,
+    unstorable: Mutex<HashMap<(TenantId, String), BTreeMap<i64, Listed>>>,
+    confirmed: Mutex<BTreeMap<(TenantId, String), Timestamp>>,
 }
 
 impl InMemorySyncRecords {
@@ -127,6 +136,7 @@ impl SyncRecords for InMemorySyncRecords {
                 steps: 0,
                 counts: BTreeMap::new(),
                 failures: Vec::new(),
+                unstorable: Vec::new(),
                 finished_at: None,
             },
         );
@@ -171,6 +181,12 @@ impl SyncRecords for InMemorySyncRecords {
                 run.failures
                     .push(format!("{}: {failure}", report.object_type));
             }
+            run.unstorable.extend(
+                report
+                    .unstorable
+                    .iter()
+                    .map(|reason| format!("{}: {reason}", report.object_type)),
+            );
             Ok(StepRecorded::Applied { state: finish(run) })
         } else if run.steps == step + 1 {
             Ok(StepRecorded::AlreadyApplied { state: finish(run) })
@@ -242,22 +258,103 @@ impl SyncRecords for InMemorySyncRecords {
         ids: &[i64],
     ) -> Result<(), StoreError> {
         let object_type = page_key.split('/').next().unwrap_or_default().to_owned();
-        lock(&self.listed)
+        let mut listed = lock(&self.listed);
+        let buckets = listed
             .entry((tenant.clone(), run_id.to_owned(), object_type))
-            .or_default()
-            .insert(page_key.to_owned(), ids.to_vec());
+            .or_default();
+        let mut by_bucket: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for &id in ids {
+            by_bucket.entry(listed_bucket(id)).or_default().push(id);
+        }
+        for (bucket, ids) in by_bucket {
+            buckets
+                .entry(bucket)
+                .or_default()
+                .insert(page_key.to_owned(), ids);
+        }
         Ok(())
     }
 
-    async fn listed_ids(
+    async fn listed_after(
         &self,
         tenant: &TenantId,
         run_id: &str,
         object_type: &str,
-    ) -> Result<HashSet<i64>, StoreError> {
-        Ok(lock(&self.listed)
-            .get(&(tenant.clone(), run_id.to_owned(), object_type.to_owned()))
-            .map(|pages| pages.values().flatten().copied().collect())
+        after_id: i64,
+        budget: usize,
+    ) -> Result<ListedStretch, StoreError> {
+        let listed = lock(&self.listed);
+        let mut stretch = ListedStretch::default();
+        let Some(buckets) =
+            listed.get(&(tenant.clone(), run_id.to_owned(), object_type.to_owned()))
+        else {
+            return Ok(stretch);
+        };
+        let mut read = 0;
+        for (&bucket, pages) in buckets.range(listed_bucket(after_id.saturating_add(1))..) {
+            if read >= budget {
+                stretch.complete_to = Some(bucket_end(bucket - 1));
+                break;
+            }
+            for ids in pages.values() {
+                read += ids.len();
+                stretch.ids.extend(ids.iter().filter(|&&id| id > after_id));
+            }
+        }
+        stretch.ids.sort_unstable();
+        stretch.ids.dedup();
+        Ok(stretch)
+    }
+
+    async fn known_unstorable(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+    ) -> Result<Vec<Listed>, StoreError> {
+        Ok(lock(&self.unstorable)
+            .get(&(tenant.clone(), object_type.to_owned()))
+            .map(|known| known.values().copied().collect())
             .unwrap_or_default())
+    }
+
+    async fn remember_unstorable(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        objects: &[Listed],
+    ) -> Result<(), StoreError> {
+        let mut unstorable = lock(&self.unstorable);
+        let known = unstorable
+            .entry((tenant.clone(), object_type.to_owned()))
+            .or_default();
+        for object in objects {
+            known.insert(object.id, *object);
+        }
+        Ok(())
+    }
+
+    async fn confirm_complete(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        listing_began: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut confirmed = lock(&self.confirmed);
+        let at = confirmed
+            .entry((tenant.clone(), object_type.to_owned()))
+            .or_insert(listing_began);
+        *at = (*at).max(listing_began);
+        Ok(())
+    }
+
+    async fn confirmed_complete(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        Ok(lock(&self.confirmed)
+            .iter()
+            .filter(|((of, _), _)| of == tenant)
+            .map(|((_, object_type), at)| (object_type.clone(), *at))
+            .collect())
     }
 }

@@ -299,6 +299,7 @@ impl ObjectsApi for FakeTripletexCompany {
         &self,
         spec: &'static ObjectTypeSpec,
         id: i64,
+        _fields: &str,
     ) -> Result<Lookup, TripletexError> {
         self.objects.lookup(spec, id).await
     }

@@ -46,6 +46,11 @@ pub(crate) struct ObjectsState {
     rate_limited: u64,
     /// Tripletex's 10,000, settable so that tests meet it.
     list_limit: Option<usize>,
+    /// Ids the next fetch answers without (replication lag, a permission filter: it must not matter).
+    left_out_of_next_fetch: Vec<i64>,
+    /// Objects deleted just after the next list page is answered: every later object moves up one
+    /// place, as offset paging does when a delete lands mid-scan.
+    deleted_after_next_page: Vec<(String, i64)>,
 }
 
 /// The object side of one fake company.
@@ -84,6 +89,18 @@ impl FakeTripletexObjects {
 
     pub fn remove(&self, object_type: &str, id: i64) {
         self.state().objects.remove(&(object_type.to_owned(), id));
+    }
+
+    /// The next fetch answers without these ids.
+    pub fn leave_out_of_next_fetch(&self, ids: impl IntoIterator<Item = i64>) {
+        self.state().left_out_of_next_fetch.extend(ids);
+    }
+
+    /// Deletes an object right after the next list page is answered.
+    pub fn delete_after_next_page(&self, object_type: &str, id: i64) {
+        self.state()
+            .deleted_after_next_page
+            .push((object_type.to_owned(), id));
     }
 
     pub fn set_list_limit(&self, limit: usize) {
@@ -166,6 +183,9 @@ impl FakeTripletexObjects {
             })
             .collect();
         let digest = digest_of(page.from, &objects);
+        for key in std::mem::take(&mut state.deleted_after_next_page) {
+            state.objects.remove(&key);
+        }
         if page.digest.as_deref() == Some(digest.as_str()) {
             state.not_modified += 1;
             return Ok(ListedPage::Unchanged);
@@ -180,10 +200,12 @@ impl FakeTripletexObjects {
         &self,
         request: &FetchRequest<'_>,
     ) -> Result<Vec<FetchedObject>, TripletexError> {
-        let state = self.begin(ObjectCallKind::Fetch)?;
+        let mut state = self.begin(ObjectCallKind::Fetch)?;
+        let left_out = std::mem::take(&mut state.left_out_of_next_fetch);
         request
             .ids
             .iter()
+            .filter(|id| !left_out.contains(id))
             .filter_map(|id| {
                 state
                     .objects
@@ -211,16 +233,17 @@ impl FakeTripletexObjects {
         id: i64,
     ) -> Result<Lookup, TripletexError> {
         let state = self.begin(ObjectCallKind::Lookup)?;
-        Ok(
-            if state
-                .objects
-                .contains_key(&(spec.object_type.to_owned(), id))
-            {
-                Lookup::Found
-            } else {
-                Lookup::NotFound
-            },
-        )
+        match state.objects.get(&(spec.object_type.to_owned(), id)) {
+            Some(object) => {
+                let value = RawValue::from_string(object.json.clone()).map_err(|source| {
+                    TripletexError::InvalidResponse {
+                        source: Box::new(source),
+                    }
+                })?;
+                FetchedObject::read(value).map(Lookup::Found)
+            }
+            None => Ok(Lookup::NotFound),
+        }
     }
 }
 
@@ -332,8 +355,14 @@ mod tests {
         let fake = FakeTripletexObjects::default();
         fake.put_simple("order", 1, 0);
         let order = spec("order");
-        assert_eq!(fake.lookup(order, 1).await.unwrap(), Lookup::Found);
-        assert_eq!(fake.lookup(order, 2).await.unwrap(), Lookup::NotFound);
+        let Lookup::Found(found) = fake.lookup(order, 1).await.unwrap() else {
+            panic!("found");
+        };
+        assert_eq!((found.id, found.version), (1, Some(0)));
+        assert!(matches!(
+            fake.lookup(order, 2).await.unwrap(),
+            Lookup::NotFound
+        ));
         fake.fail_next(ObjectCallKind::Lookup, [not_found()]);
         assert!(fake.lookup(order, 1).await.unwrap_err().is_not_found());
         assert_eq!(fake.calls().len(), 3);

@@ -82,22 +82,26 @@ impl ObjectsApi for HttpTripletexApi {
         page.values.into_iter().map(FetchedObject::read).collect()
     }
 
-    #[instrument(skip(self, spec), fields(object_type = spec.object_type))]
+    #[instrument(skip(self, spec, fields), fields(object_type = spec.object_type))]
     async fn lookup(
         &self,
         spec: &'static ObjectTypeSpec,
         id: i64,
+        fields: &str,
     ) -> Result<Lookup, TripletexError> {
-        let answer: Result<Single<Listed>, TripletexError> = self
+        let answer: Result<Single<Box<RawValue>>, TripletexError> = self
             .call(
                 Method::GET,
                 &spec.by_id_path(id),
-                &[("fields", "id,version".to_owned())],
+                &[("fields", fields.to_owned())],
                 None::<&()>,
             )
             .await;
         match answer {
-            Ok(_) => Ok(Lookup::Found),
+            Ok(Single { value: Some(value) }) => FetchedObject::read(value).map(Lookup::Found),
+            Ok(Single { value: None }) => Err(TripletexError::InvalidResponse {
+                source: "a by-id answer without a value".into(),
+            }),
             Err(error) if error.is_not_found() => Ok(Lookup::NotFound),
             Err(error) => Err(error),
         }

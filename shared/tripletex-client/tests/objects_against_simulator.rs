@@ -217,7 +217,7 @@ async fn fetches_objects_by_id_with_the_subscription_fields_as_tripletex_holds_t
 }
 
 #[tokio::test]
-async fn a_deleted_object_is_not_found_and_a_live_one_is_found() {
+async fn a_deleted_object_is_not_found_and_a_live_one_is_found_in_full() {
     let (sim, api) = start();
     let ids = seed(&sim, "order", 2);
     sim.control(
@@ -228,8 +228,19 @@ async fn a_deleted_object_is_not_found_and_a_live_one_is_found() {
     .unwrap();
     let spec = listable("order");
 
-    assert_eq!(api.lookup(spec, ids[0]).await.unwrap(), Lookup::NotFound);
-    assert_eq!(api.lookup(spec, ids[1]).await.unwrap(), Lookup::Found);
+    assert!(matches!(
+        api.lookup(spec, ids[0], "*").await.unwrap(),
+        Lookup::NotFound
+    ));
+    let Lookup::Found(found) = api.lookup(spec, ids[1], "*").await.unwrap() else {
+        panic!("a live order is found");
+    };
+    assert_eq!((found.id, found.version), (ids[1], Some(0)));
+    let value: serde_json::Value = serde_json::from_str(found.value.get()).unwrap();
+    assert!(
+        value.as_object().unwrap().len() > 2,
+        "in full, with the fields asked: {value}"
+    );
 }
 
 #[tokio::test]

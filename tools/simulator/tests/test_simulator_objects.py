@@ -28,7 +28,8 @@ NOT_SERVED = {"/employee/searchForEmployeesAndContacts", "/ledger/voucher/>nonPo
               "/ledger/voucher/>voucherReception", "/document/{id}"}
 
 
-class SimulatorServesObjects(SimulatorTestCase):
+class ObjectsTestCase(SimulatorTestCase):
+    """A company with a session, and helpers to seed and list its objects."""
     SPEC_PATH = SPEC_PATH
 
     def setUp(self):
@@ -53,6 +54,8 @@ class SimulatorServesObjects(SimulatorTestCase):
         suffix = WINDOW.get(path, "") + ((joiner + query) if query else "")
         return self.call("GET", "/v2" + path + suffix, headers=headers)
 
+
+class SimulatorServesObjects(ObjectsTestCase):
     def test_every_list_and_by_id_get_of_a_listable_type_answers_with_its_documented_schema(self):
         seeded = {path: self.seed(kind)[0] for path, (kind, *_rest) in objects.ENDPOINTS.items()}
         served = set()
@@ -170,3 +173,44 @@ class SimulatorServesObjects(SimulatorTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ObjectFaultsAndScale(ObjectsTestCase):
+    """The two faults a sync must survive, and a listing that costs its page at any size."""
+
+    def page_ids(self, start, count=10):
+        status, body, _ = self.listing("/product", f"fields=id,version&sorting=id&from={start}&count={count}")
+        self.assertEqual(status, 200)
+        return [value["id"] for value in body["values"]]
+
+    def test_a_delete_after_a_page_moves_every_later_object_up_one_place(self):
+        ids = self.seed("product", 25)
+        self.simulator.object_faults.configure({"deleteAfterNextPage": True})
+        first = self.page_ids(0)
+        self.assertEqual(first, ids[:10])
+        second = self.page_ids(10)
+        self.assertEqual(second, ids[11:21], "the old first object of page 2 is on no page")
+        self.assertEqual(self.simulator.object_faults.counts["deletesDuringListing"], 1)
+        gone = [object_id for object_id in ids[:10]
+                if self.simulator.webhooks.objects[(COMPANY, "product", object_id)]["deleted"]]
+        self.assertEqual(len(gone), 1, "a real delete, its webhook sent as any other")
+
+    def test_a_fetch_answer_can_leave_an_object_out_once(self):
+        ids = self.seed("product", 3)
+        self.simulator.object_faults.configure({"omitFromNextFetch": [ids[1]]})
+        wanted = ",".join(map(str, ids))
+        status, body, _ = self.listing("/product", f"ids={wanted}&fields=id,version")
+        self.assertEqual([value["id"] for value in body["values"]], [ids[0], ids[2]])
+        status, body, _ = self.listing("/product", f"ids={wanted}&fields=id,version")
+        self.assertEqual(len(body["values"]), 3, "once only")
+        self.assertEqual(self.simulator.object_faults.counts["fetchOmissions"], 1)
+
+    def test_a_listing_by_id_reads_only_its_page_and_skips_deleted_objects(self):
+        ids = self.seed("product", 2000)
+        self.simulator.webhooks.change(COMPANY, "product", "delete", ids[5])
+        values = objects.list_objects(self.simulator.webhooks.objects, self.simulator.webhooks.live_ids,
+                                      COMPANY, "/product", {"sorting": "id"})
+        self.assertIsInstance(values, objects.IdOrderedValues, "a slice of the sorted ids, no scan")
+        self.assertEqual(len(values), 1999)
+        self.assertEqual([v["id"] for v in values[4:7]], [ids[4], ids[6], ids[7]])
+        self.assertEqual(self.page_ids(1990), ids[1991:])

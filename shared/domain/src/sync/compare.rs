@@ -3,18 +3,19 @@
 //! - Per page (`compare_page`): an object listed with `id,version` is fetched in full only when the
 //!   copy lacks it or holds an older version; a tombstoned one is never fetched (tombstones are final,
 //!   the worker would refuse it anyway) but reported, since Tripletex still lists it.
-//! - Per type (`deletion_candidates`): a stored, live object that a complete listing did not show may
-//!   be gone. Only a listing of every partition and window that finished without an error counts
-//!   (`ListingProgress::complete`), an object written after the listing began is never a candidate (it
-//!   may have been created mid-scan), and a candidate is tombstoned only when Tripletex confirms it is
-//!   gone (`Tombstoning::after_lookup`: 404 by id).
-
-use std::collections::{BTreeSet, HashSet};
+//! - Per stretch of ids (`check_stretch`): a stored, live object that the type's completed listing did
+//!   not show may be gone. The copy and the run's listed ids are walked as two id-ordered streams, a
+//!   bounded stretch per step; an object written after the listing began is never a candidate (it may
+//!   have been created mid-scan). A candidate is looked up by id (`AfterLookup::decide`): tombstoned
+//!   only when Tripletex confirms it is gone (404, code 6000), queued again when it exists at a newer
+//!   version than the copy's (a deletion mid-scan moved it past the listing's pages).
 
 use jiff::Timestamp;
 
+use super::listing::FetchedObject;
+
 /// One object of a list page fetched with `fields=id,version`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Listed {
     pub id: i64,
     pub version: Option<i64>,
@@ -31,7 +32,6 @@ pub struct StoredVersion {
     pub updated_at: Timestamp,
 }
 
-/// What one list page asks of the sync.
 impl StoredVersion {
     /// What the sync compares of a stored item: a value stored without a version has none to
     /// compare (its `version` is only a floor), so a versioned listing replaces it.
@@ -49,6 +49,7 @@ impl StoredVersion {
     }
 }
 
+/// What one list page asks of the sync.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageVerdict {
     /// Fetch these in full (with the subscription's `fields`) and queue them.
@@ -60,159 +61,170 @@ pub struct PageVerdict {
     pub unchanged: usize,
     /// Listed by Tripletex though the copy holds a tombstone: never fetched, reported.
     pub listed_after_delete: Vec<i64>,
+    /// Missing or behind, but known unstorable at the listed version: not fetched again.
+    pub known_unstorable: usize,
 }
 
-/// The page against the copy. `stored` answers for the ids of the page (absent: not in the copy).
+/// The page against the copy. `stored` answers for the ids of the page (absent: not in the copy);
+/// `known_unstorable` are objects an earlier fetch found the worker can never store, at the version
+/// they had then: set aside, not fetched again, until Tripletex lists a new version of them.
 pub fn compare_page(
     listed: &[Listed],
     stored: impl Fn(i64) -> Option<StoredVersion>,
+    known_unstorable: &[Listed],
 ) -> PageVerdict {
     let mut verdict = PageVerdict::default();
     for object in listed {
-        match stored(object.id) {
-            None => {
-                verdict.missing += 1;
-                verdict.fetch.push(object.id);
+        let wanted = match stored(object.id) {
+            None => Some(Wanted::Missing),
+            Some(copy) if copy.deleted => {
+                verdict.listed_after_delete.push(object.id);
+                None
             }
-            Some(copy) if copy.deleted => verdict.listed_after_delete.push(object.id),
             Some(copy) => match (copy.version, object.version) {
-                (Some(held), Some(listed)) if held < listed => {
-                    verdict.behind += 1;
-                    verdict.fetch.push(object.id);
-                }
+                (Some(held), Some(listed)) if held < listed => Some(Wanted::Behind),
                 // The copy's value came without a version: a versioned one replaces it.
-                (None, Some(_)) => {
-                    verdict.behind += 1;
-                    verdict.fetch.push(object.id);
-                }
+                (None, Some(_)) => Some(Wanted::Behind),
                 // Equal, or the copy is newer (a webhook that came after the listing), or Tripletex
                 // listed no version to compare with.
-                _ => verdict.unchanged += 1,
+                _ => {
+                    verdict.unchanged += 1;
+                    None
+                }
             },
+        };
+        match wanted {
+            None => {}
+            Some(_) if known_unstorable.contains(object) => verdict.known_unstorable += 1,
+            Some(wanted) => {
+                match wanted {
+                    Wanted::Missing => verdict.missing += 1,
+                    Wanted::Behind => verdict.behind += 1,
+                }
+                verdict.fetch.push(object.id);
+            }
         }
     }
     verdict
 }
 
-/// An id range `(after, until]` of one partition's listing sorted by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdRange {
-    pub after: i64,
-    pub until: i64,
+enum Wanted {
+    Missing,
+    Behind,
 }
 
-impl IdRange {
-    fn contains(&self, id: i64) -> bool {
-        self.after < id && id <= self.until
-    }
+/// A bucket of ids: the run's record of what it listed is kept by bucket, so that the check of the
+/// copy reads the listed ids of one stretch of ids at a time, in id order, however large the type.
+pub const LISTED_BUCKET_WIDTH: i64 = 1 << 16;
+
+/// The bucket an id's listing is recorded in.
+pub fn listed_bucket(id: i64) -> i64 {
+    id.div_euclid(LISTED_BUCKET_WIDTH)
 }
 
-/// The listing of one object type across its partitions and windows, page by page.
-#[derive(Debug, Clone)]
-pub struct ListingProgress {
+/// The last id of a bucket.
+pub fn bucket_end(bucket: i64) -> i64 {
+    bucket
+        .saturating_add(1)
+        .saturating_mul(LISTED_BUCKET_WIDTH)
+        .saturating_sub(1)
+}
+
+/// The ids a run listed of one type above some id, read in whole buckets: every listed id in
+/// `(after, complete_to]` is in `ids`, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListedStretch {
+    pub ids: Vec<i64>,
+    /// The last id this answer speaks for; `None` when it holds every listed id above `after`.
+    pub complete_to: Option<i64>,
+}
+
+/// One step's share of the check of the copy against a completed listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StretchCheck {
+    /// Stored, live objects the listing did not show, written before it began: they may be gone.
+    pub candidates: Vec<i64>,
+    /// The copy is checked up to this id; `None` when it is checked to its end.
+    pub checked_to: Option<i64>,
+}
+
+/// Checks the stored copy above `after_id` against the run's listing of the type, as two id-ordered
+/// streams: `stored` is the copy's next objects above `after_id` (in id order, at most `limit`, so
+/// `stored.len() < limit` means the copy ends there), `listed` the run's listed ids above it. The
+/// stretch checked ends where either stream's answer ends, so that a step holds only a bounded window
+/// of each, whatever the size of the type.
+///
+/// Only a listing of every partition and window that finished without an error reaches this check
+/// (a failed type's check is dropped with it); an object written after the listing began is never a
+/// candidate (it may have been created mid-scan), nor is a tombstone.
+pub fn check_stretch(
+    after_id: i64,
+    stored: &[StoredVersion],
+    limit: usize,
+    listed: &ListedStretch,
     started_at: Timestamp,
-    listed: HashSet<i64>,
-    /// Pages Tripletex answered 304 to: unchanged since their digest, so nothing in their range can
-    /// have gone.
-    unchanged: Vec<IdRange>,
-    failures: Vec<String>,
-}
-
-/// A listing that did not finish cleanly: it can never show that an object is gone.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the listing is incomplete: {}", .failures.join("; "))]
-pub struct IncompleteListing {
-    pub failures: Vec<String>,
-}
-
-/// A listing of every partition and window that finished without an error.
-#[derive(Debug, Clone)]
-pub struct CompletedListing(ListingProgress);
-
-impl ListingProgress {
-    pub fn start(started_at: Timestamp) -> Self {
-        Self {
-            started_at,
-            listed: HashSet::new(),
-            unchanged: Vec::new(),
-            failures: Vec::new(),
-        }
+) -> StretchCheck {
+    let stored_to = if stored.len() < limit {
+        None
+    } else {
+        stored.last().map(|copy| copy.id)
+    };
+    let until = match (stored_to, listed.complete_to) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
-
-    pub fn page(&mut self, listed: &[Listed]) {
-        self.listed.extend(listed.iter().map(|object| object.id));
-    }
-
-    /// Objects listed by id alone: a page answered 304 lists the ids it held the last time.
-    pub fn listed_ids(&mut self, ids: impl IntoIterator<Item = i64>) {
-        self.listed.extend(ids);
-    }
-
-    pub fn unchanged_page(&mut self, range: IdRange) {
-        self.unchanged.push(range);
-    }
-
-    /// A page, window or partition that failed (429 after the retries, 5xx, a window that cannot
-    /// be split below 10,000 results, ...).
-    pub fn failed(&mut self, reason: impl Into<String>) {
-        self.failures.push(reason.into());
-    }
-
-    pub fn complete(self) -> Result<CompletedListing, IncompleteListing> {
-        if self.failures.is_empty() {
-            Ok(CompletedListing(self))
-        } else {
-            Err(IncompleteListing {
-                failures: self.failures,
-            })
-        }
-    }
-}
-
-/// Stored, live objects the listing did not show, written before it began: they may be gone.
-pub fn deletion_candidates(
-    listing: &CompletedListing,
-    stored: impl IntoIterator<Item = StoredVersion>,
-) -> BTreeSet<i64> {
-    let listing = &listing.0;
-    stored
-        .into_iter()
-        .filter(|copy| !copy.deleted)
-        .filter(|copy| copy.updated_at < listing.started_at)
-        .filter(|copy| !listing.listed.contains(&copy.id))
-        .filter(|copy| {
-            !listing
-                .unchanged
-                .iter()
-                .any(|range| range.contains(copy.id))
-        })
+    // Each step moves on, whatever an answer says.
+    .map(|until| until.max(after_id.saturating_add(1)));
+    let candidates = stored
+        .iter()
+        .filter(|copy| copy.id > after_id && until.is_none_or(|until| copy.id <= until))
+        .filter(|copy| !copy.deleted && copy.updated_at < started_at)
+        .filter(|copy| listed.ids.binary_search(&copy.id).is_err())
         .map(|copy| copy.id)
-        .collect()
+        .collect();
+    StretchCheck {
+        candidates,
+        checked_to: until,
+    }
 }
 
-/// What Tripletex said when a candidate was looked up by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What Tripletex said when an object was looked up by id (with the subscription's `fields`).
+#[derive(Debug, Clone)]
 pub enum Lookup {
-    /// 404 (code 6000): the object does not exist.
+    /// 404 with Tripletex's code 6000: the object does not exist.
     NotFound,
-    /// It exists (listed in no partition the sync knows, or created again): not deleted.
-    Found,
-    /// Any other answer (403, 429, 5xx, a timeout): nothing is known.
-    Failed,
+    /// It exists (listed in no partition the sync knows, moved past the listing by a deletion, or
+    /// created again), as it is now.
+    Found(FetchedObject),
 }
 
-/// Whether a candidate becomes a tombstone.
+/// What becomes of a stored object the listing did not show, once it is looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tombstoning {
+pub enum AfterLookup {
+    /// Tripletex confirms it gone: a tombstone.
     Tombstone,
+    /// It exists at a newer version than the copy's (the listing skipped it): queue it as looked up.
+    Refresh,
+    /// It exists as the copy has it.
     Keep,
 }
 
-impl Tombstoning {
-    pub fn after_lookup(lookup: Lookup) -> Self {
+impl AfterLookup {
+    pub fn decide(lookup: &Lookup, copy: Option<&StoredVersion>) -> Self {
         match lookup {
             Lookup::NotFound => Self::Tombstone,
-            Lookup::Found | Lookup::Failed => Self::Keep,
+            Lookup::Found(object) => {
+                let listed = Listed {
+                    id: object.id,
+                    version: object.version,
+                };
+                let stored = |_: i64| copy.copied();
+                if compare_page(&[listed], stored, &[]).fetch.is_empty() {
+                    Self::Keep
+                } else {
+                    Self::Refresh
+                }
+            }
         }
     }
 }
@@ -220,6 +232,7 @@ impl Tombstoning {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::value::RawValue;
     use std::collections::HashMap;
 
     fn at(seconds: i64) -> Timestamp {
@@ -253,6 +266,7 @@ mod tests {
         let verdict = compare_page(
             &[listed(1, 3), listed(2, 7), listed(3, 8), listed(4, 0)],
             copy(&stored),
+            &[],
         );
         assert_eq!(verdict.fetch, [2, 4]);
         assert_eq!(
@@ -263,7 +277,7 @@ mod tests {
 
     #[test]
     fn skipped_versions_are_one_fetch_of_the_newest() {
-        let verdict = compare_page(&[listed(1, 12)], copy(&[live(1, 3)]));
+        let verdict = compare_page(&[listed(1, 12)], copy(&[live(1, 3)]), &[]);
         assert_eq!(verdict.fetch, [1]);
         assert_eq!(verdict.behind, 1);
     }
@@ -271,7 +285,7 @@ mod tests {
     #[test]
     fn a_copy_newer_than_the_listing_is_left_alone() {
         // A webhook landed between Tripletex's answer and the compare.
-        let verdict = compare_page(&[listed(1, 4)], copy(&[live(1, 5)]));
+        let verdict = compare_page(&[listed(1, 4)], copy(&[live(1, 5)]), &[]);
         assert!(verdict.fetch.is_empty());
         assert_eq!(verdict.unchanged, 1);
     }
@@ -282,7 +296,7 @@ mod tests {
             deleted: true,
             ..live(1, 3)
         };
-        let verdict = compare_page(&[listed(1, 4)], copy(&[tombstone]));
+        let verdict = compare_page(&[listed(1, 4)], copy(&[tombstone]), &[]);
         assert!(verdict.fetch.is_empty(), "tombstones are final");
         assert_eq!(verdict.listed_after_delete, [1]);
     }
@@ -294,14 +308,14 @@ mod tests {
             ..live(1, 0)
         };
         assert_eq!(
-            compare_page(&[listed(1, 0)], copy(&[unversioned])).fetch,
+            compare_page(&[listed(1, 0)], copy(&[unversioned]), &[]).fetch,
             [1]
         );
         let without_version = Listed {
             id: 2,
             version: None,
         };
-        let verdict = compare_page(&[without_version], copy(&[live(2, 1)]));
+        let verdict = compare_page(&[without_version], copy(&[live(2, 1)]), &[]);
         assert_eq!(
             (verdict.fetch.len(), verdict.unchanged),
             (0, 1),
@@ -309,82 +323,160 @@ mod tests {
         );
     }
 
-    fn complete(started_at: Timestamp, pages: &[&[Listed]]) -> CompletedListing {
-        let mut progress = ListingProgress::start(started_at);
-        for page in pages {
-            progress.page(page);
+    #[test]
+    fn an_object_known_unstorable_is_not_fetched_again_until_its_version_moves() {
+        let known = [listed(4, 2)];
+        let verdict = compare_page(&[listed(4, 2), listed(5, 1)], copy(&[]), &known);
+        assert_eq!(verdict.fetch, [5]);
+        assert_eq!((verdict.known_unstorable, verdict.missing), (1, 1));
+        let verdict = compare_page(&[listed(4, 3)], copy(&[]), &known);
+        assert_eq!(verdict.fetch, [4], "a new version may be storable");
+    }
+
+    fn stretch(ids: &[i64], complete_to: Option<i64>) -> ListedStretch {
+        ListedStretch {
+            ids: ids.to_vec(),
+            complete_to,
         }
-        progress.complete().unwrap()
     }
 
     #[test]
     fn a_stored_object_absent_from_a_complete_listing_is_a_candidate() {
-        let listing = complete(at(100), &[&[listed(1, 0), listed(3, 0)]]);
-        let candidates = deletion_candidates(&listing, [live(1, 0), live(2, 0), live(3, 0)]);
-        assert_eq!(candidates.into_iter().collect::<Vec<_>>(), [2]);
+        let stored = [live(1, 0), live(2, 0), live(3, 0)];
+        let check = check_stretch(0, &stored, 10, &stretch(&[1, 3], None), at(100));
+        assert_eq!(check.candidates, [2]);
+        assert_eq!(
+            check.checked_to, None,
+            "both streams ended: the copy is checked"
+        );
     }
 
     #[test]
     fn an_object_created_mid_scan_survives() {
-        let listing = complete(at(100), &[&[listed(1, 0)]]);
         let created_during_the_scan = StoredVersion {
             updated_at: at(150),
             ..live(2, 0)
         };
-        assert!(deletion_candidates(&listing, [live(1, 0), created_during_the_scan]).is_empty());
-    }
-
-    #[test]
-    fn an_object_in_a_hidden_partition_is_not_a_candidate_once_that_partition_is_listed() {
-        // An inactive customer: absent from the default (active) listing, present in the inactive one.
-        let active: &[Listed] = &[listed(1, 0)];
-        let inactive: &[Listed] = &[listed(2, 0)];
-        let listing = complete(at(100), &[active, inactive]);
-        assert!(deletion_candidates(&listing, [live(1, 0), live(2, 0)]).is_empty());
-    }
-
-    #[test]
-    fn a_listing_cut_short_by_a_429_shows_nothing_is_gone() {
-        let mut progress = ListingProgress::start(at(100));
-        progress.page(&[listed(1, 0)]);
-        progress.failed("page 2 of customer/active: rate limited after 5 attempts");
-        let error = progress.complete().unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "the listing is incomplete: page 2 of customer/active: rate limited after 5 attempts"
+        let check = check_stretch(
+            0,
+            &[live(1, 0), created_during_the_scan],
+            10,
+            &stretch(&[1], None),
+            at(100),
         );
-    }
-
-    #[test]
-    fn a_page_answered_304_hides_no_deletion_in_its_range() {
-        let mut progress = ListingProgress::start(at(100));
-        progress.unchanged_page(IdRange {
-            after: 0,
-            until: 10,
-        });
-        progress.page(&[listed(11, 0)]);
-        let listing = progress.complete().unwrap();
-        let candidates = deletion_candidates(&listing, [live(5, 0), live(11, 0), live(12, 0)]);
-        assert_eq!(candidates.into_iter().collect::<Vec<_>>(), [12]);
+        assert!(check.candidates.is_empty());
     }
 
     #[test]
     fn a_tombstone_is_never_a_candidate_again() {
-        let listing = complete(at(100), &[&[]]);
         let tombstone = StoredVersion {
             deleted: true,
             ..live(1, 0)
         };
-        assert!(deletion_candidates(&listing, [tombstone]).is_empty());
+        let check = check_stretch(0, &[tombstone], 10, &stretch(&[], None), at(100));
+        assert!(check.candidates.is_empty());
+    }
+
+    #[test]
+    fn the_stretch_ends_where_the_listed_ids_read_end() {
+        // The copy goes on past what this step read of the listing: only up to there is checked.
+        let stored = [live(5, 0), live(70_000, 0), live(70_001, 0)];
+        let listed = stretch(&[5], Some(bucket_end(0)));
+        let check = check_stretch(0, &stored, 10, &listed, at(100));
+        assert!(
+            check.candidates.is_empty(),
+            "70,000 is beyond what was read"
+        );
+        assert_eq!(check.checked_to, Some(65_535));
+        let listed = stretch(&[70_001], None);
+        let check = check_stretch(65_535, &stored[1..], 10, &listed, at(100));
+        assert_eq!(check.candidates, [70_000]);
+        assert_eq!(check.checked_to, None);
+    }
+
+    #[test]
+    fn the_stretch_ends_where_the_stored_batch_ends() {
+        let stored = [live(1, 0), live(2, 0)];
+        let check = check_stretch(0, &stored, 2, &stretch(&[1, 3, 9], None), at(100));
+        assert_eq!(check.candidates, [2]);
+        assert_eq!(check.checked_to, Some(2), "the copy may go on after 2");
+        let check = check_stretch(2, &[live(9, 0)], 2, &stretch(&[3, 9], None), at(100));
+        assert!(check.candidates.is_empty());
+        assert_eq!(check.checked_to, None);
+    }
+
+    #[test]
+    fn a_boundary_on_a_deleted_id_moves_on_past_it() {
+        let tombstone = StoredVersion {
+            deleted: true,
+            ..live(2, 0)
+        };
+        let check = check_stretch(
+            0,
+            &[live(1, 0), tombstone],
+            2,
+            &stretch(&[1], None),
+            at(100),
+        );
+        assert!(check.candidates.is_empty());
+        assert_eq!(
+            check.checked_to,
+            Some(2),
+            "the next step starts after the tombstone"
+        );
+    }
+
+    #[test]
+    fn an_empty_range_ends_the_check_or_moves_on() {
+        let check = check_stretch(7, &[], 10, &stretch(&[], None), at(100));
+        assert_eq!(check, StretchCheck::default());
+        let check = check_stretch(7, &[], 10, &stretch(&[], Some(7)), at(100));
+        assert_eq!(check.checked_to, Some(8), "a step always moves on");
+    }
+
+    #[test]
+    fn buckets_tile_the_ids() {
+        assert_eq!(listed_bucket(0), 0);
+        assert_eq!(listed_bucket(LISTED_BUCKET_WIDTH - 1), 0);
+        assert_eq!(listed_bucket(LISTED_BUCKET_WIDTH), 1);
+        assert_eq!(
+            bucket_end(listed_bucket(70_000)),
+            2 * LISTED_BUCKET_WIDTH - 1
+        );
+    }
+
+    fn found(id: i64, version: Option<i64>) -> Lookup {
+        let json = match version {
+            Some(v) => format!(r#"{{"id":{id},"version":{v}}}"#),
+            None => format!(r#"{{"id":{id}}}"#),
+        };
+        Lookup::Found(FetchedObject::read(RawValue::from_string(json).unwrap()).unwrap())
     }
 
     #[test]
     fn only_a_404_by_id_makes_a_tombstone() {
+        let copy = live(1, 3);
         assert_eq!(
-            Tombstoning::after_lookup(Lookup::NotFound),
-            Tombstoning::Tombstone
+            AfterLookup::decide(&Lookup::NotFound, Some(&copy)),
+            AfterLookup::Tombstone
         );
-        assert_eq!(Tombstoning::after_lookup(Lookup::Found), Tombstoning::Keep);
-        assert_eq!(Tombstoning::after_lookup(Lookup::Failed), Tombstoning::Keep);
+        assert_eq!(
+            AfterLookup::decide(&found(1, Some(3)), Some(&copy)),
+            AfterLookup::Keep
+        );
+    }
+
+    #[test]
+    fn a_looked_up_object_newer_than_the_copy_is_queued_again() {
+        // A deletion mid-scan moved it past the listing: the lookup is the only look the run had.
+        let copy = live(1118, 0);
+        assert_eq!(
+            AfterLookup::decide(&found(1118, Some(1)), Some(&copy)),
+            AfterLookup::Refresh
+        );
+        assert_eq!(
+            AfterLookup::decide(&found(7, Some(0)), None),
+            AfterLookup::Refresh
+        );
     }
 }

@@ -10,7 +10,10 @@ use super::listing::FetchedObject;
 use crate::dedup::Source;
 use crate::envelope::EventName;
 use crate::ids::TenantId;
-use crate::message::{BodyEncoding, QueueMessage, WebhookMessage, attribute};
+use crate::message::{
+    BodyEncoding, MAX_QUEUE_MESSAGE_BYTES, QueueMessage, WebhookMessage, attribute,
+};
+use crate::record::{RecordError, change_from_message};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -50,6 +53,34 @@ fn message(
         quarantine_reason: None,
     };
     QueueMessage::from(&message).with_attribute(attribute::SOURCE, Source::Resync.as_str())
+}
+
+/// Why the worker could never store a message the sync would queue: the worker's own reading of it
+/// refuses it (and would quarantine it), or the queue cannot carry it.
+#[derive(Debug, thiserror::Error)]
+pub enum Unstorable {
+    #[error("the worker refuses it")]
+    Refused(#[source] RecordError),
+    #[error("it is {bytes} bytes, over the {limit} bytes a queued message may have")]
+    TooLarge { bytes: usize, limit: usize },
+}
+
+/// The worker's rule, applied before queueing: a message it would quarantine, or that the queue
+/// cannot take, is reported by the sync and never queued (nor fetched again at the same version).
+pub fn check_storable(message: &QueueMessage) -> Result<(), Unstorable> {
+    if message.size() > MAX_QUEUE_MESSAGE_BYTES {
+        return Err(Unstorable::TooLarge {
+            bytes: message.size(),
+            limit: MAX_QUEUE_MESSAGE_BYTES,
+        });
+    }
+    change_from_message(
+        Some(&message.body),
+        |name| message.attribute(name),
+        Timestamp::UNIX_EPOCH,
+    )
+    .map(|_| ())
+    .map_err(Unstorable::Refused)
 }
 
 /// A fetched object as the upsert `event` (one the type's subscription has, e.g. `product.update`).
@@ -92,7 +123,6 @@ pub fn delete_message(
 mod tests {
     use super::*;
     use crate::dedup::{ObjectKey, Write};
-    use crate::record::change_from_message;
 
     fn read(message: &QueueMessage) -> crate::dedup::ObjectChange {
         change_from_message(
@@ -154,5 +184,38 @@ mod tests {
         assert_eq!(change.write, Write::Delete);
         assert_eq!(change.key.object_type, "closeGroup");
         assert_eq!(message.attribute(attribute::SOURCE), Some("resync"));
+    }
+
+    #[test]
+    fn what_the_worker_would_quarantine_or_the_queue_refuse_is_unstorable() {
+        let tenant = TenantId::default_tenant();
+        let event = EventName::parse("product.update").unwrap();
+        let object = |json: String| FetchedObject::read(RawValue::from_string(json).unwrap());
+        let storable = object(r#"{"id":3,"version":1}"#.into()).unwrap();
+        let message = upsert_message(&tenant, &event, None, &storable, Timestamp::UNIX_EPOCH);
+        assert!(check_storable(&message).is_ok());
+        let negative = object(r#"{"id":3,"version":-1}"#.into()).unwrap();
+        let message = upsert_message(&tenant, &event, None, &negative, Timestamp::UNIX_EPOCH);
+        let refused = check_storable(&message).unwrap_err();
+        assert_eq!(
+            crate::error::error_chain(&refused),
+            "the worker refuses it: value.version must be a non-negative integer"
+        );
+        let zero_id = object(r#"{"id":0,"version":1}"#.into()).unwrap();
+        let message = upsert_message(&tenant, &event, None, &zero_id, Timestamp::UNIX_EPOCH);
+        assert!(matches!(
+            check_storable(&message),
+            Err(Unstorable::Refused(_))
+        ));
+        let large = object(format!(
+            r#"{{"id":3,"version":1,"notes":"{}"}}"#,
+            "x".repeat(MAX_QUEUE_MESSAGE_BYTES)
+        ))
+        .unwrap();
+        let message = upsert_message(&tenant, &event, None, &large, Timestamp::UNIX_EPOCH);
+        assert!(matches!(
+            check_storable(&message),
+            Err(Unstorable::TooLarge { .. })
+        ));
     }
 }

@@ -19,10 +19,11 @@ pub mod window;
 pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, listable, spec_for};
 pub use claims::{CLAIM_GRACE, ClaimRepair, TakenResync, repair_claim};
 pub use compare::{
-    CompletedListing, IdRange, IncompleteListing, Listed, ListingProgress, Lookup, PageVerdict,
-    StoredVersion, Tombstoning, compare_page, deletion_candidates,
+    AfterLookup, LISTED_BUCKET_WIDTH, Listed, ListedStretch, Lookup, PageVerdict, StoredVersion,
+    StretchCheck, bucket_end, check_stretch, compare_page, listed_bucket,
 };
 pub use cursor::{CannotSplit, Cursor, first_cursors};
+pub use envelope::Unstorable;
 pub use listing::{FetchRequest, FetchedObject, ListedPage, PageRequest};
 pub use run::{
     ListedWindow, RunMode, RunState, Stage, StepRecorded, StepReport, SyncTask, TypeCounts,

@@ -358,8 +358,10 @@ impl SyncTask {
         Some(self)
     }
 
-    /// The key under which a page's digest and ids are remembered: type, partition, window, offset.
-    pub fn page_key(&self) -> Option<String> {
+    /// The key under which a page's digest and ids are remembered: type, partition, window, offset
+    /// and page size (a digest of another page shape is never sent: a changed page size starts
+    /// afresh).
+    pub fn page_key(&self, page_size: u32) -> Option<String> {
         let work = self.current()?;
         let Stage::List(cursor) = &work.stage else {
             return None;
@@ -370,7 +372,7 @@ impl SyncTask {
             .window
             .map_or_else(|| "-".to_owned(), |w| format!("{}..{}", w.from, w.to));
         Some(format!(
-            "{}/{}/{}/{}",
+            "{}/{}/{}/{}+{page_size}",
             work.object_type, partition.name, window, cursor.from
         ))
     }
@@ -392,6 +394,17 @@ pub struct TypeCounts {
     pub tombstoned: u64,
     /// Stored objects missing from the listing that Tripletex still has (found by id).
     pub kept_after_lookup: u64,
+    /// Of those, the ones found at a newer version than the copy's (a deletion mid-scan moved them
+    /// past the listing's pages): queued as looked up.
+    pub refreshed_after_lookup: u64,
+    /// Objects a fetch by ids answered without: each looked up by id instead.
+    pub left_out_by_fetch: u64,
+    /// Of those, the ones Tripletex answered 404 (gone since the listing): nothing queued, and their
+    /// pages stay unconfirmed, so the next run lists them again.
+    pub vanished: u64,
+    /// Objects the worker could never store (it would quarantine them, or the queue cannot carry
+    /// them): reported with their reason, never queued, and not fetched again at the same version.
+    pub unstorable: u64,
     pub pages: u64,
     /// Pages answered 304: nothing changed since the last listing.
     pub pages_not_modified: u64,
@@ -405,7 +418,7 @@ pub struct TypeCounts {
 
 impl TypeCounts {
     /// The counts under their names, as the run record and metrics spell them.
-    pub fn named(&self) -> [(&'static str, u64); 11] {
+    pub fn named(&self) -> [(&'static str, u64); 15] {
         [
             ("listed", self.listed),
             ("unchanged", self.unchanged),
@@ -413,6 +426,10 @@ impl TypeCounts {
             ("enqueued", self.enqueued),
             ("tombstoned", self.tombstoned),
             ("keptAfterLookup", self.kept_after_lookup),
+            ("refreshedAfterLookup", self.refreshed_after_lookup),
+            ("leftOutByFetch", self.left_out_by_fetch),
+            ("vanished", self.vanished),
+            ("unstorable", self.unstorable),
             ("pages", self.pages),
             ("pagesNotModified", self.pages_not_modified),
             ("requests", self.requests),
@@ -429,6 +446,13 @@ impl TypeCounts {
             (&mut self.enqueued, other.enqueued),
             (&mut self.tombstoned, other.tombstoned),
             (&mut self.kept_after_lookup, other.kept_after_lookup),
+            (
+                &mut self.refreshed_after_lookup,
+                other.refreshed_after_lookup,
+            ),
+            (&mut self.left_out_by_fetch, other.left_out_by_fetch),
+            (&mut self.vanished, other.vanished),
+            (&mut self.unstorable, other.unstorable),
             (&mut self.pages, other.pages),
             (&mut self.pages_not_modified, other.pages_not_modified),
             (&mut self.requests, other.requests),
@@ -495,6 +519,8 @@ pub struct StepReport {
     pub counts: TypeCounts,
     /// Why the type's listing was given up.
     pub failure: Option<String>,
+    /// Objects found unstorable in this step, each with its reason (`id 42 version 3: why`).
+    pub unstorable: Vec<String>,
     /// Set on the chain's last step: the run is over.
     pub finished: bool,
 }
@@ -559,7 +585,7 @@ mod tests {
                 ("product".into(), Stage::Verify { after_id: 0 }),
             ]
         );
-        assert_eq!(task.page_key().unwrap(), "customer/active/-/0");
+        assert_eq!(task.page_key(1000).unwrap(), "customer/active/-/0+1000");
     }
 
     #[test]
@@ -590,7 +616,7 @@ mod tests {
         let task = task(&["product"]);
         let next = task.after_page(1000, 1000).unwrap();
         assert_eq!(next.step, 1);
-        assert_eq!(next.page_key().unwrap(), "product/all/-/1000");
+        assert_eq!(next.page_key(1000).unwrap(), "product/all/-/1000+1000");
         let next = next.after_page(10, 1000).unwrap();
         assert_eq!(next.current().unwrap().stage, Stage::Verify { after_id: 0 });
         let next = next.after_verify(Some(500)).unwrap();
@@ -604,7 +630,7 @@ mod tests {
     #[test]
     fn ids_to_fetch_ride_along_within_a_partition_and_never_past_its_end() {
         let task = task(&["customer"]);
-        let page = task.page_key().unwrap();
+        let page = task.page_key(1000).unwrap();
         let next = task
             .after_page_carrying(1000, 1000, vec![7, 9], vec![page.clone()])
             .unwrap();
@@ -615,7 +641,7 @@ mod tests {
             .unwrap();
         assert!(next.carried.is_empty(), "the next partition starts clean");
         assert!(next.unconfirmed.is_empty());
-        assert_eq!(next.page_key().unwrap(), "customer/inactive/-/0");
+        assert_eq!(next.page_key(1000).unwrap(), "customer/inactive/-/0+1000");
         let mut split = next.clone();
         split.carried = vec![1];
         assert!(split.abandon_type().is_none());
@@ -625,8 +651,8 @@ mod tests {
     fn a_window_too_large_is_listed_again_as_two_adjacent_halves() {
         let task = task(&["voucher"]);
         assert_eq!(
-            task.page_key().unwrap(),
-            "voucher/all/1900-01-01..2100-01-01/0"
+            task.page_key(500).unwrap(),
+            "voucher/all/1900-01-01..2100-01-01/0+500"
         );
         let split = task.after_split().unwrap().unwrap();
         let (first, second) = FULL_RANGE.halves().unwrap();

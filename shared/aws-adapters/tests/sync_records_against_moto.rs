@@ -1,0 +1,176 @@
+//! The sync's records held to one rule on both sides: the in-memory fake and DynamoDB (moto) through
+//! the real adapter. The listed ids of a run come back in id order, bucket by bucket, within the
+//! budget, whatever the pages and windows they were listed in; unstorable objects are remembered at
+//! their newest version; a type's confirmation only moves forward.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
+use aws_adapters::sync_records::{DynamoSyncRecords, item};
+use aws_sdk_dynamodb::Client as DynamoDbClient;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use domain::ids::TenantId;
+use domain::ports::SyncRecords;
+use domain::sync::{LISTED_BUCKET_WIDTH, Listed, ListedStretch};
+use jiff::Timestamp;
+use test_support::{InMemorySyncRecords, MotoServer, sdk_config_for};
+
+async fn dynamo(table: &str) -> DynamoSyncRecords {
+    let client = DynamoDbClient::new(&sdk_config_for(MotoServer::shared().endpoint()).await);
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(item::KEY, KeyType::Hash))
+        .key_schema(key(item::SORT, KeyType::Range))
+        .attribute_definitions(attribute(item::KEY))
+        .attribute_definitions(attribute(item::SORT))
+        .send()
+        .await
+        .unwrap();
+    DynamoSyncRecords::new(client, table)
+}
+
+/// Reads the whole listing back as the check of the copy does: stretch by stretch.
+async fn walk(records: &impl SyncRecords, budget: usize) -> (Vec<i64>, Vec<ListedStretch>) {
+    let tenant = TenantId::parse("acme").unwrap();
+    let (mut after, mut all, mut stretches) = (0, Vec::new(), Vec::new());
+    loop {
+        let stretch = records
+            .listed_after(&tenant, "run-1", "voucher", after, budget)
+            .await
+            .unwrap();
+        all.extend(&stretch.ids);
+        stretches.push(stretch.clone());
+        match stretch.complete_to {
+            None => return (all, stretches),
+            Some(to) => {
+                assert!(to > after, "a stretch moves on");
+                assert!(stretch.ids.iter().all(|&id| after < id && id <= to));
+                after = to;
+            }
+        }
+    }
+}
+
+async fn exercise(
+    records: &impl SyncRecords,
+) -> (Vec<i64>, Vec<ListedStretch>, Vec<Listed>, Timestamp) {
+    let tenant = TenantId::parse("acme").unwrap();
+    let w = LISTED_BUCKET_WIDTH;
+    // Two windows listed the same id range; a page spans three buckets; one page is listed twice
+    // (a step delivered again).
+    let pages: [(&str, Vec<i64>); 4] = [
+        (
+            "voucher/all/2020-01-01..2021-01-01/0+1000",
+            vec![3, 9, w + 1, 2 * w + 5],
+        ),
+        (
+            "voucher/all/2021-01-01..2022-01-01/0+1000",
+            vec![4, 8, w + 2],
+        ),
+        (
+            "voucher/all/2022-01-01..2023-01-01/0+1000",
+            vec![5 * w, 5 * w + 1],
+        ),
+        (
+            "voucher/all/2020-01-01..2021-01-01/0+1000",
+            vec![3, 9, w + 1, 2 * w + 5],
+        ),
+    ];
+    for (page, ids) in &pages {
+        records
+            .record_listed(&tenant, "run-1", page, ids)
+            .await
+            .unwrap();
+    }
+    records
+        .record_listed(&tenant, "run-0", "voucher/all/-/0+1000", &[7])
+        .await
+        .unwrap();
+    let (all, stretches) = walk(records, 3).await;
+
+    let listed = |id, version| Listed {
+        id,
+        version: Some(version),
+    };
+    records
+        .remember_unstorable(&tenant, "voucher", &[listed(4, 1), listed(9, 2)])
+        .await
+        .unwrap();
+    records
+        .remember_unstorable(&tenant, "voucher", &[listed(4, 3)])
+        .await
+        .unwrap();
+    let mut unstorable = records.known_unstorable(&tenant, "voucher").await.unwrap();
+    unstorable.sort_by_key(|object| object.id);
+
+    let later = Timestamp::from_second(1_800_000_100).unwrap();
+    let earlier = Timestamp::from_second(1_800_000_000).unwrap();
+    records
+        .confirm_complete(&tenant, "voucher", later)
+        .await
+        .unwrap();
+    records
+        .confirm_complete(&tenant, "voucher", earlier)
+        .await
+        .unwrap();
+    let confirmed = records.confirmed_complete(&tenant).await.unwrap();
+    assert_eq!(confirmed, [("voucher".to_owned(), later)], "only forward");
+    (all, stretches, unstorable, later)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fake_and_dynamodb_keep_the_sync_records_alike() {
+    let fake = exercise(&InMemorySyncRecords::new()).await;
+    let table = format!("sync-records-{}", std::process::id());
+    let real = exercise(&dynamo(&table).await).await;
+    let w = LISTED_BUCKET_WIDTH;
+    assert_eq!(
+        fake.0,
+        [3, 4, 8, 9, w + 1, w + 2, 2 * w + 5, 5 * w, 5 * w + 1],
+        "every listed id once, in id order, another run's never"
+    );
+    assert_eq!(fake.0, real.0);
+    assert_eq!(
+        fake.1.iter().map(|s| s.complete_to).collect::<Vec<_>>(),
+        real.1.iter().map(|s| s.complete_to).collect::<Vec<_>>(),
+        "the same stretches"
+    );
+    assert_eq!(
+        fake.1[0],
+        ListedStretch {
+            ids: vec![3, 4, 8, 9],
+            complete_to: Some(w - 1)
+        },
+        "whole buckets until the budget is read"
+    );
+    assert_eq!(
+        fake.2,
+        [
+            Listed {
+                id: 4,
+                version: Some(3)
+            },
+            Listed {
+                id: 9,
+                version: Some(2)
+            }
+        ]
+    );
+    assert_eq!(fake.2, real.2);
+}
