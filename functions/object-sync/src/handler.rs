@@ -17,8 +17,8 @@ use domain::ports::{
 };
 use domain::resync::{ResyncKey, ResyncReason};
 use domain::sync::{
-    ClaimRepair, RunMode, RunState, Stage, StepRecorded, StepReport, SyncTask, TypeCounts,
-    plan_types, repair_claim, run_id,
+    ClaimRepair, FreshnessSummary, RunMode, RunState, Stage, StepRecorded, StepReport, SyncTask,
+    TypeCounts, plan_types, repair_claim, run_id, type_freshness,
 };
 use domain::tripletex::Companies;
 use jiff::Timestamp;
@@ -175,6 +175,7 @@ where
     /// was created, a resync for the ones re-enabled; one run per company for all of them.
     async fn start_pending(&self) -> Result<StartReport, SyncError> {
         self.repair_claims().await?;
+        self.watch_freshness().await?;
         let pending = self.ledger.pending().await.map_err(SyncError::Ledger)?;
         let companies = self.companies.current().await;
         let mut by_tenant: BTreeMap<TenantId, Vec<_>> = BTreeMap::new();
@@ -240,6 +241,33 @@ where
             }
         }
         Ok(report)
+    }
+
+    /// Reports, on every tick, how long ago each subscribed type of each company was last proven
+    /// complete: the alarms watch these figures, so that runs that never start are noticed.
+    async fn watch_freshness(&self) -> Result<FreshnessSummary, SyncError> {
+        let types: Vec<String> = plan_types(self.subscribed_types().iter().map(String::as_str))
+            .listable
+            .iter()
+            .map(|spec| spec.object_type.to_owned())
+            .collect();
+        let now = Timestamp::now();
+        let mut summary = FreshnessSummary::default();
+        for tenant in self.companies.current().await.0.keys() {
+            let confirmed = self
+                .records
+                .confirmed_complete(tenant)
+                .await
+                .map_err(SyncError::Records)?;
+            let fresh = type_freshness(&types, &confirmed, now);
+            for overdue in fresh.iter().filter(|fresh| fresh.overdue) {
+                warn!(%tenant, object_type = %overdue.object_type, confirmed_at = ?overdue.confirmed_at,
+                    "a type's copy has not been confirmed complete for over 26 hours");
+            }
+            summary.add(&fresh, now);
+        }
+        emit_metrics(FUNCTION_NAME, &summary.named());
+        Ok(summary)
     }
 
     /// Gives requests back to the next tick when the run that took them did not start. One that

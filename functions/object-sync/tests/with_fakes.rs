@@ -1018,3 +1018,48 @@ async fn an_object_the_worker_could_never_store_is_reported_and_not_fetched_agai
     assert_eq!(h.stored_version("product", 4), Some((Some(2), false)));
     assert_eq!(h.counts(&fixed, "product").fetched, 1);
 }
+
+#[tokio::test]
+async fn a_type_is_confirmed_complete_only_by_a_listing_and_check_without_an_error() {
+    let mut h = harness(&["product.update", "contact.update"], small_pages());
+    for id in 1..=5 {
+        h.company().objects.put_simple("product", id, 1);
+        h.company().objects.put_simple("contact", id, 1);
+    }
+    let tenant = TenantId::parse(TENANT).unwrap();
+    h.start("backfill").await;
+    h.drain().await;
+    let backfill = h.records.runs()[0].start.started_at;
+    let confirmed = h.records.confirmed_complete(&tenant).await.unwrap();
+    assert_eq!(
+        confirmed,
+        [("contact".to_owned(), backfill), ("product".to_owned(), backfill)]
+    );
+    // The next run's product listing fails: product keeps its old confirmation, contact moves on.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let run_id = h.start("reconcile").await;
+    h.company()
+        .objects
+        .fail_next(ObjectCallKind::ListPage, [rate_limited()]);
+    let task = h.tasks.next().unwrap();
+    // Its last delivery: the type is given up, reported failed.
+    h.sync.run_task(task, 3).await.unwrap();
+    h.drain().await;
+    let started = h.run(&run_id).start.started_at;
+    let confirmed = h.records.confirmed_complete(&tenant).await.unwrap();
+    assert_eq!(
+        confirmed,
+        [("contact".to_owned(), started), ("product".to_owned(), backfill)]
+    );
+    // Every tick reports the figures the alarms watch.
+    let report = h
+        .sync
+        .start(StartRequest {
+            mode: "pending".into(),
+            companies: None,
+            types: None,
+        })
+        .await
+        .unwrap();
+    assert!(report.runs.is_empty());
+}

@@ -1,13 +1,13 @@
 //! Turns an SQS batch into one conditional write per record, run concurrently, and reports the
 //! records to retry.
 
-use aws_adapters::telemetry::emit_metrics;
+use aws_adapters::telemetry::{emit_metrics, emit_values};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::dedup::{Outcome, Write};
 use domain::error::error_chain;
 use domain::message::{QueueMessage, attribute};
 use domain::ports::{MessageQueue, ObjectStore};
-use domain::record::{BatchCounts, change_from_message};
+use domain::record::{BatchCounts, change_from_message, freshness_ms};
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
@@ -30,6 +30,8 @@ enum Handled {
     Applied {
         outcome: Outcome,
         write: Write,
+        /// From the receiver to the copy, for an accepted webhook.
+        freshness_ms: Option<u64>,
     },
     Quarantined,
     /// Failed for a reason that may pass: the record is reported and comes back from the queue.
@@ -69,10 +71,18 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
             .await;
 
         let mut counts = BatchCounts::default();
+        let mut freshness = Vec::new();
         let mut response = SqsBatchResponse::default();
         for (message_id, handled) in handled {
             match handled {
-                Handled::Applied { outcome, write } => counts.count_outcome(outcome, &write),
+                Handled::Applied {
+                    outcome,
+                    write,
+                    freshness_ms,
+                } => {
+                    counts.count_outcome(outcome, &write);
+                    freshness.extend(freshness_ms);
+                }
                 Handled::Quarantined => counts.quarantined += 1,
                 Handled::Retry => {
                     counts.failed += 1;
@@ -96,6 +106,7 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
             "batch done"
         );
         emit_metrics(FUNCTION_NAME, &counts.metrics());
+        emit_values(FUNCTION_NAME, "FreshnessMs", "Milliseconds", &freshness);
         response
     }
 
@@ -115,6 +126,7 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
                 debug!(message_id, key = %change.key, event = %change.event, version = change.write.version(), outcome = outcome.as_str(), "record applied");
                 Handled::Applied {
                     outcome,
+                    freshness_ms: freshness_ms(&change, outcome, Timestamp::now()),
                     write: change.write,
                 }
             }

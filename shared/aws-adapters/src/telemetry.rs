@@ -134,9 +134,63 @@ pub fn emit_metrics(function: &str, metrics: &[(&str, u64)]) {
     );
 }
 
+/// The most values EMF takes in one metric's array.
+const EMF_MAX_VALUES: usize = 100;
+
+/// EMF lines carrying many values of one metric (a distribution: CloudWatch keeps each value, so
+/// percentiles such as p99 can be alarmed on), at most 100 values a line.
+pub fn emf_value_lines(
+    function: &str,
+    name: &str,
+    unit: &str,
+    values: &[u64],
+    timestamp_ms: i64,
+) -> Vec<String> {
+    values
+        .chunks(EMF_MAX_VALUES)
+        .map(|chunk| {
+            serde_json::json!({
+                "_aws": {
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": METRICS_NAMESPACE,
+                        "Dimensions": [["FunctionName"]],
+                        "Metrics": [{"Name": name, "Unit": unit}],
+                    }],
+                },
+                "FunctionName": function,
+                name: chunk,
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+/// Prints the values of one metric as EMF lines (none when there are no values).
+pub fn emit_values(function: &str, name: &str, unit: &str, values: &[u64]) {
+    let now = jiff::Timestamp::now().as_millisecond();
+    for line in emf_value_lines(&deployed_name(function), name, unit, values, now) {
+        println!("{line}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_of_a_distribution_go_in_arrays_of_at_most_a_hundred() {
+        let values: Vec<u64> = (0..150).collect();
+        let lines = emf_value_lines("webhook-worker", "FreshnessMs", "Milliseconds", &values, 1);
+        assert_eq!(lines.len(), 2);
+        let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(first["FreshnessMs"].as_array().unwrap().len(), 100);
+        assert_eq!(
+            first["_aws"]["CloudWatchMetrics"][0]["Metrics"][0],
+            serde_json::json!({"Name": "FreshnessMs", "Unit": "Milliseconds"})
+        );
+        assert!(emf_value_lines("w", "FreshnessMs", "Milliseconds", &[], 1).is_empty());
+    }
 
     #[test]
     fn a_type_line_is_counted_per_function_and_per_type() {

@@ -74,6 +74,16 @@ pub fn change_from_message<'a>(
     })
 }
 
+/// How long a webhook took from the receiver to the copy, in milliseconds: only for a change a
+/// webhook brought that the store accepted (a duplicate, stale or resync record says nothing about
+/// how fresh the copy is). The receiver stamps `receivedAt` when Tripletex's call arrives.
+pub fn freshness_ms(change: &ObjectChange, outcome: Outcome, now: Timestamp) -> Option<u64> {
+    (outcome == Outcome::Accepted && change.source == Source::Webhook).then(|| {
+        let elapsed = now.duration_since(change.received_at).as_millis();
+        u64::try_from(elapsed.max(0)).unwrap_or(u64::MAX)
+    })
+}
+
 /// Counts of what a batch did, for the batch's log line and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchCounts {
@@ -244,5 +254,26 @@ mod tests {
         assert_eq!(counts.duplicate, 1);
         assert_eq!(counts.accepted, 1);
         assert_eq!(counts.unversioned, 1);
+    }
+
+    #[test]
+    fn freshness_is_measured_for_accepted_webhooks_only() {
+        let received = Timestamp::from_second(1_800_000_000).unwrap();
+        let mut change = change_from_message(
+            Some(r#"{"subscriptionId":1,"event":"product.update","id":5,"value":{"id":5,"version":2}}"#),
+            |name| match name {
+                "tenant" => Some("acme"),
+                "receivedAt" => Some("2027-01-15T08:00:00Z"),
+                _ => None,
+            },
+            received,
+        )
+        .unwrap();
+        let now = received + jiff::SignedDuration::from_millis(1_250);
+        assert_eq!(change.received_at, received);
+        assert_eq!(freshness_ms(&change, Outcome::Accepted, now), Some(1_250));
+        assert_eq!(freshness_ms(&change, Outcome::Duplicate, now), None);
+        change.source = Source::Resync;
+        assert_eq!(freshness_ms(&change, Outcome::Accepted, now), None);
     }
 }

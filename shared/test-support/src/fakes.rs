@@ -1,7 +1,7 @@
 //! In-memory fakes of the AWS-side ports: each follows the rule its real adapter states (the object
 //! store runs `dedup::decide`, as DynamoDB's condition expression does) and can be told to fail.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -74,6 +74,8 @@ impl MessageQueue for RecordingQueue {
 #[derive(Debug, Default)]
 pub struct InMemoryObjectStore {
     items: Mutex<HashMap<String, StoredItem>>,
+    /// Each tenant and type's ids in order, as the table's `byType` index keeps them.
+    by_type: Mutex<BTreeMap<(TenantId, String), BTreeSet<i64>>>,
     failures: Mutex<HashMap<String, VecDeque<StoreFailure>>>,
 }
 
@@ -186,18 +188,19 @@ impl StoredCopy for InMemoryObjectStore {
         after_id: i64,
         limit: usize,
     ) -> Result<Vec<StoredVersion>, StoreError> {
-        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut found: Vec<StoredVersion> = items
-            .values()
-            .filter(|item| {
-                let key = &item.last_change.key;
-                &key.tenant == tenant && key.object_type == object_type && key.object_id > after_id
+        let ids: Vec<i64> = self
+            .by_type
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(tenant.clone(), object_type.to_owned()))
+            .map(|ids| {
+                ids.range(after_id.saturating_add(1)..)
+                    .take(limit)
+                    .copied()
+                    .collect()
             })
-            .map(Self::stored_version)
-            .collect();
-        found.sort_by_key(|version| version.id);
-        found.truncate(limit);
-        Ok(found)
+            .unwrap_or_default();
+        self.versions(tenant, object_type, &ids).await
     }
 }
 
@@ -234,6 +237,14 @@ impl ObjectStore for InMemoryObjectStore {
                 }
                 Write::Delete => None,
             };
+            if stored.is_none() {
+                self.by_type
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry((change.key.tenant.clone(), change.key.object_type.clone()))
+                    .or_default()
+                    .insert(change.key.object_id);
+            }
             items.insert(
                 key,
                 StoredItem {

@@ -12,6 +12,7 @@ pub mod claims;
 pub mod compare;
 pub mod cursor;
 pub mod envelope;
+pub mod freshness;
 pub mod listing;
 pub mod run;
 pub mod window;
@@ -24,6 +25,7 @@ pub use compare::{
 };
 pub use cursor::{CannotSplit, Cursor, first_cursors};
 pub use envelope::Unstorable;
+pub use freshness::{CONFIRMATION_DUE, FreshnessSummary, TypeFreshness, type_freshness};
 pub use listing::{FetchRequest, FetchedObject, ListedPage, PageRequest};
 pub use run::{
     ListedWindow, RunMode, RunState, Stage, StepRecorded, StepReport, SyncTask, TypeCounts,
