@@ -315,6 +315,7 @@ class Chaos:
             "resyncRequestsRecorded": len(resync_requests),
             "resyncRequestsDone": sum(1 for i in resync_requests if i["state"]["S"] == "DONE"),
             "webhooksDroppedOnPurpose": status["dropped"],
+            "droppedThenSuperseded": status["droppedSuperseded"],
             "silentUpdatesAndDeletes": self.silent,
             "objectsBeforeStart": objects_before_each(self.args) * len(TENANTS) * len(OBJECT_TYPES),
             **sync,
@@ -397,6 +398,10 @@ def sync_summary(runs):
         "syncFetched": totals.get("fetched", 0),
         "syncTombstoned": totals.get("tombstoned", 0),
         "syncDriftCorrected": totals.get("driftCorrected", 0),
+        "syncLateWebhooks": totals.get("lateWebhooks", 0),
+        "syncUnstorable": totals.get("unstorable", 0),
+        "syncVanished": totals.get("vanished", 0),
+        "syncRefreshedAfterLookup": totals.get("refreshedAfterLookup", 0),
         "syncPagesNotModified": totals.get("pagesNotModified", 0),
         "syncTripletexRequests": totals.get("requests", 0),
         "syncTripletexRequestsMinimum": minimum,
@@ -455,6 +460,22 @@ def print_report(report):
             print(f"  {key:<{width}}  {value}")
     for kind, keys in report["examples"].items():
         print(f"  e.g. {kind}: {', '.join(keys)}")
+    print(drift_line(report))
+
+
+def drift_line(report):
+    """Drift counted beside the webhooks dropped on purpose, and what tells them apart."""
+    dropped, superseded = report["webhooksDroppedOnPurpose"], report["droppedThenSuperseded"]
+    only_a_sync = dropped - superseded
+    counted = report["syncDriftCorrected"]
+    line = (f"  drift counted {counted} beside webhooks dropped {dropped} ({superseded} of them superseded by a "
+            f"later delivered change of the same object: {only_a_sync} only a reconciliation could bring); "
+            f"late webhooks {report['syncLateWebhooks']} (not drift)")
+    if counted == only_a_sync:
+        return line + ": equal"
+    return line + (f": {counted - only_a_sync:+d}, the drops a reconciliation corrected before a later change "
+                   "superseded them (counted as drift and as superseded), or a superseding change still "
+                   "in flight at the recheck")
 
 
 def objects_before_each(args):

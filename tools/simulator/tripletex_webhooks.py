@@ -170,6 +170,8 @@ class Webhooks:
         self.live_ids = {}
         self.next_ids = dict(FIRST_IDS)
         self.missed = set()  # object keys with a change no subscription could deliver (disabled)
+        # object keys whose latest change was dropped on purpose (only a reconciliation brings it)
+        self.undelivered = set()
         self.pending = {}  # (subscription id, object key) -> Delivery not yet sent
         self.queue = []  # heap of (due, sequence, Delivery)
         self.sequence = itertools.count()
@@ -179,7 +181,7 @@ class Webhooks:
         self.stats = {key: 0 for key in (
             "changes", "deliveriesMade", "attempts", "succeeded", "failedAttempts", "retries",
             "duplicatesSent", "dropped", "givenUp", "droppedAtDisable", "subscriptionsDisabled",
-            "changesWhileDisabled")}
+            "changesWhileDisabled", "droppedSuperseded")}
         self.disabled_log = []  # (subscription id, event, company)
         self.answers = collections.Counter()  # the receiver's answers by status ("no answer" when none)
         self.workload_running = False
@@ -222,6 +224,7 @@ class Webhooks:
                 self.fan_out(company, f"{kind}.{verb}", key)
             else:
                 self.stats["dropped"] += 1
+                self.undelivered.add(key)
             return key
 
     def fan_out(self, company, event, key):
@@ -247,7 +250,12 @@ class Webhooks:
             self.stats["deliveriesMade"] += 1
             if self.random.random() < self.config.drop_rate:
                 self.stats["dropped"] += 1
+                self.undelivered.add(key)
                 continue
+            if key in self.undelivered:
+                # A later change of the object is on its way: the dropped one needs no sync.
+                self.undelivered.discard(key)
+                self.stats["droppedSuperseded"] += 1
             self.pending[(subscription["id"], key)] = delivery
             copies = 1
             if self.config.max_copies > 1 and self.random.random() < self.config.duplicate_rate:
@@ -426,6 +434,7 @@ class Webhooks:
             return [{"companyId": company, "type": kind, "id": object_id, "deleted": state["deleted"],
                      "version": state["value"]["version"], "value": state["value"],
                      "missedWhileDisabled": (company, kind, object_id) in self.missed,
+                     "lastChangeDropped": (company, kind, object_id) in self.undelivered,
                      "changedAt": state.get("changedAt")}
                     for (company, kind, object_id), state in self.objects.items()]
 
@@ -440,6 +449,7 @@ class Webhooks:
             self.objects.clear()
             self.live_ids.clear()
             self.missed.clear()
+            self.undelivered.clear()
             self.pending.clear()
             self.queue.clear()
             self.failing.clear()

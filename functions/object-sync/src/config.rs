@@ -12,6 +12,10 @@ use domain::tripletex::PRODUCTION_BASE_URL;
 pub const TRIPLETEX_CREDENTIALS_SECRET_ARN: &str = "TRIPLETEX_CREDENTIALS_SECRET_ARN";
 pub const TRIPLETEX_CREDENTIALS: &str = "TRIPLETEX_CREDENTIALS";
 
+/// The longest a recheck may wait for webhooks: well inside the function's shortest timeout
+/// (`SyncTimeoutSeconds` is at least 120 in the template).
+pub const MAX_DRIFT_GRACE: Duration = Duration::from_secs(90);
+
 /// How much one step does: every bound keeps a step far inside the function's timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepLimits {
@@ -27,6 +31,9 @@ pub struct StepLimits {
     pub lookups_per_step: usize,
     /// Deliveries of a step that Tripletex keeps failing before its type is given up as failed.
     pub attempts: u32,
+    /// How long a reconciliation's findings wait for their webhooks before the recheck counts the
+    /// ones still behind as drift (the run's end; the recheck waits the rest, if any).
+    pub drift_grace: Duration,
 }
 
 impl Default for StepLimits {
@@ -37,6 +44,7 @@ impl Default for StepLimits {
             verify_batch: 20_000,
             lookups_per_step: 100,
             attempts: 3,
+            drift_grace: Duration::from_secs(60),
         }
     }
 }
@@ -74,6 +82,9 @@ impl Config {
             verify_batch: env.parsed_or("SYNC_VERIFY_BATCH", defaults.verify_batch)?,
             lookups_per_step: env.parsed_or("SYNC_LOOKUPS_PER_STEP", defaults.lookups_per_step)?,
             attempts: env.parsed_or("SYNC_TASK_ATTEMPTS", defaults.attempts)?,
+            drift_grace: Duration::from_secs(
+                env.parsed_or("SYNC_DRIFT_GRACE_SECONDS", defaults.drift_grace.as_secs())?,
+            ),
         };
         if !(1..=1000).contains(&limits.page_size)
             || limits.fetch_batch == 0
@@ -82,6 +93,15 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "SYNC_PAGE_SIZE",
                 reason: "page size must be 1-1000, batches at least 1".into(),
+            });
+        }
+        if limits.drift_grace > MAX_DRIFT_GRACE {
+            return Err(ConfigError::Invalid {
+                name: "SYNC_DRIFT_GRACE_SECONDS",
+                reason: format!(
+                    "at most {} seconds: the recheck waits it out inside one invocation",
+                    MAX_DRIFT_GRACE.as_secs()
+                ),
             });
         }
         Ok(Self {

@@ -588,6 +588,7 @@ where
         let result = match stage {
             Stage::List(cursor) => ports.list(task, spec, *cursor, counts, notes).await,
             Stage::Verify { after_id } => ports.verify(task, spec, *after_id, counts, notes).await,
+            Stage::Recheck => ports.recheck(task, spec, counts, notes).await,
         };
         let used = api.usage().since(before);
         counts.requests += used.requests;

@@ -14,10 +14,12 @@ use domain::ports::{
 /// The most unstorable reasons one step reports by name (all are counted).
 const UNSTORABLE_REASONS_PER_STEP: usize = 20;
 use domain::error::error_chain;
+use domain::sync::MAX_SUSPECTS;
 use domain::sync::envelope::{check_storable, delete_message, upsert_message};
 use domain::sync::{
-    AfterLookup, CannotSplit, Cursor, FetchRequest, FetchedObject, Listed, ListedPage, Lookup,
-    ObjectTypeSpec, PageRequest, SyncTask, TypeCounts, check_stretch, compare_page,
+    AfterLookup, CannotSplit, Cursor, DateWindow, FULL_RANGE, FetchRequest, FetchedObject, Finding,
+    Listed, ListedPage, Lookup, ObjectTypeSpec, PageRequest, Partition, Suspect, SyncTask,
+    TypeCounts, check_stretch, compare_page,
 };
 use domain::tripletex::TripletexError;
 use jiff::Timestamp;
@@ -138,7 +140,8 @@ where
             }
             Err(error) => return Err(StepError::Tripletex(error)),
         };
-        let (ids, own_fetch, digest) = match page {
+        let mut listed_versions: HashMap<i64, Option<i64>> = HashMap::new();
+        let (ids, mut own_fetch, digest) = match page {
             ListedPage::Unchanged => {
                 // The same page as last time: its objects were compared and queued then.
                 let ids = memory.map(|memory| memory.ids).unwrap_or_default();
@@ -170,6 +173,12 @@ where
                 }
                 counts.unchanged += verdict.unchanged as u64;
                 counts.unstorable += verdict.known_unstorable as u64;
+                listed_versions.extend(
+                    objects
+                        .iter()
+                        .filter(|object| verdict.fetch.contains(&object.id))
+                        .map(|object| (object.id, object.version)),
+                );
                 if !verdict.listed_after_delete.is_empty() {
                     warn!(%tenant, object_type = spec.object_type, ids = ?verdict.listed_after_delete,
                         "Tripletex lists objects the copy holds as deleted; tombstones stay final");
@@ -177,6 +186,24 @@ where
                 (ids, verdict.fetch, digest)
             }
         };
+        // A reconciliation keeps what it found behind for the recheck at its end (their webhooks
+        // may be in flight); what does not fit is fetched now, and is drift at once.
+        let mut deferred = Vec::new();
+        if task.rechecks(spec.object_type) {
+            let room = MAX_SUSPECTS.saturating_sub(task.suspects.len());
+            let keep = own_fetch.len().min(room);
+            deferred = own_fetch
+                .drain(..keep)
+                .map(|id| Suspect {
+                    object_type: spec.object_type.to_owned(),
+                    partition: Some(cursor.partition),
+                    id,
+                    found: Finding::Behind {
+                        version: listed_versions.get(&id).copied().flatten(),
+                    },
+                })
+                .collect();
+        }
         // Fetch in full batches; what is left rides along to the next page, and everything is
         // fetched before the partition or window's listing ends.
         let last_page = ids.len() < page_size as usize;
@@ -187,7 +214,15 @@ where
         let mut fetched_all = true;
         let carried = if flush {
             let fetched = self
-                .fetch_and_queue(task, spec, &request, &wanted, counts, notes)
+                .fetch_and_queue(
+                    task,
+                    spec,
+                    partition,
+                    request.window,
+                    &wanted,
+                    counts,
+                    notes,
+                )
                 .await?;
             counts.fetched += fetched.queued;
             counts.enqueued += fetched.queued;
@@ -208,7 +243,8 @@ where
         // A page's digest is trusted only once its objects are queued, so that a 304 later skips
         // nothing that was never fetched.
         if let Some(digest) = digest {
-            let confirmed = own_fetch.is_empty() || (flush && fetched_all);
+            // A page with findings left for the recheck is listed in full next time.
+            let confirmed = deferred.is_empty() && (own_fetch.is_empty() || (flush && fetched_all));
             let memory = PageMemory {
                 digest,
                 ids: ids.clone(),
@@ -217,25 +253,34 @@ where
             self.records
                 .remember_page(tenant, &page_key, &memory)
                 .await?;
-            if !confirmed && !flush {
+            if !confirmed && !flush && deferred.is_empty() {
                 unconfirmed.push(page_key.clone());
             }
         }
         self.records
             .record_listed(tenant, &task.run_id, &page_key, &ids)
             .await?;
-        Ok(task
-            .clone()
-            .after_page_carrying(ids.len(), page_size, carried, unconfirmed))
+        let mut next = task.clone();
+        let now = Timestamp::now();
+        if !deferred.is_empty() {
+            next.recheck_page(page_key.clone());
+        }
+        for suspect in deferred {
+            // Room was made above, and the recheck stage is still ahead.
+            next.suspect(suspect, now);
+        }
+        Ok(next.after_page_carrying(ids.len(), page_size, carried, unconfirmed))
     }
 
     /// Fetches these ids in full and queues what the worker can store. An id the answer leaves out
     /// is looked up by id: queued as found, or, on a 404, left (its pages stay unconfirmed).
+    #[allow(clippy::too_many_arguments)] // the step's state, the listing's filters, and the ids
     async fn fetch_and_queue(
         &self,
         task: &SyncTask,
         spec: &'static ObjectTypeSpec,
-        page: &PageRequest,
+        partition: &'static Partition,
+        window: Option<DateWindow>,
         ids: &[i64],
         counts: &mut TypeCounts,
         notes: &mut StepNotes,
@@ -256,8 +301,8 @@ where
                 .api
                 .fetch(&FetchRequest {
                     spec,
-                    partition: page.partition,
-                    window: page.window,
+                    partition,
+                    window,
                     ids: chunk,
                     fields: &self.settings.fields,
                 })
@@ -385,13 +430,37 @@ where
             .collect();
         let mut tombstones = Vec::new();
         let mut refreshed = Vec::new();
+        let mut next = task.clone();
+        let now = Timestamp::now();
         for &id in &looked_up {
             let lookup = self.look_up(spec, id).await?;
             let copy = stored
                 .binary_search_by_key(&id, |version| version.id)
                 .ok()
                 .and_then(|at| stored.get(at));
-            match AfterLookup::decide(&lookup, copy) {
+            let decision = AfterLookup::decide(&lookup, copy);
+            if decision != AfterLookup::Keep {
+                // A reconciliation rechecks it at its end: its webhook may be in flight.
+                let found = match &lookup {
+                    Lookup::NotFound => Finding::Gone,
+                    Lookup::Found(object) => Finding::Behind {
+                        version: object.version,
+                    },
+                };
+                let suspect = Suspect {
+                    object_type: spec.object_type.to_owned(),
+                    partition: None,
+                    id,
+                    found,
+                };
+                if task.rechecks(spec.object_type) && next.suspect(suspect, now) {
+                    if decision == AfterLookup::Refresh {
+                        counts.kept_after_lookup += 1;
+                    }
+                    continue;
+                }
+            }
+            match decision {
                 AfterLookup::Tombstone => {
                     tombstones.push(delete_message(
                         tenant,
@@ -440,6 +509,105 @@ where
                 .confirm_complete(tenant, spec.object_type, task.started_at)
                 .await?;
         }
-        Ok(task.clone().after_verify(checked_to))
+        Ok(next.after_verify(checked_to))
+    }
+
+    /// At a reconciliation's end, once its findings' webhooks had their chance (`drift_grace` after
+    /// the first was found, waited out here if the run was quicker): what is still behind is
+    /// fetched (or tombstoned) and counted as drift; what caught up was a late webhook.
+    pub async fn recheck(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        counts: &mut TypeCounts,
+        notes: &mut StepNotes,
+    ) -> Result<Option<SyncTask>, StepError> {
+        let mut next = task.clone();
+        let suspects = next.take_suspects(spec.object_type);
+        let pages = next.take_recheck_pages(spec.object_type);
+        if suspects.is_empty() {
+            return Ok(next.after_recheck());
+        }
+        if let Some(first) = task.first_suspected_at {
+            let grace = self.settings.limits.drift_grace;
+            let waited = Timestamp::now().duration_since(first);
+            if let Ok(left) = std::time::Duration::try_from(
+                jiff::SignedDuration::try_from(grace).unwrap_or_default() - waited,
+            ) {
+                tokio::time::sleep(left.min(grace)).await;
+            }
+        }
+        let tenant = &task.tenant;
+        let ids: Vec<i64> = suspects.iter().map(|suspect| suspect.id).collect();
+        let stored: HashMap<i64, _> = self
+            .copy
+            .versions(tenant, spec.object_type, &ids)
+            .await?
+            .into_iter()
+            .map(|version| (version.id, version))
+            .collect();
+        let mut by_partition: std::collections::BTreeMap<Option<usize>, Vec<i64>> =
+            std::collections::BTreeMap::new();
+        let mut tombstones = Vec::new();
+        for suspect in &suspects {
+            if suspect.found.caught_up(stored.get(&suspect.id)) {
+                counts.late_webhooks += 1;
+                continue;
+            }
+            match suspect.found {
+                Finding::Gone => tombstones.push(delete_message(
+                    tenant,
+                    spec.object_type,
+                    None,
+                    suspect.id,
+                    Timestamp::now(),
+                )),
+                Finding::Behind { .. } => by_partition
+                    .entry(suspect.partition)
+                    .or_default()
+                    .push(suspect.id),
+            }
+        }
+        let window = spec.date_window.map(|_| FULL_RANGE);
+        let mut all_queued = true;
+        for (partition, ids) in by_partition {
+            let queued = match partition.and_then(|index| spec.partitions.get(index)) {
+                Some(partition) => {
+                    let fetched = self
+                        .fetch_and_queue(task, spec, partition, window, &ids, counts, notes)
+                        .await?;
+                    all_queued &= fetched.complete;
+                    fetched.queued
+                }
+                None => {
+                    let mut found = Vec::new();
+                    for id in ids {
+                        if let Lookup::Found(object) = self.look_up(spec, id).await? {
+                            found.push(object);
+                        }
+                    }
+                    let Some(event) = upsert_event(self.settings, spec.object_type) else {
+                        continue;
+                    };
+                    let queued = self
+                        .queue_storable(task, spec, &event, &found, counts, notes)
+                        .await?;
+                    counts.refreshed_after_lookup += queued;
+                    queued
+                }
+            };
+            counts.fetched += queued;
+            counts.enqueued += queued;
+            counts.drift_corrected += queued;
+        }
+        self.webhooks.send_all(&tombstones).await?;
+        counts.tombstoned += tombstones.len() as u64;
+        counts.enqueued += tombstones.len() as u64;
+        counts.drift_corrected += tombstones.len() as u64;
+        if all_queued {
+            // Every change those pages showed is in the copy now (or on its way): 304 from now on.
+            self.records.confirm_pages(tenant, &pages).await?;
+        }
+        Ok(next.after_recheck())
     }
 }

@@ -19,6 +19,8 @@ fn small_steps() -> StepLimits {
         verify_batch: 30,
         lookups_per_step: 10,
         attempts: 3,
+        // Nothing is in flight at the recheck: every queued envelope is applied before the next task.
+        drift_grace: Duration::ZERO,
     }
 }
 

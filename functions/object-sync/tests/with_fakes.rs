@@ -99,6 +99,8 @@ fn small_pages() -> StepLimits {
         verify_batch: 7,
         lookups_per_step: 3,
         attempts: 3,
+        // The fake worker applies what is queued at once: nothing is in flight at the recheck.
+        drift_grace: std::time::Duration::ZERO,
     }
 }
 
@@ -613,7 +615,8 @@ async fn a_few_changes_per_page_are_fetched_in_one_batch_at_the_end_of_the_listi
     for id in [3, 13, 23] {
         h.company().objects.put_simple("product", id, 2);
     }
-    let run_id = h.start("reconcile").await;
+    // A resync fetches as it lists (a reconciliation keeps its findings for its recheck).
+    let run_id = h.start("resync").await;
     h.drain().await;
     for id in [3, 13, 23] {
         assert_eq!(h.stored_version("product", id), Some((Some(2), false)));
@@ -822,7 +825,7 @@ async fn a_page_whose_changes_were_never_fetched_is_listed_in_full_next_time() {
     let mut h = harness(&["product.update"], small_pages());
     h.backfilled_products(30, 1).await;
     h.company().objects.put_simple("product", 3, 2);
-    let failed = h.start("reconcile").await;
+    let failed = h.start("resync").await;
     // Page 1 lists the change and carries it along; page 2 never answers.
     let first = h.tasks.next().unwrap();
     h.sync.run_task(first, 1).await.unwrap();
@@ -926,7 +929,8 @@ async fn a_fetch_answer_that_leaves_out_an_object_is_looked_up_and_its_change_qu
     // The page is trusted now, and rightly: every change it showed is in the copy.
     let next = h.start("reconcile").await;
     h.drain().await;
-    assert_eq!(h.counts(&next, "product").pages_not_modified, 4);
+    let quiet = h.counts(&next, "product");
+    assert_eq!((quiet.fetched, quiet.pages_not_modified), (0, 4));
 }
 
 #[tokio::test]
@@ -1033,7 +1037,10 @@ async fn a_type_is_confirmed_complete_only_by_a_listing_and_check_without_an_err
     let confirmed = h.records.confirmed_complete(&tenant).await.unwrap();
     assert_eq!(
         confirmed,
-        [("contact".to_owned(), backfill), ("product".to_owned(), backfill)]
+        [
+            ("contact".to_owned(), backfill),
+            ("product".to_owned(), backfill)
+        ]
     );
     // The next run's product listing fails: product keeps its old confirmation, contact moves on.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -1049,7 +1056,10 @@ async fn a_type_is_confirmed_complete_only_by_a_listing_and_check_without_an_err
     let confirmed = h.records.confirmed_complete(&tenant).await.unwrap();
     assert_eq!(
         confirmed,
-        [("contact".to_owned(), started), ("product".to_owned(), backfill)]
+        [
+            ("contact".to_owned(), started),
+            ("product".to_owned(), backfill)
+        ]
     );
     // Every tick reports the figures the alarms watch.
     let report = h
@@ -1062,4 +1072,71 @@ async fn a_type_is_confirmed_complete_only_by_a_listing_and_check_without_an_err
         .await
         .unwrap();
     assert!(report.runs.is_empty());
+}
+
+/// A webhook the worker applies: what a late delivery does to the copy.
+async fn deliver_webhook(h: &Harness, event: &str, id: i64, version: Option<i64>) {
+    let value = version.map_or("null".to_owned(), |v| {
+        format!(r#"{{"id":{id},"version":{v}}}"#)
+    });
+    let body = format!(r#"{{"subscriptionId":1,"event":"{event}","id":{id},"value":{value}}}"#);
+    let change = change_from_message(
+        Some(&body),
+        |name| (name == "tenant").then_some(TENANT),
+        Timestamp::now(),
+    )
+    .unwrap();
+    h.store.apply(&change).await.unwrap();
+}
+
+#[tokio::test]
+async fn drift_counts_only_what_is_still_behind_once_its_webhook_had_its_chance() {
+    let mut h = harness(&["product.update", "product.delete"], small_pages());
+    h.backfilled_products(25, 1).await;
+    // Five changes and two deletes; the webhooks of three changes and one delete are in flight
+    // while the run lists, the others never come.
+    for id in [2, 4, 6, 8, 10] {
+        h.company().objects.put_simple("product", id, 2);
+    }
+    for id in [20, 22] {
+        h.company().objects.remove("product", id);
+    }
+    let run_id = h.start("reconcile").await;
+    loop {
+        let task = h.tasks.next().unwrap();
+        if task.current().unwrap().stage == domain::sync::Stage::Recheck {
+            // The late webhooks land before the recheck, as the grace lets them.
+            for id in [2, 4, 6] {
+                deliver_webhook(&h, "product.update", id, Some(2)).await;
+            }
+            deliver_webhook(&h, "product.delete", 20, None).await;
+            h.sync.run_task(task, 1).await.unwrap();
+            h.apply_queued().await;
+            break;
+        }
+        h.sync.run_task(task, 1).await.unwrap();
+        h.apply_queued().await;
+        assert_eq!(
+            h.stored_version("product", 8),
+            Some((Some(1), false)),
+            "nothing found behind is queued before the recheck"
+        );
+    }
+    h.drain().await;
+    for id in [2, 4, 6, 8, 10] {
+        assert_eq!(
+            h.stored_version("product", id),
+            Some((Some(2), false)),
+            "{id}"
+        );
+    }
+    assert_eq!(h.stored_version("product", 22), Some((Some(1), true)));
+    let counts = h.counts(&run_id, "product");
+    assert_eq!(
+        (counts.drift_corrected, counts.late_webhooks),
+        (3, 4),
+        "8 and 10 fetched and 22 tombstoned were missed; 2, 4, 6 and 20 were late"
+    );
+    assert_eq!((counts.fetched, counts.tombstoned), (2, 1));
+    assert_eq!(h.run(&run_id).state, RunState::Done);
 }

@@ -67,7 +67,10 @@ impl FreshnessSummary {
     /// Under the names the metrics and alarms use.
     pub fn named(&self) -> [(&'static str, u64); 3] {
         [
-            ("OldestConfirmationSeconds", self.oldest_confirmation_seconds),
+            (
+                "OldestConfirmationSeconds",
+                self.oldest_confirmation_seconds,
+            ),
             ("TypesNeverConfirmed", self.never_confirmed),
             ("TypesConfirmationOverdue", self.overdue),
         ]
@@ -85,7 +88,11 @@ mod tests {
     #[test]
     fn a_type_confirmed_over_26_hours_ago_is_overdue_and_one_never_confirmed_is_counted_apart() {
         let now = Timestamp::from_second(1_800_000_000).unwrap();
-        let types = ["customer".to_owned(), "product".to_owned(), "order".to_owned()];
+        let types = [
+            "customer".to_owned(),
+            "product".to_owned(),
+            "order".to_owned(),
+        ];
         let confirmed = [
             ("customer".to_owned(), at(30, now)),
             ("customer".to_owned(), at(27, now)),
@@ -93,7 +100,11 @@ mod tests {
             ("voucher".to_owned(), at(99, now)),
         ];
         let fresh = type_freshness(&types, &confirmed, now);
-        assert_eq!(fresh[0].confirmed_at, Some(at(27, now)), "the latest counts");
+        assert_eq!(
+            fresh[0].confirmed_at,
+            Some(at(27, now)),
+            "the latest counts"
+        );
         assert!(fresh[0].overdue);
         assert!(!fresh[1].overdue);
         assert_eq!((fresh[2].confirmed_at, fresh[2].overdue), (None, false));

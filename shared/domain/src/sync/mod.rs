@@ -28,7 +28,7 @@ pub use envelope::Unstorable;
 pub use freshness::{CONFIRMATION_DUE, FreshnessSummary, TypeFreshness, type_freshness};
 pub use listing::{FetchRequest, FetchedObject, ListedPage, PageRequest};
 pub use run::{
-    ListedWindow, RunMode, RunState, Stage, StepRecorded, StepReport, SyncTask, TypeCounts,
-    TypePlan, Work, plan_types, run_id, starting_cursors,
+    Finding, ListedWindow, MAX_SUSPECTS, RunMode, RunState, Stage, StepRecorded, StepReport,
+    Suspect, SyncTask, TypeCounts, TypePlan, Work, plan_types, run_id, starting_cursors,
 };
 pub use window::{DateWindow, FULL_RANGE, tile_every_date};

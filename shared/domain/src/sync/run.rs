@@ -94,6 +94,52 @@ pub enum Stage {
     /// After every partition and window of the type is listed: walk the stored copy (ids above
     /// `after_id`) for objects the listing did not show, and confirm each with Tripletex.
     Verify { after_id: i64 },
+    /// At the end of a reconciliation, once its webhooks had their chance: the type's suspects
+    /// still behind are fetched (or tombstoned) and counted as drift; the others were late.
+    Recheck,
+}
+
+/// The most suspects a run holds for their recheck (they ride in the task, about 60 bytes each,
+/// with the key of each page they were listed on);
+/// past that, the delivery path is plainly broken and what the listing finds is drift at once.
+pub const MAX_SUSPECTS: usize = 1_000;
+
+/// What a reconciliation found behind in the copy, kept for the recheck at the run's end instead of
+/// being fetched at once: a webhook still in flight when the listing ran is late, not missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suspect {
+    pub object_type: String,
+    /// The partition it was listed in (its fetch needs that partition's filters); none for one
+    /// the check of the copy found by id, which is looked up by id again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<usize>,
+    pub id: i64,
+    pub found: Finding,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Finding {
+    /// Listed (or looked up) at this version; the copy was behind or lacked it.
+    Behind { version: Option<i64> },
+    /// Confirmed gone (404 by id) while the copy holds it live.
+    Gone,
+}
+
+impl Finding {
+    /// Whether the copy has caught up with the finding since (its webhook came).
+    pub fn caught_up(self, stored: Option<&super::compare::StoredVersion>) -> bool {
+        match (self, stored) {
+            (_, Some(copy)) if copy.deleted => true,
+            (Self::Gone, _) | (Self::Behind { .. }, None) => false,
+            (Self::Behind { version }, Some(copy)) => match (copy.version, version) {
+                (Some(held), Some(listed)) => held >= listed,
+                (None, Some(_)) => false,
+                (_, None) => true,
+            },
+        }
+    }
 }
 
 /// One task on the sync queue.
@@ -125,6 +171,16 @@ pub struct SyncTask {
     /// of halving its way down again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub windows_listed: Vec<ListedWindow>,
+    /// A reconciliation's findings, rechecked at its end (`Stage::Recheck`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspects: Vec<Suspect>,
+    /// When the first suspect was found: the recheck waits until its webhook had its chance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_suspected_at: Option<Timestamp>,
+    /// The pages the suspects were listed on: confirmed by the recheck once all of their type's
+    /// suspects are in the copy, so that a quiet night after answers 304.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recheck_pages: Vec<String>,
 }
 
 /// A date window one partition of a type was listed in.
@@ -194,7 +250,7 @@ impl SyncTask {
         types: &[&'static ObjectTypeSpec],
         remembered: impl Fn(&str) -> Vec<ListedWindow>,
     ) -> Option<Self> {
-        let work: VecDeque<Work> = types
+        let mut work: VecDeque<Work> = types
             .iter()
             .flat_map(|spec| {
                 starting_cursors(spec, &remembered(spec.object_type))
@@ -207,6 +263,14 @@ impl SyncTask {
                     })
             })
             .collect();
+        if mode.counts_drift() {
+            // Last, so that the webhooks of what the listings found behind have had the whole
+            // run to arrive.
+            work.extend(types.iter().map(|spec| Work {
+                object_type: spec.object_type.to_owned(),
+                stage: Stage::Recheck,
+            }));
+        }
         (!work.is_empty()).then_some(Self {
             run_id,
             tenant,
@@ -218,7 +282,68 @@ impl SyncTask {
             carried: Vec::new(),
             unconfirmed: Vec::new(),
             windows_listed: Vec::new(),
+            suspects: Vec::new(),
+            first_suspected_at: None,
+            recheck_pages: Vec::new(),
         })
+    }
+
+    /// Keeps what a reconciliation found for the recheck at its end; false when the run holds
+    /// as many suspects as it may (the finding is then acted on at once).
+    pub fn suspect(&mut self, suspect: Suspect, now: Timestamp) -> bool {
+        if self.suspects.len() >= MAX_SUSPECTS {
+            return false;
+        }
+        self.first_suspected_at.get_or_insert(now);
+        self.suspects.push(suspect);
+        true
+    }
+
+    /// Remembers a page whose findings wait for the recheck.
+    pub fn recheck_page(&mut self, page_key: String) {
+        if !self.recheck_pages.contains(&page_key) {
+            self.recheck_pages.push(page_key);
+        }
+    }
+
+    /// The suspects of one type, taken out of the task (its recheck is the step that takes them).
+    pub fn take_suspects(&mut self, object_type: &str) -> Vec<Suspect> {
+        let (of_type, others) = std::mem::take(&mut self.suspects)
+            .into_iter()
+            .partition(|suspect| suspect.object_type == object_type);
+        self.suspects = others;
+        of_type
+    }
+
+    /// The pages of one type whose findings waited for the recheck, taken out of the task.
+    pub fn take_recheck_pages(&mut self, object_type: &str) -> Vec<String> {
+        let prefix = format!("{object_type}/");
+        let (of_type, others) = std::mem::take(&mut self.recheck_pages)
+            .into_iter()
+            .partition(|page| page.starts_with(&prefix));
+        self.recheck_pages = others;
+        of_type
+    }
+
+    /// Whether this run rechecks the type at its end (a reconciliation does).
+    pub fn rechecks(&self, object_type: &str) -> bool {
+        self.work
+            .iter()
+            .any(|work| work.object_type == object_type && work.stage == Stage::Recheck)
+    }
+
+    /// The task after a type's recheck.
+    pub fn after_recheck(mut self) -> Option<Self> {
+        if matches!(
+            self.work.front(),
+            Some(Work {
+                stage: Stage::Recheck,
+                ..
+            })
+        ) {
+            self.work.pop_front();
+        }
+        self.successor()
     }
 
     pub fn current(&self) -> Option<&Work> {
@@ -339,13 +464,22 @@ impl SyncTask {
     }
 
     /// The task after the current type failed: its listing is incomplete, so nothing of it may be
-    /// tombstoned; the run goes on with the next type.
+    /// tombstoned; the run goes on with the next type. What it found behind before it failed is
+    /// still rechecked, unless the recheck itself is what failed.
     pub fn abandon_type(mut self) -> Option<Self> {
         self.carried.clear();
         self.unconfirmed.clear();
         self.windows_listed.clear();
-        if let Some(failed) = self.work.front().map(|work| work.object_type.clone()) {
-            self.work.retain(|work| work.object_type != failed);
+        if let Some(failed) = self.work.front().cloned() {
+            if failed.stage == Stage::Recheck {
+                self.take_suspects(&failed.object_type);
+                self.take_recheck_pages(&failed.object_type);
+                self.work.pop_front();
+            } else {
+                self.work.retain(|work| {
+                    work.object_type != failed.object_type || work.stage == Stage::Recheck
+                });
+            }
         }
         self.successor()
     }
@@ -412,13 +546,17 @@ pub struct TypeCounts {
     pub requests: u64,
     pub rate_limited: u64,
     /// In a reconciliation: objects whose copy was behind, absent or not deleted although their
-    /// subscription was active, each a webhook that never came.
+    /// subscription was active, still so at the recheck after every webhook had its chance: each a
+    /// webhook that never came.
     pub drift_corrected: u64,
+    /// In a reconciliation: objects the listing found behind whose webhook came before the recheck
+    /// (late, not missing): not drift.
+    pub late_webhooks: u64,
 }
 
 impl TypeCounts {
     /// The counts under their names, as the run record and metrics spell them.
-    pub fn named(&self) -> [(&'static str, u64); 15] {
+    pub fn named(&self) -> [(&'static str, u64); 16] {
         [
             ("listed", self.listed),
             ("unchanged", self.unchanged),
@@ -435,6 +573,7 @@ impl TypeCounts {
             ("requests", self.requests),
             ("rateLimited", self.rate_limited),
             ("driftCorrected", self.drift_corrected),
+            ("lateWebhooks", self.late_webhooks),
         ]
     }
 
@@ -458,6 +597,7 @@ impl TypeCounts {
             (&mut self.requests, other.requests),
             (&mut self.rate_limited, other.rate_limited),
             (&mut self.drift_corrected, other.drift_corrected),
+            (&mut self.late_webhooks, other.late_webhooks),
         ];
         for (total, more) in fields {
             *total += more;
@@ -583,6 +723,8 @@ mod tests {
                 ("customer".into(), Stage::Verify { after_id: 0 }),
                 ("product".into(), list(0)),
                 ("product".into(), Stage::Verify { after_id: 0 }),
+                ("customer".into(), Stage::Recheck),
+                ("product".into(), Stage::Recheck),
             ]
         );
         assert_eq!(task.page_key(1000).unwrap(), "customer/active/-/0+1000");
@@ -624,7 +766,9 @@ mod tests {
             next.current().unwrap().stage,
             Stage::Verify { after_id: 500 }
         );
-        assert!(next.after_verify(None).is_none(), "the run is over");
+        let recheck = next.after_verify(None).unwrap();
+        assert_eq!(recheck.current().unwrap().stage, Stage::Recheck);
+        assert!(recheck.after_recheck().is_none(), "the run is over");
     }
 
     #[test]
@@ -644,7 +788,13 @@ mod tests {
         assert_eq!(next.page_key(1000).unwrap(), "customer/inactive/-/0+1000");
         let mut split = next.clone();
         split.carried = vec![1];
-        assert!(split.abandon_type().is_none());
+        let rest = split.abandon_type().unwrap();
+        assert_eq!(
+            rest.current().unwrap().stage,
+            Stage::Recheck,
+            "its recheck stays"
+        );
+        assert!(rest.abandon_type().is_none());
     }
 
     #[test]
@@ -661,7 +811,7 @@ mod tests {
             .iter()
             .filter_map(|w| match &w.stage {
                 Stage::List(cursor) => cursor.window,
-                Stage::Verify { .. } => None,
+                Stage::Verify { .. } | Stage::Recheck => None,
             })
             .collect();
         assert_eq!(windows, [first, second]);
@@ -707,15 +857,101 @@ mod tests {
             Some(FULL_RANGE),
             "a memory with a gap is not trusted"
         );
-        assert!(at_check.after_verify(None).is_none());
+        assert_eq!(
+            at_check
+                .after_verify(None)
+                .unwrap()
+                .current()
+                .unwrap()
+                .stage,
+            Stage::Recheck
+        );
     }
 
     #[test]
     fn a_failed_type_is_dropped_with_its_check_and_the_run_goes_on() {
         let task = task(&["customer", "product"]);
         let next = task.abandon_type().unwrap();
-        assert!(next.work.iter().all(|w| w.object_type == "product"));
-        assert!(next.clone().abandon_type().is_none());
+        assert!(
+            next.work
+                .iter()
+                .all(|w| w.object_type == "product" || w.stage == Stage::Recheck),
+            "what customer's listing found before it failed is still rechecked"
+        );
+        let last = next.abandon_type().unwrap();
+        assert_eq!(
+            stages(&last),
+            [
+                ("customer".into(), Stage::Recheck),
+                ("product".into(), Stage::Recheck)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reconciliation_keeps_its_suspects_for_the_recheck_and_only_so_many() {
+        let mut task = task(&["customer", "product"]);
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        let suspect = |object_type: &str, id| Suspect {
+            object_type: object_type.into(),
+            partition: Some(0),
+            id,
+            found: Finding::Behind { version: Some(2) },
+        };
+        assert!(task.suspect(suspect("customer", 1), at));
+        assert!(task.suspect(
+            suspect("product", 2),
+            at + jiff::SignedDuration::from_secs(5)
+        ));
+        assert_eq!(task.first_suspected_at, Some(at));
+        assert_eq!(task.take_suspects("customer"), [suspect("customer", 1)]);
+        assert_eq!(task.suspects, [suspect("product", 2)]);
+        while task.suspects.len() < MAX_SUSPECTS {
+            task.suspects.push(suspect("product", 3));
+        }
+        assert!(
+            !task.suspect(suspect("product", 4), at),
+            "the task stays small"
+        );
+        let json = serde_json::to_string(&task).unwrap();
+        assert!(
+            json.len() < 200 * 1024,
+            "{} bytes fit an SQS message",
+            json.len()
+        );
+        let backfill = SyncTask::first(
+            "r".into(),
+            tenant(),
+            RunMode::Backfill,
+            at,
+            &plan_types(["product"]).listable,
+        )
+        .unwrap();
+        assert!(
+            backfill.work.iter().all(|w| w.stage != Stage::Recheck),
+            "only a reconciliation counts drift"
+        );
+    }
+
+    #[test]
+    fn a_finding_is_caught_up_once_the_copy_holds_that_version_or_a_tombstone() {
+        let copy = |version, deleted| crate::sync::compare::StoredVersion {
+            id: 1,
+            version,
+            deleted,
+            updated_at: Timestamp::UNIX_EPOCH,
+        };
+        let behind = Finding::Behind { version: Some(3) };
+        assert!(!behind.caught_up(None));
+        assert!(!behind.caught_up(Some(&copy(Some(2), false))));
+        assert!(behind.caught_up(Some(&copy(Some(3), false))));
+        assert!(behind.caught_up(Some(&copy(Some(2), true))));
+        assert!(
+            !behind.caught_up(Some(&copy(None, false))),
+            "an unversioned value is a floor"
+        );
+        assert!(!Finding::Gone.caught_up(Some(&copy(Some(3), false))));
+        assert!(Finding::Gone.caught_up(Some(&copy(Some(3), true))));
     }
 
     #[test]
