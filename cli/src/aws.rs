@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use domain::sync::freshness;
 use serde::Serialize;
 
 use crate::deployment::{Deployment, DeploymentError};
@@ -254,8 +255,23 @@ pub async fn companies(
     deployment: &Deployment,
 ) -> Result<Vec<CompanyStatus>, AwsError> {
     let mut last: BTreeMap<String, BTreeMap<String, TypeStatus>> = BTreeMap::new();
-    let mut runs: Vec<Item> = scan(dynamodb, &deployment.sync_table)
-        .await?
+    let sync_items = scan(dynamodb, &deployment.sync_table).await?;
+    let mut confirmed: BTreeMap<String, Vec<(String, jiff::Timestamp)>> = BTreeMap::new();
+    for item in &sync_items {
+        let tenant = text(item, "pk").and_then(|pk| {
+            pk.strip_prefix(freshness::CONFIRMED_KEY_PREFIX)
+                .map(str::to_owned)
+        });
+        let at = item
+            .get(freshness::CONFIRMED_AT)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .and_then(|seconds| jiff::Timestamp::from_second(seconds).ok());
+        if let (Some(tenant), Some(object_type), Some(at)) = (tenant, text(item, "sk"), at) {
+            confirmed.entry(tenant).or_default().push((object_type, at));
+        }
+    }
+    let mut runs: Vec<Item> = sync_items
         .into_iter()
         .filter(|item| text(item, "pk").is_some_and(|pk| pk.starts_with("run#")))
         .collect();
@@ -265,7 +281,14 @@ pub async fn companies(
             continue;
         };
         let tenant = pk.trim_start_matches("run#").to_owned();
-        for status in type_statuses(run, &run_id) {
+        let now = jiff::Timestamp::now();
+        for mut status in type_statuses(run, &run_id) {
+            let types = [status.object_type.clone()];
+            let of_tenant = confirmed.get(&tenant).map_or(&[][..], Vec::as_slice);
+            if let Some(fresh) = freshness::type_freshness(&types, of_tenant, now).pop() {
+                status.confirmed_complete_at = fresh.confirmed_at.map(|at| at.to_string());
+                status.confirmation_overdue = fresh.overdue;
+            }
             last.entry(tenant.clone())
                 .or_default()
                 .insert(status.object_type.clone(), status);
@@ -369,6 +392,8 @@ fn type_statuses(run: &Item, run_id: &str) -> Vec<TypeStatus> {
                 tombstoned: count("tombstoned"),
                 drift_corrected: count("driftCorrected"),
                 failure,
+                confirmed_complete_at: None,
+                confirmation_overdue: false,
                 object_type,
             }
         })

@@ -101,9 +101,15 @@ pub fn status(status: &Status) -> String {
         "fetched",
         "tombstoned",
         "drift",
+        "confirmed complete",
     ]);
     for company in &status.companies {
         for t in &company.types {
+            let confirmed = match (&t.confirmed_complete_at, t.confirmation_overdue) {
+                (None, _) => "never".to_owned(),
+                (Some(at), true) => format!("{at} (overdue)"),
+                (Some(at), false) => at.clone(),
+            };
             runs.add_row(vec![
                 company.tenant.clone(),
                 t.object_type.clone(),
@@ -113,6 +119,7 @@ pub fn status(status: &Status) -> String {
                 t.fetched.to_string(),
                 t.tombstoned.to_string(),
                 t.drift_corrected.to_string(),
+                confirmed,
             ]);
         }
     }

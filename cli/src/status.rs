@@ -190,6 +190,10 @@ pub struct TypeStatus {
     pub drift_corrected: u64,
     /// Why the type failed in that run.
     pub failure: Option<String>,
+    /// When the listing that last proved the type's copy complete began; none if none ever did.
+    pub confirmed_complete_at: Option<String>,
+    /// Confirmed, but over 26 hours ago (`domain::sync::CONFIRMATION_DUE`): runs are not completing.
+    pub confirmation_overdue: bool,
 }
 
 /// One type's state in a run record, and why it failed: a failure names its type
@@ -286,6 +290,14 @@ pub fn needs_a_person(queues: &[QueueStatus], companies: &[CompanyStatus]) -> Ve
             }
         }
         for object_type in &company.types {
+            if object_type.confirmation_overdue {
+                attention.push(format!(
+                    "{} {}: the copy was last confirmed complete at {}, over 26 hours ago: the nightly reconciliation is not completing (its schedule, its role, throttling?)",
+                    company.tenant,
+                    object_type.object_type,
+                    object_type.confirmed_complete_at.as_deref().unwrap_or("?"),
+                ));
+            }
             if object_type.state == "failed" {
                 attention.push(format!(
                     "{} {}: the last sync run ({}) failed: {}",
@@ -334,10 +346,25 @@ mod tests {
                 tombstoned: 0,
                 drift_corrected: 0,
                 failure: (state == "failed").then(|| "Tripletex answered 401".into()),
+                confirmed_complete_at: Some("2026-12-03T22:00:00Z".into()),
+                confirmation_overdue: false,
             }],
             resync_requests: Vec::new(),
             keeper_last_run: None,
         }
+    }
+
+    #[test]
+    fn a_type_not_confirmed_complete_for_26_hours_needs_a_person() {
+        let mut stale = company("done");
+        stale.types[0].confirmation_overdue = true;
+        assert_eq!(
+            needs_a_person(&[], &[stale]),
+            [
+                "acme customer: the copy was last confirmed complete at 2026-12-03T22:00:00Z, over 26 hours ago: the nightly reconciliation is not completing (its schedule, its role, throttling?)"
+            ]
+        );
+        assert!(needs_a_person(&[], &[company("done")]).is_empty());
     }
 
     #[test]

@@ -55,12 +55,12 @@ pub mod item {
     /// On the unstorable objects of a type: `[{id, version}]` as JSON.
     pub const OBJECTS: &str = "objects";
     /// On a type's confirmation: epoch seconds of the start of the listing that proved it complete.
-    pub const CONFIRMED_AT: &str = "confirmedAt";
+    pub const CONFIRMED_AT: &str = domain::sync::freshness::CONFIRMED_AT;
 }
 
 /// The partition key of a company's confirmations, one item per type.
 pub fn confirmed_key(tenant: &TenantId) -> String {
-    format!("confirmed#{tenant}")
+    format!("{}{tenant}", domain::sync::freshness::CONFIRMED_KEY_PREFIX)
 }
 
 const RUN_RECORD_DAYS: i64 = 90;

@@ -4,6 +4,12 @@
 
 use jiff::{SignedDuration, Timestamp};
 
+/// Where the sync's records keep a company's confirmations: one item per type under
+/// `confirmed#<tenant>`, the time in `confirmedAt` (epoch seconds). The sync writes them, the CLI
+/// reads them.
+pub const CONFIRMED_KEY_PREFIX: &str = "confirmed#";
+pub const CONFIRMED_AT: &str = "confirmedAt";
+
 /// A nightly run confirms every type once a day; two hours of slack for a long night.
 pub const CONFIRMATION_DUE: SignedDuration = SignedDuration::from_hours(26);
 
