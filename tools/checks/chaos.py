@@ -362,7 +362,7 @@ def parse_rfc3339(text):
 
 
 # Per object type, the partitions a complete listing walks (catalog.rs): each ends with a short page.
-PARTITIONS = {"customer": 2, "supplier": 2, "employee": 2}
+PARTITIONS = {"customer": 2, "supplier": 2, "employee": 2, "voucher": 2}
 PAGE_SIZE, FETCH_BATCH = 1000, 100
 # What a run record names as the failed part of a run that never took a step (handler::NOT_STARTED).
 NOT_STARTED = "run"
@@ -446,7 +446,10 @@ def worker_outcomes(watch_log):
                     continue
                 for definition in metrics["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
                     name = definition["Name"]
-                    totals[name] = totals.get(name, 0) + int(metrics.get(name, 0))
+                    value = metrics.get(name, 0)
+                    if isinstance(value, list):
+                        continue  # a distribution (FreshnessMs): the report measures freshness itself
+                    totals[name] = totals.get(name, 0) + int(value)
     except OSError:
         pass
     return totals

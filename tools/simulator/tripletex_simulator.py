@@ -546,14 +546,14 @@ class Handler(BaseHTTPRequestHandler):
         the object faults set for it."""
         list_path, object_id = located
         sim = self.sim
-        kind, id_filter = objects.ENDPOINTS[list_path][:2]
+        kind, id_filter = objects.ENDPOINTS[objects.PARTITION_ENDPOINTS.get(list_path, list_path)][:2]
         try:
             with sim.lock:
                 if object_id is not None:
                     return 200, objects.get_object(sim.webhooks.objects, acting_for, list_path, object_id, query)
                 values = objects.list_objects(sim.webhooks.objects, sim.webhooks.live_ids, acting_for, list_path,
                                               query, sim.list_limit)
-                fetch = bool(query.get(id_filter))
+                fetch = list_path in objects.ENDPOINTS and bool(query.get(id_filter))
                 if fetch:
                     values = sim.object_faults.omit_from_fetch(values)
                 status, body = objects.page_of(values, query, self.headers.get("If-None-Match"))

@@ -77,7 +77,10 @@ def new_object(kind, object_id, base_url):
         "supplier": lambda: {"name": f"supplier {object_id}", "supplierNumber": number,
                              "isInactive": object_id % 7 == 0},
         "order": lambda: {"number": str(number), "orderDate": object_date(object_id), "reference": ""},
-        "voucher": lambda: {"date": object_date(object_id), "description": f"voucher {object_id}"},
+        # About one voucher in seven is not posted yet: a temporary number, listed at >nonPosted.
+        "voucher": lambda: {"date": object_date(object_id), "description": f"voucher {object_id}",
+                            **({"number": 0, "tempNumber": number + 1} if object_id % 7 == 3 else
+                               {"number": number + 1, "tempNumber": 0})},
         "invoice": lambda: {"invoiceNumber": number, "invoiceDate": object_date(object_id), "comment": ""},
         # About one employee in five is an external contact: hidden unless asked for.
         "employee": lambda: {"firstName": "Employee", "lastName": str(object_id), "isContact": object_id % 5 == 0},

@@ -204,7 +204,7 @@ fn seed_vouchers(h: &Harness, count: i64) {
             FakeObject {
                 id,
                 version: 1,
-                partition: "all",
+                partition: "posted",
                 date: Some(date(2020 + (id % 5) as i16, 1 + (id % 12) as i8, 1)),
                 json: format!(r#"{{"id":{id},"version":1}}"#),
             },

@@ -114,11 +114,11 @@ async fn inactive_customers_are_listed_in_their_own_partition() {
 #[tokio::test]
 async fn a_window_too_large_is_refused_and_its_halves_list_everything() {
     let (sim, api) = start();
-    let seeded: BTreeSet<i64> = seed(&sim, "voucher", 40).into_iter().collect();
+    let seeded: BTreeSet<i64> = seed(&sim, "order", 40).into_iter().collect();
     sim.control("POST", "/_sim/list-limit", &json!({"limit": 15}))
         .unwrap();
 
-    let whole = list_all(&api, "voucher", 0, Some(FULL_RANGE), 1000).await;
+    let whole = list_all(&api, "order", 0, Some(FULL_RANGE), 1000).await;
     assert!(
         whole.as_ref().is_err_and(|e| e.is_result_too_large()),
         "{whole:?}"
@@ -130,7 +130,7 @@ async fn a_window_too_large_is_refused_and_its_halves_list_everything() {
     let mut calls = 0;
     while let Some(window) = windows.pop() {
         calls += 1;
-        match list_all(&api, "voucher", 0, Some(window), 1000).await {
+        match list_all(&api, "order", 0, Some(window), 1000).await {
             Ok((ids, _)) => listed.extend(ids),
             Err(error) if error.is_result_too_large() => {
                 let (first, second) = window.halves().expect("splittable");
@@ -143,6 +143,37 @@ async fn a_window_too_large_is_refused_and_its_halves_list_everything() {
     assert!(
         calls < 40,
         "bisection, not a day-by-day walk: {calls} calls"
+    );
+}
+
+#[tokio::test]
+async fn vouchers_not_yet_posted_are_listed_at_their_own_endpoint_and_fetched_by_id() {
+    let (sim, api) = start();
+    let seeded: BTreeSet<i64> = seed(&sim, "voucher", 30).into_iter().collect();
+    let (posted, _) = list_all(&api, "voucher", 0, Some(FULL_RANGE), 1000)
+        .await
+        .unwrap();
+    let (non_posted, _) = list_all(&api, "voucher", 1, Some(FULL_RANGE), 1000)
+        .await
+        .unwrap();
+    assert!(!non_posted.is_empty(), "the simulator holds some");
+    let both: BTreeSet<i64> = posted.iter().chain(&non_posted).copied().collect();
+    assert_eq!(both, seeded, "the two lists together are every voucher");
+    let spec = listable("voucher");
+    let fetched = api
+        .fetch(&FetchRequest {
+            spec,
+            partition: &spec.partitions[1],
+            window: Some(FULL_RANGE),
+            ids: &non_posted,
+            fields: "*",
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        fetched.iter().map(|o| o.id).collect::<Vec<_>>(),
+        non_posted,
+        "one by id each: that endpoint filters on no id"
     );
 }
 

@@ -24,8 +24,8 @@ WINDOW = {"/order": "?orderDateFrom=1900-01-01&orderDateTo=2100-01-01",
           "/invoice": "?invoiceDateFrom=1900-01-01&invoiceDateTo=2100-01-01",
           "/ledger/voucher": WIDE, "/ledger/closeGroup": WIDE}
 # Operations of the excerpt that are not a listable type's list or by-id GET: a sync does not use them.
-NOT_SERVED = {"/employee/searchForEmployeesAndContacts", "/ledger/voucher/>nonPosted",
-              "/ledger/voucher/>voucherReception", "/document/{id}"}
+NOT_SERVED = {"/employee/searchForEmployeesAndContacts", "/ledger/voucher/>voucherReception",
+              "/document/{id}"}
 
 
 class ObjectsTestCase(SimulatorTestCase):
@@ -58,6 +58,7 @@ class ObjectsTestCase(SimulatorTestCase):
 class SimulatorServesObjects(ObjectsTestCase):
     def test_every_list_and_by_id_get_of_a_listable_type_answers_with_its_documented_schema(self):
         seeded = {path: self.seed(kind)[0] for path, (kind, *_rest) in objects.ENDPOINTS.items()}
+        self.simulator.webhooks.change(COMPANY, "voucher", "create", fields={"number": 0, "tempNumber": 4})
         served = set()
         for path, operations in self.spec["paths"].items():
             if path in NOT_SERVED or path.startswith("/documentArchive/"):
@@ -68,13 +69,15 @@ class SimulatorServesObjects(ObjectsTestCase):
                 status, body, _ = self.call("GET", f"/v2{list_path}/{seeded[list_path]}?fields=*")
             else:
                 contacts_too = "&includeContacts=true" if path == "/employee" else ""
-                status, body, _ = self.listing(path, "fields=*" + contacts_too)
+                non_posted = "&includeNonApproved=true" if path in objects.PARTITION_ENDPOINTS else ""
+                status, body, _ = self.listing(path, "fields=*" + contacts_too + non_posted)
                 self.assertEqual(len(body["values"]), 1, path)
             self.assertIn(str(status), operation["responses"], f"GET {path}: {status} {body}")
             schema = operation["responses"][str(status)]["content"]["application/json"]["schema"]
             jsonschema.validate(body, {**strict(schema), "definitions": self.definitions})
             served.add(path)
-        self.assertEqual(len(served), 2 * len(objects.ENDPOINTS), "a list and a by-id GET per type")
+        self.assertEqual(len(served), 2 * len(objects.ENDPOINTS) + len(objects.PARTITION_ENDPOINTS),
+                         "a list and a by-id GET per type, and the lists of a type's partitions")
 
     def test_pages_with_id_version_fields_in_a_stable_order(self):
         ids = self.seed("product", 5)
@@ -214,3 +217,16 @@ class ObjectFaultsAndScale(ObjectsTestCase):
         self.assertEqual(len(values), 1999)
         self.assertEqual([v["id"] for v in values[4:7]], [ids[4], ids[6], ids[7]])
         self.assertEqual(self.page_ids(1990), ids[1991:])
+
+    def test_vouchers_not_yet_posted_are_listed_at_their_own_endpoint_only(self):
+        posted = self.seed("voucher", 1)[0]
+        non_posted = self.simulator.webhooks.change(COMPANY, "voucher", "create",
+                                                    fields={"number": 0, "tempNumber": 9})[2]
+        _, ledger, _ = self.listing("/ledger/voucher", "fields=id")
+        self.assertEqual([v["id"] for v in ledger["values"]], [posted])
+        status, body, _ = self.call("GET", "/v2/ledger/voucher/>nonPosted?fields=id")
+        self.assertEqual((status, body["code"]), (422, 15000), "includeNonApproved is required")
+        status, body, _ = self.call("GET", "/v2/ledger/voucher/>nonPosted?includeNonApproved=true&fields=id")
+        self.assertEqual([v["id"] for v in body["values"]], [non_posted], "the date window is optional")
+        status, body, _ = self.call("GET", f"/v2/ledger/voucher/{non_posted}?fields=id,version")
+        self.assertEqual(body["value"], {"id": non_posted, "version": 0}, "by id at the type's endpoint")

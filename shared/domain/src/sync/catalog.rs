@@ -8,23 +8,58 @@
 pub struct Partition {
     pub name: &'static str,
     pub query: &'static [(&'static str, &'static str)],
+    /// A list endpoint of its own instead of the type's. Such an endpoint has no id filter, so its
+    /// objects are fetched one by one, by id.
+    pub own_path: Option<&'static str>,
+}
+
+impl Partition {
+    /// Where this partition is listed.
+    pub fn list_path(&self, spec: &ObjectTypeSpec) -> &'static str {
+        self.own_path.unwrap_or(spec.list_path)
+    }
+
+    /// Its objects are fetched by id, one call each (its endpoint filters on no id).
+    pub fn fetched_by_id(&self) -> bool {
+        self.own_path.is_some()
+    }
 }
 
 /// The one partition of a type nothing is hidden from.
 const ALL: &[Partition] = &[Partition {
     name: "all",
     query: &[],
+    own_path: None,
 }];
+
+/// `/ledger/voucher` searches the ledger; vouchers not yet posted have a list of their own
+/// (`>nonPosted`, `includeNonApproved` required), and Tripletex's spec does not say that the first
+/// also returns them. Both are listed, so that a non-posted voucher is backfilled and never looks
+/// deleted; one found in both is compared once per listing, which is harmless.
+const POSTED_AND_NON_POSTED: &[Partition] = &[
+    Partition {
+        name: "posted",
+        query: &[],
+        own_path: None,
+    },
+    Partition {
+        name: "nonPosted",
+        query: &[("includeNonApproved", "true")],
+        own_path: Some("/ledger/voucher/>nonPosted"),
+    },
+];
 
 /// `isInactive` defaults to `false` on these endpoints: inactive objects are listed only when asked.
 const ACTIVE_AND_INACTIVE: &[Partition] = &[
     Partition {
         name: "active",
         query: &[("isInactive", "false")],
+        own_path: None,
     },
     Partition {
         name: "inactive",
         query: &[("isInactive", "true")],
+        own_path: None,
     },
 ];
 
@@ -33,10 +68,12 @@ const EMPLOYEES_AND_CONTACTS: &[Partition] = &[
     Partition {
         name: "employees",
         query: &[("includeContacts", "false")],
+        own_path: None,
     },
     Partition {
         name: "contacts",
         query: &[("onlyContacts", "true")],
+        own_path: None,
     },
 ];
 
@@ -140,7 +177,7 @@ pub const LISTABLE: &[ObjectTypeSpec] = &[
         "/ledger/voucher",
         IdFilter::Id,
         Some(("dateFrom", "dateTo")),
-        ALL,
+        POSTED_AND_NON_POSTED,
     ),
     spec(
         "closeGroup",
@@ -207,6 +244,7 @@ mod tests {
             ("customer", ["active", "inactive"]),
             ("supplier", ["active", "inactive"]),
             ("employee", ["employees", "contacts"]),
+            ("voucher", ["posted", "nonPosted"]),
         ] {
             let Reconcilable::Yes(spec) = spec_for(object_type) else {
                 panic!("{object_type} is listable");
@@ -214,6 +252,19 @@ mod tests {
             let names: Vec<_> = spec.partitions.iter().map(|p| p.name).collect();
             assert_eq!(names, partitions, "{object_type}");
         }
+    }
+
+    #[test]
+    fn non_posted_vouchers_are_listed_at_their_own_endpoint_and_fetched_by_id() {
+        let voucher = listable("voucher").unwrap();
+        let [posted, non_posted] = voucher.partitions else {
+            panic!("two partitions");
+        };
+        assert_eq!(posted.list_path(voucher), "/ledger/voucher");
+        assert!(!posted.fetched_by_id());
+        assert_eq!(non_posted.list_path(voucher), "/ledger/voucher/>nonPosted");
+        assert_eq!(non_posted.query, [("includeNonApproved", "true")]);
+        assert!(non_posted.fetched_by_id());
     }
 
     #[test]

@@ -90,11 +90,12 @@ mod tests {
         let vouchers = first_cursors(spec("voucher"));
         assert_eq!(
             vouchers,
-            [Cursor {
-                partition: 0,
+            [0, 1].map(|partition| Cursor {
+                partition,
                 window: Some(FULL_RANGE),
                 from: 0
-            }]
+            }),
+            "posted and non-posted, each over every date"
         );
     }
 

@@ -799,10 +799,10 @@ mod tests {
 
     #[test]
     fn a_window_too_large_is_listed_again_as_two_adjacent_halves() {
-        let task = task(&["voucher"]);
+        let task = task(&["order"]);
         assert_eq!(
             task.page_key(500).unwrap(),
-            "voucher/all/1900-01-01..2100-01-01/0+500"
+            "order/all/1900-01-01..2100-01-01/0+500"
         );
         let split = task.after_split().unwrap().unwrap();
         let (first, second) = FULL_RANGE.halves().unwrap();
@@ -819,7 +819,7 @@ mod tests {
 
     #[test]
     fn the_windows_a_type_was_listed_in_start_its_next_run() {
-        let task = task(&["voucher"]);
+        let task = task(&["order"]);
         let split = task.after_split().unwrap().unwrap();
         let (first, second) = FULL_RANGE.halves().unwrap();
         let after_first = split.after_page(3, 1000).unwrap();
@@ -842,7 +842,7 @@ mod tests {
             ],
             "each window once, at its first page"
         );
-        let spec = listable("voucher").unwrap();
+        let spec = listable("order").unwrap();
         let next = starting_cursors(spec, &at_check.windows_listed);
         assert_eq!(
             next.iter().map(|c| c.window.unwrap()).collect::<Vec<_>>(),
