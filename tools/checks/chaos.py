@@ -75,6 +75,7 @@ class Chaos:
         self.sync_queue = resources["SyncQueue"]["url"]
         self.sync_dlq = resources["SyncDeadLetterQueue"]["url"]
         self.events = self.stack["functions"]["subscription-keeper"]["KEEPER_EVENTS"].split(",")
+        self.page_size = int(self.stack["functions"]["object-sync"].get("SYNC_PAGE_SIZE") or PAGE_SIZE)
         self.receiver = self.stack["functions"]["subscription-keeper"]["RECEIVER_URL"]
         self.redriven = 0
         self.broken = None
@@ -113,6 +114,11 @@ class Chaos:
         self.sim("POST", "/_sim/webhooks/config", {
             "timeScale": TIME_SCALE, "disableAfterSeconds": DISABLE_AFTER_SECONDS, "duplicateRate": 0.3,
             "maxCopies": 3, "reorderMaxSeconds": 0.5, "dropRate": self.args.drop_rate, "seed": self.args.seed})
+        # The object endpoints' faults: a delete between two pages of a listing (offset paging then
+        # skips an object), a fetch answer that leaves an object out.
+        self.sim("POST", "/_sim/object-faults", {
+            "deleteDuringListingRate": self.args.object_fault_rate, "fetchOmissionRate": self.args.object_fault_rate,
+            "seed": self.args.seed})
         log(f"workload: {self.args.changes} changes over {self.args.objects} objects, "
             f"{len(TENANTS)} tenants, at {self.args.rate}/s (seed {self.args.seed})")
         started = time.monotonic()
@@ -297,7 +303,8 @@ class Chaos:
         subscriptions = {s["id"]: s for s in self.sim("GET", "/_sim/subscriptions")["values"]}
         re_enabled = [d for d in status["disabled"] if subscriptions[d["subscriptionId"]]["status"] == "ACTIVE"]
         resync_requests = self.resync_requests()
-        sync = sync_summary(self.sync_runs())
+        sync = sync_summary(self.sync_runs(), self.page_size)
+        object_faults = self.sim("GET", "/_sim/object-faults")
         return {
             "eventsGenerated": status["changes"],
             "deliveriesMade": status["deliveriesMade"],
@@ -316,6 +323,8 @@ class Chaos:
             "resyncRequestsDone": sum(1 for i in resync_requests if i["state"]["S"] == "DONE"),
             "webhooksDroppedOnPurpose": status["dropped"],
             "droppedThenSuperseded": status["droppedSuperseded"],
+            "deletesDuringListing": object_faults["deletesDuringListing"],
+            "fetchAnswersLeavingOneOut": object_faults["fetchOmissions"],
             "silentUpdatesAndDeletes": self.silent,
             "objectsBeforeStart": objects_before_each(self.args) * len(TENANTS) * len(OBJECT_TYPES),
             **sync,
@@ -368,7 +377,7 @@ PAGE_SIZE, FETCH_BATCH = 1000, 100
 NOT_STARTED = "run"
 
 
-def sync_summary(runs):
+def sync_summary(runs, page_size=PAGE_SIZE):
     """Runs by mode and state, the sync's counts summed, and its Tripletex requests next to the least
     a sync could make: per type a page per partition (more past 1,000 objects), a fetch per 100
     objects fetched, a lookup per stored object the listing no longer showed."""
@@ -389,7 +398,7 @@ def sync_summary(runs):
                 totals[count] = totals.get(count, 0) + int(value["N"])
         for object_type in (t["S"] for t in run.get("types", {}).get("L", [])):
             c = counts.get(object_type, {})
-            minimum += (PARTITIONS.get(object_type, 1) + c.get("listed", 0) // PAGE_SIZE
+            minimum += (PARTITIONS.get(object_type, 1) + c.get("listed", 0) // page_size
                         + -(-c.get("fetched", 0) // FETCH_BATCH) + c.get("tombstoned", 0)
                         + c.get("keptAfterLookup", 0))
     return {
@@ -509,6 +518,8 @@ def main():
     parser.add_argument("--objects-before", type=int, default=None,
                         help="objects in Tripletex before start (default: a fifth of --objects)")
     parser.add_argument("--drop-rate", type=float, default=0.02, help="share of webhooks Tripletex never sends")
+    parser.add_argument("--object-fault-rate", type=float, default=0.05,
+                        help="share of full list pages followed by a delete, and of fetch answers leaving one out")
     parser.add_argument("--changes", type=int, default=10_000)
     parser.add_argument("--objects", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=100)
