@@ -231,6 +231,24 @@ async fn status_shows_queues_subscriptions_sync_runs_and_requests_and_exits_1_on
         AttributeValue::L(vec![s("customer: Tripletex answered 401")]),
     ));
     local.put("SyncTable", &later).await;
+    // Product was last confirmed complete days ago (its nightly runs stopped completing); customer
+    // just now.
+    let confirmed = |object_type: &str, seconds: i64| {
+        vec![
+            ("pk", s("confirmed#default")),
+            ("sk", s(object_type)),
+            ("confirmedAt", n(seconds)),
+        ]
+    };
+    local
+        .put("SyncTable", &confirmed("product", 1_796_090_400))
+        .await;
+    local
+        .put(
+            "SyncTable",
+            &confirmed("customer", jiff::Timestamp::now().as_second()),
+        )
+        .await;
     local
         .put(
             "ResyncTable",
@@ -268,8 +286,11 @@ async fn status_shows_queues_subscriptions_sync_runs_and_requests_and_exits_1_on
     assert_eq!(customer["listed"], 12);
     assert_eq!(customer["driftCorrected"], 2);
     assert_eq!(customer["failure"], "Tripletex answered 401");
+    assert_eq!(customer["confirmationOverdue"], false);
     let product = types.iter().find(|t| t["objectType"] == "product").unwrap();
     assert_eq!(product["runId"], "20261130T020000.000000000Z-reconcile");
+    assert_eq!(product["confirmedCompleteAt"], "2026-12-01T02:00:00Z");
+    assert_eq!(product["confirmationOverdue"], true);
     assert_eq!(company["resyncRequests"], serde_json::json!([["DONE", 1]]));
     assert_eq!(
         company["subscriptions"]["ours"].as_array().unwrap().len(),
@@ -289,7 +310,8 @@ async fn status_shows_queues_subscriptions_sync_runs_and_requests_and_exits_1_on
         status["attention"],
         serde_json::json!([
             "1 quarantined bodies: read their reasons (`quarantine`)",
-            "default customer: the last sync run (20261201T020000.000000000Z-reconcile) failed: Tripletex answered 401"
+            "default customer: the last sync run (20261201T020000.000000000Z-reconcile) failed: Tripletex answered 401",
+            "default product: the copy was last confirmed complete at 2026-12-01T02:00:00Z, over 26 hours ago: the nightly reconciliation is not completing (its schedule, its role, throttling?)"
         ])
     );
 

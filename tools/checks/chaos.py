@@ -518,7 +518,7 @@ def main():
     parser.add_argument("--objects-before", type=int, default=None,
                         help="objects in Tripletex before start (default: a fifth of --objects)")
     parser.add_argument("--drop-rate", type=float, default=0.02, help="share of webhooks Tripletex never sends")
-    parser.add_argument("--object-fault-rate", type=float, default=0.05,
+    parser.add_argument("--object-fault-rate", type=float, default=0.2,
                         help="share of full list pages followed by a delete, and of fetch answers leaving one out")
     parser.add_argument("--changes", type=int, default=10_000)
     parser.add_argument("--objects", type=int, default=1_000)
