@@ -18,8 +18,8 @@ use domain::sync::MAX_SUSPECTS;
 use domain::sync::envelope::{check_storable, delete_message, upsert_message};
 use domain::sync::{
     AfterLookup, CannotSplit, Cursor, DateWindow, FULL_RANGE, FetchRequest, FetchedObject, Finding,
-    Listed, ListedPage, Lookup, ObjectTypeSpec, PageRequest, Partition, Suspect, SyncTask,
-    TypeCounts, check_stretch, compare_page,
+    Listed, ListedPage, Lookup, ObjectTypeSpec, PageRequest, Partition, StoredVersion, Suspect,
+    SyncTask, TypeCounts, check_stretch, compare_page,
 };
 use domain::tripletex::TripletexError;
 use jiff::Timestamp;
@@ -153,13 +153,7 @@ where
             ListedPage::Listed { objects, digest } => {
                 let ids: Vec<i64> = objects.iter().map(|object| object.id).collect();
                 counts.listed += ids.len() as u64;
-                let stored: HashMap<i64, _> = self
-                    .copy
-                    .versions(tenant, spec.object_type, &ids)
-                    .await?
-                    .into_iter()
-                    .map(|version| (version.id, version))
-                    .collect();
+                let stored = self.stored_by_id(tenant, spec, &ids).await?;
                 let mut verdict = compare_page(&objects, |id| stored.get(&id).copied(), &[]);
                 if !verdict.fetch.is_empty() {
                     // Read only when there is something to fetch: most pages of a night have not.
@@ -328,6 +322,21 @@ where
                 .await?;
         }
         Ok(outcome)
+    }
+
+    async fn stored_by_id(
+        &self,
+        tenant: &TenantId,
+        spec: &'static ObjectTypeSpec,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, StoredVersion>, StepError> {
+        Ok(self
+            .copy
+            .versions(tenant, spec.object_type, ids)
+            .await?
+            .into_iter()
+            .map(|version| (version.id, version))
+            .collect())
     }
 
     async fn look_up(&self, spec: &'static ObjectTypeSpec, id: i64) -> Result<Lookup, StepError> {
@@ -539,13 +548,7 @@ where
         }
         let tenant = &task.tenant;
         let ids: Vec<i64> = suspects.iter().map(|suspect| suspect.id).collect();
-        let stored: HashMap<i64, _> = self
-            .copy
-            .versions(tenant, spec.object_type, &ids)
-            .await?
-            .into_iter()
-            .map(|version| (version.id, version))
-            .collect();
+        let stored = self.stored_by_id(tenant, spec, &ids).await?;
         let mut by_partition: std::collections::BTreeMap<Option<usize>, Vec<i64>> =
             std::collections::BTreeMap::new();
         let mut tombstones = Vec::new();

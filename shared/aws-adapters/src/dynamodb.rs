@@ -117,14 +117,7 @@ impl DynamoObjectStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(())
-            }
+            Err(error) if refused_by_condition(&error) => Ok(()),
             Err(error) => Err(write_failed(error)),
         }
     }
@@ -261,6 +254,14 @@ pub fn stored_version(item: &HashMap<String, AttributeValue>) -> Option<StoredVe
         .and_then(|text| text.parse().ok())
         .unwrap_or_else(Timestamp::now);
     Some(StoredVersion::of(id, &stored_state(item), updated_at))
+}
+
+/// An update its condition refused: an answer, not a failure.
+pub(crate) fn refused_by_condition<R>(error: &SdkError<UpdateItemError, R>) -> bool {
+    matches!(
+        error.as_service_error(),
+        Some(UpdateItemError::ConditionalCheckFailedException(_))
+    )
 }
 
 pub(crate) fn read_failed<E, R>(error: SdkError<E, R>) -> StoreError

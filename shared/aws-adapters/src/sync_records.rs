@@ -123,6 +123,52 @@ impl DynamoSyncRecords {
         }
     }
 
+    /// A value kept as JSON in one attribute of one item; none when the item, the attribute or its
+    /// JSON is missing or unreadable.
+    async fn json_item<T: serde::de::DeserializeOwned>(
+        &self,
+        key: String,
+        sort: &str,
+        attribute: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(key))
+            .key(item::SORT, s(sort.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(output
+            .item
+            .and_then(|item| item.get(attribute).and_then(|v| v.as_s().ok()).cloned())
+            .and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
+    async fn put_json_item<T: serde::Serialize + ?Sized>(
+        &self,
+        key: String,
+        sort: &str,
+        attribute: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(value).map_err(|source| StoreError::Rejected {
+            source: Box::new(source),
+        })?;
+        self.client
+            .put_item()
+            .table_name(&self.table_name)
+            .item(item::KEY, s(key))
+            .item(item::SORT, s(sort.to_owned()))
+            .item(attribute, s(text))
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
     /// Sets the final state from the failures counted; written again if the step is delivered again.
     async fn finish(
         &self,
@@ -393,20 +439,10 @@ impl SyncRecords for DynamoSyncRecords {
         tenant: &TenantId,
         object_type: &str,
     ) -> Result<Vec<ListedWindow>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table_name)
-            .key(item::KEY, s(format!("windows#{tenant}")))
-            .key(item::SORT, s(object_type.to_owned()))
-            .send()
-            .await
-            .map_err(failed)?;
         // A memory that cannot be read is no memory: the listing starts over every date.
-        Ok(output
-            .item
-            .and_then(|item| item.get(item::WINDOWS).and_then(|v| v.as_s().ok()).cloned())
-            .and_then(|text| serde_json::from_str(&text).ok())
+        Ok(self
+            .json_item(format!("windows#{tenant}"), object_type, item::WINDOWS)
+            .await?
             .unwrap_or_default())
     }
 
@@ -416,19 +452,13 @@ impl SyncRecords for DynamoSyncRecords {
         object_type: &str,
         windows: &[ListedWindow],
     ) -> Result<(), StoreError> {
-        let text = serde_json::to_string(windows).map_err(|source| StoreError::Rejected {
-            source: Box::new(source),
-        })?;
-        self.client
-            .put_item()
-            .table_name(&self.table_name)
-            .item(item::KEY, s(format!("windows#{tenant}")))
-            .item(item::SORT, s(object_type.to_owned()))
-            .item(item::WINDOWS, s(text))
-            .send()
-            .await
-            .map_err(failed)?;
-        Ok(())
+        self.put_json_item(
+            format!("windows#{tenant}"),
+            object_type,
+            item::WINDOWS,
+            windows,
+        )
+        .await
     }
 
     async fn confirm_pages(&self, tenant: &TenantId, pages: &[String]) -> Result<(), StoreError> {
@@ -541,22 +571,11 @@ impl SyncRecords for DynamoSyncRecords {
         tenant: &TenantId,
         object_type: &str,
     ) -> Result<Vec<Listed>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table_name)
-            .key(item::KEY, s(format!("unstorable#{tenant}")))
-            .key(item::SORT, s(object_type.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(failed)?;
         // A memory that cannot be read is no memory: those objects are fetched (and found
         // unstorable) once more.
-        Ok(output
-            .item
-            .and_then(|item| item.get(item::OBJECTS).and_then(|v| v.as_s().ok()).cloned())
-            .and_then(|text| serde_json::from_str(&text).ok())
+        Ok(self
+            .json_item(format!("unstorable#{tenant}"), object_type, item::OBJECTS)
+            .await?
             .unwrap_or_default())
     }
 
@@ -573,20 +592,13 @@ impl SyncRecords for DynamoSyncRecords {
         known.retain(|old| !objects.iter().any(|new| new.id == old.id));
         known.extend_from_slice(objects);
         let keep_from = known.len().saturating_sub(UNSTORABLE_REMEMBERED);
-        let text =
-            serde_json::to_string(&known[keep_from..]).map_err(|source| StoreError::Rejected {
-                source: Box::new(source),
-            })?;
-        self.client
-            .put_item()
-            .table_name(&self.table_name)
-            .item(item::KEY, s(format!("unstorable#{tenant}")))
-            .item(item::SORT, s(object_type.to_owned()))
-            .item(item::OBJECTS, s(text))
-            .send()
-            .await
-            .map_err(failed)?;
-        Ok(())
+        self.put_json_item(
+            format!("unstorable#{tenant}"),
+            object_type,
+            item::OBJECTS,
+            &known[keep_from..],
+        )
+        .await
     }
 
     async fn confirm_complete(
@@ -610,14 +622,7 @@ impl SyncRecords for DynamoSyncRecords {
         match result {
             Ok(_) => Ok(()),
             // A later listing confirmed it already: the confirmation only moves forward.
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(())
-            }
+            Err(error) if crate::dynamodb::refused_by_condition(&error) => Ok(()),
             Err(error) => Err(failed(error)),
         }
     }

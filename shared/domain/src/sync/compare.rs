@@ -12,14 +12,7 @@
 
 use jiff::Timestamp;
 
-use super::listing::FetchedObject;
-
-/// One object of a list page fetched with `fields=id,version`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Listed {
-    pub id: i64,
-    pub version: Option<i64>,
-}
+use super::listing::{Listed, Lookup};
 
 /// What the copy holds of one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,16 +181,6 @@ pub fn check_stretch(
     }
 }
 
-/// What Tripletex said when an object was looked up by id (with the subscription's `fields`).
-#[derive(Debug, Clone)]
-pub enum Lookup {
-    /// 404 with Tripletex's code 6000: the object does not exist.
-    NotFound,
-    /// It exists (listed in no partition the sync knows, moved past the listing by a deletion, or
-    /// created again), as it is now.
-    Found(FetchedObject),
-}
-
 /// What becomes of a stored object the listing did not show, once it is looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterLookup {
@@ -232,6 +215,7 @@ impl AfterLookup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::listing::FetchedObject;
     use serde_json::value::RawValue;
     use std::collections::HashMap;
 

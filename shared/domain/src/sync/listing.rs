@@ -3,7 +3,6 @@
 use serde_json::value::RawValue;
 
 use super::catalog::{ObjectTypeSpec, Partition};
-use super::compare::Listed;
 use super::window::DateWindow;
 
 /// One page of a type's listing: `fields=id,version`, `sorting=id`, in one partition and window.
@@ -71,4 +70,21 @@ impl FetchedObject {
             value,
         })
     }
+}
+
+/// One object of a list page fetched with `fields=id,version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Listed {
+    pub id: i64,
+    pub version: Option<i64>,
+}
+
+/// What Tripletex said when an object was looked up by id (with the subscription's `fields`).
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// 404 with Tripletex's code 6000: the object does not exist.
+    NotFound,
+    /// It exists (listed in no partition the sync knows, moved past the listing by a deletion, or
+    /// created again), as it is now.
+    Found(FetchedObject),
 }

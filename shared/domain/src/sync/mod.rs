@@ -20,13 +20,13 @@ pub mod window;
 pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, listable, spec_for};
 pub use claims::{CLAIM_GRACE, ClaimRepair, TakenResync, repair_claim};
 pub use compare::{
-    AfterLookup, LISTED_BUCKET_WIDTH, Listed, ListedStretch, Lookup, PageVerdict, StoredVersion,
-    StretchCheck, bucket_end, check_stretch, compare_page, listed_bucket,
+    AfterLookup, LISTED_BUCKET_WIDTH, ListedStretch, PageVerdict, StoredVersion, StretchCheck,
+    bucket_end, check_stretch, compare_page, listed_bucket,
 };
 pub use cursor::{CannotSplit, Cursor, first_cursors};
 pub use envelope::Unstorable;
 pub use freshness::{CONFIRMATION_DUE, FreshnessSummary, TypeFreshness, type_freshness};
-pub use listing::{FetchRequest, FetchedObject, ListedPage, PageRequest};
+pub use listing::{FetchRequest, FetchedObject, Listed, ListedPage, Lookup, PageRequest};
 pub use run::{
     Finding, ListedWindow, MAX_SUSPECTS, RunMode, RunState, Stage, StepRecorded, StepReport,
     Suspect, SyncTask, TypeCounts, TypePlan, Work, plan_types, run_id, starting_cursors,
