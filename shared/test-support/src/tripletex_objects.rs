@@ -328,7 +328,7 @@ mod tests {
                 FakeObject {
                     id,
                     version: 0,
-                    partition: "all",
+                    partition: "posted",
                     date: Some(jiff::civil::date(year, 6, 1)),
                     json: format!(r#"{{"id":{id},"version":0}}"#),
                 },
