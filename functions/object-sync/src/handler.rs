@@ -267,6 +267,13 @@ where
             summary.add(&fresh, now);
         }
         emit_metrics(FUNCTION_NAME, &summary.named());
+        for (object_type, age) in &summary.oldest_by_type {
+            emit_type_metrics(
+                FUNCTION_NAME,
+                object_type,
+                &[("OldestConfirmationSeconds", *age)],
+            );
+        }
         Ok(summary)
     }
 

@@ -47,13 +47,16 @@ pub fn type_freshness(
 }
 
 /// The figures the sync reports of every company's types, which the alarms watch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FreshnessSummary {
     /// The oldest confirmation's age, in seconds (0 when none is confirmed yet).
     pub oldest_confirmation_seconds: u64,
     /// Types never confirmed (a backfill not finished yet, or runs that never start).
     pub never_confirmed: u64,
     pub overdue: u64,
+    /// Per type, the oldest confirmation's age over every company (a metric per company and type
+    /// would be thousands at an accounting firm's scale; `status` names the company).
+    pub oldest_by_type: std::collections::BTreeMap<String, u64>,
 }
 
 impl FreshnessSummary {
@@ -64,6 +67,11 @@ impl FreshnessSummary {
                 Some(at) => {
                     let age = now.duration_since(at).as_secs().max(0).unsigned_abs();
                     self.oldest_confirmation_seconds = self.oldest_confirmation_seconds.max(age);
+                    let of_type = self
+                        .oldest_by_type
+                        .entry(fresh.object_type.clone())
+                        .or_default();
+                    *of_type = (*of_type).max(age);
                     self.overdue += u64::from(fresh.overdue);
                 }
             }
@@ -117,13 +125,23 @@ mod tests {
         let mut summary = FreshnessSummary::default();
         summary.add(&fresh, now);
         assert_eq!(
-            summary,
-            FreshnessSummary {
-                oldest_confirmation_seconds: 27 * 3600,
-                never_confirmed: 1,
-                overdue: 1
-            },
+            (
+                summary.oldest_confirmation_seconds,
+                summary.never_confirmed,
+                summary.overdue
+            ),
+            (27 * 3600, 1, 1),
             "a type no longer subscribed (voucher) is not watched"
+        );
+        let other = [("customer".to_owned(), at(1, now))];
+        summary.add(&type_freshness(&types, &other, now), now);
+        assert_eq!(
+            summary.oldest_by_type.into_iter().collect::<Vec<_>>(),
+            [
+                ("customer".to_owned(), 27 * 3600),
+                ("product".to_owned(), 2 * 3600)
+            ],
+            "per type, the oldest over every company"
         );
     }
 }
