@@ -181,13 +181,13 @@ where
             }
         };
         // A reconciliation keeps what it found behind for the recheck at its end (their webhooks
-        // may be in flight); what does not fit is fetched now, and is drift at once.
+        // may be in flight); a page whose findings do not all fit is fetched now, and is drift at
+        // once (so that a page is either the recheck's to confirm or its own fetch's).
         let mut deferred = Vec::new();
-        if task.rechecks(spec.object_type) {
-            let room = MAX_SUSPECTS.saturating_sub(task.suspects.len());
-            let keep = own_fetch.len().min(room);
+        let room = MAX_SUSPECTS.saturating_sub(task.suspects.len());
+        if task.rechecks(spec.object_type) && own_fetch.len() <= room {
             deferred = own_fetch
-                .drain(..keep)
+                .drain(..)
                 .map(|id| Suspect {
                     object_type: spec.object_type.to_owned(),
                     partition: Some(cursor.partition),
