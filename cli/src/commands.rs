@@ -462,8 +462,9 @@ async fn send(
         dry_run: false,
     };
     // The company's settings as the keeper gives them to Tripletex: the same URL and credentials.
-    let settings = KeeperSettings::for_tenant(&policy, &tenant, auth.tenant(&tenant), false)
-        .map_err(|error| CliError::Invalid(error.to_string()))?;
+    let settings =
+        KeeperSettings::for_tenant(&policy, &tenant, auth.tenant(&tenant).as_deref(), false)
+            .map_err(|error| CliError::Invalid(error.to_string()))?;
     let now = tripletex_now(
         sdk,
         deployment,

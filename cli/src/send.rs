@@ -261,8 +261,13 @@ mod tests {
         let body = envelope(&event("customer.update"), 7, Some(&now(Some(4))), None).unwrap();
         for tenant in ["default", "basic", "query", "signed"] {
             let tenant = TenantId::parse(tenant).unwrap();
-            let settings =
-                KeeperSettings::for_tenant(&policy, &tenant, auth.tenant(&tenant), false).unwrap();
+            let settings = KeeperSettings::for_tenant(
+                &policy,
+                &tenant,
+                auth.tenant(&tenant).as_deref(),
+                false,
+            )
+            .unwrap();
             let delivery = delivery(&settings, body.clone(), "send-1");
             let mut url = url::Url::parse(delivery.url.expose()).unwrap();
             let mut headers = http::HeaderMap::new();

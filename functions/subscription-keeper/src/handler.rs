@@ -194,7 +194,7 @@ impl<C: TripletexCompanies, L: ResyncLedger> Keeper<C, L> {
         let settings = match KeeperSettings::for_tenant(
             &self.policy,
             tenant,
-            auth.tenant(tenant),
+            auth.tenant(tenant).as_deref(),
             resend_auth,
         ) {
             Ok(settings) => settings,

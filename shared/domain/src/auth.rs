@@ -5,6 +5,7 @@
 //! method accepts several values at once, so a value is rotated by adding the new one, moving
 //! Tripletex over, then removing the old one.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -31,9 +32,77 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 ///     "query":  {"parameter": "token", "values": ["…"]},
 ///     "hmac":   {"secrets": ["at least ten characters"]}}}}
 /// ```
+///
+/// With `derived`, a tenant not listed under `tenants` has credentials derived from a master key,
+/// so the secret stays the same size however many companies there are:
+///
+/// ```json
+/// {"tenants": {}, "derived": {"masters": ["newest", "older"], "header": "X-Tripletex-Webhook-Token",
+///                             "hmac": true}}
+/// ```
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     tenants: BTreeMap<TenantId, TenantAuth>,
+    derived: Option<DerivedAuth>,
+}
+
+/// Per-tenant webhook credentials derived from master keys: the header value is
+/// `hex(HMAC-SHA256(master, "header:" + tenant))` and the HMAC signing secret
+/// `hex(HMAC-SHA256(master, "hmac:" + tenant))`. Each master's derivation is accepted, so a master is
+/// rotated by putting a new one first (the keeper sends the first; `resendAuth` moves Tripletex over)
+/// and dropping the old one later.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedAuth {
+    pub masters: Vec<Secret>,
+    /// The custom header that carries the derived value; none for no header method.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Whether Tripletex signs each delivery with the derived HMAC secret.
+    #[serde(default)]
+    pub hmac: bool,
+}
+
+/// A master shorter than this is guessable (32 characters: 24 random bytes in base64, say).
+const MIN_MASTER_LEN: usize = 32;
+
+impl DerivedAuth {
+    /// The credentials of one tenant, newest master first.
+    pub fn for_tenant(&self, tenant: &TenantId) -> TenantAuth {
+        let derive = |purpose: &str| -> Vec<Secret> {
+            self.masters
+                .iter()
+                .map(|master| Secret::new(derived_value(master, purpose, tenant)))
+                .collect()
+        };
+        TenantAuth {
+            header: self.header.as_ref().map(|name| HeaderAuth {
+                name: name.clone(),
+                values: derive("header"),
+            }),
+            basic: None,
+            query: None,
+            hmac: self.hmac.then(|| HmacAuth {
+                secrets: derive("hmac"),
+            }),
+        }
+    }
+}
+
+/// `hex(HMAC-SHA256(master, purpose + ":" + tenant))`: 64 characters, distinct per purpose and tenant.
+pub fn derived_value(master: &Secret, purpose: &str, tenant: &TenantId) -> String {
+    // HMAC takes a key of any length.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(master.expose().as_bytes()) else {
+        return String::new();
+    };
+    mac.update(purpose.as_bytes());
+    mac.update(b":");
+    mac.update(tenant.as_str().as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,6 +173,10 @@ pub enum AuthConfigError {
     GeneratedValueWithoutHeader,
     #[error("tenant {tenant}: hmac secrets must be at least {MIN_HMAC_SECRET_LEN} characters")]
     HmacSecretTooShort { tenant: String },
+    #[error(
+        "derived credentials need at least one master of at least {MIN_MASTER_LEN} characters, and a header or hmac"
+    )]
+    InvalidDerived,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +188,8 @@ struct RawAuthConfig {
     /// one more accepted value for the default tenant's custom header.
     #[serde(default)]
     generated_header_value: Option<Secret>,
+    #[serde(default)]
+    derived: Option<DerivedAuth>,
 }
 
 impl AuthConfig {
@@ -140,17 +215,48 @@ impl AuthConfig {
             auth.validate(&tenant)?;
             tenants.insert(tenant, auth);
         }
-        Ok(Self { tenants })
+        if let Some(derived) = &raw.derived {
+            let usable = !derived.masters.is_empty()
+                && derived
+                    .masters
+                    .iter()
+                    .all(|master| master.expose().len() >= MIN_MASTER_LEN)
+                && (derived.header.is_some() || derived.hmac);
+            if !usable {
+                return Err(AuthConfigError::InvalidDerived);
+            }
+            if let Some(name) = &derived.header
+                && http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            {
+                return Err(AuthConfigError::InvalidHeaderName {
+                    tenant: "(derived)".to_owned(),
+                    name: name.clone(),
+                });
+            }
+        }
+        Ok(Self {
+            tenants,
+            derived: raw.derived,
+        })
     }
 
     pub fn new(tenants: impl IntoIterator<Item = (TenantId, TenantAuth)>) -> Self {
         Self {
             tenants: tenants.into_iter().collect(),
+            derived: None,
         }
     }
 
-    pub fn tenant(&self, tenant: &TenantId) -> Option<&TenantAuth> {
-        self.tenants.get(tenant)
+    /// A tenant's accepted credentials: its own entry, else those derived from the masters; none
+    /// when neither is configured.
+    pub fn tenant(&self, tenant: &TenantId) -> Option<Cow<'_, TenantAuth>> {
+        match self.tenants.get(tenant) {
+            Some(auth) => Some(Cow::Borrowed(auth)),
+            None => self
+                .derived
+                .as_ref()
+                .map(|derived| Cow::Owned(derived.for_tenant(tenant))),
+        }
     }
 
     pub fn tenants(&self) -> impl Iterator<Item = &TenantId> {
@@ -284,6 +390,7 @@ pub fn authenticate(
     request: Credentials<'_>,
 ) -> Result<(), AuthFailure> {
     let auth = config.tenant(tenant).ok_or(AuthFailure::UnknownTenant)?;
+    let auth = auth.as_ref();
     if auth.is_empty() {
         return Err(AuthFailure::NoMethodConfigured);
     }
@@ -1009,5 +1116,111 @@ mod tests {
         for bad in ["", "Acme", "a#b", "a/b", &"x".repeat(65)] {
             assert!(TenantId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    const MASTER: &str = "0123456789abcdef0123456789abcdef";
+    const OLD_MASTER: &str = "fedcba9876543210fedcba9876543210";
+
+    fn derived_config(masters: &[&str]) -> AuthConfig {
+        AuthConfig::from_json(
+            &serde_json::json!({
+                "tenants": {"listed": {"header": {"name": "X-Other", "values": ["its-own-value"]}}},
+                "derived": {"masters": masters, "header": "X-Tripletex-Webhook-Token", "hmac": true}
+            })
+            .to_string(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn derived_credentials_match_fixed_vectors() {
+        // hex(HMAC-SHA256(master, "<purpose>:<tenant>")), computed apart with Python's hmac module.
+        let acme = TenantId::parse("acme").unwrap();
+        let master = Secret::new(MASTER);
+        assert_eq!(
+            derived_value(&master, "header", &acme),
+            "04583a8beaad8fc69744fbb95376ff9c82948ba6019dfea4ef70d9ad880f3f7f"
+        );
+        assert_eq!(
+            derived_value(&master, "hmac", &acme),
+            "0e13cb0756a3d799adc57912f5164de7e7c641794f8db84955fbb3baf0049aa8"
+        );
+        assert_eq!(
+            derived_value(&master, "header", &TenantId::default_tenant()),
+            "a884fad90654737afc0287a381e1d7147e029ce5aa33009815568053e236177a"
+        );
+    }
+
+    #[test]
+    fn a_tenant_not_listed_is_checked_against_its_derived_credentials_under_any_master() {
+        let config = derived_config(&[MASTER, OLD_MASTER]);
+        let acme = TenantId::parse("acme").unwrap();
+        let auth = config.tenant(&acme).unwrap();
+        let values: Vec<&str> = auth
+            .header
+            .as_ref()
+            .unwrap()
+            .values
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(
+            values,
+            [
+                "04583a8beaad8fc69744fbb95376ff9c82948ba6019dfea4ef70d9ad880f3f7f",
+                "280f2b46e49fcec1ab312b6e9afcab523f95a629e43d25b81d790bcb6ba01881"
+            ],
+            "the newest master first: the one the keeper sends"
+        );
+        let body = br#"{"id":1}"#;
+        let hmac_secret = derived_value(&Secret::new(OLD_MASTER), "hmac", &acme);
+        let mut request = signed(&hmac_secret, "key-1", body);
+        request.insert(
+            http::HeaderName::from_static("x-tripletex-webhook-token"),
+            HeaderValue::from_str(values[1]).unwrap(),
+        );
+        let credentials = |headers| Credentials {
+            headers,
+            query: &[],
+            body,
+        };
+        assert!(authenticate(&config, &acme, credentials(&request)).is_ok());
+        // Another tenant's derived value is not this one's.
+        let beta = TenantId::parse("beta").unwrap();
+        assert!(authenticate(&config, &beta, credentials(&request)).is_err());
+        // A listed tenant keeps its own entry.
+        let listed = TenantId::parse("listed").unwrap();
+        assert_eq!(
+            config
+                .tenant(&listed)
+                .unwrap()
+                .header
+                .as_ref()
+                .unwrap()
+                .name,
+            "X-Other"
+        );
+    }
+
+    #[test]
+    fn a_derived_config_needs_a_long_master_and_a_method() {
+        let error = |derived: serde_json::Value| {
+            AuthConfig::from_json(
+                &serde_json::json!({"tenants": {}, "derived": derived}).to_string(),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(
+            error(serde_json::json!({"masters": ["short"], "header": "X-T"}))
+                .contains("at least 32")
+        );
+        assert!(error(serde_json::json!({"masters": [MASTER]})).contains("a header or hmac"));
+        assert!(error(serde_json::json!({"masters": [], "hmac": true})).contains("one master"));
+        let without = AuthConfig::from_json(r#"{"tenants": {}}"#).unwrap();
+        assert!(
+            without.tenant(&TenantId::parse("acme").unwrap()).is_none(),
+            "fail-closed"
+        );
     }
 }

@@ -281,7 +281,7 @@ mod tests {
         KeeperSettings::for_tenant(
             &policy(RECEIVER, &["product.create", "product.update"], "*"),
             &tenant,
-            auth.tenant(&tenant),
+            auth.tenant(&tenant).as_deref(),
             false,
         )
         .unwrap()
@@ -626,7 +626,7 @@ mod tests {
                 "",
             ),
             &tenant,
-            auth.tenant(&tenant),
+            auth.tenant(&tenant).as_deref(),
             false,
         )
         .unwrap();
@@ -645,7 +645,7 @@ mod tests {
             KeeperSettings::for_tenant(
                 &policy(RECEIVER, &["order.create"], ""),
                 &other,
-                auth.tenant(&other),
+                auth.tenant(&other).as_deref(),
                 false,
             ),
             Err(SettingsError::NoAuth(_))

@@ -244,4 +244,36 @@ mod tests {
             Err(SettingsError::InvalidReceiverUrl(_))
         ));
     }
+
+    #[test]
+    fn a_company_without_an_entry_subscribes_with_its_derived_credentials() {
+        let auth = crate::auth::AuthConfig::from_json(
+            r#"{"tenants": {}, "derived": {"masters": ["0123456789abcdef0123456789abcdef"],
+                "header": "X-Tripletex-Webhook-Token", "hmac": true}}"#,
+        )
+        .unwrap();
+        let policy = KeeperPolicy {
+            receiver_url: "https://abc.lambda-url.eu-north-1.on.aws/".into(),
+            events: vec!["customer.update".into()],
+            fields: "*".into(),
+            reenable: ReEnablePolicy::default(),
+            resync_lookback: Duration::from_secs(3600),
+            dry_run: false,
+        };
+        let acme = TenantId::parse("acme").unwrap();
+        let settings =
+            KeeperSettings::for_tenant(&policy, &acme, auth.tenant(&acme).as_deref(), false)
+                .unwrap();
+        let (name, value) = settings.auth_header.unwrap();
+        assert_eq!(name, "X-Tripletex-Webhook-Token");
+        assert_eq!(
+            value.expose(),
+            "04583a8beaad8fc69744fbb95376ff9c82948ba6019dfea4ef70d9ad880f3f7f"
+        );
+        assert_eq!(
+            settings.hmac_secret.unwrap().expose(),
+            "0e13cb0756a3d799adc57912f5164de7e7c641794f8db84955fbb3baf0049aa8"
+        );
+        assert!(settings.target_url.expose().ends_with("/t/acme"));
+    }
 }
