@@ -115,6 +115,23 @@ pub enum Command {
         #[command(subcommand)]
         action: KeeperAction,
     },
+    /// The Tripletex companies a key reaches.
+    Companies {
+        #[command(subcommand)]
+        action: CompaniesAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CompaniesAction {
+    /// Lists the client companies an accountant's key may log into (`/company/>withLoginAccess`),
+    /// each with the tenant that already looks after it, if any.
+    Discover {
+        /// The company in the Tripletex credentials secret whose tokens to ask with (the key's own
+        /// company is asked for, whatever `companyId` the entry acts for).
+        #[arg(long)]
+        using: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use crate::args::{Cli, Command, DlqAction, KeeperAction, QuarantineAction, SyncMode};
+use crate::args::{
+    Cli, Command, CompaniesAction, DlqAction, KeeperAction, QuarantineAction, SyncMode,
+};
 use crate::aws::{self, AwsError};
 use crate::deployment::{Deployment, DeploymentError, samconfig_stack_name};
 use crate::render;
@@ -211,6 +213,20 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             .await?;
             let needs = sent.needs_a_person();
             answer(cli, &sent, render::sent, needs)
+        }
+        Command::Companies {
+            action: CompaniesAction::Discover { using },
+        } => {
+            let secret = deployment.tripletex_credentials_secret.as_deref().ok_or(
+                crate::tripletex::TripletexError::NotConfigured("Tripletex credentials secret"),
+            )?;
+            let base_url = deployment.tripletex_api_base_url.as_deref().ok_or(
+                crate::tripletex::TripletexError::NotConfigured("Tripletex API base URL"),
+            )?;
+            let credentials =
+                aws::secret_text(&sdk, secret, "the Tripletex credentials secret").await?;
+            let found = crate::tripletex::discover(base_url, &credentials, using).await?;
+            answer(cli, &found, render::discovered, false)
         }
         Command::Resync {
             company,

@@ -419,3 +419,24 @@ pub fn runs(runs: &[RunProgress]) -> String {
     }
     format!("{rows}\n")
 }
+
+/// The client companies a key reaches, and which are looked after already.
+pub fn discovered(companies: &Vec<domain::tripletex::DiscoveredCompany>) -> String {
+    let mut rows = table(&["company id", "name", "organization number", "tenant"]);
+    for company in companies {
+        rows.add_row(vec![
+            company.company_id.to_string(),
+            company.name.clone().unwrap_or_default(),
+            company.organization_number.clone().unwrap_or_default(),
+            company
+                .tenant
+                .clone()
+                .unwrap_or_else(|| "not added".to_owned()),
+        ]);
+    }
+    let added = companies.iter().filter(|c| c.tenant.is_some()).count();
+    format!(
+        "{rows}\n{} client companies, {added} of them added\n",
+        companies.len()
+    )
+}

@@ -70,3 +70,27 @@ pub async fn object_now(
     }
     Ok(None)
 }
+
+/// The client companies the tokens of `using`'s entry may log into, each marked with the tenant that
+/// already looks after it. The key's own company is asked (Basic user 0), whichever client the entry
+/// acts for.
+pub async fn discover(
+    base_url: &str,
+    credentials_json: &str,
+    using: &str,
+) -> Result<Vec<domain::tripletex::DiscoveredCompany>, TripletexError> {
+    let companies = Companies::from_json(credentials_json).map_err(TripletexError::Credentials)?;
+    let entry = TenantId::parse(using)
+        .ok()
+        .and_then(|tenant| companies.0.get(&tenant))
+        .ok_or_else(|| TripletexError::UnknownCompany(using.to_owned()))?;
+    let mut own = entry.clone();
+    own.company_id = None;
+    let api = tripletex_client::HttpTripletexApi::new(base_url, own, RetryPolicy::default())
+        .map_err(TripletexError::Call)?;
+    let clients = api
+        .clients_with_login_access()
+        .await
+        .map_err(TripletexError::Call)?;
+    Ok(domain::tripletex::discovered(&clients, &companies))
+}

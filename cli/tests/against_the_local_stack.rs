@@ -534,6 +534,60 @@ async fn quarantine_lists_each_body_with_its_reason_and_a_missing_summary_is_a_c
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn companies_discover_lists_the_clients_a_key_reaches_and_which_are_added() {
+    let sim = test_support::TripletexSimulator::start();
+    sim.control(
+        "POST",
+        "/_sim/companies",
+        &serde_json::json!({"companyId": 100, "consumerToken": "consumer",
+                            "employeeToken": "employee", "clientCompanyIds": [202, 201]}),
+    )
+    .unwrap();
+    let credentials = std::env::temp_dir().join(format!(
+        "cli-discover-credentials-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(
+        &credentials,
+        r#"{"companies": {"default": {"consumerToken": "consumer", "employeeToken": "employee"},
+                          "acme": {"consumerToken": "consumer", "employeeToken": "employee",
+                                   "companyId": 202}}}"#,
+    )
+    .unwrap();
+    let local = local_stack_with(
+        "cli-discover",
+        "http://127.0.0.1:9",
+        &[
+            "--secret".into(),
+            format!("TripletexCredentialsSecret={}", credentials.display()),
+            "--parameter".into(),
+            format!("TripletexApiBaseUrl={}", sim.api_base_url()),
+        ],
+    )
+    .await;
+    // Asked with an entry that acts for a client: the key's own company is asked all the same.
+    let (found, code) = local.json(&["companies", "discover", "--using", "acme"]);
+    assert_eq!(code, Some(0), "{found}");
+    assert_eq!(
+        found,
+        serde_json::json!([
+            {"companyId": 201, "name": "Client company 201", "organizationNumber": "900000201",
+             "tenant": null},
+            {"companyId": 202, "name": "Client company 202", "organizationNumber": "900000202",
+             "tenant": "acme"}
+        ])
+    );
+    let table = local.cli(&["companies", "discover", "--using", "default"]);
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("2 client companies, 1 of them added"),
+        "{}",
+        String::from_utf8_lossy(&table.stdout)
+    );
+    let unknown = local.cli(&["companies", "discover", "--using", "nosuch"]);
+    assert_eq!(unknown.status.code(), Some(2));
+}
+
 /// Lambda's Invoke API as `cargo lambda watch` serves it, answering each function with what the
 /// test scripts and keeping every request's path and payload.
 /// The simulator with company 100 and two customers in it (their ids).

@@ -508,6 +508,15 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/token/session/>whoAmI" and method == "GET":
             return 200, {"value": {"employeeId": 1, "actualEmployeeId": 1, "companyId": acting_for,
                                    "language": "no", "loggedInWithConnect": False, "employeeIsProxy": False}}, limits
+        if path == "/company/>withLoginAccess" and method == "GET":
+            # The client companies the session's key may log into (Basic user = their company id).
+            company, _ = sim.authenticate(self.headers.get("Authorization"))
+            clients = [{"id": 500_000 + client, "version": 0, "name": f"Client company {client}",
+                        "organizationNumber": f"{900_000_000 + client}", "customerCompanyId": client,
+                        "accountantOrSimilar": False}
+                       for client in sorted(company.client_company_ids)]
+            status, body = objects.page_of(clients, query, None)
+            return status, body, limits
         if path.startswith("/token/session/") and method == "DELETE":
             with sim.lock:
                 sim.sessions.pop(path[len("/token/session/"):], None)

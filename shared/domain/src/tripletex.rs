@@ -314,6 +314,55 @@ impl TripletexCredentials {
     }
 }
 
+/// One client company an accountant's key may log into (`GET /company/>withLoginAccess`, `Client`):
+/// its `customerCompanyId` is the Basic user that acts for it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCompany {
+    #[serde(default)]
+    pub customer_company_id: Option<i64>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub organization_number: Option<String>,
+}
+
+/// A client company found by discovery, with the tenant that already looks after it, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveredCompany {
+    pub company_id: i64,
+    pub name: Option<String>,
+    pub organization_number: Option<String>,
+    pub tenant: Option<String>,
+}
+
+/// The clients a key reaches, in company id order, each with the configured tenant acting for it
+/// (its credentials' `companyId`); a client without a company id cannot be logged into and is left
+/// out.
+pub fn discovered(clients: &[ClientCompany], companies: &Companies) -> Vec<DiscoveredCompany> {
+    let mut found: Vec<DiscoveredCompany> = clients
+        .iter()
+        .filter_map(|client| {
+            let company_id = client.customer_company_id?;
+            let tenant = companies
+                .0
+                .iter()
+                .find(|(_, credentials)| credentials.company_id == Some(company_id))
+                .map(|(tenant, _)| tenant.to_string());
+            Some(DiscoveredCompany {
+                company_id,
+                name: client.name.clone(),
+                organization_number: client.organization_number.clone(),
+                tenant,
+            })
+        })
+        .collect();
+    found.sort_by_key(|company| company.company_id);
+    found.dedup_by_key(|company| company.company_id);
+    found
+}
+
 /// The Tripletex companies a deployment looks after, by tenant: the content of the credentials
 /// secret, `{"companies": {"<tenant>": {"consumerToken", "employeeToken", "companyId"?}}}`.
 #[derive(Debug, Clone, Default)]
@@ -462,5 +511,41 @@ mod tests {
         credentials.company_id = Some(12345);
         assert_eq!(credentials.basic_user(), "12345");
         assert!(!format!("{credentials:?}").contains("\"c\""));
+    }
+
+    #[test]
+    fn discovery_marks_the_clients_already_looked_after_and_skips_those_without_a_company_id() {
+        let companies = Companies::from_json(
+            r#"{"companies": {
+                "acme": {"consumerToken": "c", "employeeToken": "e", "companyId": 201},
+                "own": {"consumerToken": "c", "employeeToken": "e"}}}"#,
+        )
+        .unwrap();
+        let client = |id: Option<i64>, name: &str| ClientCompany {
+            customer_company_id: id,
+            name: Some(name.into()),
+            organization_number: None,
+        };
+        let clients = [
+            client(Some(202), "Beta AS"),
+            client(Some(201), "Acme AS"),
+            client(None, "no login"),
+            client(Some(202), "Beta AS"),
+        ];
+        let found = discovered(&clients, &companies);
+        assert_eq!(
+            found
+                .iter()
+                .map(|c| (c.company_id, c.tenant.as_deref()))
+                .collect::<Vec<_>>(),
+            [(201, Some("acme")), (202, None)]
+        );
+        let answer: ListPage<ClientCompany> = serde_json::from_str(
+            r#"{"fullResultSize": 1, "from": 0, "count": 1, "values": [
+                {"id": 9, "version": 0, "name": "Acme AS", "customerCompanyId": 201,
+                 "organizationNumber": "999999999", "accountantOrSimilar": false}]}"#,
+        )
+        .unwrap();
+        assert_eq!(answer.values[0].customer_company_id, Some(201));
     }
 }
