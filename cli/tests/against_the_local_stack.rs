@@ -384,17 +384,7 @@ async fn show_tripletex_puts_the_version_tripletex_has_beside_the_stored_one() {
             .unwrap()
     };
     let credentials = credentials_of_the_default_company("show");
-    let local = local_stack_with(
-        "cli-show-tripletex",
-        "http://127.0.0.1:9",
-        &[
-            "--secret".into(),
-            format!("TripletexCredentialsSecret={}", credentials.display()),
-            "--parameter".into(),
-            format!("TripletexApiBaseUrl={}", sim.api_base_url()),
-        ],
-    )
-    .await;
+    let local = local_stack_on_tripletex("cli-show-tripletex", &sim, &credentials).await;
     let stored = |id: i64, version: i64| {
         vec![
             ("pk", s(&format!("default#customer#{id}"))),
@@ -555,17 +545,7 @@ async fn companies_discover_lists_the_clients_a_key_reaches_and_which_are_added(
                                    "companyId": 202}}}"#,
     )
     .unwrap();
-    let local = local_stack_with(
-        "cli-discover",
-        "http://127.0.0.1:9",
-        &[
-            "--secret".into(),
-            format!("TripletexCredentialsSecret={}", credentials.display()),
-            "--parameter".into(),
-            format!("TripletexApiBaseUrl={}", sim.api_base_url()),
-        ],
-    )
-    .await;
+    let local = local_stack_on_tripletex("cli-discover", &sim, &credentials).await;
     // Asked with an entry that acts for a client: the key's own company is asked all the same.
     let (found, code) = local.json(&["companies", "discover", "--using", "acme"]);
     assert_eq!(code, Some(0), "{found}");
@@ -590,6 +570,26 @@ async fn companies_discover_lists_the_clients_a_key_reaches_and_which_are_added(
 
 /// Lambda's Invoke API as `cargo lambda watch` serves it, answering each function with what the
 /// test scripts and keeping every request's path and payload.
+/// The local stack with its Tripletex credentials secret from `credentials` and the simulator as
+/// Tripletex.
+async fn local_stack_on_tripletex(
+    name: &str,
+    sim: &test_support::TripletexSimulator,
+    credentials: &std::path::Path,
+) -> Local {
+    local_stack_with(
+        name,
+        "http://127.0.0.1:9",
+        &[
+            "--secret".into(),
+            format!("TripletexCredentialsSecret={}", credentials.display()),
+            "--parameter".into(),
+            format!("TripletexApiBaseUrl={}", sim.api_base_url()),
+        ],
+    )
+    .await
+}
+
 /// The simulator with company 100 and two customers in it (their ids).
 fn simulator_with_two_customers() -> (test_support::TripletexSimulator, Vec<i64>) {
     let sim = test_support::TripletexSimulator::start();
