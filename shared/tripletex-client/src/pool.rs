@@ -1,6 +1,8 @@
 //! One API per Tripletex company, kept across invocations so that its session token is reused, and
-//! made anew when the company's credentials change (a rotation). All of them share one HTTP client:
-//! its connection pool, TLS roots and memory are made once, however many companies there are.
+//! made anew when the company's credentials change (a rotation). The companies one credential
+//! serves (an accountant's key and its clients) share one session: Tripletex makes a session from
+//! the consumer and employee tokens, and the Basic user picks the company. All of them share one
+//! HTTP client: its connection pool, TLS roots and memory are made once, however many companies.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,13 +12,17 @@ use domain::ports::TripletexCompanies;
 use domain::tripletex::{TripletexCredentials, TripletexError};
 use sha2::{Digest, Sha256};
 
-use crate::transport::{DEFAULT_PAGE_SIZE, HttpTripletexApi, RetryPolicy, http_client};
+use crate::transport::{
+    DEFAULT_PAGE_SIZE, HttpTripletexApi, RetryPolicy, SharedSession, http_client,
+};
 
 pub struct HttpTripletexCompanies {
     base_url: String,
     retry: RetryPolicy,
     page_size: u32,
     clients: Mutex<HashMap<TenantId, (Fingerprint, Arc<HttpTripletexApi>)>>,
+    /// One session per credential (consumer and employee token), whatever company it acts for.
+    sessions: Mutex<HashMap<Fingerprint, SharedSession>>,
     /// Shared by every company's API: its connections, TLS roots and memory are made once.
     http: reqwest::Client,
 }
@@ -30,6 +36,7 @@ impl HttpTripletexCompanies {
             retry,
             page_size: DEFAULT_PAGE_SIZE,
             clients: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -54,6 +61,13 @@ impl TripletexCompanies for HttpTripletexCompanies {
         {
             return Ok(Arc::clone(api));
         }
+        let session = Arc::clone(
+            self.sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(Fingerprint::of_credential(credentials))
+                .or_default(),
+        );
         let api = Arc::new(
             HttpTripletexApi::with_client(
                 self.http.clone(),
@@ -61,7 +75,8 @@ impl TripletexCompanies for HttpTripletexCompanies {
                 credentials.clone(),
                 self.retry.clone(),
             )
-            .with_page_size(self.page_size),
+            .with_page_size(self.page_size)
+            .with_session(session),
         );
         clients.insert(tenant.clone(), (fingerprint, Arc::clone(&api)));
         Ok(api)
@@ -69,17 +84,29 @@ impl TripletexCompanies for HttpTripletexCompanies {
 }
 
 /// Tells credentials apart without keeping them in another form that could leak.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
+    /// The credential and the company it acts for.
     fn of(credentials: &TripletexCredentials) -> Self {
+        Self::hashed(credentials, Some(&credentials.basic_user()))
+    }
+
+    /// The credential alone: what a session is made from.
+    fn of_credential(credentials: &TripletexCredentials) -> Self {
+        Self::hashed(credentials, None)
+    }
+
+    fn hashed(credentials: &TripletexCredentials, basic_user: Option<&str>) -> Self {
         let mut hash = Sha256::new();
         hash.update(credentials.consumer_token.expose());
         hash.update([0]);
         hash.update(credentials.employee_token.expose());
-        hash.update([0]);
-        hash.update(credentials.basic_user());
+        if let Some(user) = basic_user {
+            hash.update([0]);
+            hash.update(user);
+        }
         Self(hash.finalize().into())
     }
 }

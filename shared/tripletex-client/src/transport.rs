@@ -8,7 +8,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -96,7 +96,9 @@ pub struct HttpTripletexApi {
     credentials: TripletexCredentials,
     retry: RetryPolicy,
     page_size: u32,
-    session: tokio::sync::Mutex<Option<Session>>,
+    /// Shared by every company one credential serves: a session token is made from the consumer and
+    /// employee tokens, and the Basic user picks the company it acts for.
+    session: SharedSession,
     /// When Tripletex said the rate-limit period ends with nothing left: no call before then.
     rate_limited_until: Mutex<Option<Instant>>,
     jitter_counter: AtomicU64,
@@ -104,10 +106,13 @@ pub struct HttpTripletexApi {
     rate_limited: AtomicU64,
 }
 
-struct Session {
+pub struct Session {
     token: Secret,
     expiration_date: Date,
 }
+
+/// A credential's session, shared by the APIs of the companies it serves.
+pub type SharedSession = Arc<tokio::sync::Mutex<Option<Session>>>;
 
 impl HttpTripletexApi {
     pub fn new(
@@ -133,7 +138,7 @@ impl HttpTripletexApi {
             credentials,
             retry,
             page_size: DEFAULT_PAGE_SIZE,
-            session: tokio::sync::Mutex::new(None),
+            session: SharedSession::default(),
             rate_limited_until: Mutex::new(None),
             jitter_counter: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -151,6 +156,12 @@ impl HttpTripletexApi {
 
     pub fn with_page_size(mut self, page_size: u32) -> Self {
         self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Uses this session, shared with the other companies of the same credential.
+    pub fn with_session(mut self, session: SharedSession) -> Self {
+        self.session = session;
         self
     }
 

@@ -68,3 +68,54 @@ async fn an_accountant_key_discovers_every_client_company_and_reaches_nothing_el
         .unwrap_err();
     assert!(!refused.may_pass(), "{refused}");
 }
+
+#[tokio::test]
+async fn the_companies_of_one_credential_share_one_session() {
+    use domain::ids::TenantId;
+    use domain::ports::TripletexCompanies;
+    let sim = TripletexSimulator::start();
+    sim.control(
+        "POST",
+        "/_sim/companies",
+        &json!({"companyId": FIRM, "consumerToken": "consumer", "employeeToken": "accountant",
+                "clientCompanyIds": [201, 202, 203]}),
+    )
+    .unwrap();
+    let companies = Companies::from_json(
+        r#"{"credentials": {"firm": {"consumerToken": "consumer", "employeeToken": "accountant"}},
+            "companies": {"a": {"credential": "firm", "companyId": 201},
+                          "b": {"credential": "firm", "companyId": 202},
+                          "c": {"credential": "firm", "companyId": 203}}}"#,
+    )
+    .unwrap();
+    let pool =
+        tripletex_client::HttpTripletexCompanies::new(sim.api_base_url(), RetryPolicy::default())
+            .unwrap();
+    for (tenant, credentials) in &companies.0 {
+        let api = pool.company(tenant, credentials).unwrap();
+        api.clients_with_login_access().await.unwrap();
+    }
+    // Once more for one of them: still no new session.
+    let a = TenantId::parse("a").unwrap();
+    pool.company(&a, &companies.0[&a])
+        .unwrap()
+        .clients_with_login_access()
+        .await
+        .unwrap();
+    let requests = sim
+        .control("GET", "/_sim/requests", &serde_json::Value::Null)
+        .unwrap();
+    let sessions = requests["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r[1].as_str()
+                .is_some_and(|path| path.ends_with("/token/session/:create"))
+        })
+        .count();
+    assert_eq!(
+        sessions, 1,
+        "one session for the credential, not one per company"
+    );
+}
