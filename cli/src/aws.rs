@@ -276,12 +276,12 @@ pub async fn companies(
         .filter(|item| text(item, "pk").is_some_and(|pk| pk.starts_with("run#")))
         .collect();
     runs.sort_by_key(|item| text(item, "sk"));
+    let now = jiff::Timestamp::now();
     for run in &runs {
         let (Some(pk), Some(run_id)) = (text(run, "pk"), text(run, "sk")) else {
             continue;
         };
         let tenant = pk.trim_start_matches("run#").to_owned();
-        let now = jiff::Timestamp::now();
         for mut status in type_statuses(run, &run_id) {
             let types = [status.object_type.clone()];
             let of_tenant = confirmed.get(&tenant).map_or(&[][..], Vec::as_slice);

@@ -217,14 +217,7 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
         Command::Companies {
             action: CompaniesAction::Discover { using },
         } => {
-            let secret = deployment.tripletex_credentials_secret.as_deref().ok_or(
-                crate::tripletex::TripletexError::NotConfigured("Tripletex credentials secret"),
-            )?;
-            let base_url = deployment.tripletex_api_base_url.as_deref().ok_or(
-                crate::tripletex::TripletexError::NotConfigured("Tripletex API base URL"),
-            )?;
-            let credentials =
-                aws::secret_text(&sdk, secret, "the Tripletex credentials secret").await?;
+            let (base_url, credentials) = tripletex_access(&sdk, &deployment).await?;
             let found = crate::tripletex::discover(base_url, &credentials, using).await?;
             answer(cli, &found, render::discovered, false)
         }
@@ -255,15 +248,12 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
     }
 }
 
-async fn tripletex_now(
+/// Where the deployment's Tripletex is, and its credentials secret's text.
+async fn tripletex_access<'a>(
     sdk: &aws_config::SdkConfig,
-    deployment: &Deployment,
-    company: &str,
-    object_type: &str,
-    id: i64,
-    fields: &str,
-) -> Result<Option<crate::tripletex::InTripletex>, CliError> {
-    use crate::tripletex::{TripletexError, object_now};
+    deployment: &'a Deployment,
+) -> Result<(&'a str, String), CliError> {
+    use crate::tripletex::TripletexError;
     let secret =
         deployment
             .tripletex_credentials_secret
@@ -276,7 +266,22 @@ async fn tripletex_now(
         .as_deref()
         .ok_or(TripletexError::NotConfigured("Tripletex API base URL"))?;
     let credentials = aws::secret_text(sdk, secret, "the Tripletex credentials secret").await?;
-    Ok(object_now(base_url, &credentials, company, object_type, id, fields).await?)
+    Ok((base_url, credentials))
+}
+
+async fn tripletex_now(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    company: &str,
+    object_type: &str,
+    id: i64,
+    fields: &str,
+) -> Result<Option<crate::tripletex::InTripletex>, CliError> {
+    let (base_url, credentials) = tripletex_access(sdk, deployment).await?;
+    Ok(
+        crate::tripletex::object_now(base_url, &credentials, company, object_type, id, fields)
+            .await?,
+    )
 }
 
 /// Each queue's oldest-message age from CloudWatch; why not, when it cannot be known (`status`

@@ -245,7 +245,7 @@ where
 
     /// Reports, on every tick, how long ago each subscribed type of each company was last proven
     /// complete: the alarms watch these figures, so that runs that never start are noticed.
-    async fn watch_freshness(&self) -> Result<FreshnessSummary, SyncError> {
+    async fn watch_freshness(&self) -> Result<(), SyncError> {
         let types: Vec<String> = plan_types(self.subscribed_types().iter().map(String::as_str))
             .listable
             .iter()
@@ -274,7 +274,7 @@ where
                 &[("OldestConfirmationSeconds", *age)],
             );
         }
-        Ok(summary)
+        Ok(())
     }
 
     /// Gives requests back to the next tick when the run that took them did not start. One that

@@ -6,14 +6,11 @@
 use std::collections::HashMap;
 
 use domain::envelope::EventName;
+use domain::error::error_chain;
 use domain::ids::TenantId;
 use domain::ports::{
     MessageQueue, ObjectsApi, PageMemory, QueueError, StoreError, StoredCopy, SyncRecords,
 };
-
-/// The most unstorable reasons one step reports by name (all are counted).
-const UNSTORABLE_REASONS_PER_STEP: usize = 20;
-use domain::error::error_chain;
 use domain::sync::MAX_SUSPECTS;
 use domain::sync::envelope::{check_storable, delete_message, upsert_message};
 use domain::sync::{
@@ -26,6 +23,9 @@ use jiff::Timestamp;
 use tracing::warn;
 
 use crate::config::SyncSettings;
+
+/// The most unstorable reasons one step reports by name (all are counted).
+const UNSTORABLE_REASONS_PER_STEP: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -63,7 +63,7 @@ pub struct StepNotes {
 }
 
 /// What a fetch came to.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Fetched {
     queued: u64,
     /// Every id asked for was queued or set aside as unstorable: the pages it came from may be
@@ -167,12 +167,12 @@ where
                 }
                 counts.unchanged += verdict.unchanged as u64;
                 counts.unstorable += verdict.known_unstorable as u64;
-                listed_versions.extend(
-                    objects
+                if !verdict.fetch.is_empty() {
+                    listed_versions = objects
                         .iter()
-                        .filter(|object| verdict.fetch.contains(&object.id))
-                        .map(|object| (object.id, object.version)),
-                );
+                        .map(|object| (object.id, object.version))
+                        .collect();
+                }
                 if !verdict.listed_after_delete.is_empty() {
                     warn!(%tenant, object_type = spec.object_type, ids = ?verdict.listed_after_delete,
                         "Tripletex lists objects the copy holds as deleted; tombstones stay final");
@@ -391,6 +391,41 @@ where
         Ok(messages.len() as u64)
     }
 
+    /// Queues what the check of the copy (or its recheck) found: objects Tripletex has at a newer
+    /// version than the copy, and tombstones for the ones it confirmed gone. In a reconciliation
+    /// each is a webhook that never came.
+    async fn queue_corrections(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        refreshed: Vec<FetchedObject>,
+        tombstones: &[i64],
+        counts: &mut TypeCounts,
+        notes: &mut StepNotes,
+    ) -> Result<(), StepError> {
+        let mut queued = 0;
+        if !refreshed.is_empty()
+            && let Some(event) = upsert_event(self.settings, spec.object_type)
+        {
+            queued = self
+                .queue_storable(task, spec, &event, &refreshed, counts, notes)
+                .await?;
+            counts.refreshed_after_lookup += queued;
+        }
+        let now = Timestamp::now();
+        let deletes: Vec<_> = tombstones
+            .iter()
+            .map(|&id| delete_message(&task.tenant, spec.object_type, None, id, now))
+            .collect();
+        self.webhooks.send_all(&deletes).await?;
+        counts.tombstoned += deletes.len() as u64;
+        counts.enqueued += queued + deletes.len() as u64;
+        if task.mode.counts_drift() {
+            counts.drift_corrected += queued + deletes.len() as u64;
+        }
+        Ok(())
+    }
+
     /// Checks one stretch of the stored copy above `after_id` against the type's listing (the copy
     /// and the listed ids as two id-ordered streams, a bounded window of each); the task that goes on.
     pub async fn verify(
@@ -448,64 +483,29 @@ where
                 .ok()
                 .and_then(|at| stored.get(at));
             let decision = AfterLookup::decide(&lookup, copy);
-            if decision != AfterLookup::Keep {
-                // A reconciliation rechecks it at its end: its webhook may be in flight.
-                let found = match &lookup {
-                    Lookup::NotFound => Finding::Gone,
-                    Lookup::Found(object) => Finding::Behind {
-                        version: object.version,
-                    },
-                };
-                let suspect = Suspect {
-                    object_type: spec.object_type.to_owned(),
-                    partition: None,
-                    id,
-                    found,
-                };
-                if task.rechecks(spec.object_type) && next.suspect(suspect, now) {
-                    if decision == AfterLookup::Refresh {
-                        counts.kept_after_lookup += 1;
-                    }
-                    continue;
-                }
+            if matches!(lookup, Lookup::Found(_)) {
+                counts.kept_after_lookup += 1;
             }
-            match decision {
-                AfterLookup::Tombstone => {
-                    tombstones.push(delete_message(
-                        tenant,
-                        spec.object_type,
-                        None,
-                        id,
-                        Timestamp::now(),
-                    ));
-                }
-                AfterLookup::Refresh => {
-                    counts.kept_after_lookup += 1;
-                    if let Lookup::Found(object) = lookup {
-                        refreshed.push(object);
-                    }
-                }
-                AfterLookup::Keep => counts.kept_after_lookup += 1,
+            if decision == AfterLookup::Keep {
+                continue;
+            }
+            // A reconciliation rechecks it at its end: its webhook may be in flight.
+            let suspect = Suspect {
+                object_type: spec.object_type.to_owned(),
+                partition: None,
+                id,
+                found: Finding::of(&lookup),
+            };
+            if task.rechecks(spec.object_type) && next.suspect(suspect, now) {
+                continue;
+            }
+            match lookup {
+                Lookup::NotFound => tombstones.push(id),
+                Lookup::Found(object) => refreshed.push(object),
             }
         }
-        if !refreshed.is_empty() {
-            if let Some(event) = upsert_event(self.settings, spec.object_type) {
-                let queued = self
-                    .queue_storable(task, spec, &event, &refreshed, counts, notes)
-                    .await?;
-                counts.refreshed_after_lookup += queued;
-                counts.enqueued += queued;
-                if task.mode.counts_drift() {
-                    counts.drift_corrected += queued;
-                }
-            }
-        }
-        self.webhooks.send_all(&tombstones).await?;
-        counts.tombstoned += tombstones.len() as u64;
-        counts.enqueued += tombstones.len() as u64;
-        if task.mode.counts_drift() {
-            counts.drift_corrected += tombstones.len() as u64;
-        }
+        self.queue_corrections(task, spec, refreshed, &tombstones, counts, notes)
+            .await?;
         let checked_to = if looked_up.len() < check.candidates.len() {
             // More candidates than one step confirms: go on after the last one confirmed.
             looked_up.last().copied()
@@ -539,74 +539,54 @@ where
         }
         if let Some(first) = task.first_suspected_at {
             let grace = self.settings.limits.drift_grace;
-            let waited = Timestamp::now().duration_since(first);
-            if let Ok(left) = std::time::Duration::try_from(
-                jiff::SignedDuration::try_from(grace).unwrap_or_default() - waited,
-            ) {
-                tokio::time::sleep(left.min(grace)).await;
-            }
+            let waited = std::time::Duration::try_from(Timestamp::now().duration_since(first))
+                .unwrap_or_default();
+            tokio::time::sleep(grace.saturating_sub(waited)).await;
         }
         let tenant = &task.tenant;
         let ids: Vec<i64> = suspects.iter().map(|suspect| suspect.id).collect();
         let stored = self.stored_by_id(tenant, spec, &ids).await?;
-        let mut by_partition: std::collections::BTreeMap<Option<usize>, Vec<i64>> =
+        let mut by_partition: std::collections::BTreeMap<usize, Vec<i64>> =
             std::collections::BTreeMap::new();
+        let mut by_id = Vec::new();
         let mut tombstones = Vec::new();
         for suspect in &suspects {
             if suspect.found.caught_up(stored.get(&suspect.id)) {
                 counts.late_webhooks += 1;
                 continue;
             }
-            match suspect.found {
-                Finding::Gone => tombstones.push(delete_message(
-                    tenant,
-                    spec.object_type,
-                    None,
-                    suspect.id,
-                    Timestamp::now(),
-                )),
-                Finding::Behind { .. } => by_partition
-                    .entry(suspect.partition)
-                    .or_default()
-                    .push(suspect.id),
+            match (suspect.found, suspect.partition) {
+                (Finding::Gone, _) => tombstones.push(suspect.id),
+                (Finding::Behind { .. }, Some(partition)) => {
+                    by_partition.entry(partition).or_default().push(suspect.id);
+                }
+                (Finding::Behind { .. }, None) => by_id.push(suspect.id),
             }
         }
         let window = spec.date_window.map(|_| FULL_RANGE);
         let mut all_queued = true;
-        for (partition, ids) in by_partition {
-            let queued = match partition.and_then(|index| spec.partitions.get(index)) {
-                Some(partition) => {
-                    let fetched = self
-                        .fetch_and_queue(task, spec, partition, window, &ids, counts, notes)
-                        .await?;
-                    all_queued &= fetched.complete;
-                    fetched.queued
-                }
-                None => {
-                    let mut found = Vec::new();
-                    for id in ids {
-                        if let Lookup::Found(object) = self.look_up(spec, id).await? {
-                            found.push(object);
-                        }
-                    }
-                    let Some(event) = upsert_event(self.settings, spec.object_type) else {
-                        continue;
-                    };
-                    let queued = self
-                        .queue_storable(task, spec, &event, &found, counts, notes)
-                        .await?;
-                    counts.refreshed_after_lookup += queued;
-                    queued
-                }
-            };
-            counts.fetched += queued;
-            counts.enqueued += queued;
-            counts.drift_corrected += queued;
+        for (index, ids) in by_partition {
+            let partition = spec
+                .partitions
+                .get(index)
+                .ok_or(StepError::NoSuchPartition(index))?;
+            let fetched = self
+                .fetch_and_queue(task, spec, partition, window, &ids, counts, notes)
+                .await?;
+            all_queued &= fetched.complete;
+            counts.fetched += fetched.queued;
+            counts.enqueued += fetched.queued;
+            counts.drift_corrected += fetched.queued;
         }
-        self.webhooks.send_all(&tombstones).await?;
-        counts.tombstoned += tombstones.len() as u64;
-        counts.enqueued += tombstones.len() as u64;
-        counts.drift_corrected += tombstones.len() as u64;
+        // Found by the check of the copy: looked up again, as it is now.
+        let mut refreshed = Vec::new();
+        for id in by_id {
+            if let Lookup::Found(object) = self.look_up(spec, id).await? {
+                refreshed.push(object);
+            }
+        }
+        self.queue_corrections(task, spec, refreshed, &tombstones, counts, notes)
+            .await?;
         if all_queued {
             // Every change those pages showed is in the copy now (or on its way): 304 from now on.
             self.records.confirm_pages(tenant, &pages).await?;

@@ -14,7 +14,7 @@
 //! - When a type's copy was last confirmed complete (`confirmed#<tenant>`, the type): epoch seconds
 //!   of the listing's start, only ever moved forward.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -28,7 +28,7 @@ use domain::ids::TenantId;
 use domain::ports::{PageMemory, RunStart, StoreError, SyncRecords};
 use domain::sync::{
     Listed, ListedStretch, ListedWindow, RunState, StepRecorded, StepReport, bucket_end,
-    listed_bucket,
+    by_listed_bucket, listed_bucket,
 };
 
 pub mod item {
@@ -488,11 +488,7 @@ impl SyncRecords for DynamoSyncRecords {
         ids: &[i64],
     ) -> Result<(), StoreError> {
         let object_type = page.split('/').next().unwrap_or_default();
-        let mut by_bucket: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        for &id in ids {
-            by_bucket.entry(listed_bucket(id)).or_default().push(id);
-        }
-        for (bucket, ids) in by_bucket {
+        for (bucket, ids) in by_listed_bucket(ids) {
             self.client
                 .put_item()
                 .table_name(&self.table_name)

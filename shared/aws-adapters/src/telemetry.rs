@@ -78,6 +78,20 @@ fn emf(
         .iter()
         .map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"}))
         .collect();
+    let mut line = envelope(function, object_type, definitions, timestamp_ms);
+    for (name, value) in metrics {
+        line[*name] = (*value).into();
+    }
+    line.to_string()
+}
+
+/// An EMF line's directive and dimensions, for these metric definitions; the values go beside.
+fn envelope(
+    function: &str,
+    object_type: Option<&str>,
+    definitions: Vec<serde_json::Value>,
+    timestamp_ms: i64,
+) -> serde_json::Value {
     let dimensions = match object_type {
         None => serde_json::json!([["FunctionName"]]),
         Some(_) => serde_json::json!([["FunctionName"], ["FunctionName", "ObjectType"]]),
@@ -96,10 +110,7 @@ fn emf(
     if let Some(object_type) = object_type {
         line["ObjectType"] = object_type.into();
     }
-    for (name, value) in metrics {
-        line[*name] = (*value).into();
-    }
-    line.to_string()
+    line
 }
 
 /// The function's name as deployed: Lambda sets `AWS_LAMBDA_FUNCTION_NAME`, which carries the
@@ -149,19 +160,10 @@ pub fn emf_value_lines(
     values
         .chunks(EMF_MAX_VALUES)
         .map(|chunk| {
-            serde_json::json!({
-                "_aws": {
-                    "Timestamp": timestamp_ms,
-                    "CloudWatchMetrics": [{
-                        "Namespace": METRICS_NAMESPACE,
-                        "Dimensions": [["FunctionName"]],
-                        "Metrics": [{"Name": name, "Unit": unit}],
-                    }],
-                },
-                "FunctionName": function,
-                name: chunk,
-            })
-            .to_string()
+            let definition = serde_json::json!({"Name": name, "Unit": unit});
+            let mut line = envelope(function, None, vec![definition], timestamp_ms);
+            line[name] = chunk.into();
+            line.to_string()
         })
         .collect()
 }

@@ -91,9 +91,10 @@ impl DerivedAuth {
 
 /// `hex(HMAC-SHA256(master, purpose + ":" + tenant))`: 64 characters, distinct per purpose and tenant.
 pub fn derived_value(master: &Secret, purpose: &str, tenant: &TenantId) -> String {
-    // HMAC takes a key of any length.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(master.expose().as_bytes()) else {
-        return String::new();
+    let mut mac = match Hmac::<Sha256>::new_from_slice(master.expose().as_bytes()) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length (as `hmac_sha512` says): never an empty, accept-all value.
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
     };
     mac.update(purpose.as_bytes());
     mac.update(b":");

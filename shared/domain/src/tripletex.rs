@@ -375,6 +375,8 @@ pub enum CompaniesError {
     Malformed(#[source] serde_json::Error),
     #[error("company {0}: empty consumer or employee token")]
     EmptyToken(String),
+    #[error("company {0}: give either consumerToken and employeeToken, or the credential it uses")]
+    EitherTokensOrCredential(String),
     #[error("company {company} names credential {credential:?}, which `credentials` does not hold")]
     UnknownCredential { company: String, credential: String },
     #[error(transparent)]
@@ -398,16 +400,14 @@ impl Companies {
             consumer_token: Secret,
             employee_token: Secret,
         }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Entry {
-            Own(TripletexCredentials),
-            Named(NamedUse),
-        }
+        /// Either tokens of its own or a named credential; serde's own message names a misspelt
+        /// field, and `Invalid` says which of the two shapes is incomplete.
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase", deny_unknown_fields)]
-        struct NamedUse {
-            credential: String,
+        struct Entry {
+            consumer_token: Option<Secret>,
+            employee_token: Option<Secret>,
+            credential: Option<String>,
             #[serde(default)]
             company_id: Option<i64>,
         }
@@ -421,21 +421,24 @@ impl Companies {
         let raw: Raw = serde_json::from_str(json).map_err(CompaniesError::Malformed)?;
         let mut companies = BTreeMap::new();
         for (tenant, entry) in raw.companies {
-            let credentials = match entry {
-                Entry::Own(credentials) => credentials,
-                Entry::Named(uses) => {
-                    let named = raw.credentials.get(&uses.credential).ok_or_else(|| {
-                        CompaniesError::UnknownCredential {
-                            company: tenant.clone(),
-                            credential: uses.credential.clone(),
-                        }
-                    })?;
-                    TripletexCredentials {
-                        consumer_token: named.consumer_token.clone(),
-                        employee_token: named.employee_token.clone(),
-                        company_id: uses.company_id,
+            let (consumer_token, employee_token) =
+                match (entry.consumer_token, entry.employee_token, entry.credential) {
+                    (Some(consumer), Some(employee), None) => (consumer, employee),
+                    (None, None, Some(credential)) => {
+                        let named = raw.credentials.get(&credential).ok_or_else(|| {
+                            CompaniesError::UnknownCredential {
+                                company: tenant.clone(),
+                                credential: credential.clone(),
+                            }
+                        })?;
+                        (named.consumer_token.clone(), named.employee_token.clone())
                     }
-                }
+                    _ => return Err(CompaniesError::EitherTokensOrCredential(tenant)),
+                };
+            let credentials = TripletexCredentials {
+                consumer_token,
+                employee_token,
+                company_id: entry.company_id,
             };
             if credentials.consumer_token.expose().is_empty()
                 || credentials.employee_token.expose().is_empty()
@@ -613,6 +616,14 @@ mod tests {
         assert_eq!(
             companies.0[&TenantId::parse("own").unwrap()].basic_user(),
             "0"
+        );
+        let both = Companies::from_json(
+            r#"{"companies": {"acme": {"credential": "firm", "consumerToken": "c"}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            both.to_string(),
+            "company acme: give either consumerToken and employeeToken, or the credential it uses"
         );
         let unknown = Companies::from_json(
             r#"{"companies": {"acme": {"credential": "nosuch", "companyId": 201}}}"#,

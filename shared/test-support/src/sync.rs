@@ -10,7 +10,7 @@ use domain::ids::TenantId;
 use domain::ports::{PageMemory, QueueError, RunStart, StoreError, SyncRecords, SyncTasks};
 use domain::sync::{
     Listed, ListedStretch, ListedWindow, RunState, StepRecorded, StepReport, SyncTask, TypeCounts,
-    bucket_end, listed_bucket,
+    bucket_end, by_listed_bucket, listed_bucket,
 };
 use jiff::Timestamp;
 
@@ -262,11 +262,7 @@ impl SyncRecords for InMemorySyncRecords {
         let buckets = listed
             .entry((tenant.clone(), run_id.to_owned(), object_type))
             .or_default();
-        let mut by_bucket: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        for &id in ids {
-            by_bucket.entry(listed_bucket(id)).or_default().push(id);
-        }
-        for (bucket, ids) in by_bucket {
+        for (bucket, ids) in by_listed_bucket(ids) {
             buckets
                 .entry(bucket)
                 .or_default()

@@ -68,31 +68,17 @@ pub fn compare_page(
 ) -> PageVerdict {
     let mut verdict = PageVerdict::default();
     for object in listed {
-        let wanted = match stored(object.id) {
-            None => Some(Wanted::Missing),
-            Some(copy) if copy.deleted => {
+        let copy = stored(object.id);
+        match behind(copy.as_ref(), object.version) {
+            None if copy.is_some_and(|copy| copy.deleted) => {
                 verdict.listed_after_delete.push(object.id);
-                None
             }
-            Some(copy) => match (copy.version, object.version) {
-                (Some(held), Some(listed)) if held < listed => Some(Wanted::Behind),
-                // The copy's value came without a version: a versioned one replaces it.
-                (None, Some(_)) => Some(Wanted::Behind),
-                // Equal, or the copy is newer (a webhook that came after the listing), or Tripletex
-                // listed no version to compare with.
-                _ => {
-                    verdict.unchanged += 1;
-                    None
-                }
-            },
-        };
-        match wanted {
-            None => {}
+            None => verdict.unchanged += 1,
             Some(_) if known_unstorable.contains(object) => verdict.known_unstorable += 1,
-            Some(wanted) => {
-                match wanted {
-                    Wanted::Missing => verdict.missing += 1,
-                    Wanted::Behind => verdict.behind += 1,
+            Some(how) => {
+                match how {
+                    Behind::Missing => verdict.missing += 1,
+                    Behind::Older => verdict.behind += 1,
                 }
                 verdict.fetch.push(object.id);
             }
@@ -101,9 +87,32 @@ pub fn compare_page(
     verdict
 }
 
-enum Wanted {
+/// How the copy trails an object Tripletex holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behind {
+    /// The copy does not have it.
     Missing,
-    Behind,
+    /// The copy holds an older version (or a value that came without one).
+    Older,
+}
+
+/// Whether the copy trails an object Tripletex holds at `version`: the one rule for what a sync
+/// fetches, whether a listing, a lookup or a recheck found it. A tombstone never trails (tombstones
+/// are final); a copy at the same version or newer (a webhook that came after the listing) does
+/// not; nor does anything when Tripletex gave no version to compare with.
+pub fn behind(copy: Option<&StoredVersion>, version: Option<i64>) -> Option<Behind> {
+    let Some(copy) = copy else {
+        return Some(Behind::Missing);
+    };
+    if copy.deleted {
+        return None;
+    }
+    match (copy.version, version) {
+        (Some(held), Some(listed)) if held < listed => Some(Behind::Older),
+        // The copy's value came without a version: a versioned one replaces it.
+        (None, Some(_)) => Some(Behind::Older),
+        _ => None,
+    }
 }
 
 /// A bucket of ids: the run's record of what it listed is kept by bucket, so that the check of the
@@ -113,6 +122,15 @@ pub const LISTED_BUCKET_WIDTH: i64 = 1 << 16;
 /// The bucket an id's listing is recorded in.
 pub fn listed_bucket(id: i64) -> i64 {
     id.div_euclid(LISTED_BUCKET_WIDTH)
+}
+
+/// A page's ids grouped by the bucket each is recorded in.
+pub fn by_listed_bucket(ids: &[i64]) -> std::collections::BTreeMap<i64, Vec<i64>> {
+    let mut buckets: std::collections::BTreeMap<i64, Vec<i64>> = std::collections::BTreeMap::new();
+    for &id in ids {
+        buckets.entry(listed_bucket(id)).or_default().push(id);
+    }
+    buckets
 }
 
 /// The last id of a bucket.
@@ -196,18 +214,10 @@ impl AfterLookup {
     pub fn decide(lookup: &Lookup, copy: Option<&StoredVersion>) -> Self {
         match lookup {
             Lookup::NotFound => Self::Tombstone,
-            Lookup::Found(object) => {
-                let listed = Listed {
-                    id: object.id,
-                    version: object.version,
-                };
-                let stored = |_: i64| copy.copied();
-                if compare_page(&[listed], stored, &[]).fetch.is_empty() {
-                    Self::Keep
-                } else {
-                    Self::Refresh
-                }
-            }
+            Lookup::Found(object) => match behind(copy, object.version) {
+                Some(_) => Self::Refresh,
+                None => Self::Keep,
+            },
         }
     }
 }

@@ -20,8 +20,8 @@ pub mod window;
 pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, listable, spec_for};
 pub use claims::{CLAIM_GRACE, ClaimRepair, TakenResync, repair_claim};
 pub use compare::{
-    AfterLookup, LISTED_BUCKET_WIDTH, ListedStretch, PageVerdict, StoredVersion, StretchCheck,
-    bucket_end, check_stretch, compare_page, listed_bucket,
+    AfterLookup, Behind, LISTED_BUCKET_WIDTH, ListedStretch, PageVerdict, StoredVersion,
+    StretchCheck, behind, bucket_end, by_listed_bucket, check_stretch, compare_page, listed_bucket,
 };
 pub use cursor::{CannotSplit, Cursor, first_cursors};
 pub use envelope::Unstorable;

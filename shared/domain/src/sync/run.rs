@@ -130,13 +130,18 @@ pub enum Finding {
 impl Finding {
     /// Whether the copy has caught up with the finding since (its webhook came).
     pub fn caught_up(self, stored: Option<&super::compare::StoredVersion>) -> bool {
-        match (self, stored) {
-            (_, Some(copy)) if copy.deleted => true,
-            (Self::Gone, _) | (Self::Behind { .. }, None) => false,
-            (Self::Behind { version }, Some(copy)) => match (copy.version, version) {
-                (Some(held), Some(listed)) => held >= listed,
-                (None, Some(_)) => false,
-                (_, None) => true,
+        match self {
+            Self::Behind { version } => super::compare::behind(stored, version).is_none(),
+            Self::Gone => stored.is_some_and(|copy| copy.deleted),
+        }
+    }
+
+    /// What a lookup by id found: the object at its version, or gone.
+    pub fn of(lookup: &super::listing::Lookup) -> Self {
+        match lookup {
+            super::listing::Lookup::NotFound => Self::Gone,
+            super::listing::Lookup::Found(object) => Self::Behind {
+                version: object.version,
             },
         }
     }
