@@ -65,6 +65,8 @@ pub struct Config {
     pub api_base_url: String,
     pub credentials: SecretLocation,
     pub secret_ttl: Duration,
+    /// How long the company registry is trusted: a company added or removed is seen within it.
+    pub registry_ttl: Duration,
     pub webhook_queue_url: String,
     pub sync_queue_url: String,
     pub objects_table_name: String,
@@ -119,6 +121,9 @@ impl Config {
                 TRIPLETEX_CREDENTIALS,
             )?,
             secret_ttl: Duration::from_secs(env.parsed_or("SYNC_SECRET_CACHE_TTL_SECONDS", 300)?),
+            registry_ttl: Duration::from_secs(
+                env.parsed_or("SYNC_REGISTRY_CACHE_TTL_SECONDS", 60)?,
+            ),
             webhook_queue_url: env.required("WEBHOOK_QUEUE_URL")?,
             sync_queue_url: env.required("SYNC_QUEUE_URL")?,
             objects_table_name: env.required("OBJECTS_TABLE_NAME")?,

@@ -577,7 +577,7 @@ where
         let companies = self.companies.current().await;
         let Some(credentials) = companies.0.get(&task.tenant) else {
             return Err(StepError::Impossible(
-                "the company is no longer in the Tripletex credentials secret",
+                "the company is no longer looked after (removed, or gone from the credentials secret)",
             ));
         };
         let api = self

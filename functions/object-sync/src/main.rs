@@ -1,6 +1,7 @@
 // The handler's futures nest deeply (batch, task, step, SDK calls): the compiler needs more room to lay them out.
 #![recursion_limit = "256"]
 
+use aws_adapters::companies::{CachedRegistry, LookedAfter};
 use aws_adapters::dynamodb::DynamoObjectStore;
 use aws_adapters::env::Env;
 use aws_adapters::resync_ledger::DynamoResyncLedger;
@@ -10,7 +11,7 @@ use aws_adapters::sync_records::DynamoSyncRecords;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
 use aws_sdk_sqs::Client as SqsClient;
-use domain::tripletex::Companies;
+use domain::tripletex::CredentialsSecret;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use object_sync::config::Config;
 use object_sync::handler::ObjectSync;
@@ -21,23 +22,40 @@ async fn main() -> Result<(), Error> {
     aws_adapters::telemetry::init();
     let config = Config::from_env(&Env::process())?;
     let sdk = load_sdk_config().await?;
-    let companies = config
-        .credentials
-        .load(
-            &SecretsManagerClient::new(&sdk),
-            Companies::parse_secret,
-            config.secret_ttl,
-        )
-        .await?;
     let sqs = SqsClient::new(&sdk);
     let dynamodb = DynamoDbClient::new(&sdk);
+    let ledger = DynamoResyncLedger::new(dynamodb.clone(), &config.resync_table_name);
+    // Both at once: init waits for one round trip, not two.
+    let (credentials, registry) = tokio::try_join!(
+        async {
+            config
+                .credentials
+                .load(
+                    &SecretsManagerClient::new(&sdk),
+                    CredentialsSecret::parse_secret,
+                    config.secret_ttl,
+                )
+                .await
+                .map_err(Error::from)
+        },
+        async {
+            CachedRegistry::load(ledger.clone(), config.registry_ttl)
+                .await
+                .map_err(Error::from)
+        },
+    )?;
+    let companies = LookedAfter {
+        credentials,
+        registry,
+    }
+    .into_source();
     let sync = ObjectSync {
         tripletex: HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default())?,
         webhooks: SqsQueue::new(sqs.clone(), &config.webhook_queue_url),
         tasks: SqsSyncTasks::new(sqs, &config.sync_queue_url),
         copy: DynamoObjectStore::new(dynamodb.clone(), &config.objects_table_name),
         records: DynamoSyncRecords::new(dynamodb.clone(), &config.sync_table_name),
-        ledger: DynamoResyncLedger::new(dynamodb, &config.resync_table_name),
+        ledger,
         companies,
         settings: config.settings,
     };

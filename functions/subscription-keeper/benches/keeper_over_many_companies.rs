@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_adapters::secrets::SecretSource;
 use domain::auth::AuthConfig;
 use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, ReEnablePolicy};
-use domain::tripletex::Companies;
+use domain::tripletex::CredentialsSecret;
 use serde_json::{Value, json};
 use subscription_keeper::handler::{Keeper, KeeperRequest};
 use test_support::heap::{CountingAllocator, peak_since, start_peak};
@@ -104,7 +104,7 @@ fn main() {
         HttpTripletexCompanies::new(sim.api_base_url(), RetryPolicy::default()).unwrap(),
         Arc::new(InMemoryResyncLedger::new()),
         SecretSource::Fixed(Arc::new(
-            Companies::from_json(&json!({ "companies": secrets }).to_string()).unwrap(),
+            CredentialsSecret::from_json(&json!({ "companies": secrets }).to_string()).unwrap(),
         )),
         SecretSource::Fixed(Arc::new(
             AuthConfig::from_json(&json!({ "tenants": tenants }).to_string()).unwrap(),

@@ -7,6 +7,8 @@ use aws_adapters::env::{ConfigError, Env, SecretLocation};
 use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, ReEnablePolicy, check_receiver_url};
 use domain::tripletex::PRODUCTION_BASE_URL;
 
+use crate::handler::{DEFAULT_COMPANY_CONCURRENCY, Pace};
+
 pub const TRIPLETEX_CREDENTIALS_SECRET_ARN: &str = "TRIPLETEX_CREDENTIALS_SECRET_ARN";
 pub const TRIPLETEX_CREDENTIALS: &str = "TRIPLETEX_CREDENTIALS";
 pub const RECEIVER_AUTH_SECRET_ARN: &str = "RECEIVER_AUTH_SECRET_ARN";
@@ -22,6 +24,7 @@ pub struct Config {
     pub receiver_auth: SecretLocation,
     pub secret_ttl: Duration,
     pub resync_table_name: String,
+    pub pace: Pace,
 }
 
 impl Config {
@@ -69,6 +72,12 @@ impl Config {
             )?,
             secret_ttl: Duration::from_secs(env.parsed_or("KEEPER_SECRET_CACHE_TTL_SECONDS", 300)?),
             resync_table_name: env.required("RESYNC_TABLE_NAME")?,
+            pace: Pace {
+                company_concurrency: env
+                    .parsed_or("KEEPER_COMPANY_CONCURRENCY", DEFAULT_COMPANY_CONCURRENCY)?
+                    .clamp(1, 64),
+                ..Pace::default()
+            },
         })
     }
 }

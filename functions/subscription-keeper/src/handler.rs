@@ -7,18 +7,22 @@ use domain::auth::AuthConfig;
 use domain::error::error_chain;
 use domain::ids::TenantId;
 use domain::keeper::{CompanyReport, KeeperPolicy, KeeperSettings, LastRun, RunCounts};
-use domain::ports::{ResyncLedger, TripletexCompanies};
-use domain::tripletex::{Companies, TripletexCredentials};
+use domain::ports::{CompanyRegistry, RegistryError, ResyncLedger, TripletexCompanies};
+use domain::registry::{self, Change, CompanyState};
+use domain::tripletex::{CredentialsSecret, TripletexCredentials};
 use futures_util::StreamExt as _;
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-use crate::run::run_company;
+use crate::run::{offboard_company, run_company};
 
 const FUNCTION_NAME: &str = "subscription-keeper";
-/// Companies handled at once (each has its own Tripletex rate limit).
-const COMPANY_CONCURRENCY: usize = 4;
+/// Companies handled at once by default (each has its own Tripletex rate limit; the companies of
+/// one accountant key share its session, not a limit per call).
+pub const DEFAULT_COMPANY_CONCURRENCY: usize = 16;
 
 /// The event the keeper is invoked with. The schedule sends `{"trigger": "schedule"}`; a person may
 /// ask for a dry run, or for some tenants only. Other fields (e.g. of an EventBridge event) are
@@ -42,6 +46,9 @@ pub struct RunReport {
     pub dry_run: bool,
     pub totals: Totals,
     pub companies: Vec<CompanyReport>,
+    /// Companies not started before the invocation's deadline: the next run starts with them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_reached: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -49,14 +56,16 @@ pub struct RunReport {
 pub struct Totals {
     pub companies: usize,
     pub companies_failed: usize,
+    pub companies_not_reached: usize,
     #[serde(flatten)]
     pub counts: RunCounts,
 }
 
 impl Totals {
-    fn of(companies: &[CompanyReport]) -> Self {
+    fn of(companies: &[CompanyReport], not_reached: usize) -> Self {
         let mut totals = Self {
             companies: companies.len(),
+            companies_not_reached: not_reached,
             ..Self::default()
         };
         for company in companies {
@@ -66,7 +75,7 @@ impl Totals {
         totals
     }
 
-    fn metrics(&self) -> [(&'static str, u64); 7] {
+    fn metrics(&self) -> [(&'static str, u64); 8] {
         let n = |v: usize| v as u64;
         let counts = &self.counts;
         [
@@ -77,6 +86,7 @@ impl Totals {
             ("SubscriptionsLeftAlone", n(counts.left_alone)),
             ("SubscriptionStepsFailed", n(counts.failed)),
             ("CompaniesFailed", n(self.companies_failed)),
+            ("CompaniesNotReached", n(self.companies_not_reached)),
         ]
     }
 }
@@ -84,32 +94,91 @@ impl Totals {
 pub struct Keeper<C, L> {
     /// One client per company, kept across invocations so that sessions are reused.
     tripletex: C,
+    /// The resync ledger, and in its table the company registry.
     ledger: L,
-    companies: SecretSource<Companies>,
+    credentials: SecretSource<CredentialsSecret>,
     receiver_auth: SecretSource<AuthConfig>,
     policy: KeeperPolicy,
+    pace: Pace,
 }
 
-impl<C: TripletexCompanies, L: ResyncLedger> Keeper<C, L> {
+/// How the keeper spreads a run over many companies within its invocation's time.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Companies handled at once (each company's calls run one after another).
+    pub company_concurrency: usize,
+    /// No company is started later than this before the invocation's deadline, so that every
+    /// company started ends in time; the ones not started are reported and go first next run.
+    pub deadline_margin: Duration,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Self {
+            company_concurrency: DEFAULT_COMPANY_CONCURRENCY,
+            deadline_margin: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One company for this run: keep it, or (being removed) delete our subscriptions in it.
+enum Job<'a> {
+    Keep(&'a TenantId, &'a TripletexCredentials),
+    Offboard(&'a TenantId, &'a TripletexCredentials),
+}
+
+impl Job<'_> {
+    fn tenant(&self) -> &TenantId {
+        match self {
+            Self::Keep(tenant, _) | Self::Offboard(tenant, _) => tenant,
+        }
+    }
+}
+
+impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry> Keeper<C, L> {
     pub fn new(
         tripletex: C,
         ledger: L,
-        companies: SecretSource<Companies>,
+        credentials: SecretSource<CredentialsSecret>,
         receiver_auth: SecretSource<AuthConfig>,
         policy: KeeperPolicy,
     ) -> Self {
         Self {
             tripletex,
             ledger,
-            companies,
+            credentials,
             receiver_auth,
             policy,
+            pace: Pace::default(),
         }
     }
 
+    pub fn with_pace(mut self, pace: Pace) -> Self {
+        self.pace = pace;
+        self
+    }
+
+    /// A run with no deadline (tests, benches): every company is started.
     pub async fn handle(&self, request: KeeperRequest) -> Result<RunReport, KeeperError> {
+        self.handle_until(request, None).await
+    }
+
+    pub async fn handle_until(
+        &self,
+        request: KeeperRequest,
+        deadline: Option<Instant>,
+    ) -> Result<RunReport, KeeperError> {
         let dry_run = request.dry_run.unwrap_or(self.policy.dry_run);
-        let companies = self.companies.current().await;
+        let secret = self.credentials.current().await;
+        let registered = self
+            .ledger
+            .registered()
+            .await
+            .map_err(KeeperError::Registry)?;
+        let directory = registry::directory(&secret.companies, &secret.credentials, &registered);
+        for problem in &directory.problems {
+            warn!(problem, "a registered company cannot be handled");
+        }
         let auth = self.receiver_auth.current().await;
         let wanted: Option<Vec<TenantId>> = request
             .tenants
@@ -120,33 +189,78 @@ impl<C: TripletexCompanies, L: ResyncLedger> Keeper<C, L> {
                     .collect::<Result<_, _>>()
             })
             .transpose()?;
-        if let Some(unknown) = wanted
-            .iter()
-            .flatten()
-            .find(|tenant| !companies.0.contains_key(*tenant))
-        {
+        let known = |tenant: &TenantId| {
+            directory.looked_after.0.contains_key(tenant)
+                || directory.leaving.0.contains_key(tenant)
+        };
+        if let Some(unknown) = wanted.iter().flatten().find(|tenant| !known(tenant)) {
             return Err(KeeperError::UnknownTenant(unknown.to_string()));
         }
-        let selected: Vec<_> = companies
+        let is_wanted = |tenant: &TenantId| wanted.as_ref().is_none_or(|w| w.contains(tenant));
+        let mut jobs: Vec<Job> = directory
+            .looked_after
             .0
             .iter()
-            .filter(|(tenant, _)| wanted.as_ref().is_none_or(|w| w.contains(tenant)))
+            .filter(|(tenant, _)| is_wanted(tenant))
+            .map(|(tenant, credentials)| Job::Keep(tenant, credentials))
+            .chain(
+                directory
+                    .leaving
+                    .0
+                    .iter()
+                    .filter(|(tenant, _)| is_wanted(tenant))
+                    .map(|(tenant, credentials)| Job::Offboard(tenant, credentials)),
+            )
             .collect();
-        if selected.is_empty() {
+        if jobs.is_empty() {
             warn!("no Tripletex company is configured: nothing to keep");
         }
-        let reports: Vec<CompanyReport> = stream::iter(selected)
-            .map(|(tenant, credentials)| {
-                self.run_one(tenant, credentials, &auth, dry_run, request.resend_auth)
+        // The companies the last run did not reach go first (a stable sort keeps tenant order).
+        let not_reached_before = self.ledger.not_reached().await.unwrap_or_else(|error| {
+            warn!(error = %error_chain(&error), "the companies the last run did not reach are unknown");
+            Vec::new()
+        });
+        jobs.sort_by_key(|job| {
+            !not_reached_before
+                .iter()
+                .any(|t| t == job.tenant().as_str())
+        });
+        let latest_start = deadline.and_then(|d| d.checked_sub(self.pace.deadline_margin));
+        let states: BTreeMap<&TenantId, CompanyState> =
+            registered.iter().map(|c| (&c.tenant, c.state)).collect();
+        let outcomes: Vec<Option<CompanyReport>> = stream::iter(jobs)
+            .map(|job| {
+                let state = states.get(job.tenant()).copied();
+                let (auth, dry_run, resend_auth) = (&auth, dry_run, request.resend_auth);
+                async move {
+                    if latest_start.is_some_and(|latest| Instant::now() >= latest) {
+                        return None;
+                    }
+                    Some(self.run_job(job, state, auth, dry_run, resend_auth).await)
+                }
             })
-            .buffered(COMPANY_CONCURRENCY)
+            .buffered(self.pace.company_concurrency.max(1))
             .collect()
             .await;
-        let totals = Totals::of(&reports);
+        let wanted_tenants: Vec<String> = directory
+            .looked_after
+            .0
+            .keys()
+            .chain(directory.leaving.0.keys())
+            .filter(|tenant| is_wanted(tenant))
+            .map(ToString::to_string)
+            .collect();
+        let reports: Vec<CompanyReport> = outcomes.into_iter().flatten().collect();
+        let not_reached: Vec<String> = wanted_tenants
+            .into_iter()
+            .filter(|tenant| !reports.iter().any(|r| &r.tenant == tenant))
+            .collect();
+        let totals = Totals::of(&reports, not_reached.len());
         info!(
             dry_run,
             companies = totals.companies,
             companies_failed = totals.companies_failed,
+            companies_not_reached = totals.companies_not_reached,
             seen = totals.counts.seen,
             re_enabled = totals.counts.re_enabled,
             created = totals.counts.created,
@@ -158,11 +272,25 @@ impl<C: TripletexCompanies, L: ResyncLedger> Keeper<C, L> {
         if !dry_run {
             emit_metrics(FUNCTION_NAME, &totals.metrics());
             self.keep_last_runs(&reports).await;
+            if !not_reached.is_empty() || !not_reached_before.is_empty() {
+                let still_waiting: Vec<String> = not_reached_before
+                    .iter()
+                    .filter(|t| !reports.iter().any(|r| &&r.tenant == t))
+                    .chain(not_reached.iter())
+                    .cloned()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                if let Err(error) = self.ledger.keep_not_reached(&still_waiting).await {
+                    warn!(error = %error_chain(&error), "the companies not reached were not kept");
+                }
+            }
         }
         Ok(RunReport {
             dry_run,
             totals,
             companies: reports,
+            not_reached,
         })
     }
 
@@ -177,18 +305,24 @@ impl<C: TripletexCompanies, L: ResyncLedger> Keeper<C, L> {
         }
     }
 
-    async fn run_one(
+    async fn run_job(
         &self,
-        tenant: &TenantId,
-        credentials: &TripletexCredentials,
+        job: Job<'_>,
+        state: Option<CompanyState>,
         auth: &AuthConfig,
         dry_run: bool,
         resend_auth: bool,
     ) -> CompanyReport {
+        let (tenant, credentials) = match job {
+            Job::Keep(tenant, credentials) | Job::Offboard(tenant, credentials) => {
+                (tenant, credentials)
+            }
+        };
         let failed = |error: String| CompanyReport {
             tenant: tenant.to_string(),
             dry_run,
             error: Some(error),
+            state,
             ..CompanyReport::default()
         };
         let settings = match KeeperSettings::for_tenant(
@@ -204,7 +338,50 @@ impl<C: TripletexCompanies, L: ResyncLedger> Keeper<C, L> {
             Ok(api) => api,
             Err(error) => return failed(error_chain(&error)),
         };
-        run_company(api.as_ref(), &self.ledger, tenant, &settings, dry_run).await
+        let (mut report, change) = match job {
+            Job::Keep(..) => (
+                run_company(api.as_ref(), &self.ledger, tenant, &settings, dry_run).await,
+                Change::Subscribed,
+            ),
+            Job::Offboard(..) => (
+                offboard_company(api.as_ref(), tenant, &settings, dry_run).await,
+                Change::Unsubscribed,
+            ),
+        };
+        report.state = state;
+        if let Some(from) = state
+            && !dry_run
+            && !report.is_failure()
+        {
+            report.state = Some(self.move_on(tenant, from, change).await);
+        }
+        report
+    }
+
+    /// The registry's next state after a run that did all it had to; a move the rule does not
+    /// allow (an active company kept again) or that another writer made first leaves it as read.
+    async fn move_on(&self, tenant: &TenantId, from: CompanyState, change: Change) -> CompanyState {
+        let Ok(to) = registry::next_state(Some(from), change) else {
+            return from;
+        };
+        if to == from {
+            return from;
+        }
+        match self
+            .ledger
+            .change_state(tenant, from, to, jiff::Timestamp::now())
+            .await
+        {
+            Ok(true) => {
+                info!(%tenant, from = from.as_str(), to = to.as_str(), "company moved on");
+                to
+            }
+            Ok(false) => from,
+            Err(error) => {
+                warn!(%tenant, error = %error_chain(&error), "the company's new state was not kept");
+                from
+            }
+        }
     }
 }
 
@@ -212,16 +389,19 @@ impl<C: TripletexCompanies, L: ResyncLedger> Keeper<C, L> {
 pub enum KeeperError {
     #[error("tenant {0:?} is not among the configured companies")]
     UnknownTenant(String),
+    #[error("the company registry could not be read")]
+    Registry(#[source] RegistryError),
 }
 
 impl From<KeeperError> for lambda_runtime::Diagnostic {
     fn from(error: KeeperError) -> Self {
         let error_type = match error {
             KeeperError::UnknownTenant(_) => "UnknownTenant",
+            KeeperError::Registry(_) => "RegistryUnavailable",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
-            error_message: error.to_string(),
+            error_message: error_chain(&error),
         }
     }
 }
@@ -274,7 +454,7 @@ mod tests {
             })
             .collect();
         let companies =
-            Companies::from_json(&json!({ "companies": companies }).to_string()).unwrap();
+            CredentialsSecret::from_json(&json!({ "companies": companies }).to_string()).unwrap();
         let auth = AuthConfig::from_json(
             &json!({"tenants": {
                 "default": {"header": {"name": HEADER_NAME, "values": [HEADER_VALUE, "hook-token-old"]}},
@@ -886,5 +1066,243 @@ mod tests {
                 .iter()
                 .all(|(tenant, token)| tenant.as_str() == "default" && token == "employee-default")
         );
+    }
+
+    /// Companies added as data: a named accountant credential in the secret, derived webhook
+    /// credentials, the companies in the registry.
+    fn registry_harness(companies: &[(&str, CompanyState)]) -> Harness {
+        let credentials = CredentialsSecret::from_json(
+            r#"{"credentials": {"firm": {"consumerToken": "consumer", "employeeToken": "accountant"}}}"#,
+        )
+        .unwrap();
+        let auth = AuthConfig::from_json(
+            &json!({"tenants": {}, "derived": {
+            "masters": ["a-master-key-of-at-least-32-characters"], "header": HEADER_NAME}})
+            .to_string(),
+        )
+        .unwrap();
+        let tripletex = Arc::new(FakeTripletex::new());
+        let ledger = Arc::new(InMemoryResyncLedger::new());
+        for (tenant, state) in companies {
+            let company = domain::registry::RegisteredCompany {
+                tenant: TenantId::parse(tenant).unwrap(),
+                company_id: tenant.parse().unwrap(),
+                credential: "firm".into(),
+                state: CompanyState::Onboarding,
+                added_at: jiff::Timestamp::UNIX_EPOCH,
+                changed_at: jiff::Timestamp::UNIX_EPOCH,
+                subscribed_at: None,
+                name: None,
+            };
+            futures_util::FutureExt::now_or_never(ledger.add(&company))
+                .unwrap()
+                .unwrap();
+            if *state != CompanyState::Onboarding {
+                let at = jiff::Timestamp::UNIX_EPOCH;
+                let to_active = ledger.change_state(
+                    &company.tenant,
+                    CompanyState::Onboarding,
+                    CompanyState::Active,
+                    at,
+                );
+                futures_util::FutureExt::now_or_never(to_active)
+                    .unwrap()
+                    .unwrap();
+                if *state == CompanyState::Offboarding {
+                    let leave = ledger.change_state(
+                        &company.tenant,
+                        CompanyState::Active,
+                        CompanyState::Offboarding,
+                        at,
+                    );
+                    futures_util::FutureExt::now_or_never(leave)
+                        .unwrap()
+                        .unwrap();
+                }
+            }
+        }
+        let keeper = Keeper::new(
+            Arc::clone(&tripletex),
+            Arc::clone(&ledger),
+            SecretSource::Fixed(Arc::new(credentials)),
+            SecretSource::Fixed(Arc::new(auth)),
+            policy("*"),
+        );
+        Harness {
+            tripletex,
+            ledger,
+            keeper,
+        }
+    }
+
+    async fn state_of(h: &Harness, tenant: &str) -> Option<CompanyState> {
+        h.ledger
+            .registered_one(&TenantId::parse(tenant).unwrap())
+            .await
+            .unwrap()
+            .map(|c| c.state)
+    }
+
+    #[tokio::test]
+    async fn a_registered_company_is_kept_with_its_named_credential_and_becomes_active() {
+        let h = registry_harness(&[("201", CompanyState::Onboarding)]);
+
+        let report = h.keeper.handle(KeeperRequest::default()).await.unwrap();
+
+        let company = &report.companies[0];
+        assert_eq!(company.tenant, "201");
+        assert_eq!(company.created.len(), 2, "both events subscribed");
+        assert_eq!(company.state, Some(CompanyState::Active));
+        assert_eq!(state_of(&h, "201").await, Some(CompanyState::Active));
+        let backfills = h.ledger.requests();
+        assert_eq!(backfills.len(), 2);
+        assert!(backfills.iter().all(|r| r.reason == ResyncReason::Created));
+        assert!(
+            h.tripletex
+                .handed_out()
+                .iter()
+                .all(|(tenant, token)| tenant.as_str() == "201" && token == "accountant")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_company_whose_subscriptions_failed_stays_onboarding_until_a_run_succeeds() {
+        let h = registry_harness(&[("201", CompanyState::Onboarding)]);
+        h.tripletex
+            .of("201")
+            .fail_next(CallKind::List, [unavailable()]);
+
+        let report = h.keeper.handle(KeeperRequest::default()).await.unwrap();
+        assert!(report.companies[0].error.is_some());
+        assert_eq!(state_of(&h, "201").await, Some(CompanyState::Onboarding));
+
+        h.keeper.handle(KeeperRequest::default()).await.unwrap();
+        assert_eq!(state_of(&h, "201").await, Some(CompanyState::Active));
+    }
+
+    #[tokio::test]
+    async fn offboarding_deletes_only_our_subscriptions_and_marks_the_company_removed() {
+        let h = registry_harness(&[
+            ("201", CompanyState::Offboarding),
+            ("202", CompanyState::Active),
+        ]);
+        let target = |tenant: &str| format!("{RECEIVER}t/{tenant}");
+        let seed = |tenant: &str, event: &str, target_url: &str, status| {
+            h.tripletex
+                .of(tenant)
+                .seed(subscription(event, target_url, status))
+        };
+        let ours = seed("201", "product.create", &target("201"), Active);
+        let disabled = seed(
+            "201",
+            "product.update",
+            &target("201"),
+            DisabledTooManyErrors,
+        );
+        let foreign = seed("201", "product.create", "https://other.example/", Active);
+        seed("202", "product.create", &target("202"), Active);
+
+        let report = h
+            .keeper
+            .handle(KeeperRequest {
+                tenants: Some(vec!["201".into()]),
+                ..KeeperRequest::default()
+            })
+            .await
+            .unwrap();
+
+        let company = &report.companies[0];
+        assert_eq!(company.unsubscribed, [ours, disabled]);
+        assert!(
+            company.created.is_empty(),
+            "nothing is kept for a company leaving"
+        );
+        assert_eq!(company.state, Some(CompanyState::Removed));
+        assert_eq!(state_of(&h, "201").await, Some(CompanyState::Removed));
+        let left: Vec<_> = h
+            .tripletex
+            .of("201")
+            .subscriptions()
+            .into_iter()
+            .filter_map(|s| s.id)
+            .collect();
+        assert_eq!(left, [foreign], "another's subscription stays");
+        assert_eq!(
+            h.tripletex.of("202").subscriptions().len(),
+            1,
+            "another company's subscriptions stay"
+        );
+
+        let again = h.keeper.handle(KeeperRequest::default()).await.unwrap();
+        assert_eq!(
+            again
+                .companies
+                .iter()
+                .map(|c| c.tenant.as_str())
+                .collect::<Vec<_>>(),
+            ["202"],
+            "a removed company is no longer kept"
+        );
+        let refused = h
+            .keeper
+            .handle(KeeperRequest {
+                tenants: Some(vec!["201".into()]),
+                ..KeeperRequest::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "tenant \"201\" is not among the configured companies"
+        );
+    }
+
+    #[tokio::test]
+    async fn companies_not_started_before_the_deadline_are_reported_and_go_first_next_run() {
+        let h = registry_harness(&[
+            ("201", CompanyState::Active),
+            ("202", CompanyState::Active),
+            ("203", CompanyState::Active),
+        ]);
+        let keeper = Keeper {
+            pace: Pace {
+                company_concurrency: 1,
+                deadline_margin: Duration::ZERO,
+            },
+            ..h.keeper
+        };
+        let passed = Instant::now();
+
+        let report = keeper
+            .handle_until(KeeperRequest::default(), Some(passed))
+            .await
+            .unwrap();
+
+        assert!(report.companies.is_empty());
+        assert_eq!(report.not_reached, ["201", "202", "203"]);
+        assert_eq!(report.totals.companies_not_reached, 3);
+        assert_eq!(h.ledger.not_reached().await.unwrap(), ["201", "202", "203"]);
+
+        h.ledger.keep_not_reached(&["203".into()]).await.unwrap();
+        let next = keeper.handle(KeeperRequest::default()).await.unwrap();
+        assert_eq!(
+            next.companies
+                .iter()
+                .map(|c| c.tenant.as_str())
+                .collect::<Vec<_>>(),
+            ["203", "201", "202"],
+            "the one not reached goes first"
+        );
+        assert!(next.not_reached.is_empty());
+        assert!(h.ledger.not_reached().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_registry_that_cannot_be_read_fails_the_run_rather_than_dropping_companies() {
+        let h = registry_harness(&[("201", CompanyState::Active)]);
+        h.ledger.set_registry_unavailable(true);
+        let error = h.keeper.handle(KeeperRequest::default()).await.unwrap_err();
+        assert!(matches!(error, KeeperError::Registry(_)), "{error}");
+        assert!(h.tripletex.handed_out().is_empty());
     }
 }

@@ -4,7 +4,7 @@ use aws_adapters::sdk::load_sdk_config;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
 use domain::auth::AuthConfig;
-use domain::tripletex::Companies;
+use domain::tripletex::CredentialsSecret;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use subscription_keeper::config::Config;
 use subscription_keeper::handler::{Keeper, KeeperRequest};
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     let (companies, receiver_auth) = tokio::try_join!(
         config
             .credentials
-            .load(&secrets, Companies::parse_secret, config.secret_ttl),
+            .load(&secrets, CredentialsSecret::parse_secret, config.secret_ttl),
         config
             .receiver_auth
             .load(&secrets, AuthConfig::parse_secret, config.secret_ttl),
@@ -31,9 +31,21 @@ async fn main() -> Result<(), Error> {
         companies,
         receiver_auth,
         config.policy,
-    );
-    lambda_runtime::run(service_fn(|event: LambdaEvent<KeeperRequest>| async {
-        keeper.handle(event.payload).await
+    )
+    .with_pace(config.pace);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<KeeperRequest>| {
+        // The deadline as this process's clock reads it: no company starts too late to finish.
+        let left = event
+            .context
+            .deadline()
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        let keeper = &keeper;
+        async move {
+            keeper
+                .handle_until(event.payload, Some(std::time::Instant::now() + left))
+                .await
+        }
     }))
     .await
 }

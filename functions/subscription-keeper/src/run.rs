@@ -16,6 +16,53 @@ use domain::ports::{ResyncLedger, SubscriptionsApi};
 use domain::resync::{ResyncReason, ResyncRequest};
 use domain::tripletex::TripletexError;
 
+/// Deletes every subscription of ours in a company being removed (others' are never touched). A
+/// subscription already gone counts as deleted.
+pub async fn offboard_company<A: SubscriptionsApi>(
+    api: &A,
+    tenant: &TenantId,
+    settings: &KeeperSettings,
+    dry_run: bool,
+) -> CompanyReport {
+    let mut report = CompanyReport {
+        tenant: tenant.to_string(),
+        dry_run,
+        ..CompanyReport::default()
+    };
+    let subscriptions = match api.list_subscriptions().await {
+        Ok(subscriptions) => subscriptions,
+        Err(error) => {
+            report.error = Some(error_chain(&error));
+            return report;
+        }
+    };
+    report.seen = subscriptions.len();
+    for subscription in subscriptions.iter().filter(|s| is_ours(s, settings)) {
+        let Some(id) = subscription.id else { continue };
+        let result = if dry_run {
+            Ok(())
+        } else {
+            api.delete_subscription(id).await
+        };
+        match result {
+            Ok(()) => report.unsubscribed.push(id),
+            Err(error) if error.is_not_found() => report.unsubscribed.push(id),
+            Err(error) => {
+                warn!(%tenant, subscription_id = id, error = %error_chain(&error), "could not delete our subscription");
+                report.failed.push(Failed {
+                    subscription_id: Some(id),
+                    event: subscription.event.clone().unwrap_or_default(),
+                    action: "delete",
+                    kind: error.kind(),
+                    error: error_chain(&error),
+                });
+            }
+        }
+    }
+    info!(%tenant, dry_run, deleted = report.unsubscribed.len(), failed = report.failed.len(), "company offboarded");
+    report
+}
+
 /// How often a write that met a 409 is re-read, re-planned and tried again.
 const CONFLICT_RETRIES: u32 = 3;
 

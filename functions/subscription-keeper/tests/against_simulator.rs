@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_adapters::secrets::SecretSource;
 use domain::auth::AuthConfig;
 use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, ReEnablePolicy};
-use domain::tripletex::Companies;
+use domain::tripletex::CredentialsSecret;
 use serde_json::{Value, json};
 use subscription_keeper::handler::{Keeper, KeeperRequest, RunReport};
 use test_support::{InMemoryResyncLedger, TripletexSimulator};
@@ -61,7 +61,7 @@ fn harness_with(companies: Value, page_size: u32) -> Harness {
         .to_string(),
     )
     .unwrap();
-    let companies = Companies::from_json(&companies.to_string()).unwrap();
+    let companies = CredentialsSecret::from_json(&companies.to_string()).unwrap();
     let ledger = Arc::new(InMemoryResyncLedger::new());
     let keeper = Keeper::new(
         HttpTripletexCompanies::new(sim.api_base_url(), retry())

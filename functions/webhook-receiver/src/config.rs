@@ -16,12 +16,15 @@ pub struct Config {
     pub auth: SecretLocation,
     pub auth_cache_ttl: Duration,
     pub limits: ReceiverLimits,
+    /// The table that holds the company registry; without it no tenant is refused as removed.
+    pub registry_table_name: Option<String>,
 }
 
 impl Config {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             queue_url: env.required("QUEUE_URL")?,
+            registry_table_name: env.optional("RESYNC_TABLE_NAME"),
             quarantine_queue_url: env.required("QUARANTINE_QUEUE_URL")?,
             auth: SecretLocation::from_env(env, RECEIVER_AUTH_SECRET_ARN, RECEIVER_AUTH_CONFIG)?,
             auth_cache_ttl: Duration::from_secs(

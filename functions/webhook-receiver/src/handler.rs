@@ -1,11 +1,14 @@
 //! Turns a Function URL (or HTTP API) request into an intake decision, carries it out, and answers.
 
+use aws_adapters::companies::TenantStates;
 use aws_adapters::secrets::SecretSource;
 use domain::auth::AuthConfig;
 use domain::error::error_chain;
+use domain::ids::TenantId;
 use domain::intake::{self, IncomingRequest, ReceiverLimits, Rejection, Verdict};
 use domain::message::QueueMessage;
 use domain::ports::MessageQueue;
+use domain::registry::CompanyState;
 use jiff::Timestamp;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
@@ -21,6 +24,8 @@ pub struct Receiver<Q> {
     queue: Q,
     quarantine: Q,
     limits: ReceiverLimits,
+    /// The company registry: a company being removed, or removed, is refused whatever it carries.
+    registry: Option<Box<dyn TenantStates>>,
 }
 
 impl<Q: MessageQueue> Receiver<Q> {
@@ -35,6 +40,24 @@ impl<Q: MessageQueue> Receiver<Q> {
             queue,
             quarantine,
             limits,
+            registry: None,
+        }
+    }
+
+    pub fn with_registry(mut self, registry: impl TenantStates + 'static) -> Self {
+        self.registry = Some(Box::new(registry));
+        self
+    }
+
+    /// Asked only of an authenticated request, so that a caller without credentials learns
+    /// nothing of which companies exist.
+    async fn refuses(&self, tenant: &TenantId) -> bool {
+        match &self.registry {
+            Some(registry) => registry
+                .state_of(tenant)
+                .await
+                .is_some_and(CompanyState::refuses_webhooks),
+            None => false,
         }
     }
 
@@ -52,7 +75,17 @@ impl<Q: MessageQueue> Receiver<Q> {
             request_id: &request_id,
             received_at: Timestamp::now(),
         };
-        match intake::assess(&auth, &self.limits, &incoming) {
+        let verdict = intake::assess(&auth, &self.limits, &incoming);
+        if let Verdict::Queue(message) | Verdict::Quarantine(message) = &verdict
+            && self.refuses(&message.tenant).await
+        {
+            warn!(tenant = %message.tenant, request_id, "webhook refused: the company is removed");
+            return respond(
+                StatusCode::GONE,
+                json!({"error": "this company is no longer served by this receiver"}),
+            );
+        }
+        match verdict {
             Verdict::Reject(rejection) => reject(rejection, &self.limits, &request_id),
             Verdict::Queue(message) => match self.queue.send(&QueueMessage::from(&message)).await {
                 Ok(message_id) => {
@@ -383,5 +416,76 @@ mod tests {
         let response = harness.post(&event.to_string()).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(harness.queue.sent()[0].body, body);
+    }
+
+    #[tokio::test]
+    async fn a_removed_company_is_refused_whatever_it_carries_and_nothing_is_queued() {
+        use domain::ports::CompanyRegistry as _;
+        use domain::registry::RegisteredCompany;
+        let ledger = Arc::new(test_support::InMemoryResyncLedger::new());
+        let tenant = TenantId::parse("hmac-demo").unwrap();
+        let company = RegisteredCompany {
+            tenant: tenant.clone(),
+            company_id: 5,
+            credential: "firm".into(),
+            state: CompanyState::Onboarding,
+            added_at: Timestamp::UNIX_EPOCH,
+            changed_at: Timestamp::UNIX_EPOCH,
+            subscribed_at: None,
+            name: None,
+        };
+        ledger.add(&company).await.unwrap();
+        let ttl = std::time::Duration::ZERO;
+        let harness = Harness::new();
+        let receiver = harness.receiver.with_registry(
+            aws_adapters::companies::CachedRegistry::load(Arc::clone(&ledger), ttl)
+                .await
+                .unwrap(),
+        );
+        let post = |event: &'static str| {
+            let request = lambda_http::request::from_str(event).unwrap();
+            receiver.handle(request)
+        };
+
+        let onboarding = post(event!("function-url-voucher-create")).await;
+        assert_eq!(
+            onboarding.status(),
+            StatusCode::OK,
+            "an onboarding company is served"
+        );
+
+        for (from, to) in [
+            (CompanyState::Onboarding, CompanyState::Offboarding),
+            (CompanyState::Offboarding, CompanyState::Removed),
+        ] {
+            ledger
+                .change_state(&tenant, from, to, Timestamp::now())
+                .await
+                .unwrap();
+            let refused = post(event!("function-url-voucher-create")).await;
+            assert_eq!(refused.status(), StatusCode::GONE, "{to:?}");
+            assert_eq!(
+                body_json(&refused),
+                json!({"error": "this company is no longer served by this receiver"})
+            );
+        }
+        let other = post(event!("function-url-product-create")).await;
+        assert_eq!(
+            other.status(),
+            StatusCode::OK,
+            "another company is untouched"
+        );
+        assert_eq!(harness.queue.sent().len(), 2);
+        assert!(harness.quarantine.sent().is_empty());
+
+        let unauthenticated = lambda_http::request::from_str(
+            &event!("function-url-voucher-create").replace("x-request-signature", "x-nothing"),
+        )
+        .unwrap();
+        assert_eq!(
+            receiver.handle(unauthenticated).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "a caller without credentials learns nothing of the registry"
+        );
     }
 }

@@ -1,8 +1,11 @@
 use std::convert::Infallible;
 
+use aws_adapters::companies::CachedRegistry;
 use aws_adapters::env::Env;
+use aws_adapters::resync_ledger::DynamoResyncLedger;
 use aws_adapters::sdk::load_sdk_config;
 use aws_adapters::sqs::SqsQueue;
+use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
 use aws_sdk_sqs::Client as SqsClient;
 use domain::auth::AuthConfig;
@@ -26,12 +29,17 @@ async fn main() -> Result<(), Error> {
         )
         .await?;
     let sqs = SqsClient::new(&sdk);
-    let receiver = Receiver::new(
+    let mut receiver = Receiver::new(
         auth,
         SqsQueue::new(sqs.clone(), config.queue_url),
         SqsQueue::new(sqs, config.quarantine_queue_url),
         config.limits,
     );
+    if let Some(table) = &config.registry_table_name {
+        let registry = DynamoResyncLedger::new(DynamoDbClient::new(&sdk), table);
+        receiver =
+            receiver.with_registry(CachedRegistry::load(registry, config.auth_cache_ttl).await?);
+    }
     lambda_http::lambda_runtime::run(service_fn(
         |event: LambdaEvent<ApiGatewayV2httpRequest>| async {
             let response = match front_door::read(event.payload, event.context) {

@@ -2,6 +2,7 @@
 //! the SDK set-up they share, typed reading of the environment, and Lambda logging and metrics.
 //! Each service is a feature, so a function compiles only the SDK crates it wires.
 
+pub mod companies;
 pub mod env;
 pub mod sdk;
 pub mod secrets;
@@ -9,6 +10,8 @@ pub mod telemetry;
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "dynamodb")]
+pub mod registry;
 #[cfg(feature = "dynamodb")]
 pub mod resync_ledger;
 #[cfg(feature = "secrets-manager")]

@@ -52,6 +52,14 @@ impl DynamoResyncLedger {
             table_name: table_name.into(),
         }
     }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn table_name(&self) -> &str {
+        &self.table_name
+    }
 }
 
 impl ResyncLedger for DynamoResyncLedger {
@@ -116,7 +124,60 @@ impl ResyncLedger for DynamoResyncLedger {
         put.send().await.map_err(ledger_error)?;
         Ok(())
     }
+
+    #[instrument(skip_all)]
+    async fn not_reached(&self) -> Result<Vec<String>, LedgerError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, AttributeValue::S(NOT_REACHED_KEY.to_owned()))
+            .key(
+                item::REQUESTED_AT,
+                AttributeValue::S(LAST_RUN_SORT_KEY.to_owned()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(ledger_error)?;
+        Ok(output
+            .item
+            .as_ref()
+            .and_then(|found| found.get(NOT_REACHED_TENANTS))
+            .and_then(|tenants| tenants.as_l().ok())
+            .map(|tenants| {
+                tenants
+                    .iter()
+                    .filter_map(|t| t.as_s().ok().cloned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    #[instrument(skip_all, fields(tenants = tenants.len()))]
+    async fn keep_not_reached(&self, tenants: &[String]) -> Result<(), LedgerError> {
+        self.client
+            .put_item()
+            .table_name(&self.table_name)
+            .item(item::KEY, AttributeValue::S(NOT_REACHED_KEY.to_owned()))
+            .item(
+                item::REQUESTED_AT,
+                AttributeValue::S(LAST_RUN_SORT_KEY.to_owned()),
+            )
+            .item(
+                NOT_REACHED_TENANTS,
+                AttributeValue::L(tenants.iter().cloned().map(AttributeValue::S).collect()),
+            )
+            .send()
+            .await
+            .map_err(ledger_error)?;
+        Ok(())
+    }
 }
+
+/// The keeper's list of companies its last run did not reach (one item, sort key `last`).
+pub const NOT_REACHED_KEY: &str = "keeper-not-reached";
+const NOT_REACHED_TENANTS: &str = "tenants";
 
 /// The item of a company's last keeper run: `keeper-run#<tenant>` with the fixed sort key `last`.
 /// It has no `state`, so the sync's scans for requests pass it by.

@@ -12,6 +12,7 @@ pub mod keeper;
 pub mod message;
 pub mod ports;
 pub mod record;
+pub mod registry;
 pub mod resync;
 pub mod sync;
 pub mod tripletex;

@@ -8,6 +8,7 @@ use crate::dedup::{ObjectChange, Outcome};
 use crate::error::BoxError;
 use crate::ids::TenantId;
 use crate::message::QueueMessage;
+use crate::registry::{CompanyState, RegisteredCompany};
 use crate::resync::{PendingResync, ResyncKey, ResyncRequest};
 use crate::sync::{
     FetchRequest, FetchedObject, Listed, ListedPage, ListedStretch, ListedWindow, Lookup,
@@ -140,6 +141,12 @@ pub trait SubscriptionsApi: Send + Sync {
         id: i64,
         write: &SubscriptionWrite,
     ) -> impl Future<Output = Result<Subscription, TripletexError>> + Send;
+
+    /// Tripletex answers 404 (code 6000) for a subscription that is already gone.
+    fn delete_subscription(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<(), TripletexError>> + Send;
 }
 
 /// Tripletex's object endpoints, for one company: what a sync lists and fetches.
@@ -221,6 +228,16 @@ pub trait ResyncLedger: Send + Sync {
         &self,
         run: &crate::keeper::LastRun,
     ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+
+    /// The companies the keeper's last run did not reach before its deadline: the next run
+    /// handles them first.
+    fn not_reached(&self) -> impl Future<Output = Result<Vec<String>, LedgerError>> + Send;
+
+    /// Replaces the list of companies not reached.
+    fn keep_not_reached(
+        &self,
+        tenants: &[String],
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +260,87 @@ impl<L: ResyncLedger> ResyncLedger for std::sync::Arc<L> {
         run: &crate::keeper::LastRun,
     ) -> impl Future<Output = Result<(), LedgerError>> + Send {
         (**self).record_run(run)
+    }
+
+    fn not_reached(&self) -> impl Future<Output = Result<Vec<String>, LedgerError>> + Send {
+        (**self).not_reached()
+    }
+
+    fn keep_not_reached(
+        &self,
+        tenants: &[String],
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send {
+        (**self).keep_not_reached(tenants)
+    }
+}
+
+/// The company registry (`crate::registry`): read by the keeper, the sync and the receiver, changed
+/// by the operator's CLI and by the keeper.
+pub trait CompanyRegistry: Send + Sync {
+    /// Every registered company, removed ones included, in tenant order.
+    fn registered(
+        &self,
+    ) -> impl Future<Output = Result<Vec<RegisteredCompany>, RegistryError>> + Send;
+
+    fn registered_one(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Option<RegisteredCompany>, RegistryError>> + Send;
+
+    /// Writes a company added, or added again after its removal; false (nothing written) if the
+    /// registry has it in any other state.
+    fn add(
+        &self,
+        company: &RegisteredCompany,
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+
+    /// Moves a company to `to` only if it is still `from` (`registry::next_state` decides which
+    /// moves exist); false if it was not. Moving to `Active` records when it was subscribed.
+    fn change_state(
+        &self,
+        tenant: &TenantId,
+        from: CompanyState,
+        to: CompanyState,
+        at: jiff::Timestamp,
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the company registry could not be read or written")]
+pub struct RegistryError {
+    #[source]
+    pub source: BoxError,
+}
+
+impl<R: CompanyRegistry> CompanyRegistry for Arc<R> {
+    fn registered(
+        &self,
+    ) -> impl Future<Output = Result<Vec<RegisteredCompany>, RegistryError>> + Send {
+        (**self).registered()
+    }
+
+    fn registered_one(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Option<RegisteredCompany>, RegistryError>> + Send {
+        (**self).registered_one(tenant)
+    }
+
+    fn add(
+        &self,
+        company: &RegisteredCompany,
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send {
+        (**self).add(company)
+    }
+
+    fn change_state(
+        &self,
+        tenant: &TenantId,
+        from: CompanyState,
+        to: CompanyState,
+        at: jiff::Timestamp,
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send {
+        (**self).change_state(tenant, from, to, at)
     }
 }
 

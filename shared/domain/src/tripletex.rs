@@ -375,6 +375,8 @@ pub enum CompaniesError {
     Malformed(#[source] serde_json::Error),
     #[error("company {0}: empty consumer or employee token")]
     EmptyToken(String),
+    #[error("credential {0}: empty consumer or employee token")]
+    EmptyCredential(String),
     #[error("company {0}: give either consumerToken and employeeToken, or the credential it uses")]
     EitherTokensOrCredential(String),
     #[error("company {company} names credential {credential:?}, which `credentials` does not hold")]
@@ -389,10 +391,33 @@ impl Companies {
         Ok(Self::from_json(json)?)
     }
 
+    /// The companies the credentials secret lists itself (see `CredentialsSecret`).
+    pub fn from_json(json: &str) -> Result<Self, CompaniesError> {
+        CredentialsSecret::from_json(json).map(|secret| secret.companies)
+    }
+}
+
+/// The credentials secret: named credentials (an accountant's key is kept once, whatever the number
+/// of client companies it serves; the company registry names them), and the companies the secret
+/// lists itself, the way a deployment was configured before the registry (still read).
+#[derive(Debug, Clone, Default)]
+pub struct CredentialsSecret {
+    /// By name, each acting for its own company (no `companyId`).
+    pub credentials: BTreeMap<String, TripletexCredentials>,
+    pub companies: Companies,
+}
+
+impl CredentialsSecret {
+    /// `from_json` with its error boxed: the shape a secret source takes a parser in.
+    pub fn parse_secret(json: &str) -> Result<Self, BoxError> {
+        Ok(Self::from_json(json)?)
+    }
+
     /// Each company either carries its own tokens (`{"consumerToken", "employeeToken",
     /// "companyId"?}`) or names a credential kept once under `credentials` (`{"credential": "firm",
     /// "companyId": 201}`): an accountant's key serves every client company it reaches, and a
-    /// company costs the secret about 40 bytes instead of 250.
+    /// company costs the secret about 40 bytes instead of 250. With the registry, `companies` may
+    /// be left out altogether.
     pub fn from_json(json: &str) -> Result<Self, CompaniesError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -416,16 +441,32 @@ impl Companies {
         struct Raw {
             #[serde(default)]
             credentials: BTreeMap<String, Named>,
+            #[serde(default)]
             companies: BTreeMap<String, Entry>,
         }
         let raw: Raw = serde_json::from_str(json).map_err(CompaniesError::Malformed)?;
+        let mut credentials = BTreeMap::new();
+        for (name, named) in raw.credentials {
+            if named.consumer_token.expose().is_empty() || named.employee_token.expose().is_empty()
+            {
+                return Err(CompaniesError::EmptyCredential(name));
+            }
+            credentials.insert(
+                name,
+                TripletexCredentials {
+                    consumer_token: named.consumer_token,
+                    employee_token: named.employee_token,
+                    company_id: None,
+                },
+            );
+        }
         let mut companies = BTreeMap::new();
         for (tenant, entry) in raw.companies {
             let (consumer_token, employee_token) =
                 match (entry.consumer_token, entry.employee_token, entry.credential) {
                     (Some(consumer), Some(employee), None) => (consumer, employee),
                     (None, None, Some(credential)) => {
-                        let named = raw.credentials.get(&credential).ok_or_else(|| {
+                        let named = credentials.get(&credential).ok_or_else(|| {
                             CompaniesError::UnknownCredential {
                                 company: tenant.clone(),
                                 credential: credential.clone(),
@@ -435,19 +476,22 @@ impl Companies {
                     }
                     _ => return Err(CompaniesError::EitherTokensOrCredential(tenant)),
                 };
-            let credentials = TripletexCredentials {
+            let company = TripletexCredentials {
                 consumer_token,
                 employee_token,
                 company_id: entry.company_id,
             };
-            if credentials.consumer_token.expose().is_empty()
-                || credentials.employee_token.expose().is_empty()
+            if company.consumer_token.expose().is_empty()
+                || company.employee_token.expose().is_empty()
             {
                 return Err(CompaniesError::EmptyToken(tenant));
             }
-            companies.insert(TenantId::parse(&tenant)?, credentials);
+            companies.insert(TenantId::parse(&tenant)?, company);
         }
-        Ok(Self(companies))
+        Ok(Self {
+            credentials,
+            companies: Companies(companies),
+        })
     }
 }
 

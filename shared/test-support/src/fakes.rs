@@ -10,9 +10,10 @@ use domain::error::BoxError;
 use domain::ids::TenantId;
 use domain::message::QueueMessage;
 use domain::ports::{
-    LedgerError, MessageQueue, ObjectStore, PendingResyncs, QueueError, ResyncLedger, StoreError,
-    StoredCopy,
+    CompanyRegistry, LedgerError, MessageQueue, ObjectStore, PendingResyncs, QueueError,
+    RegistryError, ResyncLedger, StoreError, StoredCopy,
 };
+use domain::registry::{CompanyState, RegisteredCompany};
 use domain::resync::{PendingResync, ResyncKey, ResyncRequest, state};
 use domain::sync::{RunState, StoredVersion, TakenResync};
 use jiff::Timestamp;
@@ -270,6 +271,10 @@ pub struct InMemoryResyncLedger {
     requests: Mutex<Vec<LedgerEntry>>,
     /// Each company's last keeper run, as recorded.
     last_runs: Mutex<HashMap<String, domain::keeper::LastRun>>,
+    /// The company registry, which the DynamoDB ledger keeps in the same table.
+    companies: Mutex<BTreeMap<TenantId, RegisteredCompany>>,
+    not_reached: Mutex<Vec<String>>,
+    registry_failing: AtomicBool,
     failing: AtomicBool,
     /// Per kind of call: how many more pass, then how many fail.
     failing_next: Mutex<HashMap<LedgerCall, (usize, usize)>>,
@@ -405,6 +410,94 @@ impl ResyncLedger for InMemoryResyncLedger {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(run.tenant.clone(), run.clone());
         Ok(())
+    }
+
+    async fn not_reached(&self) -> Result<Vec<String>, LedgerError> {
+        self.check()?;
+        Ok(self
+            .not_reached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
+    }
+
+    async fn keep_not_reached(&self, tenants: &[String]) -> Result<(), LedgerError> {
+        self.check()?;
+        *self
+            .not_reached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = tenants.to_vec();
+        Ok(())
+    }
+}
+
+impl CompanyRegistry for InMemoryResyncLedger {
+    async fn registered(&self) -> Result<Vec<RegisteredCompany>, RegistryError> {
+        self.check_registry()?;
+        Ok(self.registry().values().cloned().collect())
+    }
+
+    async fn registered_one(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<RegisteredCompany>, RegistryError> {
+        self.check_registry()?;
+        Ok(self.registry().get(tenant).cloned())
+    }
+
+    async fn add(&self, company: &RegisteredCompany) -> Result<bool, RegistryError> {
+        self.check_registry()?;
+        let mut registry = self.registry();
+        if registry
+            .get(&company.tenant)
+            .is_some_and(|known| known.state != CompanyState::Removed)
+        {
+            return Ok(false);
+        }
+        registry.insert(company.tenant.clone(), company.clone());
+        Ok(true)
+    }
+
+    async fn change_state(
+        &self,
+        tenant: &TenantId,
+        from: CompanyState,
+        to: CompanyState,
+        at: Timestamp,
+    ) -> Result<bool, RegistryError> {
+        self.check_registry()?;
+        let mut registry = self.registry();
+        let Some(company) = registry.get_mut(tenant).filter(|c| c.state == from) else {
+            return Ok(false);
+        };
+        company.state = to;
+        company.changed_at = at;
+        if to == CompanyState::Active {
+            company.subscribed_at.get_or_insert(at);
+        }
+        Ok(true)
+    }
+}
+
+impl InMemoryResyncLedger {
+    /// The registry fails apart from the ledger (which `set_unavailable` fails).
+    pub fn set_registry_unavailable(&self, unavailable: bool) {
+        self.registry_failing.store(unavailable, Ordering::SeqCst);
+    }
+
+    fn check_registry(&self) -> Result<(), RegistryError> {
+        if self.registry_failing.load(Ordering::SeqCst) {
+            return Err(RegistryError {
+                source: Box::new(ledger_down("registry down")),
+            });
+        }
+        Ok(())
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, BTreeMap<TenantId, RegisteredCompany>> {
+        self.companies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -94,6 +94,7 @@ pub enum TripletexCall {
     Get(i64),
     Create(SubscriptionWrite),
     Update(i64, SubscriptionWrite),
+    Delete(i64),
 }
 
 impl TripletexCall {
@@ -103,6 +104,7 @@ impl TripletexCall {
             Self::Get(_) => CallKind::Get,
             Self::Create(_) => CallKind::Create,
             Self::Update(..) => CallKind::Update,
+            Self::Delete(_) => CallKind::Delete,
         }
     }
 }
@@ -113,6 +115,7 @@ pub enum CallKind {
     Get,
     Create,
     Update,
+    Delete,
 }
 
 #[derive(Debug, Default)]
@@ -206,7 +209,12 @@ impl FakeTripletexCompany {
     pub fn writes(&self) -> Vec<TripletexCall> {
         self.calls()
             .into_iter()
-            .filter(|call| matches!(call.kind(), CallKind::Create | CallKind::Update))
+            .filter(|call| {
+                matches!(
+                    call.kind(),
+                    CallKind::Create | CallKind::Update | CallKind::Delete
+                )
+            })
             .collect()
     }
 
@@ -280,6 +288,15 @@ impl SubscriptionsApi for FakeTripletexCompany {
         apply(stored, write);
         stored.version = Some(stored.version.unwrap_or(0) + 1);
         Ok(stored.clone())
+    }
+
+    async fn delete_subscription(&self, id: i64) -> Result<(), TripletexError> {
+        let mut state = self.begin(TripletexCall::Delete(id))?;
+        state
+            .subscriptions
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| api_error(404, 6000, "Object not found"))
     }
 }
 

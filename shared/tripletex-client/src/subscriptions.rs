@@ -50,4 +50,10 @@ impl SubscriptionsApi for HttpTripletexApi {
             .await?;
         Ok(answer.value.unwrap_or_default())
     }
+
+    #[instrument(skip(self))]
+    async fn delete_subscription(&self, id: i64) -> Result<(), TripletexError> {
+        self.call_for_effect(Method::DELETE, &format!("{PATH}/{id}"))
+            .await
+    }
 }

@@ -274,6 +274,17 @@ impl HttpTripletexApi {
         parse(self.authorized(method, path, query, body, None).await?)
     }
 
+    /// A call whose answer has no body to read (a DELETE's 204).
+    pub(crate) async fn call_for_effect(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<(), TripletexError> {
+        self.authorized(method, path, &[], None::<&()>, None)
+            .await
+            .map(drop)
+    }
+
     /// A GET that sends `If-None-Match`: `None` when Tripletex answers 304 Not Modified.
     pub(crate) async fn call_if_changed<T: DeserializeOwned>(
         &self,

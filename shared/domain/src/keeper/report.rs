@@ -16,6 +16,12 @@ pub struct CompanyReport {
     pub updated: Vec<Done>,
     pub left_alone: Vec<LeftAlone>,
     pub failed: Vec<Failed>,
+    /// Our subscriptions deleted because the company is being removed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsubscribed: Vec<i64>,
+    /// The company's state in the registry after this run, for a registered company.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<crate::registry::CompanyState>,
     /// Set when the company could not be handled at all (credentials, listing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
