@@ -115,7 +115,7 @@ pub enum Command {
         #[command(subcommand)]
         action: KeeperAction,
     },
-    /// The Tripletex companies a key reaches.
+    /// The companies this deployment looks after: discover, add, list, remove.
     Companies {
         #[command(subcommand)]
         action: CompaniesAction,
@@ -127,10 +127,46 @@ pub enum CompaniesAction {
     /// Lists the client companies an accountant's key may log into (`/company/>withLoginAccess`),
     /// each with the tenant that already looks after it, if any.
     Discover {
-        /// The company in the Tripletex credentials secret whose tokens to ask with (the key's own
+        /// The named credential of the Tripletex credentials secret to ask with (an accountant's
+        /// key).
+        #[arg(long, conflicts_with = "using", required_unless_present = "using")]
+        credential: Option<String>,
+        /// Or the company of the credentials secret whose tokens to ask with (the key's own
         /// company is asked for, whatever `companyId` the entry acts for).
         #[arg(long)]
-        using: String,
+        using: Option<String>,
+    },
+    /// Adds client companies: registers each (onboarding), runs the keeper for them (our
+    /// subscriptions, their backfill requested), starts their backfill and follows it per type.
+    Add {
+        /// Tripletex company ids; each becomes the tenant of the same name unless --tenant says.
+        #[arg(required_unless_present = "all_discovered")]
+        company_ids: Vec<i64>,
+        /// Every client company the credential reaches that is not added yet.
+        #[arg(long)]
+        all_discovered: bool,
+        /// The named credential of the Tripletex credentials secret that acts for them.
+        #[arg(long)]
+        credential: String,
+        /// The tenant (receiver path /t/<tenant>) of the one company added.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Register and return: the keeper's next scheduled run subscribes them.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to follow the backfill.
+        #[arg(long, default_value_t = 1800)]
+        timeout_seconds: u64,
+    },
+    /// The companies: state, our subscriptions, the last keeper and sync runs, objects per type.
+    List,
+    /// Removes a company: its webhooks are refused from now, the keeper deletes our subscriptions
+    /// in it (others' stay), and its syncs stop; --purge also erases its copy.
+    Remove {
+        tenant: String,
+        /// Delete every item of the company's copy, tombstones included (counted).
+        #[arg(long)]
+        purge: bool,
     },
 }
 

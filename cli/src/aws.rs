@@ -388,6 +388,7 @@ fn type_statuses(run: &Item, run_id: &str) -> Vec<TypeStatus> {
                 started_at: text(run, "startedAt"),
                 finished_at: text(run, "finishedAt"),
                 listed: count("listed"),
+                listing_size: count("listingSize"),
                 fetched: count("fetched"),
                 tombstoned: count("tombstoned"),
                 drift_corrected: count("driftCorrected"),

@@ -215,11 +215,62 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             answer(cli, &sent, render::sent, needs)
         }
         Command::Companies {
-            action: CompaniesAction::Discover { using },
+            action: CompaniesAction::Discover { credential, using },
         } => {
             let (base_url, credentials) = tripletex_access(&sdk, &deployment).await?;
-            let found = crate::tripletex::discover(base_url, &credentials, using).await?;
+            let registered = crate::companies::registered(&dynamodb, &deployment).await?;
+            let asking = match (credential, using) {
+                (Some(credential), _) => crate::tripletex::Asking::Credential(credential),
+                (None, Some(using)) => crate::tripletex::Asking::Company(using),
+                (None, None) => return Err(CliError::Invalid("name --credential".to_owned())),
+            };
+            let found =
+                crate::tripletex::discover(base_url, &credentials, &registered, asking).await?;
             answer(cli, &found, render::discovered, false)
+        }
+        Command::Companies {
+            action:
+                CompaniesAction::Add {
+                    company_ids,
+                    all_discovered,
+                    credential,
+                    tenant,
+                    no_wait,
+                    timeout_seconds,
+                },
+        } => {
+            let added = crate::companies::add(
+                &sdk,
+                &deployment,
+                &dynamodb,
+                crate::companies::Add {
+                    company_ids,
+                    all_discovered: *all_discovered,
+                    credential,
+                    tenant: tenant.as_deref(),
+                    wait: !no_wait,
+                    timeout: std::time::Duration::from_secs(*timeout_seconds),
+                    quiet: cli.json,
+                },
+            )
+            .await?;
+            let failed = added.iter().any(|a| a.failed);
+            answer(cli, &added, |a| render::added(a), failed)
+        }
+        Command::Companies {
+            action: CompaniesAction::List,
+        } => {
+            let listed = crate::companies::list(&sdk, &deployment, &dynamodb).await?;
+            answer(cli, &listed, |l| render::companies(l), false)
+        }
+        Command::Companies {
+            action: CompaniesAction::Remove { tenant, purge },
+        } => {
+            let removed =
+                crate::companies::remove(&sdk, &deployment, &dynamodb, tenant, *purge, cli.json)
+                    .await?;
+            let failed = removed.failed;
+            answer(cli, &removed, render::removed, failed)
         }
         Command::Resync {
             company,
@@ -249,7 +300,7 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
 }
 
 /// Where the deployment's Tripletex is, and its credentials secret's text.
-async fn tripletex_access<'a>(
+pub(crate) async fn tripletex_access<'a>(
     sdk: &aws_config::SdkConfig,
     deployment: &'a Deployment,
 ) -> Result<(&'a str, String), CliError> {
@@ -278,8 +329,11 @@ async fn tripletex_now(
     fields: &str,
 ) -> Result<Option<crate::tripletex::InTripletex>, CliError> {
     let (base_url, credentials) = tripletex_access(sdk, deployment).await?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let registered = crate::companies::registered(&dynamodb, deployment).await?;
+    let companies = crate::tripletex::companies_of(&credentials, &registered)?;
     Ok(
-        crate::tripletex::object_now(base_url, &credentials, company, object_type, id, fields)
+        crate::tripletex::object_now(base_url, &companies, company, object_type, id, fields)
             .await?,
     )
 }

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod aws;
 pub mod commands;
+pub mod companies;
 pub mod deployment;
 pub mod render;
 pub mod replay;

@@ -440,3 +440,84 @@ pub fn discovered(companies: &Vec<domain::tripletex::DiscoveredCompany>) -> Stri
         companies.len()
     )
 }
+
+pub fn added(companies: &[crate::companies::Added]) -> String {
+    let mut rows = table(&["tenant", "company id", "state", "subscribed", "backfill"]);
+    for company in companies {
+        let backfill: Vec<String> = company
+            .backfill
+            .iter()
+            .flat_map(|run| {
+                run.types.iter().map(|t| {
+                    format!(
+                        "{} {}: {} listed, {} fetched",
+                        t.object_type, t.state, t.listed, t.fetched
+                    )
+                })
+            })
+            .collect();
+        rows.add_row(vec![
+            company.tenant.clone(),
+            company.company_id.to_string(),
+            company.state.as_str().to_owned(),
+            company.subscriptions_created.to_string(),
+            if backfill.is_empty() {
+                "-".to_owned()
+            } else {
+                backfill.join("\n")
+            },
+        ]);
+    }
+    let verdicts: Vec<String> = companies
+        .iter()
+        .map(|c| format!("{}: {}", c.tenant, c.verdict))
+        .collect();
+    format!("{rows}\n{}\n", verdicts.join("\n"))
+}
+
+pub fn companies(companies: &[crate::companies::Listed]) -> String {
+    let mut rows = table(&[
+        "tenant",
+        "company id",
+        "name",
+        "state",
+        "subscriptions",
+        "keeper ran",
+        "last sync",
+        "objects",
+    ]);
+    for company in companies {
+        let objects: Vec<String> = company
+            .objects
+            .iter()
+            .map(|(object_type, count)| format!("{object_type} {count}"))
+            .collect();
+        rows.add_row(vec![
+            company.tenant.clone(),
+            company
+                .company_id
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            or_dash(company.name.as_deref()),
+            company.state.clone(),
+            company
+                .subscriptions
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            match (&company.keeper_ran_at, &company.keeper_error) {
+                (_, Some(error)) => format!("failed: {error}"),
+                (Some(at), None) => at.clone(),
+                (None, None) => "-".to_owned(),
+            },
+            or_dash(company.last_sync.as_deref()),
+            if objects.is_empty() {
+                "-".to_owned()
+            } else {
+                objects.join("\n")
+            },
+        ]);
+    }
+    format!("{rows}\n{} companies\n", companies.len())
+}
+
+pub fn removed(removed: &crate::companies::Removed) -> String {
+    format!("{}: {}\n", removed.tenant, removed.verdict)
+}

@@ -185,6 +185,8 @@ pub struct TypeStatus {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub listed: u64,
+    /// What Tripletex said the listings hold (`fullResultSize`): about what `listed` will reach.
+    pub listing_size: u64,
     pub fetched: u64,
     pub tombstoned: u64,
     pub drift_corrected: u64,
@@ -342,6 +344,7 @@ mod tests {
                 started_at: None,
                 finished_at: None,
                 listed: 0,
+                listing_size: 0,
                 fetched: 0,
                 tombstoned: 0,
                 drift_corrected: 0,

@@ -3,8 +3,9 @@
 
 use domain::ids::TenantId;
 use domain::ports::{ObjectsApi, TripletexCompanies};
+use domain::registry::{self, RegisteredCompany};
 use domain::sync::{FULL_RANGE, FetchRequest, listable};
-use domain::tripletex::Companies;
+use domain::tripletex::{Companies, CredentialsSecret, TripletexCredentials};
 use serde::Serialize;
 use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
 
@@ -18,6 +19,8 @@ pub enum TripletexError {
     Credentials(#[source] domain::tripletex::CompaniesError),
     #[error("no Tripletex credentials for company {0:?}")]
     UnknownCompany(String),
+    #[error("the Tripletex credentials secret has no credential {0:?}")]
+    UnknownCredential(String),
     #[error("Tripletex could not be asked")]
     Call(#[source] domain::tripletex::TripletexError),
 }
@@ -30,9 +33,21 @@ pub struct InTripletex {
     pub value: serde_json::Value,
 }
 
+/// Every company with credentials: the secret's own and the registry's, removed ones left out.
+pub fn companies_of(
+    credentials_json: &str,
+    registered: &[RegisteredCompany],
+) -> Result<Companies, TripletexError> {
+    let secret =
+        CredentialsSecret::from_json(credentials_json).map_err(TripletexError::Credentials)?;
+    let mut directory = registry::directory(&secret.companies, &secret.credentials, registered);
+    directory.looked_after.0.append(&mut directory.leaving.0);
+    Ok(directory.looked_after)
+}
+
 pub async fn object_now(
     base_url: &str,
-    credentials_json: &str,
+    companies: &Companies,
     company: &str,
     object_type: &str,
     id: i64,
@@ -40,7 +55,6 @@ pub async fn object_now(
 ) -> Result<Option<InTripletex>, TripletexError> {
     let spec = listable(object_type)
         .ok_or_else(|| TripletexError::NotFetchable(object_type.to_owned()))?;
-    let companies = Companies::from_json(credentials_json).map_err(TripletexError::Credentials)?;
     let credentials = TenantId::parse(company)
         .ok()
         .and_then(|tenant| companies.0.get(&tenant).map(|c| (tenant, c)))
@@ -71,26 +85,50 @@ pub async fn object_now(
     Ok(None)
 }
 
-/// The client companies the tokens of `using`'s entry may log into, each marked with the tenant that
-/// already looks after it. The key's own company is asked (Basic user 0), whichever client the entry
-/// acts for.
+/// Whose tokens discovery asks with.
+pub enum Asking<'a> {
+    /// A named credential of the secret (an accountant's key).
+    Credential(&'a str),
+    /// The tokens of a company of the secret.
+    Company(&'a str),
+}
+
+/// The client companies a key may log into, each marked with the tenant that already looks after
+/// it.
 pub async fn discover(
     base_url: &str,
     credentials_json: &str,
-    using: &str,
+    registered: &[RegisteredCompany],
+    asking: Asking<'_>,
 ) -> Result<Vec<domain::tripletex::DiscoveredCompany>, TripletexError> {
-    let companies = Companies::from_json(credentials_json).map_err(TripletexError::Credentials)?;
-    let entry = TenantId::parse(using)
-        .ok()
-        .and_then(|tenant| companies.0.get(&tenant))
-        .ok_or_else(|| TripletexError::UnknownCompany(using.to_owned()))?;
-    let mut own = entry.clone();
+    let secret =
+        CredentialsSecret::from_json(credentials_json).map_err(TripletexError::Credentials)?;
+    let companies = companies_of(credentials_json, registered)?;
+    let key = match asking {
+        Asking::Credential(name) => secret
+            .credentials
+            .get(name)
+            .ok_or_else(|| TripletexError::UnknownCredential(name.to_owned()))?,
+        Asking::Company(using) => TenantId::parse(using)
+            .ok()
+            .and_then(|tenant| companies.0.get(&tenant))
+            .ok_or_else(|| TripletexError::UnknownCompany(using.to_owned()))?,
+    };
+    let clients = clients_of(base_url, key).await?;
+    Ok(domain::tripletex::discovered(&clients, &companies))
+}
+
+/// The client companies a key may log into (`/company/>withLoginAccess`, every page). The key's
+/// own company is asked (Basic user 0), whichever client the credentials act for.
+pub async fn clients_of(
+    base_url: &str,
+    key: &TripletexCredentials,
+) -> Result<Vec<domain::tripletex::ClientCompany>, TripletexError> {
+    let mut own = key.clone();
     own.company_id = None;
     let api = tripletex_client::HttpTripletexApi::new(base_url, own, RetryPolicy::default())
         .map_err(TripletexError::Call)?;
-    let clients = api
-        .clients_with_login_access()
+    api.clients_with_login_access()
         .await
-        .map_err(TripletexError::Call)?;
-    Ok(domain::tripletex::discovered(&clients, &companies))
+        .map_err(TripletexError::Call)
 }

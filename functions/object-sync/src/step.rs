@@ -150,7 +150,14 @@ where
                 counts.unchanged += ids.len() as u64;
                 (ids, Vec::new(), None)
             }
-            ListedPage::Listed { objects, digest } => {
+            ListedPage::Listed {
+                objects,
+                digest,
+                full_result_size,
+            } => {
+                if cursor.from == 0 {
+                    counts.listing_size += full_result_size.unwrap_or_default();
+                }
                 let ids: Vec<i64> = objects.iter().map(|object| object.id).collect();
                 counts.listed += ids.len() as u64;
                 let stored = self.stored_by_id(tenant, spec, &ids).await?;

@@ -69,6 +69,135 @@ impl DynamoObjectStore {
     }
 }
 
+/// A company's copy as an operator sees it: counted per type, and erased when it is removed.
+impl DynamoObjectStore {
+    /// The items (tombstones included) of one type of one company, counted on the `byType` index.
+    #[instrument(skip_all, fields(tenant = %tenant, object_type))]
+    pub async fn count_of_type(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table_name)
+                .index_name(item::BY_TYPE_INDEX)
+                .key_condition_expression("#typeKey = :typeKey")
+                .expression_attribute_names("#typeKey", item::TYPE_KEY)
+                .expression_attribute_values(
+                    ":typeKey",
+                    AttributeValue::S(type_key(tenant, object_type)),
+                )
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(read_failed)?;
+            total += u64::try_from(output.count).unwrap_or_default();
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Deletes every item of one company, tombstones included, and nothing of any other (a scan
+    /// on `tenant`, deletes 25 at a time); `progress` hears the running count. A company's items
+    /// all carry its tenant, so a second purge finds nothing.
+    #[instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn purge_tenant(
+        &self,
+        tenant: &TenantId,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table_name)
+                .filter_expression("#tenant = :tenant")
+                .projection_expression("#pk")
+                .expression_attribute_names("#tenant", item::TENANT)
+                .expression_attribute_names("#pk", item::KEY)
+                .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(read_failed)?;
+            let keys: Vec<AttributeValue> = output
+                .items()
+                .iter()
+                .filter_map(|found| found.get(item::KEY).cloned())
+                .collect();
+            for chunk in keys.chunks(PURGE_BATCH) {
+                self.delete_batch(chunk).await?;
+                deleted += chunk.len() as u64;
+                progress(deleted);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    async fn delete_batch(&self, keys: &[AttributeValue]) -> Result<(), StoreError> {
+        let mut requests: Vec<aws_sdk_dynamodb::types::WriteRequest> = keys
+            .iter()
+            .map(|key| {
+                let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
+                    .key(item::KEY, key.clone())
+                    .build()
+                    .map_err(|source| StoreError::Rejected {
+                        source: Box::new(source),
+                    })?;
+                Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
+                    .delete_request(delete)
+                    .build())
+            })
+            .collect::<Result<_, StoreError>>()?;
+        for attempt in 0..BATCH_GET_ATTEMPTS {
+            if requests.is_empty() {
+                return Ok(());
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table_name, requests)
+                .send()
+                .await
+                .map_err(read_failed)?;
+            requests = output
+                .unprocessed_items
+                .and_then(|mut left| left.remove(&self.table_name))
+                .unwrap_or_default();
+        }
+        if requests.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Throttled {
+                source: format!(
+                    "{} deletes still unprocessed after {BATCH_GET_ATTEMPTS} attempts",
+                    requests.len()
+                )
+                .into(),
+            })
+        }
+    }
+}
+
+/// BatchWriteItem takes at most 25 requests.
+const PURGE_BATCH: usize = 25;
+
 impl ObjectStore for DynamoObjectStore {
     #[instrument(skip_all, fields(key = %change.key, event = %change.event, version = change.write.version()))]
     async fn apply(&self, change: &ObjectChange) -> Result<Outcome, StoreError> {

@@ -173,6 +173,7 @@ impl FakeTripletexObjects {
                 "Result set too large.",
             ));
         }
+        let full_result_size = Some(selected.len() as u64);
         let objects: Vec<Listed> = selected
             .iter()
             .skip(usize::try_from(page.from).unwrap_or(usize::MAX))
@@ -193,6 +194,7 @@ impl FakeTripletexObjects {
         Ok(ListedPage::Listed {
             objects,
             digest: Some(digest),
+            full_result_size,
         })
     }
 
@@ -300,8 +302,9 @@ mod tests {
         for id in [3, 1, 2] {
             fake.put_simple("product", id, 0);
         }
-        let ListedPage::Listed { objects, digest } =
-            fake.list_page(&page("product", 0, 2)).await.unwrap()
+        let ListedPage::Listed {
+            objects, digest, ..
+        } = fake.list_page(&page("product", 0, 2)).await.unwrap()
         else {
             panic!("listed");
         };

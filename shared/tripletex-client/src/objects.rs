@@ -52,6 +52,9 @@ impl ObjectsApi for HttpTripletexApi {
             Some(listed) => ListedPage::Listed {
                 objects: listed.values,
                 digest: listed.version_digest,
+                full_result_size: listed
+                    .full_result_size
+                    .and_then(|size| u64::try_from(size).ok()),
             },
         })
     }

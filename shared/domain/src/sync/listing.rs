@@ -25,6 +25,9 @@ pub enum ListedPage {
         objects: Vec<Listed>,
         /// This page's checksum, for the next listing's `PageRequest::digest`.
         digest: Option<String>,
+        /// Tripletex's `fullResultSize`: about how many the whole listing holds (not exact; for
+        /// progress only).
+        full_result_size: Option<u64>,
     },
     /// 304 Not Modified.
     Unchanged,

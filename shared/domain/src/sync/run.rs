@@ -523,6 +523,9 @@ impl SyncTask {
 pub struct TypeCounts {
     /// Objects Tripletex listed (a 304 page counts the ids it held before).
     pub listed: u64,
+    /// What Tripletex said its listings hold (`fullResultSize` of each partition's and window's
+    /// first page, summed as they start): about how many `listed` will reach, for progress.
+    pub listing_size: u64,
     /// Listed objects whose stored copy was already at that version.
     pub unchanged: u64,
     /// Objects fetched in full because the copy was missing or behind.
@@ -561,9 +564,10 @@ pub struct TypeCounts {
 
 impl TypeCounts {
     /// The counts under their names, as the run record and metrics spell them.
-    pub fn named(&self) -> [(&'static str, u64); 16] {
+    pub fn named(&self) -> [(&'static str, u64); 17] {
         [
             ("listed", self.listed),
+            ("listingSize", self.listing_size),
             ("unchanged", self.unchanged),
             ("fetched", self.fetched),
             ("enqueued", self.enqueued),
@@ -585,6 +589,7 @@ impl TypeCounts {
     pub fn add(&mut self, other: &TypeCounts) {
         let fields = [
             (&mut self.listed, other.listed),
+            (&mut self.listing_size, other.listing_size),
             (&mut self.unchanged, other.unchanged),
             (&mut self.fetched, other.fetched),
             (&mut self.enqueued, other.enqueued),

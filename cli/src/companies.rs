@@ -1,0 +1,560 @@
+//! `companies add | list | remove`: the company registry as an operator works it. Adding writes the
+//! company (`onboarding`), runs the keeper for it (our subscriptions, its backfill requested), asks
+//! the sync to start that backfill and follows it per type; removing marks it `offboarding` (its
+//! webhooks are refused from then on), runs the keeper (our subscriptions deleted, the company
+//! `removed`) and, with `--purge`, erases its copy.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_adapters::dynamodb::DynamoObjectStore;
+use aws_adapters::resync_ledger::DynamoResyncLedger;
+use domain::ids::TenantId;
+use domain::ports::CompanyRegistry;
+use domain::registry::{self, Change, CompanyState, RegisteredCompany};
+use domain::tripletex::CredentialsSecret;
+use serde::Serialize;
+
+use crate::aws::{self, RunProgress};
+use crate::commands::CliError;
+use crate::deployment::Deployment;
+
+/// How often a backfill's run record is read while it is followed.
+const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Add<'a> {
+    pub company_ids: &'a [i64],
+    pub all_discovered: bool,
+    pub credential: &'a str,
+    pub tenant: Option<&'a str>,
+    pub wait: bool,
+    pub timeout: Duration,
+    pub quiet: bool,
+}
+
+/// What adding did for each company, ending in a one-line verdict.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Added {
+    pub tenant: String,
+    pub company_id: i64,
+    pub state: CompanyState,
+    pub subscriptions_created: u64,
+    pub backfill: Vec<RunProgress>,
+    pub verdict: String,
+    /// The company is not onboarded: its keeper run or its backfill failed.
+    pub failed: bool,
+}
+
+/// The registry as it stands.
+pub async fn registered(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    deployment: &Deployment,
+) -> Result<Vec<RegisteredCompany>, CliError> {
+    registry_of(dynamodb, deployment)
+        .registered()
+        .await
+        .map_err(registry_failed)
+}
+
+fn registry_of(dynamodb: &aws_sdk_dynamodb::Client, deployment: &Deployment) -> DynamoResyncLedger {
+    DynamoResyncLedger::new(dynamodb.clone(), &deployment.resync_table)
+}
+
+fn invalid(text: impl Into<String>) -> CliError {
+    CliError::Invalid(text.into())
+}
+
+fn registry_failed(error: domain::ports::RegistryError) -> CliError {
+    invalid(domain::error::error_chain(&error))
+}
+
+pub async fn add(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    request: Add<'_>,
+) -> Result<Vec<Added>, CliError> {
+    let (base_url, secret_json) = crate::commands::tripletex_access(sdk, deployment).await?;
+    let secret = CredentialsSecret::from_json(&secret_json)
+        .map_err(crate::tripletex::TripletexError::Credentials)?;
+    let Some(credentials) = secret.credentials.get(request.credential) else {
+        return Err(invalid(format!(
+            "the Tripletex credentials secret has no credential {:?}: add \
+             {{\"credentials\": {{\"{}\": {{\"consumerToken\": \"…\", \"employeeToken\": \"…\"}}}}}} to it first",
+            request.credential, request.credential
+        )));
+    };
+    let registry = registry_of(dynamodb, deployment);
+    let registered = registry.registered().await.map_err(registry_failed)?;
+    let mut wanted: Vec<(i64, Option<String>)> =
+        request.company_ids.iter().map(|id| (*id, None)).collect();
+    if request.all_discovered {
+        let directory = registry::directory(&secret.companies, &secret.credentials, &registered);
+        let clients = crate::tripletex::clients_of(base_url, credentials).await?;
+        let found = domain::tripletex::discovered(&clients, &directory.looked_after);
+        wanted.extend(
+            found
+                .into_iter()
+                .filter(|company| company.tenant.is_none())
+                .map(|company| (company.company_id, company.name)),
+        );
+    }
+    if wanted.is_empty() {
+        return Err(invalid(
+            "no company to add: name company ids, or --all-discovered",
+        ));
+    }
+    if request.tenant.is_some() && wanted.len() != 1 {
+        return Err(invalid("--tenant names the tenant of one company only"));
+    }
+    let now = jiff::Timestamp::now();
+    let mut added = Vec::new();
+    for (company_id, name) in wanted {
+        let tenant = match request.tenant {
+            Some(tenant) => TenantId::parse(tenant).map_err(|e| invalid(e.to_string()))?,
+            None => registry::tenant_for(company_id)
+                .ok_or_else(|| invalid(format!("{company_id} is not a Tripletex company id")))?,
+        };
+        let known = registered.iter().find(|c| c.tenant == tenant);
+        if let Err(refused) = registry::next_state(known.map(|c| c.state), Change::Add) {
+            return Err(invalid(format!("{tenant}: {refused}")));
+        }
+        if secret.companies.0.contains_key(&tenant) {
+            return Err(invalid(format!(
+                "{tenant} is already a company of the credentials secret"
+            )));
+        }
+        let company = RegisteredCompany {
+            tenant: tenant.clone(),
+            company_id,
+            credential: request.credential.to_owned(),
+            state: CompanyState::Onboarding,
+            added_at: now,
+            changed_at: now,
+            subscribed_at: None,
+            name,
+        };
+        if !registry.add(&company).await.map_err(registry_failed)? {
+            return Err(invalid(format!(
+                "{tenant} was added by someone else meanwhile"
+            )));
+        }
+        added.push(Added {
+            tenant: tenant.to_string(),
+            company_id,
+            state: CompanyState::Onboarding,
+            subscriptions_created: 0,
+            backfill: Vec::new(),
+            verdict: "added; the keeper's next scheduled run subscribes it".to_owned(),
+            failed: false,
+        });
+    }
+    if !request.wait {
+        return Ok(added);
+    }
+    let tenants: Vec<&str> = added.iter().map(|a| a.tenant.as_str()).collect();
+    let report = aws::invoke(
+        sdk,
+        deployment,
+        &deployment.keeper_function,
+        &serde_json::json!({ "tenants": tenants }),
+    )
+    .await?;
+    for company in &mut added {
+        let kept = report["companies"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["tenant"] == company.tenant.as_str()));
+        let Some(kept) = kept else {
+            company.failed = true;
+            company.verdict = "the keeper did not reach it; its next run will".to_owned();
+            continue;
+        };
+        company.subscriptions_created = kept["created"].as_array().map_or(0, |c| c.len() as u64);
+        company.state = kept["state"]
+            .as_str()
+            .and_then(CompanyState::parse)
+            .unwrap_or(company.state);
+        if let Some(error) = kept["error"].as_str() {
+            company.failed = true;
+            company.verdict = format!("the keeper could not subscribe it: {error}");
+        } else if kept["failed"].as_array().is_some_and(|f| !f.is_empty()) {
+            company.failed = true;
+            company.verdict = format!("some subscriptions failed: {}", kept["failed"]);
+        }
+    }
+    let following: Vec<&str> = added
+        .iter()
+        .filter(|a| !a.failed && a.subscriptions_created > 0)
+        .map(|a| a.tenant.as_str())
+        .collect();
+    let runs = follow_backfills(
+        sdk,
+        deployment,
+        dynamodb,
+        &following,
+        request.timeout,
+        request.quiet,
+    )
+    .await?;
+    for company in &mut added {
+        if company.failed {
+            continue;
+        }
+        company.backfill = runs
+            .iter()
+            .filter(|run| run.tenant == company.tenant)
+            .cloned()
+            .collect();
+        company.verdict = backfill_verdict(company);
+        company.failed = company.backfill.iter().any(|run| run.state == "failed");
+    }
+    Ok(added)
+}
+
+/// One line on how a company's onboarding ended.
+fn backfill_verdict(company: &Added) -> String {
+    let listed: u64 = company
+        .backfill
+        .iter()
+        .flat_map(|run| &run.types)
+        .map(|t| t.listed)
+        .sum();
+    let types = company
+        .backfill
+        .iter()
+        .map(|run| run.types.len())
+        .sum::<usize>();
+    let state = company.state.as_str();
+    match company
+        .backfill
+        .iter()
+        .map(|run| run.state.as_str())
+        .collect::<Vec<_>>()
+    {
+        states if states.is_empty() && company.subscriptions_created == 0 => {
+            format!("{state}; its subscriptions were already in place, nothing to backfill")
+        }
+        states if states.is_empty() => {
+            format!("{state}; its backfill did not start in time: follow it with `status`")
+        }
+        states if states.contains(&"failed") => format!(
+            "{state}; its backfill failed: {}",
+            company
+                .backfill
+                .iter()
+                .flat_map(|run| &run.types)
+                .filter_map(|t| t.failure.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        states if states.contains(&"running") => format!(
+            "{state}; backfill still running ({listed} listed so far): follow it with `status`"
+        ),
+        _ => format!(
+            "{state}; backfill done: {listed} objects listed in {types} types, the copy complete"
+        ),
+    }
+}
+
+/// Asks the sync to start the keeper's backfill requests until it has a run for every company
+/// (the sync sees a new company within its registry TTL), then follows the runs with a bar per
+/// company and type: listed of Tripletex's `fullResultSize`, fetched, rate and time left.
+async fn follow_backfills(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    tenants: &[&str],
+    timeout: Duration,
+    quiet: bool,
+) -> Result<Vec<RunProgress>, CliError> {
+    let deadline = Instant::now() + timeout;
+    let mut started: BTreeMap<String, String> = BTreeMap::new();
+    while tenants.iter().any(|t| !started.contains_key(*t)) && Instant::now() < deadline {
+        let answer = aws::invoke(
+            sdk,
+            deployment,
+            &deployment.sync_function,
+            &serde_json::json!({"mode": "pending"}),
+        )
+        .await?;
+        for run in answer["runs"].as_array().into_iter().flatten() {
+            if let (Some(tenant), Some(run_id)) = (run["tenant"].as_str(), run["runId"].as_str())
+                && tenants.contains(&tenant)
+            {
+                started.insert(tenant.to_owned(), run_id.to_owned());
+            }
+        }
+        if tenants.iter().any(|t| !started.contains_key(*t)) {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    let progress = indicatif::MultiProgress::new();
+    if quiet {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:<24} [{bar:28}] {human_pos}/{human_len} listed, {msg}, {per_sec}, {eta} left",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let mut bars: BTreeMap<String, indicatif::ProgressBar> = BTreeMap::new();
+    let mut finished = Vec::new();
+    let mut following: Vec<(String, String)> = started.into_iter().collect();
+    while !following.is_empty() {
+        let mut still = Vec::new();
+        for (tenant, run_id) in following {
+            let Some(run) = aws::run_progress(dynamodb, deployment, &tenant, &run_id).await? else {
+                return Err(invalid(format!("run {run_id} has no record")));
+            };
+            for t in &run.types {
+                let bar = bars
+                    .entry(format!("{tenant}/{}", t.object_type))
+                    .or_insert_with(|| {
+                        let bar = progress.add(indicatif::ProgressBar::new(0));
+                        bar.set_style(style.clone());
+                        bar.set_prefix(format!("{tenant} {}", t.object_type));
+                        bar
+                    });
+                bar.set_length(t.listing_size.max(t.listed));
+                bar.set_position(t.listed);
+                bar.set_message(format!("{} fetched", t.fetched));
+            }
+            if run.state == "running" && Instant::now() < deadline {
+                still.push((tenant, run_id));
+            } else {
+                finished.push(run);
+            }
+        }
+        following = still;
+        if !following.is_empty() {
+            tokio::time::sleep(FOLLOW_EVERY).await;
+        }
+    }
+    for bar in bars.values() {
+        bar.finish();
+    }
+    Ok(finished)
+}
+
+/// One company as `companies list` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listed {
+    pub tenant: String,
+    pub company_id: Option<i64>,
+    pub name: Option<String>,
+    /// The registry's state, or `configured` for a company of the credentials secret.
+    pub state: String,
+    pub credential: Option<String>,
+    pub added_at: Option<String>,
+    /// Our subscriptions the keeper's last run saw, and when it ran.
+    pub subscriptions: Option<u64>,
+    pub keeper_ran_at: Option<String>,
+    pub keeper_error: Option<String>,
+    /// The last sync run: when it started and how it stands.
+    pub last_sync: Option<String>,
+    /// Items in the copy per type, tombstones included.
+    pub objects: BTreeMap<String, u64>,
+}
+
+pub async fn list(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    dynamodb: &aws_sdk_dynamodb::Client,
+) -> Result<Vec<Listed>, CliError> {
+    let (_, secret_json) = crate::commands::tripletex_access(sdk, deployment).await?;
+    let secret = CredentialsSecret::from_json(&secret_json)
+        .map_err(crate::tripletex::TripletexError::Credentials)?;
+    let registered = registry_of(dynamodb, deployment)
+        .registered()
+        .await
+        .map_err(registry_failed)?;
+    let mut rows: BTreeMap<String, Listed> = BTreeMap::new();
+    for (tenant, credentials) in &secret.companies.0 {
+        rows.insert(
+            tenant.to_string(),
+            Listed::new(tenant.to_string(), credentials.company_id, "configured"),
+        );
+    }
+    for company in &registered {
+        let mut row = Listed::new(
+            company.tenant.to_string(),
+            Some(company.company_id),
+            company.state.as_str(),
+        );
+        row.credential = Some(company.credential.clone());
+        row.name = company.name.clone();
+        row.added_at = Some(company.added_at.to_string());
+        rows.insert(company.tenant.to_string(), row);
+    }
+    let copy = DynamoObjectStore::new(dynamodb.clone(), &deployment.objects_table);
+    for status in aws::companies(dynamodb, deployment).await? {
+        let Some(row) = rows.get_mut(&status.tenant) else {
+            continue;
+        };
+        if let Some(run) = &status.keeper_last_run {
+            row.subscriptions = Some(run.seen);
+            row.keeper_ran_at = Some(run.finished_at.clone());
+            row.keeper_error = run.error.clone();
+        }
+        row.last_sync = status
+            .types
+            .iter()
+            .max_by_key(|t| t.started_at.clone())
+            .map(|t| {
+                format!(
+                    "{} {} ({})",
+                    t.mode,
+                    t.state,
+                    t.started_at.as_deref().unwrap_or("-")
+                )
+            });
+        if row.state == CompanyState::Removed.as_str() {
+            continue;
+        }
+        let Ok(tenant) = TenantId::parse(&status.tenant) else {
+            continue;
+        };
+        for t in &status.types {
+            let count = copy
+                .count_of_type(&tenant, &t.object_type)
+                .await
+                .map_err(|e| invalid(domain::error::error_chain(&e)))?;
+            row.objects.insert(t.object_type.clone(), count);
+        }
+    }
+    Ok(rows.into_values().collect())
+}
+
+impl Listed {
+    fn new(tenant: String, company_id: Option<i64>, state: &str) -> Self {
+        Self {
+            tenant,
+            company_id,
+            name: None,
+            state: state.to_owned(),
+            credential: None,
+            added_at: None,
+            subscriptions: None,
+            keeper_ran_at: None,
+            keeper_error: None,
+            last_sync: None,
+            objects: BTreeMap::new(),
+        }
+    }
+}
+
+/// What removing did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Removed {
+    pub tenant: String,
+    pub state: CompanyState,
+    /// Our subscriptions the keeper deleted in Tripletex.
+    pub subscriptions_deleted: u64,
+    /// Items of the copy deleted by `--purge`, tombstones included; none without it.
+    pub purged: Option<u64>,
+    pub verdict: String,
+    pub failed: bool,
+}
+
+pub async fn remove(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    tenant: &str,
+    purge: bool,
+    quiet: bool,
+) -> Result<Removed, CliError> {
+    let tenant = TenantId::parse(tenant).map_err(|e| invalid(e.to_string()))?;
+    let registry = registry_of(dynamodb, deployment);
+    let Some(company) = registry
+        .registered_one(&tenant)
+        .await
+        .map_err(registry_failed)?
+    else {
+        return Err(invalid(format!(
+            "{tenant} is not in the company registry (a company of the credentials secret is \
+             removed from that secret)"
+        )));
+    };
+    let mut state = company.state;
+    if state != CompanyState::Removed {
+        let leaving = registry::next_state(Some(state), Change::Remove)
+            .map_err(|refused| invalid(format!("{tenant}: {refused}")))?;
+        if leaving != state
+            && !registry
+                .change_state(&tenant, state, leaving, jiff::Timestamp::now())
+                .await
+                .map_err(registry_failed)?
+        {
+            return Err(invalid(format!("{tenant} changed meanwhile; try again")));
+        }
+        state = leaving;
+    }
+    let mut removed = Removed {
+        tenant: tenant.to_string(),
+        state,
+        subscriptions_deleted: 0,
+        purged: None,
+        verdict: String::new(),
+        failed: false,
+    };
+    if state == CompanyState::Offboarding {
+        let report = aws::invoke(
+            sdk,
+            deployment,
+            &deployment.keeper_function,
+            &serde_json::json!({ "tenants": [tenant.as_str()] }),
+        )
+        .await?;
+        let kept = report["companies"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["tenant"] == tenant.as_str()));
+        if let Some(kept) = kept {
+            removed.subscriptions_deleted = kept["unsubscribed"]
+                .as_array()
+                .map_or(0, |d| d.len() as u64);
+            removed.state = kept["state"]
+                .as_str()
+                .and_then(CompanyState::parse)
+                .unwrap_or(state);
+            if let Some(error) = kept["error"].as_str() {
+                removed.verdict = format!("its subscriptions could not be deleted: {error}");
+            }
+        }
+    }
+    removed.failed = removed.state != CompanyState::Removed;
+    if purge {
+        let copy = DynamoObjectStore::new(dynamodb.clone(), &deployment.objects_table);
+        let spinner = indicatif::ProgressBar::new_spinner();
+        if quiet {
+            spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        spinner.set_message(format!("purging {tenant}'s copy"));
+        let purged = copy
+            .purge_tenant(&tenant, |so_far| {
+                spinner.set_message(format!("purging {tenant}'s copy: {so_far} items deleted"));
+                spinner.tick();
+            })
+            .await
+            .map_err(|e| invalid(domain::error::error_chain(&e)))?;
+        spinner.finish_and_clear();
+        removed.purged = Some(purged);
+    }
+    if removed.verdict.is_empty() {
+        removed.verdict = match (removed.failed, removed.purged) {
+            (true, _) => "offboarding: its webhooks are refused; the keeper's next run deletes our subscriptions".to_owned(),
+            (false, Some(purged)) => format!(
+                "removed: {} of our subscriptions deleted, its webhooks refused, {purged} items of its copy deleted",
+                removed.subscriptions_deleted
+            ),
+            (false, None) => format!(
+                "removed: {} of our subscriptions deleted, its webhooks refused; its copy is kept (--purge erases it)",
+                removed.subscriptions_deleted
+            ),
+        };
+    }
+    Ok(removed)
+}
