@@ -198,6 +198,11 @@ pub async fn queues(
             &deployment.webhook_queue,
         ),
         (
+            "sync objects",
+            QueueRole::Webhooks,
+            &deployment.sync_objects_queue,
+        ),
+        (
             "webhook DLQ",
             QueueRole::DeadLetters,
             &deployment.webhook_dead_letters,

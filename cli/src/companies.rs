@@ -19,6 +19,10 @@ use crate::aws::{self, RunProgress};
 use crate::commands::CliError;
 use crate::deployment::Deployment;
 
+/// After a company is marked offboarding, the worker drops its records within its registry TTL;
+/// a batch it began before then is given a few seconds more.
+const WORKER_SETTLES: Duration = Duration::from_secs(registry::WORKER_REGISTRY_TTL.as_secs() + 5);
+
 /// How often a backfill's run record is read while it is followed.
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
@@ -480,6 +484,11 @@ pub async fn remove(
         )));
     };
     let mut state = company.state;
+    let left_at = if state.refuses_webhooks() {
+        company.changed_at
+    } else {
+        jiff::Timestamp::now()
+    };
     if state != CompanyState::Removed {
         let leaving = registry::next_state(Some(state), Change::Remove)
             .map_err(|refused| invalid(format!("{tenant}: {refused}")))?;
@@ -527,6 +536,13 @@ pub async fn remove(
     }
     removed.failed = removed.state != CompanyState::Removed;
     if purge {
+        // What the worker took before it saw the company leave must land before the copy goes.
+        let since_left = jiff::Timestamp::now().duration_since(left_at);
+        if let Ok(wait) = Duration::try_from(
+            jiff::SignedDuration::try_from(WORKER_SETTLES).unwrap_or_default() - since_left,
+        ) {
+            tokio::time::sleep(wait).await;
+        }
         let copy = DynamoObjectStore::new(dynamodb.clone(), &deployment.objects_table);
         let spinner = indicatif::ProgressBar::new_spinner();
         if quiet {

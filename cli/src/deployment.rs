@@ -16,6 +16,8 @@ pub struct Deployment {
     pub endpoint: Option<String>,
     pub webhook_queue: String,
     pub webhook_dead_letters: String,
+    /// What the sync fetched, for the worker (a mapping of its own beside the webhooks').
+    pub sync_objects_queue: String,
     pub quarantine: String,
     pub sync_queue: String,
     pub sync_dead_letters: String,
@@ -81,7 +83,7 @@ const RECEIVER_AUTH_SECRET: &str = "ReceiverAuthSecretArn";
 
 /// The stack outputs each resource is read from (infra/template.yaml, Outputs), and the local
 /// stack's logical id and field for the same resource.
-const RESOURCES: [(&str, &str, &str); 8] = [
+const RESOURCES: [(&str, &str, &str); 9] = [
     ("WebhookQueueUrl", "WebhookQueue", "url"),
     ("WebhookDeadLetterQueueUrl", "WebhookDeadLetterQueue", "url"),
     ("QuarantineQueueUrl", "QuarantineQueue", "url"),
@@ -90,6 +92,7 @@ const RESOURCES: [(&str, &str, &str); 8] = [
     ("ObjectsTableName", "ObjectsTable", "name"),
     ("SyncTableName", "SyncTable", "name"),
     ("ResyncTableName", "ResyncTable", "name"),
+    ("SyncObjectsQueueUrl", "SyncObjectsQueue", "url"),
 ];
 
 impl Deployment {
@@ -117,6 +120,7 @@ impl Deployment {
             objects_table: get(RESOURCES[5].0)?,
             sync_table: get(RESOURCES[6].0)?,
             resync_table: get(RESOURCES[7].0)?,
+            sync_objects_queue: get(RESOURCES[8].0)?,
             keeper_function: get(FUNCTIONS[0].0)?,
             sync_function: get(FUNCTIONS[1].0)?,
             tripletex_credentials_secret: outputs.get(CREDENTIALS_SECRET).cloned(),

@@ -68,6 +68,7 @@ class Chaos:
         self.sqs = boto3.client("sqs", endpoint_url=endpoint)
         self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
         self.queue = resources["WebhookQueue"]["url"]
+        self.sync_objects = resources["SyncObjectsQueue"]["url"]
         self.dlq = resources["WebhookDeadLetterQueue"]["url"]
         self.table = resources["ObjectsTable"]["name"]
         self.resync_table = resources["ResyncTable"]["name"]
@@ -241,6 +242,7 @@ class Chaos:
                                           if s["id"] == self.broken["id"])
             disabled = not broken or any(d["subscriptionId"] == self.broken["id"] for d in status["disabled"])
             depth, dead = self.queue_depth(self.queue), self.queue_depth(self.dlq)
+            synced = self.queue_depth(self.sync_objects)
             if dead:
                 self.redrive()
             waiting = [
@@ -251,6 +253,7 @@ class Chaos:
                 *([f"subscription {self.broken['id']} is {broken['status']}"]
                   if broken and broken["status"] != "ACTIVE" else []),
                 *([f"{depth} messages in the webhook queue"] if depth else []),
+                *([f"{synced} messages in the sync objects queue"] if synced else []),
                 *([f"{dead} messages in its dead-letter queue (redriven)"] if dead else []),
                 *self.sync_waiting(),
             ]

@@ -16,6 +16,8 @@ Needs AWS_ENDPOINT_URL (and the local credentials) in the environment, as script
 """
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -232,6 +234,115 @@ def check_sync(args, stack, dynamodb):
     return failures
 
 
+CLI = "target/debug/tripletex-webhooks"
+# The local accountant key's client companies (infra/local/tripletex-simulator.json).
+CLIENT, OTHER_CLIENT = 301, 302
+
+
+def cli(stack_path, *args):
+    """The operator's command on the local stack, its JSON answer and exit status."""
+    result = subprocess.run([CLI, f"--local={stack_path}", "--json", *args], capture_output=True, text=True,
+                            timeout=900)
+    try:
+        return json.loads(result.stdout), result.returncode
+    except json.JSONDecodeError:
+        return {"stdout": result.stdout, "stderr": result.stderr[-500:]}, result.returncode
+
+
+def derived_header_value(tenant):
+    """The header value a registry company's subscriptions carry: hex(HMAC-SHA256(master, "header:" + tenant))."""
+    with open("infra/local/receiver-auth.json", encoding="utf-8") as handle:
+        master = json.load(handle)["derived"]["masters"][0]
+    return hmac.new(master.encode(), f"header:{tenant}".encode(), hashlib.sha256).hexdigest()
+
+
+def tenant_items(dynamodb, table, tenant):
+    return {key: item for key, item in table_items(dynamodb, table).items() if key.startswith(f"{tenant}#")}
+
+
+def check_company_life(args, stack, dynamodb):
+    """A client company's whole life through the operator's CLI and the real functions: discovered under
+    the accountant key, added (its backfill followed to the end, its copy exact), its webhooks flowing,
+    then removed with --purge (our subscriptions gone from Tripletex, its copy gone, another company's
+    untouched, a late webhook refused)."""
+    failures = []
+    table = stack["resources"]["ObjectsTable"]["name"]
+    tenant = str(CLIENT)
+    seeded = simulator(args.simulator, "POST", "/_sim/objects", {"companyId": CLIENT, "type": "customer", "count": 4})
+    found, code = cli(args.stack, "companies", "discover", "--credential", "firm")
+    print(f"  companies discover --credential firm: {[(c.get('companyId'), c.get('tenant')) for c in found]}")
+    if code != 0 or [c.get("companyId") for c in found] != [CLIENT, OTHER_CLIENT]:
+        return failures + [f"discover answered {code}: {found}"]
+    added, code = cli(args.stack, "companies", "add", tenant, "--credential", "firm", "--timeout-seconds", "300")
+    verdict = added[0].get("verdict") if isinstance(added, list) and added else added
+    print(f"  companies add {tenant} --credential firm: {verdict}")
+    if code != 0 or added[0].get("state") != "active" or "backfill done" not in str(verdict):
+        return failures + [f"add answered {code}: {added}"]
+    # The backfill's envelopes reach the table through the worker a moment later.
+    deadline = time.monotonic() + 120
+    while True:
+        copy = tenant_items(dynamodb, table, tenant)
+        missing = [i for i in seeded["ids"] if f"{tenant}#customer#{i}" not in copy]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    print(f"  the copy of {tenant}: {len(copy)} items, {len(seeded['ids'])} customers in Tripletex")
+    if missing:
+        failures.append(f"customers {missing} of {tenant} are not in the copy after its backfill")
+    receiver = stack["functions"]["subscription-keeper"]["RECEIVER_URL"].rstrip("/")
+    ours = [s for s in simulator(args.simulator, "GET", "/_sim/subscriptions")["values"]
+            if s.get("_company") == CLIENT and s["targetUrl"].startswith(f"{receiver}/t/{tenant}")]
+    if not ours or any(s.get("authHeaderValue") != derived_header_value(tenant) for s in ours):
+        failures.append(f"{tenant}'s subscriptions do not carry its derived credential: {ours}")
+    changed = simulator(args.simulator, "POST", "/_sim/changes",
+                        {"companyId": CLIENT, "type": "customer", "verb": "update", "id": seeded["ids"][0]})
+    key = f"{tenant}#customer#{seeded['ids'][0]}"
+    deadline = time.monotonic() + 120
+    while int(table_items(dynamodb, table).get(key, {}).get("version", {}).get("N", "0")) < 1:
+        if time.monotonic() > deadline:
+            failures.append(f"the webhook of {key}'s update never reached the copy ({changed})")
+            break
+        time.sleep(0.5)
+    else:
+        print(f"  a webhook for {tenant} flows: {key} at version "
+              f"{table_items(dynamodb, table)[key]['version']['N']}")
+    others_before = len(table_items(dynamodb, table)) - len(tenant_items(dynamodb, table, tenant))
+    removed, code = cli(args.stack, "companies", "remove", tenant, "--purge")
+    print(f"  companies remove {tenant} --purge: {removed.get('verdict')}")
+    if code != 0 or removed.get("state") != "removed":
+        failures.append(f"remove answered {code}: {removed}")
+    left = [s for s in simulator(args.simulator, "GET", "/_sim/subscriptions")["values"] if s.get("_company") == CLIENT]
+    copy = tenant_items(dynamodb, table, tenant)
+    others_after = len(table_items(dynamodb, table)) - len(copy)
+    print(f"  after: {len(left)} subscriptions in {tenant}, {len(copy)} items of {tenant}, "
+          f"other companies' items {others_before} -> {others_after}")
+    if left or copy or others_after != others_before:
+        failures.append(f"remove left {len(left)} subscriptions and {len(copy)} items; others {others_before} -> "
+                        f"{others_after}")
+    late = urllib.request.Request(f"{args.receiver_url.rstrip('/')}/t/{tenant}", method="POST",
+                                  data=json.dumps({"subscriptionId": 1, "event": "customer.update",
+                                                   "id": seeded["ids"][1], "value": {"id": seeded["ids"][1],
+                                                                                     "version": 9}}).encode(),
+                                  headers={"Content-Type": "application/json",
+                                           "X-Tripletex-Webhook-Token": derived_header_value(tenant)})
+    deadline = time.monotonic() + 30  # the receiver's registry cache (RECEIVER_AUTH_CACHE_TTL_SECONDS locally)
+    while True:
+        try:
+            with urllib.request.urlopen(late, timeout=30) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        if status == 410 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    time.sleep(2)
+    print(f"  a late webhook for {tenant}: {status}; items of {tenant} after it: "
+          f"{len(tenant_items(dynamodb, table, tenant))}")
+    if status != 410 or tenant_items(dynamodb, table, tenant):
+        failures.append(f"a late webhook for the removed company answered {status}")
+    return failures
+
+
 def banner_commands(text):
     """The command lines of the banner: indented four spaces, continued with a trailing backslash."""
     commands, current = [], ""
@@ -355,6 +466,7 @@ def main():
     if args.simulator:
         failures += check_keeper(args, stack, dynamodb)
         failures += check_sync(args, stack, dynamodb)
+        failures += check_company_life(args, stack, dynamodb)
     if args.banner:
         failures += check_banner(args.banner)
 

@@ -67,7 +67,8 @@ pub struct Config {
     pub secret_ttl: Duration,
     /// How long the company registry is trusted: a company added or removed is seen within it.
     pub registry_ttl: Duration,
-    pub webhook_queue_url: String,
+    /// Where the sync queues what it fetched and tombstoned, for the worker.
+    pub sync_objects_queue_url: String,
     pub sync_queue_url: String,
     pub objects_table_name: String,
     pub sync_table_name: String,
@@ -122,9 +123,9 @@ impl Config {
             )?,
             secret_ttl: Duration::from_secs(env.parsed_or("SYNC_SECRET_CACHE_TTL_SECONDS", 300)?),
             registry_ttl: Duration::from_secs(
-                env.parsed_or("SYNC_REGISTRY_CACHE_TTL_SECONDS", 60)?,
+                env.parsed_or("SYNC_REGISTRY_CACHE_TTL_SECONDS", 10)?,
             ),
-            webhook_queue_url: env.required("WEBHOOK_QUEUE_URL")?,
+            sync_objects_queue_url: env.required("SYNC_OBJECTS_QUEUE_URL")?,
             sync_queue_url: env.required("SYNC_QUEUE_URL")?,
             objects_table_name: env.required("OBJECTS_TABLE_NAME")?,
             sync_table_name: env.required("SYNC_TABLE_NAME")?,
@@ -144,7 +145,7 @@ mod tests {
             "customer.create, customer.update, voucher.delete",
         ),
         (TRIPLETEX_CREDENTIALS, r#"{"companies": {}}"#),
-        ("WEBHOOK_QUEUE_URL", "http://127.0.0.1:1/q"),
+        ("SYNC_OBJECTS_QUEUE_URL", "http://127.0.0.1:1/q"),
         ("SYNC_QUEUE_URL", "http://127.0.0.1:1/s.fifo"),
         ("OBJECTS_TABLE_NAME", "objects"),
         ("SYNC_TABLE_NAME", "sync"),

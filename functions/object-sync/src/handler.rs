@@ -95,6 +95,8 @@ pub enum TaskError {
 
 pub struct ObjectSync<C, Q, T, S, R, P> {
     pub tripletex: C,
+    /// The worker's queue for what the sync fetched and tombstoned (the sync objects queue, read
+    /// by a mapping of its own so that live webhooks never wait behind it).
     pub webhooks: Q,
     pub tasks: T,
     pub copy: S,

@@ -51,7 +51,7 @@ async fn main() -> Result<(), Error> {
     .into_source();
     let sync = ObjectSync {
         tripletex: HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default())?,
-        webhooks: SqsQueue::new(sqs.clone(), &config.webhook_queue_url),
+        webhooks: SqsQueue::new(sqs.clone(), &config.sync_objects_queue_url),
         tasks: SqsSyncTasks::new(sqs, &config.sync_queue_url),
         copy: DynamoObjectStore::new(dynamodb.clone(), &config.objects_table_name),
         records: DynamoSyncRecords::new(dynamodb.clone(), &config.sync_table_name),

@@ -4,6 +4,12 @@
 //! one page of subscriptions, one update per re-enable, per company) and the peak heap of the run.
 //!
 //! `cargo bench -p subscription-keeper --bench keeper_over_many_companies` (500 companies; `-- --companies N`).
+//!
+//! `-- --accountant --companies 2000 --latency-ms 150`: the companies are client companies of one
+//! accountant key, added to the registry (the credentials secret holds the one named credential,
+//! the receiver's secret one master key), and the simulator answers each call after 150 ms, about
+//! Tripletex's own latency. The run has the keeper's default timeout (120 s) as its deadline, and
+//! the secrets' sizes are printed beside it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench may panic: that is its failure
 
@@ -13,6 +19,7 @@ use std::time::{Duration, Instant};
 use aws_adapters::secrets::SecretSource;
 use domain::auth::AuthConfig;
 use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, ReEnablePolicy};
+use domain::ports::CompanyRegistry as _;
 use domain::tripletex::CredentialsSecret;
 use serde_json::{Value, json};
 use subscription_keeper::handler::{Keeper, KeeperRequest};
@@ -44,15 +51,35 @@ const EVENTS: [&str; 13] = [
 const DISABLED_EVERY: usize = 10;
 const DISABLED_EACH: usize = 2;
 
+/// A real-length token: base64 of `{"tokenId", "token"}`, 88 characters.
+fn token(seed: &str) -> String {
+    format!("{seed:-<88}")
+}
+
+/// The keeper's default timeout, and so the deadline of the run.
+const KEEPER_TIMEOUT: Duration = Duration::from_secs(120);
+
 fn main() {
     let mut companies = 500_usize;
+    let mut latency_ms = 0_u64;
+    let mut accountant = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if arg == "--companies" {
-            companies = args
-                .next()
-                .and_then(|n| n.parse().ok())
-                .expect("--companies N");
+        match arg.as_str() {
+            "--companies" => {
+                companies = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--companies N");
+            }
+            "--latency-ms" => {
+                latency_ms = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--latency-ms N");
+            }
+            "--accountant" => accountant = true,
+            _ => {}
         }
     }
     let sim = TripletexSimulator::start();
@@ -60,18 +87,52 @@ fn main() {
     let mut secrets = serde_json::Map::new();
     let mut tenants = serde_json::Map::new();
     let mut disabled = 0;
+    let ledger = Arc::new(InMemoryResyncLedger::new());
+    let master = "a-master-key-of-at-least-32-characters-for-the-bench";
+    if accountant {
+        let clients: Vec<i64> = (0..companies).map(|n| 1000 + n as i64).collect();
+        sim.control(
+            "POST",
+            "/_sim/companies",
+            &json!({"companyId": 999, "consumerToken": token("consumer"),
+                    "employeeToken": token("accountant"), "clientCompanyIds": clients}),
+        )
+        .unwrap();
+    }
     for n in 0..companies {
-        let (tenant, company_id) = (format!("c{n}"), 1000 + n as i64);
-        let (consumer, employee) = (format!("consumer-{n}"), format!("employee-{n}"));
-        sim.add_company(company_id, &consumer, &employee).unwrap();
-        secrets.insert(
-            tenant.clone(),
-            json!({"consumerToken": consumer, "employeeToken": employee}),
-        );
-        tenants.insert(
-            tenant.clone(),
-            json!({"header": {"name": HEADER_NAME, "values": [format!("token-{n}")]}}),
-        );
+        let company_id = 1000 + n as i64;
+        let tenant = if accountant {
+            company_id.to_string()
+        } else {
+            format!("c{n}")
+        };
+        if accountant {
+            let company = domain::registry::RegisteredCompany {
+                tenant: domain::ids::TenantId::parse(&tenant).unwrap(),
+                company_id,
+                credential: "firm".into(),
+                state: domain::registry::CompanyState::Active,
+                added_at: jiff::Timestamp::now(),
+                changed_at: jiff::Timestamp::now(),
+                subscribed_at: None,
+                name: None,
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            assert!(runtime.block_on(ledger.add(&company)).unwrap());
+        } else {
+            let (consumer, employee) = (format!("consumer-{n}"), format!("employee-{n}"));
+            sim.add_company(company_id, &consumer, &employee).unwrap();
+            secrets.insert(
+                tenant.clone(),
+                json!({"consumerToken": consumer, "employeeToken": employee}),
+            );
+            tenants.insert(
+                tenant.clone(),
+                json!({"header": {"name": HEADER_NAME, "values": [format!("token-{n}")]}}),
+            );
+        }
         for (index, event) in EVENTS.iter().enumerate() {
             let created = sim
                 .control(
@@ -95,20 +156,45 @@ fn main() {
         }
     }
     println!(
-        "keeper over {companies} companies: {} subscriptions of ours, {disabled} disabled (set up in {:.1} s)",
+        "keeper over {companies} companies{}: {} subscriptions of ours, {disabled} disabled (set up in {:.1} s)",
+        if accountant {
+            " of one accountant key, in the registry"
+        } else {
+            ""
+        },
         companies * EVENTS.len(),
         started.elapsed().as_secs_f64()
     );
+    let credentials_json = if accountant {
+        json!({"credentials": {"firm": {"consumerToken": token("consumer"), "employeeToken": token("accountant")}}})
+    } else {
+        json!({ "companies": secrets })
+    }
+    .to_string();
+    let auth_json = if accountant {
+        json!({"tenants": {}, "derived": {"masters": [master], "header": HEADER_NAME}})
+    } else {
+        json!({ "tenants": tenants })
+    }
+    .to_string();
+    println!(
+        "  credentials secret {} bytes, receiver auth secret {} bytes",
+        credentials_json.len(),
+        auth_json.len()
+    );
+    if latency_ms > 0 {
+        sim.control("POST", "/_sim/latency", &json!({ "ms": latency_ms }))
+            .unwrap();
+        println!("  the simulator answers each call after {latency_ms} ms");
+    }
 
     let keeper = Keeper::new(
         HttpTripletexCompanies::new(sim.api_base_url(), RetryPolicy::default()).unwrap(),
-        Arc::new(InMemoryResyncLedger::new()),
+        Arc::clone(&ledger),
         SecretSource::Fixed(Arc::new(
-            CredentialsSecret::from_json(&json!({ "companies": secrets }).to_string()).unwrap(),
+            CredentialsSecret::from_json(&credentials_json).unwrap(),
         )),
-        SecretSource::Fixed(Arc::new(
-            AuthConfig::from_json(&json!({ "tenants": tenants }).to_string()).unwrap(),
-        )),
+        SecretSource::Fixed(Arc::new(AuthConfig::from_json(&auth_json).unwrap())),
         KeeperPolicy {
             receiver_url: RECEIVER.into(),
             events: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
@@ -126,12 +212,17 @@ fn main() {
     let mark = start_peak();
     let run_started = Instant::now();
     let report = runtime
-        .block_on(keeper.handle(KeeperRequest::default()))
+        .block_on(keeper.handle_until(
+            KeeperRequest::default(),
+            Some(Instant::now() + KEEPER_TIMEOUT),
+        ))
         .unwrap();
     let wall = run_started.elapsed();
     let peak = peak_since(mark);
     let requests = api_requests(&sim) - requests_before;
-    let minimum = 2 * companies + disabled;
+    // A session per credential, one page of subscriptions per company, one update per re-enable.
+    let sessions = if accountant { 1 } else { companies };
+    let minimum = sessions + companies + disabled;
 
     let totals = serde_json::to_value(report.totals).unwrap();
     assert_eq!(totals["companiesFailed"], 0, "{totals}");
@@ -140,12 +231,14 @@ fn main() {
     assert_eq!(totals["created"], 0, "{totals}");
     println!("  run: {}", totals);
     println!(
-        "  wall time {:.2} s ({:.1} ms per company)",
+        "  wall time {:.2} s ({:.1} ms per company) against the keeper's timeout of {} s; {} companies not reached",
         wall.as_secs_f64(),
-        per(wall, companies)
+        per(wall, companies),
+        KEEPER_TIMEOUT.as_secs(),
+        report.not_reached.len()
     );
     println!(
-        "  Tripletex requests {requests}, against a minimum of {minimum} ({:.3}×): a session and one page per company, one update per re-enable",
+        "  Tripletex requests {requests}, against a minimum of {minimum} ({:.3}×): {sessions} session(s), one page per company, one update per re-enable",
         requests as f64 / minimum as f64
     );
     println!(

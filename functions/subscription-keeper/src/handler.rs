@@ -112,6 +112,17 @@ pub struct Pace {
     pub deadline_margin: Duration,
 }
 
+impl Pace {
+    /// The margin, or half the time left when that is shorter (a short timeout, or a local
+    /// emulator's deadline): a run always gets to start companies.
+    fn latest_start(&self, deadline: Instant, now: Instant) -> Instant {
+        let left = deadline.saturating_duration_since(now);
+        deadline
+            .checked_sub(self.deadline_margin.min(left / 2))
+            .unwrap_or(deadline)
+    }
+}
+
 impl Default for Pace {
     fn default() -> Self {
         Self {
@@ -225,7 +236,8 @@ impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry> Keeper<C, L> {
                 .iter()
                 .any(|t| t == job.tenant().as_str())
         });
-        let latest_start = deadline.and_then(|d| d.checked_sub(self.pace.deadline_margin));
+        let latest_start =
+            deadline.map(|deadline| self.pace.latest_start(deadline, Instant::now()));
         let states: BTreeMap<&TenantId, CompanyState> =
             registered.iter().map(|c| (&c.tenant, c.state)).collect();
         let outcomes: Vec<Option<CompanyReport>> = stream::iter(jobs)
@@ -1295,6 +1307,17 @@ mod tests {
         );
         assert!(next.not_reached.is_empty());
         assert!(h.ledger.not_reached().await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_last_start_leaves_the_margin_or_half_the_time_left() {
+        let pace = Pace::default();
+        let now = Instant::now();
+        let far = now + Duration::from_secs(120);
+        assert_eq!(pace.latest_start(far, now), far - Duration::from_secs(10));
+        let near = now + Duration::from_secs(4);
+        assert_eq!(pace.latest_start(near, now), now + Duration::from_secs(2));
+        assert_eq!(pace.latest_start(now, now), now);
     }
 
     #[tokio::test]

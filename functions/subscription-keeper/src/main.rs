@@ -34,16 +34,25 @@ async fn main() -> Result<(), Error> {
     )
     .with_pace(config.pace);
     lambda_runtime::run(service_fn(|event: LambdaEvent<KeeperRequest>| {
-        // The deadline as this process's clock reads it: no company starts too late to finish.
+        // The deadline as this process's clock reads it: no company starts too late to finish. A
+        // deadline already passed is a local emulator's, not Lambda's: the run then has none.
         let left = event
             .context
             .deadline()
             .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
+            .ok()
+            .filter(|left| !left.is_zero());
+        tracing::debug!(
+            seconds_left = left.map(|l| l.as_secs_f64()),
+            "invocation deadline"
+        );
         let keeper = &keeper;
         async move {
             keeper
-                .handle_until(event.payload, Some(std::time::Instant::now() + left))
+                .handle_until(
+                    event.payload,
+                    left.map(|left| std::time::Instant::now() + left),
+                )
                 .await
         }
     }))

@@ -10,6 +10,8 @@ pub struct Config {
     pub table_name: String,
     pub quarantine_queue_url: String,
     pub concurrency: usize,
+    /// The table that holds the company registry; without it no record is dropped as removed.
+    pub registry_table_name: Option<String>,
 }
 
 impl Config {
@@ -23,6 +25,7 @@ impl Config {
         }
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
+            registry_table_name: env.optional("RESYNC_TABLE_NAME"),
             quarantine_queue_url: env.required("QUARANTINE_QUEUE_URL")?,
             concurrency,
         })

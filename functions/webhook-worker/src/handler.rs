@@ -1,6 +1,7 @@
 //! Turns an SQS batch into one conditional write per record, run concurrently, and reports the
 //! records to retry.
 
+use aws_adapters::companies::TenantStates;
 use aws_adapters::telemetry::{emit_metrics, emit_values};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::dedup::{Outcome, Write};
@@ -8,6 +9,7 @@ use domain::error::error_chain;
 use domain::message::{QueueMessage, attribute};
 use domain::ports::{MessageQueue, ObjectStore};
 use domain::record::{BatchCounts, change_from_message, freshness_ms};
+use domain::registry::CompanyState;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
@@ -22,6 +24,9 @@ pub struct Worker<S, Q> {
     store: S,
     quarantine: Q,
     concurrency: usize,
+    /// The company registry: the records of a company being removed are dropped, so that nothing
+    /// the receiver took before it refused the company reaches the table.
+    registry: Option<Box<dyn TenantStates>>,
 }
 
 /// What became of one record.
@@ -34,6 +39,8 @@ enum Handled {
         freshness_ms: Option<u64>,
     },
     Quarantined,
+    /// Of a company being removed or removed: dropped.
+    RemovedCompany,
     /// Failed for a reason that may pass: the record is reported and comes back from the queue.
     Retry,
 }
@@ -44,7 +51,13 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
             store,
             quarantine,
             concurrency: concurrency.max(1),
+            registry: None,
         }
+    }
+
+    pub fn with_registry(mut self, registry: impl TenantStates + 'static) -> Self {
+        self.registry = Some(Box::new(registry));
+        self
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -84,6 +97,7 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
                     freshness.extend(freshness_ms);
                 }
                 Handled::Quarantined => counts.quarantined += 1,
+                Handled::RemovedCompany => counts.removed_company += 1,
                 Handled::Retry => {
                     counts.failed += 1;
                     let mut failure = BatchItemFailure::default();
@@ -103,6 +117,7 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
             unversioned = counts.unversioned,
             quarantined = counts.quarantined,
             failed = counts.failed,
+            removed_company = counts.removed_company,
             "batch done"
         );
         emit_metrics(FUNCTION_NAME, &counts.metrics());
@@ -121,6 +136,15 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
             Ok(change) => change,
             Err(reason) => return self.quarantine(record, &reason.to_string()).await,
         };
+        if let Some(registry) = &self.registry
+            && registry
+                .state_of(&change.key.tenant)
+                .await
+                .is_some_and(CompanyState::refuses_webhooks)
+        {
+            info!(message_id, tenant = %change.key.tenant, "record of a removed company dropped");
+            return Handled::RemovedCompany;
+        }
         match self.store.apply(&change).await {
             Ok(outcome) => {
                 debug!(message_id, key = %change.key, event = %change.event, version = change.write.version(), outcome = outcome.as_str(), "record applied");
@@ -519,5 +543,58 @@ mod tests {
         harness.handle(event!("sqs-resync-update")).await;
         let item = harness.store.get("default#customer#4004").unwrap();
         assert_eq!(item.last_change.source, Source::Resync);
+    }
+
+    #[tokio::test]
+    async fn the_records_of_a_removed_company_are_dropped_and_never_written() {
+        use domain::ports::CompanyRegistry as _;
+        let ledger = Arc::new(test_support::InMemoryResyncLedger::new());
+        let company = domain::registry::RegisteredCompany {
+            tenant: TenantId::default_tenant(),
+            company_id: 100,
+            credential: "firm".into(),
+            state: CompanyState::Onboarding,
+            added_at: Timestamp::UNIX_EPOCH,
+            changed_at: Timestamp::UNIX_EPOCH,
+            subscribed_at: None,
+            name: None,
+        };
+        ledger.add(&company).await.unwrap();
+        ledger
+            .change_state(
+                &company.tenant,
+                CompanyState::Onboarding,
+                CompanyState::Offboarding,
+                Timestamp::now(),
+            )
+            .await
+            .unwrap();
+        let registry = aws_adapters::companies::CachedRegistry::load(
+            Arc::clone(&ledger),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        let harness = Harness::new();
+        let worker = Worker::new(
+            Arc::clone(&harness.store),
+            Arc::clone(&harness.quarantine),
+            10,
+        )
+        .with_registry(registry);
+
+        let response = worker
+            .handle(serde_json::from_str(event!("sqs-product-versions")).unwrap())
+            .await;
+
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "dropped, not retried"
+        );
+        assert!(
+            harness.store.is_empty(),
+            "nothing of the company is written"
+        );
+        assert!(harness.quarantine.sent().is_empty());
     }
 }

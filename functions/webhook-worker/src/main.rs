@@ -1,9 +1,12 @@
+use aws_adapters::companies::CachedRegistry;
 use aws_adapters::dynamodb::DynamoObjectStore;
 use aws_adapters::env::Env;
+use aws_adapters::resync_ledger::DynamoResyncLedger;
 use aws_adapters::sdk::load_sdk_config;
 use aws_adapters::sqs::SqsQueue;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_sqs::Client as SqsClient;
+use domain::registry::WORKER_REGISTRY_TTL;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use webhook_worker::config::Config;
 use webhook_worker::handler::Worker;
@@ -13,11 +16,16 @@ async fn main() -> Result<(), Error> {
     aws_adapters::telemetry::init();
     let config = Config::from_env(&Env::process())?;
     let sdk = load_sdk_config().await?;
-    let worker = Worker::new(
-        DynamoObjectStore::new(DynamoDbClient::new(&sdk), config.table_name),
+    let dynamodb = DynamoDbClient::new(&sdk);
+    let mut worker = Worker::new(
+        DynamoObjectStore::new(dynamodb.clone(), config.table_name),
         SqsQueue::new(SqsClient::new(&sdk), config.quarantine_queue_url),
         config.concurrency,
     );
+    if let Some(table) = &config.registry_table_name {
+        let registry = DynamoResyncLedger::new(dynamodb, table);
+        worker = worker.with_registry(CachedRegistry::load(registry, WORKER_REGISTRY_TTL).await?);
+    }
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| async {
         Ok::<_, Error>(worker.handle(event.payload).await)
     }))

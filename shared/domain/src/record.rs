@@ -97,6 +97,8 @@ pub struct BatchCounts {
     pub quarantined: u64,
     /// Records that failed for a reason that may pass, reported for retry.
     pub failed: u64,
+    /// Records of a company being removed or removed: dropped, never written.
+    pub removed_company: u64,
 }
 
 impl BatchCounts {
@@ -113,7 +115,7 @@ impl BatchCounts {
     }
 
     /// Metric name and value pairs, in a stable order.
-    pub fn metrics(&self) -> [(&'static str, u64); 7] {
+    pub fn metrics(&self) -> [(&'static str, u64); 8] {
         [
             ("Accepted", self.accepted),
             ("Duplicate", self.duplicate),
@@ -122,6 +124,7 @@ impl BatchCounts {
             ("Unversioned", self.unversioned),
             ("Quarantined", self.quarantined),
             ("Failed", self.failed),
+            ("RemovedCompanyDropped", self.removed_company),
         ]
     }
 }

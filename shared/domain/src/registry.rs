@@ -114,6 +114,11 @@ pub struct RegisteredCompany {
     pub name: Option<String>,
 }
 
+/// How long the worker trusts what it read of the registry. `companies remove --purge` waits this
+/// long (and a batch's time) after a company is marked offboarding before it erases the copy, so
+/// that nothing of the company is written after the purge.
+pub const WORKER_REGISTRY_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The tenant a company gets when none is given: its company id, which is unique in Tripletex and
 /// a valid tenant id.
 pub fn tenant_for(company_id: i64) -> Option<TenantId> {

@@ -48,7 +48,7 @@ class LocalStackMatchesTemplate(unittest.TestCase):
 
     def test_every_declared_queue_exists_with_its_retention_visibility_encryption_and_redrive(self):
         queues = self.declared("AWS::SQS::Queue")
-        self.assertEqual(set(queues), {"WebhookQueue", "WebhookDeadLetterQueue", "QuarantineQueue",
+        self.assertEqual(set(queues), {"WebhookQueue", "WebhookDeadLetterQueue", "QuarantineQueue", "SyncObjectsQueue",
                                        "KeeperScheduleDeadLetterQueue", "SyncQueue", "SyncDeadLetterQueue",
                                        "SyncScheduleDeadLetterQueue"})
         for logical_id, properties in queues.items():
@@ -118,7 +118,8 @@ class LocalStackMatchesTemplate(unittest.TestCase):
         self.assertEqual(keeper["RECEIVER_URL"], RECEIVER_URL)
         self.assertEqual(keeper["TRIPLETEX_API_BASE_URL"], "http://127.0.0.1:8700/v2", "a parameter override")
         sync = environments["object-sync"]
-        self.assertEqual(sync["WEBHOOK_QUEUE_URL"], created["WebhookQueue"]["url"], "the same queue and worker")
+        self.assertEqual(sync["SYNC_OBJECTS_QUEUE_URL"], created["SyncObjectsQueue"]["url"],
+                         "a queue of its own, which the worker reads beside the webhooks'")
         self.assertEqual(sync["SYNC_QUEUE_URL"], created["SyncQueue"]["url"])
         self.assertEqual(sync["OBJECTS_TABLE_NAME"], created["ObjectsTable"]["name"])
         self.assertEqual(sync["SYNC_TABLE_NAME"], created["SyncTable"]["name"])
@@ -126,23 +127,32 @@ class LocalStackMatchesTemplate(unittest.TestCase):
         self.assertEqual(sync["SYNC_EVENTS"], keeper["KEEPER_EVENTS"], "the subscribed types")
 
     def test_the_queue_mappings_and_the_schedules_are_the_declared_ones(self):
-        mappings = {resource["Properties"]["FunctionName"]["Ref"]: resource["Properties"]
+        queue_of_arn = {created["arn"]: logical_id for logical_id, created in self.stack.created.items()
+                        if created["type"] == "queue"}
+        mappings = {(resource["Properties"]["FunctionName"]["Ref"],
+                     queue_of_arn[self.stack.resolve(resource["Properties"]["EventSourceArn"])]): resource["Properties"]
                     for resource in self.template["Resources"].values()
                     if resource["Type"] == "AWS::Lambda::EventSourceMapping"}
-        self.assertEqual(set(mappings), {"WebhookWorker", "ObjectSync"})
-        sources = {source["function"]: source for source in self.stack.event_sources()}
+        self.assertEqual(set(mappings), {("WebhookWorker", "WebhookQueue"), ("WebhookWorker", "SyncObjectsQueue"),
+                                         ("ObjectSync", "SyncQueue")})
+        sources = {(source["function"], source["queue_url"]): source for source in self.stack.event_sources()}
         for logical_id, function, queue in (("WebhookWorker", "webhook-worker", "WebhookQueue"),
+                                            ("WebhookWorker", "webhook-worker", "SyncObjectsQueue"),
                                             ("ObjectSync", "object-sync", "SyncQueue")):
-            declared, source = mappings[logical_id], sources[function]
+            declared = mappings[(logical_id, queue)]
+            source = sources[(function, self.stack.created[queue]["url"])]
             self.assertEqual(source["queue_url"], self.stack.created[queue]["url"])
             self.assertEqual(source["batch_size"], int(self.stack.resolve(declared["BatchSize"])))
             self.assertEqual(declared["FunctionResponseTypes"], ["ReportBatchItemFailures"])
             self.assertTrue(source["report_batch_item_failures"])
             properties = self.template["Resources"][logical_id]["Properties"]
             self.assertEqual(source["timeout_seconds"], int(self.stack.resolve(properties["Timeout"])))
-        self.assertEqual(sources["webhook-worker"]["batching_window_seconds"],
-                         int(self.stack.resolve(mappings["WebhookWorker"]["MaximumBatchingWindowInSeconds"])))
-        self.assertEqual(sources["object-sync"]["batch_size"], 1, "one task, one step, per invocation")
+        worker = sources[("webhook-worker", self.stack.created["WebhookQueue"]["url"])]
+        self.assertEqual(worker["batching_window_seconds"],
+                         int(self.stack.resolve(mappings[("WebhookWorker", "WebhookQueue")]
+                                                ["MaximumBatchingWindowInSeconds"])))
+        sync = sources[("object-sync", self.stack.created["SyncQueue"]["url"])]
+        self.assertEqual(sync["batch_size"], 1, "one task, one step, per invocation")
         schedules = {schedule["name"]: schedule for schedule in self.stack.schedules()}
         expected = {"subscription-keeper": ("rate(15 minutes)", "events/subscription-keeper/scheduler-tick.json"),
                     "object-sync/reconcile": ("cron(0 2 * * ? *)", "events/object-sync/scheduler-nightly.json"),

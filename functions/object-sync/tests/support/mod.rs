@@ -91,7 +91,7 @@ pub async fn stack(name: &str, object_type: &'static str, limits: StepLimits) ->
     let store = DynamoObjectStore::new(dynamodb.clone(), text("ObjectsTable", "name"));
     let sync = ObjectSync {
         tripletex: HttpTripletexCompanies::new(sim.api_base_url(), retry).unwrap(),
-        webhooks: SqsQueue::new(sqs.clone(), text("WebhookQueue", "url")),
+        webhooks: SqsQueue::new(sqs.clone(), text("SyncObjectsQueue", "url")),
         tasks: SqsSyncTasks::new(sqs.clone(), text("SyncQueue", "url")),
         copy: store.clone(),
         records: DynamoSyncRecords::new(dynamodb.clone(), text("SyncTable", "name")),
@@ -194,7 +194,7 @@ impl Stack {
             let received = self
                 .sqs
                 .receive_message()
-                .queue_url(self.url("WebhookQueue"))
+                .queue_url(self.url("SyncObjectsQueue"))
                 .max_number_of_messages(10)
                 .message_attribute_names("All")
                 .send()
@@ -228,7 +228,7 @@ impl Stack {
                 .collect();
             self.sqs
                 .delete_message_batch()
-                .queue_url(self.url("WebhookQueue"))
+                .queue_url(self.url("SyncObjectsQueue"))
                 .set_entries(Some(entries))
                 .send()
                 .await
