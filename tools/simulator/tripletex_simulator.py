@@ -640,7 +640,9 @@ class Handler(BaseHTTPRequestHandler):
             # Objects made in Tripletex, e.g. before the stack subscribed: what a backfill must bring.
             kind, company = body["type"], int(body["companyId"])
             verb = OBJECT_TYPES.get(kind, (0, ("create",)))[1][0]
-            ids = [sim.webhooks.change(company, kind, verb, fields=body.get("fields"))[2]
+            # deliver: false makes objects no webhook announces even where a subscription exists.
+            ids = [sim.webhooks.change(company, kind, verb, fields=body.get("fields"),
+                                       deliver=body.get("deliver", True))[2]
                    for _ in range(int(body.get("count", 1)))]
             return self.send(201, {"companyId": company, "type": kind, "ids": ids})
         elif path == "/_sim/object-faults" and method == "POST":
