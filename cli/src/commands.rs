@@ -27,6 +27,8 @@ pub enum CliError {
     SendRefused(#[from] crate::send::SendRefused),
     #[error("could not reach the receiver")]
     Receiver(#[source] reqwest::Error),
+    #[error(transparent)]
+    Companies(#[from] crate::companies::CompaniesError),
 }
 
 /// What a command says, and how it exits: 0 all is well, 1 the answer needs a person (something
@@ -239,10 +241,15 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
                     timeout_seconds,
                 },
         } => {
+            let (base_url, secret_json) = tripletex_access(&sdk, &deployment).await?;
             let added = crate::companies::add(
                 &sdk,
                 &deployment,
                 &dynamodb,
+                crate::companies::TripletexAccess {
+                    base_url,
+                    secret_json: &secret_json,
+                },
                 crate::companies::Add {
                     company_ids,
                     all_discovered: *all_discovered,
@@ -260,7 +267,8 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
         Command::Companies {
             action: CompaniesAction::List,
         } => {
-            let listed = crate::companies::list(&sdk, &deployment, &dynamodb).await?;
+            let (_, secret_json) = tripletex_access(&sdk, &deployment).await?;
+            let listed = crate::companies::list(&deployment, &dynamodb, &secret_json).await?;
             answer(cli, &listed, |l| render::companies(l), false)
         }
         Command::Companies {
@@ -300,7 +308,7 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
 }
 
 /// Where the deployment's Tripletex is, and its credentials secret's text.
-pub(crate) async fn tripletex_access<'a>(
+async fn tripletex_access<'a>(
     sdk: &aws_config::SdkConfig,
     deployment: &'a Deployment,
 ) -> Result<(&'a str, String), CliError> {

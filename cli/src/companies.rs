@@ -16,7 +16,6 @@ use domain::tripletex::CredentialsSecret;
 use serde::Serialize;
 
 use crate::aws::{self, RunProgress};
-use crate::commands::CliError;
 use crate::deployment::Deployment;
 
 /// After a company is marked offboarding, the worker drops its records within its registry TTL;
@@ -25,6 +24,22 @@ const WORKER_SETTLES: Duration = Duration::from_secs(registry::WORKER_REGISTRY_T
 
 /// How often a backfill's run record is read while it is followed.
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompaniesError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
+    #[error(transparent)]
+    Tripletex(#[from] crate::tripletex::TripletexError),
+}
+
+/// Where the deployment's Tripletex is, and the text of its credentials secret.
+pub struct TripletexAccess<'a> {
+    pub base_url: &'a str,
+    pub secret_json: &'a str,
+}
 
 pub struct Add<'a> {
     pub company_ids: &'a [i64],
@@ -54,7 +69,7 @@ pub struct Added {
 pub async fn registered(
     dynamodb: &aws_sdk_dynamodb::Client,
     deployment: &Deployment,
-) -> Result<Vec<RegisteredCompany>, CliError> {
+) -> Result<Vec<RegisteredCompany>, CompaniesError> {
     registry_of(dynamodb, deployment)
         .registered()
         .await
@@ -65,11 +80,11 @@ fn registry_of(dynamodb: &aws_sdk_dynamodb::Client, deployment: &Deployment) -> 
     DynamoResyncLedger::new(dynamodb.clone(), &deployment.resync_table)
 }
 
-fn invalid(text: impl Into<String>) -> CliError {
-    CliError::Invalid(text.into())
+fn invalid(text: impl Into<String>) -> CompaniesError {
+    CompaniesError::Invalid(text.into())
 }
 
-fn registry_failed(error: domain::ports::RegistryError) -> CliError {
+fn registry_failed(error: domain::ports::RegistryError) -> CompaniesError {
     invalid(domain::error::error_chain(&error))
 }
 
@@ -77,10 +92,11 @@ pub async fn add(
     sdk: &aws_config::SdkConfig,
     deployment: &Deployment,
     dynamodb: &aws_sdk_dynamodb::Client,
+    tripletex: TripletexAccess<'_>,
     request: Add<'_>,
-) -> Result<Vec<Added>, CliError> {
-    let (base_url, secret_json) = crate::commands::tripletex_access(sdk, deployment).await?;
-    let secret = CredentialsSecret::from_json(&secret_json)
+) -> Result<Vec<Added>, CompaniesError> {
+    let base_url = tripletex.base_url;
+    let secret = CredentialsSecret::from_json(tripletex.secret_json)
         .map_err(crate::tripletex::TripletexError::Credentials)?;
     let Some(credentials) = secret.credentials.get(request.credential) else {
         return Err(invalid(format!(
@@ -271,7 +287,7 @@ async fn follow_backfills(
     tenants: &[&str],
     timeout: Duration,
     quiet: bool,
-) -> Result<Vec<RunProgress>, CliError> {
+) -> Result<Vec<RunProgress>, CompaniesError> {
     let deadline = Instant::now() + timeout;
     let mut started: BTreeMap<String, String> = BTreeMap::new();
     while tenants.iter().any(|t| !started.contains_key(*t)) && Instant::now() < deadline {
@@ -363,12 +379,11 @@ pub struct Listed {
 }
 
 pub async fn list(
-    sdk: &aws_config::SdkConfig,
     deployment: &Deployment,
     dynamodb: &aws_sdk_dynamodb::Client,
-) -> Result<Vec<Listed>, CliError> {
-    let (_, secret_json) = crate::commands::tripletex_access(sdk, deployment).await?;
-    let secret = CredentialsSecret::from_json(&secret_json)
+    secret_json: &str,
+) -> Result<Vec<Listed>, CompaniesError> {
+    let secret = CredentialsSecret::from_json(secret_json)
         .map_err(crate::tripletex::TripletexError::Credentials)?;
     let registered = registry_of(dynamodb, deployment)
         .registered()
@@ -470,7 +485,7 @@ pub async fn remove(
     tenant: &str,
     purge: bool,
     quiet: bool,
-) -> Result<Removed, CliError> {
+) -> Result<Removed, CompaniesError> {
     let tenant = TenantId::parse(tenant).map_err(|e| invalid(e.to_string()))?;
     let registry = registry_of(dynamodb, deployment);
     let Some(company) = registry
