@@ -6,7 +6,9 @@ use aws_adapters::telemetry::emit_metrics;
 use domain::auth::AuthConfig;
 use domain::error::error_chain;
 use domain::ids::TenantId;
-use domain::keeper::{CompanyReport, KeeperPolicy, KeeperSettings, LastRun, RunCounts};
+use domain::keeper::{
+    CompanyReport, KeeperPolicy, KeeperSettings, LastRun, RunCounts, place_in_line, still_waiting,
+};
 use domain::ports::{CompanyRegistry, RegistryError, ResyncLedger, TripletexCompanies};
 use domain::registry::{self, Change, CompanyState};
 use domain::tripletex::{CredentialsSecret, TripletexCredentials};
@@ -14,6 +16,7 @@ use futures_util::StreamExt as _;
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -46,7 +49,8 @@ pub struct RunReport {
     pub dry_run: bool,
     pub totals: Totals,
     pub companies: Vec<CompanyReport>,
-    /// Companies not started before the invocation's deadline: the next run starts with them.
+    /// Companies not started before the invocation's deadline, or cut short by Tripletex's rate
+    /// limit: the next run starts with them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_reached: Vec<String>,
 }
@@ -138,12 +142,34 @@ enum Job<'a> {
     Offboard(&'a TenantId, &'a TripletexCredentials),
 }
 
-impl Job<'_> {
-    fn tenant(&self) -> &TenantId {
+impl<'a> Job<'a> {
+    fn tenant(&self) -> &'a TenantId {
         match self {
             Self::Keep(tenant, _) | Self::Offboard(tenant, _) => tenant,
         }
     }
+
+    fn credentials(&self) -> &'a TripletexCredentials {
+        match self {
+            Self::Keep(_, credentials) | Self::Offboard(_, credentials) => credentials,
+        }
+    }
+}
+
+/// Whether Tripletex rate-limited these credentials' key (the same tokens, whatever company they
+/// act for) earlier in the run.
+fn is_limited(
+    limited: &Mutex<Vec<&TripletexCredentials>>,
+    credentials: &TripletexCredentials,
+) -> bool {
+    limited
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .any(|seen| {
+            seen.consumer_token.expose() == credentials.consumer_token.expose()
+                && seen.employee_token.expose() == credentials.employee_token.expose()
+        })
 }
 
 impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry> Keeper<C, L> {
@@ -226,29 +252,40 @@ impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry> Keeper<C, L> {
         if jobs.is_empty() {
             warn!("no Tripletex company is configured: nothing to keep");
         }
-        // The companies the last run did not reach go first (a stable sort keeps tenant order).
+        // The companies that waited longest go first (a stable sort keeps tenant order after them).
         let not_reached_before = self.ledger.not_reached().await.unwrap_or_else(|error| {
             warn!(error = %error_chain(&error), "the companies the last run did not reach are unknown");
             Vec::new()
         });
-        jobs.sort_by_key(|job| {
-            !not_reached_before
-                .iter()
-                .any(|t| t == job.tenant().as_str())
-        });
+        let place = place_in_line(&not_reached_before);
+        jobs.sort_by_key(|job| place(job.tenant().as_str()));
         let latest_start =
             deadline.map(|deadline| self.pace.latest_start(deadline, Instant::now()));
         let states: BTreeMap<&TenantId, CompanyState> =
             registered.iter().map(|c| (&c.tenant, c.state)).collect();
+        // Credentials Tripletex rate-limited in this run: their other companies wait for the next.
+        let limited: Mutex<Vec<&TripletexCredentials>> = Mutex::new(Vec::new());
         let outcomes: Vec<Option<CompanyReport>> = stream::iter(jobs)
             .map(|job| {
                 let state = states.get(job.tenant()).copied();
                 let (auth, dry_run, resend_auth) = (&auth, dry_run, request.resend_auth);
+                let limited = &limited;
                 async move {
-                    if latest_start.is_some_and(|latest| Instant::now() >= latest) {
+                    if latest_start.is_some_and(|latest| Instant::now() >= latest)
+                        || is_limited(limited, job.credentials())
+                    {
                         return None;
                     }
-                    Some(self.run_job(job, state, auth, dry_run, resend_auth).await)
+                    let credentials = job.credentials();
+                    let report = self.run_job(job, state, auth, dry_run, resend_auth).await;
+                    if report.rate_limited {
+                        warn!(tenant = report.tenant, "rate-limited by Tripletex: its credential's companies wait for the next run");
+                        limited
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(credentials);
+                    }
+                    Some(report)
                 }
             })
             .buffered(self.pace.company_concurrency.max(1))
@@ -263,9 +300,15 @@ impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry> Keeper<C, L> {
             .map(ToString::to_string)
             .collect();
         let reports: Vec<CompanyReport> = outcomes.into_iter().flatten().collect();
+        // Not started, or cut short by Tripletex's rate limit: first in line next run.
         let not_reached: Vec<String> = wanted_tenants
             .into_iter()
-            .filter(|tenant| !reports.iter().any(|r| &r.tenant == tenant))
+            .filter(|tenant| {
+                reports
+                    .iter()
+                    .find(|r| &r.tenant == tenant)
+                    .is_none_or(|r| r.rate_limited)
+            })
             .collect();
         let totals = Totals::of(&reports, not_reached.len());
         info!(
@@ -285,14 +328,12 @@ impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry> Keeper<C, L> {
             emit_metrics(FUNCTION_NAME, &totals.metrics());
             self.keep_last_runs(&reports).await;
             if !not_reached.is_empty() || !not_reached_before.is_empty() {
-                let still_waiting: Vec<String> = not_reached_before
-                    .iter()
-                    .filter(|t| !reports.iter().any(|r| &&r.tenant == t))
-                    .chain(not_reached.iter())
-                    .cloned()
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
+                let handled = |tenant: &str| {
+                    reports
+                        .iter()
+                        .any(|r| r.tenant == tenant && !r.rate_limited)
+                };
+                let still_waiting = still_waiting(&not_reached_before, handled, &not_reached);
                 if let Err(error) = self.ledger.keep_not_reached(&still_waiting).await {
                     warn!(error = %error_chain(&error), "the companies not reached were not kept");
                 }
@@ -1307,6 +1348,42 @@ mod tests {
         );
         assert!(next.not_reached.is_empty());
         assert!(h.ledger.not_reached().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_credential_leaves_its_companies_for_the_next_run() {
+        let h = registry_harness(&[
+            ("201", CompanyState::Active),
+            ("202", CompanyState::Active),
+            ("203", CompanyState::Active),
+        ]);
+        let keeper = Keeper {
+            pace: Pace {
+                company_concurrency: 1,
+                ..Pace::default()
+            },
+            ..h.keeper
+        };
+        h.tripletex
+            .of("201")
+            .fail_next(CallKind::List, [rate_limited()]);
+
+        let report = keeper.handle(KeeperRequest::default()).await.unwrap();
+
+        assert_eq!(
+            report.companies.len(),
+            1,
+            "the one Tripletex refused is reported"
+        );
+        assert!(report.companies[0].error.is_some());
+        assert_eq!(report.not_reached, ["201", "202", "203"]);
+        assert!(
+            h.tripletex.of("202").calls().is_empty(),
+            "no call on a credential Tripletex limits"
+        );
+        let next = keeper.handle(KeeperRequest::default()).await.unwrap();
+        assert_eq!(next.companies.len(), 3);
+        assert!(next.not_reached.is_empty());
     }
 
     #[test]

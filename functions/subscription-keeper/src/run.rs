@@ -32,6 +32,7 @@ pub async fn offboard_company<A: SubscriptionsApi>(
     let subscriptions = match api.list_subscriptions().await {
         Ok(subscriptions) => subscriptions,
         Err(error) => {
+            report.rate_limited = error.kind() == "rate_limited";
             report.error = Some(error_chain(&error));
             return report;
         }
@@ -84,6 +85,7 @@ pub async fn run_company<A: SubscriptionsApi, L: ResyncLedger>(
         Ok(subscriptions) => subscriptions,
         Err(error) => {
             warn!(%tenant, error = %error_chain(&error), "could not list subscriptions");
+            report.rate_limited = error.kind() == "rate_limited";
             report.error = Some(error_chain(&error));
             return report;
         }
@@ -219,6 +221,7 @@ fn action_name(action: &Action) -> &'static str {
 }
 
 fn fail(report: &mut CompanyReport, step: &Step, error: &TripletexError) {
+    report.rate_limited |= error.kind() == "rate_limited";
     fail_with(report, step, error.kind(), error_chain(error));
 }
 

@@ -5,6 +5,7 @@
 mod plan;
 mod report;
 mod settings;
+mod waiting;
 
 pub use plan::{Action, Drift, Reason, Step, is_ours, plan, plan_subscription, subscription_write};
 pub use report::{CompanyReport, Done, Failed, LastRun, LeftAlone, MAX_KEPT_FAILURES, RunCounts};
@@ -12,3 +13,4 @@ pub use settings::{
     DEFAULT_RESYNC_LOOKBACK, Endpoint, KeeperPolicy, KeeperSettings, ReEnablePolicy, SettingsError,
     check_receiver_url, desired_fields,
 };
+pub use waiting::{place_in_line, still_waiting};

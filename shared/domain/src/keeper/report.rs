@@ -22,6 +22,10 @@ pub struct CompanyReport {
     /// The company's state in the registry after this run, for a registered company.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<crate::registry::CompanyState>,
+    /// Tripletex refused a call for its rate limit (counted per credential): the keeper leaves the
+    /// company, and the others of its credential, for the next run instead of failing them.
+    #[serde(skip)]
+    pub rate_limited: bool,
     /// Set when the company could not be handled at all (credentials, listing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
