@@ -9,8 +9,11 @@ use domain::ids::TenantId;
 use domain::keeper::{
     CompanyReport, KeeperPolicy, KeeperSettings, LastRun, RunCounts, place_in_line, still_waiting,
 };
-use domain::ports::{CompanyRegistry, RegistryError, ResyncLedger, TripletexCompanies};
+use domain::ports::{
+    CompanyRegistry, PendingResyncs, RegistryError, ResyncLedger, TripletexCompanies,
+};
 use domain::registry::{self, Change, CompanyState};
+use domain::sync::RunState;
 use domain::tripletex::{CredentialsSecret, TripletexCredentials};
 use futures_util::StreamExt as _;
 use futures_util::stream;
@@ -136,6 +139,9 @@ impl Default for Pace {
     }
 }
 
+/// The run id a removed company's requests are closed under.
+const OFFBOARDED: &str = "company-removed";
+
 /// One company for this run: keep it, or (being removed) delete our subscriptions in it.
 enum Job<'a> {
     Keep(&'a TenantId, &'a TripletexCredentials),
@@ -172,7 +178,7 @@ fn is_limited(
         })
 }
 
-impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry> Keeper<C, L> {
+impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry + PendingResyncs> Keeper<C, L> {
     pub fn new(
         tripletex: C,
         ledger: L,
@@ -407,8 +413,37 @@ impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry> Keeper<C, L> {
             && !report.is_failure()
         {
             report.state = Some(self.move_on(tenant, from, change).await);
+            if report.state == Some(CompanyState::Removed) {
+                self.close_requests(tenant).await;
+            }
         }
         report
+    }
+
+    /// A removed company's backfill and resync requests that no run took are closed (failed, by
+    /// the offboarding), so that the sync stops finding them. Word of the removal, not part of it:
+    /// a ledger that cannot take it is logged, and the sync leaves them pending.
+    async fn close_requests(&self, tenant: &TenantId) {
+        let pending = match self.ledger.pending().await {
+            Ok(pending) => pending,
+            Err(error) => {
+                warn!(%tenant, error = %error_chain(&error), "a removed company's requests stay pending");
+                return;
+            }
+        };
+        for request in pending.iter().filter(|r| &r.request.tenant == tenant) {
+            let closed = async {
+                if self.ledger.claim(&request.key, OFFBOARDED).await? {
+                    self.ledger
+                        .settle(&request.key, OFFBOARDED, RunState::Failed)
+                        .await?;
+                }
+                Ok::<_, domain::ports::LedgerError>(())
+            };
+            if let Err(error) = closed.await {
+                warn!(%tenant, error = %error_chain(&error), "a removed company's request stays pending");
+            }
+        }
     }
 
     /// The registry's next state after a run that did all it had to; a move the rule does not
@@ -1245,6 +1280,17 @@ mod tests {
                 .of(tenant)
                 .seed(subscription(event, target_url, status))
         };
+        let waiting = domain::resync::ResyncRequest {
+            tenant: TenantId::parse("201").unwrap(),
+            subscription_id: 99,
+            event: "product.create".into(),
+            object_type: "product".into(),
+            reason: ResyncReason::Created,
+            previous_status: String::new(),
+            window_from: jiff::Timestamp::UNIX_EPOCH,
+            window_to: jiff::Timestamp::UNIX_EPOCH,
+        };
+        h.ledger.record(&waiting).await.unwrap();
         let ours = seed("201", "product.create", &target("201"), Active);
         let disabled = seed(
             "201",
@@ -1272,6 +1318,17 @@ mod tests {
         );
         assert_eq!(company.state, Some(CompanyState::Removed));
         assert_eq!(state_of(&h, "201").await, Some(CompanyState::Removed));
+        let requests: Vec<_> = h
+            .ledger
+            .states()
+            .into_iter()
+            .map(|(key, state, run)| (key.key, state, run))
+            .collect();
+        assert_eq!(
+            requests,
+            [("201#99".to_owned(), "FAILED", Some(OFFBOARDED.to_owned()))],
+            "its request is closed"
+        );
         let left: Vec<_> = h
             .tripletex
             .of("201")
