@@ -106,12 +106,14 @@ class Fairness(Chaos):
         return freshness
 
     def live_freshness(self, started, ended):
-        """Seconds from each of B's changes in the phase to its copy, once every one is written."""
+        """Seconds from each of B's changes in the phase to its copy, once every one is written. Only
+        B's objects are read, from the simulator and by the table's byType index, so that measuring
+        takes nothing from the stack it measures."""
         deadline = time.monotonic() + self.args.timeout
         while True:
-            truth = [o for o in self.sim("GET", "/_sim/objects")["values"]
-                     if o["companyId"] == LIVE and o.get("changedAt") and started <= o["changedAt"] <= ended]
-            items = self.table_items()
+            truth = [o for o in self.sim("GET", f"/_sim/objects?companyId={LIVE}")["values"]
+                     if o.get("changedAt") and started <= o["changedAt"] <= ended]
+            items = self.items_of(TENANTS[LIVE], {o["type"] for o in truth})
             delays, missing = [], 0
             for obj in truth:
                 item = items.get(f"{TENANTS[LIVE]}#{obj['type']}#{obj['id']}")
@@ -126,7 +128,31 @@ class Fairness(Chaos):
                 return percentiles(delays)
             if time.monotonic() > deadline:
                 raise SystemExit(f"{missing} of {TENANTS[LIVE]}'s changes never reached the copy")
-            time.sleep(1)
+            time.sleep(2)
+
+    def items_of(self, tenant, types):
+        """A company's items of these types, by key, through the byType index (keys only), then
+        read in batches."""
+        keys = []
+        for kind in types:
+            start = None
+            while True:
+                page = self.dynamodb.query(
+                    TableName=self.table, IndexName="byType",
+                    KeyConditionExpression="typeKey = :typeKey",
+                    ExpressionAttributeValues={":typeKey": {"S": f"{tenant}#{kind}"}},
+                    **({"ExclusiveStartKey": start} if start else {}))
+                keys += [item["pk"] for item in page["Items"]]
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+        items = {}
+        for at in range(0, len(keys), 100):
+            wanted = {"Keys": [{"pk": key} for key in keys[at:at + 100]], "ConsistentRead": True}
+            answer = self.dynamodb.batch_get_item(RequestItems={self.table: wanted})
+            for item in answer["Responses"].get(self.table, []):
+                items[item["pk"]["S"]] = item
+        return items
 
 
 def main():

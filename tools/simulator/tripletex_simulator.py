@@ -635,7 +635,8 @@ class Handler(BaseHTTPRequestHandler):
             with sim.lock:
                 sim.webhooks.workload_running = True
         elif path == "/_sim/objects" and method == "GET":
-            return self.send(200, {"values": sim.webhooks.truth()})
+            company = query.get("companyId")
+            return self.send(200, {"values": sim.webhooks.truth(int(company) if company else None)})
         elif path == "/_sim/objects" and method == "POST":
             # Objects made in Tripletex, e.g. before the stack subscribed: what a backfill must bring.
             kind, company = body["type"], int(body["companyId"])

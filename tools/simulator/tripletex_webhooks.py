@@ -432,14 +432,16 @@ class Webhooks:
 
     # -- views -------------------------------------------------------------------------------------
 
-    def truth(self):
+    def truth(self, company_id=None):
+        """Every object as Tripletex has it (of one company, when named)."""
         with self.sim.lock:
             return [{"companyId": company, "type": kind, "id": object_id, "deleted": state["deleted"],
                      "version": state["value"]["version"], "value": state["value"],
                      "missedWhileDisabled": (company, kind, object_id) in self.missed,
                      "lastChangeDropped": (company, kind, object_id) in self.undelivered,
                      "changedAt": state.get("changedAt")}
-                    for (company, kind, object_id), state in self.objects.items()]
+                    for (company, kind, object_id), state in self.objects.items()
+                    if company_id is None or company == company_id]
 
     def status(self):
         with self.sim.lock:
