@@ -422,6 +422,9 @@ pub struct StoredObject {
     pub last_probe: Option<String>,
     /// The object as Tripletex sent it (none for a tombstone).
     pub value: Option<serde_json::Value>,
+    /// On a tombstone of a type whose deletes remember (closeGroup): the value it held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_value: Option<serde_json::Value>,
 }
 
 #[cfg(test)]
@@ -439,6 +442,7 @@ impl StoredObject {
             updated_at: None,
             last_probe: None,
             value: None,
+            last_value: None,
         }
     }
 }
@@ -478,6 +482,8 @@ pub async fn stored_object(
         updated_at: text(&item, "updatedAt"),
         last_probe: text(&item, "lastProbe"),
         value: text(&item, "value").and_then(|v| serde_json::from_str(&v).ok()),
+        last_value: text(&item, aws_adapters::dynamodb::item::LAST_VALUE)
+            .and_then(|v| serde_json::from_str(&v).ok()),
     }))
 }
 

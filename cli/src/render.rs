@@ -233,6 +233,16 @@ fn stored(object: &StoredObject) -> String {
         .and_then(|v| serde_json::to_string_pretty(v).ok())
         .unwrap_or_else(|| "-".to_owned());
     rows.add_row(vec!["value".to_owned(), value]);
+    if let Some(last_value) = object
+        .last_value
+        .as_ref()
+        .and_then(|v| serde_json::to_string_pretty(v).ok())
+    {
+        rows.add_row(vec![
+            "last value (before its delete)".to_owned(),
+            last_value,
+        ]);
+    }
     format!("{rows}\n")
 }
 

@@ -1,6 +1,7 @@
 //! The worker's configuration, read once at cold start.
 
 use aws_adapters::env::{ConfigError, Env};
+use domain::dedup::TombstonePolicy;
 
 /// Records of one batch applied at once, by default: a batch of 10 in about the time of one write.
 pub const DEFAULT_CONCURRENCY: usize = 10;
@@ -10,6 +11,8 @@ pub struct Config {
     pub table_name: String,
     pub quarantine_queue_url: String,
     pub concurrency: usize,
+    /// Types whose tombstones keep their last value (`closeGroup` always).
+    pub tombstones: TombstonePolicy,
     /// The table that holds the company registry; without it no record is dropped as removed.
     pub registry_table_name: Option<String>,
 }
@@ -28,6 +31,12 @@ impl Config {
             registry_table_name: env.optional("RESYNC_TABLE_NAME"),
             quarantine_queue_url: env.required("QUARANTINE_QUEUE_URL")?,
             concurrency,
+            tombstones: TombstonePolicy::with(
+                env.optional("TOMBSTONE_KEEPS_VALUE_TYPES")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|t| t.trim().to_owned()),
+            ),
         })
     }
 }

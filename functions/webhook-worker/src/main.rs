@@ -18,7 +18,8 @@ async fn main() -> Result<(), Error> {
     let sdk = load_sdk_config().await?;
     let dynamodb = DynamoDbClient::new(&sdk);
     let mut worker = Worker::new(
-        DynamoObjectStore::new(dynamodb.clone(), config.table_name),
+        DynamoObjectStore::new(dynamodb.clone(), config.table_name)
+            .with_tombstone_policy(config.tombstones),
         SqsQueue::new(SqsClient::new(&sdk), config.quarantine_queue_url),
         config.concurrency,
     );

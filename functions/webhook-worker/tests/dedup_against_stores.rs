@@ -443,3 +443,100 @@ fn a_send_probe_is_recorded_on_the_item_whether_or_not_the_write_was_new() {
         }
     });
 }
+
+/// A change of another type, to object 1 of it in its own key space.
+fn typed_change(object_type: &str, object_id: i64, event: Event) -> ObjectChange {
+    let mut change = change(object_id, event);
+    change.key.object_type = object_type.into();
+    change.event = change.event.replacen("product", object_type, 1);
+    change
+}
+
+#[test]
+fn a_close_group_tombstone_keeps_the_postings_its_create_stored_and_a_customer_tombstone_nothing() {
+    let dynamo = dynamo();
+    let store = DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table);
+    let fake = InMemoryObjectStore::new();
+    let (group, customer) = (next_object_id(), next_object_id());
+    dynamo.runtime.block_on(async {
+        for change in [
+            typed_change("closeGroup", group, Event::Update(0)),
+            typed_change("closeGroup", group, Event::Delete),
+            typed_change("closeGroup", group, Event::Update(5)),
+            typed_change("customer", customer, Event::Update(3)),
+            typed_change("customer", customer, Event::Delete),
+        ] {
+            let (real, fake_outcome) = (
+                store.apply(&change).await.unwrap(),
+                fake.apply(&change).await.unwrap(),
+            );
+            assert_eq!(real, fake_outcome, "{change:?}");
+        }
+        let read = |key: String| {
+            let client = dynamo.client.clone();
+            let table = dynamo.table.clone();
+            async move {
+                client
+                    .get_item()
+                    .table_name(table)
+                    .key(item::KEY, AttributeValue::S(key))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .unwrap()
+                    .item
+                    .unwrap()
+            }
+        };
+        let group_key = typed_change("closeGroup", group, Event::Delete)
+            .key
+            .to_string();
+        let stored = read(group_key.clone()).await;
+        assert_eq!(stored[item::DELETED], AttributeValue::Bool(true));
+        assert!(
+            !stored.contains_key(item::VALUE),
+            "a tombstone has no value"
+        );
+        assert_eq!(
+            stored[item::LAST_VALUE],
+            AttributeValue::S(payload(0).json().to_owned()),
+            "the create's postings, kept by the delete; the later update did not lift the tombstone"
+        );
+        assert_eq!(
+            fake.get(&group_key).unwrap().last_value.as_deref(),
+            Some(payload(0).json())
+        );
+        let customer_key = typed_change("customer", customer, Event::Delete)
+            .key
+            .to_string();
+        assert!(
+            !read(customer_key.clone())
+                .await
+                .contains_key(item::LAST_VALUE)
+        );
+        assert_eq!(fake.get(&customer_key).unwrap().last_value, None);
+    });
+}
+
+#[test]
+fn a_close_group_deleted_before_any_create_keeps_a_null_last_value() {
+    let dynamo = dynamo();
+    let store = DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table);
+    let group = next_object_id();
+    dynamo.runtime.block_on(async {
+        let delete = typed_change("closeGroup", group, Event::Delete);
+        assert_eq!(store.apply(&delete).await.unwrap(), Outcome::Accepted);
+        let stored = dynamo
+            .client
+            .get_item()
+            .table_name(&dynamo.table)
+            .key(item::KEY, AttributeValue::S(delete.key.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        assert_eq!(stored[item::LAST_VALUE], AttributeValue::Null(true));
+    });
+}

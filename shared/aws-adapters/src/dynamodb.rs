@@ -13,7 +13,9 @@ use aws_sdk_dynamodb::types::{
 use jiff::Timestamp;
 use tracing::instrument;
 
-use domain::dedup::{ObjectChange, ObjectKey, Outcome, StoredState, Write, decide};
+use domain::dedup::{
+    ObjectChange, ObjectKey, Outcome, StoredState, TombstonePolicy, Write, decide,
+};
 use domain::ids::TenantId;
 use domain::ports::{ObjectStore, StoreError, StoredCopy};
 use domain::sync::StoredVersion;
@@ -34,6 +36,9 @@ pub mod item {
     pub const VERSION_UNKNOWN: &str = "versionUnknown";
     pub const DELETED: &str = "deleted";
     pub const VALUE: &str = "value";
+    /// On a tombstone of a type whose deletes must remember (`TombstonePolicy`): the value the
+    /// object had when it was deleted.
+    pub const LAST_VALUE: &str = "lastValue";
     pub const PAYLOAD_HASH: &str = "payloadHash";
     pub const LAST_EVENT: &str = "lastEvent";
     pub const SUBSCRIPTION_ID: &str = "subscriptionId";
@@ -58,6 +63,7 @@ pub fn type_key(tenant: &TenantId, object_type: &str) -> String {
 pub struct DynamoObjectStore {
     client: Client,
     table_name: String,
+    tombstones: TombstonePolicy,
 }
 
 impl DynamoObjectStore {
@@ -65,7 +71,13 @@ impl DynamoObjectStore {
         Self {
             client,
             table_name: table_name.into(),
+            tombstones: TombstonePolicy::default(),
         }
+    }
+
+    pub fn with_tombstone_policy(mut self, tombstones: TombstonePolicy) -> Self {
+        self.tombstones = tombstones;
+        self
     }
 }
 
@@ -201,7 +213,8 @@ const PURGE_BATCH: usize = 25;
 impl ObjectStore for DynamoObjectStore {
     #[instrument(skip_all, fields(key = %change.key, event = %change.event, version = change.write.version()))]
     async fn apply(&self, change: &ObjectChange) -> Result<Outcome, StoreError> {
-        let expression = conditional_write(change, Timestamp::now());
+        let keep = self.tombstones.keeps_last_value(&change.key.object_type);
+        let expression = conditional_write(change, keep, Timestamp::now());
         let result = self
             .client
             .update_item()
@@ -433,8 +446,13 @@ pub struct ConditionalWrite {
 /// The write for a change, with the condition that states `dedup::decide` for its kind:
 /// - versioned v: no item, or not deleted and (no version or version < v);
 /// - unversioned: no item, or not deleted and a different payload hash;
-/// - delete: no item, or not deleted.
-pub fn conditional_write(change: &ObjectChange, now: Timestamp) -> ConditionalWrite {
+/// - delete: no item, or not deleted; with `keep_last_value`, the value it held moves to
+///   `lastValue` in the same write (NULL when there was none).
+pub fn conditional_write(
+    change: &ObjectChange,
+    keep_last_value: bool,
+    now: Timestamp,
+) -> ConditionalWrite {
     let mut write = ExpressionBuilder::default();
     let mut set = vec![
         write.assign(
@@ -514,6 +532,12 @@ pub fn conditional_write(change: &ObjectChange, now: Timestamp) -> ConditionalWr
             let is_deleted = write.value("true", AttributeValue::Bool(true));
             set.push(format!("{deleted} = {is_deleted}"));
             set.push(write.assign(item::DELETED_AT, AttributeValue::S(now.to_string())));
+            if keep_last_value {
+                let last_value = write.name(item::LAST_VALUE);
+                let value = write.name(item::VALUE);
+                let nothing = write.value("nothing", AttributeValue::Null(true));
+                set.push(format!("{last_value} = if_not_exists({value}, {nothing})"));
+            }
             remove.push(write.name(item::VALUE));
             remove.push(write.name(item::PAYLOAD_HASH));
             remove.push(write.name(item::VERSION_UNKNOWN));
@@ -674,6 +698,7 @@ mod tests {
                 },
                 Some(3),
             ),
+            false,
             Timestamp::UNIX_EPOCH,
         );
         assert_eq!(
@@ -692,7 +717,7 @@ mod tests {
 
     #[test]
     fn delete_writes_a_tombstone_unless_one_is_there() {
-        let write = conditional_write(&change(Write::Delete, None), Timestamp::UNIX_EPOCH);
+        let write = conditional_write(&change(Write::Delete, None), false, Timestamp::UNIX_EPOCH);
         assert_eq!(
             write.condition,
             "attribute_not_exists(#pk) OR #deleted = :false"
@@ -705,7 +730,17 @@ mod tests {
             "{}",
             write.update
         );
+        assert!(!write.update.contains("#lastValue"));
         assert_every_placeholder_is_used(&write);
+        let kept = conditional_write(&change(Write::Delete, None), true, Timestamp::UNIX_EPOCH);
+        assert!(
+            kept.update
+                .contains("#lastValue = if_not_exists(#value, :nothing)"),
+            "{}",
+            kept.update
+        );
+        assert_eq!(kept.condition, write.condition, "the same rule decides");
+        assert_every_placeholder_is_used(&kept);
     }
 
     #[test]
@@ -718,6 +753,7 @@ mod tests {
                 },
                 Some(1),
             ),
+            false,
             Timestamp::UNIX_EPOCH,
         );
         assert_eq!(

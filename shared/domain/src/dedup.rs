@@ -106,6 +106,40 @@ pub struct ObjectChange {
     pub probe: Option<String>,
 }
 
+/// Which types' tombstones keep the last stored value (`lastValue`). A delete event carries no
+/// value, and for some types the value is the only record of what the delete undoes: Tripletex's
+/// changelog (2.75.03) tells consumers of `closeGroup.delete` to keep the postings of its create,
+/// since only they say which postings the delete reopened. Other types' tombstones keep nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TombstonePolicy(std::collections::BTreeSet<String>);
+
+/// The types whose tombstones always keep their last value.
+pub const ALWAYS_KEEP_LAST_VALUE: &[&str] = &["closeGroup"];
+
+impl TombstonePolicy {
+    /// The always-kept types and these (an operator's list).
+    pub fn with(types: impl IntoIterator<Item = String>) -> Self {
+        Self(
+            ALWAYS_KEEP_LAST_VALUE
+                .iter()
+                .map(|t| (*t).to_owned())
+                .chain(types)
+                .filter(|t| !t.is_empty())
+                .collect(),
+        )
+    }
+
+    pub fn keeps_last_value(&self, object_type: &str) -> bool {
+        self.0.contains(object_type)
+    }
+}
+
+impl Default for TombstonePolicy {
+    fn default() -> Self {
+        Self::with(std::iter::empty())
+    }
+}
+
 /// The idempotency-key prefix of `tripletex-webhooks send`'s deliveries. Tripletex's keys are
 /// UUIDs, so none of its deliveries has it.
 pub const SEND_PROBE_PREFIX: &str = "tripletex-webhooks-send-";
@@ -212,6 +246,16 @@ pub fn apply(stored: Option<&StoredState>, write: &Write) -> StoredState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_groups_always_keep_their_last_value_and_an_operator_may_add_types() {
+        let policy = TombstonePolicy::default();
+        assert!(policy.keeps_last_value("closeGroup"));
+        assert!(!policy.keeps_last_value("customer"));
+        let more = TombstonePolicy::with(["voucher".to_owned(), String::new()]);
+        assert!(more.keeps_last_value("voucher") && more.keeps_last_value("closeGroup"));
+        assert!(!more.keeps_last_value(""));
+    }
 
     fn versioned(version: i64) -> Write {
         Write::Versioned {

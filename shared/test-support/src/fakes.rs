@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use domain::dedup::{ObjectChange, ObjectKey, Outcome, StoredState, Write, apply, decide};
+use domain::dedup::{
+    ObjectChange, ObjectKey, Outcome, StoredState, TombstonePolicy, Write, apply, decide,
+};
 use domain::error::BoxError;
 use domain::ids::TenantId;
 use domain::message::QueueMessage;
@@ -78,6 +80,7 @@ pub struct InMemoryObjectStore {
     /// Each tenant and type's ids in order, as the table's `byType` index keeps them.
     by_type: Mutex<BTreeMap<(TenantId, String), BTreeSet<i64>>>,
     failures: Mutex<HashMap<String, VecDeque<StoreFailure>>>,
+    tombstones: TombstonePolicy,
 }
 
 /// What the fake keeps of an object: the rule's state plus the stored payload and change.
@@ -87,6 +90,8 @@ pub struct StoredItem {
     /// When the item was last written (what the sync's deletion rule compares with).
     pub updated_at: Timestamp,
     pub value: Option<String>,
+    /// On a tombstone whose type's deletes remember (`TombstonePolicy`): the value it held.
+    pub last_value: Option<String>,
     pub last_change: ObjectChange,
     /// The last `send` probe key the store recorded, whatever its write did.
     pub last_probe: Option<String>,
@@ -105,6 +110,11 @@ pub enum StoreFailure {
 impl InMemoryObjectStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_tombstone_policy(mut self, tombstones: TombstonePolicy) -> Self {
+        self.tombstones = tombstones;
+        self
     }
 
     /// The next writes to `key` fail as listed, in order; later writes succeed again.
@@ -238,6 +248,12 @@ impl ObjectStore for InMemoryObjectStore {
                 }
                 Write::Delete => None,
             };
+            let last_value = match &change.write {
+                Write::Delete if self.tombstones.keeps_last_value(&change.key.object_type) => {
+                    stored.and_then(|item| item.value.clone())
+                }
+                _ => None,
+            };
             if stored.is_none() {
                 self.by_type
                     .lock()
@@ -252,6 +268,7 @@ impl ObjectStore for InMemoryObjectStore {
                     state,
                     updated_at: Timestamp::now(),
                     value,
+                    last_value,
                     last_change: change.clone(),
                     last_probe,
                 },
