@@ -146,14 +146,8 @@ pub async fn add(
             )));
         }
         let company = RegisteredCompany {
-            tenant: tenant.clone(),
-            company_id,
-            credential: request.credential.to_owned(),
-            state: CompanyState::Onboarding,
-            added_at: now,
-            changed_at: now,
-            subscribed_at: None,
             name,
+            ..RegisteredCompany::added(tenant.clone(), company_id, request.credential, now)
         };
         if !registry.add(&company).await.map_err(registry_failed)? {
             return Err(invalid(format!(
@@ -552,10 +546,9 @@ pub async fn remove(
     removed.failed = removed.state != CompanyState::Removed;
     if purge {
         // What the worker took before it saw the company leave must land before the copy goes.
-        let since_left = jiff::Timestamp::now().duration_since(left_at);
-        if let Ok(wait) = Duration::try_from(
-            jiff::SignedDuration::try_from(WORKER_SETTLES).unwrap_or_default() - since_left,
-        ) {
+        let since_left =
+            Duration::try_from(jiff::Timestamp::now().duration_since(left_at)).unwrap_or_default();
+        if let Some(wait) = WORKER_SETTLES.checked_sub(since_left) {
             tokio::time::sleep(wait).await;
         }
         let copy = DynamoObjectStore::new(dynamodb.clone(), &deployment.objects_table);

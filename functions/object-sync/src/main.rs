@@ -44,11 +44,7 @@ async fn main() -> Result<(), Error> {
                 .map_err(Error::from)
         },
     )?;
-    let companies = LookedAfter {
-        credentials,
-        registry,
-    }
-    .into_source();
+    let companies = LookedAfter::new(credentials, registry).into_source();
     let sync = ObjectSync {
         tripletex: HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default())?,
         webhooks: SqsQueue::new(sqs.clone(), &config.sync_objects_queue_url),

@@ -114,14 +114,13 @@ fn main() {
         };
         if accountant {
             let company = domain::registry::RegisteredCompany {
-                tenant: domain::ids::TenantId::parse(&tenant).unwrap(),
-                company_id,
-                credential: "firm".into(),
                 state: domain::registry::CompanyState::Active,
-                added_at: jiff::Timestamp::now(),
-                changed_at: jiff::Timestamp::now(),
-                subscribed_at: None,
-                name: None,
+                ..domain::registry::RegisteredCompany::added(
+                    domain::ids::TenantId::parse(&tenant).unwrap(),
+                    company_id,
+                    "firm",
+                    jiff::Timestamp::now(),
+                )
             };
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()

@@ -172,10 +172,7 @@ fn is_limited(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
-        .any(|seen| {
-            seen.consumer_token.expose() == credentials.consumer_token.expose()
-                && seen.employee_token.expose() == credentials.employee_token.expose()
-        })
+        .any(|seen| seen.same_key(credentials))
 }
 
 impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry + PendingResyncs> Keeper<C, L> {
@@ -1172,16 +1169,12 @@ mod tests {
         let tripletex = Arc::new(FakeTripletex::new());
         let ledger = Arc::new(InMemoryResyncLedger::new());
         for (tenant, state) in companies {
-            let company = domain::registry::RegisteredCompany {
-                tenant: TenantId::parse(tenant).unwrap(),
-                company_id: tenant.parse().unwrap(),
-                credential: "firm".into(),
-                state: CompanyState::Onboarding,
-                added_at: jiff::Timestamp::UNIX_EPOCH,
-                changed_at: jiff::Timestamp::UNIX_EPOCH,
-                subscribed_at: None,
-                name: None,
-            };
+            let company = domain::registry::RegisteredCompany::added(
+                TenantId::parse(tenant).unwrap(),
+                tenant.parse().unwrap(),
+                "firm",
+                jiff::Timestamp::UNIX_EPOCH,
+            );
             futures_util::FutureExt::now_or_never(ledger.add(&company))
                 .unwrap()
                 .unwrap();

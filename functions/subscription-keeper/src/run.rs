@@ -14,7 +14,33 @@ use domain::keeper::{
 };
 use domain::ports::{ResyncLedger, SubscriptionsApi};
 use domain::resync::{ResyncReason, ResyncRequest};
-use domain::tripletex::TripletexError;
+use domain::tripletex::{Subscription, TripletexError};
+
+/// The company's subscriptions, every page, and the report that starts with them; or, when they
+/// cannot be listed, the company's report of why.
+async fn listed<A: SubscriptionsApi>(
+    api: &A,
+    tenant: &TenantId,
+    dry_run: bool,
+) -> Result<(CompanyReport, Vec<Subscription>), CompanyReport> {
+    let mut report = CompanyReport {
+        tenant: tenant.to_string(),
+        dry_run,
+        ..CompanyReport::default()
+    };
+    match api.list_subscriptions().await {
+        Ok(subscriptions) => {
+            report.seen = subscriptions.len();
+            Ok((report, subscriptions))
+        }
+        Err(error) => {
+            warn!(%tenant, error = %error_chain(&error), "could not list subscriptions");
+            report.rate_limited = error.is_rate_limited();
+            report.error = Some(error_chain(&error));
+            Err(report)
+        }
+    }
+}
 
 /// Deletes every subscription of ours in a company being removed (others' are never touched). A
 /// subscription already gone counts as deleted.
@@ -24,20 +50,10 @@ pub async fn offboard_company<A: SubscriptionsApi>(
     settings: &KeeperSettings,
     dry_run: bool,
 ) -> CompanyReport {
-    let mut report = CompanyReport {
-        tenant: tenant.to_string(),
-        dry_run,
-        ..CompanyReport::default()
+    let (mut report, subscriptions) = match listed(api, tenant, dry_run).await {
+        Ok(listed) => listed,
+        Err(unlisted) => return unlisted,
     };
-    let subscriptions = match api.list_subscriptions().await {
-        Ok(subscriptions) => subscriptions,
-        Err(error) => {
-            report.rate_limited = error.kind() == "rate_limited";
-            report.error = Some(error_chain(&error));
-            return report;
-        }
-    };
-    report.seen = subscriptions.len();
     for subscription in subscriptions.iter().filter(|s| is_ours(s, settings)) {
         let Some(id) = subscription.id else { continue };
         let result = if dry_run {
@@ -76,21 +92,10 @@ pub async fn run_company<A: SubscriptionsApi, L: ResyncLedger>(
     settings: &KeeperSettings,
     dry_run: bool,
 ) -> CompanyReport {
-    let mut report = CompanyReport {
-        tenant: tenant.to_string(),
-        dry_run,
-        ..CompanyReport::default()
+    let (mut report, subscriptions) = match listed(api, tenant, dry_run).await {
+        Ok(listed) => listed,
+        Err(unlisted) => return unlisted,
     };
-    let subscriptions = match api.list_subscriptions().await {
-        Ok(subscriptions) => subscriptions,
-        Err(error) => {
-            warn!(%tenant, error = %error_chain(&error), "could not list subscriptions");
-            report.rate_limited = error.kind() == "rate_limited";
-            report.error = Some(error_chain(&error));
-            return report;
-        }
-    };
-    report.seen = subscriptions.len();
     for step in plan(&subscriptions, settings) {
         carry_out(api, ledger, tenant, settings, dry_run, step, &mut report).await;
     }
@@ -221,7 +226,7 @@ fn action_name(action: &Action) -> &'static str {
 }
 
 fn fail(report: &mut CompanyReport, step: &Step, error: &TripletexError) {
-    report.rate_limited |= error.kind() == "rate_limited";
+    report.rate_limited |= error.is_rate_limited();
     fail_with(report, step, error.kind(), error_chain(error));
 }
 

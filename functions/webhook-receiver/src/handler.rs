@@ -424,16 +424,7 @@ mod tests {
         use domain::registry::RegisteredCompany;
         let ledger = Arc::new(test_support::InMemoryResyncLedger::new());
         let tenant = TenantId::parse("hmac-demo").unwrap();
-        let company = RegisteredCompany {
-            tenant: tenant.clone(),
-            company_id: 5,
-            credential: "firm".into(),
-            state: CompanyState::Onboarding,
-            added_at: Timestamp::UNIX_EPOCH,
-            changed_at: Timestamp::UNIX_EPOCH,
-            subscribed_at: None,
-            name: None,
-        };
+        let company = RegisteredCompany::added(tenant.clone(), 5, "firm", Timestamp::UNIX_EPOCH);
         ledger.add(&company).await.unwrap();
         let ttl = std::time::Duration::ZERO;
         let harness = Harness::new();

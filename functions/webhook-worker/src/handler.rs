@@ -549,16 +549,12 @@ mod tests {
     async fn the_records_of_a_removed_company_are_dropped_and_never_written() {
         use domain::ports::CompanyRegistry as _;
         let ledger = Arc::new(test_support::InMemoryResyncLedger::new());
-        let company = domain::registry::RegisteredCompany {
-            tenant: TenantId::default_tenant(),
-            company_id: 100,
-            credential: "firm".into(),
-            state: CompanyState::Onboarding,
-            added_at: Timestamp::UNIX_EPOCH,
-            changed_at: Timestamp::UNIX_EPOCH,
-            subscribed_at: None,
-            name: None,
-        };
+        let company = domain::registry::RegisteredCompany::added(
+            TenantId::default_tenant(),
+            100,
+            "firm",
+            Timestamp::UNIX_EPOCH,
+        );
         ledger.add(&company).await.unwrap();
         ledger
             .change_state(

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tracing::warn;
@@ -28,7 +28,7 @@ pub struct CachedRegistry<R> {
 impl<R: CompanyRegistry> CachedRegistry<R> {
     /// Reads the registry now: a function that cannot read it at start-up fails loudly.
     pub async fn load(registry: R, ttl: Duration) -> Result<Self, RegistryError> {
-        let registered = registry.registered().await?;
+        let registered = in_tenant_order(registry.registered().await?);
         Ok(Self {
             registry,
             ttl,
@@ -48,7 +48,7 @@ impl<R: CompanyRegistry> CachedRegistry<R> {
         let read = self.registry.registered().await;
         let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
         match read {
-            Ok(registered) => cached.0 = Arc::new(registered),
+            Ok(registered) => cached.0 = Arc::new(in_tenant_order(registered)),
             Err(error) => warn!(
                 error = %error_chain(&error),
                 "the company registry could not be re-read; keeping the last good answer"
@@ -58,12 +58,14 @@ impl<R: CompanyRegistry> CachedRegistry<R> {
         Arc::clone(&cached.0)
     }
 
-    /// The tenant's state, if the registry has it.
+    /// The tenant's state, if the registry has it: asked per webhook and per record, so a binary
+    /// search of the registry as read (kept in tenant order).
     pub async fn state_of(&self, tenant: &TenantId) -> Option<CompanyState> {
-        self.registered()
-            .await
-            .iter()
-            .find(|company| &company.tenant == tenant)
+        let registered = self.registered().await;
+        registered
+            .binary_search_by(|company| company.tenant.cmp(tenant))
+            .ok()
+            .and_then(|at| registered.get(at))
             .map(|company| company.state)
     }
 
@@ -73,22 +75,57 @@ impl<R: CompanyRegistry> CachedRegistry<R> {
     }
 }
 
+fn in_tenant_order(mut registered: Vec<RegisteredCompany>) -> Vec<RegisteredCompany> {
+    registered.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    registered
+}
+
 /// The companies looked after: the credentials secret's own, and the registry's onboarding and
 /// active ones with their named credentials (`registry::directory`).
 pub struct LookedAfter<R> {
-    pub credentials: SecretSource<CredentialsSecret>,
-    pub registry: CachedRegistry<R>,
+    credentials: SecretSource<CredentialsSecret>,
+    registry: CachedRegistry<R>,
+    /// The companies made from the secret and the registry as last read: made again only when
+    /// either was read anew, not on every task.
+    made: Mutex<Option<Made>>,
+}
+
+struct Made {
+    secret: Arc<CredentialsSecret>,
+    registered: Arc<Vec<RegisteredCompany>>,
+    companies: Arc<Companies>,
 }
 
 impl<R: CompanyRegistry + 'static> LookedAfter<R> {
-    pub async fn companies(&self) -> Companies {
+    pub fn new(credentials: SecretSource<CredentialsSecret>, registry: CachedRegistry<R>) -> Self {
+        Self {
+            credentials,
+            registry,
+            made: Mutex::new(None),
+        }
+    }
+
+    pub async fn companies(&self) -> Arc<Companies> {
         let secret = self.credentials.current().await;
         let registered = self.registry.registered().await;
+        let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(made) = made.as_ref()
+            && Arc::ptr_eq(&made.secret, &secret)
+            && Arc::ptr_eq(&made.registered, &registered)
+        {
+            return Arc::clone(&made.companies);
+        }
         let directory = registry::directory(&secret.companies, &secret.credentials, &registered);
         for problem in &directory.problems {
             warn!(problem, "a registered company cannot be handled");
         }
-        directory.looked_after
+        let companies = Arc::new(directory.looked_after);
+        *made = Some(Made {
+            secret,
+            registered,
+            companies: Arc::clone(&companies),
+        });
+        companies
     }
 
     /// As a source of `Companies`, for a handler that reads them as it reads a secret.
@@ -99,7 +136,7 @@ impl<R: CompanyRegistry + 'static> LookedAfter<R> {
 
 impl<R: CompanyRegistry + 'static> Derive<Companies> for LookedAfter<R> {
     fn current(&self) -> Pin<Box<dyn Future<Output = Arc<Companies>> + Send + '_>> {
-        Box::pin(async move { Arc::new(self.companies().await) })
+        Box::pin(self.companies())
     }
 }
 
@@ -117,5 +154,56 @@ impl<R: CompanyRegistry> TenantStates for CachedRegistry<R> {
         tenant: &'a TenantId,
     ) -> Pin<Box<dyn Future<Output = Option<CompanyState>> + Send + 'a>> {
         Box::pin(CachedRegistry::state_of(self, tenant))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_support::InMemoryResyncLedger;
+
+    fn added(tenant: &str, company_id: i64) -> RegisteredCompany {
+        RegisteredCompany::added(
+            TenantId::parse(tenant).unwrap(),
+            company_id,
+            "firm",
+            jiff::Timestamp::UNIX_EPOCH,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_companies_are_the_secret_s_and_the_registry_s_made_once_per_read() {
+        let ledger = Arc::new(InMemoryResyncLedger::new());
+        for (tenant, id) in [("301", 301), ("105", 105)] {
+            ledger.add(&added(tenant, id)).await.unwrap();
+        }
+        let secret = CredentialsSecret::from_json(
+            r#"{"credentials": {"firm": {"consumerToken": "c", "employeeToken": "accountant"}},
+                "companies": {"own": {"consumerToken": "c", "employeeToken": "e"}}}"#,
+        )
+        .unwrap();
+        let registry = CachedRegistry::load(Arc::clone(&ledger), Duration::from_secs(60))
+            .await
+            .unwrap();
+        let looked_after = LookedAfter::new(SecretSource::Fixed(Arc::new(secret)), registry);
+
+        let first = looked_after.companies().await;
+        let tenants: Vec<String> = first.0.keys().map(ToString::to_string).collect();
+        assert_eq!(tenants, ["105", "301", "own"]);
+        assert!(Arc::ptr_eq(&first, &looked_after.companies().await));
+        assert_eq!(
+            looked_after
+                .registry
+                .state_of(&TenantId::parse("301").unwrap())
+                .await,
+            Some(CompanyState::Onboarding)
+        );
+        assert_eq!(
+            looked_after
+                .registry
+                .state_of(&TenantId::parse("302").unwrap())
+                .await,
+            None
+        );
     }
 }

@@ -5,57 +5,31 @@
 //! as kept.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
 
+mod support;
+
 use aws_adapters::resync_ledger::{DynamoResyncLedger, item};
-use aws_sdk_dynamodb::Client as DynamoDbClient;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use domain::ids::TenantId;
 use domain::ports::{CompanyRegistry, ResyncLedger};
 use domain::registry::{CompanyState, RegisteredCompany};
 use jiff::Timestamp;
-use test_support::{InMemoryResyncLedger, MotoServer, sdk_config_for};
+use test_support::InMemoryResyncLedger;
 
 async fn dynamo(table: &str) -> DynamoResyncLedger {
-    let client = DynamoDbClient::new(&sdk_config_for(MotoServer::shared().endpoint()).await);
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |name: &str, key_type| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key(item::KEY, KeyType::Hash))
-        .key_schema(key(item::REQUESTED_AT, KeyType::Range))
-        .attribute_definitions(attribute(item::KEY))
-        .attribute_definitions(attribute(item::REQUESTED_AT))
-        .send()
-        .await
-        .unwrap();
-    DynamoResyncLedger::new(client, table)
+    DynamoResyncLedger::new(
+        support::keyed_table(table, item::KEY, item::REQUESTED_AT).await,
+        table,
+    )
 }
 
 fn company(tenant: &str, company_id: i64) -> RegisteredCompany {
     RegisteredCompany {
-        tenant: TenantId::parse(tenant).unwrap(),
-        company_id,
-        credential: "firm".into(),
-        state: CompanyState::Onboarding,
-        added_at: Timestamp::from_second(1_700_000_000).unwrap(),
-        changed_at: Timestamp::from_second(1_700_000_000).unwrap(),
-        subscribed_at: None,
         name: Some("Client company".into()),
+        ..RegisteredCompany::added(
+            TenantId::parse(tenant).unwrap(),
+            company_id,
+            "firm",
+            Timestamp::from_second(1_700_000_000).unwrap(),
+        )
     }
 }
 

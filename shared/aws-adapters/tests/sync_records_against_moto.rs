@@ -4,45 +4,20 @@
 //! their newest version; a type's confirmation only moves forward.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
 
+mod support;
+
 use aws_adapters::sync_records::{DynamoSyncRecords, item};
-use aws_sdk_dynamodb::Client as DynamoDbClient;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use domain::ids::TenantId;
 use domain::ports::SyncRecords;
 use domain::sync::{LISTED_BUCKET_WIDTH, Listed, ListedStretch};
 use jiff::Timestamp;
-use test_support::{InMemorySyncRecords, MotoServer, sdk_config_for};
+use test_support::InMemorySyncRecords;
 
 async fn dynamo(table: &str) -> DynamoSyncRecords {
-    let client = DynamoDbClient::new(&sdk_config_for(MotoServer::shared().endpoint()).await);
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |name: &str, key_type| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key(item::KEY, KeyType::Hash))
-        .key_schema(key(item::SORT, KeyType::Range))
-        .attribute_definitions(attribute(item::KEY))
-        .attribute_definitions(attribute(item::SORT))
-        .send()
-        .await
-        .unwrap();
-    DynamoSyncRecords::new(client, table)
+    DynamoSyncRecords::new(
+        support::keyed_table(table, item::KEY, item::SORT).await,
+        table,
+    )
 }
 
 /// Reads the whole listing back as the check of the copy does: stretch by stretch.

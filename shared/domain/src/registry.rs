@@ -114,6 +114,22 @@ pub struct RegisteredCompany {
     pub name: Option<String>,
 }
 
+impl RegisteredCompany {
+    /// A company as `companies add` registers it: onboarding, nothing done yet.
+    pub fn added(tenant: TenantId, company_id: i64, credential: &str, at: Timestamp) -> Self {
+        Self {
+            tenant,
+            company_id,
+            credential: credential.to_owned(),
+            state: CompanyState::Onboarding,
+            added_at: at,
+            changed_at: at,
+            subscribed_at: None,
+            name: None,
+        }
+    }
+}
+
 /// How long the worker trusts what it read of the registry. `companies remove --purge` waits this
 /// long (and a batch's time) after a company is marked offboarding before it erases the copy, so
 /// that nothing of the company is written after the purge.
@@ -253,14 +269,13 @@ mod tests {
         state: CompanyState,
     ) -> RegisteredCompany {
         RegisteredCompany {
-            tenant: TenantId::parse(tenant).unwrap(),
-            company_id,
-            credential: credential.into(),
             state,
-            added_at: Timestamp::UNIX_EPOCH,
-            changed_at: Timestamp::UNIX_EPOCH,
-            subscribed_at: None,
-            name: None,
+            ..RegisteredCompany::added(
+                TenantId::parse(tenant).unwrap(),
+                company_id,
+                credential,
+                Timestamp::UNIX_EPOCH,
+            )
         }
     }
 

@@ -283,6 +283,11 @@ impl TripletexError {
             && error.body.code == Some(NOT_FOUND_CODE))
     }
 
+    /// Tripletex refused for its rate limit, after the client's retries.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, Self::RateLimited { .. })
+    }
+
     /// A short, stable name for reports and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -307,6 +312,13 @@ pub struct TripletexCredentials {
 }
 
 impl TripletexCredentials {
+    /// The same consumer and employee token (one key, one session, one rate limit), whatever
+    /// company each acts for.
+    pub fn same_key(&self, other: &Self) -> bool {
+        self.consumer_token.expose() == other.consumer_token.expose()
+            && self.employee_token.expose() == other.employee_token.expose()
+    }
+
     /// The Basic auth user: `0` for the token owner's company, or the client company's id.
     pub fn basic_user(&self) -> String {
         self.company_id
