@@ -49,6 +49,7 @@ class LocalStack:
         self.sqs = client("sqs")
         self.secretsmanager = client("secretsmanager")
         self.dynamodb = client("dynamodb")
+        self.s3 = client("s3")
         self.parameters = {
             name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()
         }
@@ -174,6 +175,24 @@ class LocalStack:
         self.attrs[(logical_id, "Id")] = arn
         self.created[logical_id] = {"type": "secret", "name": name, "arn": arn}
 
+    def create_bucket(self, logical_id, properties):
+        # Bucket names are lower case; CloudFormation would add a suffix of its own.
+        name = properties.get("BucketName") or self.physical_name(logical_id).lower()
+        self.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+        rules = properties.get("LifecycleConfiguration", {}).get("Rules", [])
+        expiring = [
+            {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule["Prefix"]},
+             "Expiration": {"Days": int(rule["ExpirationInDays"])}}
+            for rule in rules if "ExpirationInDays" in rule
+        ]
+        if expiring:
+            self.s3.put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration={"Rules": expiring})
+        arn = f"arn:aws:s3:::{name}"
+        self.refs[logical_id] = name
+        self.attrs[(logical_id, "Arn")] = arn
+        self.created[logical_id] = {"type": "bucket", "name": name, "arn": arn}
+
     def create_table(self, logical_id, properties):
         name = properties.get("TableName") or self.physical_name(logical_id)
         request = {
@@ -284,6 +303,7 @@ CREATORS = {
     "AWS::SQS::Queue": LocalStack.create_queue,
     "AWS::SecretsManager::Secret": LocalStack.create_secret,
     "AWS::DynamoDB::Table": LocalStack.create_table,
+    "AWS::S3::Bucket": LocalStack.create_bucket,
 }
 
 

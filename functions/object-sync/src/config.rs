@@ -69,6 +69,8 @@ pub struct Config {
     pub registry_ttl: Duration,
     /// Where the sync queues what it fetched and tombstoned, for the worker.
     pub sync_objects_queue_url: String,
+    /// The payload bucket, for fetched objects over what SQS takes.
+    pub payload_bucket: Option<String>,
     pub sync_queue_url: String,
     pub objects_table_name: String,
     pub sync_table_name: String,
@@ -126,6 +128,7 @@ impl Config {
                 env.parsed_or("SYNC_REGISTRY_CACHE_TTL_SECONDS", 10)?,
             ),
             sync_objects_queue_url: env.required("SYNC_OBJECTS_QUEUE_URL")?,
+            payload_bucket: env.optional("PAYLOAD_BUCKET"),
             sync_queue_url: env.required("SYNC_QUEUE_URL")?,
             objects_table_name: env.required("OBJECTS_TABLE_NAME")?,
             sync_table_name: env.required("SYNC_TABLE_NAME")?,

@@ -1,6 +1,7 @@
 // The handler's futures nest deeply (batch, task, step, SDK calls): the compiler needs more room to lay them out.
 #![recursion_limit = "256"]
 
+use aws_adapters::blobs::S3BlobStore;
 use aws_adapters::companies::{CachedRegistry, LookedAfter};
 use aws_adapters::dynamodb::DynamoObjectStore;
 use aws_adapters::env::Env;
@@ -11,6 +12,7 @@ use aws_adapters::sync_records::DynamoSyncRecords;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
 use aws_sdk_sqs::Client as SqsClient;
+use domain::claim::ClaimCheckedQueue;
 use domain::tripletex::CredentialsSecret;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use object_sync::config::Config;
@@ -47,7 +49,13 @@ async fn main() -> Result<(), Error> {
     let companies = LookedAfter::new(credentials, registry).into_source();
     let sync = ObjectSync {
         tripletex: HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default())?,
-        webhooks: SqsQueue::new(sqs.clone(), &config.sync_objects_queue_url),
+        webhooks: ClaimCheckedQueue::new(
+            SqsQueue::new(sqs.clone(), &config.sync_objects_queue_url),
+            config
+                .payload_bucket
+                .as_ref()
+                .map(|bucket| S3BlobStore::new(&sdk, bucket)),
+        ),
         tasks: SqsSyncTasks::new(sqs, &config.sync_queue_url),
         copy: DynamoObjectStore::new(dynamodb.clone(), &config.objects_table_name),
         records: DynamoSyncRecords::new(dynamodb.clone(), &config.sync_table_name),

@@ -16,6 +16,8 @@ pub struct Config {
     pub auth: SecretLocation,
     pub auth_cache_ttl: Duration,
     pub limits: ReceiverLimits,
+    /// The payload bucket, for bodies over what SQS takes; without it such a body is answered 503.
+    pub payload_bucket: Option<String>,
     /// The table that holds the company registry; without it no tenant is refused as removed.
     pub registry_table_name: Option<String>,
 }
@@ -25,6 +27,7 @@ impl Config {
         Ok(Self {
             queue_url: env.required("QUEUE_URL")?,
             registry_table_name: env.optional("RESYNC_TABLE_NAME"),
+            payload_bucket: env.optional("PAYLOAD_BUCKET"),
             quarantine_queue_url: env.required("QUARANTINE_QUEUE_URL")?,
             auth: SecretLocation::from_env(env, RECEIVER_AUTH_SECRET_ARN, RECEIVER_AUTH_CONFIG)?,
             auth_cache_ttl: Duration::from_secs(

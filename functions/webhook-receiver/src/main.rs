@@ -1,5 +1,6 @@
 use std::convert::Infallible;
 
+use aws_adapters::blobs::S3BlobStore;
 use aws_adapters::companies::CachedRegistry;
 use aws_adapters::env::Env;
 use aws_adapters::resync_ledger::DynamoResyncLedger;
@@ -9,6 +10,7 @@ use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
 use aws_sdk_sqs::Client as SqsClient;
 use domain::auth::AuthConfig;
+use domain::claim::ClaimCheckedQueue;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_http::{Error, LambdaEvent, service_fn};
 use webhook_receiver::config::Config;
@@ -29,10 +31,16 @@ async fn main() -> Result<(), Error> {
         )
         .await?;
     let sqs = SqsClient::new(&sdk);
+    let payloads = config
+        .payload_bucket
+        .map(|bucket| S3BlobStore::new(&sdk, bucket));
     let mut receiver = Receiver::new(
         auth,
-        SqsQueue::new(sqs.clone(), config.queue_url),
-        SqsQueue::new(sqs, config.quarantine_queue_url),
+        ClaimCheckedQueue::new(
+            SqsQueue::new(sqs.clone(), config.queue_url),
+            payloads.clone(),
+        ),
+        ClaimCheckedQueue::new(SqsQueue::new(sqs, config.quarantine_queue_url), payloads),
         config.limits,
     );
     if let Some(table) = &config.registry_table_name {

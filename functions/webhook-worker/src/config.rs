@@ -13,6 +13,8 @@ pub struct Config {
     pub concurrency: usize,
     /// Types whose tombstones keep their last value (`closeGroup` always).
     pub tombstones: TombstonePolicy,
+    /// The payload bucket: claim-checked bodies are read there, values over an item's limit kept.
+    pub payload_bucket: Option<String>,
     /// The table that holds the company registry; without it no record is dropped as removed.
     pub registry_table_name: Option<String>,
 }
@@ -29,6 +31,7 @@ impl Config {
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             registry_table_name: env.optional("RESYNC_TABLE_NAME"),
+            payload_bucket: env.optional("PAYLOAD_BUCKET"),
             quarantine_queue_url: env.required("QUARANTINE_QUEUE_URL")?,
             concurrency,
             tombstones: TombstonePolicy::with(

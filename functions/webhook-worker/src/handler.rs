@@ -4,10 +4,11 @@
 use aws_adapters::companies::TenantStates;
 use aws_adapters::telemetry::{emit_metrics, emit_values};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use domain::claim::{NoPayloadBucket, claimed_body};
 use domain::dedup::{Outcome, Write};
 use domain::error::error_chain;
 use domain::message::{QueueMessage, attribute};
-use domain::ports::{MessageQueue, ObjectStore};
+use domain::ports::{BlobStore, MessageQueue, ObjectStore};
 use domain::record::{BatchCounts, change_from_message, freshness_ms};
 use domain::registry::CompanyState;
 use std::panic::AssertUnwindSafe;
@@ -20,9 +21,11 @@ use tracing::{debug, error, info, warn};
 
 const FUNCTION_NAME: &str = "webhook-worker";
 
-pub struct Worker<S, Q> {
+pub struct Worker<S, Q, B = NoPayloadBucket> {
     store: S,
     quarantine: Q,
+    /// Where the bodies of claim-checked messages are read.
+    payloads: B,
     concurrency: usize,
     /// The company registry: the records of a company being removed are dropped, so that nothing
     /// the receiver took before it refused the company reaches the table.
@@ -50,8 +53,22 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
         Self {
             store,
             quarantine,
+            payloads: NoPayloadBucket,
             concurrency: concurrency.max(1),
             registry: None,
+        }
+    }
+}
+
+impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
+    /// Reads claim-checked bodies from `payloads`.
+    pub fn with_payloads<P: BlobStore>(self, payloads: P) -> Worker<S, Q, P> {
+        Worker {
+            store: self.store,
+            quarantine: self.quarantine,
+            payloads,
+            concurrency: self.concurrency,
+            registry: self.registry,
         }
     }
 
@@ -127,8 +144,22 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
 
     async fn handle_record(&self, record: &SqsMessage) -> Handled {
         let message_id = record.message_id.as_deref().unwrap_or_default();
+        let body = claimed_body(
+            &self.payloads,
+            record.body.as_deref().unwrap_or_default(),
+            |name| string_attribute(record, name),
+        )
+        .await;
+        let body = match body {
+            Ok(body) => body,
+            Err(error) if error.is_transient() => {
+                warn!(message_id, error = %error_chain(&error), "claim-checked body unreadable; the record will be retried");
+                return Handled::Retry;
+            }
+            Err(error) => return self.quarantine(record, &error_chain(&error)).await,
+        };
         let change = change_from_message(
-            record.body.as_deref(),
+            record.body.as_ref().map(|_| body.as_ref()),
             |name| string_attribute(record, name),
             Timestamp::now(),
         );
@@ -592,5 +623,180 @@ mod tests {
             "nothing of the company is written"
         );
         assert!(harness.quarantine.sent().is_empty());
+    }
+
+    mod claim_checks {
+        use std::collections::HashMap;
+
+        use aws_lambda_events::event::sqs::SqsMessageAttribute;
+        use domain::claim::{self, LargeValues};
+        use test_support::InMemoryBlobs;
+
+        use super::*;
+
+        type ClaimWorker = Worker<
+            LargeValues<Arc<InMemoryObjectStore>, Arc<InMemoryBlobs>>,
+            Arc<RecordingQueue>,
+            Arc<InMemoryBlobs>,
+        >;
+
+        struct Stack {
+            worker: ClaimWorker,
+            store: Arc<InMemoryObjectStore>,
+            quarantine: Arc<RecordingQueue>,
+            blobs: Arc<InMemoryBlobs>,
+        }
+
+        fn stack() -> Stack {
+            let store = Arc::new(InMemoryObjectStore::new());
+            let quarantine = Arc::new(RecordingQueue::new());
+            let blobs = Arc::new(InMemoryBlobs::new());
+            let worker = Worker::new(
+                LargeValues::new(Arc::clone(&store), Arc::clone(&blobs)),
+                Arc::clone(&quarantine),
+                10,
+            )
+            .with_payloads(Arc::clone(&blobs));
+            Stack {
+                worker,
+                store,
+                quarantine,
+                blobs,
+            }
+        }
+
+        /// A voucher whose lines make its envelope `bytes` long.
+        fn voucher(id: i64, version: i64, bytes: usize) -> QueueMessage {
+            let lines = "x".repeat(bytes);
+            QueueMessage {
+                body: format!(
+                    r#"{{"subscriptionId":1,"event":"voucher.update","id":{id},"value":{{"id":{id},"version":{version},"postings":"{lines}"}}}}"#
+                ),
+                attributes: vec![
+                    (attribute::TENANT.into(), "default".into()),
+                    (attribute::EVENT.into(), "voucher.update".into()),
+                    (attribute::OBJECT_ID.into(), id.to_string()),
+                ],
+            }
+        }
+
+        fn record(message: &QueueMessage) -> SqsMessage {
+            let mut record = SqsMessage::default();
+            record.message_id = Some("m-1".into());
+            record.body = Some(message.body.clone());
+            record.message_attributes = message
+                .attributes
+                .iter()
+                .map(|(name, value)| {
+                    let mut attribute = SqsMessageAttribute::default();
+                    attribute.string_value = Some(value.clone());
+                    attribute.data_type = Some("String".into());
+                    (name.clone(), attribute)
+                })
+                .collect::<HashMap<_, _>>();
+            record
+        }
+
+        fn batch(message: &QueueMessage) -> SqsEvent {
+            let mut event = SqsEvent::default();
+            event.records = vec![record(message)];
+            event
+        }
+
+        #[tokio::test]
+        async fn a_voucher_over_both_limits_is_read_from_its_claim_and_kept_by_pointer() {
+            let stack = stack();
+            let message = voucher(7, 2, 1024 * 1024);
+            let sent = claim::checked(&*stack.blobs, &message).await.unwrap();
+            assert!(sent.size() < 1024, "the queue carries a key, not the body");
+
+            let response = stack.worker.handle(batch(&sent)).await;
+
+            assert!(response.batch_item_failures.is_empty());
+            let item = stack.store.get("default#voucher#7").unwrap();
+            assert_eq!(item.state.version, Some(2));
+            let value_key = item.value_claim.expect("kept by pointer");
+            assert!(value_key.starts_with("values/default/voucher/7/"));
+            let stored = stack.blobs.get(&value_key).await.unwrap().unwrap();
+            assert_eq!(Some(String::from_utf8(stored).unwrap()), item.value);
+        }
+
+        #[tokio::test]
+        async fn a_body_over_the_queue_limit_but_not_the_item_limit_stays_on_the_item() {
+            let stack = stack();
+            let message = voucher(8, 1, 300 * 1024);
+            let sent = claim::checked(&*stack.blobs, &message).await.unwrap();
+            assert!(sent.attribute(attribute::BODY_CLAIM).is_some());
+
+            stack.worker.handle(batch(&sent)).await;
+
+            let item = stack.store.get("default#voucher#8").unwrap();
+            assert_eq!(item.value_claim, None);
+            assert_eq!(stack.blobs.keys().len(), 1, "only the message's body");
+        }
+
+        #[tokio::test]
+        async fn a_claim_whose_body_is_gone_or_altered_is_quarantined_with_its_reason() {
+            let stack = stack();
+            let sent = claim::checked(&*stack.blobs, &voucher(9, 1, 300 * 1024))
+                .await
+                .unwrap()
+                .into_owned();
+            let altered = sent.clone().with_attribute(attribute::BODY_DIGEST, "00");
+            stack.worker.handle(batch(&altered)).await;
+            stack
+                .blobs
+                .remove(sent.attribute(attribute::BODY_CLAIM).unwrap());
+            stack.worker.handle(batch(&sent)).await;
+
+            let reasons: Vec<_> = stack
+                .quarantine
+                .sent()
+                .iter()
+                .map(|m| {
+                    m.attribute(attribute::QUARANTINE_REASON)
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            assert_eq!(reasons.len(), 2);
+            assert!(
+                reasons[0].contains("does not match the message's digest"),
+                "{reasons:?}"
+            );
+            assert!(
+                reasons[1].contains("is gone from the payload bucket"),
+                "{reasons:?}"
+            );
+            assert!(stack.store.is_empty());
+        }
+
+        #[tokio::test]
+        async fn with_the_bucket_down_the_record_is_retried_and_no_pointer_is_written() {
+            let stack = stack();
+            // The body fits the queue; only its value needs the bucket.
+            let message = voucher(10, 1, 200 * 1024);
+            let big = voucher(10, 1, 400 * 1024);
+            stack.blobs.set_unavailable(true);
+
+            let small_response = stack.worker.handle(batch(&message)).await;
+            let big_body = QueueMessage {
+                body: big.body.clone(),
+                attributes: big.attributes.clone(),
+            };
+            let big_response = stack.worker.handle(batch(&big_body)).await;
+
+            assert!(
+                small_response.batch_item_failures.is_empty(),
+                "200 KiB stays on the item"
+            );
+            assert_eq!(failed_ids(&big_response), ["m-1"], "retried, not dropped");
+            let item = stack.store.get("default#voucher#10").unwrap();
+            assert_eq!(
+                item.value_claim, None,
+                "the inline value stays; no pointer to a missing object"
+            );
+            assert!(stack.quarantine.sent().is_empty());
+        }
     }
 }

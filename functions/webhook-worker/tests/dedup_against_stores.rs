@@ -540,3 +540,159 @@ fn a_close_group_deleted_before_any_create_keeps_a_null_last_value() {
         assert_eq!(stored[item::LAST_VALUE], AttributeValue::Null(true));
     });
 }
+
+mod large_values {
+    //! Values over an item's limit on the real S3 and DynamoDB adapters (moto): the value in the
+    //! payload bucket, a pointer on the item, and never a pointer to a missing object.
+
+    use aws_adapters::blobs::S3BlobStore;
+    use aws_adapters::dynamodb::StoredValue;
+    use domain::claim::{LargeValues, values_prefix};
+    use domain::ports::{BlobStore, StoreError};
+
+    use super::*;
+
+    fn large_change(object_type: &str, object_id: i64, version: i64, bytes: usize) -> ObjectChange {
+        let mut change = typed_change(object_type, object_id, Event::Update(version));
+        change.write = Write::Versioned {
+            version,
+            payload: Payload::from_json(&format!(
+                r#"{{"id":{object_id},"version":{version},"postings":"{}"}}"#,
+                "p".repeat(bytes)
+            )),
+        };
+        change
+    }
+
+    async fn bucket(name: &str) -> S3BlobStore {
+        let sdk = sdk_config_for(MotoServer::shared().endpoint()).await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket()
+            .bucket(name)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuNorth1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        S3BlobStore::new(&sdk, name)
+    }
+
+    async fn read(dynamo: &Dynamo, key: &ObjectKey) -> Option<HashMap<String, AttributeValue>> {
+        dynamo
+            .client
+            .get_item()
+            .table_name(&dynamo.table)
+            .key(item::KEY, AttributeValue::S(key.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
+    #[test]
+    fn a_1_mib_and_a_5_mib_voucher_are_kept_whole_by_pointer_and_a_tombstone_remembers_one() {
+        let dynamo = dynamo();
+        dynamo.runtime.block_on(async {
+            let blobs = bucket(&format!("payloads-{}", std::process::id())).await;
+            let store = LargeValues::new(
+                DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table),
+                blobs.clone(),
+            );
+            for mib in [1, 5] {
+                let change = large_change("voucher", next_object_id(), 3, mib * 1024 * 1024);
+                assert_eq!(store.apply(&change).await.unwrap(), Outcome::Accepted);
+                let stored = read(dynamo, &change.key).await.unwrap();
+                let Some(StoredValue::Claimed { key, bytes, sha256 }) =
+                    StoredValue::of(stored.get(item::VALUE))
+                else {
+                    panic!(
+                        "a {mib} MiB value is kept by pointer: {:?}",
+                        stored.get(item::VALUE)
+                    );
+                };
+                let Write::Versioned { payload, .. } = &change.write else {
+                    unreachable!()
+                };
+                assert!(key.starts_with(&values_prefix(&change.key)));
+                assert_eq!(
+                    (bytes, sha256.as_str()),
+                    (payload.json().len() as u64, payload.hash())
+                );
+                let held = blobs.get(&key).await.unwrap().unwrap();
+                assert_eq!(held, payload.json().as_bytes(), "the whole value, as sent");
+                assert_eq!(store.apply(&change).await.unwrap(), Outcome::Duplicate);
+            }
+            let group = large_change("closeGroup", next_object_id(), 1, 500_000);
+            store.apply(&group).await.unwrap();
+            let mut delete = typed_change("closeGroup", group.key.object_id, Event::Delete);
+            delete.key = group.key.clone();
+            assert_eq!(store.apply(&delete).await.unwrap(), Outcome::Accepted);
+            let tombstone = read(dynamo, &group.key).await.unwrap();
+            assert!(
+                matches!(
+                    StoredValue::of(tombstone.get(item::LAST_VALUE)),
+                    Some(StoredValue::Claimed { .. })
+                ),
+                "the tombstone keeps the pointer to the postings"
+            );
+        });
+    }
+
+    #[test]
+    fn a_failure_on_either_side_of_the_two_writes_leaves_no_pointer_to_a_missing_object() {
+        let dynamo = dynamo();
+        dynamo.runtime.block_on(async {
+            let sdk = sdk_config_for(MotoServer::shared().endpoint()).await;
+            // The bucket fails: the item is never written.
+            let change = large_change("voucher", next_object_id(), 1, 600_000);
+            let no_bucket = LargeValues::new(
+                DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table),
+                S3BlobStore::new(&sdk, "no-such-bucket"),
+            );
+            let error = no_bucket.apply(&change).await.unwrap_err();
+            assert!(matches!(error, StoreError::Rejected { .. }), "{error:?}");
+            assert!(read(dynamo, &change.key).await.is_none());
+
+            // The value is stored, then the item write fails (as a crash between the two would
+            // leave it): an unused object, and no item pointing anywhere.
+            let blobs = bucket(&format!("payloads-fault-{}", std::process::id())).await;
+            let no_table = LargeValues::new(
+                DynamoObjectStore::new(dynamo.client.clone(), "no-such-table"),
+                blobs.clone(),
+            );
+            assert!(no_table.apply(&change).await.is_err());
+            assert!(
+                read(dynamo, &change.key).await.is_none(),
+                "no pointer was written"
+            );
+            assert_eq!(
+                blobs
+                    .delete_under(&values_prefix(&change.key))
+                    .await
+                    .unwrap(),
+                1
+            );
+
+            // Once both work, the retried record is stored whole.
+            let store = LargeValues::new(
+                DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table),
+                blobs.clone(),
+            );
+            assert_eq!(store.apply(&change).await.unwrap(), Outcome::Accepted);
+            let Some(StoredValue::Claimed { key, .. }) =
+                StoredValue::of(read(dynamo, &change.key).await.unwrap().get(item::VALUE))
+            else {
+                panic!("kept by pointer");
+            };
+            assert!(blobs.get(&key).await.unwrap().is_some());
+        });
+    }
+}

@@ -13,8 +13,9 @@ use aws_sdk_dynamodb::types::{
 use jiff::Timestamp;
 use tracing::instrument;
 
+use domain::claim;
 use domain::dedup::{
-    ObjectChange, ObjectKey, Outcome, StoredState, TombstonePolicy, Write, decide,
+    ObjectChange, ObjectKey, Outcome, Payload, StoredState, TombstonePolicy, Write, decide,
 };
 use domain::ids::TenantId;
 use domain::ports::{ObjectStore, StoreError, StoredCopy};
@@ -502,7 +503,7 @@ pub fn conditional_write(
             set.push(format!("{version_name} = {version_value}"));
             set.push(format!("{deleted} = {not_deleted}"));
             remove.push(write.name(item::VERSION_UNKNOWN));
-            set.push(write.assign(item::VALUE, AttributeValue::S(payload.json().to_owned())));
+            set.push(write.assign(item::VALUE, value_attribute(payload)));
             set.push(write.assign(
                 item::PAYLOAD_HASH,
                 AttributeValue::S(payload.hash().to_owned()),
@@ -516,7 +517,7 @@ pub fn conditional_write(
         Write::Unversioned { payload } => {
             set.push(format!("{deleted} = {not_deleted}"));
             set.push(write.assign(item::VERSION_UNKNOWN, AttributeValue::Bool(true)));
-            set.push(write.assign(item::VALUE, AttributeValue::S(payload.json().to_owned())));
+            set.push(write.assign(item::VALUE, value_attribute(payload)));
             let hash_name = write.name(item::PAYLOAD_HASH);
             let hash_value = write.value(
                 item::PAYLOAD_HASH,
@@ -580,6 +581,62 @@ impl ExpressionBuilder {
         let name = self.name(attribute);
         let value = self.value(attribute, value);
         format!("{name} = {value}")
+    }
+}
+
+/// How an item holds its value: the JSON text, or (over `claim::ITEM_VALUE_LIMIT`) a map naming
+/// the payload bucket's object that holds it, with its size and digest.
+pub fn value_attribute(payload: &Payload) -> AttributeValue {
+    match payload.claim() {
+        None => AttributeValue::S(payload.json().to_owned()),
+        Some(key) => AttributeValue::M(HashMap::from([
+            (
+                claim::CLAIM_KEY.to_owned(),
+                AttributeValue::S(key.to_owned()),
+            ),
+            (
+                claim::CLAIM_BYTES.to_owned(),
+                AttributeValue::N(payload.json().len().to_string()),
+            ),
+            (
+                claim::CLAIM_SHA256.to_owned(),
+                AttributeValue::S(payload.hash().to_owned()),
+            ),
+        ])),
+    }
+}
+
+/// A stored `value` or `lastValue` as the item holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredValue {
+    Inline(String),
+    /// In the payload bucket under `key`: `sha256` of its `bytes` bytes.
+    Claimed {
+        key: String,
+        bytes: u64,
+        sha256: String,
+    },
+}
+
+impl StoredValue {
+    /// The value an attribute holds; none for an absent, NULL or unreadable one.
+    pub fn of(attribute: Option<&AttributeValue>) -> Option<Self> {
+        match attribute? {
+            AttributeValue::S(json) => Some(Self::Inline(json.clone())),
+            AttributeValue::M(claim) => {
+                let text = |name: &str| claim.get(name).and_then(|v| v.as_s().ok()).cloned();
+                Some(Self::Claimed {
+                    key: text(claim::CLAIM_KEY)?,
+                    bytes: claim
+                        .get(claim::CLAIM_BYTES)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or_default(),
+                    sha256: text(claim::CLAIM_SHA256).unwrap_or_default(),
+                })
+            }
+            _ => None,
+        }
     }
 }
 

@@ -8,6 +8,8 @@ pub mod sdk;
 pub mod secrets;
 pub mod telemetry;
 
+#[cfg(feature = "s3")]
+pub mod blobs;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "dynamodb")]

@@ -7,7 +7,6 @@ use std::fmt;
 
 use jiff::Timestamp;
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use crate::ids::TenantId;
 
@@ -46,6 +45,9 @@ impl Source {
 pub struct Payload {
     json: String,
     hash: String,
+    /// Set when the value is over an item's limit and kept in the payload bucket under this key
+    /// (`claim::LargeValues`): the item then holds the key instead of the JSON.
+    claim: Option<String>,
 }
 
 impl Payload {
@@ -54,12 +56,21 @@ impl Payload {
     }
 
     pub fn from_json(json: &str) -> Self {
-        let digest = Sha256::digest(json.as_bytes());
-        let hash = digest.iter().map(|b| format!("{b:02x}")).collect();
         Self {
             json: json.to_owned(),
-            hash,
+            hash: crate::claim::sha256_hex(json.as_bytes()),
+            claim: None,
         }
+    }
+
+    /// The same value, stored in the payload bucket under `key`.
+    pub fn claimed(mut self, key: String) -> Self {
+        self.claim = Some(key);
+        self
+    }
+
+    pub fn claim(&self) -> Option<&str> {
+        self.claim.as_deref()
     }
 
     pub fn json(&self) -> &str {

@@ -8,9 +8,9 @@ use crate::envelope::WebhookEnvelope;
 use crate::ids::TenantId;
 use crate::message::{self, WebhookMessage};
 
-/// Largest body taken by default. Well above any webhook envelope, and small enough that even a
-/// base64-encoded quarantined body plus attributes fits SQS's 256 KiB message limit.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 180 * 1024;
+/// Largest body taken by default: Lambda's own limit on a request (6 MB), so that any object
+/// Tripletex sends is taken. What SQS cannot carry goes by claim check (`claim`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiverLimits {

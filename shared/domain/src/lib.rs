@@ -3,6 +3,7 @@
 //! no async runtime, AWS, HTTP-client or Lambda crate, so every rule is tested without a server.
 
 pub mod auth;
+pub mod claim;
 pub mod dedup;
 pub mod envelope;
 pub mod error;

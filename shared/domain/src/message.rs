@@ -22,6 +22,10 @@ pub mod attribute {
     pub const BODY_ENCODING: &str = "bodyEncoding";
     /// `resync` on messages the keeper's resync queues; absent on webhooks.
     pub const SOURCE: &str = "source";
+    /// On a message too large for SQS: the payload bucket's key of its body (`claim`).
+    pub const BODY_CLAIM: &str = "bodyClaim";
+    /// The SHA-256 of a claim-checked body, checked when it is read.
+    pub const BODY_DIGEST: &str = "bodyDigest";
 }
 
 /// Longest attribute value we copy from a request header; longer ones are left out, not truncated,

@@ -72,6 +72,54 @@ impl<Q: MessageQueue> MessageQueue for std::sync::Arc<Q> {
     }
 }
 
+/// The stack's payload bucket: what is too large for a queue message or a table item.
+pub trait BlobStore: Send + Sync {
+    /// Stores `bytes` under `key`; done when the object is durable.
+    fn put(&self, key: &str, bytes: &[u8]) -> impl Future<Output = Result<(), BlobError>> + Send;
+
+    /// The object under `key`, or none when there is none.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, BlobError>> + Send;
+
+    /// Deletes every object whose key starts with `prefix`; how many there were.
+    fn delete_under(&self, prefix: &str) -> impl Future<Output = Result<usize, BlobError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// Timeouts, throttling, 5xx: the same call may pass later.
+    #[error("the payload bucket is unavailable")]
+    Unavailable {
+        #[source]
+        source: BoxError,
+    },
+    /// Denied or malformed: the same call will fail again.
+    #[error("the payload bucket refused the call")]
+    Refused {
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl BlobError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+impl<B: BlobStore> BlobStore for Arc<B> {
+    fn put(&self, key: &str, bytes: &[u8]) -> impl Future<Output = Result<(), BlobError>> + Send {
+        (**self).put(key, bytes)
+    }
+
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, BlobError>> + Send {
+        (**self).get(key)
+    }
+
+    fn delete_under(&self, prefix: &str) -> impl Future<Output = Result<usize, BlobError>> + Send {
+        (**self).delete_under(prefix)
+    }
+}
+
 /// The table of object copies. One call is one conditional write: the store itself decides, so two
 /// writers racing on one object cannot both win.
 pub trait ObjectStore: Send + Sync {

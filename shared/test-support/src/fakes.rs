@@ -12,8 +12,8 @@ use domain::error::BoxError;
 use domain::ids::TenantId;
 use domain::message::QueueMessage;
 use domain::ports::{
-    CompanyRegistry, LedgerError, MessageQueue, ObjectStore, PendingResyncs, QueueError,
-    RegistryError, ResyncLedger, StoreError, StoredCopy,
+    BlobError, BlobStore, CompanyRegistry, LedgerError, MessageQueue, ObjectStore, PendingResyncs,
+    QueueError, RegistryError, ResyncLedger, StoreError, StoredCopy,
 };
 use domain::registry::{CompanyState, RegisteredCompany};
 use domain::resync::{PendingResync, ResyncKey, ResyncRequest, state};
@@ -72,6 +72,78 @@ impl MessageQueue for RecordingQueue {
     }
 }
 
+/// A payload bucket in memory, or one whose every call fails as an outage would when told to.
+#[derive(Debug, Default)]
+pub struct InMemoryBlobs {
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    failing: AtomicBool,
+}
+
+impl InMemoryBlobs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.failing.store(unavailable, Ordering::SeqCst);
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        self.objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Removes one object, as an expiry or an operator would.
+    pub fn remove(&self, key: &str) {
+        self.objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
+    fn outage(&self) -> Result<(), BlobError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(BlobError::Unavailable {
+                source: Box::new(std::io::Error::other("payload bucket down")),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl BlobStore for InMemoryBlobs {
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), BlobError> {
+        self.outage()?;
+        self.objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), bytes.to_vec());
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        self.outage()?;
+        Ok(self
+            .objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned())
+    }
+
+    async fn delete_under(&self, prefix: &str) -> Result<usize, BlobError> {
+        self.outage()?;
+        let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = objects.len();
+        objects.retain(|key, _| !key.starts_with(prefix));
+        Ok(before - objects.len())
+    }
+}
+
 /// An object store in memory that follows the same rule as DynamoDB's condition expression, with
 /// failures that can be injected per object.
 #[derive(Debug, Default)]
@@ -90,6 +162,8 @@ pub struct StoredItem {
     /// When the item was last written (what the sync's deletion rule compares with).
     pub updated_at: Timestamp,
     pub value: Option<String>,
+    /// The payload bucket's key of a value over an item's limit (`claim::LargeValues`).
+    pub value_claim: Option<String>,
     /// On a tombstone whose type's deletes remember (`TombstonePolicy`): the value it held.
     pub last_value: Option<String>,
     pub last_change: ObjectChange,
@@ -248,6 +322,12 @@ impl ObjectStore for InMemoryObjectStore {
                 }
                 Write::Delete => None,
             };
+            let value_claim = match &change.write {
+                Write::Versioned { payload, .. } | Write::Unversioned { payload } => {
+                    payload.claim().map(str::to_owned)
+                }
+                Write::Delete => None,
+            };
             let last_value = match &change.write {
                 Write::Delete if self.tombstones.keeps_last_value(&change.key.object_type) => {
                     stored.and_then(|item| item.value.clone())
@@ -268,6 +348,7 @@ impl ObjectStore for InMemoryObjectStore {
                     state,
                     updated_at: Timestamp::now(),
                     value,
+                    value_claim,
                     last_value,
                     last_change: change.clone(),
                     last_probe,

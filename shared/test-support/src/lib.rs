@@ -13,7 +13,8 @@ pub mod tripletex_objects;
 pub mod worker;
 
 pub use fakes::{
-    InMemoryObjectStore, InMemoryResyncLedger, LedgerCall, RecordingQueue, StoreFailure, StoredItem,
+    InMemoryBlobs, InMemoryObjectStore, InMemoryResyncLedger, LedgerCall, RecordingQueue,
+    StoreFailure, StoredItem,
 };
 pub use moto::{MotoServer, sdk_config_for};
 pub use net::free_port;

@@ -46,6 +46,16 @@ class LocalStackMatchesTemplate(unittest.TestCase):
                 for logical_id, resource in self.template["Resources"].items()
                 if resource["Type"] == resource_type}
 
+    def test_the_payload_bucket_exists_with_its_expiry_and_every_function_that_needs_it_names_it(self):
+        s3 = boto3.client("s3", endpoint_url=self.stack.s3.meta.endpoint_url, region_name="eu-north-1",
+                          aws_access_key_id="local", aws_secret_access_key="local")
+        bucket = self.stack.created["PayloadBucket"]["name"]
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        self.assertEqual([(r["Filter"]["Prefix"], r["Expiration"]["Days"]) for r in rules], [("messages/", 15)])
+        environments = self.stack.function_environments()
+        for function in ("webhook-receiver", "webhook-worker", "object-sync"):
+            self.assertEqual(environments[function]["PAYLOAD_BUCKET"], bucket, function)
+
     def test_every_declared_queue_exists_with_its_retention_visibility_encryption_and_redrive(self):
         queues = self.declared("AWS::SQS::Queue")
         self.assertEqual(set(queues), {"WebhookQueue", "WebhookDeadLetterQueue", "QuarantineQueue", "SyncObjectsQueue",

@@ -7,12 +7,11 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::listing::FetchedObject;
+use crate::claim::LARGEST_MESSAGE_BYTES;
 use crate::dedup::Source;
 use crate::envelope::EventName;
 use crate::ids::TenantId;
-use crate::message::{
-    BodyEncoding, MAX_QUEUE_MESSAGE_BYTES, QueueMessage, WebhookMessage, attribute,
-};
+use crate::message::{BodyEncoding, QueueMessage, WebhookMessage, attribute};
 use crate::record::{RecordError, change_from_message};
 
 #[derive(Serialize)]
@@ -68,10 +67,10 @@ pub enum Unstorable {
 /// The worker's rule, applied before queueing: a message it would quarantine, or that the queue
 /// cannot take, is reported by the sync and never queued (nor fetched again at the same version).
 pub fn check_storable(message: &QueueMessage) -> Result<(), Unstorable> {
-    if message.size() > MAX_QUEUE_MESSAGE_BYTES {
+    if message.size() > LARGEST_MESSAGE_BYTES {
         return Err(Unstorable::TooLarge {
             bytes: message.size(),
-            limit: MAX_QUEUE_MESSAGE_BYTES,
+            limit: LARGEST_MESSAGE_BYTES,
         });
     }
     change_from_message(
@@ -123,6 +122,7 @@ pub fn delete_message(
 mod tests {
     use super::*;
     use crate::dedup::{ObjectKey, Write};
+    use crate::message::MAX_QUEUE_MESSAGE_BYTES;
 
     fn read(message: &QueueMessage) -> crate::dedup::ObjectChange {
         change_from_message(
@@ -207,9 +207,19 @@ mod tests {
             check_storable(&message),
             Err(Unstorable::Refused(_))
         ));
-        let large = object(format!(
+        let claim_checked = object(format!(
             r#"{{"id":3,"version":1,"notes":"{}"}}"#,
             "x".repeat(MAX_QUEUE_MESSAGE_BYTES)
+        ))
+        .unwrap();
+        let message = upsert_message(&tenant, &event, None, &claim_checked, Timestamp::UNIX_EPOCH);
+        assert!(
+            check_storable(&message).is_ok(),
+            "over SQS's limit goes by claim check"
+        );
+        let large = object(format!(
+            r#"{{"id":3,"version":1,"notes":"{}"}}"#,
+            "x".repeat(LARGEST_MESSAGE_BYTES)
         ))
         .unwrap();
         let message = upsert_message(&tenant, &event, None, &large, Timestamp::UNIX_EPOCH);
