@@ -110,6 +110,16 @@ pub enum Command {
         #[arg(long, default_value_t = 120)]
         timeout_seconds: u64,
     },
+    /// Erases one object's value on request (a GDPR erasure) from the table, the payload bucket,
+    /// the quarantine and the dead letters, and keeps it erased: only a newer version than the one
+    /// it had is stored again. Prints what it erased.
+    Forget {
+        /// The company (tenant), e.g. default.
+        company: String,
+        /// The object type, as in the event name (customer, contact, employee, ...).
+        object_type: String,
+        id: i64,
+    },
     /// The subscription keeper, now.
     Keeper {
         #[command(subcommand)]

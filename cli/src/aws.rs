@@ -2,9 +2,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use aws_adapters::dynamodb::{StoredValue, item, stored_state};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use domain::claim::claimed_body;
+use domain::forget::names_object;
+use domain::message::attribute;
+use domain::ports::BlobStore;
 use domain::sync::freshness;
 use serde::Serialize;
 
@@ -425,6 +430,12 @@ pub struct StoredObject {
     /// On a tombstone of a type whose deletes remember (closeGroup): the value it held.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_value: Option<serde_json::Value>,
+    /// Where a value over an item's limit is kept (the payload bucket's key); `value` is read from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_claim: Option<String>,
+    /// When its value was erased on request (`forget`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forgotten_at: Option<String>,
 }
 
 #[cfg(test)]
@@ -443,48 +454,85 @@ impl StoredObject {
             last_probe: None,
             value: None,
             last_value: None,
+            value_claim: None,
+            forgotten_at: None,
         }
     }
 }
 
 pub async fn stored_object(
     dynamodb: &aws_sdk_dynamodb::Client,
+    payloads: &impl BlobStore,
     table: &str,
     key: &str,
 ) -> Result<Option<StoredObject>, AwsError> {
     let output = dynamodb
         .get_item()
         .table_name(table)
-        .key("pk", AttributeValue::S(key.to_owned()))
+        .key(item::KEY, AttributeValue::S(key.to_owned()))
         .consistent_read(true)
         .send()
         .await
         .map_err(call(format!("reading {key}")))?;
-    Ok(output.item.map(|item| StoredObject {
+    let Some(stored) = output.item else {
+        return Ok(None);
+    };
+    let state = stored_state(&stored);
+    let value = StoredValue::of(stored.get(item::VALUE));
+    let value_claim = match &value {
+        Some(StoredValue::Claimed { key, .. }) => Some(key.clone()),
+        _ => None,
+    };
+    Ok(Some(StoredObject {
         key: key.to_owned(),
-        version: item
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok()),
-        version_unknown: item
-            .get("versionUnknown")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
-        deleted: item
-            .get("deleted")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
-        source: text(&item, "source"),
-        last_event: text(&item, "lastEvent"),
-        received_at: text(&item, "receivedAt"),
-        updated_at: text(&item, "updatedAt"),
-        last_probe: text(&item, "lastProbe"),
-        value: text(&item, "value").and_then(|v| serde_json::from_str(&v).ok()),
-        last_value: text(&item, aws_adapters::dynamodb::item::LAST_VALUE)
-            .and_then(|v| serde_json::from_str(&v).ok()),
+        version: state.version,
+        version_unknown: state.version_unknown,
+        deleted: state.deleted,
+        source: text(&stored, item::SOURCE),
+        last_event: text(&stored, item::LAST_EVENT),
+        received_at: text(&stored, item::RECEIVED_AT),
+        updated_at: text(&stored, item::UPDATED_AT),
+        last_probe: text(&stored, item::LAST_PROBE),
+        value: resolved(payloads, value).await?,
+        last_value: resolved(payloads, StoredValue::of(stored.get(item::LAST_VALUE))).await?,
+        value_claim,
+        forgotten_at: text(&stored, item::FORGOTTEN_AT),
     }))
+}
+
+/// A stored value as JSON, read from the payload bucket when the item holds its key.
+async fn resolved(
+    payloads: &impl BlobStore,
+    value: Option<StoredValue>,
+) -> Result<Option<serde_json::Value>, AwsError> {
+    let json = match value {
+        None => return Ok(None),
+        Some(StoredValue::Inline(json)) => json.into_bytes(),
+        Some(StoredValue::Claimed { key, .. }) => payloads
+            .get(&key)
+            .await
+            .map_err(call(format!("reading {key} from the payload bucket")))?
+            .ok_or_else(|| AwsError::Call {
+                what: format!("reading {key} from the payload bucket"),
+                source: "the item points at an object the bucket does not hold".into(),
+            })?,
+    };
+    Ok(serde_json::from_slice(&json).ok())
+}
+
+/// The bodies of claim-checked messages, read from the payload bucket, so that a listing shows
+/// what was sent; a body that can no longer be read says why.
+pub async fn resolve_claims(payloads: &impl BlobStore, messages: &mut [QueuedMessage]) {
+    for message in messages {
+        let body = claimed_body(payloads, &message.body, |name| {
+            message.attributes.get(name).map(String::as_str)
+        })
+        .await;
+        message.body = match body {
+            Ok(body) => body.into_owned(),
+            Err(error) => format!("({})", domain::error::error_chain(&error)),
+        };
+    }
 }
 
 /// A message as `dlq` and `quarantine` list it: its named attributes (the queue never carries a
@@ -563,6 +611,72 @@ pub async fn list_messages(
         release(sqs, url, handle).await?;
     }
     Ok(seen.into_values().collect())
+}
+
+/// Deletes every message of a queue that names `key` (`forget::names_object`), with its
+/// claim-checked body; the others are made visible again. How many were deleted.
+pub async fn delete_messages_naming(
+    sqs: &aws_sdk_sqs::Client,
+    payloads: &impl BlobStore,
+    url: &str,
+    key: &domain::dedup::ObjectKey,
+) -> Result<usize, AwsError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut kept = Vec::new();
+    let mut deleted = 0;
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(TAKING_VISIBILITY_SECONDS)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(call("receiving messages"))?;
+        let mut new = 0;
+        for message in received.messages() {
+            let (Some(id), Some(handle)) = (message.message_id(), message.receipt_handle()) else {
+                continue;
+            };
+            if !seen.insert(id.to_owned()) {
+                continue;
+            }
+            new += 1;
+            let attributes = string_attributes(message);
+            let attribute_of = |name: &str| attributes.get(name).map(String::as_str);
+            let body = message.body().unwrap_or_default();
+            let readable = claimed_body(payloads, body, attribute_of).await;
+            let names = readable
+                .as_deref()
+                .is_ok_and(|text| names_object(key, attribute_of, text))
+                || names_object(key, attribute_of, body);
+            if !names {
+                kept.push(handle.to_owned());
+                continue;
+            }
+            if let Some(claim) = attribute_of(attribute::BODY_CLAIM) {
+                payloads
+                    .delete_under(claim)
+                    .await
+                    .map_err(call(format!("deleting {claim} from the payload bucket")))?;
+            }
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(handle)
+                .send()
+                .await
+                .map_err(call("deleting a message that names the object"))?;
+            deleted += 1;
+        }
+        if new == 0 {
+            break;
+        }
+    }
+    for handle in &kept {
+        release(sqs, url, handle).await?;
+    }
+    Ok(deleted)
 }
 
 /// Moves every message of `from` back to `to` with its body and attributes; the count moved. The

@@ -5,6 +5,12 @@ use serde::Serialize;
 use crate::args::{
     Cli, Command, CompaniesAction, DlqAction, KeeperAction, QuarantineAction, SyncMode,
 };
+use aws_adapters::blobs::S3BlobStore;
+use domain::claim::claimed_body;
+use domain::dedup::ObjectKey;
+use domain::ids::TenantId;
+use domain::ports::BlobStore;
+
 use crate::aws::{self, AwsError};
 use crate::deployment::{Deployment, DeploymentError, samconfig_stack_name};
 use crate::render;
@@ -71,10 +77,19 @@ pub async fn deployment(cli: &Cli) -> Result<(Deployment, aws_config::SdkConfig)
     Ok((deployment, sdk))
 }
 
+/// The deployment's payload bucket, if it has one.
+pub fn payloads(sdk: &aws_config::SdkConfig, deployment: &Deployment) -> Option<S3BlobStore> {
+    deployment
+        .payload_bucket
+        .as_ref()
+        .map(|bucket| S3BlobStore::new(sdk, bucket))
+}
+
 pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
     let (deployment, sdk) = deployment(cli).await?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let payloads = payloads(&sdk, &deployment);
     match &cli.command {
         Command::Status { no_subscriptions } => {
             let mut queues = aws::queues(&sqs, &deployment).await?;
@@ -114,7 +129,8 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             tripletex,
         } => {
             let key = format!("{company}#{object_type}#{id}");
-            let stored = aws::stored_object(&dynamodb, &deployment.objects_table, &key).await?;
+            let stored =
+                aws::stored_object(&dynamodb, &payloads, &deployment.objects_table, &key).await?;
             let now = if *tripletex {
                 Some(tripletex_now(&sdk, &deployment, company, object_type, *id, "*").await?)
             } else {
@@ -129,6 +145,22 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             let needs = shown.stored.is_none() || (shown.checked_tripletex && !shown.agrees());
             answer(cli, &shown, render::shown, needs)
         }
+        Command::Forget {
+            company,
+            object_type,
+            id,
+        } => {
+            let key = ObjectKey {
+                tenant: TenantId::parse(company).map_err(|error| {
+                    CliError::Invalid(format!("{company} is not a company's tenant: {error}"))
+                })?,
+                object_type: object_type.clone(),
+                object_id: *id,
+            };
+            let forgotten =
+                crate::forget::forget(&sqs, &dynamodb, &payloads, &deployment, &key).await?;
+            answer(cli, &forgotten, crate::forget::render, false)
+        }
         Command::Dlq { action, sync, max } => {
             let (name, url) = if *sync {
                 ("sync DLQ", &deployment.sync_dead_letters)
@@ -137,7 +169,8 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             };
             match action {
                 None => {
-                    let messages = aws::list_messages(&sqs, url, *max).await?;
+                    let mut messages = aws::list_messages(&sqs, url, *max).await?;
+                    aws::resolve_claims(&payloads, &mut messages).await;
                     let needs = !messages.is_empty();
                     answer(cli, &messages, |m| render::messages(name, m), needs)
                 }
@@ -163,7 +196,8 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             }
         }
         Command::Quarantine { action: None, max } => {
-            let messages = aws::list_messages(&sqs, &deployment.quarantine, *max).await?;
+            let mut messages = aws::list_messages(&sqs, &deployment.quarantine, *max).await?;
+            aws::resolve_claims(&payloads, &mut messages).await;
             let needs = !messages.is_empty();
             answer(cli, &messages, |m| render::messages("quarantine", m), needs)
         }
@@ -171,7 +205,7 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             action: Some(QuarantineAction::Replay { message_id, anyway }),
             ..
         } => {
-            let replayed = replay(&sqs, &deployment, message_id, *anyway).await?;
+            let replayed = replay(&sqs, &payloads, &deployment, message_id, *anyway).await?;
             let needs = !replayed.replayed;
             answer(cli, &replayed, render::replayed, needs)
         }
@@ -558,7 +592,8 @@ async fn send(
     )
     .await?;
     let key = format!("{company}#{}#{id}", event.object());
-    let before = aws::stored_object(dynamodb, &deployment.objects_table, &key).await?;
+    let payloads = payloads(sdk, deployment);
+    let before = aws::stored_object(dynamodb, &payloads, &deployment.objects_table, &key).await?;
     let body = envelope(&event, id, now.as_ref(), before.as_ref())?;
     let expected = Expected::of(now.as_ref());
 
@@ -595,7 +630,8 @@ async fn send(
         let deadline = started + timeout;
         while state == Progress::Waiting && std::time::Instant::now() < deadline {
             tokio::time::sleep(SEND_POLL_EVERY).await;
-            stored = aws::stored_object(dynamodb, &deployment.objects_table, &key).await?;
+            stored =
+                aws::stored_object(dynamodb, &payloads, &deployment.objects_table, &key).await?;
             state = progress(expected, &idempotency_key, before.as_ref(), stored.as_ref());
         }
     }
@@ -626,6 +662,7 @@ async fn send(
 
 async fn replay(
     sqs: &aws_sdk_sqs::Client,
+    payloads: &impl BlobStore,
     deployment: &Deployment,
     message_id: &str,
     anyway: bool,
@@ -644,7 +681,16 @@ async fn replay(
         event: None,
         object_id: None,
     };
-    let attributes = match crate::replay::replayable(&taken.body, &taken.attributes) {
+    // A claim-checked body is read as the worker will read it; the message moves as it is.
+    let body = claimed_body(payloads, &taken.body, |name| {
+        taken.attributes.get(name).map(String::as_str)
+    })
+    .await;
+    let readable = match &body {
+        Ok(body) => crate::replay::replayable(body, &taken.attributes).map_err(|e| e.to_string()),
+        Err(error) => Err(domain::error::error_chain(error)),
+    };
+    let attributes = match readable {
         Ok(replayable) => {
             replayed.tenant = Some(replayable.tenant);
             replayed.event = Some(replayable.event);
@@ -652,7 +698,7 @@ async fn replay(
             replayable.attributes
         }
         Err(reason) => {
-            replayed.refused_because = Some(reason.to_string());
+            replayed.refused_because = Some(reason);
             if !anyway {
                 aws::release(sqs, from, &taken.receipt_handle).await?;
                 return Ok(replayed);

@@ -34,6 +34,9 @@ pub struct Deployment {
     pub receiver_url: Option<String>,
     pub receiver_auth_secret: Option<String>,
     pub object_fields: Option<String>,
+    /// The payload bucket: claim-checked bodies and values over an item's limit (none on a stack
+    /// deployed before it had one).
+    pub payload_bucket: Option<String>,
     /// Where the local functions answer Lambda's Invoke API (`cargo lambda watch`); none for a
     /// deployed stack, whose functions the SDK's Lambda endpoint reaches.
     pub lambda_endpoint: Option<String>,
@@ -78,6 +81,7 @@ pub const CREDENTIALS_SECRET: &str = "TripletexCredentialsSecretArn";
 pub const API_BASE_URL: &str = "TripletexApiBaseUrl";
 /// The parameter (read like an output) with the subscriptions' `fields` filter.
 pub const FIELDS: &str = "KeeperFields";
+const PAYLOAD_BUCKET: &str = "PayloadBucketName";
 const RECEIVER_URL: &str = "ReceiverUrl";
 const RECEIVER_AUTH_SECRET: &str = "ReceiverAuthSecretArn";
 
@@ -128,6 +132,7 @@ impl Deployment {
             receiver_url: outputs.get(RECEIVER_URL).cloned(),
             receiver_auth_secret: outputs.get(RECEIVER_AUTH_SECRET).cloned(),
             object_fields: outputs.get(FIELDS).cloned(),
+            payload_bucket: outputs.get(PAYLOAD_BUCKET).cloned(),
             lambda_endpoint,
         })
     }
@@ -173,6 +178,10 @@ impl Deployment {
                 &summary["functions"]["subscription-keeper"]["RECEIVER_URL"],
             ),
             (FIELDS, &summary["functions"]["object-sync"]["SYNC_FIELDS"]),
+            (
+                PAYLOAD_BUCKET,
+                &summary["resources"]["PayloadBucket"]["name"],
+            ),
         ];
         for (output, value) in found {
             if let Some(value) = value.as_str() {

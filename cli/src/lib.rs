@@ -7,6 +7,7 @@ pub mod aws;
 pub mod commands;
 pub mod companies;
 pub mod deployment;
+pub mod forget;
 pub mod render;
 pub mod replay;
 pub mod send;

@@ -131,6 +131,7 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
             duplicate = counts.duplicate,
             stale = counts.stale,
             after_delete = counts.after_delete,
+            forgotten = counts.forgotten,
             unversioned = counts.unversioned,
             quarantined = counts.quarantined,
             failed = counts.failed,

@@ -40,6 +40,8 @@ pub mod item {
     /// On a tombstone of a type whose deletes must remember (`TombstonePolicy`): the value the
     /// object had when it was deleted.
     pub const LAST_VALUE: &str = "lastValue";
+    /// When the value was erased on request (`forget`); only a newer version is stored again.
+    pub const FORGOTTEN_AT: &str = "forgottenAt";
     pub const PAYLOAD_HASH: &str = "payloadHash";
     pub const LAST_EVENT: &str = "lastEvent";
     pub const SUBSCRIPTION_ID: &str = "subscriptionId";
@@ -242,7 +244,59 @@ impl ObjectStore for DynamoObjectStore {
     }
 }
 
+/// What `forget` erased from an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erased {
+    /// The version it was forgotten at: only a newer one is stored again.
+    pub version: Option<i64>,
+    pub deleted: bool,
+    pub value: Option<StoredValue>,
+    pub last_value: Option<StoredValue>,
+    /// It had been forgotten before (this run found nothing more to erase on the item).
+    pub again: bool,
+}
+
 impl DynamoObjectStore {
+    /// Erases an object's value and `lastValue` and marks it forgotten (`dedup::decide` then refuses
+    /// what is not a newer version); none when the copy holds no such object. The large values
+    /// those attributes pointed at are the caller's to delete (`claim::values_prefix`).
+    #[instrument(skip_all, fields(%key))]
+    pub async fn forget(
+        &self,
+        key: &ObjectKey,
+        now: Timestamp,
+    ) -> Result<Option<Erased>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, AttributeValue::S(key.to_string()))
+            .update_expression("SET #forgottenAt = :now REMOVE #value, #lastValue, #payloadHash")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", item::KEY)
+            .expression_attribute_names("#forgottenAt", item::FORGOTTEN_AT)
+            .expression_attribute_names("#value", item::VALUE)
+            .expression_attribute_names("#lastValue", item::LAST_VALUE)
+            .expression_attribute_names("#payloadHash", item::PAYLOAD_HASH)
+            .expression_attribute_values(":now", AttributeValue::S(now.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        let old = match result {
+            Ok(output) => output.attributes.unwrap_or_default(),
+            Err(error) if refused_by_condition(&error) => return Ok(None),
+            Err(error) => return Err(write_failed(error)),
+        };
+        let state = stored_state(&old);
+        Ok(Some(Erased {
+            version: state.version,
+            deleted: state.deleted,
+            value: StoredValue::of(old.get(item::VALUE)),
+            last_value: StoredValue::of(old.get(item::LAST_VALUE)),
+            again: state.forgotten,
+        }))
+    }
+
     /// Records a `send` probe's key on an item whose write was refused: the second write only a
     /// test delivery the copy already held costs. An absent item (none can be) is left absent.
     async fn mark_probe(&self, key: &ObjectKey, probe: &str) -> Result<(), StoreError> {
@@ -509,9 +563,12 @@ pub fn conditional_write(
                 AttributeValue::S(payload.hash().to_owned()),
             ));
             remove.push(write.name(item::DELETED_AT));
+            let forgotten = write.name(item::FORGOTTEN_AT);
+            remove.push(forgotten.clone());
             format!(
                 "attribute_not_exists({key}) OR ({deleted} = {not_deleted} AND \
-                 (attribute_not_exists({version_name}) OR {version_name} < {version_value}))"
+                 ((attribute_not_exists({version_name}) AND attribute_not_exists({forgotten})) \
+                 OR {version_name} < {version_value}))"
             )
         }
         Write::Unversioned { payload } => {
@@ -525,8 +582,10 @@ pub fn conditional_write(
             );
             set.push(format!("{hash_name} = {hash_value}"));
             remove.push(write.name(item::DELETED_AT));
+            let forgotten = write.name(item::FORGOTTEN_AT);
             format!(
-                "attribute_not_exists({key}) OR ({deleted} = {not_deleted} AND {hash_name} <> {hash_value})"
+                "attribute_not_exists({key}) OR ({deleted} = {not_deleted} AND \
+                 attribute_not_exists({forgotten}) AND {hash_name} <> {hash_value})"
             )
         }
         Write::Delete => {
@@ -661,6 +720,7 @@ pub fn stored_state(item: &HashMap<String, AttributeValue>) -> StoredState {
             .get(item::PAYLOAD_HASH)
             .and_then(|v| v.as_s().ok())
             .cloned(),
+        forgotten: item.contains_key(item::FORGOTTEN_AT),
     }
 }
 
@@ -760,12 +820,15 @@ mod tests {
         );
         assert_eq!(
             write.condition,
-            "attribute_not_exists(#pk) OR (#deleted = :false AND (attribute_not_exists(#version) OR #version < :version))"
+            "attribute_not_exists(#pk) OR (#deleted = :false AND ((attribute_not_exists(#version) \
+             AND attribute_not_exists(#forgottenAt)) OR #version < :version))"
         );
         assert_eq!(write.values[":version"], AttributeValue::N("4".into()));
         assert!(write.update.contains("#value = :value"));
         assert!(
-            write.update.ends_with("REMOVE #versionUnknown, #deletedAt"),
+            write
+                .update
+                .ends_with("REMOVE #versionUnknown, #deletedAt, #forgottenAt"),
             "a versioned value is at its version, and live: {}",
             write.update
         );
@@ -815,7 +878,8 @@ mod tests {
         );
         assert_eq!(
             write.condition,
-            "attribute_not_exists(#pk) OR (#deleted = :false AND #payloadHash <> :payloadHash)"
+            "attribute_not_exists(#pk) OR (#deleted = :false AND attribute_not_exists(#forgottenAt) \
+             AND #payloadHash <> :payloadHash)"
         );
         assert_eq!(
             write.values[":payloadHash"],
@@ -848,7 +912,8 @@ mod tests {
                 version: Some(12),
                 version_unknown: false,
                 deleted: true,
-                payload_hash: None
+                payload_hash: None,
+                forgotten: false,
             }
         );
     }

@@ -172,6 +172,9 @@ pub struct StoredState {
     pub version_unknown: bool,
     pub deleted: bool,
     pub payload_hash: Option<String>,
+    /// The value was erased on request (`tripletex-webhooks forget`): only a newer version than
+    /// `version` is stored again (see [`decide`]).
+    pub forgotten: bool,
 }
 
 /// What became of a record. Only `Accepted` changes the stored item; the others are answers, not
@@ -185,6 +188,9 @@ pub enum Outcome {
     Stale,
     /// The object is deleted; a late update must not resurrect it.
     AfterDelete,
+    /// The object's value was erased on request, and this record is not a newer version: it
+    /// must not bring the value back.
+    Forgotten,
 }
 
 impl Outcome {
@@ -194,6 +200,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Stale => "stale",
             Self::AfterDelete => "after_delete",
+            Self::Forgotten => "forgotten",
         }
     }
 }
@@ -202,6 +209,12 @@ impl Outcome {
 /// - versioned v: written if no item, or the item is not deleted and its version is lower (or absent);
 /// - delete: written if no item, or the item is not deleted;
 /// - unversioned: written if no item, or the item is not deleted and its content differs.
+///
+/// A forgotten object (its value erased on request) is written again only by a version newer than
+/// the one it had when it was forgotten: a late webhook or the reconciliation of that version would
+/// bring back what was erased, while a newer version is a change Tripletex made after the request.
+/// An unversioned record cannot show it is newer, so it is refused, as is every upsert of an object
+/// forgotten without a version; a delete still writes its tombstone.
 pub fn decide(stored: Option<&StoredState>, write: &Write) -> Outcome {
     let Some(stored) = stored else {
         return Outcome::Accepted;
@@ -210,6 +223,12 @@ pub fn decide(stored: Option<&StoredState>, write: &Write) -> Outcome {
         Write::Delete if stored.deleted => Outcome::Duplicate,
         Write::Delete => Outcome::Accepted,
         _ if stored.deleted => Outcome::AfterDelete,
+        Write::Unversioned { .. } if stored.forgotten => Outcome::Forgotten,
+        Write::Versioned { version, .. }
+            if stored.forgotten && stored.version.is_none_or(|current| current >= *version) =>
+        {
+            Outcome::Forgotten
+        }
         Write::Versioned { version, .. } => match stored.version {
             None => Outcome::Accepted,
             Some(current) if current < *version => Outcome::Accepted,
@@ -238,18 +257,21 @@ pub fn apply(stored: Option<&StoredState>, write: &Write) -> StoredState {
             version_unknown: false,
             deleted: false,
             payload_hash: Some(payload.hash().to_owned()),
+            forgotten: false,
         },
         Write::Unversioned { payload } => StoredState {
             version: previous_version,
             version_unknown: true,
             deleted: false,
             payload_hash: Some(payload.hash().to_owned()),
+            forgotten: false,
         },
         Write::Delete => StoredState {
             version: previous_version,
             version_unknown: false,
             deleted: true,
             payload_hash: None,
+            forgotten: stored.is_some_and(|s| s.forgotten),
         },
     }
 }
@@ -287,7 +309,40 @@ mod tests {
             version_unknown: false,
             deleted,
             payload_hash: json.map(|j| Payload::from_json(j).hash().to_owned()),
+            forgotten: false,
         }
+    }
+
+    #[test]
+    fn a_forgotten_object_is_stored_again_only_by_a_newer_version_or_closed_by_a_delete() {
+        let forgotten = StoredState {
+            forgotten: true,
+            ..stored(Some(7), false, None)
+        };
+        let cases = [
+            ("redelivered webhook", versioned(7), Outcome::Forgotten),
+            ("older version", versioned(6), Outcome::Forgotten),
+            ("unversioned", unversioned("{}"), Outcome::Forgotten),
+            ("newer version", versioned(8), Outcome::Accepted),
+            ("delete", Write::Delete, Outcome::Accepted),
+        ];
+        for (case, write, expected) in cases {
+            assert_eq!(decide(Some(&forgotten), &write), expected, "{case}");
+        }
+        let without_version = StoredState {
+            forgotten: true,
+            ..stored(None, false, None)
+        };
+        assert_eq!(
+            decide(Some(&without_version), &versioned(1_000)),
+            Outcome::Forgotten,
+            "nothing tells a newer version of an object forgotten without one"
+        );
+        assert!(
+            !apply(Some(&forgotten), &versioned(8)).forgotten,
+            "it lives again"
+        );
+        assert!(apply(Some(&forgotten), &Write::Delete).forgotten);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod claim;
 pub mod dedup;
 pub mod envelope;
 pub mod error;
+pub mod forget;
 pub mod ids;
 pub mod intake;
 pub mod keeper;

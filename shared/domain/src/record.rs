@@ -91,6 +91,8 @@ pub struct BatchCounts {
     pub duplicate: u64,
     pub stale: u64,
     pub after_delete: u64,
+    /// Refused because the object was forgotten on request at that version or later.
+    pub forgotten: u64,
     /// Records without a version, whatever their outcome (they are deduplicated by content only).
     pub unversioned: u64,
     /// Records that can never be applied, moved to the quarantine queue.
@@ -108,6 +110,7 @@ impl BatchCounts {
             Outcome::Duplicate => self.duplicate += 1,
             Outcome::Stale => self.stale += 1,
             Outcome::AfterDelete => self.after_delete += 1,
+            Outcome::Forgotten => self.forgotten += 1,
         }
         if matches!(write, Write::Unversioned { .. }) {
             self.unversioned += 1;
@@ -115,12 +118,13 @@ impl BatchCounts {
     }
 
     /// Metric name and value pairs, in a stable order.
-    pub fn metrics(&self) -> [(&'static str, u64); 8] {
+    pub fn metrics(&self) -> [(&'static str, u64); 9] {
         [
             ("Accepted", self.accepted),
             ("Duplicate", self.duplicate),
             ("Stale", self.stale),
             ("AfterDelete", self.after_delete),
+            ("Forgotten", self.forgotten),
             ("Unversioned", self.unversioned),
             ("Quarantined", self.quarantined),
             ("Failed", self.failed),
