@@ -4,7 +4,7 @@
 //! newer version (a change Tripletex made after the request).
 
 use aws_adapters::dynamodb::{DynamoObjectStore, Erased};
-use domain::claim::values_prefix;
+use domain::claim::{messages_prefix, values_prefix};
 use domain::dedup::ObjectKey;
 use domain::ports::BlobStore;
 use serde::Serialize;
@@ -26,7 +26,9 @@ pub struct Forgotten {
     pub last_value_erased: bool,
     /// It had been forgotten before.
     pub forgotten_before: bool,
-    /// Its values kept in the payload bucket (over an item's limit), every version of them.
+    /// Its values kept in the payload bucket (over an item's limit), every version of them, and
+    /// the claim-checked bodies of the messages naming it (a message still queued then goes to
+    /// the quarantine with its body gone).
     pub payload_objects_deleted: usize,
     pub quarantined_deleted: usize,
     pub dead_letters_deleted: usize,
@@ -47,14 +49,17 @@ pub async fn forget(
             what: format!("erasing {key} from the table"),
             source: Box::new(source),
         })?;
-    let payload_objects_deleted =
-        payloads
-            .delete_under(&values_prefix(key))
-            .await
-            .map_err(|source| AwsError::Call {
-                what: format!("deleting {key}'s values from the payload bucket"),
-                source: Box::new(source),
-            })?;
+    let mut payload_objects_deleted = 0;
+    for prefix in [values_prefix(key), messages_prefix(key)] {
+        payload_objects_deleted +=
+            payloads
+                .delete_under(&prefix)
+                .await
+                .map_err(|source| AwsError::Call {
+                    what: format!("deleting {prefix} from the payload bucket"),
+                    source: Box::new(source),
+                })?;
+    }
     let quarantined_deleted =
         aws::delete_messages_naming(sqs, payloads, &deployment.quarantine, key).await?;
     let dead_letters_deleted =

@@ -343,6 +343,126 @@ def check_company_life(args, stack, dynamodb):
     return failures
 
 
+def postings(target_bytes, base):
+    """Voucher lines as Tripletex writes them with fields=*: an {id, url} reference each, ~70 bytes."""
+    count = target_bytes // len(json.dumps({"id": 10_000_000, "url": f"{base}/v2/ledger/posting/10000000"}))
+    return [{"id": 10_000_000 + i, "url": f"{base}/v2/ledger/posting/{10_000_000 + i}"} for i in range(count)]
+
+
+def post_to_receiver(receiver_url, body):
+    """A body posted to the default company's receiver URL with its header token; the status."""
+    request = urllib.request.Request(receiver_url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "X-Tripletex-Webhook-Token": "local-dev-header-token"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def wait_for_item(dynamodb, table, key, version, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        item = dynamodb.get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
+        if item and int(item.get("version", {}).get("N", "-1")) >= version:
+            return item
+        time.sleep(0.5)
+    return None
+
+
+def check_large_objects(args, stack, dynamodb):
+    """Objects of any size through the real functions: a 1 MiB and a 5 MiB voucher delivered by the
+    simulator's webhooks (receiver, claim check, worker, value by pointer) and two more fetched by the
+    sync (a webhook that never came), each shown whole by `show`; a body over the receiver's limit still
+    answered 413; a quarantined body over SQS's limit readable in full by `quarantine`."""
+    failures = []
+    table = stack["resources"]["ObjectsTable"]["name"]
+    base = args.simulator
+    made = {}
+    for mib, deliver in ((1, True), (5, True), (1, False), (5, False)):
+        key = simulator(base, "POST", "/_sim/changes",
+                        {"companyId": 100, "type": "voucher", "verb": "create", "deliver": deliver,
+                         "fields": {"postings": postings(mib * 1024 * 1024, base)}})
+        made[key["id"]] = (mib, "webhook" if deliver else "sync")
+    resync, code = cli(args.stack, "resync", "--company", "default", "--type", "voucher", "--timeout-seconds", "600")
+    print(f"  resync --company default --type voucher (the vouchers no webhook announced): exit {code}")
+    if code != 0:
+        failures.append(f"the voucher resync answered {code}: {str(resync)[:300]}")
+    for object_id, (mib, path) in made.items():
+        key = f"default#voucher#{object_id}"
+        item = wait_for_item(dynamodb, table, key, 0)
+        claim = (item or {}).get("value", {}).get("M", {}).get("claimCheck", {}).get("S")
+        shown, code = cli(args.stack, "show", "default", "voucher", str(object_id))
+        value = (shown.get("stored") or {}).get("value") or {}
+        whole = len(value.get("postings", [])) == len(postings(mib * 1024 * 1024, base))
+        size = len(json.dumps(value, separators=(",", ":")))
+        print(f"  a {mib} MiB voucher by {path}: stored by pointer {claim}, shown whole: {whole} "
+              f"({size:,} bytes)")
+        if not (item and claim and whole):
+            failures.append(f"the {mib} MiB voucher {object_id} ({path}) is not stored whole by pointer: "
+                            f"item {bool(item)}, claim {claim}, whole {whole}")
+    limit = int(stack["functions"]["webhook-receiver"]["MAX_BODY_BYTES"])
+    status = post_to_receiver(args.receiver_url, b" " * (limit + 1))
+    print(f"  a body of {limit + 1:,} bytes (over MAX_BODY_BYTES): {status}")
+    if status != 413:
+        failures.append(f"a body over the limit answered {status}, expected 413")
+    not_an_envelope = json.dumps({"not": "an envelope", "notes": "n" * (300 * 1024)}).encode()
+    status = post_to_receiver(args.receiver_url, not_an_envelope)
+    listed, _ = cli(args.stack, "quarantine")
+    readable = [m for m in listed if m.get("body", "").encode() == not_an_envelope and "bodyClaim" in m["attributes"]]
+    print(f"  a {len(not_an_envelope):,}-byte body that is not an envelope: {status}, quarantined by claim check "
+          f"and listed whole by `quarantine`: {bool(readable)}")
+    if status != 202 or not readable:
+        failures.append(f"the large non-envelope answered {status}; listed whole: {bool(readable)}")
+    return failures
+
+
+def check_forget(args, stack, dynamodb):
+    """`forget` on the local stack: a customer's value gone from the table, the payload bucket and the
+    quarantine; a redelivered webhook of the same version and the next reconciliation leave it erased; a
+    newer version is stored again."""
+    failures = []
+    table = stack["resources"]["ObjectsTable"]["name"]
+    made = simulator(args.simulator, "POST", "/_sim/changes",
+                     {"companyId": 100, "type": "customer", "verb": "create",
+                      "fields": {"name": "Kari Nordmann", "email": "kari@example.invalid",
+                                 "description": "d" * (450 * 1024)}})
+    object_id = made["id"]
+    key = f"default#customer#{object_id}"
+    item = wait_for_item(dynamodb, table, key, 0)
+    version = int(item["version"]["N"]) if item else None
+    # A body the receiver quarantines (its id is not a number) that names the customer.
+    status = post_to_receiver(args.receiver_url, json.dumps(
+        {"event": "customer.update", "id": str(object_id), "value": {"name": "Kari Nordmann"}}).encode())
+    forgotten, code = cli(args.stack, "forget", "default", "customer", str(object_id))
+    print(f"  forget default customer {object_id} (quarantined beside it: {status}): {forgotten}")
+    if code != 0 or not forgotten.get("valueErased") or forgotten.get("payloadObjectsDeleted", 0) < 2 \
+            or forgotten.get("quarantinedDeleted") != 1 or forgotten.get("version") != version:
+        failures.append(f"forget answered {code}: {forgotten}")
+    sent, code = cli(args.stack, "send", "customer.update", str(object_id))
+    shown, _ = cli(args.stack, "show", "default", "customer", str(object_id))
+    stored = shown.get("stored") or {}
+    print(f"  the same version redelivered (send): {sent.get('progress')}; value {stored.get('value')}")
+    if stored.get("value") is not None or stored.get("version") != version:
+        failures.append(f"a redelivered webhook brought the forgotten value back: {stored}")
+    resync, code = cli(args.stack, "resync", "--company", "default", "--type", "customer", "--timeout-seconds", "300")
+    time.sleep(3)  # what the run queued reaches the worker a moment later
+    shown, _ = cli(args.stack, "show", "default", "customer", str(object_id))
+    stored = shown.get("stored") or {}
+    print(f"  the next reconciliation (exit {code}): value {stored.get('value')}, version {stored.get('version')}")
+    if stored.get("value") is not None or not stored.get("forgottenAt"):
+        failures.append(f"the reconciliation brought the forgotten value back: {stored}")
+    simulator(args.simulator, "POST", "/_sim/changes",
+              {"companyId": 100, "type": "customer", "verb": "update", "id": object_id,
+               "fields": {"description": "changed after the request"}})
+    item = wait_for_item(dynamodb, table, key, (version or 0) + 1)
+    print(f"  a newer version from Tripletex: stored again at {item and item['version']['N']}")
+    if not item or "value" not in item:
+        failures.append(f"a newer version was not stored after forget: {item}")
+    return failures
+
+
 def banner_commands(text):
     """The command lines of the banner: indented four spaces, continued with a trailing backslash."""
     commands, current = [], ""
@@ -467,6 +587,8 @@ def main():
         failures += check_keeper(args, stack, dynamodb)
         failures += check_sync(args, stack, dynamodb)
         failures += check_company_life(args, stack, dynamodb)
+        failures += check_large_objects(args, stack, dynamodb)
+        failures += check_forget(args, stack, dynamodb)
     if args.banner:
         failures += check_banner(args.banner)
 

@@ -566,22 +566,7 @@ mod large_values {
 
     async fn bucket(name: &str) -> S3BlobStore {
         let sdk = sdk_config_for(MotoServer::shared().endpoint()).await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        );
-        s3.create_bucket()
-            .bucket(name)
-            .create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuNorth1)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        S3BlobStore::new(&sdk, name)
+        S3BlobStore::new(&sdk, test_support::create_bucket(&sdk, name).await)
     }
 
     async fn read(dynamo: &Dynamo, key: &ObjectKey) -> Option<HashMap<String, AttributeValue>> {

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::dedup::{ObjectChange, ObjectKey, Outcome, Write};
 use crate::error::BoxError;
+use crate::ids::TenantId;
 use crate::message::{MAX_QUEUE_MESSAGE_BYTES, QueueMessage, attribute};
 use crate::ports::{BlobError, BlobStore, MessageQueue, ObjectStore, QueueError, StoreError};
 
@@ -43,9 +44,36 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The key of a claim-checked message body: its digest, so a redelivery stores nothing new.
-pub fn message_key(digest: &str) -> String {
-    format!("{MESSAGES_PREFIX}{digest}")
+/// The key of a claim-checked message body: under the object it names (so that `forget` finds it),
+/// or under its company alone when its attributes name none (a quarantined body), then its digest,
+/// so that a redelivery stores nothing new.
+pub fn message_key(message: &QueueMessage, digest: &str) -> String {
+    let tenant = message
+        .attribute(attribute::TENANT)
+        .filter(|tenant| TenantId::parse(tenant).is_ok());
+    let object = message
+        .attribute(attribute::EVENT)
+        .and_then(|event| event.split_once('.'))
+        .map(|(object, _)| object)
+        .filter(|object| !object.is_empty() && object.chars().all(|c| c.is_ascii_alphanumeric()));
+    let id = message
+        .attribute(attribute::OBJECT_ID)
+        .and_then(|id| id.parse::<i64>().ok());
+    match (tenant, object, id) {
+        (Some(tenant), Some(object), Some(id)) => {
+            format!("{MESSAGES_PREFIX}{tenant}/{object}/{id}/{digest}")
+        }
+        (Some(tenant), _, _) => format!("{MESSAGES_PREFIX}{tenant}/{digest}"),
+        _ => format!("{MESSAGES_PREFIX}{digest}"),
+    }
+}
+
+/// Where the claim-checked bodies of messages naming an object are kept.
+pub fn messages_prefix(key: &ObjectKey) -> String {
+    format!(
+        "{MESSAGES_PREFIX}{}/{}/{}/",
+        key.tenant, key.object_type, key.object_id
+    )
 }
 
 /// Every large value an object ever had sits under this prefix, so forgetting it is one listing.
@@ -122,7 +150,7 @@ pub async fn checked<'m, B: BlobStore>(
         return Ok(Cow::Borrowed(message));
     }
     let digest = sha256_hex(message.body.as_bytes());
-    let key = message_key(&digest);
+    let key = message_key(message, &digest);
     blobs.put(&key, message.body.as_bytes()).await?;
     let claim = QueueMessage {
         body: key.clone(),
@@ -304,7 +332,6 @@ fn store_error(source: BlobError, key: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::TenantId;
 
     #[test]
     fn keys_are_content_addressed_and_a_value_sits_under_its_object() {
@@ -320,6 +347,30 @@ mod tests {
             digest,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(message_key(&digest), format!("messages/{digest}"));
+        let message = |pairs: &[(&str, &str)]| QueueMessage {
+            body: "abc".into(),
+            attributes: pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        let named = message(&[
+            ("tenant", "acme"),
+            ("event", "voucher.update"),
+            ("objectId", "7"),
+        ]);
+        assert_eq!(
+            message_key(&named, &digest),
+            format!("{}{digest}", messages_prefix(&key))
+        );
+        let quarantined = message(&[("tenant", "acme"), ("event", "../x.update")]);
+        assert_eq!(
+            message_key(&quarantined, &digest),
+            format!("messages/acme/{digest}")
+        );
+        assert_eq!(
+            message_key(&message(&[]), &digest),
+            format!("messages/{digest}")
+        );
     }
 }

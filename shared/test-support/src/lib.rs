@@ -16,6 +16,8 @@ pub use fakes::{
     InMemoryBlobs, InMemoryObjectStore, InMemoryResyncLedger, LedgerCall, RecordingQueue,
     StoreFailure, StoredItem,
 };
+#[cfg(feature = "s3")]
+pub use moto::create_bucket;
 pub use moto::{MotoServer, sdk_config_for};
 pub use net::free_port;
 pub use simulator::TripletexSimulator;

@@ -82,3 +82,25 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
         .load()
         .await
 }
+
+/// A new bucket in moto's region; its name.
+#[cfg(feature = "s3")]
+pub async fn create_bucket(sdk: &SdkConfig, name: &str) -> String {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(name)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::EuNorth1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("moto did not create bucket {name}: {error:?}"));
+    name.to_owned()
+}
