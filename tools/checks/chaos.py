@@ -31,6 +31,7 @@ import time
 import urllib.request
 
 import boto3
+import botocore.config
 
 from tools.simulator.tripletex_webhooks import OBJECT_TYPES, UPDATED_FIELD
 
@@ -40,9 +41,16 @@ TENANTS = {100: "default", 200: "hmac-demo"}
 # above an outage window (3 s) plus the SDK's own retries inside the receiver.
 TIME_SCALE = 0.001
 DISABLE_AFTER_SECONDS = 20000
+# DynamoDB's item limit: a value over it is kept in the payload bucket.
+LARGE_OBJECT_BYTES = 400_000
 THROTTLE = {"mode": "error", "status": 400, "rate": 0.5, "contentType": "application/x-amz-json-1.0",
             "body": json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
                                 "message": "Injected by the chaos run"})}
+
+
+def postings(count, base):
+    """A voucher's posting references as Tripletex writes them with fields=*, ~70 bytes each."""
+    return [{"id": 90_000_000 + i, "url": f"{base}/v2/ledger/posting/{90_000_000 + i}"} for i in range(count)]
 
 
 def log(text):
@@ -67,6 +75,10 @@ class Chaos:
         endpoint = os.environ["AWS_ENDPOINT_URL"]
         self.sqs = boto3.client("sqs", endpoint_url=endpoint)
         self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+        self.s3 = boto3.client("s3", endpoint_url=endpoint,
+                               config=botocore.config.Config(s3={"addressing_style": "path"}))
+        self.payload_bucket = resources["PayloadBucket"]["name"]
+        self.large = []
         self.queue = resources["WebhookQueue"]["url"]
         self.sync_objects = resources["SyncObjectsQueue"]["url"]
         self.dlq = resources["WebhookDeadLetterQueue"]["url"]
@@ -126,6 +138,7 @@ class Chaos:
         self.sim("POST", "/_sim/workload", {"companyIds": list(TENANTS), "changes": self.args.changes,
                                             "objects": self.args.objects, "rate": self.args.rate,
                                             "seed": self.args.seed})
+        self.large_objects()
         self.fault_timeline()
         self.settle()
         self.silent_changes()
@@ -141,10 +154,33 @@ class Chaos:
         return [o["id"] for o in self.sim("GET", "/_sim/objects")["values"]
                 if o["companyId"] == company and o["type"] == kind and not o["deleted"]]
 
+    def large_objects(self):
+        """Objects over DynamoDB's 400 KB item limit and SQS's 256 KiB message limit: vouchers of thousands
+        of posting references, created and half of them updated again through the same faults as the rest."""
+        made = []
+        for n in range(self.args.large_objects):
+            company = list(TENANTS)[n % len(TENANTS)]
+            made.append(self.sim("POST", "/_sim/changes", {
+                "companyId": company, "type": "voucher", "verb": "create",
+                "fields": {"postings": postings(6_000 + 1_500 * n, self.args.simulator)}}))
+        for key in made[::2]:
+            self.sim("POST", "/_sim/changes", {
+                "companyId": key["companyId"], "type": "voucher", "verb": "update", "id": key["id"],
+                "fields": {"postings": postings(8_000, self.args.simulator)}})
+        self.large = made
+        log(f"{len(made)} vouchers over 400 KB made, {len(made[::2])} of them updated")
+
     def silent_changes(self):
         """Updates and deletes whose webhooks Tripletex never sends: only the nightly run finds them
         (a delete must become a tombstone, confirmed by a 404)."""
         made = 0
+        if self.large:
+            # A large object changed silently: the reconciliation fetches it and takes the claim check.
+            key = self.large[-1]
+            self.sim("POST", "/_sim/changes", {
+                "companyId": key["companyId"], "type": "voucher", "verb": "update", "id": key["id"],
+                "deliver": False, "fields": {"postings": postings(7_000, self.args.simulator)}})
+            made += 1
         for company in TENANTS:
             for kind in ("product", "customer"):
                 ids = self.live(company, kind)
@@ -289,15 +325,28 @@ class Chaos:
             if not start:
                 return items
 
+    def with_claimed_values(self, items):
+        """Each item's value as text: read from the payload bucket where the item holds its key."""
+        for item in items.values():
+            claim = item.get("value", {}).get("M", {}).get("claimCheck", {}).get("S")
+            if claim:
+                body = self.s3.get_object(Bucket=self.payload_bucket, Key=claim)["Body"].read()
+                item["value"] = {"S": body.decode()}
+        return items
+
     def compare(self):
         truth = self.sim("GET", "/_sim/objects")["values"]
-        items = self.table_items()
+        items = self.with_claimed_values(self.table_items())
         verdicts = {"exact": [], "lost": [], "resurrected": [], "mismatched": [], "resyncNeeded": []}
         stored = {}
+        large = []
         for obj in truth:
             key = f"{TENANTS[obj['companyId']]}#{obj['type']}#{obj['id']}"
             item = items.pop(key, None)
-            verdicts[verdict(obj, item)].append(key)
+            outcome = verdict(obj, item)
+            verdicts[outcome].append(key)
+            if len(json.dumps(obj["value"], separators=(",", ":"))) > LARGE_OBJECT_BYTES:
+                large.append(outcome)
             if item is not None:
                 stored[key] = item
         freshness = freshness_by_source(truth, stored)
@@ -333,6 +382,8 @@ class Chaos:
             **sync,
             "syncDeadLetters": self.queue_depth(self.sync_dlq),
             "objects": len(truth),
+            "objectsOver400KB": len(large),
+            "objectsOver400KBExact": large.count("exact"),
             "exact": len(verdicts["exact"]),
             "lost": len(verdicts["lost"]),
             "resurrected": len(verdicts["resurrected"]),
@@ -523,6 +574,8 @@ def main():
     parser.add_argument("--drop-rate", type=float, default=0.02, help="share of webhooks Tripletex never sends")
     parser.add_argument("--object-fault-rate", type=float, default=0.2,
                         help="share of full list pages followed by a delete, and of fetch answers leaving one out")
+    parser.add_argument("--large-objects", type=int, default=4,
+                        help="vouchers over DynamoDB's 400 KB item limit, made during the traffic")
     parser.add_argument("--changes", type=int, default=10_000)
     parser.add_argument("--objects", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=100)
