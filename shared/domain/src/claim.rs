@@ -5,9 +5,7 @@
 
 use std::borrow::Cow;
 
-use sha2::{Digest, Sha256};
-
-use crate::dedup::{ObjectChange, ObjectKey, Outcome, Write};
+use crate::dedup::{ObjectChange, ObjectKey, Outcome, Write, sha256_hex};
 use crate::error::BoxError;
 use crate::ids::TenantId;
 use crate::message::{MAX_QUEUE_MESSAGE_BYTES, QueueMessage, attribute};
@@ -35,14 +33,6 @@ pub const VALUES_PREFIX: &str = "values/";
 pub const CLAIM_KEY: &str = "claimCheck";
 pub const CLAIM_BYTES: &str = "bytes";
 pub const CLAIM_SHA256: &str = "sha256";
-
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// The key of a claim-checked message body: under the object it names (so that `forget` finds it),
 /// or under its company alone when its attributes name none (a quarantined body), then its digest,

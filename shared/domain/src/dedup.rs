@@ -7,6 +7,7 @@ use std::fmt;
 
 use jiff::Timestamp;
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use crate::ids::TenantId;
 
@@ -58,7 +59,7 @@ impl Payload {
     pub fn from_json(json: &str) -> Self {
         Self {
             json: json.to_owned(),
-            hash: crate::claim::sha256_hex(json.as_bytes()),
+            hash: sha256_hex(json.as_bytes()),
             claim: None,
         }
     }
@@ -80,6 +81,14 @@ impl Payload {
     pub fn hash(&self) -> &str {
         &self.hash
     }
+}
+
+/// Lower-case hex SHA-256: the hash of a payload, and the digest of a claim-checked body.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What a record asks of the stored copy.
