@@ -12,6 +12,7 @@ pub mod ids;
 pub mod intake;
 pub mod keeper;
 pub mod message;
+pub mod mirror;
 pub mod ports;
 pub mod record;
 pub mod registry;

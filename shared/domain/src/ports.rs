@@ -120,6 +120,34 @@ impl<B: BlobStore> BlobStore for Arc<B> {
     }
 }
 
+/// The Postgres mirror of the objects table (`domain::mirror`).
+pub trait Mirror: Send + Sync {
+    /// Applies a batch in one transaction: each image replaces its row only as
+    /// `MirrorRow::replaces` allows, every accepted version goes into the history once, and a removed
+    /// object (its company purged) leaves the mirror with its history. How many rows changed.
+    fn apply(
+        &self,
+        images: &[crate::mirror::MirrorRow],
+        removed: &[crate::mirror::ObjectRef],
+    ) -> impl Future<Output = Result<u64, MirrorError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// The database could not be reached, or failed for a reason that may pass.
+    #[error("the mirror's database is unavailable")]
+    Unavailable {
+        #[source]
+        source: BoxError,
+    },
+    /// The database refused what it was given (a constraint, a malformed value): it will again.
+    #[error("the mirror's database refused the batch")]
+    Refused {
+        #[source]
+        source: BoxError,
+    },
+}
+
 /// The table of object copies. One call is one conditional write: the store itself decides, so two
 /// writers racing on one object cannot both win.
 pub trait ObjectStore: Send + Sync {

@@ -6,6 +6,8 @@ pub mod heap;
 pub mod moto;
 pub mod net;
 pub mod paths;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod simulator;
 pub mod sync;
 pub mod tripletex;
@@ -20,6 +22,8 @@ pub use fakes::{
 pub use moto::create_bucket;
 pub use moto::{MotoServer, sdk_config_for};
 pub use net::free_port;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresServer;
 pub use simulator::TripletexSimulator;
 pub use sync::{InMemorySyncRecords, RecordingSyncTasks, RunRecord};
 pub use tripletex::{CallKind, FakeTripletex, FakeTripletexCompany, TripletexCall};

@@ -1,0 +1,281 @@
+//! `Mirror` on PostgreSQL: one transaction per batch, each step one multi-row statement over arrays
+//! (`UNNEST`), never a round trip per record.
+
+use domain::mirror::{MirrorRow, ObjectRef, newest_per_object};
+use domain::ports::{Mirror, MirrorError};
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, GenericClient};
+use tracing::instrument;
+
+use crate::connect::{ConnectError, DatabaseSettings};
+use crate::migrations;
+
+/// The upsert states `MirrorRow::replaces` in its `WHERE`: a tombstone is final, and otherwise the
+/// image later in (version, updated_at) wins.
+const UPSERT: &str = r#"
+INSERT INTO tripletex.object AS o (tenant, type, id, version, version_unknown, deleted, value, last_value,
+                                   source, received_at, updated_at, deleted_at, forgotten_at)
+SELECT tenant, type, id, version, version_unknown, deleted, value::jsonb, last_value::jsonb, source,
+       received_at::timestamptz, updated_at::timestamptz, deleted_at::timestamptz, forgotten_at::timestamptz
+FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bool[], $6::bool[], $7::text[],
+            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+     AS r(tenant, type, id, version, version_unknown, deleted, value, last_value, source, received_at,
+          updated_at, deleted_at, forgotten_at)
+ON CONFLICT (tenant, type, id) DO UPDATE SET
+    version = EXCLUDED.version, version_unknown = EXCLUDED.version_unknown, deleted = EXCLUDED.deleted,
+    value = EXCLUDED.value, last_value = EXCLUDED.last_value, source = EXCLUDED.source,
+    received_at = EXCLUDED.received_at, updated_at = EXCLUDED.updated_at,
+    deleted_at = EXCLUDED.deleted_at, forgotten_at = EXCLUDED.forgotten_at
+WHERE NOT (o.deleted AND NOT EXCLUDED.deleted)
+  AND (COALESCE(EXCLUDED.version, -1), EXCLUDED.updated_at) > (COALESCE(o.version, -1), o.updated_at)
+"#;
+
+/// A forgotten object's history loses its values too, up to the version it was forgotten at.
+const ERASE_FORGOTTEN_HISTORY: &str = r#"
+UPDATE tripletex.object_version h SET value = NULL
+FROM tripletex.object o, UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(tenant, type, id)
+WHERE (o.tenant, o.type, o.id) = (t.tenant, t.type, t.id) AND o.forgotten_at IS NOT NULL
+  AND (h.tenant, h.type, h.id) = (o.tenant, o.type, o.id) AND h.version <= o.version
+  AND h.value IS NOT NULL
+"#;
+
+/// One history row per accepted version, once; none that would bring back a forgotten value.
+const INSERT_HISTORY: &str = r#"
+INSERT INTO tripletex.object_version (tenant, type, id, version, valid_from, value)
+SELECT r.tenant, r.type, r.id, r.version, r.valid_from::timestamptz, r.value::jsonb
+FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
+     AS r(tenant, type, id, version, valid_from, value)
+WHERE NOT EXISTS (
+    SELECT 1 FROM tripletex.object o
+    WHERE (o.tenant, o.type, o.id) = (r.tenant, r.type, r.id)
+      AND o.forgotten_at IS NOT NULL AND o.version >= r.version)
+ON CONFLICT DO NOTHING
+"#;
+
+/// Each version of a touched object is valid until the next one began, the last until its tombstone.
+const CLOSE_HISTORY: &str = r#"
+WITH touched AS (
+    SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(tenant, type, id)
+), next AS (
+    SELECT h.tenant, h.type, h.id, h.version,
+           COALESCE(lead(h.valid_from) OVER (PARTITION BY h.tenant, h.type, h.id ORDER BY h.version),
+                    CASE WHEN o.deleted THEN o.deleted_at END) AS valid_to
+    FROM tripletex.object_version h
+    JOIN touched t ON (h.tenant, h.type, h.id) = (t.tenant, t.type, t.id)
+    LEFT JOIN tripletex.object o ON (o.tenant, o.type, o.id) = (h.tenant, h.type, h.id)
+)
+UPDATE tripletex.object_version h SET valid_to = next.valid_to
+FROM next
+WHERE (h.tenant, h.type, h.id, h.version) = (next.tenant, next.type, next.id, next.version)
+  AND h.valid_to IS DISTINCT FROM next.valid_to
+"#;
+
+const REMOVE_OBJECTS: &str = r#"
+DELETE FROM tripletex.object o USING UNNEST($1::text[], $2::text[], $3::bigint[]) AS r(tenant, type, id)
+WHERE (o.tenant, o.type, o.id) = (r.tenant, r.type, r.id)
+"#;
+
+const REMOVE_HISTORY: &str = r#"
+DELETE FROM tripletex.object_version h USING UNNEST($1::text[], $2::text[], $3::bigint[]) AS r(tenant, type, id)
+WHERE (h.tenant, h.type, h.id) = (r.tenant, r.type, r.id)
+"#;
+
+/// The mirror's database: one connection per process, made again when it was lost.
+pub struct PgMirror {
+    settings: DatabaseSettings,
+    client: Mutex<Option<Client>>,
+}
+
+impl PgMirror {
+    /// Connects and brings the schema to this build's version.
+    pub async fn connect(settings: DatabaseSettings) -> Result<Self, MirrorError> {
+        let mut client = settings.connect().await.map_err(connect_error)?;
+        migrations::migrate(&mut client)
+            .await
+            .map_err(database_error)?;
+        Ok(Self {
+            settings,
+            client: Mutex::new(Some(client)),
+        })
+    }
+
+    /// Runs `work` with the connection, connecting again first if it was lost.
+    async fn with_client<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Client) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, MirrorError> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = Some(self.settings.connect().await.map_err(connect_error)?);
+        }
+        let Some(client) = guard.as_mut() else {
+            return Err(MirrorError::Unavailable {
+                source: "no connection".into(),
+            });
+        };
+        let result = work(client).await;
+        if client.is_closed() {
+            *guard = None;
+        }
+        result.map_err(database_error)
+    }
+
+    /// Rows per tenant and type, tombstones apart: (tenant, type, live, deleted).
+    pub async fn rows_per_type(&self) -> Result<Vec<(String, String, i64, i64)>, MirrorError> {
+        self.with_client(async |client| {
+            let rows = client
+                .query(
+                    "SELECT tenant, type, count(*) FILTER (WHERE NOT deleted), count(*) FILTER (WHERE deleted)
+                     FROM tripletex.object GROUP BY tenant, type ORDER BY tenant, type",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+                .collect())
+        })
+        .await
+    }
+
+    /// Every row's (tenant, type, id, version, deleted), in key order: what `mirror check` compares.
+    pub async fn keys(&self) -> Result<Vec<(String, String, i64, Option<i64>, bool)>, MirrorError> {
+        self.with_client(async |client| {
+            let rows = client
+                .query(
+                    "SELECT tenant, type, id, version, deleted FROM tripletex.object ORDER BY tenant, type, id",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
+                .collect())
+        })
+        .await
+    }
+}
+
+impl Mirror for PgMirror {
+    #[instrument(skip_all, fields(images = images.len(), removed = removed.len()))]
+    async fn apply(&self, images: &[MirrorRow], removed: &[ObjectRef]) -> Result<u64, MirrorError> {
+        self.with_client(async |client| {
+            let transaction = client.transaction().await?;
+            let changed = apply_batch(&transaction, images, removed).await?;
+            transaction.commit().await?;
+            Ok(changed)
+        })
+        .await
+    }
+}
+
+/// The batch's statements, on a transaction the caller commits.
+pub async fn apply_batch(
+    client: &impl GenericClient,
+    images: &[MirrorRow],
+    removed: &[ObjectRef],
+) -> Result<u64, tokio_postgres::Error> {
+    let mut changed = 0;
+    if !removed.is_empty() {
+        let tenants: Vec<&str> = removed.iter().map(|r| r.tenant.as_str()).collect();
+        let types: Vec<&str> = removed.iter().map(|r| r.object_type.as_str()).collect();
+        let ids: Vec<i64> = removed.iter().map(|r| r.object_id).collect();
+        changed += client
+            .execute(REMOVE_OBJECTS, &[&tenants, &types, &ids])
+            .await?;
+        client
+            .execute(REMOVE_HISTORY, &[&tenants, &types, &ids])
+            .await?;
+    }
+    if images.is_empty() {
+        return Ok(changed);
+    }
+    let newest = newest_per_object(images);
+    let text = |t: Option<jiff::Timestamp>| t.map(|t| t.to_string());
+    let tenants: Vec<&str> = newest.iter().map(|r| r.tenant.as_str()).collect();
+    let types: Vec<&str> = newest.iter().map(|r| r.object_type.as_str()).collect();
+    let ids: Vec<i64> = newest.iter().map(|r| r.object_id).collect();
+    let versions: Vec<Option<i64>> = newest.iter().map(|r| r.version).collect();
+    let unknown: Vec<bool> = newest.iter().map(|r| r.version_unknown).collect();
+    let deleted: Vec<bool> = newest.iter().map(|r| r.deleted).collect();
+    let values: Vec<Option<&str>> = newest.iter().map(|r| r.value.as_deref()).collect();
+    let last_values: Vec<Option<&str>> = newest.iter().map(|r| r.last_value.as_deref()).collect();
+    let sources: Vec<Option<&str>> = newest.iter().map(|r| r.source.as_deref()).collect();
+    let received: Vec<Option<String>> = newest.iter().map(|r| text(r.received_at)).collect();
+    let updated: Vec<String> = newest.iter().map(|r| r.updated_at.to_string()).collect();
+    let deleted_at: Vec<Option<String>> = newest.iter().map(|r| text(r.deleted_at)).collect();
+    let forgotten: Vec<Option<String>> = newest.iter().map(|r| text(r.forgotten_at)).collect();
+    changed += client
+        .execute(
+            UPSERT,
+            &[
+                &tenants,
+                &types,
+                &ids,
+                &versions,
+                &unknown,
+                &deleted,
+                &values,
+                &last_values,
+                &sources,
+                &received,
+                &updated,
+                &deleted_at,
+                &forgotten,
+            ],
+        )
+        .await?;
+    if forgotten.iter().any(Option::is_some) {
+        client
+            .execute(ERASE_FORGOTTEN_HISTORY, &[&tenants, &types, &ids])
+            .await?;
+    }
+    let history: Vec<&MirrorRow> = images.iter().filter(|r| r.is_history()).collect();
+    if !history.is_empty() {
+        let h_tenants: Vec<&str> = history.iter().map(|r| r.tenant.as_str()).collect();
+        let h_types: Vec<&str> = history.iter().map(|r| r.object_type.as_str()).collect();
+        let h_ids: Vec<i64> = history.iter().map(|r| r.object_id).collect();
+        let h_versions: Vec<Option<i64>> = history.iter().map(|r| r.version).collect();
+        let h_from: Vec<String> = history
+            .iter()
+            .map(|r| r.received_at.unwrap_or(r.updated_at).to_string())
+            .collect();
+        let h_values: Vec<Option<&str>> = history.iter().map(|r| r.value.as_deref()).collect();
+        client
+            .execute(
+                INSERT_HISTORY,
+                &[
+                    &h_tenants,
+                    &h_types,
+                    &h_ids,
+                    &h_versions,
+                    &h_from,
+                    &h_values,
+                ],
+            )
+            .await?;
+    }
+    client
+        .execute(CLOSE_HISTORY, &[&tenants, &types, &ids])
+        .await?;
+    Ok(changed)
+}
+
+fn connect_error(error: ConnectError) -> MirrorError {
+    MirrorError::Unavailable {
+        source: Box::new(error),
+    }
+}
+
+/// Data and integrity errors (SQLSTATE classes 22 and 23) come back the same; anything else may pass.
+fn database_error(error: tokio_postgres::Error) -> MirrorError {
+    let refused = error
+        .code()
+        .is_some_and(|code| code.code().starts_with("22") || code.code().starts_with("23"));
+    let source = Box::new(error);
+    if refused {
+        MirrorError::Refused { source }
+    } else {
+        MirrorError::Unavailable { source }
+    }
+}

@@ -1,0 +1,320 @@
+//! The mirror against a real PostgreSQL (Debian's package, started by test-support): migrations from
+//! empty and from the previous version, a batch applied twice, out of order and bisected, the history
+//! and an "as of" query, a view per type, a forgotten value, a removed company.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
+use domain::mirror::{MirrorRow, ObjectRef};
+use domain::ports::Mirror;
+use jiff::Timestamp;
+use postgres_adapter::migrations::{self, migrate, migrate_to};
+use postgres_adapter::mirror::apply_batch;
+use postgres_adapter::{DatabaseSettings, PgMirror};
+use test_support::PostgresServer;
+use tokio_postgres::Client;
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_second(1_760_000_000 + second).unwrap()
+}
+
+fn customer(id: i64, version: i64, second: i64) -> MirrorRow {
+    MirrorRow {
+        tenant: "acme".into(),
+        object_type: "customer".into(),
+        object_id: id,
+        version: Some(version),
+        version_unknown: false,
+        deleted: false,
+        value: Some(format!(
+            r#"{{"id":{id},"version":{version},"name":"Kari {version}","organizationNumber":"99887766{id}","email":"k{id}@example.invalid","isInactive":false}}"#
+        )),
+        last_value: None,
+        source: Some("webhook".into()),
+        received_at: Some(at(second)),
+        updated_at: at(second),
+        deleted_at: None,
+        forgotten_at: None,
+    }
+}
+
+fn tombstone(id: i64, version: i64, second: i64) -> MirrorRow {
+    MirrorRow {
+        deleted: true,
+        value: None,
+        deleted_at: Some(at(second)),
+        ..customer(id, version, second)
+    }
+}
+
+async fn database(name: &str) -> (PgMirror, Client) {
+    let url = PostgresServer::shared().fresh_database(name);
+    let settings = DatabaseSettings::parse_secret(&url).unwrap();
+    let mirror = PgMirror::connect(settings.clone()).await.unwrap();
+    (mirror, settings.connect().await.unwrap())
+}
+
+async fn rows(client: &Client) -> Vec<(i64, Option<i64>, bool, Option<String>)> {
+    client
+        .query(
+            "SELECT id, version, deleted, value->>'name' FROM tripletex.object ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect()
+}
+
+#[tokio::test]
+async fn migrations_run_from_empty_and_from_the_previous_version_and_again_change_nothing() {
+    let url = PostgresServer::shared().fresh_database("migrations");
+    let settings = DatabaseSettings::parse_secret(&url).unwrap();
+    let mut client = settings.connect().await.unwrap();
+    assert_eq!(migrate_to(&mut client, 1).await.unwrap(), [1]);
+    client
+        .execute(
+            "INSERT INTO tripletex.object (tenant, type, id, version, value, received_at, updated_at)
+             VALUES ('acme', 'customer', 1, 4, '{\"name\":\"Kari\"}', now(), now())",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        migrate(&mut client).await.unwrap(),
+        [2, 3],
+        "from version 1"
+    );
+    assert!(
+        migrate(&mut client).await.unwrap().is_empty(),
+        "safe to run twice"
+    );
+    let history = client
+        .query_one(
+            "SELECT version, value->>'name' FROM tripletex.object_version",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (history.get::<_, i64>(0), history.get::<_, String>(1)),
+        (4, "Kari".to_owned())
+    );
+    let applied: Vec<i32> = client
+        .query(
+            "SELECT version FROM tripletex.schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(applied, [1, 2, 3]);
+    assert_eq!(migrations::latest(), 3);
+    let mut empty = settings_for("migrations_empty").connect().await.unwrap();
+    assert_eq!(migrate(&mut empty).await.unwrap(), [1, 2, 3], "from empty");
+}
+
+fn settings_for(name: &str) -> DatabaseSettings {
+    DatabaseSettings::parse_secret(&PostgresServer::shared().fresh_database(name)).unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_applied_twice_out_of_order_or_bisected_ends_the_same_and_never_moves_back() {
+    let (mirror, client) = database("batches").await;
+    let batch = vec![
+        customer(1, 1, 10),
+        customer(2, 1, 10),
+        customer(1, 3, 30),
+        customer(1, 2, 20),
+        tombstone(3, 7, 40),
+        customer(3, 8, 50),
+    ];
+    assert_eq!(mirror.apply(&batch, &[]).await.unwrap(), 3);
+    let once = rows(&client).await;
+    assert_eq!(
+        once,
+        [
+            (1, Some(3), false, Some("Kari 3".into())),
+            (2, Some(1), false, Some("Kari 1".into())),
+            (3, Some(7), true, None),
+        ],
+        "the newest version of 1; 3's tombstone is final though a later update came in the same batch"
+    );
+    assert_eq!(
+        mirror.apply(&batch, &[]).await.unwrap(),
+        0,
+        "a replay changes nothing"
+    );
+    assert_eq!(
+        mirror.apply(&[customer(1, 2, 99)], &[]).await.unwrap(),
+        0,
+        "older version later"
+    );
+    assert_eq!(rows(&client).await, once);
+
+    let (bisected, other) = database("bisected").await;
+    let (front, back) = batch.split_at(3);
+    bisected.apply(back, &[]).await.unwrap();
+    bisected.apply(front, &[]).await.unwrap();
+    assert_eq!(
+        rows(&other).await,
+        once,
+        "halves in reverse order end the same"
+    );
+}
+
+#[tokio::test]
+async fn every_version_is_history_and_an_as_of_query_finds_the_one_then_current() {
+    let (mirror, client) = database("history").await;
+    for image in [customer(1, 3, 30), customer(1, 1, 10), customer(1, 2, 20)] {
+        mirror.apply(&[image], &[]).await.unwrap();
+    }
+    mirror.apply(&[tombstone(1, 3, 40)], &[]).await.unwrap();
+    let history: Vec<(i64, Option<String>)> = client
+        .query(
+            "SELECT version, valid_to::text FROM tripletex.object_version WHERE id = 1 ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(history.len(), 3);
+    assert!(
+        history.iter().all(|(_, to)| to.is_some()),
+        "each closed, the last by its tombstone: {history:?}"
+    );
+    let as_of = |second: i64| {
+        let client = &client;
+        async move {
+            client
+                .query_opt(
+                    "SELECT version FROM tripletex.object_version
+                     WHERE tenant = 'acme' AND type = 'customer' AND id = 1
+                       AND valid_from <= $1::text::timestamptz
+                       AND (valid_to IS NULL OR valid_to > $1::text::timestamptz)",
+                    &[&at(second).to_string()],
+                )
+                .await
+                .unwrap()
+                .map(|row| row.get::<_, i64>(0))
+        }
+    };
+    assert_eq!(as_of(25).await, Some(2));
+    assert_eq!(as_of(35).await, Some(3));
+    assert_eq!(as_of(45).await, None, "deleted by then");
+    assert_eq!(as_of(5).await, None, "not yet made");
+}
+
+#[tokio::test]
+async fn a_view_per_type_gives_typed_columns() {
+    let (mirror, client) = database("views").await;
+    mirror.apply(&[customer(7, 2, 10)], &[]).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT name, organization_number, email, is_inactive FROM tripletex.customer WHERE id = 7",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "Kari 2");
+    assert_eq!(row.get::<_, String>(1), "998877667");
+    assert_eq!(row.get::<_, String>(2), "k7@example.invalid");
+    assert!(!row.get::<_, bool>(3));
+    let invoice = MirrorRow {
+        object_type: "invoice".into(),
+        value: Some(
+            r#"{"id":8,"version":1,"invoiceNumber":1001,"invoiceDate":"2026-11-01","invoiceDueDate":"2026-11-15","amount":1250.5,"amountOutstanding":1250.5,"customer":{"id":7}}"#.into(),
+        ),
+        ..customer(8, 1, 10)
+    };
+    mirror.apply(&[invoice], &[]).await.unwrap();
+    let unpaid = client
+        .query_one(
+            "SELECT c.name, sum(i.amount_outstanding)::text FROM tripletex.invoice i
+             JOIN tripletex.customer c ON (c.tenant, c.id) = (i.tenant, i.customer_id)
+             WHERE i.amount_outstanding > 0 GROUP BY c.name",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (unpaid.get::<_, String>(0), unpaid.get::<_, String>(1)),
+        ("Kari 2".into(), "1250.5".into())
+    );
+}
+
+#[tokio::test]
+async fn a_forgotten_value_leaves_the_row_and_the_history_and_a_replay_does_not_bring_it_back() {
+    let (mirror, client) = database("forgotten").await;
+    mirror
+        .apply(&[customer(1, 1, 10), customer(1, 2, 20)], &[])
+        .await
+        .unwrap();
+    let forgotten = MirrorRow {
+        value: None,
+        forgotten_at: Some(at(30)),
+        ..customer(1, 2, 30)
+    };
+    mirror.apply(&[forgotten], &[]).await.unwrap();
+    mirror
+        .apply(&[customer(1, 1, 10), customer(1, 2, 20)], &[])
+        .await
+        .unwrap();
+    assert_eq!(rows(&client).await, [(1, Some(2), false, None)]);
+    let kept: i64 = client
+        .query_one(
+            "SELECT count(*) FROM tripletex.object_version WHERE value IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        kept, 0,
+        "no version of the forgotten object keeps its value"
+    );
+    mirror.apply(&[customer(1, 3, 40)], &[]).await.unwrap();
+    assert_eq!(
+        rows(&client).await,
+        [(1, Some(3), false, Some("Kari 3".into()))],
+        "a newer version lives"
+    );
+}
+
+#[tokio::test]
+async fn a_removed_object_leaves_with_its_history() {
+    let (mirror, client) = database("removed").await;
+    mirror
+        .apply(&[customer(1, 1, 10), customer(2, 1, 10)], &[])
+        .await
+        .unwrap();
+    let removed = ObjectRef {
+        tenant: "acme".into(),
+        object_type: "customer".into(),
+        object_id: 1,
+    };
+    mirror.apply(&[], &[removed]).await.unwrap();
+    assert_eq!(rows(&client).await.len(), 1);
+    let history: i64 = client
+        .query_one(
+            "SELECT count(*) FROM tripletex.object_version WHERE id = 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(history, 0);
+    // The same statements inside a caller's transaction, for a rebuild that commits in pages.
+    let mut client = client;
+    let transaction = client.transaction().await.unwrap();
+    assert_eq!(
+        apply_batch(&transaction, &[customer(5, 1, 1)], &[])
+            .await
+            .unwrap(),
+        1
+    );
+    transaction.rollback().await.unwrap();
+}
