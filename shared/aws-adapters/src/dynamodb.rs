@@ -26,36 +26,8 @@ const BATCH_GET_KEYS: usize = 100;
 /// Unprocessed keys (throttling) are asked for again this many times.
 const BATCH_GET_ATTEMPTS: usize = 5;
 
-/// Attribute names of an object item.
-pub mod item {
-    pub const KEY: &str = "pk";
-    pub const TENANT: &str = "tenant";
-    pub const OBJECT_TYPE: &str = "objectType";
-    pub const OBJECT_ID: &str = "objectId";
-    pub const VERSION: &str = "version";
-    /// Set while the stored value came without a version (`version` is then only a floor).
-    pub const VERSION_UNKNOWN: &str = "versionUnknown";
-    pub const DELETED: &str = "deleted";
-    pub const VALUE: &str = "value";
-    /// On a tombstone of a type whose deletes must remember (`TombstonePolicy`): the value the
-    /// object had when it was deleted.
-    pub const LAST_VALUE: &str = "lastValue";
-    /// When the value was erased on request (`forget`); only a newer version is stored again.
-    pub const FORGOTTEN_AT: &str = "forgottenAt";
-    pub const PAYLOAD_HASH: &str = "payloadHash";
-    pub const LAST_EVENT: &str = "lastEvent";
-    pub const SUBSCRIPTION_ID: &str = "subscriptionId";
-    pub const RECEIVED_AT: &str = "receivedAt";
-    pub const UPDATED_AT: &str = "updatedAt";
-    pub const DELETED_AT: &str = "deletedAt";
-    pub const SOURCE: &str = "source";
-    /// The idempotency key of the last `tripletex-webhooks send` delivery the worker handled.
-    pub const LAST_PROBE: &str = "lastProbe";
-    /// `tenant#objectType`: the hash key of the `byType` index, where the sync walks a type's copy
-    /// in id order (`objectId` is its range key).
-    pub const TYPE_KEY: &str = "typeKey";
-    pub const BY_TYPE_INDEX: &str = "byType";
-}
+/// Attribute names of an object item: the contract is in `domain`, shared with the mirror.
+pub use domain::item;
 
 /// The `typeKey` of a tenant's objects of one type.
 pub fn type_key(tenant: &TenantId, object_type: &str) -> String {
@@ -271,10 +243,14 @@ impl DynamoObjectStore {
             .update_item()
             .table_name(&self.table_name)
             .key(item::KEY, AttributeValue::S(key.to_string()))
-            .update_expression("SET #forgottenAt = :now REMOVE #value, #lastValue, #payloadHash")
+            // updatedAt moves on, as with every write: the mirror orders images by it.
+            .update_expression(
+                "SET #forgottenAt = :now, #updatedAt = :now REMOVE #value, #lastValue, #payloadHash",
+            )
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", item::KEY)
             .expression_attribute_names("#forgottenAt", item::FORGOTTEN_AT)
+            .expression_attribute_names("#updatedAt", item::UPDATED_AT)
             .expression_attribute_names("#value", item::VALUE)
             .expression_attribute_names("#lastValue", item::LAST_VALUE)
             .expression_attribute_names("#payloadHash", item::PAYLOAD_HASH)

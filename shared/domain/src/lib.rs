@@ -10,6 +10,7 @@ pub mod error;
 pub mod forget;
 pub mod ids;
 pub mod intake;
+pub mod item;
 pub mod keeper;
 pub mod message;
 pub mod mirror;

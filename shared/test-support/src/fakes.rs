@@ -144,6 +144,68 @@ impl BlobStore for InMemoryBlobs {
     }
 }
 
+type MirrorRows = BTreeMap<(String, String, i64), domain::mirror::MirrorRow>;
+
+/// The Postgres mirror in memory: the rows by `MirrorRow::replaces`, as the adapter's upsert states
+/// it; or a database that is down, when told to. A clone shares the same rows, so a test keeps one
+/// and gives the other away.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryMirror {
+    rows: std::sync::Arc<Mutex<MirrorRows>>,
+    failing: std::sync::Arc<AtomicBool>,
+}
+
+impl InMemoryMirror {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.failing.store(unavailable, Ordering::SeqCst);
+    }
+
+    pub fn rows(&self) -> Vec<domain::mirror::MirrorRow> {
+        self.rows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+impl domain::ports::Mirror for InMemoryMirror {
+    async fn apply(
+        &self,
+        images: &[domain::mirror::MirrorRow],
+        removed: &[domain::mirror::ObjectRef],
+    ) -> Result<u64, domain::ports::MirrorError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(domain::ports::MirrorError::Unavailable {
+                source: Box::new(std::io::Error::other("database down")),
+            });
+        }
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut changed = 0;
+        for key in removed {
+            let key = (key.tenant.clone(), key.object_type.clone(), key.object_id);
+            changed += u64::from(rows.remove(&key).is_some());
+        }
+        for image in images {
+            let key = (
+                image.tenant.clone(),
+                image.object_type.clone(),
+                image.object_id,
+            );
+            if image.replaces(rows.get(&key)) {
+                rows.insert(key, image.clone());
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+}
+
 /// An object store in memory that follows the same rule as DynamoDB's condition expression, with
 /// failures that can be injected per object.
 #[derive(Debug, Default)]

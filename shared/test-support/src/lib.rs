@@ -15,8 +15,8 @@ pub mod tripletex_objects;
 pub mod worker;
 
 pub use fakes::{
-    InMemoryBlobs, InMemoryObjectStore, InMemoryResyncLedger, LedgerCall, RecordingQueue,
-    StoreFailure, StoredItem,
+    InMemoryBlobs, InMemoryMirror, InMemoryObjectStore, InMemoryResyncLedger, LedgerCall,
+    RecordingQueue, StoreFailure, StoredItem,
 };
 #[cfg(feature = "s3")]
 pub use moto::create_bucket;
