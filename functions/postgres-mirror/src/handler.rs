@@ -104,7 +104,7 @@ impl<M: Mirror, B: BlobStore> MirrorHandler<M, B> {
     async fn read(&self, record: &Value) -> Result<Change, (String, bool)> {
         match read_record(record).map_err(|e| (e.to_string(), false))? {
             StreamChange::Removed(key) => Ok(Change::Removed(key)),
-            StreamChange::Image(pending) => self.resolved(pending).await.map(Change::Image),
+            StreamChange::Image(pending) => self.resolved(*pending).await.map(Change::Image),
         }
     }
 

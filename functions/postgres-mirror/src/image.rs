@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 /// What one stream record asks of the mirror.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamChange {
-    Image(PendingRow),
+    Image(Box<PendingRow>),
     /// The item was deleted from the table (its company purged): the row and its history go.
     Removed(ObjectRef),
 }
@@ -53,7 +53,7 @@ pub fn read_record(record: &Value) -> Result<StreamChange, ImageError> {
     let key = object_ref(image)?;
     let (value, value_claim) = value_of(image, item::VALUE);
     let (last_value, last_value_claim) = value_of(image, item::LAST_VALUE);
-    Ok(StreamChange::Image(PendingRow {
+    Ok(StreamChange::Image(Box::new(PendingRow {
         row: MirrorRow {
             tenant: key.tenant,
             object_type: key.object_type,
@@ -72,7 +72,7 @@ pub fn read_record(record: &Value) -> Result<StreamChange, ImageError> {
         },
         value_claim,
         last_value_claim,
-    }))
+    })))
 }
 
 type Image = Map<String, Value>;
