@@ -33,6 +33,7 @@ import urllib.request
 import boto3
 import botocore.config
 
+from tools.checks.pg import psql
 from tools.simulator.tripletex_webhooks import OBJECT_TYPES, UPDATED_FIELD
 
 # Simulator company -> the tenant its subscriptions (and so its object keys) carry.
@@ -147,8 +148,38 @@ class Chaos:
         self.settle()
         elapsed = time.monotonic() - started
         report = self.compare()
+        if self.args.mirror_url:
+            report["mirrorExact"] = self.compare_mirror()
         report["seconds"] = round(elapsed, 1)
         return report
+
+    def mirror_rows(self):
+        """The Postgres mirror's rows, as items of the table look (so `verdict` reads both alike)."""
+        rows = {}
+        for tenant, kind, object_id, version, deleted, value in psql(
+                self.args.mirror_url, "SELECT tenant, type, id, version, deleted, value FROM tripletex.object"):
+            row = {"deleted": {"BOOL": deleted == "t"}}
+            if version:
+                row["version"] = {"N": version}
+            if value:
+                row["value"] = {"S": value}
+            rows[f"{tenant}#{kind}#{object_id}"] = row
+        return rows
+
+    def compare_mirror(self):
+        """The mirror against Tripletex's truth, object by object, tombstones included, once it has
+        caught up with the table's stream: "exact/objects"."""
+        truth = self.sim("GET", "/_sim/objects")["values"]
+        deadline = time.monotonic() + 180
+        while True:
+            rows = self.mirror_rows()
+            verdicts = [verdict(obj, rows.get(f"{TENANTS[obj['companyId']]}#{obj['type']}#{obj['id']}"))
+                        for obj in truth]
+            exact = verdicts.count("exact")
+            if exact == len(truth) or time.monotonic() > deadline:
+                log(f"postgres mirror: exact {exact}/{len(truth)}")
+                return f"{exact}/{len(truth)}"
+            time.sleep(2)
 
     def live(self, company, kind):
         return [o["id"] for o in self.sim("GET", "/_sim/objects")["values"]
@@ -582,6 +613,7 @@ def main():
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument("--timeout", type=int, default=3600)
     parser.add_argument("--report", help="also write the report as JSON here")
+    parser.add_argument("--mirror-url", help="the Postgres mirror's database: the report compares it too")
     args = parser.parse_args()
     if args.objects_before is None:
         args.objects_before = args.objects // 5
@@ -599,10 +631,13 @@ def main():
     sync_failed = (any(not key.endswith(("/done", "/not started")) for key in report["syncRuns"])
                    or not report["syncRuns"]
                    or report["resyncRequestsDone"] != report["resyncRequestsRecorded"])
+    mirror_exact = report.get("mirrorExact", "0/0").split("/")
     failed = (report["lost"] or report["resurrected"] or report["mismatched"] or report["resyncNeeded"]
+              or mirror_exact[0] != mirror_exact[1]
               or not report["subscriptionsReEnabled"] or sync_failed)
     print("chaos run FAILED" if failed else
-          f"chaos run passed: exact {report['exact']}/{report['objects']}, lost = 0, resurrected = 0, "
+          f"chaos run passed: exact {report['exact']}/{report['objects']}, "
+          f"mirror exact {report.get('mirrorExact', 'not run')}, lost = 0, resurrected = 0, "
           f"mismatched = 0, resyncNeeded = 0; sync requests {report['syncTripletexRequests']} "
           f"(minimum {report['syncTripletexRequestsMinimum']})")
     return 1 if failed else 0

@@ -29,6 +29,8 @@ import urllib.request
 
 import boto3
 
+from tools.checks.pg import psql
+
 EVENTS = "events/webhook-receiver"
 # file -> the status the receiver must answer
 EXPECTED = {
@@ -463,11 +465,45 @@ def check_forget(args, stack, dynamodb):
     return failures
 
 
+def check_mirror(args, stack, dynamodb):
+    """The Postgres mirror end to end: every item of the table is a row at the same version and state
+    (the stream, the local poller, the postgres-mirror function, PostgreSQL), the large voucher whole,
+    the forgotten customer's value gone from the row and its history, and a view answers in SQL."""
+    failures = []
+    items = table_items(dynamodb, stack["resources"]["ObjectsTable"]["name"])
+    expected = {key: (item.get("version", {}).get("N"), item["deleted"]["BOOL"]) for key, item in items.items()}
+    deadline = time.monotonic() + 120
+    while True:
+        rows = {f"{t}#{ty}#{i}": (v or None, d == "t") for t, ty, i, v, d in
+                psql(args.mirror_url, "SELECT tenant, type, id, version, deleted FROM tripletex.object")}
+        differ = [key for key in expected if rows.get(key) != expected[key]]
+        if not differ or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    print(f"  postgres mirror: {len(rows)} rows for {len(expected)} items, {len(differ)} differ")
+    if differ:
+        failures.append(f"the mirror differs from the table for {len(differ)} items, e.g. "
+                        f"{[(k, rows.get(k), expected[k]) for k in differ[:3]]}")
+    lines = psql(args.mirror_url, "SELECT id, jsonb_array_length(value->'postings') FROM tripletex.object "
+                                  "WHERE type = 'voucher' AND jsonb_typeof(value->'postings') = 'array' ORDER BY 2 DESC LIMIT 1")
+    forgotten = psql(args.mirror_url, "SELECT count(*) FROM tripletex.object_version h JOIN tripletex.object o "
+                                      "USING (tenant, type, id) WHERE o.forgotten_at IS NOT NULL "
+                                      "AND h.version <= o.version AND h.value IS NOT NULL")
+    view = psql(args.mirror_url, "SELECT count(*) FROM tripletex.customer WHERE tenant = 'default'")
+    print(f"  psql: the largest voucher's postings {lines}; forgotten values left in the history {forgotten}; "
+          f"default's customers in the view {view}")
+    if not lines or int(lines[0][1]) < 60_000:
+        failures.append(f"the mirror does not hold the 5 MiB voucher whole: {lines}")
+    if forgotten != [["0"]]:
+        failures.append(f"the history keeps a forgotten value: {forgotten}")
+    return failures
+
+
 def banner_commands(text):
     """The command lines of the banner: indented four spaces, continued with a trailing backslash."""
     commands, current = [], ""
     for line in text.splitlines():
-        if not current and not re.match(r"    (curl|\.venv/|AWS_|cargo |python3 |target/)", line):
+        if not current and not re.match(r"    (curl|\.venv/|AWS_|cargo |python3 |target/|psql )", line):
             continue
         current += line.strip()
         if current.endswith("\\"):
@@ -520,6 +556,7 @@ def main():
     parser.add_argument("--lambda-port", type=int)
     parser.add_argument("--stack", required=True)
     parser.add_argument("--simulator", help="the Tripletex simulator's base URL (keeper checks)")
+    parser.add_argument("--mirror-url", help="the Postgres mirror's database (psql URL)")
     parser.add_argument("--banner", help="what scripts/run prints: each command line in it is run in a new shell")
     args = parser.parse_args()
 
@@ -589,6 +626,8 @@ def main():
         failures += check_company_life(args, stack, dynamodb)
         failures += check_large_objects(args, stack, dynamodb)
         failures += check_forget(args, stack, dynamodb)
+    if args.mirror_url:
+        failures += check_mirror(args, stack, dynamodb)
     if args.banner:
         failures += check_banner(args.banner)
 

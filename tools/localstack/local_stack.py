@@ -82,7 +82,11 @@ class LocalStack:
                 name, top, second = (self.resolve(part) for part in arg)
                 return self.template["Mappings"][name][str(top)][second]
             if key == "Fn::If":
-                raise ValueError("conditions are not used by the local stack")
+                name, when_true, when_false = arg
+                return self.resolve(when_true if self.condition(name) else when_false)
+            if key == "Fn::Join":
+                separator, parts = arg
+                return separator.join(str(part) for part in self.resolve(parts))
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -114,11 +118,40 @@ class LocalStack:
 
     # -- resources -------------------------------------------------------------------------------
 
+    def condition(self, name):
+        """A template condition, for the functions it uses (Equals, Not, And, Or, Condition)."""
+        return self.holds(self.template.get("Conditions", {})[name])
+
+    def holds(self, expression):
+        (function, argument), = expression.items()
+        if function == "Fn::Equals":
+            left, right = (self.resolve(part) for part in argument)
+            if isinstance(left, list):
+                left = ",".join(left)
+            return str(left) == str(right)
+        if function == "Fn::Not":
+            return not self.holds(argument[0])
+        if function == "Fn::And":
+            return all(self.holds(part) for part in argument)
+        if function == "Fn::Or":
+            return any(self.holds(part) for part in argument)
+        if function == "Condition":
+            return self.condition(argument)
+        raise ValueError(f"the local stack does not evaluate {function}")
+
+    def exists(self, resource):
+        """Whether a resource is in this stack: it has no Condition, or its condition holds."""
+        return "Condition" not in resource or self.condition(resource["Condition"])
+
+    def resources(self, resource_type):
+        return [(logical_id, resource) for logical_id, resource in self.template["Resources"].items()
+                if resource["Type"] == resource_type and self.exists(resource)]
+
     def create_all(self):
         pending = {
             logical_id: resource
             for logical_id, resource in self.template["Resources"].items()
-            if resource["Type"] in CREATORS
+            if resource["Type"] in CREATORS and self.exists(resource)
         }
         while pending:
             progress = False
@@ -238,19 +271,32 @@ class LocalStack:
     # -- functions -------------------------------------------------------------------------------
 
     def event_sources(self):
-        """The queue -> function mappings the local poller plays, with their settings."""
+        """The queue (or table stream) -> function mappings the local poller plays, with their settings."""
         queue_by_arn = {v["arn"]: v["url"] for v in self.created.values() if v["type"] == "queue"}
         sources = []
-        for resource in self.template["Resources"].values():
-            if resource["Type"] != "AWS::Lambda::EventSourceMapping":
-                continue
+        for _, resource in self.resources("AWS::Lambda::EventSourceMapping"):
             properties = resource["Properties"]
             function = properties["FunctionName"]
             function_properties = self.template["Resources"][function["Ref"]]["Properties"]
+            source_arn = self.resolve(properties["EventSourceArn"])
+            if source_arn not in queue_by_arn:
+                # A table's stream: read in order from its oldest record, as TRIM_HORIZON does.
+                on_failure = properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+                sources.append({
+                    "function": kebab(function["Ref"]),
+                    "timeout_seconds": int(self.resolve(function_properties.get("Timeout", 3))),
+                    "stream_arn": source_arn,
+                    "batch_size": int(self.resolve(properties.get("BatchSize", 100))),
+                    "batching_window_seconds": int(self.resolve(properties.get("MaximumBatchingWindowInSeconds", 0))),
+                    "maximum_retry_attempts": int(self.resolve(properties.get("MaximumRetryAttempts", -1))),
+                    "on_failure_queue_url": queue_by_arn.get(self.resolve(on_failure)) if on_failure else None,
+                    "report_batch_item_failures": "ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+                })
+                continue
             sources.append({
                 "function": kebab(function["Ref"]),
                 "timeout_seconds": int(self.resolve(function_properties.get("Timeout", 3))),
-                "queue_url": queue_by_arn[self.resolve(properties["EventSourceArn"])],
+                "queue_url": queue_by_arn[source_arn],
                 "batch_size": int(self.resolve(properties.get("BatchSize", 10))),
                 "batching_window_seconds": int(self.resolve(properties.get("MaximumBatchingWindowInSeconds", 0))),
                 "report_batch_item_failures": "ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
@@ -260,9 +306,7 @@ class LocalStack:
     def schedules(self):
         """The scheduler's schedules of functions, which the local ticker plays."""
         schedules = []
-        for logical_id, resource in self.template["Resources"].items():
-            if resource["Type"] != "AWS::Scheduler::Schedule":
-                continue
+        for logical_id, resource in self.resources("AWS::Scheduler::Schedule"):
             properties = resource["Properties"]
             target = properties["Target"]["Arn"]
             if not (isinstance(target, dict) and "Fn::GetAtt" in target):
@@ -279,9 +323,7 @@ class LocalStack:
     def function_environments(self):
         """Each Lambda function's environment, resolved against the local resources."""
         environments = {}
-        for logical_id, resource in self.template["Resources"].items():
-            if resource["Type"] != "AWS::Lambda::Function":
-                continue
+        for logical_id, resource in self.resources("AWS::Lambda::Function"):
             variables = resource["Properties"].get("Environment", {}).get("Variables", {})
             environments[kebab(logical_id)] = {k: str(self.resolve(v)) for k, v in variables.items()}
         return environments

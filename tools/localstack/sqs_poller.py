@@ -1,4 +1,5 @@
-"""Local stand-in for Lambda's SQS event source mapping (moto cannot run Lambda code without Docker).
+"""Local stand-in for Lambda's SQS event source mapping (moto cannot run Lambda code without Docker), and
+for a table stream's (tools/localstack/stream_poller.py).
 
 For each mapping the template declares (read from the local stack summary), it behaves as Lambda does:
 - gathers up to BatchSize messages, waiting at most MaximumBatchingWindowInSeconds after the first;
@@ -32,6 +33,8 @@ import time
 import urllib.request
 
 import boto3
+
+from tools.localstack.stream_poller import StreamMapping
 
 REGION = os.environ.get("AWS_REGION", "eu-north-1")
 
@@ -193,8 +196,11 @@ def main():
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    streams = boto3.client("dynamodbstreams", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=REGION)
     threads = [
-        threading.Thread(target=Mapping(s, sqs, args.lambda_url, args.retry_after, stop, received).run, daemon=True)
+        threading.Thread(target=(StreamMapping(s, streams, sqs, args.lambda_url, stop) if "stream_arn" in s
+                                 else Mapping(s, sqs, args.lambda_url, args.retry_after, stop, received)).run,
+                         daemon=True)
         for s in sources
     ]
     for thread in threads:

@@ -20,4 +20,5 @@ stop() {
   rm -rf "$dir" "$dir.initdb.log"
 }
 trap stop EXIT
+trap 'exit 0' TERM INT
 while kill -0 "$watched" 2>/dev/null; do sleep 0.3; done

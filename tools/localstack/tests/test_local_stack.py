@@ -43,8 +43,23 @@ class LocalStackMatchesTemplate(unittest.TestCase):
 
     def declared(self, resource_type):
         return {logical_id: resource.get("Properties", {})
-                for logical_id, resource in self.template["Resources"].items()
-                if resource["Type"] == resource_type}
+                for logical_id, resource in self.stack.resources(resource_type)}
+
+    def test_the_postgres_mirror_is_in_the_stack_only_when_enabled_and_reads_the_tables_stream(self):
+        self.assertNotIn("postgres-mirror", self.stack.function_environments())
+        self.assertNotIn("PostgresMirrorFailureQueue", self.stack.created)
+        stack = LocalStack(self.template, self.stack.s3.meta.endpoint_url, "mirror", {"ReceiverAuthSecret": "{}"},
+                           {"TripletexApiBaseUrl": "http://127.0.0.1:8700/v2", "EnablePostgresMirror": "true",
+                            "MirrorDatabaseSecretName": "mirror-db"},
+                           {"WebhookReceiver": RECEIVER_URL})
+        stack.create_all()
+        environment = stack.function_environments()["postgres-mirror"]
+        self.assertEqual(environment["PAYLOAD_BUCKET"], stack.created["PayloadBucket"]["name"])
+        stream, = [s for s in stack.event_sources() if s["function"] == "postgres-mirror"]
+        self.assertEqual(stream["stream_arn"], stack.attrs[("ObjectsTable", "StreamArn")])
+        self.assertEqual(stream["on_failure_queue_url"], stack.created["PostgresMirrorFailureQueue"]["url"])
+        self.assertTrue(stream["report_batch_item_failures"])
+        self.assertEqual((stream["batch_size"], stream["maximum_retry_attempts"]), (100, 10))
 
     def test_the_payload_bucket_exists_with_its_expiry_and_every_function_that_needs_it_names_it(self):
         s3 = boto3.client("s3", endpoint_url=self.stack.s3.meta.endpoint_url, region_name="eu-north-1",
@@ -141,8 +156,7 @@ class LocalStackMatchesTemplate(unittest.TestCase):
                         if created["type"] == "queue"}
         mappings = {(resource["Properties"]["FunctionName"]["Ref"],
                      queue_of_arn[self.stack.resolve(resource["Properties"]["EventSourceArn"])]): resource["Properties"]
-                    for resource in self.template["Resources"].values()
-                    if resource["Type"] == "AWS::Lambda::EventSourceMapping"}
+                    for _, resource in self.stack.resources("AWS::Lambda::EventSourceMapping")}
         self.assertEqual(set(mappings), {("WebhookWorker", "WebhookQueue"), ("WebhookWorker", "SyncObjectsQueue"),
                                          ("ObjectSync", "SyncQueue")})
         sources = {(source["function"], source["queue_url"]): source for source in self.stack.event_sources()}
