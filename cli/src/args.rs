@@ -125,6 +125,14 @@ pub enum Command {
         #[command(subcommand)]
         action: KeeperAction,
     },
+    /// The Postgres mirror: rebuild it from the table, see how far behind it is, check it row by row.
+    Mirror {
+        #[command(subcommand)]
+        action: MirrorAction,
+        /// The database, instead of the one the deployment's secret names (e.g. through a tunnel).
+        #[arg(long, global = true)]
+        database_url: Option<String>,
+    },
     /// The companies this deployment looks after: discover, add, list, remove.
     Companies {
         #[command(subcommand)]
@@ -211,6 +219,27 @@ pub enum KeeperAction {
         #[arg(long = "company", value_name = "COMPANY")]
         companies: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MirrorAction {
+    /// Writes every item of the table (or of one company, one type) into the mirror with the
+    /// mirror's own rule, by a parallel scan: idempotent, and safe while the stream runs (neither
+    /// can move a row back).
+    Rebuild {
+        #[arg(long)]
+        company: Option<String>,
+        #[arg(long = "type", value_name = "TYPE")]
+        object_type: Option<String>,
+        /// Scan segments read at once.
+        #[arg(long, default_value_t = 4)]
+        segments: i32,
+    },
+    /// The stream's lag (IteratorAge) and the rows per company and type beside the table's items.
+    Status,
+    /// Every object's (tenant, type, id, version, deleted) in the table against the mirror; the
+    /// differences listed, exit 1 if any.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]

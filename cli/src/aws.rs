@@ -140,6 +140,36 @@ pub async fn oldest_message_ages(
     queue_urls: &[&str],
     now: jiff::Timestamp,
 ) -> Result<Vec<Option<u64>>, AwsError> {
+    let names: Vec<&str> = queue_urls
+        .iter()
+        .map(|url| url.rsplit('/').next().unwrap_or(url))
+        .collect();
+    latest_maxima(
+        cloudwatch,
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName"),
+        &names,
+        now,
+    )
+    .await
+    .map_err(|source| AwsError::Call {
+        what: "reading the queues' ages from CloudWatch".into(),
+        source: Box::new(source),
+    })
+}
+
+/// The latest one-minute maximum of a metric (namespace, name, dimension) for each dimension value,
+/// over the last few minutes; none where CloudWatch has no datapoint.
+pub async fn latest_maxima(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    (namespace, metric_name, dimension): (&str, &str, &str),
+    values: &[&str],
+    now: jiff::Timestamp,
+) -> Result<
+    Vec<Option<u64>>,
+    aws_sdk_cloudwatch::error::SdkError<
+        aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataError,
+    >,
+> {
     use aws_sdk_cloudwatch::primitives::DateTime;
     use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 
@@ -148,17 +178,11 @@ pub async fn oldest_message_ages(
         .start_time(DateTime::from_secs(now.as_second() - AGE_LOOKBACK_SECONDS))
         .end_time(DateTime::from_secs(now.as_second()))
         .scan_by(ScanBy::TimestampDescending);
-    for (index, url) in queue_urls.iter().enumerate() {
-        let queue_name = url.rsplit('/').next().unwrap_or(url);
+    for (index, value) in values.iter().enumerate() {
         let metric = Metric::builder()
-            .namespace("AWS/SQS")
-            .metric_name("ApproximateAgeOfOldestMessage")
-            .dimensions(
-                Dimension::builder()
-                    .name("QueueName")
-                    .value(queue_name)
-                    .build(),
-            )
+            .namespace(namespace)
+            .metric_name(metric_name)
+            .dimensions(Dimension::builder().name(dimension).value(*value).build())
             .build();
         request = request.metric_data_queries(
             MetricDataQuery::builder()
@@ -174,11 +198,8 @@ pub async fn oldest_message_ages(
                 .build(),
         );
     }
-    let output = request
-        .send()
-        .await
-        .map_err(call("reading the queues' ages from CloudWatch"))?;
-    Ok((0..queue_urls.len())
+    let output = request.send().await?;
+    Ok((0..values.len())
         .map(|index| {
             let id = format!("q{index}");
             let result = output
@@ -227,9 +248,9 @@ pub async fn queues(
     Ok(found)
 }
 
-type Item = HashMap<String, AttributeValue>;
+pub type Item = HashMap<String, AttributeValue>;
 
-async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<Item>, AwsError> {
+pub async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<Item>, AwsError> {
     let mut items = Vec::new();
     let mut start = None;
     loop {

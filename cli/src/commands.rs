@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 use crate::args::{
-    Cli, Command, CompaniesAction, DlqAction, KeeperAction, QuarantineAction, SyncMode,
+    Cli, Command, CompaniesAction, DlqAction, KeeperAction, MirrorAction, QuarantineAction,
+    SyncMode,
 };
 use aws_adapters::blobs::S3BlobStore;
 use domain::claim::claimed_body;
@@ -35,6 +36,8 @@ pub enum CliError {
     Receiver(#[source] reqwest::Error),
     #[error(transparent)]
     Companies(#[from] crate::companies::CompaniesError),
+    #[error(transparent)]
+    Mirror(#[from] crate::mirror::MirrorError),
 }
 
 /// What a command says, and how it exits: 0 all is well, 1 the answer needs a person (something
@@ -160,6 +163,41 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
             let forgotten =
                 crate::forget::forget(&sqs, &dynamodb, &payloads, &deployment, &key).await?;
             answer(cli, &forgotten, crate::forget::render, false)
+        }
+        Command::Mirror {
+            action,
+            database_url,
+        } => {
+            let mirror = crate::mirror::connect(&sdk, &deployment, database_url.as_deref()).await?;
+            match action {
+                MirrorAction::Rebuild {
+                    company,
+                    object_type,
+                    segments,
+                } => {
+                    let rebuilt = crate::mirror::rebuild(
+                        &dynamodb,
+                        &payloads,
+                        &mirror,
+                        &deployment.objects_table,
+                        (company.as_deref(), object_type.as_deref()),
+                        *segments,
+                    )
+                    .await?;
+                    answer(cli, &rebuilt, crate::mirror::render_rebuilt, false)
+                }
+                MirrorAction::Status => {
+                    let status =
+                        crate::mirror::status(&sdk, &deployment, &dynamodb, &mirror).await?;
+                    answer(cli, &status, crate::mirror::render_status, false)
+                }
+                MirrorAction::Check => {
+                    let checked =
+                        crate::mirror::check(&dynamodb, &deployment.objects_table, &mirror).await?;
+                    let differ = !checked.differences.is_empty();
+                    answer(cli, &checked, crate::mirror::render_checked, differ)
+                }
+            }
         }
         Command::Dlq { action, sync, max } => {
             let (name, url) = if *sync {

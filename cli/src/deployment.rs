@@ -37,6 +37,10 @@ pub struct Deployment {
     /// The payload bucket: claim-checked bodies and values over an item's limit (none on a stack
     /// deployed before it had one).
     pub payload_bucket: Option<String>,
+    /// The secret naming the Postgres mirror's database, when the mirror is on.
+    pub mirror_database_secret: Option<String>,
+    /// The mirror function's name (its IteratorAge is the mirror's lag).
+    pub mirror_function: Option<String>,
     /// Where the local functions answer Lambda's Invoke API (`cargo lambda watch`); none for a
     /// deployed stack, whose functions the SDK's Lambda endpoint reaches.
     pub lambda_endpoint: Option<String>,
@@ -82,6 +86,9 @@ pub const API_BASE_URL: &str = "TripletexApiBaseUrl";
 /// The parameter (read like an output) with the subscriptions' `fields` filter.
 pub const FIELDS: &str = "KeeperFields";
 const PAYLOAD_BUCKET: &str = "PayloadBucketName";
+/// The parameter (read like an output) naming the mirror's database secret.
+const MIRROR_DATABASE_SECRET: &str = "MirrorDatabaseSecretName";
+const MIRROR_FUNCTION: &str = "PostgresMirrorFunctionName";
 const RECEIVER_URL: &str = "ReceiverUrl";
 const RECEIVER_AUTH_SECRET: &str = "ReceiverAuthSecretArn";
 
@@ -133,6 +140,11 @@ impl Deployment {
             receiver_auth_secret: outputs.get(RECEIVER_AUTH_SECRET).cloned(),
             object_fields: outputs.get(FIELDS).cloned(),
             payload_bucket: outputs.get(PAYLOAD_BUCKET).cloned(),
+            mirror_database_secret: outputs
+                .get(MIRROR_DATABASE_SECRET)
+                .filter(|name| !name.is_empty())
+                .cloned(),
+            mirror_function: outputs.get(MIRROR_FUNCTION).cloned(),
             lambda_endpoint,
         })
     }
@@ -155,6 +167,9 @@ impl Deployment {
                 Some(((*output).to_owned(), value.to_owned()))
             })
             .collect();
+        if summary["functions"].get("postgres-mirror").is_some() {
+            outputs.insert(MIRROR_FUNCTION.to_owned(), "postgres-mirror".to_owned());
+        }
         for (output, function) in FUNCTIONS {
             if summary["functions"].get(function).is_some() {
                 outputs.insert(output.to_owned(), function.to_owned());
@@ -181,6 +196,10 @@ impl Deployment {
             (
                 PAYLOAD_BUCKET,
                 &summary["resources"]["PayloadBucket"]["name"],
+            ),
+            (
+                MIRROR_DATABASE_SECRET,
+                &summary["functions"]["postgres-mirror"]["MIRROR_DATABASE_SECRET_ARN"],
             ),
         ];
         for (output, value) in found {

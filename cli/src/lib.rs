@@ -8,6 +8,7 @@ pub mod commands;
 pub mod companies;
 pub mod deployment;
 pub mod forget;
+pub mod mirror;
 pub mod render;
 pub mod replay;
 pub mod send;

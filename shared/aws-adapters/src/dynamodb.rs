@@ -675,6 +675,43 @@ impl StoredValue {
     }
 }
 
+/// An item as the Postgres mirror keeps it, with the payload bucket's keys of its value and last
+/// value when the item holds pointers (to be read before the row is written); none for an item that
+/// is not an object's.
+pub fn mirror_row(
+    item: &HashMap<String, AttributeValue>,
+) -> Option<(domain::mirror::MirrorRow, Option<String>, Option<String>)> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let time = |name: &str| text(name).and_then(|t| t.parse::<Timestamp>().ok());
+    let state = stored_state(item);
+    let split = |value: Option<StoredValue>| match value {
+        Some(StoredValue::Inline(json)) => (Some(json), None),
+        Some(StoredValue::Claimed { key, .. }) => (None, Some(key)),
+        None => (None, None),
+    };
+    let (value, value_claim) = split(StoredValue::of(item.get(item::VALUE)));
+    let (last_value, last_value_claim) = split(StoredValue::of(item.get(item::LAST_VALUE)));
+    let row = domain::mirror::MirrorRow {
+        tenant: text(item::TENANT)?,
+        object_type: text(item::OBJECT_TYPE)?,
+        object_id: item
+            .get(item::OBJECT_ID)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())?,
+        version: state.version,
+        version_unknown: state.version_unknown,
+        deleted: state.deleted,
+        value,
+        last_value,
+        source: text(item::SOURCE),
+        received_at: time(item::RECEIVED_AT),
+        updated_at: time(item::UPDATED_AT)?,
+        deleted_at: time(item::DELETED_AT),
+        forgotten_at: time(item::FORGOTTEN_AT),
+    };
+    Some((row, value_claim, last_value_claim))
+}
+
 /// The rule's view of a stored item.
 pub fn stored_state(item: &HashMap<String, AttributeValue>) -> StoredState {
     StoredState {

@@ -1,0 +1,359 @@
+//! `mirror rebuild | status | check`: the Postgres mirror from the operator's side.
+
+use std::collections::BTreeMap;
+
+use aws_adapters::dynamodb::{DynamoObjectStore, mirror_row};
+use aws_sdk_dynamodb::types::AttributeValue;
+use domain::ids::TenantId;
+use domain::ports::{BlobStore, Mirror};
+use postgres_adapter::{DatabaseSettings, PgMirror};
+use serde::Serialize;
+
+use crate::aws::{self, AwsError, Item};
+use crate::deployment::Deployment;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error(
+        "the deployment has no Postgres mirror (EnablePostgresMirror), and no --database-url was given"
+    )]
+    NoMirror,
+    #[error("the mirror's database secret is not usable")]
+    Settings(#[source] postgres_adapter::ConnectError),
+    #[error(transparent)]
+    Database(#[from] domain::ports::MirrorError),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+/// The mirror's database: `--database-url`, or the secret the deployment names.
+pub async fn connect(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    database_url: Option<&str>,
+) -> Result<PgMirror, MirrorError> {
+    let text = match (database_url, &deployment.mirror_database_secret) {
+        (Some(url), _) => url.to_owned(),
+        (None, Some(secret)) => {
+            aws::secret_text(sdk, secret, "the mirror's database secret").await?
+        }
+        (None, None) => return Err(MirrorError::NoMirror),
+    };
+    let settings = DatabaseSettings::parse_secret(&text).map_err(MirrorError::Settings)?;
+    Ok(PgMirror::connect(settings).await?)
+}
+
+/// What `mirror rebuild` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rebuilt {
+    pub items: u64,
+    pub rows_changed: u64,
+    pub seconds: f64,
+}
+
+/// Every item (of one company, one type) written with the mirror's rule, read by a parallel scan;
+/// each page is one transaction. Safe beside the stream: neither can move a row back.
+pub async fn rebuild(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    payloads: &impl BlobStore,
+    mirror: &PgMirror,
+    table: &str,
+    filter: (Option<&str>, Option<&str>),
+    segments: i32,
+) -> Result<Rebuilt, MirrorError> {
+    let started = std::time::Instant::now();
+    let segments = segments.max(1);
+    let (pages, mut received) =
+        tokio::sync::mpsc::channel::<Result<Vec<Item>, AwsError>>(segments as usize * 2);
+    for segment in 0..segments {
+        let (dynamodb, table, pages) = (dynamodb.clone(), table.to_owned(), pages.clone());
+        let (company, object_type) = (filter.0.map(str::to_owned), filter.1.map(str::to_owned));
+        tokio::spawn(async move {
+            let mut start = None;
+            loop {
+                let mut scan = dynamodb
+                    .scan()
+                    .table_name(&table)
+                    .segment(segment)
+                    .total_segments(segments)
+                    .set_exclusive_start_key(start);
+                let mut conditions = Vec::new();
+                if let Some(company) = &company {
+                    conditions.push("#tenant = :tenant");
+                    scan = scan
+                        .expression_attribute_names("#tenant", domain::item::TENANT)
+                        .expression_attribute_values(":tenant", AttributeValue::S(company.clone()));
+                }
+                if let Some(object_type) = &object_type {
+                    conditions.push("#type = :type");
+                    scan = scan
+                        .expression_attribute_names("#type", domain::item::OBJECT_TYPE)
+                        .expression_attribute_values(
+                            ":type",
+                            AttributeValue::S(object_type.clone()),
+                        );
+                }
+                if !conditions.is_empty() {
+                    scan = scan.filter_expression(conditions.join(" AND "));
+                }
+                let page = scan.send().await.map_err(|source| AwsError::Call {
+                    what: format!("scanning {table}"),
+                    source: Box::new(source),
+                });
+                let page = match page {
+                    Ok(page) => page,
+                    Err(error) => {
+                        let _ = pages.send(Err(error)).await;
+                        return;
+                    }
+                };
+                start = page.last_evaluated_key;
+                if pages
+                    .send(Ok(page.items.unwrap_or_default()))
+                    .await
+                    .is_err()
+                    || start.is_none()
+                {
+                    return;
+                }
+            }
+        });
+    }
+    drop(pages);
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos} items mirrored ({per_sec}), {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let mut rebuilt = Rebuilt {
+        items: 0,
+        rows_changed: 0,
+        seconds: 0.0,
+    };
+    while let Some(page) = received.recv().await {
+        let mut rows = Vec::new();
+        for item in page? {
+            let Some((mut row, value_claim, last_value_claim)) = mirror_row(&item) else {
+                continue;
+            };
+            row.value = match value_claim {
+                Some(key) => claimed(payloads, &key).await?,
+                None => row.value,
+            };
+            row.last_value = match last_value_claim {
+                Some(key) => claimed(payloads, &key).await?,
+                None => row.last_value,
+            };
+            rows.push(row);
+        }
+        rebuilt.items += rows.len() as u64;
+        rebuilt.rows_changed += mirror.apply(&rows, &[]).await?;
+        bar.set_position(rebuilt.items);
+    }
+    bar.finish_and_clear();
+    rebuilt.seconds = started.elapsed().as_secs_f64();
+    Ok(rebuilt)
+}
+
+async fn claimed(payloads: &impl BlobStore, key: &str) -> Result<Option<String>, MirrorError> {
+    let bytes = payloads.get(key).await.map_err(|source| AwsError::Call {
+        what: format!("reading {key} from the payload bucket"),
+        source: Box::new(source),
+    })?;
+    Ok(bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// `mirror status`: the lag and the counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorStatus {
+    /// The stream's IteratorAge, its latest minute, in milliseconds; none when CloudWatch has none.
+    pub lag_ms: Option<u64>,
+    pub lag_unknown_because: Option<String>,
+    pub types: Vec<TypeRows>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeRows {
+    pub tenant: String,
+    pub object_type: String,
+    pub rows: i64,
+    pub tombstones: i64,
+    /// Items of the table (tombstones included), by its byType index.
+    pub items: Option<u64>,
+}
+
+pub async fn status(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    mirror: &PgMirror,
+) -> Result<MirrorStatus, MirrorError> {
+    let store = DynamoObjectStore::new(dynamodb.clone(), &deployment.objects_table);
+    let mut types = Vec::new();
+    for (tenant, object_type, rows, tombstones) in mirror.rows_per_type().await? {
+        let items = match TenantId::parse(&tenant) {
+            Ok(id) => store.count_of_type(&id, &object_type).await.ok(),
+            Err(_) => None,
+        };
+        types.push(TypeRows {
+            tenant,
+            object_type,
+            rows,
+            tombstones,
+            items,
+        });
+    }
+    let (lag_ms, lag_unknown_because) = match &deployment.mirror_function {
+        None => (
+            None,
+            Some("the deployment has no mirror function".to_owned()),
+        ),
+        Some(function) => {
+            let cloudwatch = aws_sdk_cloudwatch::Client::new(sdk);
+            match aws::latest_maxima(
+                &cloudwatch,
+                ("AWS/Lambda", "IteratorAge", "FunctionName"),
+                &[function],
+                jiff::Timestamp::now(),
+            )
+            .await
+            {
+                Ok(ages) => match ages.first().copied().flatten() {
+                    Some(age) => (Some(age), None),
+                    None => (None, Some("CloudWatch has no IteratorAge of the last minutes (the local stack keeps no Lambda metrics)".to_owned())),
+                },
+                Err(error) => (None, Some(domain::error::error_chain(&error))),
+            }
+        }
+    };
+    Ok(MirrorStatus {
+        lag_ms,
+        lag_unknown_because,
+        types,
+    })
+}
+
+/// `mirror check`: the objects the table and the mirror disagree on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checked {
+    pub items: usize,
+    pub rows: usize,
+    pub differences: Vec<Difference>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Difference {
+    pub key: String,
+    /// (version, deleted) in the table; none when only the mirror has it.
+    pub table: Option<(Option<i64>, bool)>,
+    pub mirror: Option<(Option<i64>, bool)>,
+}
+
+pub async fn check(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mirror: &PgMirror,
+) -> Result<Checked, MirrorError> {
+    let mut in_table = BTreeMap::new();
+    for item in aws::scan(dynamodb, table).await? {
+        if let Some((row, _, _)) = mirror_row(&item) {
+            in_table.insert(
+                format!("{}#{}#{}", row.tenant, row.object_type, row.object_id),
+                (row.version, row.deleted),
+            );
+        }
+    }
+    let mut in_mirror: BTreeMap<String, (Option<i64>, bool)> = mirror
+        .keys()
+        .await?
+        .into_iter()
+        .map(|(tenant, object_type, id, version, deleted)| {
+            (format!("{tenant}#{object_type}#{id}"), (version, deleted))
+        })
+        .collect();
+    let rows = in_mirror.len();
+    let mut differences = Vec::new();
+    for (key, table_state) in &in_table {
+        let mirror_state = in_mirror.remove(key);
+        if mirror_state != Some(*table_state) {
+            differences.push(Difference {
+                key: key.clone(),
+                table: Some(*table_state),
+                mirror: mirror_state,
+            });
+        }
+    }
+    differences.extend(in_mirror.into_iter().map(|(key, state)| Difference {
+        key,
+        table: None,
+        mirror: Some(state),
+    }));
+    Ok(Checked {
+        items: in_table.len(),
+        rows,
+        differences,
+    })
+}
+
+pub fn render_rebuilt(rebuilt: &Rebuilt) -> String {
+    format!(
+        "mirrored {} items in {:.1} s: {} rows changed (the rest already held them)\n",
+        rebuilt.items, rebuilt.seconds, rebuilt.rows_changed
+    )
+}
+
+pub fn render_status(status: &MirrorStatus) -> String {
+    let mut out = match (status.lag_ms, &status.lag_unknown_because) {
+        (Some(ms), _) => format!(
+            "lag (the stream's IteratorAge): {:.1} s\n",
+            ms as f64 / 1000.0
+        ),
+        (None, Some(why)) => format!("lag unknown: {why}\n"),
+        (None, None) => "lag unknown\n".to_owned(),
+    };
+    for row in &status.types {
+        let items = row
+            .items
+            .map_or_else(|| "-".to_owned(), |items| items.to_string());
+        out.push_str(&format!(
+            "  {:<12} {:<12} rows {:>8} ({} tombstones), items in the table {items}\n",
+            row.tenant,
+            row.object_type,
+            row.rows + row.tombstones,
+            row.tombstones
+        ));
+    }
+    out
+}
+
+pub fn render_checked(checked: &Checked) -> String {
+    let mut out = format!(
+        "{} items in the table, {} rows in the mirror: {} differ\n",
+        checked.items,
+        checked.rows,
+        checked.differences.len()
+    );
+    let state = |s: &Option<(Option<i64>, bool)>| match s {
+        None => "absent".to_owned(),
+        Some((version, deleted)) => format!(
+            "version {}{}",
+            version.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+            if *deleted { ", deleted" } else { "" }
+        ),
+    };
+    for difference in checked.differences.iter().take(50) {
+        out.push_str(&format!(
+            "  {}: table {}, mirror {}\n",
+            difference.key,
+            state(&difference.table),
+            state(&difference.mirror)
+        ));
+    }
+    out
+}
