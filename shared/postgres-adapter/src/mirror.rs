@@ -4,7 +4,7 @@
 use domain::mirror::{MirrorRow, ObjectRef, newest_per_object};
 use domain::ports::{Mirror, MirrorError};
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::{Client, GenericClient, Statement};
 use tracing::instrument;
 
 use crate::connect::{ConnectError, DatabaseSettings};
@@ -80,10 +80,49 @@ DELETE FROM tripletex.object_version h USING UNNEST($1::text[], $2::text[], $3::
 WHERE (h.tenant, h.type, h.id) = (r.tenant, r.type, r.id)
 "#;
 
-/// The mirror's database: one connection per process, made again when it was lost.
+/// The batch's statements, prepared once per connection.
+pub struct Prepared {
+    upsert: Statement,
+    erase_forgotten: Statement,
+    insert_history: Statement,
+    close_history: Statement,
+    remove_objects: Statement,
+    remove_history: Statement,
+}
+
+impl Prepared {
+    pub async fn on(client: &impl GenericClient) -> Result<Self, tokio_postgres::Error> {
+        let (
+            upsert,
+            erase_forgotten,
+            insert_history,
+            close_history,
+            remove_objects,
+            remove_history,
+        ) = tokio::try_join!(
+            client.prepare(UPSERT),
+            client.prepare(ERASE_FORGOTTEN_HISTORY),
+            client.prepare(INSERT_HISTORY),
+            client.prepare(CLOSE_HISTORY),
+            client.prepare(REMOVE_OBJECTS),
+            client.prepare(REMOVE_HISTORY),
+        )?;
+        Ok(Self {
+            upsert,
+            erase_forgotten,
+            insert_history,
+            close_history,
+            remove_objects,
+            remove_history,
+        })
+    }
+}
+
+/// The mirror's database: one connection per process, made again when it was lost, with its
+/// statements prepared.
 pub struct PgMirror {
     settings: DatabaseSettings,
-    client: Mutex<Option<Client>>,
+    connection: Mutex<Option<(Client, Prepared)>>,
 }
 
 impl PgMirror {
@@ -93,27 +132,30 @@ impl PgMirror {
         migrations::migrate(&mut client)
             .await
             .map_err(database_error)?;
+        let prepared = Prepared::on(&client).await.map_err(database_error)?;
         Ok(Self {
             settings,
-            client: Mutex::new(Some(client)),
+            connection: Mutex::new(Some((client, prepared))),
         })
     }
 
     /// Runs `work` with the connection, connecting again first if it was lost.
     async fn with_client<T>(
         &self,
-        work: impl AsyncFnOnce(&mut Client) -> Result<T, tokio_postgres::Error>,
+        work: impl AsyncFnOnce(&mut Client, &Prepared) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, MirrorError> {
-        let mut guard = self.client.lock().await;
-        if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(self.settings.connect().await.map_err(connect_error)?);
+        let mut guard = self.connection.lock().await;
+        if guard.as_ref().is_none_or(|(client, _)| client.is_closed()) {
+            let client = self.settings.connect().await.map_err(connect_error)?;
+            let prepared = Prepared::on(&client).await.map_err(database_error)?;
+            *guard = Some((client, prepared));
         }
-        let Some(client) = guard.as_mut() else {
+        let Some((client, prepared)) = guard.as_mut() else {
             return Err(MirrorError::Unavailable {
                 source: "no connection".into(),
             });
         };
-        let result = work(client).await;
+        let result = work(client, prepared).await;
         if client.is_closed() {
             *guard = None;
         }
@@ -122,7 +164,7 @@ impl PgMirror {
 
     /// Rows per tenant and type, tombstones apart: (tenant, type, live, deleted).
     pub async fn rows_per_type(&self) -> Result<Vec<(String, String, i64, i64)>, MirrorError> {
-        self.with_client(async |client| {
+        self.with_client(async |client, _| {
             let rows = client
                 .query(
                     "SELECT tenant, type, count(*) FILTER (WHERE NOT deleted), count(*) FILTER (WHERE deleted)
@@ -140,7 +182,7 @@ impl PgMirror {
 
     /// Every row's (tenant, type, id, version, deleted), in key order: what `mirror check` compares.
     pub async fn keys(&self) -> Result<Vec<(String, String, i64, Option<i64>, bool)>, MirrorError> {
-        self.with_client(async |client| {
+        self.with_client(async |client, _| {
             let rows = client
                 .query(
                     "SELECT tenant, type, id, version, deleted FROM tripletex.object ORDER BY tenant, type, id",
@@ -159,9 +201,9 @@ impl PgMirror {
 impl Mirror for PgMirror {
     #[instrument(skip_all, fields(images = images.len(), removed = removed.len()))]
     async fn apply(&self, images: &[MirrorRow], removed: &[ObjectRef]) -> Result<u64, MirrorError> {
-        self.with_client(async |client| {
+        self.with_client(async |client, prepared| {
             let transaction = client.transaction().await?;
-            let changed = apply_batch(&transaction, images, removed).await?;
+            let changed = apply_batch(&transaction, prepared, images, removed).await?;
             transaction.commit().await?;
             Ok(changed)
         })
@@ -169,27 +211,18 @@ impl Mirror for PgMirror {
     }
 }
 
-/// The batch's statements, on a transaction the caller commits.
+/// The batch's statements, on a transaction the caller commits. They are sent together (pipelined)
+/// and the server runs them in that order: one round trip for the whole batch.
 pub async fn apply_batch(
     client: &impl GenericClient,
+    prepared: &Prepared,
     images: &[MirrorRow],
     removed: &[ObjectRef],
 ) -> Result<u64, tokio_postgres::Error> {
-    let mut changed = 0;
-    if !removed.is_empty() {
-        let tenants: Vec<&str> = removed.iter().map(|r| r.tenant.as_str()).collect();
-        let types: Vec<&str> = removed.iter().map(|r| r.object_type.as_str()).collect();
-        let ids: Vec<i64> = removed.iter().map(|r| r.object_id).collect();
-        changed += client
-            .execute(REMOVE_OBJECTS, &[&tenants, &types, &ids])
-            .await?;
-        client
-            .execute(REMOVE_HISTORY, &[&tenants, &types, &ids])
-            .await?;
-    }
-    if images.is_empty() {
-        return Ok(changed);
-    }
+    let gone_tenants: Vec<&str> = removed.iter().map(|r| r.tenant.as_str()).collect();
+    let gone_types: Vec<&str> = removed.iter().map(|r| r.object_type.as_str()).collect();
+    let gone_ids: Vec<i64> = removed.iter().map(|r| r.object_id).collect();
+
     let newest = newest_per_object(images);
     let text = |t: Option<jiff::Timestamp>| t.map(|t| t.to_string());
     let tenants: Vec<&str> = newest.iter().map(|r| r.tenant.as_str()).collect();
@@ -205,45 +238,70 @@ pub async fn apply_batch(
     let updated: Vec<String> = newest.iter().map(|r| r.updated_at.to_string()).collect();
     let deleted_at: Vec<Option<String>> = newest.iter().map(|r| text(r.deleted_at)).collect();
     let forgotten: Vec<Option<String>> = newest.iter().map(|r| text(r.forgotten_at)).collect();
-    changed += client
-        .execute(
-            UPSERT,
-            &[
-                &tenants,
-                &types,
-                &ids,
-                &versions,
-                &unknown,
-                &deleted,
-                &values,
-                &last_values,
-                &sources,
-                &received,
-                &updated,
-                &deleted_at,
-                &forgotten,
-            ],
-        )
-        .await?;
-    if forgotten.iter().any(Option::is_some) {
-        client
-            .execute(ERASE_FORGOTTEN_HISTORY, &[&tenants, &types, &ids])
-            .await?;
-    }
+
     let history: Vec<&MirrorRow> = images.iter().filter(|r| r.is_history()).collect();
-    if !history.is_empty() {
-        let h_tenants: Vec<&str> = history.iter().map(|r| r.tenant.as_str()).collect();
-        let h_types: Vec<&str> = history.iter().map(|r| r.object_type.as_str()).collect();
-        let h_ids: Vec<i64> = history.iter().map(|r| r.object_id).collect();
-        let h_versions: Vec<Option<i64>> = history.iter().map(|r| r.version).collect();
-        let h_from: Vec<String> = history
-            .iter()
-            .map(|r| r.received_at.unwrap_or(r.updated_at).to_string())
-            .collect();
-        let h_values: Vec<Option<&str>> = history.iter().map(|r| r.value.as_deref()).collect();
+    let h_tenants: Vec<&str> = history.iter().map(|r| r.tenant.as_str()).collect();
+    let h_types: Vec<&str> = history.iter().map(|r| r.object_type.as_str()).collect();
+    let h_ids: Vec<i64> = history.iter().map(|r| r.object_id).collect();
+    let h_versions: Vec<Option<i64>> = history.iter().map(|r| r.version).collect();
+    let h_from: Vec<String> = history
+        .iter()
+        .map(|r| r.received_at.unwrap_or(r.updated_at).to_string())
+        .collect();
+    let h_values: Vec<Option<&str>> = history.iter().map(|r| r.value.as_deref()).collect();
+
+    let gone_keys: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&gone_tenants, &gone_types, &gone_ids];
+    let removal = async {
+        if removed.is_empty() {
+            return Ok(0);
+        }
+        let (objects, _) = tokio::try_join!(
+            client.execute(&prepared.remove_objects, &gone_keys),
+            client.execute(&prepared.remove_history, &gone_keys),
+        )?;
+        Ok(objects)
+    };
+    let upsert = async {
+        if newest.is_empty() {
+            return Ok(0);
+        }
         client
             .execute(
-                INSERT_HISTORY,
+                &prepared.upsert,
+                &[
+                    &tenants,
+                    &types,
+                    &ids,
+                    &versions,
+                    &unknown,
+                    &deleted,
+                    &values,
+                    &last_values,
+                    &sources,
+                    &received,
+                    &updated,
+                    &deleted_at,
+                    &forgotten,
+                ],
+            )
+            .await
+    };
+    let erase = async {
+        if forgotten.iter().all(Option::is_none) {
+            return Ok(0);
+        }
+        client
+            .execute(&prepared.erase_forgotten, &[&tenants, &types, &ids])
+            .await
+    };
+    let insert_history = async {
+        if history.is_empty() {
+            return Ok(0);
+        }
+        client
+            .execute(
+                &prepared.insert_history,
                 &[
                     &h_tenants,
                     &h_types,
@@ -253,12 +311,19 @@ pub async fn apply_batch(
                     &h_values,
                 ],
             )
-            .await?;
-    }
-    client
-        .execute(CLOSE_HISTORY, &[&tenants, &types, &ids])
-        .await?;
-    Ok(changed)
+            .await
+    };
+    let close_history = async {
+        if newest.is_empty() {
+            return Ok(0);
+        }
+        client
+            .execute(&prepared.close_history, &[&tenants, &types, &ids])
+            .await
+    };
+    let (gone, changed, _, _, _) =
+        tokio::try_join!(removal, upsert, erase, insert_history, close_history)?;
+    Ok(gone + changed)
 }
 
 fn connect_error(error: ConnectError) -> MirrorError {

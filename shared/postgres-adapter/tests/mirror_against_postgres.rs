@@ -7,7 +7,7 @@ use domain::mirror::{MirrorRow, ObjectRef};
 use domain::ports::Mirror;
 use jiff::Timestamp;
 use postgres_adapter::migrations::{self, migrate, migrate_to};
-use postgres_adapter::mirror::apply_batch;
+use postgres_adapter::mirror::{Prepared, apply_batch};
 use postgres_adapter::{DatabaseSettings, PgMirror};
 use test_support::PostgresServer;
 use tokio_postgres::Client;
@@ -310,8 +310,9 @@ async fn a_removed_object_leaves_with_its_history() {
     // The same statements inside a caller's transaction, for a rebuild that commits in pages.
     let mut client = client;
     let transaction = client.transaction().await.unwrap();
+    let prepared = Prepared::on(&transaction).await.unwrap();
     assert_eq!(
-        apply_batch(&transaction, &[customer(5, 1, 1)], &[])
+        apply_batch(&transaction, &prepared, &[customer(5, 1, 1)], &[])
             .await
             .unwrap(),
         1
