@@ -133,8 +133,9 @@ fn main() {
         assert_eq!(rebuilt.items, items as u64);
         println!(
             "mirror rebuild of {items} items ({segments} scan segments): {seconds:.1} s, {:.0} items/s, \
-             {} rows changed, peak heap {:.1} MiB",
+             {:.1} s of it writing to PostgreSQL, {} rows changed, peak heap {:.1} MiB",
             items as f64 / seconds,
+            rebuilt.writing_seconds,
             rebuilt.rows_changed,
             peak as f64 / (1024.0 * 1024.0)
         );

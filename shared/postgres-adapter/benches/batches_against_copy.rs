@@ -1,7 +1,7 @@
 //! Rows per second of the mirror's batches of 100 stream records (one transaction each: the upsert,
 //! the history, its valid_to), against the same object rows loaded by one `COPY` (the limit on this
 //! machine; target, README "Benchmarks": ratio ≥ 0.5). A real PostgreSQL started by test-support.
-//! `cargo bench -p postgres-adapter --bench batches_against_copy [-- --rows N]`.
+//! `cargo bench -p postgres-adapter --bench batches_against_copy [-- --rows N --batch B]`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench may panic: that is its failure
 
@@ -48,6 +48,10 @@ fn main() {
         .skip_while(|arg| arg != "--rows")
         .nth(1)
         .map_or(20_000, |n| n.parse().expect("--rows N"));
+    let batch_size: usize = std::env::args()
+        .skip_while(|arg| arg != "--batch")
+        .nth(1)
+        .map_or(100, |n| n.parse().expect("--batch N"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,11 +65,11 @@ fn main() {
         let mirror = PgMirror::connect(batch_settings.clone()).await.unwrap();
         let analyst = batch_settings.connect().await.unwrap();
         let started = Instant::now();
-        for (index, batch) in rows.chunks(100).enumerate() {
+        for (index, batch) in rows.chunks(batch_size).enumerate() {
             mirror.apply(batch, &[]).await.unwrap();
             // What autovacuum does to a table that has grown: the planner learns it is no longer
             // empty (a bench from empty would otherwise measure plans made for empty tables).
-            if index == 10 {
+            if index == 1000 / batch_size {
                 analyst.batch_execute("ANALYZE tripletex.object, tripletex.object_version").await.unwrap();
             }
         }
@@ -104,7 +108,7 @@ fn main() {
 
         let per_second = |elapsed: std::time::Duration| count as f64 / elapsed.as_secs_f64();
         println!(
-            "{count} rows in batches of 100 (one transaction each: upsert, history, valid_to): {:.2} s, {:.0} rows/s",
+            "{count} rows in batches of {batch_size} (one transaction each: upsert, history, valid_to): {:.2} s, {:.0} rows/s",
             batches.as_secs_f64(),
             per_second(batches)
         );

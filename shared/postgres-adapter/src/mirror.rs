@@ -162,6 +162,17 @@ impl PgMirror {
         result.map_err(database_error)
     }
 
+    /// Refreshes the planner's statistics of the mirror's tables: after a bulk load from empty, so
+    /// that the next statements look keys up instead of scanning (autovacuum would, later).
+    pub async fn analyze(&self) -> Result<(), MirrorError> {
+        self.with_client(async |client, _| {
+            client
+                .batch_execute("ANALYZE tripletex.object, tripletex.object_version")
+                .await
+        })
+        .await
+    }
+
     /// Rows per tenant and type, tombstones apart: (tenant, type, live, deleted).
     pub async fn rows_per_type(&self) -> Result<Vec<(String, String, i64, i64)>, MirrorError> {
         self.with_client(async |client, _| {
