@@ -38,7 +38,7 @@ import uuid
 import zipfile
 
 from tools.localstack.local_stack import LocalStack
-from tools.localstack.loopback import ROOT, start_moto
+from tools.localstack.loopback import ROOT, start_moto, start_postgres
 from tools.localstack.sam_translate import translate
 from tools.simulator.tripletex_simulator import Simulator, SimulatorServer, load_config
 
@@ -54,6 +54,9 @@ EVENTS = {
                             lambda answer: isinstance(answer, dict) and "runtimeError" not in answer),
     "object-sync": ("events/object-sync/scheduler-pending.json",
                     lambda answer: isinstance(answer, dict) and "runtimeError" not in answer),
+    # Its init connects to the database and brings the schema up to date (a no-op after the first).
+    "postgres-mirror": ("events/postgres-mirror/dynamodb-stream-batch.json",
+                        lambda answer: answer.get("batchItemFailures") == []),
     FLOOR: (None, lambda answer: answer.get("statusCode") == 200),
 }
 
@@ -312,6 +315,8 @@ def main():
             binaries = bootstraps(workdir, args.debug)
             moto, endpoint = start_moto()
             processes.append(moto)
+            postgres, database_url = start_postgres(f"/tmp/tripletex-cold-start-pg-{os.getpid()}")
+            processes.append(postgres)
             simulator = Simulator()
             load_config(simulator, os.path.join(ROOT, "infra/local/tripletex-simulator.json"))
             tripletex = SimulatorServer(0, simulator)
@@ -336,6 +341,9 @@ def main():
                     "AWS_LAMBDA_FUNCTION_NAME": name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_LOG_LEVEL": "WARN",
                     **functions.get(name, {}),
+                    # The mirror is off in the template's defaults: its environment as scripts/run gives it.
+                    **({"MIRROR_DATABASE_URL": database_url,
+                        "PAYLOAD_BUCKET": stack.created["PayloadBucket"]["name"]} if name == "postgres-mirror" else {}),
                 }
 
             def payload(name):

@@ -29,6 +29,16 @@ def wait_for_port(port, seconds=60):
             time.sleep(0.05)
 
 
+def start_postgres(directory):
+    """A throwaway PostgreSQL (tools/postgres/serve.sh) on a free loopback port, its data in
+    `directory`, stopped once this process is gone: (process, URL)."""
+    port = free_port()
+    process = subprocess.Popen([os.path.join(ROOT, "tools/postgres/serve.sh"), directory, str(port), str(os.getpid())],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return process, f"postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
+
+
 def start_moto():
     """A moto server on a free loopback port, its DynamoDB atomic as the real one (moto_atomic.py):
     (process, endpoint URL)."""
