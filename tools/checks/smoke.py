@@ -609,8 +609,15 @@ def main():
     for key, expected in EXPECTED_ITEMS.items():
         if found.get(key) != expected:
             failures.append(f"{key}: (version, deleted) is {found.get(key)}, expected {expected}")
-    left = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
-    in_queue = int(left["ApproximateNumberOfMessages"]) + int(left["ApproximateNumberOfMessagesNotVisible"])
+    # The items are written before the poller deletes their messages (once the worker's invocation
+    # has answered): what is still in flight gets a moment to finish.
+    deadline = time.monotonic() + 60
+    while True:
+        left = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+        in_queue = int(left["ApproximateNumberOfMessages"]) + int(left["ApproximateNumberOfMessagesNotVisible"])
+        if not in_queue or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     quarantined = drain(sqs, quarantine_url)
     reasons = sorted(attributes(m)["quarantineReason"].split(":")[0] for m in quarantined)
     print(f"  left in the webhook queue: {in_queue}; quarantined: {reasons}")
