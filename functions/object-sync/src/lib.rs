@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod handler;
+mod start;
 pub mod step;

@@ -16,7 +16,7 @@ use domain::claim::ClaimCheckedQueue;
 use domain::tripletex::CredentialsSecret;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use object_sync::config::Config;
-use object_sync::handler::ObjectSync;
+use object_sync::handler::{ObjectSync, SyncPorts};
 use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
 
 #[tokio::main(flavor = "current_thread")]
@@ -47,7 +47,7 @@ async fn main() -> Result<(), Error> {
         },
     )?;
     let companies = LookedAfter::new(credentials, registry).into_source();
-    let sync = ObjectSync {
+    let ports = SyncPorts {
         tripletex: HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default())?,
         webhooks: ClaimCheckedQueue::new(
             SqsQueue::new(sqs.clone(), &config.sync_objects_queue_url),
@@ -60,9 +60,8 @@ async fn main() -> Result<(), Error> {
         copy: DynamoObjectStore::new(dynamodb.clone(), &config.objects_table_name),
         records: DynamoSyncRecords::new(dynamodb.clone(), &config.sync_table_name),
         ledger,
-        companies,
-        settings: config.settings,
     };
+    let sync = ObjectSync::new(ports, companies, config.settings);
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
         sync.handle(event.payload).await
     }))

@@ -8,15 +8,13 @@ use std::collections::HashMap;
 use domain::envelope::EventName;
 use domain::error::error_chain;
 use domain::ids::TenantId;
-use domain::ports::{
-    MessageQueue, ObjectsApi, PageMemory, QueueError, StoreError, StoredCopy, SyncRecords,
-};
+use domain::ports::{MessageQueue, ObjectsApi, QueueError, StoreError, StoredCopy, SyncRecords};
 use domain::sync::MAX_SUSPECTS;
 use domain::sync::envelope::{check_storable, delete_message, upsert_message};
 use domain::sync::{
     AfterLookup, CannotSplit, Cursor, DateWindow, FULL_RANGE, FetchRequest, FetchedObject, Finding,
-    Listed, ListedPage, Lookup, ObjectTypeSpec, PageRequest, Partition, StoredVersion, Suspect,
-    SyncTask, TypeCounts, check_stretch, compare_page,
+    Listed, ListedPage, Lookup, ObjectTypeSpec, PageMemory, PageRequest, Partition, StoredVersion,
+    Suspect, SyncTask, TypeCounts, check_stretch, compare_page,
 };
 use domain::tripletex::TripletexError;
 use jiff::Timestamp;
@@ -41,6 +39,13 @@ pub enum StepError {
     Store(#[source] StoreError),
     #[error("queueing failed")]
     Queue(#[source] QueueError),
+}
+
+impl StepError {
+    /// A Tripletex failure that may pass if the task is tried again (the queue redelivers it).
+    pub fn may_pass_on_retry(&self) -> bool {
+        matches!(self, Self::Tripletex(error) if error.may_pass())
+    }
 }
 
 impl From<StoreError> for StepError {

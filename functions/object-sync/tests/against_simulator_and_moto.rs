@@ -122,7 +122,7 @@ async fn the_ledger_on_dynamodb_hands_requests_to_one_run_and_tells_what_became_
         window_from: jiff::Timestamp::UNIX_EPOCH,
         window_to: jiff::Timestamp::now(),
     };
-    let ledger = &stack.sync.ledger;
+    let ledger = &stack.ledger;
     ledger.record(&request).await.unwrap();
     let key = ledger.pending().await.unwrap()[0].key.clone();
     assert!(ledger.taken().await.unwrap().is_empty());
@@ -151,7 +151,7 @@ async fn the_ledger_on_dynamodb_hands_requests_to_one_run_and_tells_what_became_
 
     // A run's record says how it stands; an unknown run has none.
     let state_of = |run_id: String| {
-        let (records, tenant) = (&stack.sync.records, tenant.clone());
+        let (records, tenant) = (&stack.records, tenant.clone());
         async move { records.run_state(&tenant, &run_id).await.unwrap() }
     };
     assert_eq!(state_of("no-such-run".into()).await, None);

@@ -17,11 +17,12 @@ use domain::ports::SyncRecords as _;
 use domain::record::change_from_message;
 use domain::resync::{ResyncReason, ResyncRequest};
 use domain::sync::{RunMode, RunState, TypeCounts};
+use domain::sync::{StartMode, StartRequest};
 use domain::tripletex::Companies;
 use jiff::Timestamp;
 use jiff::civil::date;
 use object_sync::config::{StepLimits, SyncSettings};
-use object_sync::handler::{ObjectSync, StartRequest};
+use object_sync::handler::{ObjectSync, SyncPorts};
 use test_support::tripletex::rate_limited;
 use test_support::{
     FakeObject, FakeTripletex, InMemoryObjectStore, InMemoryResyncLedger, InMemorySyncRecords,
@@ -29,22 +30,22 @@ use test_support::{
 };
 
 type Sync = ObjectSync<
-    Arc<FakeTripletex>,
-    Arc<RecordingQueue>,
-    Arc<RecordingSyncTasks>,
-    Arc<InMemoryObjectStore>,
-    Arc<InMemorySyncRecords>,
-    Arc<InMemoryResyncLedger>,
+    FakeTripletex,
+    RecordingQueue,
+    RecordingSyncTasks,
+    InMemoryObjectStore,
+    InMemorySyncRecords,
+    InMemoryResyncLedger,
 >;
 
 struct Harness {
     sync: Sync,
-    tripletex: Arc<FakeTripletex>,
-    webhooks: Arc<RecordingQueue>,
-    tasks: Arc<RecordingSyncTasks>,
-    store: Arc<InMemoryObjectStore>,
-    records: Arc<InMemorySyncRecords>,
-    ledger: Arc<InMemoryResyncLedger>,
+    tripletex: FakeTripletex,
+    webhooks: RecordingQueue,
+    tasks: RecordingSyncTasks,
+    store: InMemoryObjectStore,
+    records: InMemorySyncRecords,
+    ledger: InMemoryResyncLedger,
     applied: usize,
 }
 
@@ -57,29 +58,29 @@ fn harness(events: &[&str], limits: StepLimits) -> Harness {
                           "default": {"consumerToken": "c3", "employeeToken": "e3"}}}"#,
     )
     .unwrap();
-    let tripletex = Arc::new(FakeTripletex::new());
-    let webhooks = Arc::new(RecordingQueue::new());
-    let tasks = Arc::new(RecordingSyncTasks::new());
-    let store = Arc::new(InMemoryObjectStore::new());
-    let records = Arc::new(InMemorySyncRecords::new());
-    let ledger = Arc::new(InMemoryResyncLedger::new());
-    let sync = ObjectSync {
-        tripletex: Arc::clone(&tripletex),
-        webhooks: Arc::clone(&webhooks),
-        tasks: Arc::clone(&tasks),
-        copy: Arc::clone(&store),
-        records: Arc::clone(&records),
-        ledger: Arc::clone(&ledger),
-        companies: SecretSource::Fixed(Arc::new(companies)),
-        settings: SyncSettings {
-            events: events
-                .iter()
-                .map(|e| EventName::parse(e).unwrap())
-                .collect(),
-            fields: "id,version,name".into(),
-            limits,
-        },
+    let tripletex = FakeTripletex::new();
+    let webhooks = RecordingQueue::new();
+    let tasks = RecordingSyncTasks::new();
+    let store = InMemoryObjectStore::new();
+    let records = InMemorySyncRecords::new();
+    let ledger = InMemoryResyncLedger::new();
+    let ports = SyncPorts {
+        tripletex: tripletex.clone(),
+        webhooks: webhooks.clone(),
+        tasks: tasks.clone(),
+        copy: store.clone(),
+        records: records.clone(),
+        ledger: ledger.clone(),
     };
+    let settings = SyncSettings {
+        events: events
+            .iter()
+            .map(|e| EventName::parse(e).unwrap())
+            .collect(),
+        fields: "id,version,name".into(),
+        limits,
+    };
+    let sync = ObjectSync::new(ports, SecretSource::Fixed(Arc::new(companies)), settings);
     Harness {
         sync,
         tripletex,
@@ -109,7 +110,7 @@ impl Harness {
         let report = self
             .sync
             .start(StartRequest {
-                mode: mode.into(),
+                mode: mode.parse().unwrap(),
                 companies: Some(vec![TENANT.into()]),
                 types: None,
             })
@@ -132,7 +133,7 @@ impl Harness {
     async fn apply_queued(&mut self) {
         let sent: Vec<QueueMessage> = self.webhooks.sent();
         for message in &sent[self.applied..] {
-            test_support::apply_as_worker(self.store.as_ref(), message).await;
+            test_support::apply_as_worker(&self.store, message).await;
         }
         self.applied = sent.len();
     }
@@ -451,8 +452,8 @@ async fn the_keepers_requests_start_a_backfill_and_are_marked_done_with_their_ru
     let report = h
         .sync
         .start(StartRequest {
-            mode: "pending".into(),
-            ..StartRequest::default()
+            mode: StartMode::Pending,
+            ..StartRequest::every_company(StartMode::Pending)
         })
         .await
         .unwrap();
@@ -462,8 +463,8 @@ async fn the_keepers_requests_start_a_backfill_and_are_marked_done_with_their_ru
     let again = h
         .sync
         .start(StartRequest {
-            mode: "pending".into(),
-            ..StartRequest::default()
+            mode: StartMode::Pending,
+            ..StartRequest::every_company(StartMode::Pending)
         })
         .await
         .unwrap();
@@ -502,7 +503,7 @@ async fn types_with_nothing_to_list_are_reported_and_bad_requests_refused() {
     let report = h
         .sync
         .start(StartRequest {
-            mode: "reconcile".into(),
+            mode: StartMode::Run(RunMode::Reconcile),
             companies: None,
             types: None,
         })
@@ -513,17 +514,15 @@ async fn types_with_nothing_to_list_are_reported_and_bad_requests_refused() {
     assert!(report.runs[0].not_reconcilable.contains_key("notification"));
     let bad_mode = h
         .sync
-        .start(StartRequest {
-            mode: "everything".into(),
-            ..StartRequest::default()
-        })
+        .handle(serde_json::json!({"mode": "everything"}))
         .await
         .unwrap_err();
-    assert!(bad_mode.to_string().contains("everything"), "{bad_mode}");
+    let said = domain::error::error_chain(&bad_mode);
+    assert!(said.contains("everything"), "{said}");
     let unknown = h
         .sync
         .start(StartRequest {
-            mode: "reconcile".into(),
+            mode: StartMode::Run(RunMode::Reconcile),
             companies: Some(vec!["nobody".into()]),
             types: None,
         })
@@ -643,8 +642,8 @@ async fn requests_taken_by_a_run_that_could_not_start_are_given_back() {
     let request = resync_request(9, ResyncReason::ReEnabled);
     h.ledger.record(&request).await.unwrap();
     let pending = StartRequest {
-        mode: "pending".into(),
-        ..StartRequest::default()
+        mode: StartMode::Pending,
+        ..StartRequest::every_company(StartMode::Pending)
     };
     h.tasks.set_unavailable(true);
     assert!(h.sync.start(pending.clone()).await.is_err());
@@ -678,8 +677,8 @@ async fn a_failed_claim_gives_back_the_requests_taken_before_it() {
     second.window_to += jiff::SignedDuration::from_secs(1);
     h.ledger.record(&second).await.unwrap();
     let pending = StartRequest {
-        mode: "pending".into(),
-        ..StartRequest::default()
+        mode: StartMode::Pending,
+        ..StartRequest::every_company(StartMode::Pending)
     };
     // The first claim goes through, the second fails: the first is given back at once.
     h.ledger.fail_calls(LedgerCall::Claim, 1, 1);
@@ -713,8 +712,8 @@ async fn a_request_its_run_could_not_mark_is_marked_when_the_last_step_comes_bac
         .unwrap();
     h.sync
         .start(StartRequest {
-            mode: "pending".into(),
-            ..StartRequest::default()
+            mode: StartMode::Pending,
+            ..StartRequest::every_company(StartMode::Pending)
         })
         .await
         .unwrap();
@@ -741,8 +740,8 @@ async fn a_later_tick_repairs_requests_a_run_left_taken() {
     let mut h = harness(&["product.update"], small_pages());
     h.company().objects.put_simple("product", 1, 1);
     let pending = StartRequest {
-        mode: "pending".into(),
-        ..StartRequest::default()
+        mode: StartMode::Pending,
+        ..StartRequest::every_company(StartMode::Pending)
     };
     // A run ended while the ledger was down, and its last task never came back (the DLQ has it).
     h.ledger
@@ -1065,7 +1064,7 @@ async fn a_type_is_confirmed_complete_only_by_a_listing_and_check_without_an_err
     let report = h
         .sync
         .start(StartRequest {
-            mode: "pending".into(),
+            mode: StartMode::Pending,
             companies: None,
             types: None,
         })

@@ -148,8 +148,6 @@ enum Change {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
 
-    use std::sync::Arc;
-
     use test_support::{InMemoryBlobs, InMemoryMirror};
 
     use super::*;
@@ -162,12 +160,12 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    type Handler = MirrorHandler<InMemoryMirror, Arc<InMemoryBlobs>>;
+    type Handler = MirrorHandler<InMemoryMirror, InMemoryBlobs>;
 
-    fn handler() -> (Handler, InMemoryMirror, Arc<InMemoryBlobs>) {
-        let (mirror, blobs) = (InMemoryMirror::new(), Arc::new(InMemoryBlobs::new()));
+    fn handler() -> (Handler, InMemoryMirror, InMemoryBlobs) {
+        let (mirror, blobs) = (InMemoryMirror::new(), InMemoryBlobs::new());
         (
-            MirrorHandler::new(mirror.clone(), Arc::clone(&blobs)),
+            MirrorHandler::new(mirror.clone(), blobs.clone()),
             mirror,
             blobs,
         )

@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 
 use aws_adapters::secrets::SecretSource;
 use domain::auth::AuthConfig;
+use domain::keeper::KeeperRequest;
 use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, ReEnablePolicy};
 use domain::ports::CompanyRegistry as _;
 use domain::tripletex::CredentialsSecret;
 use serde_json::{Value, json};
-use subscription_keeper::handler::{Keeper, KeeperRequest};
+use subscription_keeper::handler::Keeper;
 use test_support::heap::{CountingAllocator, peak_since, start_peak};
 use test_support::{InMemoryResyncLedger, TripletexSimulator};
 use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
@@ -93,7 +94,7 @@ fn main() {
     let mut secrets = serde_json::Map::new();
     let mut tenants = serde_json::Map::new();
     let mut disabled = 0;
-    let ledger = Arc::new(InMemoryResyncLedger::new());
+    let ledger = InMemoryResyncLedger::new();
     let master = "a-master-key-of-at-least-32-characters-for-the-bench";
     if accountant {
         let clients: Vec<i64> = (0..companies).map(|n| 1000 + n as i64).collect();
@@ -207,7 +208,7 @@ fn main() {
 
     let keeper = Keeper::new(
         HttpTripletexCompanies::new(sim.api_base_url(), RetryPolicy::default()).unwrap(),
-        Arc::clone(&ledger),
+        ledger.clone(),
         SecretSource::Fixed(Arc::new(
             CredentialsSecret::from_json(&credentials_json).unwrap(),
         )),

@@ -7,7 +7,8 @@ use domain::auth::AuthConfig;
 use domain::error::error_chain;
 use domain::ids::TenantId;
 use domain::keeper::{
-    CompanyReport, KeeperPolicy, KeeperSettings, LastRun, RunCounts, place_in_line, still_waiting,
+    CompanyReport, KeeperPolicy, KeeperRequest, KeeperSettings, LastRun, RunReport, Totals,
+    place_in_line, still_waiting,
 };
 use domain::ports::{
     CompanyRegistry, PendingResyncs, RegistryError, ResyncLedger, TripletexCompanies,
@@ -17,7 +18,6 @@ use domain::sync::RunState;
 use domain::tripletex::{CredentialsSecret, TripletexCredentials};
 use futures_util::StreamExt as _;
 use futures_util::stream;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -30,72 +30,20 @@ const FUNCTION_NAME: &str = "subscription-keeper";
 /// one accountant key share its session, not a limit per call).
 pub const DEFAULT_COMPANY_CONCURRENCY: usize = 16;
 
-/// The event the keeper is invoked with. The schedule sends `{"trigger": "schedule"}`; a person may
-/// ask for a dry run, or for some tenants only. Other fields (e.g. of an EventBridge event) are
-/// ignored; a field of the wrong type is refused rather than guessed at.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KeeperRequest {
-    #[serde(default)]
-    pub dry_run: Option<bool>,
-    #[serde(default)]
-    pub tenants: Option<Vec<String>>,
-    /// Give every active subscription of ours the current credentials (after adding a new value
-    /// to the receiver's auth secret; see README, rotation).
-    #[serde(default)]
-    pub resend_auth: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunReport {
-    pub dry_run: bool,
-    pub totals: Totals,
-    pub companies: Vec<CompanyReport>,
-    /// Companies not started before the invocation's deadline, or cut short by Tripletex's rate
-    /// limit: the next run starts with them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub not_reached: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Totals {
-    pub companies: usize,
-    pub companies_failed: usize,
-    pub companies_not_reached: usize,
-    #[serde(flatten)]
-    pub counts: RunCounts,
-}
-
-impl Totals {
-    fn of(companies: &[CompanyReport], not_reached: usize) -> Self {
-        let mut totals = Self {
-            companies: companies.len(),
-            companies_not_reached: not_reached,
-            ..Self::default()
-        };
-        for company in companies {
-            totals.companies_failed += usize::from(company.error.is_some());
-            totals.counts += RunCounts::of(company);
-        }
-        totals
-    }
-
-    fn metrics(&self) -> [(&'static str, u64); 8] {
-        let n = |v: usize| v as u64;
-        let counts = &self.counts;
-        [
-            ("SubscriptionsSeen", n(counts.seen)),
-            ("SubscriptionsReEnabled", n(counts.re_enabled)),
-            ("SubscriptionsCreated", n(counts.created)),
-            ("SubscriptionsUpdated", n(counts.updated)),
-            ("SubscriptionsLeftAlone", n(counts.left_alone)),
-            ("SubscriptionStepsFailed", n(counts.failed)),
-            ("CompaniesFailed", n(self.companies_failed)),
-            ("CompaniesNotReached", n(self.companies_not_reached)),
-        ]
-    }
+/// The run's totals as the metrics it emits.
+fn totals_metrics(totals: &Totals) -> [(&'static str, u64); 8] {
+    let n = |v: usize| v as u64;
+    let counts = &totals.counts;
+    [
+        ("SubscriptionsSeen", n(counts.seen)),
+        ("SubscriptionsReEnabled", n(counts.re_enabled)),
+        ("SubscriptionsCreated", n(counts.created)),
+        ("SubscriptionsUpdated", n(counts.updated)),
+        ("SubscriptionsLeftAlone", n(counts.left_alone)),
+        ("SubscriptionStepsFailed", n(counts.failed)),
+        ("CompaniesFailed", n(totals.companies_failed)),
+        ("CompaniesNotReached", n(totals.companies_not_reached)),
+    ]
 }
 
 pub struct Keeper<C, L> {
@@ -328,7 +276,7 @@ impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry + PendingResyncs> 
             "keeper run done"
         );
         if !dry_run {
-            emit_metrics(FUNCTION_NAME, &totals.metrics());
+            emit_metrics(FUNCTION_NAME, &totals_metrics(&totals));
             self.keep_last_runs(&reports).await;
             if !not_reached.is_empty() || !not_reached_before.is_empty() {
                 let handled = |tenant: &str| {
@@ -512,9 +460,9 @@ mod tests {
     const HEADER_VALUE: &str = "hook-token-current";
 
     struct Harness {
-        tripletex: Arc<FakeTripletex>,
-        ledger: Arc<InMemoryResyncLedger>,
-        keeper: Keeper<Arc<FakeTripletex>, Arc<InMemoryResyncLedger>>,
+        tripletex: FakeTripletex,
+        ledger: InMemoryResyncLedger,
+        keeper: Keeper<FakeTripletex, InMemoryResyncLedger>,
     }
 
     fn policy(fields: &str) -> KeeperPolicy {
@@ -548,11 +496,11 @@ mod tests {
             .to_string(),
         )
         .unwrap();
-        let tripletex = Arc::new(FakeTripletex::new());
-        let ledger = Arc::new(InMemoryResyncLedger::new());
+        let tripletex = FakeTripletex::new();
+        let ledger = InMemoryResyncLedger::new();
         let keeper = Keeper::new(
-            Arc::clone(&tripletex),
-            Arc::clone(&ledger),
+            tripletex.clone(),
+            ledger.clone(),
             SecretSource::Fixed(Arc::new(companies)),
             SecretSource::Fixed(Arc::new(auth)),
             policy(fields),
@@ -862,7 +810,11 @@ mod tests {
         let report = h.run().await;
 
         let company = &report.companies[0];
-        let kinds: Vec<_> = company.failed.iter().map(|f| (f.action, f.kind)).collect();
+        let kinds: Vec<_> = company
+            .failed
+            .iter()
+            .map(|f| (f.action.as_str(), f.kind.as_str()))
+            .collect();
         assert_eq!(
             kinds,
             [("re_enable", "rate_limited"), ("create", "unavailable")]
@@ -1166,8 +1118,8 @@ mod tests {
             .to_string(),
         )
         .unwrap();
-        let tripletex = Arc::new(FakeTripletex::new());
-        let ledger = Arc::new(InMemoryResyncLedger::new());
+        let tripletex = FakeTripletex::new();
+        let ledger = InMemoryResyncLedger::new();
         for (tenant, state) in companies {
             let company = domain::registry::RegisteredCompany::added(
                 TenantId::parse(tenant).unwrap(),
@@ -1203,8 +1155,8 @@ mod tests {
             }
         }
         let keeper = Keeper::new(
-            Arc::clone(&tripletex),
-            Arc::clone(&ledger),
+            tripletex.clone(),
+            ledger.clone(),
             SecretSource::Fixed(Arc::new(credentials)),
             SecretSource::Fixed(Arc::new(auth)),
             policy("*"),

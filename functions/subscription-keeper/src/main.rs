@@ -4,10 +4,11 @@ use aws_adapters::sdk::load_sdk_config;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
 use domain::auth::AuthConfig;
+use domain::keeper::KeeperRequest;
 use domain::tripletex::CredentialsSecret;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use subscription_keeper::config::Config;
-use subscription_keeper::handler::{Keeper, KeeperRequest};
+use subscription_keeper::handler::Keeper;
 use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
 
 #[tokio::main(flavor = "current_thread")]

@@ -69,8 +69,8 @@ pub async fn offboard_company<A: SubscriptionsApi>(
                 report.failed.push(Failed {
                     subscription_id: Some(id),
                     event: subscription.event.clone().unwrap_or_default(),
-                    action: "delete",
-                    kind: error.kind(),
+                    action: "delete".into(),
+                    kind: error.kind().into(),
                     error: error_chain(&error),
                 });
             }
@@ -236,8 +236,8 @@ fn fail_with(report: &mut CompanyReport, step: &Step, kind: &'static str, error:
     report.failed.push(Failed {
         subscription_id: step.subscription_id,
         event: step.event.clone(),
-        action: action_name(&step.action),
-        kind,
+        action: action_name(&step.action).into(),
+        kind: kind.into(),
         error,
     });
 }
@@ -290,8 +290,8 @@ async fn record_resync<L: ResyncLedger>(
         report.failed.push(Failed {
             subscription_id: Some(subscription_id),
             event: request.event.clone(),
-            action: "record_resync",
-            kind: "ledger",
+            action: "record_resync".into(),
+            kind: "ledger".into(),
             error: error_chain(&error),
         });
     }

@@ -11,9 +11,10 @@ use std::time::Duration;
 use aws_adapters::secrets::SecretSource;
 use domain::auth::AuthConfig;
 use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, ReEnablePolicy};
+use domain::keeper::{KeeperRequest, RunReport};
 use domain::tripletex::CredentialsSecret;
 use serde_json::{Value, json};
-use subscription_keeper::handler::{Keeper, KeeperRequest, RunReport};
+use subscription_keeper::handler::Keeper;
 use test_support::{InMemoryResyncLedger, TripletexSimulator};
 use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
 
@@ -24,8 +25,8 @@ const COMPANY: i64 = 100;
 
 struct Harness {
     sim: TripletexSimulator,
-    ledger: Arc<InMemoryResyncLedger>,
-    keeper: Keeper<HttpTripletexCompanies, Arc<InMemoryResyncLedger>>,
+    ledger: InMemoryResyncLedger,
+    keeper: Keeper<HttpTripletexCompanies, InMemoryResyncLedger>,
 }
 
 fn policy() -> KeeperPolicy {
@@ -62,12 +63,12 @@ fn harness_with(companies: Value, page_size: u32) -> Harness {
     )
     .unwrap();
     let companies = CredentialsSecret::from_json(&companies.to_string()).unwrap();
-    let ledger = Arc::new(InMemoryResyncLedger::new());
+    let ledger = InMemoryResyncLedger::new();
     let keeper = Keeper::new(
         HttpTripletexCompanies::new(sim.api_base_url(), retry())
             .unwrap()
             .with_page_size(page_size),
-        Arc::clone(&ledger),
+        ledger.clone(),
         SecretSource::Fixed(Arc::new(companies)),
         SecretSource::Fixed(Arc::new(auth)),
         policy(),

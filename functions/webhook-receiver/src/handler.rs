@@ -207,20 +207,20 @@ mod tests {
     }
 
     struct Harness {
-        receiver: Receiver<Arc<RecordingQueue>>,
-        queue: Arc<RecordingQueue>,
-        quarantine: Arc<RecordingQueue>,
+        receiver: Receiver<RecordingQueue>,
+        queue: RecordingQueue,
+        quarantine: RecordingQueue,
     }
 
     impl Harness {
         fn new() -> Self {
             let auth = AuthConfig::from_json(LOCAL_AUTH).unwrap();
-            let queue = Arc::new(RecordingQueue::new());
-            let quarantine = Arc::new(RecordingQueue::new());
+            let queue = RecordingQueue::new();
+            let quarantine = RecordingQueue::new();
             let receiver = Receiver::new(
                 SecretSource::Fixed(Arc::new(auth)),
-                Arc::clone(&queue),
-                Arc::clone(&quarantine),
+                queue.clone(),
+                quarantine.clone(),
                 ReceiverLimits::default(),
             );
             Self {
@@ -422,14 +422,14 @@ mod tests {
     async fn a_removed_company_is_refused_whatever_it_carries_and_nothing_is_queued() {
         use domain::ports::CompanyRegistry as _;
         use domain::registry::RegisteredCompany;
-        let ledger = Arc::new(test_support::InMemoryResyncLedger::new());
+        let ledger = test_support::InMemoryResyncLedger::new();
         let tenant = TenantId::parse("hmac-demo").unwrap();
         let company = RegisteredCompany::added(tenant.clone(), 5, "firm", Timestamp::UNIX_EPOCH);
         ledger.add(&company).await.unwrap();
         let ttl = std::time::Duration::ZERO;
         let harness = Harness::new();
         let receiver = harness.receiver.with_registry(
-            aws_adapters::companies::CachedRegistry::load(Arc::clone(&ledger), ttl)
+            aws_adapters::companies::CachedRegistry::load(ledger.clone(), ttl)
                 .await
                 .unwrap(),
         );

@@ -237,7 +237,6 @@ fn string_attribute<'a>(record: &'a SqsMessage, name: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use domain::dedup::{ObjectChange, ObjectKey, Payload, Source};
     use domain::ids::TenantId;
@@ -252,16 +251,16 @@ mod tests {
     }
 
     struct Harness {
-        worker: Worker<Arc<InMemoryObjectStore>, Arc<RecordingQueue>>,
-        store: Arc<InMemoryObjectStore>,
-        quarantine: Arc<RecordingQueue>,
+        worker: Worker<InMemoryObjectStore, RecordingQueue>,
+        store: InMemoryObjectStore,
+        quarantine: RecordingQueue,
     }
 
     impl Harness {
         fn new() -> Self {
-            let store = Arc::new(InMemoryObjectStore::new());
-            let quarantine = Arc::new(RecordingQueue::new());
-            let worker = Worker::new(Arc::clone(&store), Arc::clone(&quarantine), 10);
+            let store = InMemoryObjectStore::new();
+            let quarantine = RecordingQueue::new();
+            let worker = Worker::new(store.clone(), quarantine.clone(), 10);
             Self {
                 worker,
                 store,
@@ -580,7 +579,7 @@ mod tests {
     #[tokio::test]
     async fn the_records_of_a_removed_company_are_dropped_and_never_written() {
         use domain::ports::CompanyRegistry as _;
-        let ledger = Arc::new(test_support::InMemoryResyncLedger::new());
+        let ledger = test_support::InMemoryResyncLedger::new();
         let company = domain::registry::RegisteredCompany::added(
             TenantId::default_tenant(),
             100,
@@ -598,18 +597,14 @@ mod tests {
             .await
             .unwrap();
         let registry = aws_adapters::companies::CachedRegistry::load(
-            Arc::clone(&ledger),
+            ledger.clone(),
             std::time::Duration::from_secs(60),
         )
         .await
         .unwrap();
         let harness = Harness::new();
-        let worker = Worker::new(
-            Arc::clone(&harness.store),
-            Arc::clone(&harness.quarantine),
-            10,
-        )
-        .with_registry(registry);
+        let worker = Worker::new(harness.store.clone(), harness.quarantine.clone(), 10)
+            .with_registry(registry);
 
         let response = worker
             .handle(serde_json::from_str(event!("sqs-product-versions")).unwrap())
@@ -635,29 +630,26 @@ mod tests {
 
         use super::*;
 
-        type ClaimWorker = Worker<
-            LargeValues<Arc<InMemoryObjectStore>, Arc<InMemoryBlobs>>,
-            Arc<RecordingQueue>,
-            Arc<InMemoryBlobs>,
-        >;
+        type ClaimWorker =
+            Worker<LargeValues<InMemoryObjectStore, InMemoryBlobs>, RecordingQueue, InMemoryBlobs>;
 
         struct Stack {
             worker: ClaimWorker,
-            store: Arc<InMemoryObjectStore>,
-            quarantine: Arc<RecordingQueue>,
-            blobs: Arc<InMemoryBlobs>,
+            store: InMemoryObjectStore,
+            quarantine: RecordingQueue,
+            blobs: InMemoryBlobs,
         }
 
         fn stack() -> Stack {
-            let store = Arc::new(InMemoryObjectStore::new());
-            let quarantine = Arc::new(RecordingQueue::new());
-            let blobs = Arc::new(InMemoryBlobs::new());
+            let store = InMemoryObjectStore::new();
+            let quarantine = RecordingQueue::new();
+            let blobs = InMemoryBlobs::new();
             let worker = Worker::new(
-                LargeValues::new(Arc::clone(&store), Arc::clone(&blobs)),
-                Arc::clone(&quarantine),
+                LargeValues::new(store.clone(), blobs.clone()),
+                quarantine.clone(),
                 10,
             )
-            .with_payloads(Arc::clone(&blobs));
+            .with_payloads(blobs.clone());
             Stack {
                 worker,
                 store,
@@ -708,7 +700,7 @@ mod tests {
         async fn a_voucher_over_both_limits_is_read_from_its_claim_and_kept_by_pointer() {
             let stack = stack();
             let message = voucher(7, 2, 1024 * 1024);
-            let sent = claim::checked(&*stack.blobs, &message).await.unwrap();
+            let sent = claim::checked(&stack.blobs, &message).await.unwrap();
             assert!(sent.size() < 1024, "the queue carries a key, not the body");
 
             let response = stack.worker.handle(batch(&sent)).await;
@@ -726,7 +718,7 @@ mod tests {
         async fn a_body_over_the_queue_limit_but_not_the_item_limit_stays_on_the_item() {
             let stack = stack();
             let message = voucher(8, 1, 300 * 1024);
-            let sent = claim::checked(&*stack.blobs, &message).await.unwrap();
+            let sent = claim::checked(&stack.blobs, &message).await.unwrap();
             assert!(sent.attribute(attribute::BODY_CLAIM).is_some());
 
             stack.worker.handle(batch(&sent)).await;
@@ -739,7 +731,7 @@ mod tests {
         #[tokio::test]
         async fn a_claim_whose_body_is_gone_or_altered_is_quarantined_with_its_reason() {
             let stack = stack();
-            let sent = claim::checked(&*stack.blobs, &voucher(9, 1, 300 * 1024))
+            let sent = claim::checked(&stack.blobs, &voucher(9, 1, 300 * 1024))
                 .await
                 .unwrap()
                 .into_owned();

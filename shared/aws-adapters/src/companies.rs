@@ -55,7 +55,7 @@ impl<R: CompanyRegistry> CachedRegistry<R> {
             ),
         }
         cached.1 = Instant::now();
-        Arc::clone(&cached.0)
+        cached.0.clone()
     }
 
     /// The tenant's state, if the registry has it: asked per webhook and per record, so a binary
@@ -71,7 +71,7 @@ impl<R: CompanyRegistry> CachedRegistry<R> {
 
     fn fresh(&self) -> Option<Arc<Vec<RegisteredCompany>>> {
         let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
-        (cached.1.elapsed() < self.ttl).then(|| Arc::clone(&cached.0))
+        (cached.1.elapsed() < self.ttl).then(|| cached.0.clone())
     }
 }
 
@@ -113,7 +113,7 @@ impl<R: CompanyRegistry + 'static> LookedAfter<R> {
             && Arc::ptr_eq(&made.secret, &secret)
             && Arc::ptr_eq(&made.registered, &registered)
         {
-            return Arc::clone(&made.companies);
+            return made.companies.clone();
         }
         let directory = registry::directory(&secret.companies, &secret.credentials, &registered);
         for problem in &directory.problems {
@@ -123,7 +123,7 @@ impl<R: CompanyRegistry + 'static> LookedAfter<R> {
         *made = Some(Made {
             secret,
             registered,
-            companies: Arc::clone(&companies),
+            companies: companies.clone(),
         });
         companies
     }
@@ -173,7 +173,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_companies_are_the_secret_s_and_the_registry_s_made_once_per_read() {
-        let ledger = Arc::new(InMemoryResyncLedger::new());
+        let ledger = InMemoryResyncLedger::new();
         for (tenant, id) in [("301", 301), ("105", 105)] {
             ledger.add(&added(tenant, id)).await.unwrap();
         }
@@ -182,7 +182,7 @@ mod tests {
                 "companies": {"own": {"consumerToken": "c", "employeeToken": "e"}}}"#,
         )
         .unwrap();
-        let registry = CachedRegistry::load(Arc::clone(&ledger), Duration::from_secs(60))
+        let registry = CachedRegistry::load(ledger.clone(), Duration::from_secs(60))
             .await
             .unwrap();
         let looked_after = LookedAfter::new(SecretSource::Fixed(Arc::new(secret)), registry);

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use tracing::instrument;
 
 use domain::ids::TenantId;
-use domain::keeper::LastRun;
+use domain::keeper::{LastRun, RunCounts};
 use domain::ports::{LedgerError, PendingResyncs, ResyncLedger};
 use domain::resync::state::{PENDING, RUNNING};
 use domain::resync::{PendingResync, ResyncKey, ResyncReason, ResyncRequest};
@@ -199,6 +199,44 @@ pub mod last_run {
     pub const FAILED: &str = "failed";
     pub const FAILURES: &str = "failures";
     pub const ERROR: &str = "error";
+}
+
+/// A company's last keeper run read back as `record_run` writes it; none for the table's other
+/// items.
+pub fn read_last_run(item: &HashMap<String, AttributeValue>) -> Option<LastRun> {
+    if !text(item, item::KEY)?.starts_with(LAST_RUN_PREFIX) {
+        return None;
+    }
+    let count = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    Some(LastRun {
+        tenant: text(item, item::TENANT)?,
+        finished_at: text(item, last_run::FINISHED_AT)?.parse().ok()?,
+        counts: RunCounts {
+            seen: count(last_run::SEEN),
+            re_enabled: count(last_run::RE_ENABLED),
+            created: count(last_run::CREATED),
+            updated: count(last_run::UPDATED),
+            left_alone: count(last_run::LEFT_ALONE),
+            failed: count(last_run::FAILED),
+        },
+        failures: item
+            .get(last_run::FAILURES)
+            .and_then(|v| v.as_l().ok())
+            .map(|list| list.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+        error: text(item, last_run::ERROR),
+    })
+}
+
+/// A resync request's company and state (`PENDING`, `RUNNING`, `DONE`, `FAILED`); none for the
+/// table's other items (a last run has no state).
+pub fn read_request_state(item: &HashMap<String, AttributeValue>) -> Option<(String, String)> {
+    Some((text(item, item::TENANT)?, text(item, item::STATE)?))
 }
 
 fn ledger_error<E: std::error::Error + Send + Sync + 'static>(source: E) -> LedgerError {

@@ -25,11 +25,12 @@ use jiff::{SignedDuration, Timestamp};
 use tracing::instrument;
 
 use domain::ids::TenantId;
-use domain::ports::{PageMemory, RunStart, StoreError, SyncRecords};
+use domain::ports::{StoreError, SyncRecords};
 use domain::sync::{
     Listed, ListedStretch, ListedWindow, RunState, StepRecorded, StepReport, bucket_end,
     by_listed_bucket, listed_bucket,
 };
+use domain::sync::{PageMemory, RecordedRun, RunMode, RunStart, TypeCounts};
 
 pub mod item {
     pub const KEY: &str = "pk";
@@ -69,8 +70,11 @@ const RUN_RECORD_DAYS: i64 = 90;
 const UNSTORABLE_REMEMBERED: usize = 8_000;
 const LISTED_IDS_DAYS: i64 = 7;
 
+/// The partition key of a company's run records, before the tenant.
+pub const RUN_KEY_PREFIX: &str = "run#";
+
 pub fn run_key(tenant: &TenantId) -> String {
-    format!("run#{tenant}")
+    format!("{RUN_KEY_PREFIX}{tenant}")
 }
 
 fn page_key(tenant: &TenantId) -> String {
@@ -216,6 +220,85 @@ fn expires_in(days: i64) -> AttributeValue {
         .checked_add(SignedDuration::from_hours(24 * days))
         .unwrap_or(Timestamp::MAX);
     n(at.as_second())
+}
+
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn texts(item: &HashMap<String, AttributeValue>, name: &str) -> Vec<String> {
+    item.get(name)
+        .and_then(|v| v.as_l().ok())
+        .map(|list| list.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
+/// A run record read back as `start_run` and `record_step` write it; none for the table's other
+/// items.
+pub fn read_run(item: &HashMap<String, AttributeValue>) -> Option<RecordedRun> {
+    let tenant = text(item, item::KEY)?
+        .strip_prefix(RUN_KEY_PREFIX)?
+        .to_owned();
+    let types = texts(item, item::TYPES);
+    let counts = types
+        .iter()
+        .map(|object_type| {
+            let mut counts = TypeCounts::default();
+            for (name, value) in counts.named_mut() {
+                *value = number(item, &count_attribute(object_type, name));
+            }
+            (object_type.clone(), counts)
+        })
+        .collect();
+    Some(RecordedRun {
+        tenant,
+        run_id: text(item, item::SORT)?,
+        mode: text(item, item::MODE).and_then(|mode| RunMode::parse(&mode)),
+        state: text(item, item::STATE).and_then(|state| RunState::parse(&state)),
+        started_at: text(item, item::STARTED_AT),
+        finished_at: text(item, item::FINISHED_AT),
+        steps: number(item, item::STEPS),
+        types,
+        counts,
+        failures: texts(item, item::FAILURES),
+    })
+}
+
+/// A type's confirmation read back: the company, the type, and when the listing that proved its
+/// copy complete began; none for the table's other items.
+pub fn read_confirmation(
+    item: &HashMap<String, AttributeValue>,
+) -> Option<(String, String, Timestamp)> {
+    let tenant = text(item, item::KEY)?
+        .strip_prefix(domain::sync::freshness::CONFIRMED_KEY_PREFIX)?
+        .to_owned();
+    let seconds = item.get(item::CONFIRMED_AT)?.as_n().ok()?.parse().ok()?;
+    Some((
+        tenant,
+        text(item, item::SORT)?,
+        Timestamp::from_second(seconds).ok()?,
+    ))
+}
+
+impl DynamoSyncRecords {
+    /// One run's record, read consistently (a follower sees each step as soon as it is counted).
+    pub async fn recorded_run(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+    ) -> Result<Option<RecordedRun>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(run_key(tenant)))
+            .key(item::SORT, s(run_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(output.item.as_ref().and_then(read_run))
+    }
 }
 
 impl SyncRecords for DynamoSyncRecords {

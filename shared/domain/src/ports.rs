@@ -12,8 +12,8 @@ use crate::registry::{CompanyState, RegisteredCompany};
 use crate::resync::{PendingResync, ResyncKey, ResyncRequest};
 use crate::sync::{
     FetchRequest, FetchedObject, Listed, ListedPage, ListedStretch, ListedWindow, Lookup,
-    ObjectTypeSpec, PageRequest, RunMode, RunState, StepRecorded, StepReport, StoredVersion,
-    SyncTask, TakenResync,
+    ObjectTypeSpec, PageMemory, PageRequest, RunStart, RunState, StepRecorded, StepReport,
+    StoredVersion, SyncTask, TakenResync,
 };
 use crate::tripletex::{Subscription, SubscriptionWrite, TripletexCredentials, TripletexError};
 
@@ -55,23 +55,6 @@ pub enum QueueError {
     },
 }
 
-/// A shared queue is a queue: lets a test keep a handle on a fake it gave away.
-impl<Q: MessageQueue> MessageQueue for std::sync::Arc<Q> {
-    fn send(
-        &self,
-        message: &QueueMessage,
-    ) -> impl Future<Output = Result<String, QueueError>> + Send {
-        (**self).send(message)
-    }
-
-    fn send_all(
-        &self,
-        messages: &[QueueMessage],
-    ) -> impl Future<Output = Result<(), QueueError>> + Send {
-        (**self).send_all(messages)
-    }
-}
-
 /// The stack's payload bucket: what is too large for a queue message or a table item.
 pub trait BlobStore: Send + Sync {
     /// Stores `bytes` under `key`; done when the object is durable.
@@ -103,20 +86,6 @@ pub enum BlobError {
 impl BlobError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable { .. })
-    }
-}
-
-impl<B: BlobStore> BlobStore for Arc<B> {
-    fn put(&self, key: &str, bytes: &[u8]) -> impl Future<Output = Result<(), BlobError>> + Send {
-        (**self).put(key, bytes)
-    }
-
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, BlobError>> + Send {
-        (**self).get(key)
-    }
-
-    fn delete_under(&self, prefix: &str) -> impl Future<Output = Result<usize, BlobError>> + Send {
-        (**self).delete_under(prefix)
     }
 }
 
@@ -182,15 +151,6 @@ pub enum StoreError {
 impl StoreError {
     pub fn is_transient(&self) -> bool {
         !matches!(self, Self::Rejected { .. })
-    }
-}
-
-impl<S: ObjectStore> ObjectStore for std::sync::Arc<S> {
-    fn apply(
-        &self,
-        change: &ObjectChange,
-    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
-        (**self).apply(change)
     }
 }
 
@@ -279,18 +239,6 @@ pub trait TripletexCompanies: Send + Sync {
     ) -> Result<Arc<Self::Api>, TripletexError>;
 }
 
-impl<T: TripletexCompanies> TripletexCompanies for Arc<T> {
-    type Api = T::Api;
-
-    fn company(
-        &self,
-        tenant: &TenantId,
-        credentials: &TripletexCredentials,
-    ) -> Result<Arc<Self::Api>, TripletexError> {
-        (**self).company(tenant, credentials)
-    }
-}
-
 /// Where the keeper leaves word of each subscription it re-enabled, so that a resync can fetch
 /// what Tripletex did not deliver while it was disabled, and of its last run for each company.
 pub trait ResyncLedger: Send + Sync {
@@ -321,33 +269,6 @@ pub trait ResyncLedger: Send + Sync {
 pub struct LedgerError {
     #[source]
     pub source: BoxError,
-}
-
-impl<L: ResyncLedger> ResyncLedger for std::sync::Arc<L> {
-    fn record(
-        &self,
-        request: &ResyncRequest,
-    ) -> impl Future<Output = Result<(), LedgerError>> + Send {
-        (**self).record(request)
-    }
-
-    fn record_run(
-        &self,
-        run: &crate::keeper::LastRun,
-    ) -> impl Future<Output = Result<(), LedgerError>> + Send {
-        (**self).record_run(run)
-    }
-
-    fn not_reached(&self) -> impl Future<Output = Result<Vec<String>, LedgerError>> + Send {
-        (**self).not_reached()
-    }
-
-    fn keep_not_reached(
-        &self,
-        tenants: &[String],
-    ) -> impl Future<Output = Result<(), LedgerError>> + Send {
-        (**self).keep_not_reached(tenants)
-    }
 }
 
 /// The company registry (`crate::registry`): read by the keeper, the sync and the receiver, changed
@@ -386,38 +307,6 @@ pub trait CompanyRegistry: Send + Sync {
 pub struct RegistryError {
     #[source]
     pub source: BoxError,
-}
-
-impl<R: CompanyRegistry> CompanyRegistry for Arc<R> {
-    fn registered(
-        &self,
-    ) -> impl Future<Output = Result<Vec<RegisteredCompany>, RegistryError>> + Send {
-        (**self).registered()
-    }
-
-    fn registered_one(
-        &self,
-        tenant: &TenantId,
-    ) -> impl Future<Output = Result<Option<RegisteredCompany>, RegistryError>> + Send {
-        (**self).registered_one(tenant)
-    }
-
-    fn add(
-        &self,
-        company: &RegisteredCompany,
-    ) -> impl Future<Output = Result<bool, RegistryError>> + Send {
-        (**self).add(company)
-    }
-
-    fn change_state(
-        &self,
-        tenant: &TenantId,
-        from: CompanyState,
-        to: CompanyState,
-        at: jiff::Timestamp,
-    ) -> impl Future<Output = Result<bool, RegistryError>> + Send {
-        (**self).change_state(tenant, from, to, at)
-    }
 }
 
 /// The sync's side of the resync ledger: the requests not yet answered, and their answers.
@@ -476,27 +365,6 @@ pub trait StoredCopy: Send + Sync {
         after_id: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredVersion>, StoreError>> + Send;
-}
-
-/// A run's first entry in the run record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunStart {
-    pub tenant: TenantId,
-    pub run_id: String,
-    pub mode: RunMode,
-    pub started_at: jiff::Timestamp,
-    pub types: Vec<String>,
-    pub not_reconcilable: Vec<(String, String)>,
-}
-
-/// A page's checksum and the ids it held, so that a 304 still says which objects exist.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageMemory {
-    pub digest: String,
-    pub ids: Vec<i64>,
-    /// Every object the page showed missing or newer has been queued. Until then (its fetch rides
-    /// along to a later page's) the digest is not sent: a 304 must never skip an unfetched change.
-    pub confirmed: bool,
 }
 
 /// Run records and what the listings remember between steps and between runs.
@@ -602,187 +470,4 @@ pub trait SyncRecords: Send + Sync {
         &self,
         tenant: &TenantId,
     ) -> impl Future<Output = Result<Vec<(String, jiff::Timestamp)>, StoreError>> + Send;
-}
-
-/// Shared handles are the port they share: lets a test keep a handle on a fake it gave away.
-impl<P: PendingResyncs> PendingResyncs for Arc<P> {
-    fn pending(&self) -> impl Future<Output = Result<Vec<PendingResync>, LedgerError>> + Send {
-        (**self).pending()
-    }
-
-    fn taken(&self) -> impl Future<Output = Result<Vec<TakenResync>, LedgerError>> + Send {
-        (**self).taken()
-    }
-
-    fn claim(
-        &self,
-        key: &ResyncKey,
-        run_id: &str,
-    ) -> impl Future<Output = Result<bool, LedgerError>> + Send {
-        (**self).claim(key, run_id)
-    }
-
-    fn release(
-        &self,
-        key: &ResyncKey,
-        run_id: &str,
-    ) -> impl Future<Output = Result<(), LedgerError>> + Send {
-        (**self).release(key, run_id)
-    }
-
-    fn settle(
-        &self,
-        key: &ResyncKey,
-        run_id: &str,
-        state: RunState,
-    ) -> impl Future<Output = Result<(), LedgerError>> + Send {
-        (**self).settle(key, run_id, state)
-    }
-}
-
-impl<T: SyncTasks> SyncTasks for Arc<T> {
-    fn send(&self, task: &SyncTask) -> impl Future<Output = Result<(), QueueError>> + Send {
-        (**self).send(task)
-    }
-}
-
-impl<S: StoredCopy> StoredCopy for Arc<S> {
-    fn versions(
-        &self,
-        tenant: &TenantId,
-        object_type: &str,
-        ids: &[i64],
-    ) -> impl Future<Output = Result<Vec<StoredVersion>, StoreError>> + Send {
-        (**self).versions(tenant, object_type, ids)
-    }
-
-    fn stored_after(
-        &self,
-        tenant: &TenantId,
-        object_type: &str,
-        after_id: i64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredVersion>, StoreError>> + Send {
-        (**self).stored_after(tenant, object_type, after_id, limit)
-    }
-}
-
-impl<R: SyncRecords> SyncRecords for Arc<R> {
-    fn start_run(&self, run: &RunStart) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).start_run(run)
-    }
-
-    fn run_state(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-    ) -> impl Future<Output = Result<Option<RunState>, StoreError>> + Send {
-        (**self).run_state(tenant, run_id)
-    }
-
-    fn record_step(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        step: u32,
-        report: &StepReport,
-    ) -> impl Future<Output = Result<StepRecorded, StoreError>> + Send {
-        (**self).record_step(tenant, run_id, step, report)
-    }
-
-    fn page_memory(
-        &self,
-        tenant: &TenantId,
-        page_key: &str,
-    ) -> impl Future<Output = Result<Option<PageMemory>, StoreError>> + Send {
-        (**self).page_memory(tenant, page_key)
-    }
-
-    fn remember_page(
-        &self,
-        tenant: &TenantId,
-        page_key: &str,
-        memory: &PageMemory,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).remember_page(tenant, page_key, memory)
-    }
-
-    fn remembered_windows(
-        &self,
-        tenant: &TenantId,
-        object_type: &str,
-    ) -> impl Future<Output = Result<Vec<ListedWindow>, StoreError>> + Send {
-        (**self).remembered_windows(tenant, object_type)
-    }
-
-    fn remember_windows(
-        &self,
-        tenant: &TenantId,
-        object_type: &str,
-        windows: &[ListedWindow],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).remember_windows(tenant, object_type, windows)
-    }
-
-    fn confirm_pages(
-        &self,
-        tenant: &TenantId,
-        page_keys: &[String],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).confirm_pages(tenant, page_keys)
-    }
-
-    fn record_listed(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        page_key: &str,
-        ids: &[i64],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).record_listed(tenant, run_id, page_key, ids)
-    }
-
-    fn listed_after(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        object_type: &str,
-        after_id: i64,
-        budget: usize,
-    ) -> impl Future<Output = Result<ListedStretch, StoreError>> + Send {
-        (**self).listed_after(tenant, run_id, object_type, after_id, budget)
-    }
-
-    fn known_unstorable(
-        &self,
-        tenant: &TenantId,
-        object_type: &str,
-    ) -> impl Future<Output = Result<Vec<Listed>, StoreError>> + Send {
-        (**self).known_unstorable(tenant, object_type)
-    }
-
-    fn remember_unstorable(
-        &self,
-        tenant: &TenantId,
-        object_type: &str,
-        objects: &[Listed],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).remember_unstorable(tenant, object_type, objects)
-    }
-
-    fn confirm_complete(
-        &self,
-        tenant: &TenantId,
-        object_type: &str,
-        listing_began: jiff::Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).confirm_complete(tenant, object_type, listing_began)
-    }
-
-    fn confirmed_complete(
-        &self,
-        tenant: &TenantId,
-    ) -> impl Future<Output = Result<Vec<(String, jiff::Timestamp)>, StoreError>> + Send {
-        (**self).confirmed_complete(tenant)
-    }
 }

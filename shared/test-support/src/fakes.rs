@@ -2,6 +2,7 @@
 //! store runs `dedup::decide`, as DynamoDB's condition expression does) and can be told to fail.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -21,10 +22,22 @@ use domain::sync::{RunState, StoredVersion, TakenResync};
 use jiff::Timestamp;
 
 /// A queue that keeps what it is sent, or fails every send when told to.
+#[derive(Debug, Default, Clone)]
+pub struct RecordingQueue(Arc<RecordingQueueState>);
+
+/// What every clone of a [`RecordingQueue`] shares: a clone is a handle on the same fake.
 #[derive(Debug, Default)]
-pub struct RecordingQueue {
+pub struct RecordingQueueState {
     sent: Mutex<Vec<QueueMessage>>,
     failing: AtomicBool,
+}
+
+impl std::ops::Deref for RecordingQueue {
+    type Target = RecordingQueueState;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl RecordingQueue {
@@ -73,10 +86,22 @@ impl MessageQueue for RecordingQueue {
 }
 
 /// A payload bucket in memory, or one whose every call fails as an outage would when told to.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryBlobs(Arc<InMemoryBlobsState>);
+
+/// What every clone of a [`InMemoryBlobs`] shares: a clone is a handle on the same fake.
 #[derive(Debug, Default)]
-pub struct InMemoryBlobs {
+pub struct InMemoryBlobsState {
     objects: Mutex<BTreeMap<String, Vec<u8>>>,
     failing: AtomicBool,
+}
+
+impl std::ops::Deref for InMemoryBlobs {
+    type Target = InMemoryBlobsState;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl InMemoryBlobs {
@@ -208,8 +233,12 @@ impl domain::ports::Mirror for InMemoryMirror {
 
 /// An object store in memory that follows the same rule as DynamoDB's condition expression, with
 /// failures that can be injected per object.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryObjectStore(Arc<InMemoryObjectStoreState>);
+
+/// What every clone of a [`InMemoryObjectStore`] shares: a clone is a handle on the same fake.
 #[derive(Debug, Default)]
-pub struct InMemoryObjectStore {
+pub struct InMemoryObjectStoreState {
     items: Mutex<HashMap<String, StoredItem>>,
     /// Each tenant and type's ids in order, as the table's `byType` index keeps them.
     by_type: Mutex<BTreeMap<(TenantId, String), BTreeSet<i64>>>,
@@ -243,14 +272,25 @@ pub enum StoreFailure {
     Panic,
 }
 
+impl std::ops::Deref for InMemoryObjectStore {
+    type Target = InMemoryObjectStoreState;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
 impl InMemoryObjectStore {
     pub fn new() -> Self {
         Self::default()
     }
 
-    pub fn with_tombstone_policy(mut self, tombstones: TombstonePolicy) -> Self {
-        self.tombstones = tombstones;
-        self
+    /// An empty store whose tombstones keep the last value as `tombstones` says.
+    pub fn with_tombstone_policy(tombstones: TombstonePolicy) -> Self {
+        Self(Arc::new(InMemoryObjectStoreState {
+            tombstones,
+            ..InMemoryObjectStoreState::default()
+        }))
     }
 
     /// The next writes to `key` fail as listed, in order; later writes succeed again.
@@ -426,8 +466,12 @@ impl ObjectStore for InMemoryObjectStore {
 /// A resync ledger that keeps what it is given, with each request's state as the sync moves it
 /// (`PENDING`, `RUNNING`, `DONE`, `FAILED`), or fails every call (or the next few of one kind) when
 /// told to. Conditional on the run id as the DynamoDB ledger is: a run marks only what it holds.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryResyncLedger(Arc<InMemoryResyncLedgerState>);
+
+/// What every clone of a [`InMemoryResyncLedger`] shares: a clone is a handle on the same fake.
 #[derive(Debug, Default)]
-pub struct InMemoryResyncLedger {
+pub struct InMemoryResyncLedgerState {
     requests: Mutex<Vec<LedgerEntry>>,
     /// Each company's last keeper run, as recorded.
     last_runs: Mutex<HashMap<String, domain::keeper::LastRun>>,
@@ -467,6 +511,14 @@ pub fn resync_key(request: &ResyncRequest) -> ResyncKey {
 fn ledger_down(reason: &str) -> LedgerError {
     LedgerError {
         source: Box::new(std::io::Error::other(reason.to_owned())),
+    }
+}
+
+impl std::ops::Deref for InMemoryResyncLedger {
+    type Target = InMemoryResyncLedgerState;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 

@@ -3,15 +3,17 @@
 //! does), both following the rule their DynamoDB and SQS adapters state.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use domain::ids::TenantId;
-use domain::ports::{PageMemory, QueueError, RunStart, StoreError, SyncRecords, SyncTasks};
+use domain::ports::{QueueError, StoreError, SyncRecords, SyncTasks};
 use domain::sync::{
     Listed, ListedStretch, ListedWindow, RunState, StepRecorded, StepReport, SyncTask, TypeCounts,
     bucket_end, by_listed_bucket, listed_bucket,
 };
+use domain::sync::{PageMemory, RunStart};
 use jiff::Timestamp;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -20,12 +22,24 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The sync queue: tasks wait in order; the same company, run and step sent twice is delivered once
 /// (as the FIFO queue's deduplication id says).
+#[derive(Debug, Default, Clone)]
+pub struct RecordingSyncTasks(Arc<RecordingSyncTasksState>);
+
+/// What every clone of a [`RecordingSyncTasks`] shares: a clone is a handle on the same fake.
 #[derive(Debug, Default)]
-pub struct RecordingSyncTasks {
+pub struct RecordingSyncTasksState {
     waiting: Mutex<VecDeque<SyncTask>>,
     seen: Mutex<HashSet<(TenantId, String, u32)>>,
     sent: Mutex<usize>,
     failing: AtomicBool,
+}
+
+impl std::ops::Deref for RecordingSyncTasks {
+    type Target = RecordingSyncTasksState;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl RecordingSyncTasks {
@@ -85,14 +99,26 @@ pub struct RunRecord {
 type ListedKey = (TenantId, String, String);
 type ListedBuckets = BTreeMap<i64, HashMap<String, Vec<i64>>>;
 
+#[derive(Debug, Default, Clone)]
+pub struct InMemorySyncRecords(Arc<InMemorySyncRecordsState>);
+
+/// What every clone of a [`InMemorySyncRecords`] shares: a clone is a handle on the same fake.
 #[derive(Debug, Default)]
-pub struct InMemorySyncRecords {
+pub struct InMemorySyncRecordsState {
     runs: Mutex<BTreeMap<(TenantId, String), RunRecord>>,
     pages: Mutex<HashMap<(TenantId, String), PageMemory>>,
     listed: Mutex<HashMap<ListedKey, ListedBuckets>>,
     windows: Mutex<HashMap<(TenantId, String), Vec<ListedWindow>>>,
     unstorable: Mutex<HashMap<(TenantId, String), BTreeMap<i64, Listed>>>,
     confirmed: Mutex<BTreeMap<(TenantId, String), Timestamp>>,
+}
+
+impl std::ops::Deref for InMemorySyncRecords {
+    type Target = InMemorySyncRecordsState;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl InMemorySyncRecords {

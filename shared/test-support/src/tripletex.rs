@@ -16,11 +16,23 @@ use domain::tripletex::{
 
 /// Every company's fake API. The keeper gets each company's one instance, as it would get its cached
 /// client.
+#[derive(Debug, Default, Clone)]
+pub struct FakeTripletex(Arc<FakeTripletexState>);
+
+/// What every clone of a [`FakeTripletex`] shares: a clone is a handle on the same fake.
 #[derive(Debug, Default)]
-pub struct FakeTripletex {
+pub struct FakeTripletexState {
     companies: Mutex<BTreeMap<TenantId, Arc<FakeTripletexCompany>>>,
     refused: Mutex<BTreeSet<TenantId>>,
     handed_out: Mutex<Vec<(TenantId, String)>>,
+}
+
+impl std::ops::Deref for FakeTripletex {
+    type Target = FakeTripletexState;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl FakeTripletex {

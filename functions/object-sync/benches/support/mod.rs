@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use aws_adapters::secrets::SecretSource;
 use domain::envelope::EventName;
+use domain::sync::{StartReport, StartRequest};
 use domain::tripletex::Companies;
 use object_sync::config::{StepLimits, SyncSettings};
-use object_sync::handler::{ObjectSync, StartReport, StartRequest};
+use object_sync::handler::{ObjectSync, SyncPorts};
 use test_support::{
     InMemoryObjectStore, InMemoryResyncLedger, InMemorySyncRecords, RecordingQueue,
     RecordingSyncTasks,
@@ -16,41 +17,41 @@ use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
 
 pub type Sync = ObjectSync<
     HttpTripletexCompanies,
-    Arc<RecordingQueue>,
-    Arc<RecordingSyncTasks>,
-    Arc<InMemoryObjectStore>,
-    Arc<InMemorySyncRecords>,
-    Arc<InMemoryResyncLedger>,
+    RecordingQueue,
+    RecordingSyncTasks,
+    InMemoryObjectStore,
+    InMemorySyncRecords,
+    InMemoryResyncLedger,
 >;
 
 pub struct Harness {
     pub sync: Sync,
-    pub webhooks: Arc<RecordingQueue>,
-    pub tasks: Arc<RecordingSyncTasks>,
-    pub store: Arc<InMemoryObjectStore>,
-    pub records: Arc<InMemorySyncRecords>,
+    pub webhooks: RecordingQueue,
+    pub tasks: RecordingSyncTasks,
+    pub store: InMemoryObjectStore,
+    pub records: InMemorySyncRecords,
 }
 
 /// The sync of products for these companies, against Tripletex at `api_base_url`.
 pub fn harness(api_base_url: String, companies: Companies, limits: StepLimits) -> Harness {
-    let webhooks = Arc::new(RecordingQueue::new());
-    let tasks = Arc::new(RecordingSyncTasks::new());
-    let store = Arc::new(InMemoryObjectStore::new());
-    let records = Arc::new(InMemorySyncRecords::new());
-    let sync = ObjectSync {
+    let webhooks = RecordingQueue::new();
+    let tasks = RecordingSyncTasks::new();
+    let store = InMemoryObjectStore::new();
+    let records = InMemorySyncRecords::new();
+    let ports = SyncPorts {
         tripletex: HttpTripletexCompanies::new(api_base_url, RetryPolicy::default()).unwrap(),
-        webhooks: Arc::clone(&webhooks),
-        tasks: Arc::clone(&tasks),
-        copy: Arc::clone(&store),
-        records: Arc::clone(&records),
-        ledger: Arc::new(InMemoryResyncLedger::new()),
-        companies: SecretSource::Fixed(Arc::new(companies)),
-        settings: SyncSettings {
-            events: vec![EventName::parse("product.update").unwrap()],
-            fields: "*".into(),
-            limits,
-        },
+        webhooks: webhooks.clone(),
+        tasks: tasks.clone(),
+        copy: store.clone(),
+        records: records.clone(),
+        ledger: InMemoryResyncLedger::new(),
     };
+    let settings = SyncSettings {
+        events: vec![EventName::parse("product.update").unwrap()],
+        fields: "*".into(),
+        limits,
+    };
+    let sync = ObjectSync::new(ports, SecretSource::Fixed(Arc::new(companies)), settings);
     Harness {
         sync,
         webhooks,
@@ -65,7 +66,7 @@ impl Harness {
     pub async fn start(&self, mode: &str) -> StartReport {
         self.sync
             .start(StartRequest {
-                mode: mode.into(),
+                mode: mode.parse().unwrap(),
                 companies: None,
                 types: None,
             })
@@ -76,7 +77,7 @@ impl Harness {
     /// What the sync queued, applied with the worker's rule.
     pub async fn apply_webhooks(&self) {
         for message in self.webhooks.drain() {
-            test_support::apply_as_worker(self.store.as_ref(), &message).await;
+            test_support::apply_as_worker(&self.store, &message).await;
         }
     }
 }

@@ -20,10 +20,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use domain::envelope::EventName;
 use domain::ports::ObjectStore as _;
 use domain::record::change_from_message;
+use domain::sync::StartRequest;
 use domain::tripletex::Companies;
 use jiff::Timestamp;
 use object_sync::config::{StepLimits, SyncSettings};
-use object_sync::handler::{ObjectSync, StartRequest};
+use object_sync::handler::{ObjectSync, SyncPorts};
 use serde_json::{Value, json};
 use test_support::{MotoServer, TripletexSimulator, paths, sdk_config_for};
 use tripletex_client::{HttpTripletexCompanies, RetryPolicy};
@@ -46,6 +47,8 @@ pub struct Stack {
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub store: DynamoObjectStore,
+    pub records: DynamoSyncRecords,
+    pub ledger: DynamoResyncLedger,
     pub resources: Value,
     pub object_type: &'static str,
 }
@@ -89,26 +92,34 @@ pub async fn stack(name: &str, object_type: &'static str, limits: StepLimits) ->
         attempt_timeout: Duration::from_secs(10),
     };
     let store = DynamoObjectStore::new(dynamodb.clone(), text("ObjectsTable", "name"));
-    let sync = ObjectSync {
+    let records = DynamoSyncRecords::new(dynamodb.clone(), text("SyncTable", "name"));
+    let ledger = DynamoResyncLedger::new(dynamodb.clone(), text("ResyncTable", "name"));
+    let ports = SyncPorts {
         tripletex: HttpTripletexCompanies::new(sim.api_base_url(), retry).unwrap(),
         webhooks: SqsQueue::new(sqs.clone(), text("SyncObjectsQueue", "url")),
         tasks: SqsSyncTasks::new(sqs.clone(), text("SyncQueue", "url")),
         copy: store.clone(),
-        records: DynamoSyncRecords::new(dynamodb.clone(), text("SyncTable", "name")),
-        ledger: DynamoResyncLedger::new(dynamodb.clone(), text("ResyncTable", "name")),
-        companies: SecretSource::Fixed(std::sync::Arc::new(companies)),
-        settings: SyncSettings {
-            events: vec![EventName::parse(&format!("{object_type}.update")).unwrap()],
-            fields: "*".into(),
-            limits,
-        },
+        records: records.clone(),
+        ledger: ledger.clone(),
     };
+    let settings = SyncSettings {
+        events: vec![EventName::parse(&format!("{object_type}.update")).unwrap()],
+        fields: "*".into(),
+        limits,
+    };
+    let sync = ObjectSync::new(
+        ports,
+        SecretSource::Fixed(std::sync::Arc::new(companies)),
+        settings,
+    );
     Stack {
         sim,
         sync,
         sqs,
         dynamodb,
         store,
+        records,
+        ledger,
         resources,
         object_type,
     }
@@ -240,7 +251,7 @@ impl Stack {
         let report = self
             .sync
             .start(StartRequest {
-                mode: mode.into(),
+                mode: mode.parse().unwrap(),
                 companies: None,
                 types: Some(vec![self.object_type.into()]),
             })

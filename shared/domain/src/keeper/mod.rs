@@ -2,11 +2,13 @@
 //! needs (`plan`, pure), and what a run reports. The run itself, which talks to Tripletex through
 //! the `SubscriptionsApi` port, is the keeper function's (`functions/subscription-keeper/src/run.rs`).
 
+mod invoke;
 mod plan;
 mod report;
 mod settings;
 mod waiting;
 
+pub use invoke::{KeeperRequest, RunReport, Totals};
 pub use plan::{Action, Drift, Reason, Step, is_ours, plan, plan_subscription, subscription_write};
 pub use report::{CompanyReport, Done, Failed, LastRun, LeftAlone, MAX_KEPT_FAILURES, RunCounts};
 pub use settings::{

@@ -2,7 +2,7 @@
 //! missing desired event, each with its reason. Only subscriptions whose targetUrl is this
 //! deployment's receiver are ever planned to change.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeSet;
 
@@ -29,7 +29,7 @@ pub enum Action {
 }
 
 /// Why a step is what it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// Another integration's (or a person's) subscription: never changed.
@@ -56,7 +56,7 @@ pub enum Reason {
 }
 
 /// A difference between one of our subscriptions and the desired one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "field")]
 pub enum Drift {
     Fields {

@@ -1,11 +1,11 @@
 //! What a keeper run did for one company, as the JSON report and the log lines show it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::plan::{Drift, Reason};
 
 /// What a run did for one company.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompanyReport {
     pub tenant: String,
@@ -17,7 +17,7 @@ pub struct CompanyReport {
     pub left_alone: Vec<LeftAlone>,
     pub failed: Vec<Failed>,
     /// Our subscriptions deleted because the company is being removed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unsubscribed: Vec<i64>,
     /// The company's state in the registry after this run, for a registered company.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,17 +31,17 @@ pub struct CompanyReport {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Done {
     pub subscription_id: Option<i64>,
     pub event: String,
     pub reason: Reason,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<Drift>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeftAlone {
     pub subscription_id: Option<i64>,
@@ -50,13 +50,13 @@ pub struct LeftAlone {
     pub reason: Reason,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Failed {
     pub subscription_id: Option<i64>,
     pub event: String,
-    pub action: &'static str,
-    pub kind: &'static str,
+    pub action: String,
+    pub kind: String,
     pub error: String,
 }
 
@@ -67,7 +67,7 @@ impl CompanyReport {
 }
 
 /// How many subscriptions a run saw and what it did with them: one company's, or a run's totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCounts {
     pub seen: usize,
@@ -148,8 +148,8 @@ mod tests {
         Failed {
             subscription_id: Some(n as i64),
             event: format!("e{n}.update"),
-            action: "update",
-            kind: "conflict",
+            action: "update".into(),
+            kind: "conflict".into(),
             error: "409".into(),
         }
     }

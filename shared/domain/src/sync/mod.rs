@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod freshness;
 pub mod listing;
 pub mod run;
+pub mod start;
 pub mod window;
 
 pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, listable, spec_for};
@@ -28,7 +29,9 @@ pub use envelope::Unstorable;
 pub use freshness::{CONFIRMATION_DUE, FreshnessSummary, TypeFreshness, type_freshness};
 pub use listing::{FetchRequest, FetchedObject, Listed, ListedPage, Lookup, PageRequest};
 pub use run::{
-    Finding, ListedWindow, MAX_SUSPECTS, RunMode, RunState, Stage, StepRecorded, StepReport,
-    Suspect, SyncTask, TypeCounts, TypePlan, Work, plan_types, run_id, starting_cursors,
+    Finding, ListedWindow, MAX_SUSPECTS, PageMemory, RecordedRun, RunMode, RunStart, RunState,
+    Stage, StepRecorded, StepReport, Suspect, SyncTask, TypeCounts, TypePlan, Work, plan_types,
+    run_id, starting_cursors,
 };
+pub use start::{StartMode, StartReport, StartRequest, StartedRun, UnknownStartMode};
 pub use window::{DateWindow, FULL_RANGE, tile_every_date};

@@ -517,6 +517,47 @@ impl SyncTask {
     }
 }
 
+/// A run's first entry in the run record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStart {
+    pub tenant: crate::ids::TenantId,
+    pub run_id: String,
+    pub mode: RunMode,
+    pub started_at: jiff::Timestamp,
+    pub types: Vec<String>,
+    pub not_reconcilable: Vec<(String, String)>,
+}
+
+/// A page's checksum and the ids it held, so that a 304 still says which objects exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageMemory {
+    pub digest: String,
+    pub ids: Vec<i64>,
+    /// Every object the page showed missing or newer has been queued. Until then (its fetch rides
+    /// along to a later page's) the digest is not sent: a 304 must never skip an unfetched change.
+    pub confirmed: bool,
+}
+
+/// A run as its record in the sync table says it stands, for those who read it (the operator's
+/// `status` and `resync`): the adapter that writes the record reads it back into this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRun {
+    pub tenant: String,
+    pub run_id: String,
+    pub mode: Option<RunMode>,
+    pub state: Option<RunState>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Steps counted so far.
+    pub steps: u64,
+    /// The types the run lists, in order.
+    pub types: Vec<String>,
+    /// The counts so far, per type.
+    pub counts: std::collections::BTreeMap<String, TypeCounts>,
+    /// Each failed type's reason, `<type>: <reason>`.
+    pub failures: Vec<String>,
+}
+
 /// What one step did to one type, added to the run record's counts for it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -565,24 +606,30 @@ pub struct TypeCounts {
 impl TypeCounts {
     /// The counts under their names, as the run record and metrics spell them.
     pub fn named(&self) -> [(&'static str, u64); 17] {
+        let mut copy = *self;
+        copy.named_mut().map(|(name, value)| (name, *value))
+    }
+
+    /// Each count under its name, to be set by a reader of the run record.
+    pub fn named_mut(&mut self) -> [(&'static str, &mut u64); 17] {
         [
-            ("listed", self.listed),
-            ("listingSize", self.listing_size),
-            ("unchanged", self.unchanged),
-            ("fetched", self.fetched),
-            ("enqueued", self.enqueued),
-            ("tombstoned", self.tombstoned),
-            ("keptAfterLookup", self.kept_after_lookup),
-            ("refreshedAfterLookup", self.refreshed_after_lookup),
-            ("leftOutByFetch", self.left_out_by_fetch),
-            ("vanished", self.vanished),
-            ("unstorable", self.unstorable),
-            ("pages", self.pages),
-            ("pagesNotModified", self.pages_not_modified),
-            ("requests", self.requests),
-            ("rateLimited", self.rate_limited),
-            ("driftCorrected", self.drift_corrected),
-            ("lateWebhooks", self.late_webhooks),
+            ("listed", &mut self.listed),
+            ("listingSize", &mut self.listing_size),
+            ("unchanged", &mut self.unchanged),
+            ("fetched", &mut self.fetched),
+            ("enqueued", &mut self.enqueued),
+            ("tombstoned", &mut self.tombstoned),
+            ("keptAfterLookup", &mut self.kept_after_lookup),
+            ("refreshedAfterLookup", &mut self.refreshed_after_lookup),
+            ("leftOutByFetch", &mut self.left_out_by_fetch),
+            ("vanished", &mut self.vanished),
+            ("unstorable", &mut self.unstorable),
+            ("pages", &mut self.pages),
+            ("pagesNotModified", &mut self.pages_not_modified),
+            ("requests", &mut self.requests),
+            ("rateLimited", &mut self.rate_limited),
+            ("driftCorrected", &mut self.drift_corrected),
+            ("lateWebhooks", &mut self.late_webhooks),
         ]
     }
 
