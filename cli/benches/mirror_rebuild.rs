@@ -118,7 +118,7 @@ fn main() {
             .unwrap();
         let mark = heap::start_peak();
         let started = Instant::now();
-        let rebuilt = tripletex_webhooks::mirror::rebuild(
+        let rebuilt = tripletex_webhooks::commands::mirror::rebuild(
             &dynamodb,
             &NoPayloadBucket,
             &mirror,

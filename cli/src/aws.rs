@@ -8,13 +8,16 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use domain::claim::claimed_body;
 use domain::forget::names_object;
+use domain::keeper::{KeeperRequest, RunReport};
 use domain::message::attribute;
 use domain::ports::BlobStore;
-use domain::sync::freshness;
+use domain::sync::{StartReport, StartRequest};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
+use crate::commands::Context;
+use crate::commands::status::{QueueRole, QueueStatus};
 use crate::deployment::{Deployment, DeploymentError};
-use crate::status::{CompanyStatus, KeeperLastRun, QueueRole, QueueStatus, TypeStatus, type_state};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -130,124 +133,6 @@ pub async fn queue_status(
     })
 }
 
-/// How far back the age metric is read: SQS publishes it every minute, a few minutes late.
-const AGE_LOOKBACK_SECONDS: i64 = 15 * 60;
-
-/// Each queue's `ApproximateAgeOfOldestMessage` (AWS/SQS, by queue name: the last part of its URL),
-/// its latest minute; none for a queue with no datapoint in the last quarter hour.
-pub async fn oldest_message_ages(
-    cloudwatch: &aws_sdk_cloudwatch::Client,
-    queue_urls: &[&str],
-    now: jiff::Timestamp,
-) -> Result<Vec<Option<u64>>, AwsError> {
-    let names: Vec<&str> = queue_urls
-        .iter()
-        .map(|url| url.rsplit('/').next().unwrap_or(url))
-        .collect();
-    latest_maxima(
-        cloudwatch,
-        ("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName"),
-        &names,
-        now,
-    )
-    .await
-    .map_err(|source| AwsError::Call {
-        what: "reading the queues' ages from CloudWatch".into(),
-        source: Box::new(source),
-    })
-}
-
-/// The latest one-minute maximum of a metric (namespace, name, dimension) for each dimension value,
-/// over the last few minutes; none where CloudWatch has no datapoint.
-pub async fn latest_maxima(
-    cloudwatch: &aws_sdk_cloudwatch::Client,
-    (namespace, metric_name, dimension): (&str, &str, &str),
-    values: &[&str],
-    now: jiff::Timestamp,
-) -> Result<
-    Vec<Option<u64>>,
-    aws_sdk_cloudwatch::error::SdkError<
-        aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataError,
-    >,
-> {
-    use aws_sdk_cloudwatch::primitives::DateTime;
-    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
-
-    let mut request = cloudwatch
-        .get_metric_data()
-        .start_time(DateTime::from_secs(now.as_second() - AGE_LOOKBACK_SECONDS))
-        .end_time(DateTime::from_secs(now.as_second()))
-        .scan_by(ScanBy::TimestampDescending);
-    for (index, value) in values.iter().enumerate() {
-        let metric = Metric::builder()
-            .namespace(namespace)
-            .metric_name(metric_name)
-            .dimensions(Dimension::builder().name(dimension).value(*value).build())
-            .build();
-        request = request.metric_data_queries(
-            MetricDataQuery::builder()
-                .id(format!("q{index}"))
-                .metric_stat(
-                    MetricStat::builder()
-                        .metric(metric)
-                        .period(60)
-                        .stat("Maximum")
-                        .build(),
-                )
-                .return_data(true)
-                .build(),
-        );
-    }
-    let output = request.send().await?;
-    Ok((0..values.len())
-        .map(|index| {
-            let id = format!("q{index}");
-            let result = output
-                .metric_data_results()
-                .iter()
-                .find(|r| r.id() == Some(id.as_str()))?;
-            let timestamps: Vec<i64> = result.timestamps().iter().map(|t| t.secs()).collect();
-            let age = crate::status::latest_value(&timestamps, result.values())?;
-            Some(age.max(0.0).round() as u64)
-        })
-        .collect())
-}
-
-pub async fn queues(
-    sqs: &aws_sdk_sqs::Client,
-    deployment: &Deployment,
-) -> Result<Vec<QueueStatus>, AwsError> {
-    let wanted = [
-        (
-            "webhook queue",
-            QueueRole::Webhooks,
-            &deployment.webhook_queue,
-        ),
-        (
-            "sync objects",
-            QueueRole::Webhooks,
-            &deployment.sync_objects_queue,
-        ),
-        (
-            "webhook DLQ",
-            QueueRole::DeadLetters,
-            &deployment.webhook_dead_letters,
-        ),
-        ("quarantine", QueueRole::Quarantine, &deployment.quarantine),
-        ("sync queue", QueueRole::SyncTasks, &deployment.sync_queue),
-        (
-            "sync DLQ",
-            QueueRole::DeadLetters,
-            &deployment.sync_dead_letters,
-        ),
-    ];
-    let mut found = Vec::new();
-    for (name, role, url) in wanted {
-        found.push(queue_status(sqs, name, role, url).await?);
-    }
-    Ok(found)
-}
-
 pub type Item = HashMap<String, AttributeValue>;
 
 pub async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<Item>, AwsError> {
@@ -271,165 +156,6 @@ pub async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Ve
 
 fn text(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
-}
-
-fn number(item: &Item, name: &str) -> u64 {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Per company: the last sync run of each type (run ids sort by time) and the keeper's requests.
-pub async fn companies(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    deployment: &Deployment,
-) -> Result<Vec<CompanyStatus>, AwsError> {
-    let mut last: BTreeMap<String, BTreeMap<String, TypeStatus>> = BTreeMap::new();
-    let sync_items = scan(dynamodb, &deployment.sync_table).await?;
-    let mut confirmed: BTreeMap<String, Vec<(String, jiff::Timestamp)>> = BTreeMap::new();
-    for item in &sync_items {
-        let tenant = text(item, "pk").and_then(|pk| {
-            pk.strip_prefix(freshness::CONFIRMED_KEY_PREFIX)
-                .map(str::to_owned)
-        });
-        let at = item
-            .get(freshness::CONFIRMED_AT)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .and_then(|seconds| jiff::Timestamp::from_second(seconds).ok());
-        if let (Some(tenant), Some(object_type), Some(at)) = (tenant, text(item, "sk"), at) {
-            confirmed.entry(tenant).or_default().push((object_type, at));
-        }
-    }
-    let mut runs: Vec<Item> = sync_items
-        .into_iter()
-        .filter(|item| text(item, "pk").is_some_and(|pk| pk.starts_with("run#")))
-        .collect();
-    runs.sort_by_key(|item| text(item, "sk"));
-    let now = jiff::Timestamp::now();
-    for run in &runs {
-        let (Some(pk), Some(run_id)) = (text(run, "pk"), text(run, "sk")) else {
-            continue;
-        };
-        let tenant = pk.trim_start_matches("run#").to_owned();
-        for mut status in type_statuses(run, &run_id) {
-            let types = [status.object_type.clone()];
-            let of_tenant = confirmed.get(&tenant).map_or(&[][..], Vec::as_slice);
-            if let Some(fresh) = freshness::type_freshness(&types, of_tenant, now).pop() {
-                status.confirmed_complete_at = fresh.confirmed_at.map(|at| at.to_string());
-                status.confirmation_overdue = fresh.overdue;
-            }
-            last.entry(tenant.clone())
-                .or_default()
-                .insert(status.object_type.clone(), status);
-        }
-    }
-    let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    let mut last_runs: BTreeMap<String, KeeperLastRun> = BTreeMap::new();
-    for item in scan(dynamodb, &deployment.resync_table).await? {
-        if text(&item, "pk").is_some_and(|pk| pk.starts_with("keeper-run#")) {
-            if let Some(tenant) = text(&item, "tenant") {
-                last_runs.insert(tenant, keeper_last_run(&item));
-            }
-            continue;
-        }
-        if let (Some(tenant), Some(state)) = (text(&item, "tenant"), text(&item, "state")) {
-            *requests
-                .entry(tenant)
-                .or_default()
-                .entry(state)
-                .or_default() += 1;
-        }
-    }
-    let tenants: std::collections::BTreeSet<String> = last
-        .keys()
-        .chain(requests.keys())
-        .chain(last_runs.keys())
-        .cloned()
-        .collect();
-    Ok(tenants
-        .into_iter()
-        .map(|tenant| CompanyStatus {
-            subscriptions: None,
-            types: last
-                .remove(&tenant)
-                .map(|t| t.into_values().collect())
-                .unwrap_or_default(),
-            resync_requests: requests
-                .remove(&tenant)
-                .map(|r| r.into_iter().collect())
-                .unwrap_or_default(),
-            keeper_last_run: last_runs.remove(&tenant),
-            tenant,
-        })
-        .collect())
-}
-
-/// The keeper's last run, as its item keeps it (`aws_adapters::resync_ledger`, `record_run`).
-fn keeper_last_run(item: &Item) -> KeeperLastRun {
-    KeeperLastRun {
-        finished_at: text(item, "finishedAt").unwrap_or_default(),
-        seen: number(item, "seen"),
-        re_enabled: number(item, "reEnabled"),
-        created: number(item, "created"),
-        updated: number(item, "updated"),
-        left_alone: number(item, "leftAlone"),
-        failed: number(item, "failed"),
-        failures: item
-            .get("failures")
-            .and_then(|v| v.as_l().ok())
-            .map(|list| list.iter().filter_map(|f| f.as_s().ok().cloned()).collect())
-            .unwrap_or_default(),
-        error: text(item, "error"),
-    }
-}
-
-/// Each type of one run record, with its counts and its failure.
-fn type_statuses(run: &Item, run_id: &str) -> Vec<TypeStatus> {
-    let failures: Vec<String> = run
-        .get("failures")
-        .and_then(|v| v.as_l().ok())
-        .map(|list| list.iter().filter_map(|f| f.as_s().ok().cloned()).collect())
-        .unwrap_or_default();
-    let types = run
-        .get("types")
-        .and_then(|v| v.as_l().ok())
-        .map(|list| {
-            list.iter()
-                .filter_map(|t| t.as_s().ok().cloned())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    let types_of_run = types.clone();
-    types
-        .into_iter()
-        .map(|object_type| {
-            let count = |name: &str| number(run, &format!("{object_type}:{name}"));
-            let (state, failure) = type_state(
-                text(run, "state").as_deref(),
-                &failures,
-                &types_of_run,
-                &object_type,
-            );
-            TypeStatus {
-                run_id: run_id.to_owned(),
-                mode: text(run, "mode").unwrap_or_default(),
-                state,
-                started_at: text(run, "startedAt"),
-                finished_at: text(run, "finishedAt"),
-                listed: count("listed"),
-                listing_size: count("listingSize"),
-                fetched: count("fetched"),
-                tombstoned: count("tombstoned"),
-                drift_corrected: count("driftCorrected"),
-                failure,
-                confirmed_complete_at: None,
-                confirmation_overdue: false,
-                object_type,
-            }
-        })
-        .collect()
 }
 
 /// One object as the copy holds it.
@@ -845,78 +571,53 @@ fn string_attributes(message: &aws_sdk_sqs::types::Message) -> BTreeMap<String, 
 }
 
 /// Invokes a function and reads its answer as JSON; a function error is an error with its message.
-pub async fn invoke(
+/// Invokes one of the deployment's functions with a request of its contract and reads its answer
+/// as the contract's report.
+pub async fn invoke<Request: Serialize, Report: DeserializeOwned>(
     sdk: &SdkConfig,
     deployment: &Deployment,
     function: &str,
-    payload: &serde_json::Value,
-) -> Result<serde_json::Value, AwsError> {
+    request: &Request,
+) -> Result<Report, AwsError> {
     let mut config = aws_sdk_lambda::config::Builder::from(sdk);
     if let Some(endpoint) = &deployment.lambda_endpoint {
         config = config.endpoint_url(endpoint);
     }
     let client = aws_sdk_lambda::Client::from_conf(config.build());
+    let payload =
+        serde_json::to_vec(request).map_err(call(format!("writing {function}'s request")))?;
     let output = client
         .invoke()
         .function_name(function)
-        .payload(aws_sdk_lambda::primitives::Blob::new(
-            serde_json::to_vec(payload).unwrap_or_default(),
-        ))
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload))
         .send()
         .await
         .map_err(call(format!("invoking {function}")))?;
-    let answer: serde_json::Value = output
-        .payload()
-        .map(|blob| serde_json::from_slice(blob.as_ref()))
-        .transpose()
-        .map_err(call(format!("reading {function}'s answer")))?
-        .unwrap_or(serde_json::Value::Null);
+    let answer = output.payload().map_or(&b"null"[..], |blob| blob.as_ref());
     if let Some(kind) = output.function_error() {
+        let failure: serde_json::Value = serde_json::from_slice(answer).unwrap_or_default();
         return Err(AwsError::FunctionFailed {
             function: function.to_owned(),
             kind: kind.to_owned(),
-            message: answer["errorMessage"]
+            message: failure["errorMessage"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
         });
     }
-    Ok(answer)
+    serde_json::from_slice(answer).map_err(call(format!("reading {function}'s answer")))
 }
 
-/// A run's record: its state and, per type, the counts so far.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunProgress {
-    pub tenant: String,
-    pub run_id: String,
-    pub state: String,
-    pub steps: u64,
-    pub types: Vec<TypeStatus>,
+/// The keeper, with its request; its report.
+pub async fn invoke_keeper(ctx: &Context, request: &KeeperRequest) -> Result<RunReport, AwsError> {
+    let deployment = &ctx.deployment;
+    invoke(&ctx.sdk, deployment, &deployment.keeper_function, request).await
 }
 
-pub async fn run_progress(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    deployment: &Deployment,
-    tenant: &str,
-    run_id: &str,
-) -> Result<Option<RunProgress>, AwsError> {
-    let output = dynamodb
-        .get_item()
-        .table_name(&deployment.sync_table)
-        .key("pk", AttributeValue::S(format!("run#{tenant}")))
-        .key("sk", AttributeValue::S(run_id.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(call(format!("reading run {run_id}")))?;
-    Ok(output.item.map(|run| RunProgress {
-        tenant: tenant.to_owned(),
-        run_id: run_id.to_owned(),
-        state: text(&run, "state").unwrap_or_default(),
-        steps: number(&run, "steps"),
-        types: type_statuses(&run, run_id),
-    }))
+/// The sync, asked to start runs; the runs it started.
+pub async fn invoke_sync(ctx: &Context, request: &StartRequest) -> Result<StartReport, AwsError> {
+    let deployment = &ctx.deployment;
+    invoke(&ctx.sdk, deployment, &deployment.sync_function, request).await
 }
 
 /// A secret's text; `what` names it in an error (`the Tripletex credentials secret`).

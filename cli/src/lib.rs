@@ -5,13 +5,6 @@
 pub mod args;
 pub mod aws;
 pub mod commands;
-pub mod companies;
 pub mod deployment;
-pub mod forget;
-pub mod mirror;
 pub mod render;
-pub mod replay;
-pub mod send;
-pub mod show;
-pub mod status;
 pub mod tripletex;

@@ -1,7 +1,59 @@
-//! What `status` shows, and the rule for when a deployment needs a person (the command's exit
-//! status). Plain data: `aws.rs` reads it, `render.rs` prints it.
+//! `status`: the queues, each company's subscriptions (the keeper's dry run), the last sync run per
+//! object type and the resync requests, and the rule for when a deployment needs a person (the
+//! command's exit status).
 
+use std::collections::BTreeMap;
+
+use aws_adapters::{resync_ledger, sync_records};
+use domain::error::error_chain;
+use domain::keeper::{CompanyReport, KeeperRequest, LastRun, Reason, RunReport};
+use domain::sync::{RecordedRun, RunMode, RunState, freshness};
 use serde::Serialize;
+
+use crate::aws::{self, AwsError};
+use crate::commands::{Answer, CliError, Context};
+use crate::deployment::Deployment;
+use crate::render::{age, or_dash, table};
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Leave out the subscriptions (no keeper dry run, no call to Tripletex).
+    #[arg(long)]
+    no_subscriptions: bool,
+}
+
+pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<Answer, CliError> {
+    let deployment = &ctx.deployment;
+    let mut queues = queues(&ctx.sqs(), deployment).await?;
+    let ages_unknown = add_oldest_ages(&ctx.sdk, deployment, &mut queues).await;
+    let mut companies = companies(&ctx.dynamodb(), deployment).await?;
+    let mut unseen = None;
+    if !args.no_subscriptions {
+        match keeper_dry_run(ctx).await {
+            Ok(report) => add_subscriptions(&mut companies, &report),
+            Err(error) => unseen = Some(error),
+        }
+    }
+    let mut attention = needs_a_person(&queues, &companies);
+    if let Some(error) = unseen {
+        attention.insert(
+            0,
+            format!(
+                "the keeper could not say what the subscriptions are: {}",
+                error_chain(&error)
+            ),
+        );
+    }
+    let status = Status {
+        deployment: deployment.name.clone(),
+        queues,
+        ages_unknown,
+        companies,
+        attention,
+    };
+    let needs = !status.attention.is_empty();
+    ctx.answer(&status, render, needs)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -115,61 +167,50 @@ pub struct OurSubscription {
     pub needs_a_person: bool,
 }
 
-/// A company's subscriptions from its part of the keeper's dry-run report (`CompanyReport`).
-pub fn subscriptions_of(company: &serde_json::Value) -> Subscriptions {
-    let text = |value: &serde_json::Value, field: &str| value[field].as_str().map(str::to_owned);
-    let entries = |field: &str| company[field].as_array().cloned().unwrap_or_default();
+/// A company's subscriptions from its part of the keeper's dry-run report.
+pub fn subscriptions_of(company: &CompanyReport) -> Subscriptions {
     let mut found = Subscriptions {
-        error: text(company, "error"),
+        error: company.error.clone(),
         ..Subscriptions::default()
     };
-    let mut ours = |event: Option<String>, status: &str, next_run: Option<&str>, person: bool| {
+    let mut ours = |event: &str, status: &str, next_run: Option<&str>, person: bool| {
         found.ours.push(OurSubscription {
-            event: event.unwrap_or_default(),
+            event: event.to_owned(),
             status: status.to_owned(),
             next_run: next_run.map(str::to_owned),
             needs_a_person: person,
         });
     };
-    for done in entries("reEnabled") {
+    for done in &company.re_enabled {
         ours(
-            text(&done, "event"),
+            &done.event,
             "DISABLED_TOO_MANY_ERRORS",
             Some("re-enables it"),
             false,
         );
     }
-    for done in entries("created") {
-        ours(text(&done, "event"), "missing", Some("creates it"), false);
+    for done in &company.created {
+        ours(&done.event, "missing", Some("creates it"), false);
     }
-    for done in entries("updated") {
-        ours(
-            text(&done, "event"),
-            "ACTIVE",
-            Some("repairs its drift"),
-            false,
-        );
+    for done in &company.updated {
+        ours(&done.event, "ACTIVE", Some("repairs its drift"), false);
     }
-    for left in entries("leftAlone") {
-        let status = text(&left, "status").unwrap_or_else(|| "unknown".to_owned());
-        match left["reason"].as_str() {
-            Some("foreign") => found.foreign += 1,
-            Some(
-                "disabled_for_misuse" | "disabled_for_rate_limit" | "unknown_status" | "no_id",
-            ) => {
-                ours(text(&left, "event"), &status, None, true);
-            }
-            _ => ours(text(&left, "event"), &status, None, false),
+    let mut foreign = 0;
+    for left in &company.left_alone {
+        let status = left.status.as_deref().unwrap_or("unknown");
+        match left.reason {
+            Reason::Foreign => foreign += 1,
+            Reason::DisabledForMisuse
+            | Reason::DisabledForRateLimit
+            | Reason::UnknownStatus
+            | Reason::NoId => ours(&left.event, status, None, true),
+            _ => ours(&left.event, status, None, false),
         }
     }
-    for failed in entries("failed") {
-        ours(
-            text(&failed, "event"),
-            "failed",
-            text(&failed, "error").as_deref(),
-            true,
-        );
+    for failed in &company.failed {
+        ours(&failed.event, "failed", Some(&failed.error), true);
     }
+    found.foreign = foreign;
     found.ours.sort_by(|a, b| a.event.cmp(&b.event));
     found
 }
@@ -317,6 +358,430 @@ pub fn needs_a_person(queues: &[QueueStatus], companies: &[CompanyStatus]) -> Ve
     attention
 }
 
+/// Each queue's oldest-message age from CloudWatch; why not, when it cannot be known (`status`
+/// goes on without it: an operator without `cloudwatch:GetMetricData` still gets the rest).
+async fn add_oldest_ages(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    queues: &mut [QueueStatus],
+) -> Option<String> {
+    if deployment.endpoint.is_some() {
+        return Some("the local stack keeps no SQS metrics".to_owned());
+    }
+    let urls: Vec<&str> = queues.iter().map(|q| q.url.as_str()).collect();
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(sdk);
+    match oldest_message_ages(&cloudwatch, &urls, jiff::Timestamp::now()).await {
+        Ok(ages) => {
+            for (queue, age) in queues.iter_mut().zip(ages) {
+                queue.oldest_message_age_seconds = age;
+            }
+            None
+        }
+        Err(error) => Some(domain::error::error_chain(&error)),
+    }
+}
+
+/// The keeper's view of every company's subscriptions, changing nothing.
+async fn keeper_dry_run(ctx: &Context) -> Result<RunReport, AwsError> {
+    let request = KeeperRequest {
+        dry_run: Some(true),
+        ..KeeperRequest::manual()
+    };
+    aws::invoke_keeper(ctx, &request).await
+}
+
+fn add_subscriptions(companies: &mut Vec<CompanyStatus>, report: &RunReport) {
+    for company in &report.companies {
+        let subscriptions = subscriptions_of(company);
+        match companies.iter_mut().find(|c| c.tenant == company.tenant) {
+            Some(known) => known.subscriptions = Some(subscriptions),
+            None => companies.push(CompanyStatus {
+                tenant: company.tenant.clone(),
+                subscriptions: Some(subscriptions),
+                types: Vec::new(),
+                resync_requests: Vec::new(),
+                keeper_last_run: None,
+            }),
+        }
+    }
+    companies.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+}
+
+pub async fn queues(
+    sqs: &aws_sdk_sqs::Client,
+    deployment: &Deployment,
+) -> Result<Vec<QueueStatus>, AwsError> {
+    let wanted = [
+        (
+            "webhook queue",
+            QueueRole::Webhooks,
+            &deployment.webhook_queue,
+        ),
+        (
+            "sync objects",
+            QueueRole::Webhooks,
+            &deployment.sync_objects_queue,
+        ),
+        (
+            "webhook DLQ",
+            QueueRole::DeadLetters,
+            &deployment.webhook_dead_letters,
+        ),
+        ("quarantine", QueueRole::Quarantine, &deployment.quarantine),
+        ("sync queue", QueueRole::SyncTasks, &deployment.sync_queue),
+        (
+            "sync DLQ",
+            QueueRole::DeadLetters,
+            &deployment.sync_dead_letters,
+        ),
+    ];
+    let mut found = Vec::new();
+    for (name, role, url) in wanted {
+        found.push(aws::queue_status(sqs, name, role, url).await?);
+    }
+    Ok(found)
+}
+
+/// How far back the age metric is read: SQS publishes it every minute, a few minutes late.
+const AGE_LOOKBACK_SECONDS: i64 = 15 * 60;
+
+/// Each queue's `ApproximateAgeOfOldestMessage` (AWS/SQS, by queue name: the last part of its URL),
+/// its latest minute; none for a queue with no datapoint in the last quarter hour.
+pub async fn oldest_message_ages(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    queue_urls: &[&str],
+    now: jiff::Timestamp,
+) -> Result<Vec<Option<u64>>, AwsError> {
+    let names: Vec<&str> = queue_urls
+        .iter()
+        .map(|url| url.rsplit('/').next().unwrap_or(url))
+        .collect();
+    latest_maxima(
+        cloudwatch,
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName"),
+        &names,
+        now,
+    )
+    .await
+    .map_err(|source| AwsError::Call {
+        what: "reading the queues' ages from CloudWatch".into(),
+        source: Box::new(source),
+    })
+}
+
+/// The latest one-minute maximum of a metric (namespace, name, dimension) for each dimension value,
+/// over the last few minutes; none where CloudWatch has no datapoint.
+pub async fn latest_maxima(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    (namespace, metric_name, dimension): (&str, &str, &str),
+    values: &[&str],
+    now: jiff::Timestamp,
+) -> Result<
+    Vec<Option<u64>>,
+    aws_sdk_cloudwatch::error::SdkError<
+        aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataError,
+    >,
+> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+
+    let mut request = cloudwatch
+        .get_metric_data()
+        .start_time(DateTime::from_secs(now.as_second() - AGE_LOOKBACK_SECONDS))
+        .end_time(DateTime::from_secs(now.as_second()))
+        .scan_by(ScanBy::TimestampDescending);
+    for (index, value) in values.iter().enumerate() {
+        let metric = Metric::builder()
+            .namespace(namespace)
+            .metric_name(metric_name)
+            .dimensions(Dimension::builder().name(dimension).value(*value).build())
+            .build();
+        request = request.metric_data_queries(
+            MetricDataQuery::builder()
+                .id(format!("q{index}"))
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(metric)
+                        .period(60)
+                        .stat("Maximum")
+                        .build(),
+                )
+                .return_data(true)
+                .build(),
+        );
+    }
+    let output = request.send().await?;
+    Ok((0..values.len())
+        .map(|index| {
+            let id = format!("q{index}");
+            let result = output
+                .metric_data_results()
+                .iter()
+                .find(|r| r.id() == Some(id.as_str()))?;
+            let timestamps: Vec<i64> = result.timestamps().iter().map(|t| t.secs()).collect();
+            let age = latest_value(&timestamps, result.values())?;
+            Some(age.max(0.0).round() as u64)
+        })
+        .collect())
+}
+
+/// Per company: the last sync run of each type (run ids sort by time), the keeper's requests by
+/// state and its last run, each read back by the adapter that writes it.
+pub async fn companies(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    deployment: &Deployment,
+) -> Result<Vec<CompanyStatus>, AwsError> {
+    let mut last: BTreeMap<String, BTreeMap<String, TypeStatus>> = BTreeMap::new();
+    let sync_items = aws::scan(dynamodb, &deployment.sync_table).await?;
+    let mut confirmed: BTreeMap<String, Vec<(String, jiff::Timestamp)>> = BTreeMap::new();
+    for (tenant, object_type, at) in sync_items
+        .iter()
+        .filter_map(sync_records::read_confirmation)
+    {
+        confirmed.entry(tenant).or_default().push((object_type, at));
+    }
+    let mut runs: Vec<RecordedRun> = sync_items
+        .iter()
+        .filter_map(sync_records::read_run)
+        .collect();
+    runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+    let now = jiff::Timestamp::now();
+    for run in &runs {
+        for mut status in type_statuses(run) {
+            let types = [status.object_type.clone()];
+            let of_tenant = confirmed.get(&run.tenant).map_or(&[][..], Vec::as_slice);
+            if let Some(fresh) = freshness::type_freshness(&types, of_tenant, now).pop() {
+                status.confirmed_complete_at = fresh.confirmed_at.map(|at| at.to_string());
+                status.confirmation_overdue = fresh.overdue;
+            }
+            last.entry(run.tenant.clone())
+                .or_default()
+                .insert(status.object_type.clone(), status);
+        }
+    }
+    let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut last_runs: BTreeMap<String, KeeperLastRun> = BTreeMap::new();
+    for item in aws::scan(dynamodb, &deployment.resync_table).await? {
+        if let Some(run) = resync_ledger::read_last_run(&item) {
+            last_runs.insert(run.tenant.clone(), KeeperLastRun::from(run));
+        } else if let Some((tenant, state)) = resync_ledger::read_request_state(&item) {
+            *requests
+                .entry(tenant)
+                .or_default()
+                .entry(state)
+                .or_default() += 1;
+        }
+    }
+    let tenants: std::collections::BTreeSet<String> = last
+        .keys()
+        .chain(requests.keys())
+        .chain(last_runs.keys())
+        .cloned()
+        .collect();
+    Ok(tenants
+        .into_iter()
+        .map(|tenant| CompanyStatus {
+            subscriptions: None,
+            types: last
+                .remove(&tenant)
+                .map(|t| t.into_values().collect())
+                .unwrap_or_default(),
+            resync_requests: requests
+                .remove(&tenant)
+                .map(|r| r.into_iter().collect())
+                .unwrap_or_default(),
+            keeper_last_run: last_runs.remove(&tenant),
+            tenant,
+        })
+        .collect())
+}
+
+impl From<LastRun> for KeeperLastRun {
+    fn from(run: LastRun) -> Self {
+        let count = |n: usize| n as u64;
+        Self {
+            finished_at: run.finished_at.to_string(),
+            seen: count(run.counts.seen),
+            re_enabled: count(run.counts.re_enabled),
+            created: count(run.counts.created),
+            updated: count(run.counts.updated),
+            left_alone: count(run.counts.left_alone),
+            failed: count(run.counts.failed),
+            failures: run.failures,
+            error: run.error,
+        }
+    }
+}
+
+/// Each type of one run record, with its counts and its failure.
+pub fn type_statuses(run: &RecordedRun) -> Vec<TypeStatus> {
+    let state = run.state.map(RunState::as_str);
+    run.types
+        .iter()
+        .map(|object_type| {
+            let counts = run.counts.get(object_type).copied().unwrap_or_default();
+            let (state, failure) = type_state(state, &run.failures, &run.types, object_type);
+            TypeStatus {
+                run_id: run.run_id.clone(),
+                mode: run.mode.map(RunMode::as_str).unwrap_or_default().to_owned(),
+                state,
+                started_at: run.started_at.clone(),
+                finished_at: run.finished_at.clone(),
+                listed: counts.listed,
+                listing_size: counts.listing_size,
+                fetched: counts.fetched,
+                tombstoned: counts.tombstoned,
+                drift_corrected: counts.drift_corrected,
+                failure,
+                confirmed_complete_at: None,
+                confirmation_overdue: false,
+                object_type: object_type.clone(),
+            }
+        })
+        .collect()
+}
+
+pub fn render(status: &Status) -> String {
+    let mut out = format!("deployment {}\n\n", status.deployment);
+    let mut queues = table(&["queue", "waiting", "in flight", "oldest"]);
+    for queue in &status.queues {
+        queues.add_row(vec![
+            queue.name.to_owned(),
+            queue.visible.to_string(),
+            queue.in_flight.to_string(),
+            queue
+                .oldest_message_age_seconds
+                .map_or_else(|| "-".to_owned(), age),
+        ]);
+    }
+    out.push_str(&format!("{queues}\n"));
+    if let Some(why) = &status.ages_unknown {
+        out.push_str(&format!("oldest-message ages unknown: {why}\n"));
+    }
+    out.push('\n');
+    if status.companies.iter().any(|c| c.subscriptions.is_some()) {
+        let mut subscriptions = table(&[
+            "company",
+            "our subscriptions",
+            "status",
+            "the keeper's next run",
+        ]);
+        for company in &status.companies {
+            let Some(found) = &company.subscriptions else {
+                continue;
+            };
+            // One row per status and next step; the events named where something is off.
+            let mut groups: std::collections::BTreeMap<(String, String), Vec<&str>> =
+                std::collections::BTreeMap::new();
+            for s in &found.ours {
+                groups
+                    .entry((s.status.clone(), or_dash(s.next_run.as_deref())))
+                    .or_default()
+                    .push(&s.event);
+            }
+            for ((state, next_run), events) in groups {
+                let named = if state == "ACTIVE" && next_run == "-" {
+                    format!("{} events", events.len())
+                } else {
+                    events.join("\n")
+                };
+                subscriptions.add_row(vec![company.tenant.clone(), named, state, next_run]);
+            }
+            if found.foreign > 0 {
+                subscriptions.add_row(vec![
+                    company.tenant.clone(),
+                    format!("{} of other integrations", found.foreign),
+                    "-".to_owned(),
+                    "never touched".to_owned(),
+                ]);
+            }
+            if let Some(error) = &found.error {
+                subscriptions.add_row(vec![
+                    company.tenant.clone(),
+                    "-".to_owned(),
+                    "not seen".to_owned(),
+                    error.clone(),
+                ]);
+            }
+        }
+        out.push_str(&format!("{subscriptions}\n\n"));
+    }
+    let mut runs = table(&[
+        "company",
+        "type",
+        "last sync run",
+        "state",
+        "listed",
+        "fetched",
+        "tombstoned",
+        "drift",
+        "confirmed complete",
+    ]);
+    for company in &status.companies {
+        for t in &company.types {
+            let confirmed = match (&t.confirmed_complete_at, t.confirmation_overdue) {
+                (None, _) => "never".to_owned(),
+                (Some(at), true) => format!("{at} (overdue)"),
+                (Some(at), false) => at.clone(),
+            };
+            runs.add_row(vec![
+                company.tenant.clone(),
+                t.object_type.clone(),
+                t.run_id.clone(),
+                t.state.clone(),
+                t.listed.to_string(),
+                t.fetched.to_string(),
+                t.tombstoned.to_string(),
+                t.drift_corrected.to_string(),
+                confirmed,
+            ]);
+        }
+    }
+    out.push_str(&format!("{runs}\n\n"));
+    let mut keeper = table(&[
+        "company",
+        "keeper's last run",
+        "seen",
+        "re-enabled",
+        "created",
+        "updated",
+        "failed",
+        "resync requests",
+    ]);
+    for company in &status.companies {
+        let counts: Vec<String> = company
+            .resync_requests
+            .iter()
+            .map(|(state, count)| format!("{count} {state}"))
+            .collect();
+        let run = company.keeper_last_run.as_ref();
+        let count = |of: fn(&KeeperLastRun) -> u64| {
+            run.map_or_else(|| "-".to_owned(), |run| of(run).to_string())
+        };
+        keeper.add_row(vec![
+            company.tenant.clone(),
+            run.map_or_else(|| "none yet".to_owned(), |run| run.finished_at.clone()),
+            count(|r| r.seen),
+            count(|r| r.re_enabled),
+            count(|r| r.created),
+            count(|r| r.updated),
+            run.and_then(|run| run.error.as_ref())
+                .map_or_else(|| count(|r| r.failed), |_| "the company".to_owned()),
+            counts.join(", "),
+        ]);
+    }
+    out.push_str(&format!("{keeper}\n\n"));
+    if status.attention.is_empty() {
+        out.push_str("nothing needs a person\n");
+    } else {
+        out.push_str("needs a person:\n");
+        for line in &status.attention {
+            out.push_str(&format!("  - {line}\n"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,7 +924,7 @@ mod tests {
 
     #[test]
     fn the_keepers_dry_run_says_each_subscription_of_ours_and_counts_the_others() {
-        let report = serde_json::json!({"tenant": "acme", "seen": 6,
+        let report = serde_json::json!({"tenant": "acme", "dryRun": true, "seen": 6,
             "reEnabled": [{"subscriptionId": 1, "event": "customer.update", "reason": "too_many_errors"}],
             "created": [{"event": "order.create", "reason": "missing"}],
             "updated": [],
@@ -470,6 +935,7 @@ mod tests {
                 {"subscriptionId": 5, "event": "customer.create", "status": "ACTIVE", "reason": "foreign"},
                 {"subscriptionId": 6, "event": "customer.delete", "status": "ACTIVE", "reason": "foreign"}],
             "failed": []});
+        let report: CompanyReport = serde_json::from_value(report).unwrap();
         let found = subscriptions_of(&report);
         assert_eq!(found.foreign, 2);
         let seen: Vec<(&str, &str, bool)> = found
@@ -493,8 +959,11 @@ mod tests {
             needs_a_person(&[], &[acme]),
             ["acme voucher.create: DISABLED_MISUSE (the keeper leaves it to a person)"]
         );
-        let blind =
-            subscriptions_of(&serde_json::json!({"tenant": "acme", "error": "401 from Tripletex"}));
+        let blind = subscriptions_of(&CompanyReport {
+            tenant: "acme".into(),
+            error: Some("401 from Tripletex".into()),
+            ..CompanyReport::default()
+        });
         let mut acme = company("done");
         acme.subscriptions = Some(blind);
         assert_eq!(

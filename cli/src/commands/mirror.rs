@@ -1,5 +1,8 @@
 //! `mirror rebuild | status | check`: the Postgres mirror from the operator's side.
 
+use crate::commands::{Answer, CliError, Context};
+use clap::Subcommand;
+
 use std::collections::BTreeMap;
 
 use aws_adapters::dynamodb::{DynamoObjectStore, mirror_row};
@@ -11,6 +14,69 @@ use serde::Serialize;
 
 use crate::aws::{self, AwsError, Item};
 use crate::deployment::Deployment;
+
+#[derive(Debug, clap::Args)]
+pub struct MirrorArgs {
+    #[command(subcommand)]
+    action: MirrorAction,
+    /// The database, instead of the one the deployment's secret names (e.g. through a tunnel).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MirrorAction {
+    /// Writes every item of the table (or of one company, one type) into the mirror with the
+    /// mirror's own rule, by a parallel scan: idempotent, and safe while the stream runs (neither
+    /// can move a row back).
+    Rebuild {
+        #[arg(long)]
+        company: Option<String>,
+        #[arg(long = "type", value_name = "TYPE")]
+        object_type: Option<String>,
+        /// Scan segments read at once.
+        #[arg(long, default_value_t = 4)]
+        segments: i32,
+    },
+    /// The stream's lag (IteratorAge) and the rows per company and type beside the table's items.
+    Status,
+    /// Every object's (tenant, type, id, version, deleted) in the table against the mirror; the
+    /// differences listed, exit 1 if any.
+    Check,
+}
+
+pub async fn run(ctx: &Context, args: &MirrorArgs) -> Result<Answer, CliError> {
+    let deployment = &ctx.deployment;
+    let dynamodb = ctx.dynamodb();
+    let mirror = connect(&ctx.sdk, deployment, args.database_url.as_deref()).await?;
+    match &args.action {
+        MirrorAction::Rebuild {
+            company,
+            object_type,
+            segments,
+        } => {
+            let rebuilt = rebuild(
+                &dynamodb,
+                &ctx.payloads(),
+                &mirror,
+                &deployment.objects_table,
+                (company.as_deref(), object_type.as_deref()),
+                *segments,
+            )
+            .await?;
+            ctx.answer(&rebuilt, render_rebuilt, false)
+        }
+        MirrorAction::Status => {
+            let status = status(&ctx.sdk, deployment, &dynamodb, &mirror).await?;
+            ctx.answer(&status, render_status, false)
+        }
+        MirrorAction::Check => {
+            let checked = check(&dynamodb, &deployment.objects_table, &mirror).await?;
+            let differ = !checked.differences.is_empty();
+            ctx.answer(&checked, render_checked, differ)
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
@@ -228,7 +294,7 @@ pub async fn status(
         ),
         Some(function) => {
             let cloudwatch = aws_sdk_cloudwatch::Client::new(sdk);
-            match aws::latest_maxima(
+            match crate::commands::status::latest_maxima(
                 &cloudwatch,
                 ("AWS/Lambda", "IteratorAge", "FunctionName"),
                 &[function],

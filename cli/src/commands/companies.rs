@@ -4,6 +4,12 @@
 //! webhooks are refused from then on), runs the keeper (our subscriptions deleted, the company
 //! `removed`) and, with `--purge`, erases its copy.
 
+use crate::commands::resync::run_progress;
+use crate::commands::tripletex_access;
+use crate::commands::{Answer, CliError, Context};
+use crate::render::{or_dash, table};
+use clap::Subcommand;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -15,8 +21,122 @@ use domain::registry::{self, Change, CompanyState, RegisteredCompany};
 use domain::tripletex::CredentialsSecret;
 use serde::Serialize;
 
-use crate::aws::{self, RunProgress};
+use crate::aws;
+use crate::commands::resync::RunProgress;
 use crate::deployment::Deployment;
+use domain::keeper::KeeperRequest;
+use domain::sync::{StartMode, StartRequest};
+
+#[derive(Debug, clap::Args)]
+pub struct CompaniesArgs {
+    #[command(subcommand)]
+    action: CompaniesAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CompaniesAction {
+    /// Lists the client companies an accountant's key may log into (`/company/>withLoginAccess`),
+    /// each with the tenant that already looks after it, if any.
+    Discover {
+        /// The named credential of the Tripletex credentials secret to ask with (an accountant's
+        /// key).
+        #[arg(long, conflicts_with = "using", required_unless_present = "using")]
+        credential: Option<String>,
+        /// Or the company of the credentials secret whose tokens to ask with (the key's own
+        /// company is asked for, whatever `companyId` the entry acts for).
+        #[arg(long)]
+        using: Option<String>,
+    },
+    /// Adds client companies: registers each (onboarding), runs the keeper for them (our
+    /// subscriptions, their backfill requested), starts their backfill and follows it per type.
+    Add {
+        /// Tripletex company ids; each becomes the tenant of the same name unless --tenant says.
+        #[arg(required_unless_present = "all_discovered")]
+        company_ids: Vec<i64>,
+        /// Every client company the credential reaches that is not added yet.
+        #[arg(long)]
+        all_discovered: bool,
+        /// The named credential of the Tripletex credentials secret that acts for them.
+        #[arg(long)]
+        credential: String,
+        /// The tenant (receiver path /t/<tenant>) of the one company added.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Register and return: the keeper's next scheduled run subscribes them.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to follow the backfill.
+        #[arg(long, default_value_t = 1800)]
+        timeout_seconds: u64,
+    },
+    /// The companies: state, our subscriptions, the last keeper and sync runs, objects per type.
+    List,
+    /// Removes a company: its webhooks are refused from now, the keeper deletes our subscriptions
+    /// in it (others' stay), and its syncs stop; --purge also erases its copy.
+    Remove {
+        tenant: String,
+        /// Delete every item of the company's copy, tombstones included (counted).
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+pub async fn run(ctx: &Context, args: &CompaniesArgs) -> Result<Answer, CliError> {
+    let (deployment, dynamodb) = (&ctx.deployment, ctx.dynamodb());
+    match &args.action {
+        CompaniesAction::Discover { credential, using } => {
+            let (base_url, credentials) = tripletex_access(ctx).await?;
+            let registered = registered(&dynamodb, deployment).await?;
+            let asking = match (credential, using) {
+                (Some(credential), _) => crate::tripletex::Asking::Credential(credential),
+                (None, Some(using)) => crate::tripletex::Asking::Company(using),
+                (None, None) => return Err(CliError::Usage("name --credential or --using")),
+            };
+            let found =
+                crate::tripletex::discover(base_url, &credentials, &registered, asking).await?;
+            ctx.answer(&found, render_discovered, false)
+        }
+        CompaniesAction::Add {
+            company_ids,
+            all_discovered,
+            credential,
+            tenant,
+            no_wait,
+            timeout_seconds,
+        } => {
+            let (base_url, secret_json) = tripletex_access(ctx).await?;
+            let added = add(
+                ctx,
+                TripletexAccess {
+                    base_url,
+                    secret_json: &secret_json,
+                },
+                Add {
+                    company_ids,
+                    all_discovered: *all_discovered,
+                    credential,
+                    tenant: tenant.as_deref(),
+                    wait: !no_wait,
+                    timeout: Duration::from_secs(*timeout_seconds),
+                    quiet: ctx.json,
+                },
+            )
+            .await?;
+            let failed = added.iter().any(|a| a.failed);
+            ctx.answer(&added, |a| render_added(a), failed)
+        }
+        CompaniesAction::List => {
+            let (_, secret_json) = tripletex_access(ctx).await?;
+            let listed = list(deployment, &dynamodb, &secret_json).await?;
+            ctx.answer(&listed, |l| render_listed(l), false)
+        }
+        CompaniesAction::Remove { tenant, purge } => {
+            let removed = remove(ctx, tenant, *purge, ctx.json).await?;
+            let failed = removed.failed;
+            ctx.answer(&removed, render_removed, failed)
+        }
+    }
+}
 
 /// After a company is marked offboarding, the worker drops its records within its registry TTL;
 /// a batch it began before then is given a few seconds more.
@@ -89,12 +209,11 @@ fn registry_failed(error: domain::ports::RegistryError) -> CompaniesError {
 }
 
 pub async fn add(
-    sdk: &aws_config::SdkConfig,
-    deployment: &Deployment,
-    dynamodb: &aws_sdk_dynamodb::Client,
+    ctx: &Context,
     tripletex: TripletexAccess<'_>,
     request: Add<'_>,
 ) -> Result<Vec<Added>, CompaniesError> {
+    let (deployment, dynamodb) = (&ctx.deployment, &ctx.dynamodb());
     let base_url = tripletex.base_url;
     let secret = CredentialsSecret::from_json(tripletex.secret_json)
         .map_err(crate::tripletex::TripletexError::Credentials)?;
@@ -168,33 +287,30 @@ pub async fn add(
         return Ok(added);
     }
     let tenants: Vec<&str> = added.iter().map(|a| a.tenant.as_str()).collect();
-    let report = aws::invoke(
-        sdk,
-        deployment,
-        &deployment.keeper_function,
-        &serde_json::json!({ "tenants": tenants }),
-    )
-    .await?;
+    let request_keeper = KeeperRequest {
+        tenants: Some(tenants.iter().map(|t| (*t).to_owned()).collect()),
+        ..KeeperRequest::manual()
+    };
+    let report = aws::invoke_keeper(ctx, &request_keeper).await?;
     for company in &mut added {
-        let kept = report["companies"]
-            .as_array()
-            .and_then(|all| all.iter().find(|c| c["tenant"] == company.tenant.as_str()));
-        let Some(kept) = kept else {
+        let Some(kept) = report.companies.iter().find(|c| c.tenant == company.tenant) else {
             company.failed = true;
             company.verdict = "the keeper did not reach it; its next run will".to_owned();
             continue;
         };
-        company.subscriptions_created = kept["created"].as_array().map_or(0, |c| c.len() as u64);
-        company.state = kept["state"]
-            .as_str()
-            .and_then(CompanyState::parse)
-            .unwrap_or(company.state);
-        if let Some(error) = kept["error"].as_str() {
+        company.subscriptions_created = kept.created.len() as u64;
+        company.state = kept.state.unwrap_or(company.state);
+        if let Some(error) = &kept.error {
             company.failed = true;
             company.verdict = format!("the keeper could not subscribe it: {error}");
-        } else if kept["failed"].as_array().is_some_and(|f| !f.is_empty()) {
+        } else if !kept.failed.is_empty() {
             company.failed = true;
-            company.verdict = format!("some subscriptions failed: {}", kept["failed"]);
+            let failed: Vec<String> = kept
+                .failed
+                .iter()
+                .map(|f| format!("{} {}: {}", f.event, f.action, f.error))
+                .collect();
+            company.verdict = format!("some subscriptions failed: {}", failed.join("; "));
         }
     }
     let following: Vec<&str> = added
@@ -202,15 +318,7 @@ pub async fn add(
         .filter(|a| !a.failed && a.subscriptions_created > 0)
         .map(|a| a.tenant.as_str())
         .collect();
-    let runs = follow_backfills(
-        sdk,
-        deployment,
-        dynamodb,
-        &following,
-        request.timeout,
-        request.quiet,
-    )
-    .await?;
+    let runs = follow_backfills(ctx, &following, request.timeout, request.quiet).await?;
     for company in &mut added {
         if company.failed {
             continue;
@@ -275,9 +383,7 @@ fn backfill_verdict(company: &Added) -> String {
 /// (the sync sees a new company within its registry TTL), then follows the runs with a bar per
 /// company and type: listed of Tripletex's `fullResultSize`, fetched, rate and time left.
 async fn follow_backfills(
-    sdk: &aws_config::SdkConfig,
-    deployment: &Deployment,
-    dynamodb: &aws_sdk_dynamodb::Client,
+    ctx: &Context,
     tenants: &[&str],
     timeout: Duration,
     quiet: bool,
@@ -285,18 +391,11 @@ async fn follow_backfills(
     let deadline = Instant::now() + timeout;
     let mut started: BTreeMap<String, String> = BTreeMap::new();
     while tenants.iter().any(|t| !started.contains_key(*t)) && Instant::now() < deadline {
-        let answer = aws::invoke(
-            sdk,
-            deployment,
-            &deployment.sync_function,
-            &serde_json::json!({"mode": "pending"}),
-        )
-        .await?;
-        for run in answer["runs"].as_array().into_iter().flatten() {
-            if let (Some(tenant), Some(run_id)) = (run["tenant"].as_str(), run["runId"].as_str())
-                && tenants.contains(&tenant)
-            {
-                started.insert(tenant.to_owned(), run_id.to_owned());
+        let answer =
+            aws::invoke_sync(ctx, &StartRequest::every_company(StartMode::Pending)).await?;
+        for run in answer.runs {
+            if tenants.contains(&run.tenant.as_str()) {
+                started.insert(run.tenant, run.run_id);
             }
         }
         if tenants.iter().any(|t| !started.contains_key(*t)) {
@@ -318,7 +417,7 @@ async fn follow_backfills(
     while !following.is_empty() {
         let mut still = Vec::new();
         for (tenant, run_id) in following {
-            let Some(run) = aws::run_progress(dynamodb, deployment, &tenant, &run_id).await? else {
+            let Some(run) = run_progress(ctx, &tenant, &run_id).await? else {
                 return Err(invalid(format!("run {run_id} has no record")));
             };
             for t in &run.types {
@@ -402,7 +501,7 @@ pub async fn list(
         rows.insert(company.tenant.to_string(), row);
     }
     let copy = DynamoObjectStore::new(dynamodb.clone(), &deployment.objects_table);
-    for status in aws::companies(dynamodb, deployment).await? {
+    for status in crate::commands::status::companies(dynamodb, deployment).await? {
         let Some(row) = rows.get_mut(&status.tenant) else {
             continue;
         };
@@ -473,13 +572,12 @@ pub struct Removed {
 }
 
 pub async fn remove(
-    sdk: &aws_config::SdkConfig,
-    deployment: &Deployment,
-    dynamodb: &aws_sdk_dynamodb::Client,
+    ctx: &Context,
     tenant: &str,
     purge: bool,
     quiet: bool,
 ) -> Result<Removed, CompaniesError> {
+    let (deployment, dynamodb) = (&ctx.deployment, &ctx.dynamodb());
     let tenant = TenantId::parse(tenant).map_err(|e| invalid(e.to_string()))?;
     let registry = registry_of(dynamodb, deployment);
     let Some(company) = registry
@@ -520,25 +618,19 @@ pub async fn remove(
         failed: false,
     };
     if state == CompanyState::Offboarding {
-        let report = aws::invoke(
-            sdk,
-            deployment,
-            &deployment.keeper_function,
-            &serde_json::json!({ "tenants": [tenant.as_str()] }),
-        )
-        .await?;
-        let kept = report["companies"]
-            .as_array()
-            .and_then(|all| all.iter().find(|c| c["tenant"] == tenant.as_str()));
-        if let Some(kept) = kept {
-            removed.subscriptions_deleted = kept["unsubscribed"]
-                .as_array()
-                .map_or(0, |d| d.len() as u64);
-            removed.state = kept["state"]
-                .as_str()
-                .and_then(CompanyState::parse)
-                .unwrap_or(state);
-            if let Some(error) = kept["error"].as_str() {
+        let request = KeeperRequest {
+            tenants: Some(vec![tenant.to_string()]),
+            ..KeeperRequest::manual()
+        };
+        let report = aws::invoke_keeper(ctx, &request).await?;
+        if let Some(kept) = report
+            .companies
+            .iter()
+            .find(|c| c.tenant == tenant.as_str())
+        {
+            removed.subscriptions_deleted = kept.unsubscribed.len() as u64;
+            removed.state = kept.state.unwrap_or(state);
+            if let Some(error) = &kept.error {
                 removed.verdict = format!("its subscriptions could not be deleted: {error}");
             }
         }
@@ -581,4 +673,106 @@ pub async fn remove(
         };
     }
     Ok(removed)
+}
+
+/// The client companies a key reaches, and which are looked after already.
+pub fn render_discovered(companies: &Vec<domain::tripletex::DiscoveredCompany>) -> String {
+    let mut rows = table(&["company id", "name", "organization number", "tenant"]);
+    for company in companies {
+        rows.add_row(vec![
+            company.company_id.to_string(),
+            company.name.clone().unwrap_or_default(),
+            company.organization_number.clone().unwrap_or_default(),
+            company
+                .tenant
+                .clone()
+                .unwrap_or_else(|| "not added".to_owned()),
+        ]);
+    }
+    let added = companies.iter().filter(|c| c.tenant.is_some()).count();
+    format!(
+        "{rows}\n{} client companies, {added} of them added\n",
+        companies.len()
+    )
+}
+
+pub fn render_added(companies: &[crate::commands::companies::Added]) -> String {
+    let mut rows = table(&["tenant", "company id", "state", "subscribed", "backfill"]);
+    for company in companies {
+        let backfill: Vec<String> = company
+            .backfill
+            .iter()
+            .flat_map(|run| {
+                run.types.iter().map(|t| {
+                    format!(
+                        "{} {}: {} listed, {} fetched",
+                        t.object_type, t.state, t.listed, t.fetched
+                    )
+                })
+            })
+            .collect();
+        rows.add_row(vec![
+            company.tenant.clone(),
+            company.company_id.to_string(),
+            company.state.as_str().to_owned(),
+            company.subscriptions_created.to_string(),
+            if backfill.is_empty() {
+                "-".to_owned()
+            } else {
+                backfill.join("\n")
+            },
+        ]);
+    }
+    let verdicts: Vec<String> = companies
+        .iter()
+        .map(|c| format!("{}: {}", c.tenant, c.verdict))
+        .collect();
+    format!("{rows}\n{}\n", verdicts.join("\n"))
+}
+
+pub fn render_listed(companies: &[crate::commands::companies::Listed]) -> String {
+    let mut rows = table(&[
+        "tenant",
+        "company id",
+        "name",
+        "state",
+        "subscriptions",
+        "keeper ran",
+        "last sync",
+        "objects",
+    ]);
+    for company in companies {
+        let objects: Vec<String> = company
+            .objects
+            .iter()
+            .map(|(object_type, count)| format!("{object_type} {count}"))
+            .collect();
+        rows.add_row(vec![
+            company.tenant.clone(),
+            company
+                .company_id
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            or_dash(company.name.as_deref()),
+            company.state.clone(),
+            company
+                .subscriptions
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            match (&company.keeper_ran_at, &company.keeper_error) {
+                (_, Some(error)) => format!("failed: {error}"),
+                (Some(at), None) => at.clone(),
+                (None, None) => "-".to_owned(),
+            },
+            or_dash(company.last_sync.as_deref()),
+            if objects.is_empty() {
+                "-".to_owned()
+            } else {
+                objects.join("\n")
+            },
+        ]);
+    }
+    format!("{rows}\n{} companies\n", companies.len())
+}
+
+pub fn render_removed(removed: &crate::commands::companies::Removed) -> String {
+    format!("{}: {}\n", removed.tenant, removed.verdict)
 }

@@ -3,6 +3,8 @@
 //! stays as a marker at the version it had, and `dedup::decide` stores the object again only at a
 //! newer version (a change Tripletex made after the request).
 
+use crate::commands::{Answer, CliError, Context, object_key};
+
 use aws_adapters::dynamodb::{DynamoObjectStore, Erased};
 use domain::claim::{messages_prefix, values_prefix};
 use domain::dedup::ObjectKey;
@@ -11,6 +13,28 @@ use serde::Serialize;
 
 use crate::aws::{self, AwsError};
 use crate::deployment::Deployment;
+
+#[derive(Debug, clap::Args)]
+pub struct ForgetArgs {
+    /// The company (tenant), e.g. default.
+    company: String,
+    /// The object type, as in the event name (customer, contact, employee, ...).
+    object_type: String,
+    id: i64,
+}
+
+pub async fn run(ctx: &Context, args: &ForgetArgs) -> Result<Answer, CliError> {
+    let key = object_key(&args.company, &args.object_type, args.id)?;
+    let forgotten = forget(
+        &ctx.sqs(),
+        &ctx.dynamodb(),
+        &ctx.payloads(),
+        &ctx.deployment,
+        &key,
+    )
+    .await?;
+    ctx.answer(&forgotten, render, false)
+}
 
 /// What `forget` erased.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

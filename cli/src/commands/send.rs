@@ -7,6 +7,10 @@
 //! seen and Tripletex no longer has (an id never seen may be given to a new object later, which a
 //! tombstone would then block): whatever `send` stores is true.
 
+use crate::aws;
+use crate::commands::{Answer, CliError, Context, object_key, tripletex_now};
+use crate::render::stored;
+
 use domain::auth::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, hmac_signature};
 use domain::envelope::EventName;
 use domain::ids::Secret;
@@ -15,6 +19,24 @@ use serde::Serialize;
 
 use crate::aws::StoredObject;
 use crate::tripletex::InTripletex;
+
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// The event, e.g. customer.update or product.delete.
+    event: String,
+    id: i64,
+    #[arg(long, default_value = "default")]
+    company: String,
+    /// How long to wait for the worker.
+    #[arg(long, default_value_t = 120)]
+    timeout_seconds: u64,
+}
+
+pub async fn run(ctx: &Context, args: &SendArgs) -> Result<Answer, CliError> {
+    let sent = send(ctx, args).await?;
+    let needs = sent.needs_a_person();
+    ctx.answer(&sent, render, needs)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendRefused {
@@ -174,6 +196,159 @@ impl Sent {
         !(self.receiver_status == 200
             && matches!(self.progress, Progress::Stored | Progress::AlreadyCurrent))
     }
+}
+
+/// How often `send` reads the stored copy while it waits for the worker.
+const SEND_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Posts the company's webhook for the object as Tripletex has it now, then reads the copy until
+/// the worker has stored it (or the time is up).
+async fn send(ctx: &Context, args: &SendArgs) -> Result<Sent, CliError> {
+    use domain::auth::AuthConfig;
+    use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, KeeperSettings};
+
+    let (deployment, dynamodb, sqs) = (&ctx.deployment, &ctx.dynamodb(), &ctx.sqs());
+    let (id, company) = (args.id, args.company.as_str());
+    let timeout = std::time::Duration::from_secs(args.timeout_seconds);
+    let event = EventName::parse(&args.event)
+        .map_err(|error| CliError::NotAnEvent(args.event.clone(), error))?;
+    let key = object_key(company, event.object(), id)?;
+    let tenant = &key.tenant;
+    let (Some(receiver_url), Some(auth_secret)) = (
+        deployment.receiver_url.as_deref(),
+        deployment.receiver_auth_secret.as_deref(),
+    ) else {
+        return Err(CliError::NoReceiver);
+    };
+    let auth_json = aws::secret_text(&ctx.sdk, auth_secret, "the receiver auth secret").await?;
+    let auth = AuthConfig::from_json(&auth_json).map_err(CliError::ReceiverAuth)?;
+    let policy = KeeperPolicy {
+        receiver_url: receiver_url.to_owned(),
+        events: vec![event.as_str().to_owned()],
+        fields: deployment
+            .object_fields
+            .clone()
+            .unwrap_or_else(|| "*".into()),
+        reenable: Default::default(),
+        resync_lookback: DEFAULT_RESYNC_LOOKBACK,
+        dry_run: false,
+    };
+    // The company's settings as the keeper gives them to Tripletex: the same URL and credentials.
+    let settings =
+        KeeperSettings::for_tenant(&policy, tenant, auth.tenant(tenant).as_deref(), false)
+            .map_err(CliError::Settings)?;
+    let now = tripletex_now(ctx, company, event.object(), id, &settings.fields).await?;
+    let key = key.to_string();
+    let payloads = ctx.payloads();
+    let before = aws::stored_object(dynamodb, &payloads, &deployment.objects_table, &key).await?;
+    let body = envelope(&event, id, now.as_ref(), before.as_ref())?;
+    let expected = Expected::of(now.as_ref());
+
+    let started = std::time::Instant::now();
+    // The prefix makes it a probe: the worker records the key on the item whatever it writes.
+    let idempotency_key = format!(
+        "{}{}-{}",
+        domain::dedup::SEND_PROBE_PREFIX,
+        jiff::Timestamp::now().as_nanosecond(),
+        std::process::id()
+    );
+    let delivery = delivery(&settings, body, &idempotency_key);
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(CliError::Receiver)?;
+    let mut post = client.post(delivery.url.expose()).body(delivery.body);
+    for (name, value) in &delivery.headers {
+        post = post.header(name.as_str(), value.expose());
+    }
+    // The error would name the URL, which can carry credentials: say only that it failed.
+    let response = post
+        .send()
+        .await
+        .map_err(|error| CliError::Receiver(error.without_url()))?;
+    let receiver_status = response.status().as_u16();
+    let answer_text = response.text().await.unwrap_or_default();
+    let receiver_answer =
+        serde_json::from_str(&answer_text).unwrap_or(serde_json::Value::String(answer_text));
+
+    let mut stored = before.clone();
+    let mut state = Progress::Waiting;
+    if receiver_status == 200 {
+        let deadline = started + timeout;
+        while state == Progress::Waiting && std::time::Instant::now() < deadline {
+            tokio::time::sleep(SEND_POLL_EVERY).await;
+            stored =
+                aws::stored_object(dynamodb, &payloads, &deployment.objects_table, &key).await?;
+            state = progress(expected, &idempotency_key, before.as_ref(), stored.as_ref());
+        }
+    }
+    let webhook_queue_depth = if receiver_status == 200 && state == Progress::Waiting {
+        let queue = aws::queue_status(
+            sqs,
+            "webhook queue",
+            crate::commands::status::QueueRole::Webhooks,
+            &deployment.webhook_queue,
+        )
+        .await?;
+        Some(queue.depth())
+    } else {
+        None
+    };
+    Ok(Sent {
+        webhook_queue_depth,
+        key,
+        event: event.as_str().to_owned(),
+        version: now.as_ref().and_then(|now| now.version),
+        receiver_status,
+        receiver_answer,
+        progress: state,
+        waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        stored,
+    })
+}
+
+pub fn render(sent: &Sent) -> String {
+    let version = sent
+        .version
+        .map_or_else(String::new, |v| format!(" at version {v}"));
+    let mut out = format!(
+        "sent {} for {}{version}: the receiver answered {} {}\n",
+        sent.event, sent.key, sent.receiver_status, sent.receiver_answer
+    );
+    let seconds = sent.waited_ms as f64 / 1000.0;
+    out.push_str(&match (sent.receiver_status, sent.progress) {
+        (401, _) => {
+            "the receiver refused the company's credentials as its auth secret holds them: \
+check the secret and the receiver's cache (it rereads the secret every few minutes)\n"
+                .to_owned()
+        }
+        (202, _) => "the receiver quarantined it: see `quarantine`\n".to_owned(),
+        (200, Progress::Stored) => {
+            format!("the worker stored it {seconds:.1} s after the send: the whole loop works\n")
+        }
+        (200, Progress::AlreadyCurrent) => format!(
+            "the worker handled it {seconds:.1} s after the send; the copy held this version \
+already, so its dedup changed nothing: the whole loop works\n"
+        ),
+        (200, Progress::Tombstoned) => "the worker handled it, but the copy holds a tombstone for \
+this id, and no upsert lifts one: Tripletex gave a new object an id the copy saw deleted\n"
+            .to_owned(),
+        (200, Progress::Waiting) => match sent.webhook_queue_depth {
+            Some(depth) if depth > 0 => format!(
+                "the worker has not handled it after {seconds:.0} s; the webhook queue holds {depth} \
+messages, which it may still be behind (wait longer with --timeout-seconds, or see `status`)\n"
+            ),
+            _ => format!(
+                "the worker has not handled it after {seconds:.0} s, and the webhook queue is empty: \
+see `dlq`, `quarantine` and the worker's logs\n"
+            ),
+        },
+        (status, _) => format!("the receiver did not take it ({status}): nothing was queued\n"),
+    });
+    if let Some(object) = &sent.stored {
+        out.push_str(&stored(object));
+    }
+    out
 }
 
 #[cfg(test)]

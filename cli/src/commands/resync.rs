@@ -1,0 +1,204 @@
+//! `resync`: starts a sync run for a company and follows it to its end, a line of progress per type.
+
+use aws_adapters::sync_records::DynamoSyncRecords;
+use domain::ids::TenantId;
+use domain::sync::{RecordedRun, RunMode, RunState, StartMode, StartRequest};
+use serde::Serialize;
+
+use crate::aws::{self, AwsError};
+use crate::commands::status::{TypeStatus, type_statuses};
+use crate::commands::{Answer, CliError, Context};
+use crate::render::table;
+
+#[derive(Debug, clap::Args)]
+pub struct ResyncArgs {
+    #[arg(long)]
+    company: String,
+    /// An object type to sync (repeat for more; default: every subscribed type).
+    #[arg(long = "type", value_name = "TYPE")]
+    types: Vec<String>,
+    #[arg(long, value_enum, default_value_t = SyncMode::Reconcile)]
+    mode: SyncMode,
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to follow the run before giving up on waiting (it goes on).
+    #[arg(long, default_value_t = 3600)]
+    timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncMode {
+    /// Compare with Tripletex and correct what differs (the nightly run).
+    Reconcile,
+    /// Fill the copy of a type (what a new subscription gets).
+    Backfill,
+}
+
+impl From<SyncMode> for RunMode {
+    fn from(mode: SyncMode) -> Self {
+        match mode {
+            SyncMode::Reconcile => Self::Reconcile,
+            SyncMode::Backfill => Self::Backfill,
+        }
+    }
+}
+
+pub async fn run(ctx: &Context, args: &ResyncArgs) -> Result<Answer, CliError> {
+    let request = StartRequest {
+        mode: StartMode::Run(args.mode.into()),
+        companies: Some(vec![args.company.clone()]),
+        types: (!args.types.is_empty()).then(|| args.types.clone()),
+    };
+    let runs = start_and_follow(
+        ctx,
+        &request,
+        !args.no_wait,
+        std::time::Duration::from_secs(args.timeout_seconds),
+    )
+    .await?;
+    let failed = runs.iter().any(RunProgress::failed);
+    ctx.answer(&runs, |r| render(r), failed)
+}
+
+/// A run's record: its state and, per type, the counts so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunProgress {
+    pub tenant: String,
+    pub run_id: String,
+    pub state: String,
+    pub steps: u64,
+    pub types: Vec<TypeStatus>,
+}
+
+impl RunProgress {
+    pub fn of(run: &RecordedRun) -> Self {
+        Self {
+            tenant: run.tenant.clone(),
+            run_id: run.run_id.clone(),
+            state: run
+                .state
+                .map(RunState::as_str)
+                .unwrap_or("unknown")
+                .to_owned(),
+            steps: run.steps,
+            types: type_statuses(run),
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.state == RunState::Running.as_str()
+    }
+
+    pub fn failed(&self) -> bool {
+        self.state == RunState::Failed.as_str()
+    }
+}
+
+/// A run's progress, read consistently from its record; none if it has no record.
+pub async fn run_progress(
+    ctx: &Context,
+    tenant: &str,
+    run_id: &str,
+) -> Result<Option<RunProgress>, AwsError> {
+    // The sync names only tenants it could parse; another has no record.
+    let Ok(tenant) = TenantId::parse(tenant) else {
+        return Ok(None);
+    };
+    let records = DynamoSyncRecords::new(ctx.dynamodb(), &ctx.deployment.sync_table);
+    let run = records
+        .recorded_run(&tenant, run_id)
+        .await
+        .map_err(|error| AwsError::Call {
+            what: format!("reading run {run_id}"),
+            source: Box::new(error),
+        })?;
+    Ok(run.as_ref().map(RunProgress::of))
+}
+
+/// How often a followed run's record is read.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Starts the runs, then reads each run's record until it is no longer running, with a line of
+/// progress per type (on a terminal; none under --json or in a pipe).
+pub async fn start_and_follow(
+    ctx: &Context,
+    request: &StartRequest,
+    wait: bool,
+    timeout: std::time::Duration,
+) -> Result<Vec<RunProgress>, CliError> {
+    let report = aws::invoke_sync(ctx, request).await?;
+    if report.runs.is_empty() {
+        return Err(CliError::NoRunStarted(report));
+    }
+    let progress = indicatif::MultiProgress::new();
+    if ctx.json {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:<24} {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    let mut bars: std::collections::BTreeMap<String, indicatif::ProgressBar> = Default::default();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut finished = Vec::new();
+    for started in &report.runs {
+        loop {
+            let Some(run) = run_progress(ctx, &started.tenant, &started.run_id).await? else {
+                return Err(CliError::NoRunRecord(started.run_id.clone()));
+            };
+            for t in &run.types {
+                let bar = bars
+                    .entry(format!("{}/{}", run.tenant, t.object_type))
+                    .or_insert_with(|| {
+                        let bar = progress.add(indicatif::ProgressBar::new_spinner());
+                        bar.set_style(style.clone());
+                        bar.set_prefix(format!("{} {}", run.tenant, t.object_type));
+                        bar
+                    });
+                bar.set_message(format!(
+                    "listed {}, fetched {}, tombstoned {}",
+                    t.listed, t.fetched, t.tombstoned
+                ));
+                bar.tick();
+            }
+            if !wait || !run.running() || std::time::Instant::now() > deadline {
+                finished.push(run);
+                break;
+            }
+            tokio::time::sleep(FOLLOW_EVERY).await;
+        }
+    }
+    for bar in bars.values() {
+        bar.finish();
+    }
+    Ok(finished)
+}
+
+pub fn render(runs: &[RunProgress]) -> String {
+    let mut rows = table(&[
+        "company",
+        "run",
+        "type",
+        "state",
+        "listed",
+        "fetched",
+        "tombstoned",
+        "drift",
+    ]);
+    for run in runs {
+        for t in &run.types {
+            rows.add_row(vec![
+                run.tenant.clone(),
+                run.run_id.clone(),
+                t.object_type.clone(),
+                t.failure
+                    .as_ref()
+                    .map_or_else(|| t.state.clone(), |why| format!("failed: {why}")),
+                t.listed.to_string(),
+                t.fetched.to_string(),
+                t.tombstoned.to_string(),
+                t.drift_corrected.to_string(),
+            ]);
+        }
+    }
+    format!("{rows}\n")
+}
