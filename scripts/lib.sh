@@ -69,3 +69,13 @@ functions() {
     [ -f "$dir/Cargo.toml" ] && basename "$dir"
   done
 }
+
+# mdBook, for the book under docs/: installed once into .tools/ with cargo (about a minute on 2 cores).
+MDBOOK_VERSION=0.5.4
+ensure_mdbook() {
+  export PATH="$ROOT/.tools/bin:$PATH"
+  if [[ "$(mdbook --version 2>/dev/null)" != "mdbook v$MDBOOK_VERSION" ]]; then
+    log "installing mdbook $MDBOOK_VERSION into .tools"
+    cargo install mdbook --version "$MDBOOK_VERSION" --locked --no-default-features --features search --root "$ROOT/.tools"
+  fi
+}

@@ -1,6 +1,6 @@
 //! `mirror rebuild` of a whole objects table: wall time and peak heap of the command's own process,
 //! against DynamoDB in moto and a real PostgreSQL (both started by test-support). The items are
-//! written first with BatchWriteItem (not timed). README "Benchmarks".
+//! written first with BatchWriteItem (not timed). docs/src/benchmarks.md.
 //! `cargo bench -p tripletex-webhooks --bench mirror_rebuild [-- --items N --segments S]`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench may panic: that is its failure

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_adapters::dynamodb::{StoredValue, item, stored_state};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use domain::claim::claimed_body;
 use domain::forget::names_object;
 use domain::keeper::{KeeperRequest, RunReport};
@@ -15,8 +15,6 @@ use domain::sync::{StartReport, StartRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::commands::Context;
-use crate::commands::status::{QueueRole, QueueStatus};
 use crate::deployment::{Deployment, DeploymentError};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -37,7 +35,7 @@ pub enum AwsError {
     },
 }
 
-fn call<E: std::error::Error + Send + Sync + 'static>(
+pub(crate) fn call<E: std::error::Error + Send + Sync + 'static>(
     what: impl Into<String>,
 ) -> impl FnOnce(E) -> AwsError {
     let what = what.into();
@@ -100,37 +98,6 @@ pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<Deployment, D
         }
     }
     Deployment::from_outputs(stack, None, None, &outputs)
-}
-
-pub async fn queue_status(
-    sqs: &aws_sdk_sqs::Client,
-    name: &'static str,
-    role: QueueRole,
-    url: &str,
-) -> Result<QueueStatus, AwsError> {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .map_err(call(format!("reading the {name}'s depth")))?;
-    let count = |attribute: QueueAttributeName| {
-        attributes
-            .attributes()
-            .and_then(|a| a.get(&attribute))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok(QueueStatus {
-        name,
-        role,
-        url: url.to_owned(),
-        visible: count(QueueAttributeName::ApproximateNumberOfMessages),
-        in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        oldest_message_age_seconds: None,
-    })
 }
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -609,15 +576,21 @@ pub async fn invoke<Request: Serialize, Report: DeserializeOwned>(
 }
 
 /// The keeper, with its request; its report.
-pub async fn invoke_keeper(ctx: &Context, request: &KeeperRequest) -> Result<RunReport, AwsError> {
-    let deployment = &ctx.deployment;
-    invoke(&ctx.sdk, deployment, &deployment.keeper_function, request).await
+pub async fn invoke_keeper(
+    sdk: &SdkConfig,
+    deployment: &Deployment,
+    request: &KeeperRequest,
+) -> Result<RunReport, AwsError> {
+    invoke(sdk, deployment, &deployment.keeper_function, request).await
 }
 
 /// The sync, asked to start runs; the runs it started.
-pub async fn invoke_sync(ctx: &Context, request: &StartRequest) -> Result<StartReport, AwsError> {
-    let deployment = &ctx.deployment;
-    invoke(&ctx.sdk, deployment, &deployment.sync_function, request).await
+pub async fn invoke_sync(
+    sdk: &SdkConfig,
+    deployment: &Deployment,
+    request: &StartRequest,
+) -> Result<StartReport, AwsError> {
+    invoke(sdk, deployment, &deployment.sync_function, request).await
 }
 
 /// A secret's text; `what` names it in an error (`the Tripletex credentials secret`).

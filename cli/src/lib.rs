@@ -2,7 +2,6 @@
 //! person, against a deployed stack (its CloudFormation outputs) or the local stack of
 //! `scripts/run` alike.
 
-pub mod args;
 pub mod aws;
 pub mod commands;
 pub mod deployment;

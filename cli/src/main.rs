@@ -4,8 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use domain::error::error_chain;
-use tripletex_webhooks::args::Cli;
-use tripletex_webhooks::commands::run;
+use tripletex_webhooks::commands::{Cli, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -291,7 +291,7 @@ pub async fn add(
         tenants: Some(tenants.iter().map(|t| (*t).to_owned()).collect()),
         ..KeeperRequest::manual()
     };
-    let report = aws::invoke_keeper(ctx, &request_keeper).await?;
+    let report = aws::invoke_keeper(&ctx.sdk, &ctx.deployment, &request_keeper).await?;
     for company in &mut added {
         let Some(kept) = report.companies.iter().find(|c| c.tenant == company.tenant) else {
             company.failed = true;
@@ -391,8 +391,12 @@ async fn follow_backfills(
     let deadline = Instant::now() + timeout;
     let mut started: BTreeMap<String, String> = BTreeMap::new();
     while tenants.iter().any(|t| !started.contains_key(*t)) && Instant::now() < deadline {
-        let answer =
-            aws::invoke_sync(ctx, &StartRequest::every_company(StartMode::Pending)).await?;
+        let answer = aws::invoke_sync(
+            &ctx.sdk,
+            &ctx.deployment,
+            &StartRequest::every_company(StartMode::Pending),
+        )
+        .await?;
         for run in answer.runs {
             if tenants.contains(&run.tenant.as_str()) {
                 started.insert(run.tenant, run.run_id);
@@ -622,7 +626,7 @@ pub async fn remove(
             tenants: Some(vec![tenant.to_string()]),
             ..KeeperRequest::manual()
         };
-        let report = aws::invoke_keeper(ctx, &request).await?;
+        let report = aws::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
         if let Some(kept) = report
             .companies
             .iter()

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::args::Cli;
-use crate::commands::{Answer, CliError};
+use crate::commands::{Answer, Cli, CliError};
 
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {

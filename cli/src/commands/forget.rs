@@ -162,7 +162,7 @@ pub fn render(forgotten: &Forgotten) -> String {
         forgotten.dead_letters_deleted
     ));
     out.push_str(
-        "not erased: copies already delivered to the table's stream consumers (see README, Forgetting an object)\n",
+        "not erased: copies already delivered to the table's stream consumers (see the book: Operating it, Forgetting an object)\n",
     );
     out
 }

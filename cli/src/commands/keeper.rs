@@ -42,7 +42,7 @@ pub async fn run(ctx: &Context, args: &KeeperArgs) -> Result<Answer, CliError> {
         tenants: (!companies.is_empty()).then(|| companies.clone()),
         ..KeeperRequest::manual()
     };
-    let report = aws::invoke_keeper(ctx, &request).await?;
+    let report = aws::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
     let failed = report.failed();
     ctx.answer(&report, render, failed)
 }

@@ -127,7 +127,7 @@ pub async fn start_and_follow(
     wait: bool,
     timeout: std::time::Duration,
 ) -> Result<Vec<RunProgress>, CliError> {
-    let report = aws::invoke_sync(ctx, request).await?;
+    let report = aws::invoke_sync(&ctx.sdk, &ctx.deployment, request).await?;
     if report.runs.is_empty() {
         return Err(CliError::NoRunStarted(report));
     }

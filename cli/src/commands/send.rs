@@ -283,7 +283,7 @@ async fn send(ctx: &Context, args: &SendArgs) -> Result<Sent, CliError> {
         }
     }
     let webhook_queue_depth = if receiver_status == 200 && state == Progress::Waiting {
-        let queue = aws::queue_status(
+        let queue = crate::commands::status::queue_status(
             sqs,
             "webhook queue",
             crate::commands::status::QueueRole::Webhooks,

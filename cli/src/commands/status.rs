@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use aws_adapters::{resync_ledger, sync_records};
+use aws_sdk_sqs::types::QueueAttributeName;
 use domain::error::error_chain;
 use domain::keeper::{CompanyReport, KeeperRequest, LastRun, Reason, RunReport};
 use domain::sync::{RecordedRun, RunMode, RunState, freshness};
@@ -387,7 +388,7 @@ async fn keeper_dry_run(ctx: &Context) -> Result<RunReport, AwsError> {
         dry_run: Some(true),
         ..KeeperRequest::manual()
     };
-    aws::invoke_keeper(ctx, &request).await
+    aws::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await
 }
 
 fn add_subscriptions(companies: &mut Vec<CompanyStatus>, report: &RunReport) {
@@ -437,7 +438,7 @@ pub async fn queues(
     ];
     let mut found = Vec::new();
     for (name, role, url) in wanted {
-        found.push(aws::queue_status(sqs, name, role, url).await?);
+        found.push(queue_status(sqs, name, role, url).await?);
     }
     Ok(found)
 }
@@ -780,6 +781,37 @@ pub fn render(status: &Status) -> String {
         }
     }
     out
+}
+
+pub async fn queue_status(
+    sqs: &aws_sdk_sqs::Client,
+    name: &'static str,
+    role: QueueRole,
+    url: &str,
+) -> Result<QueueStatus, AwsError> {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(aws::call(format!("reading the {name}'s depth")))?;
+    let count = |attribute: QueueAttributeName| {
+        attributes
+            .attributes()
+            .and_then(|a| a.get(&attribute))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(QueueStatus {
+        name,
+        role,
+        url: url.to_owned(),
+        visible: count(QueueAttributeName::ApproximateNumberOfMessages),
+        in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        oldest_message_age_seconds: None,
+    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Figures for the object sync (README "Benchmarks"; never a timed test): a backfill of N objects of
+//! Figures for the object sync (docs/src/benchmarks.md; never a timed test): a backfill of N objects of
 //! one type from the simulator (default 100,000), a nightly run over the same data with 1 % changed,
 //! and the same under a tight rate limit. Each prints its wall time, Tripletex requests next to the
 //! least a sync could make, 304 share, and the peak heap of one step (one Lambda invocation).

@@ -1,4 +1,4 @@
-//! Figures for a nightly reconciliation over many companies (README "Benchmarks"; never a timed
+//! Figures for a nightly reconciliation over many companies (docs/src/benchmarks.md; never a timed
 //! test): 50 companies of 2,000 products each are backfilled, 1 % of each company's products change,
 //! and one reconciliation of every company runs, one task at a time as Lambda hands them over. It
 //! prints the wall time, Tripletex requests next to the least a sync could make, and the peak heap of

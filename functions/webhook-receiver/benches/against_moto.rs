@@ -1,5 +1,5 @@
 //! A warm receiver call with its real SQS adapter against moto, beside a bare `SendMessage` of the same
-//! body to the same queue (the target, README "Benchmarks": warm call ≤ 1.05 × bare SendMessage). Samples alternate, so
+//! body to the same queue (the target, docs/src/benchmarks.md: warm call ≤ 1.05 × bare SendMessage). Samples alternate, so
 //! drift in moto hits both alike. `cargo bench -p webhook-receiver --bench against_moto`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure

@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_adapters::env::{ConfigError, Env, SecretLocation};
 use domain::intake::{DEFAULT_MAX_BODY_BYTES, ReceiverLimits};
 
-/// The receiver's auth secret (see README, "Auth"): by ARN when deployed, inline in local runs.
+/// The receiver's auth secret (see docs/src/concepts/webhook-receiver.md, "Authentication"): by ARN when deployed, inline in local runs.
 pub const RECEIVER_AUTH_SECRET_ARN: &str = "RECEIVER_AUTH_SECRET_ARN";
 pub const RECEIVER_AUTH_CONFIG: &str = "RECEIVER_AUTH_CONFIG";
 

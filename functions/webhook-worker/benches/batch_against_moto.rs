@@ -1,5 +1,5 @@
 //! Records per second of the worker for batches of 10 against DynamoDB in moto, records applied
-//! concurrently vs one at a time, beside the time of one conditional write (the target, README "Benchmarks": a
+//! concurrently vs one at a time, beside the time of one conditional write (the target, docs/src/benchmarks.md: a
 //! batch of 10 in at most 1.3 × one write). `cargo bench -p webhook-worker --bench batch_against_moto`.
 //!
 //! moto answers one request at a time (Python), so against it concurrency cannot show; the same two

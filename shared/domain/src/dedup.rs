@@ -214,7 +214,7 @@ impl Outcome {
     }
 }
 
-/// The rule, one conditional write per record (the README's table "Version deduplication"):
+/// The rule, one conditional write per record (the table "Version deduplication", docs/src/concepts/webhook-worker.md):
 /// - versioned v: written if no item, or the item is not deleted and its version is lower (or absent);
 /// - delete: written if no item, or the item is not deleted;
 /// - unversioned: written if no item, or the item is not deleted and its content differs.

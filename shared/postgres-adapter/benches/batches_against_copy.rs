@@ -1,6 +1,6 @@
 //! Rows per second of the mirror's batches of 100 stream records (one transaction each: the upsert,
 //! the history, its valid_to), against the same object rows loaded by one `COPY` (the limit on this
-//! machine; target, README "Benchmarks": ratio ≥ 0.5). A real PostgreSQL started by test-support.
+//! machine; target, docs/src/benchmarks.md: ratio ≥ 0.5). A real PostgreSQL started by test-support.
 //! `cargo bench -p postgres-adapter --bench batches_against_copy [-- --rows N --batch B]`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench may panic: that is its failure
