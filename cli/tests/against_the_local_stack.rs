@@ -677,7 +677,7 @@ async fn keeper_run_invokes_the_keeper_with_what_was_asked_and_prints_its_report
             serde_json::json!({"dryRun": true,
                 "totals": {"companies": 1, "companiesFailed": 0, "failed": 1},
                 "companies": [{"tenant": "default", "dryRun": true, "seen": 13,
-                    "reEnabled": [{"subscriptionId": 3, "event": "customer.update", "reason": "disabledTooManyErrors"}],
+                    "reEnabled": [{"subscriptionId": 3, "event": "customer.update", "reason": "too_many_errors"}],
                     "created": [], "updated": [], "leftAlone": [],
                     "failed": [{"subscriptionId": 4, "event": "order.create", "action": "update",
                                 "kind": "conflict", "error": "409 twice"}]}]}),
@@ -703,7 +703,7 @@ async fn keeper_run_invokes_the_keeper_with_what_was_asked_and_prints_its_report
         lambda.requests(),
         [(
             "subscription-keeper".to_owned(),
-            serde_json::json!({"trigger": "manual", "dryRun": true, "resendAuth": false, "tenants": ["default"]})
+            serde_json::json!({"trigger": "manual", "dryRun": true, "tenants": ["default"]})
         )]
     );
 }
@@ -713,7 +713,7 @@ async fn resync_starts_a_run_follows_it_to_its_end_and_exits_1_when_it_failed() 
     let lambda = StandInLambda::start(|_| {
         (
             None,
-            serde_json::json!({"runs": [{"tenant": "default", "runId": "20261201T120000.000000000Z-reconcile"}]}),
+            serde_json::json!({"runs": [{"tenant": "default", "runId": "20261201T120000.000000000Z-reconcile", "mode": "reconcile"}]}),
         )
     });
     let local = local_stack_invoking("cli-resync", &lambda.endpoint).await;
@@ -1252,7 +1252,7 @@ async fn companies_add_list_and_remove_work_the_registry_and_purge_only_that_com
         ),
         _ => (
             None,
-            serde_json::json!({"runs": [{"tenant": "201", "runId": "20261204T120000.000000000Z-backfill"}]}),
+            serde_json::json!({"runs": [{"tenant": "201", "runId": "20261204T120000.000000000Z-backfill", "mode": "backfill"}]}),
         ),
     });
     let local = local_stack_with(
@@ -1317,7 +1317,7 @@ async fn companies_add_list_and_remove_work_the_registry_and_purge_only_that_com
         requests[0],
         (
             "subscription-keeper".to_owned(),
-            serde_json::json!({"tenants": ["201"]})
+            serde_json::json!({"trigger": "manual", "tenants": ["201"]})
         )
     );
     assert_eq!(
@@ -1359,7 +1359,7 @@ async fn companies_add_list_and_remove_work_the_registry_and_purge_only_that_com
         lambda.requests()[2],
         (
             "subscription-keeper".to_owned(),
-            serde_json::json!({"tenants": ["201"]})
+            serde_json::json!({"trigger": "manual", "tenants": ["201"]})
         )
     );
     let registered = local

@@ -35,8 +35,9 @@ impl KeeperRequest {
     }
 }
 
+/// Read leniently: a field a keeper of another version leaves out reads as its default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct RunReport {
     pub dry_run: bool,
     pub totals: Totals,
@@ -55,7 +56,7 @@ impl RunReport {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Totals {
     pub companies: usize,
     pub companies_failed: usize,

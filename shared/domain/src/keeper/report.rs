@@ -6,7 +6,7 @@ use super::plan::{Drift, Reason};
 
 /// What a run did for one company.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct CompanyReport {
     pub tenant: String,
     pub dry_run: bool,
@@ -68,7 +68,7 @@ impl CompanyReport {
 
 /// How many subscriptions a run saw and what it did with them: one company's, or a run's totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct RunCounts {
     pub seen: usize,
     pub re_enabled: usize,

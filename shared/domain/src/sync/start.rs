@@ -102,9 +102,12 @@ pub struct StartedRun {
     pub tenant: String,
     pub run_id: String,
     pub mode: RunMode,
+    #[serde(default)]
     pub types: Vec<String>,
+    #[serde(default)]
     pub not_reconcilable: BTreeMap<String, String>,
     /// Resync requests of the keeper this run answers.
+    #[serde(default)]
     pub answers: usize,
 }
 
