@@ -7,10 +7,12 @@
 
 mod support;
 
-use aws_adapters::resync_ledger::{DynamoResyncLedger, item};
+use aws_adapters::resync_ledger::{DynamoResyncLedger, item, read_last_run, read_request_state};
 use domain::ids::TenantId;
+use domain::keeper::{LastRun, RunCounts};
 use domain::ports::{CompanyRegistry, ResyncLedger};
 use domain::registry::{CompanyState, RegisteredCompany};
+use domain::resync::{ResyncReason, ResyncRequest};
 use jiff::Timestamp;
 use test_support::InMemoryResyncLedger;
 
@@ -146,4 +148,54 @@ async fn the_registry_keeps_one_rule_in_dynamodb_and_in_memory() {
             "not reached: [\"105\", \"201\"]",
         ]
     );
+}
+
+/// The keeper's last run and its requests read back as written: what `status` shows of the keeper
+/// comes only through `read_last_run` and `read_request_state`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_last_run_and_a_request_read_back_as_they_were_written() {
+    let table = format!("ledger-readers-{}", std::process::id());
+    let client = support::keyed_table(&table, item::KEY, item::REQUESTED_AT).await;
+    let ledger = DynamoResyncLedger::new(client.clone(), &table);
+    let tenant = TenantId::parse("201").unwrap();
+    let last = LastRun {
+        tenant: "201".into(),
+        finished_at: Timestamp::from_second(1_800_000_000).unwrap(),
+        counts: RunCounts {
+            seen: 13,
+            re_enabled: 1,
+            created: 2,
+            updated: 0,
+            left_alone: 9,
+            failed: 1,
+        },
+        failures: vec!["order.create update: 409".into()],
+        error: None,
+    };
+    ledger.record_run(&last).await.unwrap();
+    ledger
+        .record(&ResyncRequest {
+            tenant: tenant.clone(),
+            subscription_id: 41,
+            event: "product.update".into(),
+            object_type: "product".into(),
+            reason: ResyncReason::ReEnabled,
+            previous_status: "DISABLED_TOO_MANY_ERRORS".into(),
+            window_from: Timestamp::UNIX_EPOCH,
+            window_to: Timestamp::from_second(1_800_000_000).unwrap(),
+        })
+        .await
+        .unwrap();
+    let items = client
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let last_runs: Vec<LastRun> = items.iter().filter_map(read_last_run).collect();
+    assert_eq!(last_runs, [last]);
+    let requests: Vec<(String, String)> = items.iter().filter_map(read_request_state).collect();
+    assert_eq!(requests, [("201".to_owned(), "PENDING".to_owned())]);
 }

@@ -6,10 +6,12 @@
 
 mod support;
 
-use aws_adapters::sync_records::{DynamoSyncRecords, item};
+use aws_adapters::sync_records::{DynamoSyncRecords, item, read_run};
 use domain::ids::TenantId;
 use domain::ports::SyncRecords;
-use domain::sync::{LISTED_BUCKET_WIDTH, Listed, ListedStretch};
+use domain::sync::{
+    LISTED_BUCKET_WIDTH, Listed, ListedStretch, RunMode, RunStart, RunState, StepReport, TypeCounts,
+};
 use jiff::Timestamp;
 use test_support::InMemorySyncRecords;
 
@@ -148,4 +150,91 @@ async fn the_fake_and_dynamodb_keep_the_sync_records_alike() {
         ]
     );
     assert_eq!(fake.2, real.2);
+}
+
+/// The adapter reads back what it wrote (the operator's `status` and `resync` read run records only
+/// through `read_run`), and a step delivered twice is counted once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_record_reads_back_as_it_was_written_and_a_step_counts_once() {
+    let table = format!("run-records-{}", std::process::id());
+    let client = support::keyed_table(&table, item::KEY, item::SORT).await;
+    let records = DynamoSyncRecords::new(client.clone(), &table);
+    let tenant = TenantId::parse("acme").unwrap();
+    let started_at = Timestamp::from_second(1_800_000_000).unwrap();
+    records
+        .start_run(&RunStart {
+            tenant: tenant.clone(),
+            run_id: "run-7".into(),
+            mode: RunMode::Reconcile,
+            started_at,
+            types: vec!["customer".into(), "voucher".into()],
+            not_reconcilable: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let customers = StepReport {
+        object_type: "customer".into(),
+        counts: TypeCounts {
+            listed: 40,
+            listing_size: 41,
+            fetched: 3,
+            ..TypeCounts::default()
+        },
+        failure: None,
+        unstorable: Vec::new(),
+        finished: false,
+    };
+    records
+        .record_step(&tenant, "run-7", 0, &customers)
+        .await
+        .unwrap();
+    records
+        .record_step(&tenant, "run-7", 0, &customers)
+        .await
+        .unwrap();
+    let vouchers = StepReport {
+        object_type: "voucher".into(),
+        counts: TypeCounts::default(),
+        failure: Some("Tripletex answered 500".into()),
+        unstorable: Vec::new(),
+        finished: true,
+    };
+    records
+        .record_step(&tenant, "run-7", 1, &vouchers)
+        .await
+        .unwrap();
+
+    let run = records
+        .recorded_run(&tenant, "run-7")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            run.tenant.as_str(),
+            run.run_id.as_str(),
+            run.mode,
+            run.steps
+        ),
+        ("acme", "run-7", Some(RunMode::Reconcile), 2)
+    );
+    assert_eq!(run.state, Some(RunState::Failed));
+    assert_eq!(run.started_at, Some(started_at.to_string()));
+    assert_eq!(run.types, ["customer", "voucher"]);
+    assert_eq!(run.counts["customer"], customers.counts, "counted once");
+    assert_eq!(run.counts["voucher"], TypeCounts::default());
+    assert_eq!(run.failures, ["voucher: Tripletex answered 500"]);
+    assert_eq!(records.recorded_run(&tenant, "run-8").await.unwrap(), None);
+
+    // Read from a scan, as `status` does: the run is the table's one run record.
+    let items = client
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let runs: Vec<_> = items.iter().filter_map(read_run).collect();
+    assert_eq!(runs, [run]);
 }
