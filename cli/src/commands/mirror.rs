@@ -123,6 +123,9 @@ pub struct Rebuilt {
     pub writing_seconds: f64,
 }
 
+/// Pages of the objects table as a scan reads them, or why a page could not be read.
+pub type Pages = tokio::sync::mpsc::Receiver<Result<Vec<Item>, AwsError>>;
+
 /// Every item (of one company, one type) written with the mirror's rule, read by a parallel scan;
 /// each page is one transaction. Safe beside the stream: neither can move a row back.
 pub async fn rebuild(
@@ -134,9 +137,22 @@ pub async fn rebuild(
     segments: i32,
 ) -> Result<Rebuilt, MirrorError> {
     let started = std::time::Instant::now();
+    let pages = scan(dynamodb, table, filter, segments);
+    let mut rebuilt = mirror_pages(pages, payloads, mirror).await?;
+    rebuilt.seconds = started.elapsed().as_secs_f64();
+    Ok(rebuilt)
+}
+
+/// A parallel scan of the table: each segment a task that sends its pages as it reads them. The
+/// channel holds two pages per segment, so memory stays a few pages whatever the table's size.
+pub fn scan(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    filter: (Option<&str>, Option<&str>),
+    segments: i32,
+) -> Pages {
     let segments = segments.max(1);
-    let (pages, mut received) =
-        tokio::sync::mpsc::channel::<Result<Vec<Item>, AwsError>>(segments as usize * 2);
+    let (pages, received) = tokio::sync::mpsc::channel(segments as usize * 2);
     for segment in 0..segments {
         let (dynamodb, table, pages) = (dynamodb.clone(), table.to_owned(), pages.clone());
         let (company, object_type) = (filter.0.map(str::to_owned), filter.1.map(str::to_owned));
@@ -168,30 +184,36 @@ pub async fn rebuild(
                 if !conditions.is_empty() {
                     scan = scan.filter_expression(conditions.join(" AND "));
                 }
-                let page = scan.send().await.map_err(|source| AwsError::Call {
-                    what: format!("scanning {table}"),
-                    source: Box::new(source),
-                });
-                let page = match page {
+                let page = match scan.send().await {
                     Ok(page) => page,
-                    Err(error) => {
+                    Err(source) => {
+                        let error = AwsError::Call {
+                            what: format!("scanning {table}"),
+                            source: Box::new(source),
+                        };
                         let _ = pages.send(Err(error)).await;
                         return;
                     }
                 };
                 start = page.last_evaluated_key;
-                if pages
-                    .send(Ok(page.items.unwrap_or_default()))
-                    .await
-                    .is_err()
-                    || start.is_none()
-                {
+                let sent = pages.send(Ok(page.items.unwrap_or_default())).await;
+                if sent.is_err() || start.is_none() {
                     return;
                 }
             }
         });
     }
-    drop(pages);
+    received
+}
+
+/// Writes every page into the mirror with its rule (large values read from the payload bucket), one
+/// transaction per page, with a line of progress on a terminal.
+pub async fn mirror_pages(
+    mut pages: Pages,
+    payloads: &impl BlobStore,
+    mirror: &PgMirror,
+) -> Result<Rebuilt, MirrorError> {
+    let started = std::time::Instant::now();
     let bar = indicatif::ProgressBar::new_spinner().with_style(
         indicatif::ProgressStyle::with_template(
             "{spinner} {pos} items mirrored ({per_sec}), {elapsed}",
@@ -204,20 +226,18 @@ pub async fn rebuild(
         seconds: 0.0,
         writing_seconds: 0.0,
     };
-    while let Some(page) = received.recv().await {
+    while let Some(page) = pages.recv().await {
         let mut rows = Vec::new();
         for item in page? {
             let Some((mut row, value_claim, last_value_claim)) = mirror_row(&item) else {
                 continue;
             };
-            row.value = match value_claim {
-                Some(key) => claimed(payloads, &key).await?,
-                None => row.value,
-            };
-            row.last_value = match last_value_claim {
-                Some(key) => claimed(payloads, &key).await?,
-                None => row.last_value,
-            };
+            if let Some(key) = value_claim {
+                row.value = claimed(payloads, &key).await?;
+            }
+            if let Some(key) = last_value_claim {
+                row.last_value = claimed(payloads, &key).await?;
+            }
             rows.push(row);
         }
         let before = rebuilt.items;
