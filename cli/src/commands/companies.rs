@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::aws;
 use crate::commands::resync::RunProgress;
 use crate::deployment::Deployment;
-use domain::keeper::KeeperRequest;
+use domain::keeper::{CompanyReport, KeeperRequest};
 use domain::sync::{StartMode, StartRequest};
 
 #[derive(Debug, clap::Args)]
@@ -208,15 +208,52 @@ fn registry_failed(error: domain::ports::RegistryError) -> CompaniesError {
     invalid(domain::error::error_chain(&error))
 }
 
+/// Adds the companies: registers each (onboarding), then, unless told not to wait, runs the keeper
+/// for them and follows their backfills, each ending in a verdict.
 pub async fn add(
     ctx: &Context,
     tripletex: TripletexAccess<'_>,
     request: Add<'_>,
 ) -> Result<Vec<Added>, CompaniesError> {
-    let (deployment, dynamodb) = (&ctx.deployment, &ctx.dynamodb());
-    let base_url = tripletex.base_url;
     let secret = CredentialsSecret::from_json(tripletex.secret_json)
         .map_err(crate::tripletex::TripletexError::Credentials)?;
+    let registry = registry_of(&ctx.dynamodb(), &ctx.deployment);
+    let registered = registry.registered().await.map_err(registry_failed)?;
+    let wanted = wanted(tripletex.base_url, &secret, &registered, &request).await?;
+    let mut added = register(&registry, &secret, &registered, wanted, &request).await?;
+    if !request.wait {
+        return Ok(added);
+    }
+    subscribe(ctx, &mut added).await?;
+    let following: Vec<&str> = added
+        .iter()
+        .filter(|a| !a.failed && a.subscriptions_created > 0)
+        .map(|a| a.tenant.as_str())
+        .collect();
+    let runs = follow_backfills(ctx, &following, request.timeout, request.quiet).await?;
+    for company in &mut added {
+        if company.failed {
+            continue;
+        }
+        company.backfill = runs
+            .iter()
+            .filter(|run| run.tenant == company.tenant)
+            .cloned()
+            .collect();
+        company.verdict = backfill_verdict(company);
+        company.failed = company.backfill.iter().any(|run| run.state == "failed");
+    }
+    Ok(added)
+}
+
+/// The companies asked for: the ids named, and with --all-discovered every client company the
+/// credential reaches that no tenant looks after yet (with its name).
+async fn wanted(
+    base_url: &str,
+    secret: &CredentialsSecret,
+    registered: &[RegisteredCompany],
+    request: &Add<'_>,
+) -> Result<Vec<(i64, Option<String>)>, CompaniesError> {
     let Some(credentials) = secret.credentials.get(request.credential) else {
         return Err(invalid(format!(
             "the Tripletex credentials secret has no credential {:?}: add \
@@ -224,12 +261,10 @@ pub async fn add(
             request.credential, request.credential
         )));
     };
-    let registry = registry_of(dynamodb, deployment);
-    let registered = registry.registered().await.map_err(registry_failed)?;
     let mut wanted: Vec<(i64, Option<String>)> =
         request.company_ids.iter().map(|id| (*id, None)).collect();
     if request.all_discovered {
-        let directory = registry::directory(&secret.companies, &secret.credentials, &registered);
+        let directory = registry::directory(&secret.companies, &secret.credentials, registered);
         let clients = crate::tripletex::clients_of(base_url, credentials).await?;
         let found = domain::tripletex::discovered(&clients, &directory.looked_after);
         wanted.extend(
@@ -247,6 +282,18 @@ pub async fn add(
     if request.tenant.is_some() && wanted.len() != 1 {
         return Err(invalid("--tenant names the tenant of one company only"));
     }
+    Ok(wanted)
+}
+
+/// Registers each company (onboarding) under its tenant, refusing one the registry or the
+/// credentials secret already has.
+async fn register(
+    registry: &DynamoResyncLedger,
+    secret: &CredentialsSecret,
+    registered: &[RegisteredCompany],
+    wanted: Vec<(i64, Option<String>)>,
+    request: &Add<'_>,
+) -> Result<Vec<Added>, CompaniesError> {
     let now = jiff::Timestamp::now();
     let mut added = Vec::new();
     for (company_id, name) in wanted {
@@ -283,55 +330,45 @@ pub async fn add(
             failed: false,
         });
     }
-    if !request.wait {
-        return Ok(added);
-    }
-    let tenants: Vec<&str> = added.iter().map(|a| a.tenant.as_str()).collect();
-    let request_keeper = KeeperRequest {
-        tenants: Some(tenants.iter().map(|t| (*t).to_owned()).collect()),
+    Ok(added)
+}
+
+/// Runs the keeper for the added companies now, and says of each what it did.
+async fn subscribe(ctx: &Context, added: &mut [Added]) -> Result<(), CompaniesError> {
+    let request = KeeperRequest {
+        tenants: Some(added.iter().map(|a| a.tenant.clone()).collect()),
         ..KeeperRequest::manual()
     };
-    let report = aws::invoke_keeper(&ctx.sdk, &ctx.deployment, &request_keeper).await?;
-    for company in &mut added {
-        let Some(kept) = report.companies.iter().find(|c| c.tenant == company.tenant) else {
-            company.failed = true;
-            company.verdict = "the keeper did not reach it; its next run will".to_owned();
-            continue;
-        };
-        company.subscriptions_created = kept.created.len() as u64;
-        company.state = kept.state.unwrap_or(company.state);
-        if let Some(error) = &kept.error {
-            company.failed = true;
-            company.verdict = format!("the keeper could not subscribe it: {error}");
-        } else if !kept.failed.is_empty() {
-            company.failed = true;
-            let failed: Vec<String> = kept
-                .failed
-                .iter()
-                .map(|f| format!("{} {}: {}", f.event, f.action, f.error))
-                .collect();
-            company.verdict = format!("some subscriptions failed: {}", failed.join("; "));
-        }
+    let report = aws::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
+    for company in added {
+        let kept = report.companies.iter().find(|c| c.tenant == company.tenant);
+        keeper_verdict(company, kept);
     }
-    let following: Vec<&str> = added
-        .iter()
-        .filter(|a| !a.failed && a.subscriptions_created > 0)
-        .map(|a| a.tenant.as_str())
-        .collect();
-    let runs = follow_backfills(ctx, &following, request.timeout, request.quiet).await?;
-    for company in &mut added {
-        if company.failed {
-            continue;
-        }
-        company.backfill = runs
+    Ok(())
+}
+
+/// What the keeper's run did for one added company: its subscriptions created, its state, and a
+/// failed verdict when the keeper did not reach it or could not subscribe it.
+fn keeper_verdict(company: &mut Added, kept: Option<&CompanyReport>) {
+    let Some(kept) = kept else {
+        company.failed = true;
+        company.verdict = "the keeper did not reach it; its next run will".to_owned();
+        return;
+    };
+    company.subscriptions_created = kept.created.len() as u64;
+    company.state = kept.state.unwrap_or(company.state);
+    if let Some(error) = &kept.error {
+        company.failed = true;
+        company.verdict = format!("the keeper could not subscribe it: {error}");
+    } else if !kept.failed.is_empty() {
+        company.failed = true;
+        let failed: Vec<String> = kept
+            .failed
             .iter()
-            .filter(|run| run.tenant == company.tenant)
-            .cloned()
+            .map(|f| format!("{} {}: {}", f.event, f.action, f.error))
             .collect();
-        company.verdict = backfill_verdict(company);
-        company.failed = company.backfill.iter().any(|run| run.state == "failed");
+        company.verdict = format!("some subscriptions failed: {}", failed.join("; "));
     }
-    Ok(added)
 }
 
 /// One line on how a company's onboarding ended.
@@ -779,4 +816,77 @@ pub fn render_listed(companies: &[crate::commands::companies::Listed]) -> String
 
 pub fn render_removed(removed: &crate::commands::companies::Removed) -> String {
     format!("{}: {}\n", removed.tenant, removed.verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::keeper::{Done, Failed, Reason};
+
+    fn onboarding() -> Added {
+        Added {
+            tenant: "201".into(),
+            company_id: 201,
+            state: CompanyState::Onboarding,
+            subscriptions_created: 0,
+            backfill: Vec::new(),
+            verdict: String::new(),
+            failed: false,
+        }
+    }
+
+    #[test]
+    fn the_keepers_report_says_what_became_of_each_added_company() {
+        let created = |event: &str| Done {
+            subscription_id: Some(1),
+            event: event.into(),
+            reason: Reason::Missing,
+            drift: Vec::new(),
+        };
+        let subscribed = CompanyReport {
+            tenant: "201".into(),
+            created: vec![created("customer.create"), created("customer.update")],
+            state: Some(CompanyState::Active),
+            ..CompanyReport::default()
+        };
+        let mut company = onboarding();
+        keeper_verdict(&mut company, Some(&subscribed));
+        assert_eq!(
+            (company.subscriptions_created, company.state, company.failed),
+            (2, CompanyState::Active, false)
+        );
+
+        let mut company = onboarding();
+        keeper_verdict(&mut company, None);
+        assert!(company.failed && company.verdict.contains("did not reach it"));
+
+        let refused = CompanyReport {
+            error: Some("401 from Tripletex".into()),
+            ..subscribed.clone()
+        };
+        let mut company = onboarding();
+        keeper_verdict(&mut company, Some(&refused));
+        assert_eq!(
+            company.verdict,
+            "the keeper could not subscribe it: 401 from Tripletex"
+        );
+
+        let partly = CompanyReport {
+            failed: vec![Failed {
+                subscription_id: None,
+                event: "order.create".into(),
+                action: "create".into(),
+                kind: "conflict".into(),
+                error: "409".into(),
+            }],
+            ..subscribed
+        };
+        let mut company = onboarding();
+        keeper_verdict(&mut company, Some(&partly));
+        assert!(company.failed);
+        assert_eq!(
+            company.verdict,
+            "some subscriptions failed: order.create create: 409"
+        );
+    }
 }
