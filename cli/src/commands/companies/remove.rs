@@ -1,0 +1,141 @@
+//! `companies remove`: offboarding (its webhooks refused from then on), the keeper run for it (our
+//! subscriptions deleted) and, with `--purge`, its copy erased once the workers have seen it leave.
+
+use std::time::Duration;
+
+use aws_adapters::dynamodb::DynamoObjectStore;
+use domain::ids::TenantId;
+use domain::keeper::KeeperRequest;
+use domain::ports::CompanyRegistry;
+use domain::registry::{self, Change, CompanyState};
+use serde::Serialize;
+
+use super::{CompaniesError, invalid, registry_failed, registry_of};
+use crate::aws;
+use crate::commands::Context;
+
+/// After a company is marked offboarding, the worker drops its records within its registry TTL;
+/// a batch it began before then is given a few seconds more.
+const WORKER_SETTLES: Duration = Duration::from_secs(registry::WORKER_REGISTRY_TTL.as_secs() + 5);
+
+/// What removing did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Removed {
+    pub tenant: String,
+    pub state: CompanyState,
+    /// Our subscriptions the keeper deleted in Tripletex.
+    pub subscriptions_deleted: u64,
+    /// Items of the copy deleted by `--purge`, tombstones included; none without it.
+    pub purged: Option<u64>,
+    pub verdict: String,
+    pub failed: bool,
+}
+
+pub async fn remove(
+    ctx: &Context,
+    tenant: &str,
+    purge: bool,
+    quiet: bool,
+) -> Result<Removed, CompaniesError> {
+    let (deployment, dynamodb) = (&ctx.deployment, &ctx.dynamodb());
+    let tenant = TenantId::parse(tenant).map_err(|e| invalid(e.to_string()))?;
+    let registry = registry_of(dynamodb, deployment);
+    let Some(company) = registry
+        .registered_one(&tenant)
+        .await
+        .map_err(registry_failed)?
+    else {
+        return Err(invalid(format!(
+            "{tenant} is not in the company registry (a company of the credentials secret is \
+             removed from that secret)"
+        )));
+    };
+    let mut state = company.state;
+    let left_at = if state.refuses_webhooks() {
+        company.changed_at
+    } else {
+        jiff::Timestamp::now()
+    };
+    if state != CompanyState::Removed {
+        let leaving = registry::next_state(Some(state), Change::Remove)
+            .map_err(|refused| invalid(format!("{tenant}: {refused}")))?;
+        if leaving != state
+            && !registry
+                .change_state(&tenant, state, leaving, jiff::Timestamp::now())
+                .await
+                .map_err(registry_failed)?
+        {
+            return Err(invalid(format!("{tenant} changed meanwhile; try again")));
+        }
+        state = leaving;
+    }
+    let mut removed = Removed {
+        tenant: tenant.to_string(),
+        state,
+        subscriptions_deleted: 0,
+        purged: None,
+        verdict: String::new(),
+        failed: false,
+    };
+    if state == CompanyState::Offboarding {
+        let request = KeeperRequest {
+            tenants: Some(vec![tenant.to_string()]),
+            ..KeeperRequest::manual()
+        };
+        let report = aws::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
+        if let Some(kept) = report
+            .companies
+            .iter()
+            .find(|c| c.tenant == tenant.as_str())
+        {
+            removed.subscriptions_deleted = kept.unsubscribed.len() as u64;
+            removed.state = kept.state.unwrap_or(state);
+            if let Some(error) = &kept.error {
+                removed.verdict = format!("its subscriptions could not be deleted: {error}");
+            }
+        }
+    }
+    removed.failed = removed.state != CompanyState::Removed;
+    if purge {
+        // What the worker took before it saw the company leave must land before the copy goes.
+        let since_left =
+            Duration::try_from(jiff::Timestamp::now().duration_since(left_at)).unwrap_or_default();
+        if let Some(wait) = WORKER_SETTLES.checked_sub(since_left) {
+            tokio::time::sleep(wait).await;
+        }
+        let copy = DynamoObjectStore::new(dynamodb.clone(), &deployment.objects_table);
+        let spinner = indicatif::ProgressBar::new_spinner();
+        if quiet {
+            spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        spinner.set_message(format!("purging {tenant}'s copy"));
+        let purged = copy
+            .purge_tenant(&tenant, |so_far| {
+                spinner.set_message(format!("purging {tenant}'s copy: {so_far} items deleted"));
+                spinner.tick();
+            })
+            .await
+            .map_err(|e| invalid(domain::error::error_chain(&e)))?;
+        spinner.finish_and_clear();
+        removed.purged = Some(purged);
+    }
+    if removed.verdict.is_empty() {
+        removed.verdict = match (removed.failed, removed.purged) {
+            (true, _) => "offboarding: its webhooks are refused; the keeper's next run deletes our subscriptions".to_owned(),
+            (false, Some(purged)) => format!(
+                "removed: {} of our subscriptions deleted, its webhooks refused, {purged} items of its copy deleted",
+                removed.subscriptions_deleted
+            ),
+            (false, None) => format!(
+                "removed: {} of our subscriptions deleted, its webhooks refused; its copy is kept (--purge erases it)",
+                removed.subscriptions_deleted
+            ),
+        };
+    }
+    Ok(removed)
+}
+
+pub fn render_removed(removed: &crate::commands::companies::Removed) -> String {
+    format!("{}: {}\n", removed.tenant, removed.verdict)
+}
