@@ -41,7 +41,7 @@ pub async fn run(ctx: &Context, args: &DlqArgs) -> Result<Answer, CliError> {
     };
     match args.action {
         None => {
-            let mut messages = aws::list_messages(&sqs, url, args.max).await?;
+            let mut messages = aws::list_messages(sqs, url, args.max).await?;
             aws::resolve_claims(&ctx.payloads(), &mut messages).await;
             let needs = !messages.is_empty();
             ctx.answer(&messages, |m| render::messages(name, m), needs)
@@ -49,7 +49,7 @@ pub async fn run(ctx: &Context, args: &DlqArgs) -> Result<Answer, CliError> {
         Some(DlqAction::Redrive) if args.sync => Err(CliError::SyncRedrive),
         Some(DlqAction::Redrive) => {
             let redriven = aws::redrive(
-                &sqs,
+                sqs,
                 &deployment.webhook_dead_letters,
                 &deployment.webhook_queue,
             )

@@ -26,8 +26,8 @@ pub struct ForgetArgs {
 pub async fn run(ctx: &Context, args: &ForgetArgs) -> Result<Answer, CliError> {
     let key = object_key(&args.company, &args.object_type, args.id)?;
     let forgotten = forget(
-        &ctx.sqs(),
-        &ctx.dynamodb(),
+        ctx.sqs(),
+        ctx.dynamodb(),
         &ctx.payloads(),
         &ctx.deployment,
         &key,

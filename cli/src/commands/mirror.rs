@@ -56,7 +56,7 @@ pub async fn run(ctx: &Context, args: &MirrorArgs) -> Result<Answer, CliError> {
             segments,
         } => {
             let rebuilt = rebuild(
-                &dynamodb,
+                dynamodb,
                 &ctx.payloads(),
                 &mirror,
                 &deployment.objects_table,
@@ -67,11 +67,11 @@ pub async fn run(ctx: &Context, args: &MirrorArgs) -> Result<Answer, CliError> {
             ctx.answer(&rebuilt, render_rebuilt, false)
         }
         MirrorAction::Status => {
-            let status = status(&ctx.sdk, deployment, &dynamodb, &mirror).await?;
+            let status = status(&ctx.sdk, deployment, dynamodb, &mirror).await?;
             ctx.answer(&status, render_status, false)
         }
         MirrorAction::Check => {
-            let checked = check(&dynamodb, &deployment.objects_table, &mirror).await?;
+            let checked = check(dynamodb, &deployment.objects_table, &mirror).await?;
             let differ = !checked.differences.is_empty();
             ctx.answer(&checked, render_checked, differ)
         }

@@ -155,6 +155,8 @@ pub struct Context {
     pub json: bool,
     pub deployment: Deployment,
     pub sdk: aws_config::SdkConfig,
+    sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
 }
 
 impl Context {
@@ -172,19 +174,22 @@ impl Context {
             let sdk = aws::sdk_config(None).await;
             (aws::stack_outputs(&sdk, &stack).await?, sdk)
         };
+        // The clients once: a command that polls (resync, send, companies add) reuses them.
         Ok(Self {
             json: cli.json,
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             deployment,
             sdk,
         })
     }
 
-    pub fn sqs(&self) -> aws_sdk_sqs::Client {
-        aws_sdk_sqs::Client::new(&self.sdk)
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        &self.sqs
     }
 
-    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&self.sdk)
+    pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        &self.dynamodb
     }
 
     /// The deployment's payload bucket, if it has one.
@@ -281,7 +286,7 @@ pub async fn tripletex_now(
 ) -> Result<Option<crate::tripletex::InTripletex>, CliError> {
     let (base_url, credentials) = tripletex_access(ctx).await?;
     let dynamodb = ctx.dynamodb();
-    let registered = companies::registered(&dynamodb, &ctx.deployment).await?;
+    let registered = companies::registered(dynamodb, &ctx.deployment).await?;
     let companies = crate::tripletex::companies_of(&credentials, &registered)?;
     Ok(
         crate::tripletex::object_now(base_url, &companies, company, object_type, id, fields)

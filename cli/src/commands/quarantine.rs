@@ -43,7 +43,7 @@ pub async fn run(ctx: &Context, args: &QuarantineArgs) -> Result<Answer, CliErro
     match &args.action {
         None => {
             let mut messages =
-                aws::list_messages(&ctx.sqs(), &ctx.deployment.quarantine, args.max).await?;
+                aws::list_messages(ctx.sqs(), &ctx.deployment.quarantine, args.max).await?;
             aws::resolve_claims(&payloads, &mut messages).await;
             let needs = !messages.is_empty();
             ctx.answer(&messages, |m| render::messages("quarantine", m), needs)

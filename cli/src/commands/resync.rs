@@ -105,7 +105,7 @@ pub async fn run_progress(
     let Ok(tenant) = TenantId::parse(tenant) else {
         return Ok(None);
     };
-    let records = DynamoSyncRecords::new(ctx.dynamodb(), &ctx.deployment.sync_table);
+    let records = DynamoSyncRecords::new(ctx.dynamodb().clone(), &ctx.deployment.sync_table);
     let run = records
         .recorded_run(&tenant, run_id)
         .await

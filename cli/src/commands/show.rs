@@ -25,7 +25,7 @@ pub struct ShowArgs {
 pub async fn run(ctx: &Context, args: &ShowArgs) -> Result<Answer, CliError> {
     let key = object_key(&args.company, &args.object_type, args.id)?;
     let stored = aws::stored_object(
-        &ctx.dynamodb(),
+        ctx.dynamodb(),
         &ctx.payloads(),
         &ctx.deployment.objects_table,
         &key.to_string(),

@@ -70,12 +70,7 @@ pub struct SyncPorts<C, Q, T, S, R, P> {
 }
 
 pub struct ObjectSync<C, Q, T, S, R, P> {
-    pub(crate) tripletex: C,
-    pub(crate) webhooks: Q,
-    pub(crate) tasks: T,
-    pub(crate) copy: S,
-    pub(crate) records: R,
-    pub(crate) ledger: P,
+    pub(crate) ports: SyncPorts<C, Q, T, S, R, P>,
     pub(crate) companies: SecretSource<Companies>,
     pub(crate) settings: SyncSettings,
 }
@@ -86,21 +81,8 @@ impl<C, Q, T, S, R, P> ObjectSync<C, Q, T, S, R, P> {
         companies: SecretSource<Companies>,
         settings: SyncSettings,
     ) -> Self {
-        let SyncPorts {
-            tripletex,
-            webhooks,
-            tasks,
-            copy,
-            records,
-            ledger,
-        } = ports;
         Self {
-            tripletex,
-            webhooks,
-            tasks,
-            copy,
-            records,
-            ledger,
+            ports,
             companies,
             settings,
         }
@@ -197,6 +179,7 @@ where
             finished: next.is_none(),
         };
         let recorded = self
+            .ports
             .records
             .record_step(&task.tenant, &task.run_id, task.step, &report)
             .await
@@ -213,7 +196,12 @@ where
             StepRecorded::AlreadyApplied { state } => (state, false),
         };
         match next {
-            Some(next) => self.tasks.send(&next).await.map_err(TaskError::Queue)?,
+            Some(next) => self
+                .ports
+                .tasks
+                .send(&next)
+                .await
+                .map_err(TaskError::Queue)?,
             None => {
                 // Marked before the step is done with: if the ledger fails, the task comes back
                 // (counted already) and marks them then.
@@ -262,15 +250,16 @@ where
             ));
         };
         let api = self
+            .ports
             .tripletex
             .company(&task.tenant, credentials)
             .map_err(StepError::Tripletex)?;
         let before = api.usage();
         let ports = StepPorts {
             api: &*api,
-            copy: &self.copy,
-            records: &self.records,
-            webhooks: &self.webhooks,
+            copy: &self.ports.copy,
+            records: &self.ports.records,
+            webhooks: &self.ports.webhooks,
             settings: &self.settings,
         };
         let result = match stage {
@@ -293,7 +282,7 @@ where
         state: RunState,
     ) -> Result<(), domain::ports::LedgerError> {
         for key in keys {
-            self.ledger.settle(key, run_id, state).await?;
+            self.ports.ledger.settle(key, run_id, state).await?;
         }
         Ok(())
     }

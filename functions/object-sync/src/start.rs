@@ -77,7 +77,12 @@ where
     async fn start_pending(&self) -> Result<StartReport, SyncError> {
         self.repair_claims().await?;
         self.watch_freshness().await?;
-        let pending = self.ledger.pending().await.map_err(SyncError::Ledger)?;
+        let pending = self
+            .ports
+            .ledger
+            .pending()
+            .await
+            .map_err(SyncError::Ledger)?;
         let companies = self.companies.current().await;
         let mut by_tenant: BTreeMap<TenantId, Vec<_>> = BTreeMap::new();
         for request in pending {
@@ -105,7 +110,7 @@ where
             let mut claimed = Vec::new();
             let mut types = Vec::new();
             for request in requests {
-                match self.ledger.claim(&request.key, &id).await {
+                match self.ports.ledger.claim(&request.key, &id).await {
                     Ok(true) => {
                         if !types.contains(&request.request.object_type) {
                             types.push(request.request.object_type.clone());
@@ -156,6 +161,7 @@ where
         let mut summary = FreshnessSummary::default();
         for tenant in self.companies.current().await.0.keys() {
             let confirmed = self
+                .ports
                 .records
                 .confirmed_complete(tenant)
                 .await
@@ -182,7 +188,7 @@ where
     /// cannot be given back now is given back by `repair_claims` later.
     async fn release(&self, tenant: &TenantId, run_id: &str, keys: &[ResyncKey]) {
         for key in keys {
-            if let Err(error) = self.ledger.release(key, run_id).await {
+            if let Err(error) = self.ports.ledger.release(key, run_id).await {
                 warn!(%tenant, run_id, key = %key.key, error = %error_chain(&error), "a resync request stays taken by a run that did not start, until a later tick gives it back");
             }
         }
@@ -192,8 +198,9 @@ where
     /// ledger was unreachable then): given back or marked, so none waits for ever.
     async fn repair_claims(&self) -> Result<(), SyncError> {
         let now = Timestamp::now();
-        for taken in self.ledger.taken().await.map_err(SyncError::Ledger)? {
+        for taken in self.ports.ledger.taken().await.map_err(SyncError::Ledger)? {
             let run = self
+                .ports
                 .records
                 .run_state(&taken.tenant, &taken.run_id)
                 .await
@@ -203,7 +210,8 @@ where
                 ClaimRepair::Settle(state) => {
                     info!(tenant = %taken.tenant, run_id = %taken.run_id, key = %taken.key.key,
                         state = state.as_str(), "a resync request its run never marked is marked now");
-                    self.ledger
+                    self.ports
+                        .ledger
                         .settle(&taken.key, &taken.run_id, state)
                         .await
                         .map_err(SyncError::Ledger)?;
@@ -211,7 +219,8 @@ where
                 ClaimRepair::Release => {
                     info!(tenant = %taken.tenant, run_id = %taken.run_id, key = %taken.key.key,
                         "a resync request taken by a run that never started is given back");
-                    self.ledger
+                    self.ports
+                        .ledger
                         .release(&taken.key, &taken.run_id)
                         .await
                         .map_err(SyncError::Ledger)?;
@@ -254,7 +263,8 @@ where
             .iter()
             .map(|spec| spec.object_type.to_owned())
             .collect();
-        self.records
+        self.ports
+            .records
             .start_run(&RunStart {
                 tenant: tenant.clone(),
                 run_id: id.clone(),
@@ -273,6 +283,7 @@ where
             .filter(|spec| spec.date_window.is_some())
         {
             let windows = self
+                .ports
                 .records
                 .remembered_windows(&tenant, spec.object_type)
                 .await
@@ -290,7 +301,7 @@ where
         match first {
             Some(mut task) => {
                 task.resyncs = resyncs;
-                if let Err(error) = self.tasks.send(&task).await {
+                if let Err(error) = self.ports.tasks.send(&task).await {
                     self.record_not_started(&tenant, &id, &error).await;
                     return Err(SyncError::Queue(error));
                 }
@@ -304,7 +315,8 @@ where
                     unstorable: Vec::new(),
                     finished: true,
                 };
-                self.records
+                self.ports
+                    .records
                     .record_step(&tenant, &id, 0, &report)
                     .await
                     .map_err(SyncError::Records)?;
@@ -338,7 +350,12 @@ where
             unstorable: Vec::new(),
             finished: true,
         };
-        match self.records.record_step(tenant, run_id, 0, &report).await {
+        match self
+            .ports
+            .records
+            .record_step(tenant, run_id, 0, &report)
+            .await
+        {
             Ok(_) => {
                 warn!(%tenant, run_id, error = %error_chain(cause), "the run could not start: recorded failed");
                 emit_metrics(FUNCTION_NAME, &[("SyncRunsFailed", 1)]);

@@ -338,21 +338,10 @@ impl SyncRecords for DynamoSyncRecords {
         tenant: &TenantId,
         run_id: &str,
     ) -> Result<Option<RunState>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table_name)
-            .key(item::KEY, s(run_key(tenant)))
-            .key(item::SORT, s(run_id.to_owned()))
-            .projection_expression("#state")
-            .expression_attribute_names("#state", item::STATE)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(failed)?;
-        Ok(output
-            .item
-            .and_then(|item| RunState::parse(item.get(item::STATE)?.as_s().ok()?)))
+        Ok(self
+            .recorded_run(tenant, run_id)
+            .await?
+            .and_then(|run| run.state))
     }
 
     #[instrument(skip_all, fields(%tenant, run_id, step, object_type = %report.object_type))]

@@ -186,14 +186,7 @@ async fn a_last_run_and_a_request_read_back_as_they_were_written() {
         })
         .await
         .unwrap();
-    let items = client
-        .scan()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let items = support::items(&client, &table).await;
     let last_runs: Vec<LastRun> = items.iter().filter_map(read_last_run).collect();
     assert_eq!(last_runs, [last]);
     let requests: Vec<(String, String)> = items.iter().filter_map(read_request_state).collect();

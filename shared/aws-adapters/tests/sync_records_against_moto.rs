@@ -227,14 +227,7 @@ async fn a_run_record_reads_back_as_it_was_written_and_a_step_counts_once() {
     assert_eq!(records.recorded_run(&tenant, "run-8").await.unwrap(), None);
 
     // Read from a scan, as `status` does: the run is the table's one run record.
-    let items = client
-        .scan()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let items = support::items(&client, &table).await;
     let runs: Vec<_> = items.iter().filter_map(read_run).collect();
     assert_eq!(runs, [run]);
 }

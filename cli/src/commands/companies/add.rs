@@ -55,7 +55,7 @@ pub async fn add(
 ) -> Result<Vec<Added>, CompaniesError> {
     let secret = CredentialsSecret::from_json(tripletex.secret_json)
         .map_err(crate::tripletex::TripletexError::Credentials)?;
-    let registry = registry_of(&ctx.dynamodb(), &ctx.deployment);
+    let registry = registry_of(ctx.dynamodb(), &ctx.deployment);
     let registered = registry.registered().await.map_err(registry_failed)?;
     let wanted = wanted(tripletex.base_url, &secret, &registered, &request).await?;
     let mut added = register(&registry, &secret, &registered, wanted, &request).await?;

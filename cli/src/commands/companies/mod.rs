@@ -84,7 +84,7 @@ pub async fn run(ctx: &Context, args: &CompaniesArgs) -> Result<Answer, CliError
     match &args.action {
         CompaniesAction::Discover { credential, using } => {
             let (base_url, credentials) = tripletex_access(ctx).await?;
-            let registered = registered(&dynamodb, deployment).await?;
+            let registered = registered(dynamodb, deployment).await?;
             let asking = match (credential, using) {
                 (Some(credential), _) => crate::tripletex::Asking::Credential(credential),
                 (None, Some(using)) => crate::tripletex::Asking::Company(using),
@@ -125,7 +125,7 @@ pub async fn run(ctx: &Context, args: &CompaniesArgs) -> Result<Answer, CliError
         }
         CompaniesAction::List => {
             let (_, secret_json) = tripletex_access(ctx).await?;
-            let listed = list(deployment, &dynamodb, &secret_json).await?;
+            let listed = list(deployment, dynamodb, &secret_json).await?;
             ctx.answer(&listed, |l| render_listed(l), false)
         }
         CompaniesAction::Remove { tenant, purge } => {

@@ -38,7 +38,7 @@ pub async fn remove(
     purge: bool,
     quiet: bool,
 ) -> Result<Removed, CompaniesError> {
-    let (deployment, dynamodb) = (&ctx.deployment, &ctx.dynamodb());
+    let (deployment, dynamodb) = (&ctx.deployment, ctx.dynamodb());
     let tenant = TenantId::parse(tenant).map_err(|e| invalid(e.to_string()))?;
     let registry = registry_of(dynamodb, deployment);
     let Some(company) = registry

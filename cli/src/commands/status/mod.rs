@@ -23,9 +23,9 @@ pub struct StatusArgs {
 
 pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<Answer, CliError> {
     let deployment = &ctx.deployment;
-    let mut queues = queues(&ctx.sqs(), deployment).await?;
+    let mut queues = queues(ctx.sqs(), deployment).await?;
     let ages_unknown = add_oldest_ages(&ctx.sdk, deployment, &mut queues).await;
-    let mut companies = companies(&ctx.dynamodb(), deployment).await?;
+    let mut companies = companies(ctx.dynamodb(), deployment).await?;
     let mut unseen = None;
     if !args.no_subscriptions {
         match keeper_dry_run(ctx).await {

@@ -1,8 +1,11 @@
 //! What the adapter tests share: a table in the shared moto server.
 
 use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
 };
 use test_support::{MotoServer, sdk_config_for};
 
@@ -35,4 +38,16 @@ pub async fn keyed_table(table: &str, hash: &str, range: &str) -> Client {
         .await
         .unwrap();
     client
+}
+
+/// Every item of the table, as the operator's `status` scans it (one page: the tests' tables are small).
+pub async fn items(client: &Client, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    client
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
 }
