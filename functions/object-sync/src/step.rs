@@ -13,8 +13,8 @@ use domain::sync::MAX_SUSPECTS;
 use domain::sync::envelope::{check_storable, delete_message, upsert_message};
 use domain::sync::{
     AfterLookup, CannotSplit, Cursor, DateWindow, FULL_RANGE, FetchRequest, FetchedObject, Finding,
-    Listed, ListedPage, Lookup, ObjectTypeSpec, PageMemory, PageRequest, Partition, StoredVersion,
-    Suspect, SyncTask, TypeCounts, check_stretch, compare_page,
+    Listed, ListedPage, Lookup, ObjectTypeSpec, PageAnswer, PageInput, PageRequest, Partition,
+    StoredVersion, Suspect, SyncTask, TypeCounts, check_stretch, plan_page,
 };
 use domain::tripletex::TripletexError;
 use jiff::Timestamp;
@@ -145,137 +145,121 @@ where
             }
             Err(error) => return Err(StepError::Tripletex(error)),
         };
-        let mut listed_versions: HashMap<i64, Option<i64>> = HashMap::new();
-        let (ids, mut own_fetch, digest) = match page {
-            ListedPage::Unchanged => {
-                // The same page as last time: its objects were compared and queued then.
-                let ids = memory.map(|memory| memory.ids).unwrap_or_default();
-                counts.pages_not_modified += 1;
-                counts.listed += ids.len() as u64;
-                counts.unchanged += ids.len() as u64;
-                (ids, Vec::new(), None)
-            }
+        let (answer, full_result_size) = match &page {
+            ListedPage::Unchanged => (PageAnswer::NotModified, None),
             ListedPage::Listed {
                 objects,
                 digest,
                 full_result_size,
-            } => {
-                if cursor.from == 0 {
-                    counts.listing_size += full_result_size.unwrap_or_default();
-                }
-                let ids: Vec<i64> = objects.iter().map(|object| object.id).collect();
-                counts.listed += ids.len() as u64;
-                let stored = self.stored_by_id(tenant, spec, &ids).await?;
-                let mut verdict = compare_page(&objects, |id| stored.get(&id).copied(), &[]);
-                if !verdict.fetch.is_empty() {
-                    // Read only when there is something to fetch: most pages of a night have not.
-                    let known = self
-                        .records
-                        .known_unstorable(tenant, spec.object_type)
-                        .await?;
-                    if !known.is_empty() {
-                        verdict = compare_page(&objects, |id| stored.get(&id).copied(), &known);
-                    }
-                }
-                counts.unchanged += verdict.unchanged as u64;
-                counts.unstorable += verdict.known_unstorable as u64;
-                if !verdict.fetch.is_empty() {
-                    listed_versions = objects
-                        .iter()
-                        .map(|object| (object.id, object.version))
-                        .collect();
-                }
-                if !verdict.listed_after_delete.is_empty() {
-                    warn!(%tenant, object_type = spec.object_type, ids = ?verdict.listed_after_delete,
-                        "Tripletex lists objects the copy holds as deleted; tombstones stay final");
-                }
-                (ids, verdict.fetch, digest)
-            }
+            } => (
+                PageAnswer::Listed {
+                    objects,
+                    digest: digest.as_deref(),
+                },
+                *full_result_size,
+            ),
         };
-        // A reconciliation keeps what it found behind for the recheck at its end (their webhooks
-        // may be in flight); a page whose findings do not all fit is fetched now, and is drift at
-        // once (so that a page is either the recheck's to confirm or its own fetch's).
-        let mut deferred = Vec::new();
+        if cursor.from == 0 {
+            counts.listing_size += full_result_size.unwrap_or_default();
+        }
+        // A 304 page is compared with the copy too: the copy may have lost what it once held.
+        let page_ids: Vec<i64> = match answer {
+            PageAnswer::NotModified => memory
+                .as_ref()
+                .map(|memory| memory.objects.iter().map(|object| object.id).collect())
+                .unwrap_or_default(),
+            PageAnswer::Listed { objects, .. } => objects.iter().map(|object| object.id).collect(),
+        };
+        let stored = self.stored_by_id(tenant, spec, &page_ids).await?;
+        let stored_of = |id| stored.get(&id).copied();
         let room = MAX_SUSPECTS.saturating_sub(task.suspects.len());
-        if task.rechecks(spec.object_type) && own_fetch.len() <= room {
-            deferred = own_fetch
-                .drain(..)
-                .map(|id| Suspect {
-                    object_type: spec.object_type.to_owned(),
-                    partition: Some(cursor.partition),
-                    id,
-                    found: Finding::Behind {
-                        version: listed_versions.get(&id).copied().flatten(),
-                    },
-                })
-                .collect();
+        let mut input = PageInput {
+            page_key: &page_key,
+            answer,
+            memory: memory.as_ref(),
+            stored: &stored_of,
+            known_unstorable: &[],
+            carried: &task.carried,
+            unconfirmed: &task.unconfirmed,
+            suspect_room: task.rechecks(spec.object_type).then_some(room),
+            page_size,
+            fetch_batch: self.settings.limits.fetch_batch,
+        };
+        let mut plan = plan_page(&input);
+        let known;
+        if plan.verdict.fetch.len() + plan.deferred.len() > 0 {
+            // Read only when there is something to fetch: most pages of a night have not.
+            known = self
+                .records
+                .known_unstorable(tenant, spec.object_type)
+                .await?;
+            if !known.is_empty() {
+                input.known_unstorable = &known;
+                plan = plan_page(&input);
+            }
+        }
+        if plan.not_modified {
+            counts.pages_not_modified += 1;
+        }
+        counts.listed += plan.listed.len() as u64;
+        counts.unchanged += plan.verdict.unchanged as u64;
+        counts.unstorable += plan.verdict.known_unstorable as u64;
+        if !plan.verdict.listed_after_delete.is_empty() {
+            warn!(%tenant, object_type = spec.object_type, ids = ?plan.verdict.listed_after_delete,
+                "Tripletex lists objects the copy holds as deleted; tombstones stay final");
         }
         // Fetch in full batches; what is left rides along to the next page, and everything is
         // fetched before the partition or window's listing ends.
-        let last_page = ids.len() < page_size as usize;
-        let mut wanted = task.carried.clone();
-        wanted.extend(&own_fetch);
-        let flush = last_page || wanted.len() >= self.settings.limits.fetch_batch;
-        let mut unconfirmed = task.unconfirmed.clone();
         let mut fetched_all = true;
-        let carried = if flush {
+        if let Some(wanted) = &plan.fetch_now {
             let fetched = self
-                .fetch_and_queue(
-                    task,
-                    spec,
-                    partition,
-                    request.window,
-                    &wanted,
-                    counts,
-                    notes,
-                )
+                .fetch_and_queue(task, spec, partition, request.window, wanted, counts, notes)
                 .await?;
             counts.fetched += fetched.queued;
             counts.enqueued += fetched.queued;
             if task.mode.counts_drift() {
                 counts.drift_corrected += fetched.queued;
             }
-            // The pages whose objects rode along to this fetch may now answer 304; not when an
-            // object of theirs could not be queued (the next run lists them in full again).
-            if fetched.complete {
-                self.records.confirm_pages(tenant, &unconfirmed).await?;
-            }
             fetched_all = fetched.complete;
-            unconfirmed.clear();
-            Vec::new()
-        } else {
-            wanted
-        };
-        // A page's digest is trusted only once its objects are queued, so that a 304 later skips
-        // nothing that was never fetched.
-        if let Some(digest) = digest {
-            // A page with findings left for the recheck is listed in full next time.
-            let confirmed = deferred.is_empty() && (own_fetch.is_empty() || (flush && fetched_all));
-            let memory = PageMemory {
-                digest,
-                ids: ids.clone(),
-                confirmed,
-            };
-            self.records
-                .remember_page(tenant, &page_key, &memory)
-                .await?;
-            if !confirmed && !flush && deferred.is_empty() {
-                unconfirmed.push(page_key.clone());
-            }
         }
+        // A page's digest is trusted only once its objects are queued, so that a 304 later skips
+        // nothing that was never fetched; the pages whose objects rode along to this fetch may
+        // now answer 304, not when an object of theirs could not be queued.
+        let settled = plan.settle(fetched_all);
+        if !settled.confirm_pages.is_empty() {
+            self.records
+                .confirm_pages(tenant, &settled.confirm_pages)
+                .await?;
+        }
+        if let Some(memory) = &settled.remember {
+            self.records
+                .remember_page(tenant, &page_key, memory)
+                .await?;
+        }
+        let ids = plan.ids();
         self.records
             .record_listed(tenant, &task.run_id, &page_key, &ids)
             .await?;
         let mut next = task.clone();
         let now = Timestamp::now();
-        if !deferred.is_empty() {
+        if !plan.deferred.is_empty() {
             next.recheck_page(page_key.clone());
         }
-        for suspect in deferred {
+        for deferred in &plan.deferred {
             // Room was made above, and the recheck stage is still ahead.
-            next.suspect(suspect, now);
+            next.suspect(
+                Suspect {
+                    object_type: spec.object_type.to_owned(),
+                    partition: Some(cursor.partition),
+                    id: deferred.id,
+                    found: Finding::Behind {
+                        version: deferred.version,
+                    },
+                },
+                now,
+            );
         }
-        Ok(next.after_page_carrying(ids.len(), page_size, carried, unconfirmed))
+        Ok(next.after_page_carrying(ids.len(), page_size, settled.carry, settled.unconfirmed))
     }
 
     /// Fetches these ids in full and queues what the worker can store. An id the answer leaves out

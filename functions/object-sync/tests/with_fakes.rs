@@ -1139,3 +1139,59 @@ async fn drift_counts_only_what_is_still_behind_once_its_webhook_had_its_chance(
     assert_eq!((counts.fetched, counts.tombstoned), (2, 1));
     assert_eq!(h.run(&run_id).state, RunState::Done);
 }
+
+#[tokio::test]
+async fn a_company_whose_copy_was_purged_is_backfilled_whole_though_every_page_answers_304() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.backfilled_products(25, 3).await;
+    // The copy is erased (a purge that left the sync's page memory behind); Tripletex is unchanged.
+    for key in h.store.items().keys() {
+        h.store.remove(key);
+    }
+    let run_id = h.start("backfill").await;
+    h.drain().await;
+    assert_eq!(h.store.len(), 25, "every object is back");
+    assert_eq!(h.stored_version("product", 17), Some((Some(3), false)));
+    let counts = h.counts(&run_id, "product");
+    assert_eq!(
+        (counts.pages_not_modified, counts.fetched, counts.unchanged),
+        (3, 25, 0),
+        "each page answered 304, and each was compared with the copy, not with the memory"
+    );
+}
+
+#[tokio::test]
+async fn objects_lost_from_the_table_or_rolled_back_are_restored_while_every_page_answers_304() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.backfilled_products(30, 2).await;
+    let quiet = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(h.counts(&quiet, "product").pages_not_modified, 4);
+    // Outside the worker: three objects deleted from the table, one set back to an older version.
+    for id in [3, 14, 29] {
+        assert!(h.store.remove(&format!("{TENANT}#product#{id}")).is_some());
+    }
+    h.store.roll_back(&format!("{TENANT}#product#21"), 1);
+    let run_id = h.start("reconcile").await;
+    h.drain().await;
+    for id in [3, 14, 21, 29] {
+        assert_eq!(
+            h.stored_version("product", id),
+            Some((Some(2), false)),
+            "{id}"
+        );
+    }
+    let counts = h.counts(&run_id, "product");
+    assert_eq!(counts.pages_not_modified, 4, "Tripletex had nothing new");
+    assert_eq!(
+        (counts.fetched, counts.drift_corrected),
+        (4, 4),
+        "found by comparing each page with the copy, fetched after the recheck"
+    );
+    assert_eq!(h.run(&run_id).state, RunState::Done);
+    // And the night after is quiet again: the pages the recheck fetched answer 304 and match.
+    let after = h.start("reconcile").await;
+    h.drain().await;
+    let counts = h.counts(&after, "product");
+    assert_eq!((counts.pages_not_modified, counts.fetched), (4, 0));
+}

@@ -2,8 +2,9 @@
 //! - A run record per company and run (`run#<tenant>`, run id): mode, state, steps counted, counts
 //!   per type (`<type>:<count>`), failures. Each step is counted once: the update is conditional on
 //!   the number of steps counted so far.
-//! - A page's memory (`page#<tenant>`, page key): the `versionDigest` Tripletex gave the page and
-//!   its ids, so that a 304 still says which objects exist.
+//! - A page's memory (`page#<tenant>`, page key): the `versionDigest` Tripletex gave the page, its
+//!   ids and their versions, so that a 304 page is still compared with the copy. A memory written
+//!   before versions were kept is no memory: its page is listed in full once.
 //! - The date windows a type's last complete listing used (`windows#<tenant>`, the type), as JSON,
 //!   so that the next run starts from them.
 //! - The ids a run listed (`listed#<tenant>#<run>#<type>`, bucket then page key: one item per id
@@ -48,6 +49,8 @@ pub mod item {
     pub const UNSTORABLE: &str = "unstorable";
     pub const DIGEST: &str = "digest";
     pub const IDS: &str = "ids";
+    /// On a page's memory: the version of each of its ids, in the same order (`pack_versions`).
+    pub const VERSIONS: &str = "versions";
     /// On a page's memory: its objects are all queued, so its digest may be sent.
     pub const CONFIRMED: &str = "confirmed";
     pub const WINDOWS: &str = "windows";
@@ -103,6 +106,30 @@ pub fn count_attribute(object_type: &str, count: &str) -> String {
 /// Ids as 8 little-endian bytes each: a page of 1,000 is 8 KB.
 pub fn pack_ids(ids: &[i64]) -> Vec<u8> {
     ids.iter().flat_map(|id| id.to_le_bytes()).collect()
+}
+
+/// A page's versions as 8 little-endian bytes each, `i64::MIN` for an object listed without one.
+pub fn pack_versions(objects: &[Listed]) -> Vec<u8> {
+    objects
+        .iter()
+        .flat_map(|object| object.version.unwrap_or(i64::MIN).to_le_bytes())
+        .collect()
+}
+
+/// A page's objects from its packed ids and versions; none when the two do not match.
+pub fn unpack_objects(ids: &[u8], versions: &[u8]) -> Option<Vec<Listed>> {
+    if ids.len() != versions.len() || ids.len() % 8 != 0 {
+        return None;
+    }
+    Some(
+        unpack_ids(ids)
+            .zip(unpack_ids(versions))
+            .map(|(id, version)| Listed {
+                id,
+                version: (version != i64::MIN).then_some(version),
+            })
+            .collect(),
+    )
 }
 
 pub fn unpack_ids(bytes: &[u8]) -> impl Iterator<Item = i64> + '_ {
@@ -471,9 +498,10 @@ impl SyncRecords for DynamoSyncRecords {
         Ok(output.item.and_then(|item| {
             let digest = item.get(item::DIGEST)?.as_s().ok()?.clone();
             let ids = item.get(item::IDS)?.as_b().ok()?;
+            let versions = item.get(item::VERSIONS)?.as_b().ok()?;
             Some(PageMemory {
                 digest,
-                ids: unpack_ids(ids.as_ref()).collect(),
+                objects: unpack_objects(ids.as_ref(), versions.as_ref())?,
                 confirmed: item
                     .get(item::CONFIRMED)
                     .and_then(|v| v.as_bool().ok())
@@ -497,7 +525,13 @@ impl SyncRecords for DynamoSyncRecords {
             .item(item::DIGEST, s(memory.digest.clone()))
             .item(
                 item::IDS,
-                AttributeValue::B(Blob::new(pack_ids(&memory.ids))),
+                AttributeValue::B(Blob::new(pack_ids(
+                    &memory.objects.iter().map(|o| o.id).collect::<Vec<_>>(),
+                ))),
+            )
+            .item(
+                item::VERSIONS,
+                AttributeValue::B(Blob::new(pack_versions(&memory.objects))),
             )
             .item(item::CONFIRMED, AttributeValue::Bool(memory.confirmed))
             .send()

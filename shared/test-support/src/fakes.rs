@@ -342,6 +342,40 @@ impl InMemoryObjectStore {
         }
     }
 
+    /// Deletes an item outside the worker, as a mistaken delete or a table restored to an earlier
+    /// point would leave it.
+    pub fn remove(&self, key: &str) -> Option<StoredItem> {
+        let removed = self
+            .items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key)?;
+        let object = &removed.last_change.key;
+        if let Some(ids) = self
+            .by_type
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&(object.tenant.clone(), object.object_type.clone()))
+        {
+            ids.remove(&object.object_id);
+        }
+        Some(removed)
+    }
+
+    /// Sets an item back to an older version (its value unchanged), as a table restored to an
+    /// earlier point would hold it.
+    pub fn roll_back(&self, key: &str, version: i64) {
+        if let Some(item) = self
+            .items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(key)
+        {
+            item.state.version = Some(version);
+            item.state.payload_hash = None;
+        }
+    }
+
     fn stored_version(item: &StoredItem) -> StoredVersion {
         StoredVersion::of(item.last_change.key.object_id, &item.state, item.updated_at)
     }

@@ -4,7 +4,7 @@
 //! stands between invocations (`cursor`), a run as a chain of bounded tasks (`run`), the keeper's
 //! requests a run took but never marked (`claims`), what a
 //! listing means for the stored copy: which objects to fetch, which stored ones may be gone
-//! (`compare`), and the envelopes it queues for the worker (`envelope`). Pure: the function that runs
+//! (`compare`), what a listed page decides, a 304 included (`page`), and the envelopes it queues for the worker (`envelope`). Pure: the function that runs
 //! a sync calls these and does the I/O.
 
 pub mod catalog;
@@ -14,6 +14,7 @@ pub mod cursor;
 pub mod envelope;
 pub mod freshness;
 pub mod listing;
+pub mod page;
 pub mod run;
 pub mod start;
 pub mod window;
@@ -28,6 +29,7 @@ pub use cursor::{CannotSplit, Cursor, first_cursors};
 pub use envelope::Unstorable;
 pub use freshness::{CONFIRMATION_DUE, FreshnessSummary, TypeFreshness, type_freshness};
 pub use listing::{FetchRequest, FetchedObject, Listed, ListedPage, Lookup, PageRequest};
+pub use page::{PageAnswer, PageInput, PagePlan, PageSettled, plan_page};
 pub use run::{
     Finding, ListedWindow, MAX_SUSPECTS, PageMemory, RecordedRun, RunMode, RunStart, RunState,
     Stage, StepRecorded, StepReport, Suspect, SyncTask, TypeCounts, TypePlan, Work, plan_types,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{ObjectTypeSpec, Reconcilable, listable, spec_for};
 use super::cursor::{CannotSplit, Cursor, first_cursors};
+use super::listing::Listed;
 use super::window::{DateWindow, tile_every_date};
 use crate::ids::TenantId;
 use crate::resync::{ResyncKey, state};
@@ -528,11 +529,12 @@ pub struct RunStart {
     pub not_reconcilable: Vec<(String, String)>,
 }
 
-/// A page's checksum and the ids it held, so that a 304 still says which objects exist.
+/// A page's checksum and the objects it held (id and version), so that a 304 still says which
+/// objects exist and at which version, to compare with the copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageMemory {
     pub digest: String,
-    pub ids: Vec<i64>,
+    pub objects: Vec<Listed>,
     /// Every object the page showed missing or newer has been queued. Until then (its fetch rides
     /// along to a later page's) the digest is not sent: a 304 must never skip an unfetched change.
     pub confirmed: bool,
