@@ -87,6 +87,16 @@ impl FakeTripletexObjects {
         );
     }
 
+    /// Every object of a type Tripletex holds, by id, with its version: the truth a copy is held to.
+    pub fn versions_of(&self, object_type: &str) -> BTreeMap<i64, i64> {
+        self.state()
+            .objects
+            .iter()
+            .filter(|((of_type, _), _)| of_type == object_type)
+            .map(|((_, id), object)| (*id, object.version))
+            .collect()
+    }
+
     pub fn remove(&self, object_type: &str, id: i64) {
         self.state().objects.remove(&(object_type.to_owned(), id));
     }
