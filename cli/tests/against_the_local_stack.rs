@@ -1350,10 +1350,66 @@ async fn companies_add_list_and_remove_work_the_registry_and_purge_only_that_com
     let (discovered, _) = local.json(&["companies", "discover", "--credential", "firm"]);
     assert_eq!(discovered[0]["tenant"], "201", "an added company is marked");
 
+    // What the sync keeps of 201 (and of 2010 and 202, which stay): a purge leaves none of 201's.
+    let sync_records = [
+        ("page#201", "customer/all/-/0+1000"),
+        ("confirmed#201", "customer"),
+        (
+            "listed#201#20261204T120000.000000000Z-backfill#customer",
+            "8000000000000000",
+        ),
+        ("page#2010", "customer/all/-/0+1000"),
+        ("run#202", "20261204T120000.000000000Z-backfill"),
+    ];
+    for (pk, sk) in sync_records {
+        local
+            .put(
+                "SyncTable",
+                &[("pk", s(pk)), ("sk", s(sk)), ("digest", s("d"))],
+            )
+            .await;
+    }
+    for tenant in ["201", "202"] {
+        local
+            .put(
+                "ResyncTable",
+                &[
+                    ("pk", s(&format!("{tenant}#7"))),
+                    ("requestedAt", s("2026-12-04T12:00:00Z")),
+                    ("tenant", s(tenant)),
+                    ("state", s("pending")),
+                ],
+            )
+            .await;
+    }
+
     let (removed, code) = local.json(&["companies", "remove", "201", "--purge"]);
     assert_eq!(code, Some(0), "{removed}");
     assert_eq!(removed["subscriptionsDeleted"], 2);
     assert_eq!(removed["purged"], 3);
+    assert_eq!(
+        (&removed["syncRecordsPurged"], &removed["requestsPurged"]),
+        (&serde_json::json!(4), &serde_json::json!(1)),
+        "its run record, page memory, confirmation and listed ids; its request"
+    );
+    let sync_left = local
+        .dynamodb
+        .scan()
+        .table_name(local.table("SyncTable"))
+        .send()
+        .await
+        .unwrap();
+    let mut partitions: Vec<String> = sync_left
+        .items()
+        .iter()
+        .map(|item| item["pk"].as_s().unwrap().clone())
+        .collect();
+    partitions.sort();
+    assert_eq!(
+        partitions,
+        ["page#2010", "run#202"],
+        "another company's records stay"
+    );
     assert_eq!(removed["state"], "removed");
     assert_eq!(
         lambda.requests()[2],

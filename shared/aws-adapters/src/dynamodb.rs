@@ -135,49 +135,108 @@ impl DynamoObjectStore {
     }
 
     async fn delete_batch(&self, keys: &[AttributeValue]) -> Result<(), StoreError> {
-        let mut requests: Vec<aws_sdk_dynamodb::types::WriteRequest> = keys
+        let keys = keys
             .iter()
-            .map(|key| {
-                let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
-                    .key(item::KEY, key.clone())
-                    .build()
-                    .map_err(|source| StoreError::Rejected {
-                        source: Box::new(source),
-                    })?;
-                Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
-                    .delete_request(delete)
-                    .build())
-            })
-            .collect::<Result<_, StoreError>>()?;
-        for attempt in 0..BATCH_GET_ATTEMPTS {
-            if requests.is_empty() {
-                return Ok(());
-            }
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-            }
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table_name, requests)
-                .send()
-                .await
-                .map_err(read_failed)?;
-            requests = output
-                .unprocessed_items
-                .and_then(|mut left| left.remove(&self.table_name))
-                .unwrap_or_default();
-        }
+            .map(|key| HashMap::from([(item::KEY.to_owned(), key.clone())]))
+            .collect();
+        delete_keys(&self.client, &self.table_name, keys).await
+    }
+}
+
+/// Deletes items by their whole keys (at most 25, one BatchWriteItem), trying again what DynamoDB
+/// leaves unprocessed.
+pub(crate) async fn delete_keys(
+    client: &Client,
+    table_name: &str,
+    keys: Vec<HashMap<String, AttributeValue>>,
+) -> Result<(), StoreError> {
+    let mut requests: Vec<aws_sdk_dynamodb::types::WriteRequest> = keys
+        .into_iter()
+        .map(|key| {
+            let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
+                .set_key(Some(key))
+                .build()
+                .map_err(|source| StoreError::Rejected {
+                    source: Box::new(source),
+                })?;
+            Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
+                .delete_request(delete)
+                .build())
+        })
+        .collect::<Result<_, StoreError>>()?;
+    for attempt in 0..BATCH_GET_ATTEMPTS {
         if requests.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::Throttled {
-                source: format!(
-                    "{} deletes still unprocessed after {BATCH_GET_ATTEMPTS} attempts",
-                    requests.len()
-                )
-                .into(),
+            return Ok(());
+        }
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+        }
+        let output = client
+            .batch_write_item()
+            .request_items(table_name, requests)
+            .send()
+            .await
+            .map_err(read_failed)?;
+        requests = output
+            .unprocessed_items
+            .and_then(|mut left| left.remove(table_name))
+            .unwrap_or_default();
+    }
+    if requests.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Throttled {
+            source: format!(
+                "{} deletes still unprocessed after {BATCH_GET_ATTEMPTS} attempts",
+                requests.len()
+            )
+            .into(),
+        })
+    }
+}
+
+/// Every item a scan with this filter finds, deleted by its whole key (the attributes
+/// `key_names`); the count.
+pub(crate) async fn delete_scanned(
+    client: &Client,
+    table_name: &str,
+    key_names: [&str; 2],
+    filter: &str,
+    mut names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+) -> Result<u64, StoreError> {
+    names.insert("#key0".into(), key_names[0].into());
+    names.insert("#key1".into(), key_names[1].into());
+    let mut deleted = 0;
+    let mut start = None;
+    loop {
+        let output = client
+            .scan()
+            .table_name(table_name)
+            .filter_expression(filter)
+            .projection_expression("#key0, #key1")
+            .set_expression_attribute_names(Some(names.clone()))
+            .set_expression_attribute_values(Some(values.clone()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(read_failed)?;
+        let keys: Vec<HashMap<String, AttributeValue>> = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut found| {
+                found.retain(|name, _| key_names.contains(&name.as_str()));
+                found
             })
+            .collect();
+        for chunk in keys.chunks(PURGE_BATCH) {
+            delete_keys(client, table_name, chunk.to_vec()).await?;
+            deleted += chunk.len() as u64;
+        }
+        start = output.last_evaluated_key;
+        if start.is_none() {
+            return Ok(deleted);
         }
     }
 }

@@ -270,6 +270,30 @@ fn pending_resync(item: &HashMap<String, AttributeValue>) -> Option<PendingResyn
 }
 
 impl DynamoResyncLedger {
+    /// Deletes a company's backfill and resync requests, in whatever state (its registry entry
+    /// and the keeper's last run are kept); the number deleted.
+    pub async fn purge_requests(&self, tenant: &TenantId) -> Result<u64, LedgerError> {
+        crate::dynamodb::delete_scanned(
+            &self.client,
+            &self.table_name,
+            [item::KEY, item::REQUESTED_AT],
+            "#tenant = :tenant AND begins_with(#pk, :requests)",
+            HashMap::from([
+                ("#tenant".to_owned(), item::TENANT.to_owned()),
+                ("#pk".to_owned(), item::KEY.to_owned()),
+            ]),
+            HashMap::from([
+                (":tenant".to_owned(), AttributeValue::S(tenant.to_string())),
+                (
+                    ":requests".to_owned(),
+                    AttributeValue::S(format!("{tenant}#")),
+                ),
+            ]),
+        )
+        .await
+        .map_err(ledger_error)
+    }
+
     /// Every request in one state (a scan: the table holds one item per create and re-enable).
     async fn in_state(
         &self,

@@ -147,6 +147,42 @@ pub struct DynamoSyncRecords {
 }
 
 impl DynamoSyncRecords {
+    /// Deletes every record the sync keeps of a company (run records, page memory, listed ids,
+    /// date windows, known unstorable objects, confirmations), so that a company added again is
+    /// listed and compared from nothing; the number of items deleted.
+    pub async fn purge_tenant(&self, tenant: &TenantId) -> Result<u64, StoreError> {
+        let partitions = [
+            run_key(tenant),
+            page_key(tenant),
+            format!("windows#{tenant}"),
+            format!("unstorable#{tenant}"),
+            confirmed_key(tenant),
+        ];
+        let mut values: HashMap<String, AttributeValue> = partitions
+            .iter()
+            .enumerate()
+            .map(|(at, key)| (format!(":p{at}"), s(key.clone())))
+            .collect();
+        let listed = format!(":p{}", partitions.len());
+        values.insert(listed.clone(), s(format!("listed#{tenant}#")));
+        let named: Vec<String> = (0..partitions.len()).map(|at| format!(":p{at}")).collect();
+        let filter = format!(
+            "#pk IN ({}) OR begins_with(#pk, {listed})",
+            named.join(", ")
+        );
+        crate::dynamodb::delete_scanned(
+            &self.client,
+            &self.table_name,
+            [item::KEY, item::SORT],
+            &filter,
+            HashMap::from([("#pk".to_owned(), item::KEY.to_owned())]),
+            values,
+        )
+        .await
+    }
+}
+
+impl DynamoSyncRecords {
     pub fn new(client: Client, table_name: impl Into<String>) -> Self {
         Self {
             client,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aws_adapters::dynamodb::DynamoObjectStore;
+use aws_adapters::sync_records::DynamoSyncRecords;
 use domain::ids::TenantId;
 use domain::keeper::KeeperRequest;
 use domain::ports::CompanyRegistry;
@@ -28,6 +29,13 @@ pub struct Removed {
     pub subscriptions_deleted: u64,
     /// Items of the copy deleted by `--purge`, tombstones included; none without it.
     pub purged: Option<u64>,
+    /// The sync's records of the company deleted by `--purge` (page memory, listed ids, windows,
+    /// known unstorable objects, confirmations, run records) and its backfill and resync requests,
+    /// so that adding it again fills its copy from nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_records_purged: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_purged: Option<u64>,
     pub verdict: String,
     pub failed: bool,
 }
@@ -75,6 +83,8 @@ pub async fn remove(
         state,
         subscriptions_deleted: 0,
         purged: None,
+        sync_records_purged: None,
+        requests_purged: None,
         verdict: String::new(),
         failed: false,
     };
@@ -117,15 +127,29 @@ pub async fn remove(
             })
             .await
             .map_err(|e| invalid(domain::error::error_chain(&e)))?;
+        spinner.set_message(format!("purging {tenant}'s sync records and requests"));
+        let records = DynamoSyncRecords::new(dynamodb.clone(), &deployment.sync_table)
+            .purge_tenant(&tenant)
+            .await
+            .map_err(|e| invalid(domain::error::error_chain(&e)))?;
+        let requests = registry
+            .purge_requests(&tenant)
+            .await
+            .map_err(|e| invalid(domain::error::error_chain(&e)))?;
         spinner.finish_and_clear();
         removed.purged = Some(purged);
+        removed.sync_records_purged = Some(records);
+        removed.requests_purged = Some(requests);
     }
     if removed.verdict.is_empty() {
         removed.verdict = match (removed.failed, removed.purged) {
             (true, _) => "offboarding: its webhooks are refused; the keeper's next run deletes our subscriptions".to_owned(),
             (false, Some(purged)) => format!(
-                "removed: {} of our subscriptions deleted, its webhooks refused, {purged} items of its copy deleted",
-                removed.subscriptions_deleted
+                "removed: {} of our subscriptions deleted, its webhooks refused, {purged} items of its copy, \
+                 {} of the sync's records and {} requests deleted (added again, it is backfilled from nothing)",
+                removed.subscriptions_deleted,
+                removed.sync_records_purged.unwrap_or_default(),
+                removed.requests_purged.unwrap_or_default(),
             ),
             (false, None) => format!(
                 "removed: {} of our subscriptions deleted, its webhooks refused; its copy is kept (--purge erases it)",
