@@ -120,6 +120,20 @@ pub async fn discover(
 
 /// The client companies a key may log into (`/company/>withLoginAccess`, every page). The key's
 /// own company is asked (Basic user 0), whichever client the credentials act for.
+/// Whether the credential reaches a company: a session for it that may list its event
+/// subscriptions, the first thing the keeper does there.
+pub async fn reaches(
+    base_url: &str,
+    key: &TripletexCredentials,
+    company_id: i64,
+) -> Result<(), domain::tripletex::TripletexError> {
+    use domain::ports::SubscriptionsApi as _;
+    let mut acting = key.clone();
+    acting.company_id = Some(company_id);
+    let api = tripletex_client::HttpTripletexApi::new(base_url, acting, RetryPolicy::default())?;
+    api.list_subscriptions().await.map(|_| ())
+}
+
 pub async fn clients_of(
     base_url: &str,
     key: &TripletexCredentials,

@@ -1337,10 +1337,23 @@ async fn companies_add_list_and_remove_work_the_registry_and_purge_only_that_com
     let unknown = local.cli(&["companies", "add", "203", "--credential", "nosuch"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("has no credential \"nosuch\""));
+    let unreachable = local.cli(&["companies", "add", "999999", "--credential", "firm"]);
+    assert_eq!(unreachable.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(
+        said.contains("credential \"firm\" does not reach company 999999")
+            && said.contains("nothing was added"),
+        "{said}"
+    );
 
     let (listed, code) = local.json(&["companies", "list"]);
     assert_eq!(code, Some(0), "{listed}");
     assert_eq!(listed[0]["tenant"], "201");
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(1),
+        "a company the key cannot reach is never registered"
+    );
     assert_eq!(
         listed[0]["state"], "onboarding",
         "the stand-in keeper moved nothing"

@@ -342,20 +342,23 @@ impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry + PendingResyncs> 
             Ok(api) => api,
             Err(error) => return failed(error_chain(&error)),
         };
-        let (mut report, change) = match job {
-            Job::Keep(..) => (
-                run_company(api.as_ref(), &self.ledger, tenant, &settings, dry_run).await,
-                Change::Subscribed,
-            ),
-            Job::Offboard(..) => (
-                offboard_company(api.as_ref(), tenant, &settings, dry_run).await,
-                Change::Unsubscribed,
-            ),
+        let (mut report, change, done) = match job {
+            Job::Keep(..) => {
+                let report =
+                    run_company(api.as_ref(), &self.ledger, tenant, &settings, dry_run).await;
+                let done = !report.is_failure();
+                (report, Change::Subscribed, done)
+            }
+            Job::Offboard(..) => {
+                let report = offboard_company(api.as_ref(), tenant, &settings, dry_run).await;
+                let done = report.offboarding_done();
+                (report, Change::Unsubscribed, done)
+            }
         };
         report.state = state;
         if let Some(from) = state
             && !dry_run
-            && !report.is_failure()
+            && done
         {
             report.state = Some(self.move_on(tenant, from, change).await);
             if report.state == Some(CompanyState::Removed) {
@@ -450,7 +453,7 @@ mod tests {
     use domain::resync::ResyncReason;
     use domain::tripletex::{Subscription, SubscriptionStatus, SubscriptionWrite};
     use serde_json::json;
-    use test_support::tripletex::{conflict, rate_limited, unauthorized, unavailable};
+    use test_support::tripletex::{conflict, forbidden, rate_limited, unauthorized, unavailable};
     use test_support::{CallKind, FakeTripletex, InMemoryResyncLedger, TripletexCall};
 
     use super::*;
@@ -1211,6 +1214,46 @@ mod tests {
 
         h.keeper.handle(KeeperRequest::default()).await.unwrap();
         assert_eq!(state_of(&h, "201").await, Some(CompanyState::Active));
+    }
+
+    #[tokio::test]
+    async fn a_company_tripletex_refuses_is_removed_with_what_could_not_be_deleted_reported() {
+        // Added by mistake (999999), or its access withdrawn (201): Tripletex refuses the key.
+        let h = registry_harness(&[
+            ("999999", CompanyState::Offboarding),
+            ("201", CompanyState::Offboarding),
+            ("202", CompanyState::Offboarding),
+        ]);
+        h.tripletex
+            .of("999999")
+            .fail_next(CallKind::List, [forbidden()]);
+        h.tripletex
+            .of("201")
+            .fail_next(CallKind::List, [unauthorized()]);
+        h.tripletex
+            .of("202")
+            .fail_next(CallKind::List, [unavailable()]);
+
+        let report = h.keeper.handle(KeeperRequest::default()).await.unwrap();
+
+        let of = |tenant: &str| {
+            report
+                .companies
+                .iter()
+                .find(|c| c.tenant == tenant)
+                .unwrap()
+        };
+        for refused in ["999999", "201"] {
+            assert!(of(refused).access_refused, "{refused}");
+            assert!(of(refused).error.is_some(), "what happened is reported");
+            assert_eq!(state_of(&h, refused).await, Some(CompanyState::Removed));
+        }
+        assert!(!of("202").access_refused);
+        assert_eq!(
+            state_of(&h, "202").await,
+            Some(CompanyState::Offboarding),
+            "an outage may pass: the next run deletes its subscriptions"
+        );
     }
 
     #[tokio::test]

@@ -36,6 +36,7 @@ async fn listed<A: SubscriptionsApi>(
         Err(error) => {
             warn!(%tenant, error = %error_chain(&error), "could not list subscriptions");
             report.rate_limited = error.is_rate_limited();
+            report.access_refused = error.is_refused();
             report.error = Some(error_chain(&error));
             Err(report)
         }
@@ -65,6 +66,7 @@ pub async fn offboard_company<A: SubscriptionsApi>(
             Ok(()) => report.unsubscribed.push(id),
             Err(error) if error.is_not_found() => report.unsubscribed.push(id),
             Err(error) => {
+                report.access_refused |= error.is_refused();
                 warn!(%tenant, subscription_id = id, error = %error_chain(&error), "could not delete our subscription");
                 report.failed.push(Failed {
                     subscription_id: Some(id),

@@ -283,6 +283,16 @@ impl TripletexError {
             && error.body.code == Some(NOT_FOUND_CODE))
     }
 
+    /// Tripletex refuses this key the company: the credentials make no session for it (401), or
+    /// the session may not see it (403). Asking again will not change that.
+    pub fn is_refused(&self) -> bool {
+        match self {
+            Self::Unauthorized(_) => true,
+            Self::Api(error) => matches!(error.status, 401 | 403),
+            _ => false,
+        }
+    }
+
     /// Tripletex refused for its rate limit, after the client's retries.
     pub fn is_rate_limited(&self) -> bool {
         matches!(self, Self::RateLimited { .. })

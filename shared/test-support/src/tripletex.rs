@@ -386,6 +386,11 @@ pub fn unauthorized() -> TripletexError {
     api_error(401, 3000, "Unauthorized")
 }
 
+/// 403: the session may not see this company (a client the key does not reach).
+pub fn forbidden() -> TripletexError {
+    api_error(403, 9000, "You do not have access to this company")
+}
+
 /// 429 that outlasted the client's waits.
 pub fn rate_limited() -> TripletexError {
     TripletexError::RateLimited { attempts: 5 }

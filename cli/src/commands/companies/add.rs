@@ -120,6 +120,27 @@ async fn wanted(
     if request.tenant.is_some() && wanted.len() != 1 {
         return Err(invalid("--tenant names the tenant of one company only"));
     }
+    // A company the key cannot reach is refused before anything is registered (one discovered
+    // was just listed as reachable).
+    for &company_id in request.company_ids {
+        if let Err(error) = crate::tripletex::reaches(base_url, credentials, company_id).await {
+            let cause = domain::error::error_chain(&error);
+            return Err(invalid(if error.is_refused() {
+                format!(
+                    "credential {:?} does not reach company {company_id}: Tripletex refused ({cause}); \
+                     nothing was added. `tripletex-webhooks companies discover --credential {}` lists \
+                     the companies it reaches",
+                    request.credential, request.credential
+                )
+            } else {
+                format!(
+                    "could not check that credential {:?} reaches company {company_id}: {cause}; \
+                     nothing was added, try again",
+                    request.credential
+                )
+            }));
+        }
+    }
     Ok(wanted)
 }
 

@@ -88,6 +88,7 @@ pub async fn remove(
         verdict: String::new(),
         failed: false,
     };
+    let mut not_deleted = None;
     if state == CompanyState::Offboarding {
         let request = KeeperRequest {
             tenants: Some(vec![tenant.to_string()]),
@@ -101,9 +102,10 @@ pub async fn remove(
         {
             removed.subscriptions_deleted = kept.unsubscribed.len() as u64;
             removed.state = kept.state.unwrap_or(state);
-            if let Some(error) = &kept.error {
-                removed.verdict = format!("its subscriptions could not be deleted: {error}");
-            }
+            not_deleted = kept
+                .error
+                .clone()
+                .or_else(|| kept.failed.first().map(|failed| failed.error.clone()));
         }
     }
     removed.failed = removed.state != CompanyState::Removed;
@@ -141,23 +143,45 @@ pub async fn remove(
         removed.sync_records_purged = Some(records);
         removed.requests_purged = Some(requests);
     }
-    if removed.verdict.is_empty() {
-        removed.verdict = match (removed.failed, removed.purged) {
-            (true, _) => "offboarding: its webhooks are refused; the keeper's next run deletes our subscriptions".to_owned(),
-            (false, Some(purged)) => format!(
-                "removed: {} of our subscriptions deleted, its webhooks refused, {purged} items of its copy, \
-                 {} of the sync's records and {} requests deleted (added again, it is backfilled from nothing)",
-                removed.subscriptions_deleted,
-                removed.sync_records_purged.unwrap_or_default(),
-                removed.requests_purged.unwrap_or_default(),
-            ),
-            (false, None) => format!(
-                "removed: {} of our subscriptions deleted, its webhooks refused; its copy is kept (--purge erases it)",
-                removed.subscriptions_deleted
-            ),
-        };
-    }
+    removed.verdict = removed_verdict(&removed, not_deleted.as_deref());
     Ok(removed)
+}
+
+/// What removing came to, in words: where the company stands, what could not be done in
+/// Tripletex and why, and what the purge deleted.
+fn removed_verdict(removed: &Removed, not_deleted: Option<&str>) -> String {
+    let mut verdict = if removed.failed {
+        match not_deleted {
+            Some(error) => format!(
+                "offboarding: its webhooks are refused; our subscriptions could not be deleted \
+                 ({error}); the keeper's next run tries again"
+            ),
+            None => "offboarding: its webhooks are refused; the keeper's next run deletes our subscriptions".to_owned(),
+        }
+    } else {
+        let mut done = format!(
+            "removed: {} of our subscriptions deleted, its webhooks refused",
+            removed.subscriptions_deleted
+        );
+        if let Some(error) = not_deleted {
+            done.push_str(&format!(
+                "; Tripletex refuses this key the company ({error}), so any subscription of ours \
+                 there stays until Tripletex disables it (our receiver answers it 410)"
+            ));
+        }
+        done
+    };
+    match removed.purged {
+        Some(purged) => verdict.push_str(&format!(
+            "; {purged} items of its copy, {} of the sync's records and {} requests deleted \
+             (added again, it is backfilled from nothing)",
+            removed.sync_records_purged.unwrap_or_default(),
+            removed.requests_purged.unwrap_or_default(),
+        )),
+        None if !removed.failed => verdict.push_str("; its copy is kept (--purge erases it)"),
+        None => {}
+    }
+    verdict
 }
 
 pub fn render_removed(removed: &crate::commands::companies::Removed) -> String {

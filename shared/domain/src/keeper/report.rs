@@ -29,6 +29,9 @@ pub struct CompanyReport {
     /// Set when the company could not be handled at all (credentials, listing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Tripletex refuses this key the company (401/403): nothing more can be done there with it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub access_refused: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +66,14 @@ pub struct Failed {
 impl CompanyReport {
     pub fn is_failure(&self) -> bool {
         self.error.is_some() || !self.failed.is_empty()
+    }
+
+    /// Whether an offboarding did all it can: every subscription of ours deleted, or Tripletex
+    /// refuses this key the company, so that none can be (what is left there is reported, and
+    /// fails against the receiver's 410 until Tripletex disables it). A company added by mistake,
+    /// or one whose access was withdrawn, can so still be removed.
+    pub fn offboarding_done(&self) -> bool {
+        !self.is_failure() || self.access_refused
     }
 }
 
