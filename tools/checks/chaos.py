@@ -302,8 +302,10 @@ class Chaos:
         deadline = time.monotonic() + self.args.timeout
         next_report = time.monotonic() + 30
         quiet = 0
+        progress = (None, time.monotonic())  # the workload's changes, and when they last moved
         while quiet < 3:
             status = self.sim("GET", "/_sim/webhooks/status")
+            progress = self.check_workload(status, progress)
             # A run that breaks no subscription (the load run) waits for none to come back.
             broken = self.broken and next(s for s in self.sim("GET", "/_sim/subscriptions")["values"]
                                           if s["id"] == self.broken["id"])
@@ -331,6 +333,29 @@ class Chaos:
                 log(f"waiting for: {'; '.join(waiting)}")
                 next_report = time.monotonic() + 30
             time.sleep(1)
+
+    STALLED_AFTER = 60
+
+    def check_workload(self, status, progress):
+        """Fails at once, with the simulator's own words, when the workload died or has made no
+        change for a minute while it says it runs: nothing the stack does can bring it on."""
+        if status.get("workloadError"):
+            raise SystemExit(f"the simulator's workload failed: {status['workloadError']}")
+        changes, since = progress
+        now = time.monotonic()
+        if changes != status["changes"] or not status["workloadRunning"]:
+            return status["changes"], now
+        if now - since > self.STALLED_AFTER:
+            raise SystemExit(f"the simulator's workload made no change for {self.STALLED_AFTER} s "
+                             f"(at {changes} changes) though it says it runs")
+        return progress
+
+    def workload_running(self):
+        """Whether the simulator's workload still runs; fails with its cause if it died."""
+        status = self.sim("GET", "/_sim/webhooks/status")
+        if status.get("workloadError"):
+            raise SystemExit(f"the simulator's workload failed: {status['workloadError']}")
+        return status["workloadRunning"]
 
     def redrive(self):
         while True:

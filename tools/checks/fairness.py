@@ -98,7 +98,7 @@ class Fairness(Chaos):
         started = time.time()
         self.sim("POST", "/_sim/workload", {"companyIds": [LIVE], "changes": changes, "objects": self.args.objects,
                                             "rate": self.args.rate, "seed": self.args.seed + len(name)})
-        while self.sim("GET", "/_sim/webhooks/status")["workloadRunning"]:
+        while self.workload_running():
             time.sleep(0.5)
         ended = time.time()
         freshness = self.live_freshness(started, ended)

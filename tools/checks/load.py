@@ -74,7 +74,7 @@ class Load(Chaos):
         self.sim("POST", "/_sim/workload", {"companyIds": list(TENANTS), "changes": changes,
                                             "objects": args.objects, "rate": args.rate, "seed": args.seed})
         depths, next_sample = [], started + INTERVAL_SECONDS
-        while self.sim("GET", "/_sim/webhooks/status")["workloadRunning"]:
+        while self.workload_running():
             time.sleep(0.2)
             if time.time() >= next_sample:
                 depths.append({"second": round(time.time() - started),

@@ -101,6 +101,10 @@ def filter_fields(value, fields):
     return {key: item for key, item in value.items() if key in names}
 
 
+class ObjectDeleted(ValueError):
+    """A change to an object already deleted (Tripletex never changes one, nor reuses its id)."""
+
+
 class DeliveryConfig:
     def __init__(self):
         self.time_scale = 1.0
@@ -188,6 +192,7 @@ class Webhooks:
         self.disabled_log = []  # (subscription id, event, company)
         self.answers = collections.Counter()  # the receiver's answers by status ("no answer" when none)
         self.workload_running = False
+        self.workload_error = None  # why the last workload stopped before its end, if it did
         self.wakeup = threading.Condition(self.sim.lock)
         for _ in range(workers):
             threading.Thread(target=self.deliver_forever, daemon=True).start()
@@ -210,7 +215,7 @@ class Webhooks:
             else:
                 current = self.objects[(company, kind, object_id)]
                 if current["deleted"]:
-                    raise ValueError("a deleted object does not change")
+                    raise ObjectDeleted(f"{kind} {object_id} of company {company} is deleted: it does not change")
                 if verb == "delete":
                     current["deleted"] = True
                     ids = self.live_ids.get((company, kind), [])
@@ -395,6 +400,7 @@ class Webhooks:
         interval = 1.0 / rate if rate else 0.0
         with self.sim.lock:
             self.workload_running = True
+            self.workload_error = None
         try:
             while done < changes:
                 done_before = done
@@ -414,18 +420,27 @@ class Webhooks:
                             break  # nothing left that can change
                         continue
                     key = generator.choice(candidates)
-                    if generator.random() < delete_rate:
-                        self.change(key[0], key[1], "delete", key[2])
-                        live.remove(key)
-                        done += 1
-                    else:
-                        for _ in range(min(generator.randint(1, burst_max), changes - done)):
-                            text = f"changed {generator.random():.6f}"
-                            self.change(key[0], key[1], "update", key[2], {UPDATED_FIELD[key[1]]: text})
+                    try:
+                        if generator.random() < delete_rate:
+                            self.change(key[0], key[1], "delete", key[2])
+                            live.remove(key)
                             done += 1
+                        else:
+                            for _ in range(min(generator.randint(1, burst_max), changes - done)):
+                                text = f"changed {generator.random():.6f}"
+                                self.change(key[0], key[1], "update", key[2], {UPDATED_FIELD[key[1]]: text})
+                                done += 1
+                    except ObjectDeleted:
+                        # A fault (a deletion mid-listing) deleted it: it is no longer the workload's.
+                        live.remove(key)
                 if interval:
                     # Paced by the changes made, a burst counting each of its updates.
                     time.sleep(interval * (done - done_before))
+        except Exception as error:
+            # Said by the status, so that a driver waiting for the workload fails with the cause.
+            with self.sim.lock:
+                self.workload_error = f"the workload stopped at {done} of {changes} changes: {error!r}"
+            raise
         finally:
             with self.sim.lock:
                 self.workload_running = False
@@ -446,7 +461,7 @@ class Webhooks:
     def status(self):
         with self.sim.lock:
             return {**self.stats, "answers": dict(self.answers), "pending": len(self.queue), "inFlight": self.in_flight,
-                    "workloadRunning": self.workload_running,
+                    "workloadRunning": self.workload_running, "workloadError": self.workload_error,
                     "disabled": [{"subscriptionId": s, "event": e, "companyId": c} for s, e, c in self.disabled_log]}
 
     def reset(self):

@@ -6,6 +6,7 @@ Run: .venv/bin/python -m unittest discover -s tools -t .   (scripts/test does)
 
 import unittest
 
+from tools.checks import chaos
 from tools.checks.chaos import freshness_by_source, parse_rfc3339
 
 
@@ -33,3 +34,27 @@ class Freshness(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AStalledWorkloadFailsAtOnce(unittest.TestCase):
+    def driver(self):
+        return object.__new__(chaos.Chaos)  # check_workload reads nothing of the stack
+
+    def test_a_workload_that_died_fails_the_run_with_the_simulators_words(self):
+        status = {"changes": 2872, "workloadRunning": False,
+                  "workloadError": "the workload stopped at 2872 of 30000 changes: ValueError('x')"}
+        with self.assertRaises(SystemExit) as stopped:
+            self.driver().check_workload(status, (None, 0))
+        self.assertIn("stopped at 2872 of 30000", str(stopped.exception))
+
+    def test_a_workload_without_progress_for_a_minute_fails_the_run(self):
+        status = {"changes": 100, "workloadRunning": True, "workloadError": None}
+        driver = self.driver()
+        progress = driver.check_workload(status, (None, 0))
+        self.assertEqual(progress[0], 100)
+        ago = progress[1] - chaos.Chaos.STALLED_AFTER - 1
+        with self.assertRaises(SystemExit) as stopped:
+            driver.check_workload(status, (100, ago))
+        self.assertIn("made no change for 60 s", str(stopped.exception))
+        moving = {**status, "changes": 101}
+        self.assertEqual(driver.check_workload(moving, (100, ago))[0], 101)

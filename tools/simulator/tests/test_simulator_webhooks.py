@@ -203,6 +203,40 @@ class SimulatorSendsWebhooks(unittest.TestCase):
         self.assertTrue(any(t["deleted"] for t in first.webhooks.truth()))
         self.assertTrue(any(t["version"] > 1 for t in first.webhooks.truth()))
 
+    def test_a_workload_goes_on_past_objects_a_fault_deleted(self):
+        sim = tripletex_simulator.Simulator()
+        hooks = sim.webhooks
+        change = hooks.change
+        deleted_by_fault = []
+
+        def a_fault_deletes_first(company, kind, verb, object_id=None, fields=None, deliver=True):
+            # A deletion mid-listing lands just before the workload's next change of the object.
+            if verb == "update" and len(deleted_by_fault) < 5 and object_id not in deleted_by_fault:
+                change(company, kind, "delete", object_id, deliver=False)
+                deleted_by_fault.append(object_id)
+            return change(company, kind, verb, object_id, fields, deliver)
+
+        hooks.change = a_fault_deletes_first
+        hooks.run_workload([COMPANY], changes=300, objects=40, rate=0, seed=7)
+        status = hooks.status()
+        self.assertEqual(len(deleted_by_fault), 5)
+        self.assertIsNone(status["workloadError"])
+        self.assertGreaterEqual(status["changes"], 300, "every change the workload was asked for was made")
+        self.assertFalse(status["workloadRunning"])
+
+    def test_a_workload_that_dies_says_why(self):
+        sim = tripletex_simulator.Simulator()
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("disk full")
+
+        sim.webhooks.change = broken
+        with self.assertRaises(RuntimeError):
+            sim.webhooks.run_workload([COMPANY], changes=10, objects=5, rate=0, seed=1)
+        status = sim.webhooks.status()
+        self.assertIn("stopped at 0 of 10 changes", status["workloadError"])
+        self.assertIn("disk full", status["workloadError"])
+
 
 if __name__ == "__main__":
     unittest.main()
