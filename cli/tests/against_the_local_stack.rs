@@ -1310,7 +1310,7 @@ async fn companies_add_list_and_remove_work_the_registry_and_purge_only_that_com
     assert_eq!(added[0]["subscriptionsCreated"], 2);
     assert_eq!(
         added[0]["verdict"],
-        "active; backfill done: 3 objects listed in 1 types, the copy complete"
+        "active; backfill done: 3 objects listed in 1 types, every one of them in the copy: complete"
     );
     let requests = lambda.requests();
     assert_eq!(

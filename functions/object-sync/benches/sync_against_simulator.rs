@@ -209,6 +209,8 @@ async fn main() {
         fetch_batch: FETCH_BATCH,
         // The bench applies every queued envelope before the next step: nothing is in flight.
         drift_grace: Duration::ZERO,
+        // The worker's part is played between steps: what was queued is stored.
+        store_wait: Duration::ZERO,
         ..StepLimits::default()
     };
     let stack = stack(limits);

@@ -34,6 +34,9 @@ pub struct StepLimits {
     /// How long a reconciliation's findings wait for their webhooks before the recheck counts the
     /// ones still behind as drift (the run's end; the recheck waits the rest, if any).
     pub drift_grace: Duration,
+    /// How long the check of the copy waits for the worker to store what the listing queued
+    /// before it counts the objects still missing as not stored (and queues them again).
+    pub store_wait: Duration,
 }
 
 impl Default for StepLimits {
@@ -45,6 +48,7 @@ impl Default for StepLimits {
             lookups_per_step: 100,
             attempts: 3,
             drift_grace: Duration::from_secs(60),
+            store_wait: Duration::from_secs(30),
         }
     }
 }
@@ -90,6 +94,7 @@ impl Config {
             drift_grace: Duration::from_secs(
                 env.parsed_or("SYNC_DRIFT_GRACE_SECONDS", defaults.drift_grace.as_secs())?,
             ),
+            store_wait: defaults.store_wait,
         };
         if !(1..=1000).contains(&limits.page_size)
             || limits.fetch_batch == 0

@@ -266,6 +266,7 @@ where
             Stage::List(cursor) => ports.list(task, spec, *cursor, counts, notes).await,
             Stage::Verify { after_id } => ports.verify(task, spec, *after_id, counts, notes).await,
             Stage::Recheck => ports.recheck(task, spec, counts, notes).await,
+            Stage::Confirm { awaiting } => ports.confirm(task, spec, awaiting).await,
         };
         let used = api.usage().since(before);
         counts.requests += used.requests;

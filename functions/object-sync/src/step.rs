@@ -462,6 +462,10 @@ where
             task.started_at,
         );
         drop(listed);
+        let mut next = task.clone();
+        next.not_stored += self
+            .await_stored(task, spec, &check.not_stored, counts, notes)
+            .await?;
         let looked_up: Vec<i64> = check
             .candidates
             .iter()
@@ -470,7 +474,6 @@ where
             .collect();
         let mut tombstones = Vec::new();
         let mut refreshed = Vec::new();
-        let mut next = task.clone();
         let now = Timestamp::now();
         for &id in &looked_up {
             let lookup = self.look_up(spec, id).await?;
@@ -508,13 +511,116 @@ where
         } else {
             check.checked_to
         };
-        if checked_to.is_none() {
-            // Listed in every partition and window without an error, and checked to the end.
-            self.records
-                .confirm_complete(tenant, spec.object_type, task.started_at)
-                .await?;
+        if checked_to.is_none() && next.not_stored == 0 {
+            // Listed in every partition and window without an error, checked to the end, and
+            // every object the listing showed is stored (or, for what the recheck keeps, will be
+            // once the recheck has stored it).
+            if next.may_confirm(spec.object_type) {
+                self.records
+                    .confirm_complete(tenant, spec.object_type, task.started_at)
+                    .await?;
+            } else {
+                next.confirm_after_recheck.push(spec.object_type.to_owned());
+            }
         }
         Ok(next.after_verify(checked_to))
+    }
+
+    /// Whether the copy caught up with every suspect (its webhook came, or what the recheck queued
+    /// was stored), waiting up to `store_wait` for the worker.
+    async fn caught_up(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        suspects: &[Suspect],
+    ) -> Result<bool, StepError> {
+        let ids: Vec<i64> = suspects.iter().map(|suspect| suspect.id).collect();
+        let deadline = tokio::time::Instant::now() + self.settings.limits.store_wait;
+        loop {
+            let stored = self.stored_by_id(&task.tenant, spec, &ids).await?;
+            if suspects
+                .iter()
+                .all(|suspect| suspect.found.caught_up(stored.get(&suspect.id)))
+            {
+                return Ok(true);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep((deadline - now).min(std::time::Duration::from_secs(1))).await;
+        }
+    }
+
+    /// Waits (up to `store_wait`) for the worker to store the listed objects the copy lacks, and
+    /// asks Tripletex by id for those still missing: queued again when it has them (lost on the
+    /// way: the type is not complete in this run), left when it no longer has them. The run's
+    /// suspects are its recheck's, and objects known unstorable never will be stored. The number
+    /// not stored.
+    async fn await_stored(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        listed_not_stored: &[i64],
+        counts: &mut TypeCounts,
+        notes: &mut StepNotes,
+    ) -> Result<u64, StepError> {
+        let tenant = &task.tenant;
+        let suspected = |id: &i64| {
+            task.suspects
+                .iter()
+                .any(|suspect| suspect.id == *id && suspect.object_type == spec.object_type)
+        };
+        let mut waiting: Vec<i64> = listed_not_stored
+            .iter()
+            .copied()
+            .filter(|id| !suspected(id))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(0);
+        }
+        let known = self
+            .records
+            .known_unstorable(tenant, spec.object_type)
+            .await?;
+        waiting.retain(|id| !known.iter().any(|object| object.id == *id));
+        let deadline = tokio::time::Instant::now() + self.settings.limits.store_wait;
+        while !waiting.is_empty() {
+            let stored = self.stored_by_id(tenant, spec, &waiting).await?;
+            waiting.retain(|id| !stored.contains_key(id));
+            let now = tokio::time::Instant::now();
+            if waiting.is_empty() || now >= deadline {
+                break;
+            }
+            tokio::time::sleep((deadline - now).min(std::time::Duration::from_secs(1))).await;
+        }
+        if waiting.is_empty() {
+            return Ok(0);
+        }
+        let lookups = self.settings.limits.lookups_per_step;
+        let mut not_stored = waiting.len().saturating_sub(lookups) as u64;
+        let mut found = Vec::new();
+        for &id in waiting.iter().take(lookups) {
+            match self.look_up(spec, id).await? {
+                Lookup::Found(object) => {
+                    not_stored += 1;
+                    found.push(object);
+                }
+                Lookup::NotFound => counts.vanished += 1,
+            }
+        }
+        warn!(%tenant, object_type = spec.object_type, not_stored, "listed objects the copy does not hold after the worker's time: queued again, the type is not confirmed complete");
+        if !found.is_empty()
+            && let Some(event) = upsert_event(self.settings, spec.object_type)
+        {
+            let queued = self
+                .queue_storable(task, spec, &event, &found, counts, notes)
+                .await?;
+            counts.fetched += queued;
+            counts.enqueued += queued;
+        }
+        counts.not_stored += not_stored;
+        Ok(not_stored)
     }
 
     /// At a reconciliation's end, once its findings' webhooks had their chance (`drift_grace` after
@@ -587,6 +693,33 @@ where
             // Every change those pages showed is in the copy now (or on its way): 304 from now on.
             self.records.confirm_pages(tenant, &pages).await?;
         }
+        let confirming = next
+            .confirm_after_recheck
+            .iter()
+            .position(|t| t == spec.object_type)
+            .map(|at| next.confirm_after_recheck.remove(at));
+        if confirming.is_some() && all_queued {
+            // Confirmed by a step of its own, once the worker has stored what this one queued.
+            return Ok(next.after_recheck_confirming(suspects));
+        }
         Ok(next.after_recheck())
+    }
+
+    /// Confirms a type complete once the copy holds every finding its recheck queued (waiting up
+    /// to `store_wait` for the worker); left unconfirmed, for the next run, when it does not.
+    pub async fn confirm(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        awaiting: &[Suspect],
+    ) -> Result<Option<SyncTask>, StepError> {
+        if self.caught_up(task, spec, awaiting).await? {
+            self.records
+                .confirm_complete(&task.tenant, spec.object_type, task.started_at)
+                .await?;
+        } else {
+            warn!(tenant = %task.tenant, object_type = spec.object_type, "what the recheck queued is not all stored after the worker's time: the type is not confirmed complete by this run");
+        }
+        Ok(task.clone().after_confirm())
     }
 }

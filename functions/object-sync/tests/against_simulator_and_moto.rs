@@ -21,6 +21,8 @@ fn small_steps() -> StepLimits {
         attempts: 3,
         // Nothing is in flight at the recheck: every queued envelope is applied before the next task.
         drift_grace: Duration::ZERO,
+        // The worker's part is played between steps: what was queued is stored.
+        store_wait: Duration::ZERO,
     }
 }
 

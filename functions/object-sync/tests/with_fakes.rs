@@ -102,6 +102,8 @@ fn small_pages() -> StepLimits {
         attempts: 3,
         // The fake worker applies what is queued at once: nothing is in flight at the recheck.
         drift_grace: std::time::Duration::ZERO,
+        // The worker's part is played between steps: what was queued is stored.
+        store_wait: std::time::Duration::ZERO,
     }
 }
 
@@ -1329,4 +1331,60 @@ proptest::proptest! {
         });
         proptest::prop_assert!(differences.is_empty(), "{differences:?}");
     }
+}
+
+#[tokio::test]
+async fn a_type_is_confirmed_complete_only_once_what_its_listing_showed_is_stored() {
+    let mut h = harness(&["product.update"], small_pages());
+    for id in 1..=12 {
+        h.company().objects.put_simple("product", id, 1);
+    }
+    let tenant = TenantId::parse(TENANT).unwrap();
+    // The worker is behind: nothing the backfill queued is stored when the copy is checked.
+    let run_id = h.start("backfill").await;
+    while let Some(task) = h.tasks.next() {
+        h.sync.run_task(task, 1).await.unwrap();
+    }
+    assert!(
+        h.records
+            .confirmed_complete(&tenant)
+            .await
+            .unwrap()
+            .is_empty(),
+        "queued is not stored"
+    );
+    let counts = h.counts(&run_id, "product");
+    assert_eq!(counts.not_stored, 12);
+    assert_eq!(
+        counts.fetched,
+        12 + 3,
+        "fetched once, and the 3 its one check step looked up by id queued again"
+    );
+    assert_eq!(h.run(&run_id).state, RunState::Done);
+    // Once the worker has stored them, the next run confirms the type.
+    h.apply_queued().await;
+    let next = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(h.counts(&next, "product").not_stored, 0);
+    let confirmed = h.records.confirmed_complete(&tenant).await.unwrap();
+    assert_eq!(confirmed.len(), 1);
+    assert_eq!(confirmed[0].1, h.run(&next).start.started_at);
+}
+
+#[tokio::test]
+async fn a_reconciliation_whose_recheck_stores_its_findings_confirms_the_type() {
+    let mut h = harness(&["product.update", "product.delete"], small_pages());
+    h.backfilled_products(15, 1).await;
+    h.company().objects.put_simple("product", 4, 2);
+    h.company().objects.remove("product", 9);
+    let tenant = TenantId::parse(TENANT).unwrap();
+    let run_id = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(h.counts(&run_id, "product").drift_corrected, 2);
+    let confirmed = h.records.confirmed_complete(&tenant).await.unwrap();
+    assert_eq!(
+        confirmed,
+        [("product".to_owned(), h.run(&run_id).start.started_at)],
+        "confirmed by the recheck once its findings were stored"
+    );
 }

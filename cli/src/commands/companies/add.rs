@@ -269,9 +269,26 @@ fn backfill_verdict(company: &Added) -> String {
         states if states.contains(&"running") => format!(
             "{state}; backfill still running ({listed} listed so far): follow it with `status`"
         ),
-        _ => format!(
-            "{state}; backfill done: {listed} objects listed in {types} types, the copy complete"
-        ),
+        _ => {
+            let not_stored: u64 = company
+                .backfill
+                .iter()
+                .flat_map(|run| &run.types)
+                .map(|t| t.not_stored)
+                .sum();
+            if not_stored == 0 {
+                format!(
+                    "{state}; backfill done: {listed} objects listed in {types} types, every one \
+                     of them in the copy: complete"
+                )
+            } else {
+                format!(
+                    "{state}; backfill done: {listed} objects listed in {types} types, {not_stored} \
+                     of them not yet in the copy when checked (queued again): not complete yet, \
+                     `status` says when a run confirms it"
+                )
+            }
+        }
     }
 }
 

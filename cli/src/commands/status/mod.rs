@@ -230,6 +230,9 @@ pub struct TypeStatus {
     pub fetched: u64,
     pub tombstoned: u64,
     pub drift_corrected: u64,
+    /// Objects the listing showed that the copy did not hold once the worker had had its time:
+    /// the run did not confirm the type complete.
+    pub not_stored: u64,
     /// Why the type failed in that run.
     pub failure: Option<String>,
     /// When the listing that last proved the type's copy complete began; none if none ever did.
@@ -388,6 +391,7 @@ mod tests {
                 fetched: 0,
                 tombstoned: 0,
                 drift_corrected: 0,
+                not_stored: 0,
                 failure: (state == "failed").then(|| "Tripletex answered 401".into()),
                 confirmed_complete_at: Some("2026-12-03T22:00:00Z".into()),
                 confirmation_overdue: false,

@@ -290,6 +290,7 @@ pub fn type_statuses(run: &RecordedRun) -> Vec<TypeStatus> {
                 fetched: counts.fetched,
                 tombstoned: counts.tombstoned,
                 drift_corrected: counts.drift_corrected,
+                not_stored: counts.not_stored,
                 failure,
                 confirmed_complete_at: None,
                 confirmation_overdue: false,

@@ -155,6 +155,9 @@ pub struct ListedStretch {
 pub struct StretchCheck {
     /// Stored, live objects the listing did not show, written before it began: they may be gone.
     pub candidates: Vec<i64>,
+    /// Listed objects the copy does not hold (a tombstone counts as held): queued and not yet
+    /// stored, or lost on the way. The type is not complete until they are stored.
+    pub not_stored: Vec<i64>,
     /// The copy is checked up to this id; `None` when it is checked to its end.
     pub checked_to: Option<i64>,
 }
@@ -186,15 +189,25 @@ pub fn check_stretch(
     }
     // Each step moves on, whatever an answer says.
     .map(|until| until.max(after_id.saturating_add(1)));
+    let in_stretch = |id: i64| id > after_id && until.is_none_or(|until| id <= until);
     let candidates = stored
         .iter()
-        .filter(|copy| copy.id > after_id && until.is_none_or(|until| copy.id <= until))
+        .filter(|copy| in_stretch(copy.id))
         .filter(|copy| !copy.deleted && copy.updated_at < started_at)
         .filter(|copy| listed.ids.binary_search(&copy.id).is_err())
         .map(|copy| copy.id)
         .collect();
+    // `stored` holds every stored id of the stretch, in order.
+    let not_stored = listed
+        .ids
+        .iter()
+        .copied()
+        .filter(|&id| in_stretch(id))
+        .filter(|&id| stored.binary_search_by_key(&id, |copy| copy.id).is_err())
+        .collect();
     StretchCheck {
         candidates,
+        not_stored,
         checked_to: until,
     }
 }
@@ -343,6 +356,27 @@ mod tests {
             check.checked_to, None,
             "both streams ended: the copy is checked"
         );
+    }
+
+    #[test]
+    fn a_listed_object_the_copy_lacks_is_not_stored_and_a_tombstone_counts_as_stored() {
+        let tombstone = StoredVersion {
+            deleted: true,
+            ..live(3, 0)
+        };
+        let stored = [live(1, 0), tombstone, live(6, 0)];
+        let check = check_stretch(0, &stored, 10, &stretch(&[1, 2, 3, 5, 6], None), at(100));
+        assert_eq!(check.not_stored, [2, 5]);
+        assert!(check.candidates.is_empty());
+        // Only the stretch the step checks: past the copy's batch, the copy may go on.
+        let check = check_stretch(
+            0,
+            &stored[..2],
+            2,
+            &stretch(&[1, 2, 3, 5, 6], None),
+            at(100),
+        );
+        assert_eq!((check.not_stored, check.checked_to), (vec![2], Some(3)));
     }
 
     #[test]

@@ -98,6 +98,9 @@ pub enum Stage {
     /// At the end of a reconciliation, once its webhooks had their chance: the type's suspects
     /// still behind are fetched (or tombstoned) and counted as drift; the others were late.
     Recheck,
+    /// After a recheck that queued what it found: once the copy holds every finding (the worker
+    /// has stored what was queued), the type is confirmed complete. Complete means stored.
+    Confirm { awaiting: Vec<Suspect> },
 }
 
 /// The most suspects a run holds for their recheck (they ride in the task, about 60 bytes each,
@@ -187,6 +190,18 @@ pub struct SyncTask {
     /// suspects are in the copy, so that a quiet night after answers 304.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recheck_pages: Vec<String>,
+    /// Objects of the type being checked that its listing showed and the copy did not hold in
+    /// time: the type is not confirmed complete by this run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_stored: u64,
+    /// Types listed and checked whole, whose confirmation waits for the recheck to store what it
+    /// kept (their suspects).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirm_after_recheck: Vec<String>,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// A date window one partition of a type was listed in.
@@ -291,6 +306,8 @@ impl SyncTask {
             suspects: Vec::new(),
             first_suspected_at: None,
             recheck_pages: Vec::new(),
+            not_stored: 0,
+            confirm_after_recheck: Vec::new(),
         })
     }
 
@@ -336,6 +353,36 @@ impl SyncTask {
         self.work
             .iter()
             .any(|work| work.object_type == object_type && work.stage == Stage::Recheck)
+    }
+
+    /// The task after a type's recheck that leaves its confirmation to a step of its own, once
+    /// the copy holds these findings.
+    pub fn after_recheck_confirming(mut self, awaiting: Vec<Suspect>) -> Option<Self> {
+        if let Some(Work {
+            object_type,
+            stage: Stage::Recheck,
+        }) = self.work.pop_front()
+        {
+            self.work.push_front(Work {
+                object_type,
+                stage: Stage::Confirm { awaiting },
+            });
+        }
+        self.successor()
+    }
+
+    /// The task after a type's confirmation step.
+    pub fn after_confirm(mut self) -> Option<Self> {
+        if matches!(
+            self.work.front(),
+            Some(Work {
+                stage: Stage::Confirm { .. },
+                ..
+            })
+        ) {
+            self.work.pop_front();
+        }
+        self.successor()
     }
 
     /// The task after a type's recheck.
@@ -464,9 +511,21 @@ impl SyncTask {
             ) => *after_id = id,
             _ => {
                 self.work.pop_front();
+                self.not_stored = 0;
             }
         }
         self.successor()
+    }
+
+    /// Whether the check of the copy may confirm the type complete once it reaches the copy's
+    /// end: every object its listing showed is stored, and none waits for the recheck (which
+    /// queues it, so it is not stored yet).
+    pub fn may_confirm(&self, object_type: &str) -> bool {
+        self.not_stored == 0
+            && !self
+                .suspects
+                .iter()
+                .any(|suspect| suspect.object_type == object_type)
     }
 
     /// The task after the current type failed: its listing is incomplete, so nothing of it may be
@@ -603,17 +662,21 @@ pub struct TypeCounts {
     /// In a reconciliation: objects the listing found behind whose webhook came before the recheck
     /// (late, not missing): not drift.
     pub late_webhooks: u64,
+    /// Objects the listing showed that the copy still lacked once the worker had had its time
+    /// (`StepLimits::store_wait`): queued again where Tripletex still has them. A type with any is
+    /// not confirmed complete by the run: complete means stored, not queued.
+    pub not_stored: u64,
 }
 
 impl TypeCounts {
     /// The counts under their names, as the run record and metrics spell them.
-    pub fn named(&self) -> [(&'static str, u64); 17] {
+    pub fn named(&self) -> [(&'static str, u64); 18] {
         let mut copy = *self;
         copy.named_mut().map(|(name, value)| (name, *value))
     }
 
     /// Each count under its name, to be set by a reader of the run record.
-    pub fn named_mut(&mut self) -> [(&'static str, &mut u64); 17] {
+    pub fn named_mut(&mut self) -> [(&'static str, &mut u64); 18] {
         [
             ("listed", &mut self.listed),
             ("listingSize", &mut self.listing_size),
@@ -632,6 +695,7 @@ impl TypeCounts {
             ("rateLimited", &mut self.rate_limited),
             ("driftCorrected", &mut self.drift_corrected),
             ("lateWebhooks", &mut self.late_webhooks),
+            ("notStored", &mut self.not_stored),
         ]
     }
 
@@ -657,6 +721,7 @@ impl TypeCounts {
             (&mut self.rate_limited, other.rate_limited),
             (&mut self.drift_corrected, other.drift_corrected),
             (&mut self.late_webhooks, other.late_webhooks),
+            (&mut self.not_stored, other.not_stored),
         ];
         for (total, more) in fields {
             *total += more;
@@ -870,7 +935,7 @@ mod tests {
             .iter()
             .filter_map(|w| match &w.stage {
                 Stage::List(cursor) => cursor.window,
-                Stage::Verify { .. } | Stage::Recheck => None,
+                Stage::Verify { .. } | Stage::Recheck | Stage::Confirm { .. } => None,
             })
             .collect();
         assert_eq!(windows, [first, second]);
