@@ -280,17 +280,7 @@ def check_company_life(args, stack, dynamodb):
     print(f"  companies add {tenant} --credential firm: {verdict}")
     if code != 0 or added[0].get("state") != "active" or "backfill done" not in str(verdict):
         return failures + [f"add answered {code}: {added}"]
-    # The backfill's envelopes reach the table through the worker a moment later.
-    deadline = time.monotonic() + 120
-    while True:
-        copy = tenant_items(dynamodb, table, tenant)
-        missing = [i for i in seeded["ids"] if f"{tenant}#customer#{i}" not in copy]
-        if not missing or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    print(f"  the copy of {tenant}: {len(copy)} items, {len(seeded['ids'])} customers in Tripletex")
-    if missing:
-        failures.append(f"customers {missing} of {tenant} are not in the copy after its backfill")
+    failures += check_complete_means_stored(dynamodb, table, tenant, seeded["ids"], verdict)
     receiver = stack["functions"]["subscription-keeper"]["RECEIVER_URL"].rstrip("/")
     ours = [s for s in simulator(args.simulator, "GET", "/_sim/subscriptions")["values"]
             if s.get("_company") == CLIENT and s["targetUrl"].startswith(f"{receiver}/t/{tenant}")]
@@ -342,7 +332,41 @@ def check_company_life(args, stack, dynamodb):
           f"{len(tenant_items(dynamodb, table, tenant))}")
     if status != 410 or tenant_items(dynamodb, table, tenant):
         failures.append(f"a late webhook for the removed company answered {status}")
+    # Purged and added again, it comes back whole: the sync's records of it went with the purge.
+    added, code = cli(args.stack, "companies", "add", tenant, "--credential", "firm", "--timeout-seconds", "300")
+    verdict = added[0].get("verdict") if isinstance(added, list) and added else added
+    print(f"  companies add {tenant} again: {verdict}")
+    if code != 0 or "backfill done" not in str(verdict):
+        failures.append(f"adding {tenant} again answered {code}: {added}")
+    else:
+        failures += check_complete_means_stored(dynamodb, table, tenant, seeded["ids"], verdict)
+    unreachable, code = cli(args.stack, "companies", "add", "999999", "--credential", "firm")
+    listed, _ = cli(args.stack, "companies", "list")
+    registered = [c.get("tenant") for c in listed] if isinstance(listed, list) else listed
+    print(f"  companies add 999999 (a company the key does not reach): exit {code}; registered: {registered}")
+    if code != 2 or "999999" in registered:
+        failures.append(f"a company the key does not reach was not refused: {code} {unreachable}; {registered}")
     return failures
+
+
+def check_complete_means_stored(dynamodb, table, tenant, ids, verdict):
+    """A backfill that says the copy is complete has every object in the table at once; one that
+    says it is not yet complete has them a moment later (the worker was slow)."""
+    complete = "in the copy: complete" in str(verdict)
+    deadline = time.monotonic() + (0 if complete else 120)
+    while True:
+        copy = tenant_items(dynamodb, table, tenant)
+        missing = [i for i in ids if f"{tenant}#customer#{i}" not in copy]
+        if not missing or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    print(f"  the copy of {tenant}: {len(copy)} items, {len(ids)} customers in Tripletex"
+          f"{' (said complete: read at once)' if complete else ' (said not yet complete)'}")
+    if missing and complete:
+        return [f"companies add said {tenant}'s copy was complete, but customers {missing} are not in it"]
+    if missing:
+        return [f"customers {missing} of {tenant} are not in the copy after its backfill"]
+    return []
 
 
 def postings(target_bytes, base):
