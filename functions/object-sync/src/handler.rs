@@ -307,6 +307,8 @@ fn emit_step_metrics(report: &StepReport) {
             ("TripletexRequests", counts.requests),
             ("TripletexRateLimited", counts.rate_limited),
             ("DriftCorrected", counts.drift_corrected),
+            ("NotStored", counts.not_stored),
+            ("Contradicted", counts.contradicted),
             ("TypesFailed", u64::from(report.failure.is_some())),
         ],
     );

@@ -10,11 +10,11 @@ use domain::error::error_chain;
 use domain::ids::TenantId;
 use domain::ports::{MessageQueue, ObjectsApi, QueueError, StoreError, StoredCopy, SyncRecords};
 use domain::sync::MAX_SUSPECTS;
-use domain::sync::envelope::{check_storable, delete_message, upsert_message};
+use domain::sync::envelope::{check_storable, delete_message, replace_message, upsert_message};
 use domain::sync::{
     AfterLookup, CannotSplit, Cursor, DateWindow, FULL_RANGE, FetchRequest, FetchedObject, Finding,
     Listed, ListedPage, Lookup, ObjectTypeSpec, PageAnswer, PageInput, PageRequest, Partition,
-    StoredVersion, Suspect, SyncTask, TypeCounts, check_stretch, plan_page,
+    StoredVersion, Suspect, SyncTask, TypeCounts, check_stretch, contradicts, plan_page,
 };
 use domain::tripletex::TripletexError;
 use jiff::Timestamp;
@@ -204,10 +204,8 @@ where
         counts.listed += plan.listed.len() as u64;
         counts.unchanged += plan.verdict.unchanged as u64;
         counts.unstorable += plan.verdict.known_unstorable as u64;
-        if !plan.verdict.listed_after_delete.is_empty() {
-            warn!(%tenant, object_type = spec.object_type, ids = ?plan.verdict.listed_after_delete,
-                "Tripletex lists objects the copy holds as deleted; tombstones stay final");
-        }
+        self.settle_contested(task, spec, &plan, &stored, counts, notes)
+            .await?;
         // Fetch in full batches; what is left rides along to the next page, and everything is
         // fetched before the partition or window's listing ends.
         let mut fetched_all = true;
@@ -260,6 +258,70 @@ where
             );
         }
         Ok(next.after_page_carrying(ids.len(), page_size, settled.carry, settled.unconfirmed))
+    }
+
+    /// Asks Tripletex by id for what the copy holds and the page contradicts (a tombstone of an
+    /// object it lists, a version newer than it lists), at most `lookups_per_step` a page (the next
+    /// run asks for the rest); where its answer contradicts the copy, queues its object to replace
+    /// the copy (a forged or mistaken write, seen and mended).
+    async fn settle_contested(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        plan: &domain::sync::PagePlan,
+        stored: &HashMap<i64, StoredVersion>,
+        counts: &mut TypeCounts,
+        notes: &mut StepNotes,
+    ) -> Result<(), StepError> {
+        let contested: Vec<i64> = plan
+            .verdict
+            .contested()
+            .take(self.settings.limits.lookups_per_step)
+            .collect();
+        if contested.is_empty() {
+            return Ok(());
+        }
+        let Some(event) = upsert_event(self.settings, spec.object_type) else {
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        let mut replacements = Vec::new();
+        for id in contested {
+            let Some(copy) = stored.get(&id) else {
+                continue;
+            };
+            let lookup = self.look_up(spec, id).await?;
+            if !contradicts(&lookup, copy) {
+                continue;
+            }
+            let Lookup::Found(object) = lookup else {
+                continue;
+            };
+            warn!(tenant = %task.tenant, object_type = spec.object_type, id,
+                copy_version = copy.version, copy_deleted = copy.deleted, tripletex_version = object.version,
+                "Tripletex contradicts the copy (a forged or mistaken write): its object replaces it");
+            let seen = domain::dedup::Seen {
+                version: copy.version,
+                deleted: copy.deleted,
+            };
+            let message = replace_message(&task.tenant, &event, &object, seen, now);
+            match check_storable(&message) {
+                Ok(()) => replacements.push(message),
+                Err(reason) => {
+                    if notes.unstorable.len() < UNSTORABLE_REASONS_PER_STEP {
+                        notes.unstorable.push(format!(
+                            "id {id} (replacing a contradicted copy): {}",
+                            error_chain(&reason)
+                        ));
+                    }
+                    counts.unstorable += 1;
+                }
+            }
+        }
+        counts.contradicted += replacements.len() as u64;
+        counts.enqueued += replacements.len() as u64;
+        self.webhooks.send_all(&replacements).await?;
+        Ok(())
     }
 
     /// Fetches these ids in full and queues what the worker can store. An id the answer leaves out

@@ -480,23 +480,25 @@ async fn the_keepers_requests_start_a_backfill_and_are_marked_done_with_their_ru
 }
 
 #[tokio::test]
-async fn a_tombstone_stays_final_when_tripletex_lists_the_id_again() {
+async fn a_tombstone_stays_final_against_late_webhooks_never_against_tripletexs_own_answer() {
     let mut h = harness(&["product.update"], small_pages());
     h.company().objects.put_simple("product", 1, 1);
     h.start("backfill").await;
     h.drain().await;
-    let tombstone = change_from_message(
-        Some(r#"{"subscriptionId":1,"event":"product.delete","id":1,"value":null}"#),
-        |name| (name == "tenant").then_some(TENANT),
-        Timestamp::now(),
-    )
-    .unwrap();
-    h.store.apply(&tombstone).await.unwrap();
+    deliver_webhook(&h, "product.delete", 1, None).await;
+    deliver_webhook(&h, "product.update", 1, Some(2)).await;
+    assert_eq!(
+        h.stored_version("product", 1),
+        Some((Some(1), true)),
+        "a late webhook does not lift a tombstone"
+    );
+    // But Tripletex still lists the object and has it by id: the delete was not its.
     h.company().objects.put_simple("product", 1, 2);
     let run_id = h.start("reconcile").await;
     h.drain().await;
-    assert_eq!(h.stored_version("product", 1), Some((Some(1), true)));
-    assert_eq!(h.counts(&run_id, "product").fetched, 0);
+    assert_eq!(h.stored_version("product", 1), Some((Some(2), false)));
+    let counts = h.counts(&run_id, "product");
+    assert_eq!((counts.contradicted, counts.fetched), (1, 0));
 }
 
 #[tokio::test]
@@ -1213,6 +1215,9 @@ enum Happening {
     LeftOutOfFetch { id: i64 },
     /// An object is deleted just after the next list page (every later one moves up a place).
     DeletedMidScan { id: i64 },
+    /// A forged or mistaken webhook: a version Tripletex never had, or a delete of an object it
+    /// still has.
+    Forged { id: i64, delete: bool },
 }
 
 fn happening() -> impl proptest::strategy::Strategy<Value = Happening> {
@@ -1224,7 +1229,8 @@ fn happening() -> impl proptest::strategy::Strategy<Value = Happening> {
         2 => id.clone().prop_map(|id| Happening::LostFromCopy { id }),
         2 => id.clone().prop_map(|id| Happening::RolledBack { id }),
         1 => id.clone().prop_map(|id| Happening::LeftOutOfFetch { id }),
-        1 => id.prop_map(|id| Happening::DeletedMidScan { id }),
+        1 => id.clone().prop_map(|id| Happening::DeletedMidScan { id }),
+        2 => (id, any::<bool>()).prop_map(|(id, delete)| Happening::Forged { id, delete }),
     ]
 }
 
@@ -1266,6 +1272,18 @@ impl Harness {
                 }
             }
             Happening::LeftOutOfFetch { id } => objects.leave_out_of_next_fetch([id]),
+            Happening::Forged { id, .. } if !exists(id) => {}
+            Happening::Forged { id, delete: true } => {
+                deliver_webhook(self, "product.delete", id, None).await;
+            }
+            Happening::Forged { id, delete: false } => {
+                let version = objects
+                    .versions_of("product")
+                    .get(&id)
+                    .copied()
+                    .unwrap_or(0);
+                deliver_webhook(self, "product.update", id, Some(version + 50)).await;
+            }
             Happening::DeletedMidScan { id } => {
                 gone.insert(id);
                 objects.delete_after_next_page("product", id);
@@ -1300,7 +1318,7 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
 
     /// Whatever happened between two nights (lost webhooks, objects lost from the copy or set
-    /// back, fetch answers that leave objects out, deletions mid-scan), the copy is Tripletex's
+    /// back, fetch answers that leave objects out, deletions mid-scan, forged webhooks), the copy is Tripletex's
     /// again after the next nights' reconciliations, with Tripletex answering 304 wherever it can.
     #[test]
     fn reconciliations_bring_the_copy_back_to_tripletex_whatever_happened(
@@ -1387,4 +1405,42 @@ async fn a_reconciliation_whose_recheck_stores_its_findings_confirms_the_type() 
         [("product".to_owned(), h.run(&run_id).start.started_at)],
         "confirmed by the recheck once its findings were stored"
     );
+}
+
+#[tokio::test]
+async fn a_forged_version_or_delete_is_replaced_by_tripletexs_answer_and_a_late_webhook_is_not() {
+    let mut h = harness(&["product.update", "product.delete"], small_pages());
+    h.backfilled_products(12, 3).await;
+    // A leaked credential: a version Tripletex never had, and a delete of an object it has.
+    deliver_webhook(&h, "product.update", 4, Some(90)).await;
+    deliver_webhook(&h, "product.delete", 7, None).await;
+    let run_id = h.start("reconcile").await;
+    // A real change whose webhook lands after the listing began: the copy is ahead, rightly.
+    h.company().objects.put_simple("product", 9, 4);
+    deliver_webhook(&h, "product.update", 9, Some(4)).await;
+    h.drain().await;
+    assert_eq!(
+        h.stored_version("product", 4),
+        Some((Some(3), false)),
+        "back to Tripletex's"
+    );
+    assert_eq!(
+        h.stored_version("product", 7),
+        Some((Some(3), false)),
+        "the forged delete undone"
+    );
+    assert_eq!(
+        h.stored_version("product", 9),
+        Some((Some(4), false)),
+        "a real change stays"
+    );
+    let counts = h.counts(&run_id, "product");
+    assert_eq!(counts.contradicted, 2);
+    let value = h
+        .store
+        .get(&format!("{TENANT}#product#4"))
+        .unwrap()
+        .value
+        .unwrap();
+    assert!(value.contains("product 4 v3"), "{value}");
 }

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use domain::dedup::{
-    ObjectChange, ObjectKey, Outcome, Payload, Source, StoredState, Write, apply, decide,
+    ObjectChange, ObjectKey, Outcome, Payload, Seen, Source, StoredState, Write, apply, decide,
 };
 use domain::ids::TenantId;
 use domain::ports::ObjectStore;
@@ -440,6 +440,107 @@ fn a_send_probe_is_recorded_on_the_item_whether_or_not_the_write_was_new() {
                 Some(recorded),
                 "fake after {event:?}"
             );
+        }
+    });
+}
+
+/// Written before; the replacement (version, seen version, seen deleted); its outcome; the copy
+/// after (version, deleted).
+type ReplacementCase = (
+    &'static [Event],
+    (i64, Option<i64>, bool),
+    Outcome,
+    (Option<i64>, bool),
+);
+
+/// Tripletex's answer replaces a copy it contradicts (a forged version, a forged delete) in both
+/// stores alike, only while the copy is as the sync saw it, and never a forgotten object.
+#[test]
+fn a_replacement_undoes_a_forged_write_only_while_the_copy_is_as_seen_in_both_stores() {
+    let replace = |object_id, version, seen_version, seen_deleted| ObjectChange {
+        write: Write::Replace {
+            version,
+            payload: payload(version),
+            seen: Seen {
+                version: seen_version,
+                deleted: seen_deleted,
+            },
+        },
+        source: Source::Resync,
+        ..change(object_id, Event::Update(version))
+    };
+    let dynamo = dynamo();
+    let store = DynamoObjectStore::new(dynamo.client.clone(), &dynamo.table);
+    let fake = InMemoryObjectStore::new();
+    dynamo.runtime.block_on(async {
+        // (what was written before, the replacement, its outcome, the copy after: version, deleted)
+        let cases: [ReplacementCase; 5] = [
+            (
+                &[Event::Update(3), Event::Update(99)],
+                (3, Some(99), false),
+                Outcome::Replaced,
+                (Some(3), false),
+            ),
+            (
+                &[Event::Update(4), Event::Delete],
+                (4, Some(4), true),
+                Outcome::Replaced,
+                (Some(4), false),
+            ),
+            (
+                &[Event::Update(3), Event::Update(99), Event::Update(100)],
+                (3, Some(99), false),
+                Outcome::Stale,
+                (Some(100), false),
+            ),
+            (
+                &[Event::Update(4)],
+                (4, Some(4), true),
+                Outcome::Stale,
+                (Some(4), false),
+            ),
+            (&[], (5, None, false), Outcome::Accepted, (Some(5), false)),
+        ];
+        for (before, (version, seen_version, seen_deleted), outcome, after) in cases {
+            let object_id = next_object_id();
+            for event in before {
+                store.apply(&change(object_id, *event)).await.unwrap();
+                fake.apply(&change(object_id, *event)).await.unwrap();
+            }
+            let replacement = replace(object_id, version, seen_version, seen_deleted);
+            assert_eq!(
+                store.apply(&replacement).await.unwrap(),
+                outcome,
+                "DynamoDB after {before:?}"
+            );
+            assert_eq!(
+                fake.apply(&replacement).await.unwrap(),
+                outcome,
+                "fake after {before:?}"
+            );
+            let item = stored_item(dynamo, object_id).await;
+            let state = stored_state(&item);
+            assert_eq!(
+                (state.version, state.deleted),
+                after,
+                "DynamoDB after {before:?}"
+            );
+            let in_memory = fake.get(&replacement.key.to_string()).unwrap().state;
+            assert_eq!(
+                (in_memory.version, in_memory.deleted),
+                after,
+                "fake after {before:?}"
+            );
+            if outcome == Outcome::Replaced {
+                assert!(
+                    item.contains_key(item::REPLACED_AT),
+                    "the mirror orders by it"
+                );
+                assert_eq!(
+                    item.get(item::VALUE).and_then(|v| v.as_s().ok()),
+                    Some(&payload(version).json().to_owned())
+                );
+            }
         }
     });
 }

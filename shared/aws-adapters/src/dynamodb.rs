@@ -259,9 +259,23 @@ impl ObjectStore for DynamoObjectStore {
             .set_expression_attribute_names(Some(expression.names))
             .set_expression_attribute_values(Some(expression.values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            // A replacement says whether it replaced a copy or stored a missing object.
+            .set_return_values(
+                matches!(change.write, Write::Replace { .. })
+                    .then_some(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld),
+            )
             .send()
             .await;
         match result {
+            Ok(output)
+                if matches!(change.write, Write::Replace { .. })
+                    && output
+                        .attributes
+                        .as_ref()
+                        .is_some_and(|old| !old.is_empty()) =>
+            {
+                Ok(Outcome::Replaced)
+            }
             // An accepted write carries a probe's key itself (`conditional_write`).
             Ok(_) => Ok(Outcome::Accepted),
             Err(error) => {
@@ -586,6 +600,37 @@ pub fn conditional_write(
     let deleted = write.name(item::DELETED);
     let not_deleted = write.value("false", AttributeValue::Bool(false));
     let condition = match &change.write {
+        Write::Replace {
+            version,
+            payload,
+            seen,
+        } => {
+            let version_name = write.name(item::VERSION);
+            set.push(write.assign(item::VERSION, AttributeValue::N(version.to_string())));
+            set.push(format!("{deleted} = {not_deleted}"));
+            set.push(write.assign(item::VALUE, value_attribute(payload)));
+            set.push(write.assign(
+                item::PAYLOAD_HASH,
+                AttributeValue::S(payload.hash().to_owned()),
+            ));
+            set.push(write.assign(item::REPLACED_AT, AttributeValue::S(now.to_string())));
+            remove.push(write.name(item::VERSION_UNKNOWN));
+            remove.push(write.name(item::DELETED_AT));
+            remove.push(write.name(item::LAST_VALUE));
+            let forgotten = write.name(item::FORGOTTEN_AT);
+            let seen_deleted = write.value("seenDeleted", AttributeValue::Bool(seen.deleted));
+            let seen_version = match seen.version {
+                Some(held) => format!(
+                    "{version_name} = {}",
+                    write.value("seenVersion", AttributeValue::N(held.to_string()))
+                ),
+                None => format!("attribute_not_exists({version_name})"),
+            };
+            format!(
+                "attribute_not_exists({key}) OR ({deleted} = {seen_deleted} AND \
+                 attribute_not_exists({forgotten}) AND {seen_version})"
+            )
+        }
         Write::Versioned { version, payload } => {
             let version_name = write.name(item::VERSION);
             let version_value = write.value(item::VERSION, AttributeValue::N(version.to_string()));
@@ -810,7 +855,7 @@ fn refused_or_failed(
         let stored = refusal.item().map(stored_state);
         return match decide(stored.as_ref(), write) {
             // Cannot happen while the condition states the rule; retried rather than dropped.
-            Outcome::Accepted => Err(StoreError::Unavailable {
+            Outcome::Accepted | Outcome::Replaced => Err(StoreError::Unavailable {
                 source: Box::new(UnexplainedRefusal),
             }),
             outcome => Ok(outcome),

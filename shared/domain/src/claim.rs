@@ -271,9 +271,8 @@ impl<S: ObjectStore, B: BlobStore> LargeValues<S, B> {
 
 impl<S: ObjectStore, B: BlobStore> ObjectStore for LargeValues<S, B> {
     async fn apply(&self, change: &ObjectChange) -> Result<Outcome, StoreError> {
-        let payload = match &change.write {
-            Write::Versioned { payload, .. } | Write::Unversioned { payload } => payload,
-            Write::Delete => return self.store.apply(change).await,
+        let Some(payload) = change.write.payload() else {
+            return self.store.apply(change).await;
         };
         if payload.json().len() <= ITEM_VALUE_LIMIT {
             return self.store.apply(change).await;
@@ -291,6 +290,15 @@ impl<S: ObjectStore, B: BlobStore> ObjectStore for LargeValues<S, B> {
             },
             Write::Unversioned { payload } => Write::Unversioned {
                 payload: payload.claimed(key),
+            },
+            Write::Replace {
+                version,
+                payload,
+                seen,
+            } => Write::Replace {
+                version,
+                payload: payload.claimed(key),
+                seen,
             },
             Write::Delete => Write::Delete,
         };

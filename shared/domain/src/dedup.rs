@@ -100,14 +100,84 @@ pub enum Write {
     Unversioned { payload: Payload },
     /// The object is gone: a tombstone that no later upsert can lift.
     Delete,
+    /// Tripletex's own answer for an object the copy holds at a version Tripletex never had, or
+    /// as deleted while Tripletex still has it (what a forged or mistaken webhook leaves): it
+    /// replaces the copy, whatever its version, as long as the copy is still what the sync saw
+    /// (`seen`). Only the sync sends it, after asking Tripletex for the object by id.
+    Replace {
+        version: i64,
+        payload: Payload,
+        seen: Seen,
+    },
 }
 
 impl Write {
     pub fn version(&self) -> Option<i64> {
         match self {
-            Self::Versioned { version, .. } => Some(*version),
+            Self::Versioned { version, .. } | Self::Replace { version, .. } => Some(*version),
             Self::Unversioned { .. } | Self::Delete => None,
         }
+    }
+
+    /// The value the write stores, if any.
+    pub fn payload(&self) -> Option<&Payload> {
+        match self {
+            Self::Versioned { payload, .. }
+            | Self::Unversioned { payload }
+            | Self::Replace { payload, .. } => Some(payload),
+            Self::Delete => None,
+        }
+    }
+}
+
+/// What the sync saw in the copy when Tripletex contradicted it: a replacement applies only to
+/// that state, so that a webhook stored meanwhile is never undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub version: Option<i64>,
+    pub deleted: bool,
+}
+
+impl Seen {
+    pub fn of(state: &StoredState) -> Self {
+        Self {
+            version: state.version,
+            deleted: state.deleted,
+        }
+    }
+
+    /// Whether the copy is still as seen.
+    pub fn still(&self, stored: &StoredState) -> bool {
+        stored.version == self.version && stored.deleted == self.deleted
+    }
+}
+
+/// `7:live`, `-:deleted`: how a replacement message says what it replaces.
+impl fmt::Display for Seen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.version {
+            Some(version) => write!(f, "{version}")?,
+            None => f.write_str("-")?,
+        }
+        f.write_str(if self.deleted { ":deleted" } else { ":live" })
+    }
+}
+
+impl std::str::FromStr for Seen {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let (version, state) = text.split_once(':').ok_or(())?;
+        let version = match version {
+            "-" => None,
+            number => Some(number.parse().map_err(|_| ())?),
+        };
+        let deleted = match state {
+            "deleted" => true,
+            "live" => false,
+            _ => return Err(()),
+        };
+        Ok(Self { version, deleted })
     }
 }
 
@@ -200,6 +270,9 @@ pub enum Outcome {
     /// The object's value was erased on request, and this record is not a newer version: it
     /// must not bring the value back.
     Forgotten,
+    /// Tripletex's answer replaced a copy it contradicted (a version it never had, or a delete
+    /// of an object it still has): a forged or mistaken write, seen and mended.
+    Replaced,
 }
 
 impl Outcome {
@@ -210,6 +283,7 @@ impl Outcome {
             Self::Stale => "stale",
             Self::AfterDelete => "after_delete",
             Self::Forgotten => "forgotten",
+            Self::Replaced => "replaced",
         }
     }
 }
@@ -224,11 +298,19 @@ impl Outcome {
 /// bring back what was erased, while a newer version is a change Tripletex made after the request.
 /// An unversioned record cannot show it is newer, so it is refused, as is every upsert of an object
 /// forgotten without a version; a delete still writes its tombstone.
+///
+/// A replacement (`Write::Replace`) is Tripletex's own answer against what a forged or mistaken
+/// write left: it applies over any version and lifts a tombstone, but only while the copy is still
+/// what the sync saw (anything stored meanwhile is newer news, and the next run looks again), and
+/// never to a forgotten object.
 pub fn decide(stored: Option<&StoredState>, write: &Write) -> Outcome {
     let Some(stored) = stored else {
         return Outcome::Accepted;
     };
     match write {
+        Write::Replace { .. } if stored.forgotten => Outcome::Forgotten,
+        Write::Replace { seen, .. } if seen.still(stored) => Outcome::Replaced,
+        Write::Replace { .. } => Outcome::Stale,
         Write::Delete if stored.deleted => Outcome::Duplicate,
         Write::Delete => Outcome::Accepted,
         _ if stored.deleted => Outcome::AfterDelete,
@@ -261,7 +343,10 @@ pub fn decide(stored: Option<&StoredState>, write: &Write) -> Outcome {
 pub fn apply(stored: Option<&StoredState>, write: &Write) -> StoredState {
     let previous_version = stored.and_then(|s| s.version);
     match write {
-        Write::Versioned { version, payload } => StoredState {
+        Write::Versioned { version, payload }
+        | Write::Replace {
+            version, payload, ..
+        } => StoredState {
             version: Some(*version),
             version_unknown: false,
             deleted: false,
@@ -352,6 +437,93 @@ mod tests {
             "it lives again"
         );
         assert!(apply(Some(&forgotten), &Write::Delete).forgotten);
+    }
+
+    fn replace(version: i64, seen_version: Option<i64>, seen_deleted: bool) -> Write {
+        Write::Replace {
+            version,
+            payload: Payload::from_json(&format!(r#"{{"id":1,"version":{version}}}"#)),
+            seen: Seen {
+                version: seen_version,
+                deleted: seen_deleted,
+            },
+        }
+    }
+
+    #[test]
+    fn tripletexs_answer_replaces_a_forged_version_or_delete_only_while_the_copy_is_as_seen() {
+        let forged_version = stored(Some(99), false, Some("{}"));
+        let forged_delete = stored(Some(4), true, None);
+        let cases = [
+            (
+                "a version Tripletex never had",
+                &forged_version,
+                replace(5, Some(99), false),
+                Outcome::Replaced,
+            ),
+            (
+                "a delete of an object Tripletex has",
+                &forged_delete,
+                replace(4, Some(4), true),
+                Outcome::Replaced,
+            ),
+            (
+                "the copy moved on since it was seen",
+                &forged_version,
+                replace(5, Some(98), false),
+                Outcome::Stale,
+            ),
+            (
+                "seen live, deleted since",
+                &forged_delete,
+                replace(4, Some(4), false),
+                Outcome::Stale,
+            ),
+        ];
+        for (case, copy, write, expected) in cases {
+            assert_eq!(decide(Some(copy), &write), expected, "{case}");
+        }
+        let replaced = apply(Some(&forged_delete), &replace(4, Some(4), true));
+        assert!(
+            !replaced.deleted,
+            "Tripletex's answer lifts the forged tombstone"
+        );
+        assert_eq!(replaced.version, Some(4));
+        let back = apply(Some(&forged_version), &replace(5, Some(99), false));
+        assert_eq!(back.version, Some(5), "back to the version Tripletex has");
+        let forgotten = StoredState {
+            forgotten: true,
+            ..stored(Some(99), false, None)
+        };
+        assert_eq!(
+            decide(Some(&forgotten), &replace(5, Some(99), false)),
+            Outcome::Forgotten
+        );
+        assert_eq!(decide(None, &replace(5, None, false)), Outcome::Accepted);
+    }
+
+    #[test]
+    fn what_a_replacement_saw_reads_back_as_written() {
+        for seen in [
+            Seen {
+                version: Some(7),
+                deleted: false,
+            },
+            Seen {
+                version: None,
+                deleted: true,
+            },
+        ] {
+            assert_eq!(seen.to_string().parse::<Seen>(), Ok(seen));
+        }
+        let seven = Seen {
+            version: Some(7),
+            deleted: false,
+        };
+        assert_eq!(seven.to_string(), "7:live");
+        for bad in ["7", "x:live", "7:gone", ""] {
+            assert!(bad.parse::<Seen>().is_err(), "{bad}");
+        }
     }
 
     #[test]

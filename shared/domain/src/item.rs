@@ -22,6 +22,9 @@ pub const RECEIVED_AT: &str = "receivedAt";
 pub const UPDATED_AT: &str = "updatedAt";
 pub const DELETED_AT: &str = "deletedAt";
 pub const SOURCE: &str = "source";
+/// When Tripletex's answer last replaced a copy it contradicted (`dedup::Write::Replace`): the
+/// mirror orders a row by it before its version, so that the replacement reaches it too.
+pub const REPLACED_AT: &str = "replacedAt";
 /// The idempotency key of the last `tripletex-webhooks send` delivery the worker handled.
 pub const LAST_PROBE: &str = "lastProbe";
 /// `tenant#objectType`: the hash key of the `byType` index, where the sync walks a type's copy

@@ -22,6 +22,9 @@ pub mod attribute {
     pub const BODY_ENCODING: &str = "bodyEncoding";
     /// `resync` on messages the keeper's resync queues; absent on webhooks.
     pub const SOURCE: &str = "source";
+    /// On a sync's message only: Tripletex contradicted the copy, which held this (`dedup::Seen`,
+    /// `7:live`, `-:deleted`); the object replaces it (`dedup::Write::Replace`).
+    pub const REPLACES: &str = "replaces";
     /// On a message too large for SQS: the payload bucket's key of its body (`claim`).
     pub const BODY_CLAIM: &str = "bodyClaim";
     /// The SHA-256 of a claim-checked body, checked when it is read.

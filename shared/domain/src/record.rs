@@ -21,6 +21,10 @@ pub enum RecordError {
     InvalidTenant,
     #[error(transparent)]
     NotAnEnvelope(#[from] EnvelopeError),
+    #[error(
+        "message replaces attribute {0:?} is not `<version>|-:<live|deleted>` on a versioned sync upsert"
+    )]
+    InvalidReplaces(String),
 }
 
 /// Reads a queued message into the change it asks for. `attribute` looks up a message attribute.
@@ -59,6 +63,18 @@ pub fn change_from_message<'a>(
         },
         Change::Delete => Write::Delete,
     };
+    // Only the sync replaces a copy, and only with a versioned object it asked Tripletex for.
+    let write = match (attribute(attribute::REPLACES), source, write) {
+        (None, _, write) => write,
+        (Some(seen), Source::Resync, Write::Versioned { version, payload }) => Write::Replace {
+            version,
+            payload,
+            seen: seen
+                .parse()
+                .map_err(|()| RecordError::InvalidReplaces(seen.to_owned()))?,
+        },
+        (Some(seen), _, _) => return Err(RecordError::InvalidReplaces(seen.to_owned())),
+    };
     Ok(ObjectChange {
         key: ObjectKey {
             tenant,
@@ -93,6 +109,9 @@ pub struct BatchCounts {
     pub after_delete: u64,
     /// Refused because the object was forgotten on request at that version or later.
     pub forgotten: u64,
+    /// Copies Tripletex contradicted (a version it never had, a delete of an object it still has),
+    /// replaced by its own answer: a forged or mistaken write, seen and mended.
+    pub replaced: u64,
     /// Records without a version, whatever their outcome (they are deduplicated by content only).
     pub unversioned: u64,
     /// Records that can never be applied, moved to the quarantine queue.
@@ -111,6 +130,7 @@ impl BatchCounts {
             Outcome::Stale => self.stale += 1,
             Outcome::AfterDelete => self.after_delete += 1,
             Outcome::Forgotten => self.forgotten += 1,
+            Outcome::Replaced => self.replaced += 1,
         }
         if matches!(write, Write::Unversioned { .. }) {
             self.unversioned += 1;
@@ -118,7 +138,7 @@ impl BatchCounts {
     }
 
     /// Metric name and value pairs, in a stable order.
-    pub fn metrics(&self) -> [(&'static str, u64); 9] {
+    pub fn metrics(&self) -> [(&'static str, u64); 10] {
         [
             ("Accepted", self.accepted),
             ("Duplicate", self.duplicate),
@@ -129,6 +149,7 @@ impl BatchCounts {
             ("Quarantined", self.quarantined),
             ("Failed", self.failed),
             ("RemovedCompanyDropped", self.removed_company),
+            ("ReplacedByTripletex", self.replaced),
         ]
     }
 }

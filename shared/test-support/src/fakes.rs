@@ -450,20 +450,16 @@ impl ObjectStore for InMemoryObjectStore {
             .probe
             .clone()
             .or_else(|| stored.and_then(|item| item.last_probe.clone()));
-        if outcome == Outcome::Accepted {
+        if matches!(outcome, Outcome::Accepted | Outcome::Replaced) {
             let state = apply(stored.map(|item| &item.state), &change.write);
-            let value = match &change.write {
-                Write::Versioned { payload, .. } | Write::Unversioned { payload } => {
-                    Some(payload.json().to_owned())
-                }
-                Write::Delete => None,
-            };
-            let value_claim = match &change.write {
-                Write::Versioned { payload, .. } | Write::Unversioned { payload } => {
-                    payload.claim().map(str::to_owned)
-                }
-                Write::Delete => None,
-            };
+            let value = change
+                .write
+                .payload()
+                .map(|payload| payload.json().to_owned());
+            let value_claim = change
+                .write
+                .payload()
+                .and_then(|payload| payload.claim().map(str::to_owned));
             let last_value = match &change.write {
                 Write::Delete if self.tombstones.keeps_last_value(&change.key.object_type) => {
                     stored.and_then(|item| item.value.clone())

@@ -52,8 +52,12 @@ pub struct PageVerdict {
     /// Of `fetch`, those the copy had at an older version (versions skipped in between are fine).
     pub behind: usize,
     pub unchanged: usize,
-    /// Listed by Tripletex though the copy holds a tombstone: never fetched, reported.
+    /// Listed by Tripletex though the copy holds a tombstone: never fetched as a change; asked for
+    /// by id (`contradicts`), since a forged or mistaken delete leaves exactly this.
     pub listed_after_delete: Vec<i64>,
+    /// Held by the copy at a newer version than Tripletex lists: a webhook after the listing, or a
+    /// version Tripletex never had (a forged or mistaken write). Asked for by id (`contradicts`).
+    pub ahead: Vec<i64>,
     /// Missing or behind, but known unstorable at the listed version: not fetched again.
     pub known_unstorable: usize,
 }
@@ -72,6 +76,13 @@ pub fn compare_page(
         match behind(copy.as_ref(), object.version) {
             None if copy.is_some_and(|copy| copy.deleted) => {
                 verdict.listed_after_delete.push(object.id);
+            }
+            None if copy
+                .and_then(|copy| copy.version)
+                .zip(object.version)
+                .is_some_and(|(held, listed)| held > listed) =>
+            {
+                verdict.ahead.push(object.id);
             }
             None => verdict.unchanged += 1,
             Some(_) if known_unstorable.contains(object) => verdict.known_unstorable += 1,
@@ -212,6 +223,30 @@ pub fn check_stretch(
     }
 }
 
+impl PageVerdict {
+    /// What the copy holds that the listing contradicts: asked for by id.
+    pub fn contested(&self) -> impl Iterator<Item = i64> + '_ {
+        self.listed_after_delete.iter().chain(&self.ahead).copied()
+    }
+}
+
+/// Whether Tripletex's answer by id contradicts the copy, so that its object replaces it
+/// (`dedup::Write::Replace`): it has the object though the copy holds a tombstone, or has it at an
+/// older version than the copy's, a version it never had. A tombstone stays final against late
+/// webhooks, never against Tripletex's own answer. A 404 contradicts nothing (the object was
+/// deleted since it was listed: its delete is on its way or the check of the copy finds it); a
+/// newer version is a webhook after the listing.
+pub fn contradicts(lookup: &Lookup, copy: &StoredVersion) -> bool {
+    let Lookup::Found(object) = lookup else {
+        return false;
+    };
+    copy.deleted
+        || copy
+            .version
+            .zip(object.version)
+            .is_some_and(|(held, now)| now < held)
+}
+
 /// What becomes of a stored object the listing did not show, once it is looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterLookup {
@@ -278,7 +313,12 @@ mod tests {
         assert_eq!(verdict.fetch, [2, 4]);
         assert_eq!(
             (verdict.missing, verdict.behind, verdict.unchanged),
-            (1, 1, 2)
+            (1, 1, 1)
+        );
+        assert_eq!(
+            verdict.ahead,
+            [3],
+            "asked for by id, never fetched as a change"
         );
     }
 
@@ -290,11 +330,47 @@ mod tests {
     }
 
     #[test]
-    fn a_copy_newer_than_the_listing_is_left_alone() {
-        // A webhook landed between Tripletex's answer and the compare.
+    fn a_copy_newer_than_the_listing_is_never_fetched_back() {
+        // A webhook landed between Tripletex's answer and the compare (or a forged one: the
+        // lookup by id tells them apart).
         let verdict = compare_page(&[listed(1, 4)], copy(&[live(1, 5)]), &[]);
         assert!(verdict.fetch.is_empty());
+        assert_eq!(verdict.ahead, [1]);
+    }
+
+    #[test]
+    fn a_copy_ahead_of_the_listing_is_contested_and_replaced_only_when_tripletex_contradicts_it() {
+        let verdict = compare_page(
+            &[listed(1, 4), listed(2, 4)],
+            copy(&[live(1, 9), live(2, 4)]),
+            &[],
+        );
+        assert_eq!(verdict.ahead, [1]);
         assert_eq!(verdict.unchanged, 1);
+        assert_eq!(verdict.contested().collect::<Vec<_>>(), [1]);
+        let forged = live(1, 9);
+        assert!(
+            contradicts(&found(1, Some(4)), &forged),
+            "Tripletex never had 9"
+        );
+        assert!(
+            !contradicts(&found(1, Some(9)), &forged),
+            "a webhook after the listing"
+        );
+        assert!(!contradicts(&found(1, Some(10)), &forged));
+        assert!(
+            !contradicts(&Lookup::NotFound, &forged),
+            "deleted since: not a contradiction"
+        );
+        let tombstone = StoredVersion {
+            deleted: true,
+            ..live(2, 4)
+        };
+        assert!(
+            contradicts(&found(2, Some(4)), &tombstone),
+            "Tripletex has what the copy deleted"
+        );
+        assert!(!contradicts(&Lookup::NotFound, &tombstone));
     }
 
     #[test]

@@ -100,6 +100,19 @@ pub fn upsert_message(
     )
 }
 
+/// Tripletex's answer by id for an object whose copy it contradicts (`compare::contradicts`):
+/// an upsert that replaces the copy while it is still as `seen` (`dedup::Write::Replace`).
+pub fn replace_message(
+    tenant: &TenantId,
+    event: &EventName,
+    object: &FetchedObject,
+    seen: crate::dedup::Seen,
+    at: Timestamp,
+) -> QueueMessage {
+    upsert_message(tenant, event, None, object, at)
+        .with_attribute(crate::message::attribute::REPLACES, seen.to_string())
+}
+
 /// A confirmed deletion: `<type>.delete` with no value, as Tripletex sends deletes.
 pub fn delete_message(
     tenant: &TenantId,

@@ -23,7 +23,8 @@ pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, listable, s
 pub use claims::{CLAIM_GRACE, ClaimRepair, TakenResync, repair_claim};
 pub use compare::{
     AfterLookup, Behind, LISTED_BUCKET_WIDTH, ListedStretch, PageVerdict, StoredVersion,
-    StretchCheck, behind, bucket_end, by_listed_bucket, check_stretch, compare_page, listed_bucket,
+    StretchCheck, behind, bucket_end, by_listed_bucket, check_stretch, compare_page, contradicts,
+    listed_bucket,
 };
 pub use cursor::{CannotSplit, Cursor, first_cursors};
 pub use envelope::Unstorable;

@@ -666,17 +666,20 @@ pub struct TypeCounts {
     /// (`StepLimits::store_wait`): queued again where Tripletex still has them. A type with any is
     /// not confirmed complete by the run: complete means stored, not queued.
     pub not_stored: u64,
+    /// Copies Tripletex contradicted when asked by id (a version it never had, a delete of an
+    /// object it has): its object queued to replace them (`dedup::Write::Replace`).
+    pub contradicted: u64,
 }
 
 impl TypeCounts {
     /// The counts under their names, as the run record and metrics spell them.
-    pub fn named(&self) -> [(&'static str, u64); 18] {
+    pub fn named(&self) -> [(&'static str, u64); 19] {
         let mut copy = *self;
         copy.named_mut().map(|(name, value)| (name, *value))
     }
 
     /// Each count under its name, to be set by a reader of the run record.
-    pub fn named_mut(&mut self) -> [(&'static str, &mut u64); 18] {
+    pub fn named_mut(&mut self) -> [(&'static str, &mut u64); 19] {
         [
             ("listed", &mut self.listed),
             ("listingSize", &mut self.listing_size),
@@ -696,6 +699,7 @@ impl TypeCounts {
             ("driftCorrected", &mut self.drift_corrected),
             ("lateWebhooks", &mut self.late_webhooks),
             ("notStored", &mut self.not_stored),
+            ("contradicted", &mut self.contradicted),
         ]
     }
 
@@ -722,6 +726,7 @@ impl TypeCounts {
             (&mut self.drift_corrected, other.drift_corrected),
             (&mut self.late_webhooks, other.late_webhooks),
             (&mut self.not_stored, other.not_stored),
+            (&mut self.contradicted, other.contradicted),
         ];
         for (total, more) in fields {
             *total += more;
