@@ -69,6 +69,7 @@ pub fn read_record(record: &Value) -> Result<StreamChange, ImageError> {
                 .ok_or(ImageError::Missing(item::UPDATED_AT))?,
             deleted_at: timestamp(image, item::DELETED_AT)?,
             forgotten_at: timestamp(image, item::FORGOTTEN_AT)?,
+            replaced_at: timestamp(image, item::REPLACED_AT)?,
         },
         value_claim,
         last_value_claim,

@@ -812,6 +812,7 @@ pub fn mirror_row(
         updated_at: time(item::UPDATED_AT)?,
         deleted_at: time(item::DELETED_AT),
         forgotten_at: time(item::FORGOTTEN_AT),
+        replaced_at: time(item::REPLACED_AT),
     };
     Some((row, value_claim, last_value_claim))
 }

@@ -26,6 +26,9 @@ pub struct MirrorRow {
     pub updated_at: Timestamp,
     pub deleted_at: Option<Timestamp>,
     pub forgotten_at: Option<Timestamp>,
+    /// When Tripletex's answer last replaced a copy it contradicted (`dedup::Write::Replace`): a
+    /// version Tripletex never had, or a delete of an object it has, undone.
+    pub replaced_at: Option<Timestamp>,
 }
 
 impl MirrorRow {
@@ -38,12 +41,17 @@ impl MirrorRow {
         (self.version.unwrap_or(-1), self.updated_at)
     }
 
-    /// Whether this image may replace `stored`: a tombstone is final (only another image of it, a
-    /// later one, e.g. its value forgotten, replaces it), and otherwise the image that is later in
-    /// (version, updated_at) wins; an equal one (a replay) changes nothing.
+    /// Whether this image may replace `stored`. A replacement later than the row's (Tripletex's
+    /// answer against a forged or mistaken write) wins whatever the version or a tombstone; an
+    /// image from before the row's replacement never does. Otherwise a tombstone is final (only
+    /// another image of it, a later one, e.g. its value forgotten, replaces it), and the image that
+    /// is later in (version, updated_at) wins; an equal one (a replay) changes nothing.
     pub fn replaces(&self, stored: Option<&MirrorRow>) -> bool {
         match stored {
             None => true,
+            Some(stored) if self.replaced_at != stored.replaced_at => {
+                self.replaced_at > stored.replaced_at
+            }
             Some(stored) if stored.deleted && !self.deleted => false,
             Some(stored) => self.order() > stored.order(),
         }
@@ -103,7 +111,42 @@ mod tests {
             updated_at: Timestamp::from_second(1_700_000_000 + second).unwrap(),
             deleted_at: None,
             forgotten_at: None,
+            replaced_at: None,
         }
+    }
+
+    #[test]
+    fn a_replacement_by_tripletex_reaches_the_mirror_and_what_came_before_it_never_again() {
+        let at = |second: i64| Some(Timestamp::from_second(1_700_000_000 + second).unwrap());
+        let forged_version = row(Some(99), 10, false);
+        let forged_delete = row(Some(4), 10, true);
+        let replaced = MirrorRow {
+            replaced_at: at(20),
+            ..row(Some(4), 20, false)
+        };
+        assert!(replaced.replaces(Some(&forged_version)), "a lower version");
+        assert!(replaced.replaces(Some(&forged_delete)), "over a tombstone");
+        assert!(
+            !forged_version.replaces(Some(&replaced)),
+            "the forged image, replayed, never comes back"
+        );
+        let after = MirrorRow {
+            replaced_at: at(20),
+            ..row(Some(5), 30, false)
+        };
+        assert!(
+            after.replaces(Some(&replaced)),
+            "later versions go on as before"
+        );
+        assert!(!replaced.replaces(Some(&after)));
+        let deleted_after = MirrorRow {
+            replaced_at: at(20),
+            ..row(Some(5), 40, true)
+        };
+        assert!(
+            !after.replaces(Some(&deleted_after)),
+            "a tombstone after it is final"
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ fn rows(count: i64) -> Vec<MirrorRow> {
             updated_at: Timestamp::from_second(1_760_000_000 + i).unwrap(),
             deleted_at: None,
             forgotten_at: None,
+            replaced_at: None,
         })
         .collect()
 }

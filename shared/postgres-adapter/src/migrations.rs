@@ -94,6 +94,14 @@ SELECT tenant, id, version, (value->>'number')::bigint AS number, (value->>'date
 FROM tripletex.object WHERE type = 'voucher' AND NOT deleted;
 "#,
     ),
+    (
+        4,
+        "replacements",
+        r#"
+-- When Tripletex's answer last replaced a copy it contradicted: the mirror orders a row by it first.
+ALTER TABLE tripletex.object ADD COLUMN replaced_at timestamptz;
+"#,
+    ),
 ];
 
 /// The newest version this build knows.

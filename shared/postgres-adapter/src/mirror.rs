@@ -10,24 +10,39 @@ use tracing::instrument;
 use crate::connect::{ConnectError, DatabaseSettings};
 use crate::migrations;
 
-/// The upsert states `MirrorRow::replaces` in its `WHERE`: a tombstone is final, and otherwise the
-/// image later in (version, updated_at) wins.
+/// The upsert states `MirrorRow::replaces` in its `WHERE`: a later replacement (Tripletex's answer
+/// against a forged or mistaken write) wins, an image from before one never does; otherwise a
+/// tombstone is final, and the image later in (version, updated_at) wins.
 const UPSERT: &str = r#"
 INSERT INTO tripletex.object AS o (tenant, type, id, version, version_unknown, deleted, value, last_value,
-                                   source, received_at, updated_at, deleted_at, forgotten_at)
+                                   source, received_at, updated_at, deleted_at, forgotten_at, replaced_at)
 SELECT tenant, type, id, version, version_unknown, deleted, value::jsonb, last_value::jsonb, source,
-       received_at::timestamptz, updated_at::timestamptz, deleted_at::timestamptz, forgotten_at::timestamptz
+       received_at::timestamptz, updated_at::timestamptz, deleted_at::timestamptz, forgotten_at::timestamptz,
+       replaced_at::timestamptz
 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bool[], $6::bool[], $7::text[],
-            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
      AS r(tenant, type, id, version, version_unknown, deleted, value, last_value, source, received_at,
-          updated_at, deleted_at, forgotten_at)
+          updated_at, deleted_at, forgotten_at, replaced_at)
 ON CONFLICT (tenant, type, id) DO UPDATE SET
     version = EXCLUDED.version, version_unknown = EXCLUDED.version_unknown, deleted = EXCLUDED.deleted,
     value = EXCLUDED.value, last_value = EXCLUDED.last_value, source = EXCLUDED.source,
     received_at = EXCLUDED.received_at, updated_at = EXCLUDED.updated_at,
-    deleted_at = EXCLUDED.deleted_at, forgotten_at = EXCLUDED.forgotten_at
-WHERE NOT (o.deleted AND NOT EXCLUDED.deleted)
-  AND (COALESCE(EXCLUDED.version, -1), EXCLUDED.updated_at) > (COALESCE(o.version, -1), o.updated_at)
+    deleted_at = EXCLUDED.deleted_at, forgotten_at = EXCLUDED.forgotten_at, replaced_at = EXCLUDED.replaced_at
+WHERE CASE WHEN EXCLUDED.replaced_at IS DISTINCT FROM o.replaced_at
+           THEN COALESCE(EXCLUDED.replaced_at > o.replaced_at, EXCLUDED.replaced_at IS NOT NULL)
+           ELSE NOT (o.deleted AND NOT EXCLUDED.deleted)
+                AND (COALESCE(EXCLUDED.version, -1), EXCLUDED.updated_at) > (COALESCE(o.version, -1), o.updated_at)
+      END
+"#;
+
+/// A replaced object's history loses the versions above the one Tripletex has: they were never
+/// Tripletex's (a forged or mistaken write).
+const DROP_REPLACED_HISTORY: &str = r#"
+DELETE FROM tripletex.object_version h
+USING tripletex.object o, UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(tenant, type, id)
+WHERE (o.tenant, o.type, o.id) = (t.tenant, t.type, t.id) AND o.replaced_at IS NOT NULL
+  AND (h.tenant, h.type, h.id) = (o.tenant, o.type, o.id) AND h.version > o.version
+  AND h.valid_from < o.replaced_at
 "#;
 
 /// A forgotten object's history loses its values too, up to the version it was forgotten at.
@@ -39,7 +54,8 @@ WHERE (o.tenant, o.type, o.id) = (t.tenant, t.type, t.id) AND o.forgotten_at IS 
   AND h.value IS NOT NULL
 "#;
 
-/// One history row per accepted version, once; none that would bring back a forgotten value.
+/// One history row per accepted version, once; none that would bring back a forgotten value, nor
+/// a version a replacement undid (received before it, above the version Tripletex has).
 const INSERT_HISTORY: &str = r#"
 INSERT INTO tripletex.object_version (tenant, type, id, version, valid_from, value)
 SELECT r.tenant, r.type, r.id, r.version, r.valid_from::timestamptz, r.value::jsonb
@@ -48,7 +64,9 @@ FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::
 WHERE NOT EXISTS (
     SELECT 1 FROM tripletex.object o
     WHERE (o.tenant, o.type, o.id) = (r.tenant, r.type, r.id)
-      AND o.forgotten_at IS NOT NULL AND o.version >= r.version)
+      AND ((o.forgotten_at IS NOT NULL AND o.version >= r.version)
+           OR (o.replaced_at IS NOT NULL AND r.version > o.version
+               AND r.valid_from::timestamptz < o.replaced_at)))
 ON CONFLICT DO NOTHING
 "#;
 
@@ -88,6 +106,7 @@ pub struct Prepared {
     close_history: Statement,
     remove_objects: Statement,
     remove_history: Statement,
+    drop_replaced_history: Statement,
 }
 
 impl Prepared {
@@ -99,6 +118,7 @@ impl Prepared {
             close_history,
             remove_objects,
             remove_history,
+            drop_replaced_history,
         ) = tokio::try_join!(
             client.prepare(UPSERT),
             client.prepare(ERASE_FORGOTTEN_HISTORY),
@@ -106,6 +126,7 @@ impl Prepared {
             client.prepare(CLOSE_HISTORY),
             client.prepare(REMOVE_OBJECTS),
             client.prepare(REMOVE_HISTORY),
+            client.prepare(DROP_REPLACED_HISTORY),
         )?;
         Ok(Self {
             upsert,
@@ -114,6 +135,7 @@ impl Prepared {
             close_history,
             remove_objects,
             remove_history,
+            drop_replaced_history,
         })
     }
 }
@@ -249,6 +271,7 @@ pub async fn apply_batch(
     let updated: Vec<String> = newest.iter().map(|r| r.updated_at.to_string()).collect();
     let deleted_at: Vec<Option<String>> = newest.iter().map(|r| text(r.deleted_at)).collect();
     let forgotten: Vec<Option<String>> = newest.iter().map(|r| text(r.forgotten_at)).collect();
+    let replaced: Vec<Option<String>> = newest.iter().map(|r| text(r.replaced_at)).collect();
 
     let history: Vec<&MirrorRow> = images.iter().filter(|r| r.is_history()).collect();
     let h_tenants: Vec<&str> = history.iter().map(|r| r.tenant.as_str()).collect();
@@ -294,8 +317,17 @@ pub async fn apply_batch(
                     &updated,
                     &deleted_at,
                     &forgotten,
+                    &replaced,
                 ],
             )
+            .await
+    };
+    let drop_replaced = async {
+        if replaced.iter().all(Option::is_none) {
+            return Ok(0);
+        }
+        client
+            .execute(&prepared.drop_replaced_history, &[&tenants, &types, &ids])
             .await
     };
     let erase = async {
@@ -332,8 +364,14 @@ pub async fn apply_batch(
             .execute(&prepared.close_history, &[&tenants, &types, &ids])
             .await
     };
-    let (gone, changed, _, _, _) =
-        tokio::try_join!(removal, upsert, erase, insert_history, close_history)?;
+    let (gone, changed, _, _, _, _) = tokio::try_join!(
+        removal,
+        upsert,
+        erase,
+        insert_history,
+        drop_replaced,
+        close_history
+    )?;
     Ok(gone + changed)
 }
 

@@ -33,6 +33,7 @@ fn customer(id: i64, version: i64, second: i64) -> MirrorRow {
         updated_at: at(second),
         deleted_at: None,
         forgotten_at: None,
+        replaced_at: None,
     }
 }
 
@@ -81,7 +82,7 @@ async fn migrations_run_from_empty_and_from_the_previous_version_and_again_chang
         .unwrap();
     assert_eq!(
         migrate(&mut client).await.unwrap(),
-        [2, 3],
+        [2, 3, 4],
         "from version 1"
     );
     assert!(
@@ -109,10 +110,14 @@ async fn migrations_run_from_empty_and_from_the_previous_version_and_again_chang
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(applied, [1, 2, 3]);
-    assert_eq!(migrations::latest(), 3);
+    assert_eq!(applied, [1, 2, 3, 4]);
+    assert_eq!(migrations::latest(), 4);
     let mut empty = settings_for("migrations_empty").connect().await.unwrap();
-    assert_eq!(migrate(&mut empty).await.unwrap(), [1, 2, 3], "from empty");
+    assert_eq!(
+        migrate(&mut empty).await.unwrap(),
+        [1, 2, 3, 4],
+        "from empty"
+    );
 }
 
 fn settings_for(name: &str) -> DatabaseSettings {
@@ -281,6 +286,60 @@ async fn a_forgotten_value_leaves_the_row_and_the_history_and_a_replay_does_not_
         rows(&client).await,
         [(1, Some(3), false, Some("Kari 3".into()))],
         "a newer version lives"
+    );
+}
+
+#[tokio::test]
+async fn tripletexs_replacement_of_a_forged_write_reaches_the_row_and_the_history_and_stays() {
+    let (mirror, client) = database("replaced").await;
+    // A forged version 99 and a forged delete, then Tripletex's answers replacing them.
+    mirror
+        .apply(
+            &[
+                customer(1, 3, 10),
+                customer(1, 99, 20),
+                customer(2, 4, 10),
+                tombstone(2, 4, 20),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    let replaced = |id, version| MirrorRow {
+        replaced_at: Some(at(30)),
+        source: Some("resync".into()),
+        received_at: Some(at(30)),
+        ..customer(id, version, 30)
+    };
+    mirror
+        .apply(&[replaced(1, 3), replaced(2, 4)], &[])
+        .await
+        .unwrap();
+    let expected = [
+        (1, Some(3), false, Some("Kari 3".to_owned())),
+        (2, Some(4), false, Some("Kari 4".to_owned())),
+    ];
+    assert_eq!(rows(&client).await, expected);
+    // The stream replays the forged images (a retry, a rebuild beside it): nothing moves back.
+    mirror
+        .apply(&[customer(1, 99, 20), tombstone(2, 4, 20)], &[])
+        .await
+        .unwrap();
+    assert_eq!(rows(&client).await, expected);
+    let versions: Vec<(i64, i64)> = client
+        .query(
+            "SELECT id, version FROM tripletex.object_version ORDER BY id, version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        versions,
+        [(1, 3), (2, 4)],
+        "version 99 was never Tripletex's"
     );
 }
 
