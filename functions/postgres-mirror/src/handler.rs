@@ -44,7 +44,7 @@ impl<M: Mirror, B: BlobStore> MirrorHandler<M, B> {
         let mut stop = None;
         for (at, record) in records.iter().enumerate() {
             match self.read(record).await {
-                Ok(Change::Image(row)) => images.push(row),
+                Ok(Change::Image(row)) => images.push(*row),
                 Ok(Change::Removed(key)) => removed.push(key),
                 Err((reason, transient)) => {
                     stop = Some(Stop {
@@ -104,7 +104,10 @@ impl<M: Mirror, B: BlobStore> MirrorHandler<M, B> {
     async fn read(&self, record: &Value) -> Result<Change, (String, bool)> {
         match read_record(record).map_err(|e| (e.to_string(), false))? {
             StreamChange::Removed(key) => Ok(Change::Removed(key)),
-            StreamChange::Image(pending) => self.resolved(*pending).await.map(Change::Image),
+            StreamChange::Image(pending) => self
+                .resolved(*pending)
+                .await
+                .map(|row| Change::Image(Box::new(row))),
         }
     }
 
@@ -140,7 +143,7 @@ impl<M: Mirror, B: BlobStore> MirrorHandler<M, B> {
 }
 
 enum Change {
-    Image(MirrorRow),
+    Image(Box<MirrorRow>),
     Removed(ObjectRef),
 }
 
