@@ -58,3 +58,15 @@ class AStalledWorkloadFailsAtOnce(unittest.TestCase):
         self.assertIn("made no change for 60 s", str(stopped.exception))
         moving = {**status, "changes": 101}
         self.assertEqual(driver.check_workload(moving, (100, ago))[0], 101)
+
+
+class ChangedAfterTheLastLook(unittest.TestCase):
+    def test_a_delete_dropped_after_the_last_reconciliation_began_is_told_apart_not_counted_wrong(self):
+        truth = {"deleted": True, "version": 3, "value": {}, "missedWhileDisabled": False,
+                 "lastChangeDropped": True, "changedAt": 1000.0}
+        live = {"deleted": {"BOOL": False}, "version": {"N": "3"}, "value": {"S": "{}"}}
+        self.assertEqual(chaos.verdict(truth, live, last_look_began=999.0), "changedAfterLastLook")
+        self.assertEqual(chaos.verdict(truth, live, last_look_began=1001.0), "resurrected",
+                         "deleted before the last look began: the copy is wrong")
+        self.assertEqual(chaos.verdict({**truth, "lastChangeDropped": False}, live, last_look_began=999.0),
+                         "resurrected", "its webhook came: the copy is wrong")
