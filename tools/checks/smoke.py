@@ -346,7 +346,30 @@ def check_company_life(args, stack, dynamodb):
     print(f"  companies add 999999 (a company the key does not reach): exit {code}; registered: {registered}")
     if code != 2 or "999999" in registered:
         failures.append(f"a company the key does not reach was not refused: {code} {unreachable}; {registered}")
+    failures += check_refused_company_removed(args)
     return failures
+
+
+def check_refused_company_removed(args):
+    """A registered company whose access the key lost (Tripletex answers 403) is still removed, with
+    what could not be deleted there said."""
+    firm = {"companyId": 300, "consumerToken": "local-dev-consumer-token",
+            "employeeToken": "local-dev-accountant-token"}
+    tenant = str(OTHER_CLIENT)
+    added, code = cli(args.stack, "companies", "add", tenant, "--credential", "firm", "--no-wait")
+    if code != 0:
+        return [f"adding {tenant} answered {code}: {added}"]
+    simulator(args.simulator, "POST", "/_sim/companies", {**firm, "clientCompanyIds": [CLIENT]})
+    simulator(args.simulator, "POST", "/_sim/sessions/expire", {})
+    try:
+        removed, code = cli(args.stack, "companies", "remove", tenant)
+    finally:
+        simulator(args.simulator, "POST", "/_sim/companies", {**firm, "clientCompanyIds": [CLIENT, OTHER_CLIENT]})
+    verdict = removed.get("verdict") if isinstance(removed, dict) else removed
+    print(f"  companies remove {tenant} (its access withdrawn): exit {code}: {verdict}")
+    if code != 0 or removed.get("state") != "removed" or "refuses this key" not in str(verdict):
+        return [f"a company Tripletex refuses was not removed: {code} {removed}"]
+    return []
 
 
 def check_complete_means_stored(dynamodb, table, tenant, ids, verdict):

@@ -110,6 +110,8 @@ struct Phase {
     total_time: Duration,
     peak_step_heap: usize,
     steps: usize,
+    /// What the steps read of the copy, as the DynamoDB adapter reads it.
+    reads: test_support::StoreReads,
 }
 
 /// Runs a started run to its end, timing the sync's steps apart from the worker's writes.
@@ -118,6 +120,7 @@ async fn drive(stack: &Stack, name: &'static str, run_id: String) -> Phase {
     let mut sync_time = Duration::ZERO;
     let mut peak_step_heap = 0;
     let mut steps = 0;
+    stack.harness.store.take_reads();
     loop {
         let baseline = test_support::heap::start_peak();
         let step_started = Instant::now();
@@ -137,6 +140,7 @@ async fn drive(stack: &Stack, name: &'static str, run_id: String) -> Phase {
         total_time: started.elapsed(),
         peak_step_heap,
         steps,
+        reads: stack.harness.store.take_reads(),
     }
 }
 
@@ -166,6 +170,13 @@ async fn report(stack: &Stack, phase: &Phase, objects: u64, changed: u64) {
     println!(
         "  304 share {:.1} % ({not_modified} of {pages} pages)",
         100.0 * not_modified as f64 / pages.max(1) as f64
+    );
+    println!(
+        "  DynamoDB reads: {} objects by id in {} BatchGetItem calls ({:.2} per object listed, a 304 page's included), {} byType index items (the check of the copy)",
+        phase.reads.by_id,
+        phase.reads.batch_gets,
+        phase.reads.by_id as f64 / listed.max(1) as f64,
+        phase.reads.index_items
     );
     println!(
         "  sync steps {:.1} s ({:.1} µs per object listed), with the worker's part {:.1} s; peak heap of one step {:.1} MiB",

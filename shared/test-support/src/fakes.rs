@@ -244,6 +244,18 @@ pub struct InMemoryObjectStoreState {
     by_type: Mutex<BTreeMap<(TenantId, String), BTreeSet<i64>>>,
     failures: Mutex<HashMap<String, VecDeque<StoreFailure>>>,
     tombstones: TombstonePolicy,
+    reads: Mutex<StoreReads>,
+}
+
+/// The reads the sync made of the copy, as the DynamoDB adapter would make them: what a bench
+/// reports of the comparison's cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreReads {
+    /// Objects asked for by id, and the BatchGetItem calls (100 keys each) that asks them.
+    pub by_id: u64,
+    pub batch_gets: u64,
+    /// Items of the `byType` index read in id order (the check of the copy).
+    pub index_items: u64,
 }
 
 /// What the fake keeps of an object: the rule's state plus the stored payload and change.
@@ -376,6 +388,25 @@ impl InMemoryObjectStore {
         }
     }
 
+    /// The reads made so far, and from now on none.
+    pub fn take_reads(&self) -> StoreReads {
+        std::mem::take(&mut *self.reads.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn versions_of(&self, tenant: &TenantId, object_type: &str, ids: &[i64]) -> Vec<StoredVersion> {
+        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        ids.iter()
+            .filter_map(|&object_id| {
+                let key = ObjectKey {
+                    tenant: tenant.clone(),
+                    object_type: object_type.to_owned(),
+                    object_id,
+                };
+                items.get(&key.to_string()).map(Self::stored_version)
+            })
+            .collect()
+    }
+
     fn stored_version(item: &StoredItem) -> StoredVersion {
         StoredVersion::of(item.last_change.key.object_id, &item.state, item.updated_at)
     }
@@ -388,18 +419,12 @@ impl StoredCopy for InMemoryObjectStore {
         object_type: &str,
         ids: &[i64],
     ) -> Result<Vec<StoredVersion>, StoreError> {
-        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(ids
-            .iter()
-            .filter_map(|&object_id| {
-                let key = ObjectKey {
-                    tenant: tenant.clone(),
-                    object_type: object_type.to_owned(),
-                    object_id,
-                };
-                items.get(&key.to_string()).map(Self::stored_version)
-            })
-            .collect())
+        {
+            let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+            reads.by_id += ids.len() as u64;
+            reads.batch_gets += ids.len().div_ceil(100) as u64;
+        }
+        Ok(self.versions_of(tenant, object_type, ids))
     }
 
     async fn stored_after(
@@ -421,7 +446,11 @@ impl StoredCopy for InMemoryObjectStore {
                     .collect()
             })
             .unwrap_or_default();
-        self.versions(tenant, object_type, &ids).await
+        self.reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .index_items += ids.len() as u64;
+        Ok(self.versions_of(tenant, object_type, &ids))
     }
 }
 
