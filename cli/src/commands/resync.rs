@@ -173,6 +173,15 @@ pub async fn start_and_follow(
     Ok(finished)
 }
 
+/// Whether the run found every listed object stored: complete means stored, not queued.
+fn copy_state(t: &crate::commands::status::TypeStatus) -> String {
+    match (t.state.as_str(), t.not_stored) {
+        ("done", 0) => "complete".to_owned(),
+        ("done", missing) => format!("{missing} not stored yet"),
+        _ => "-".to_owned(),
+    }
+}
+
 pub fn render(runs: &[RunProgress]) -> String {
     let mut rows = table(&[
         "company",
@@ -183,6 +192,7 @@ pub fn render(runs: &[RunProgress]) -> String {
         "fetched",
         "tombstoned",
         "drift",
+        "copy",
     ]);
     for run in runs {
         for t in &run.types {
@@ -197,6 +207,7 @@ pub fn render(runs: &[RunProgress]) -> String {
                 t.fetched.to_string(),
                 t.tombstoned.to_string(),
                 t.drift_corrected.to_string(),
+                copy_state(t),
             ]);
         }
     }
