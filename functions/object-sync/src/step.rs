@@ -263,7 +263,8 @@ where
     /// Asks Tripletex by id for what the copy holds and the page contradicts (a tombstone of an
     /// object it lists, a version newer than it lists), at most `lookups_per_step` a page (the next
     /// run asks for the rest); where its answer contradicts the copy, queues its object to replace
-    /// the copy (a forged or mistaken write, seen and mended).
+    /// the copy (a forged or mistaken write, seen and mended). Only a copy written before the run
+    /// began is asked about: one written since is a webhook after the listing, as on a busy day.
     async fn settle_contested(
         &self,
         task: &SyncTask,
@@ -287,7 +288,11 @@ where
         let now = Timestamp::now();
         let mut replacements = Vec::new();
         for id in contested {
-            let Some(copy) = stored.get(&id) else {
+            // A copy written after the run began is a webhook after the listing: nothing to ask.
+            let Some(copy) = stored
+                .get(&id)
+                .filter(|copy| copy.updated_at < task.started_at)
+            else {
                 continue;
             };
             let lookup = self.look_up(spec, id).await?;

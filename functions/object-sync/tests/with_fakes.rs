@@ -1444,3 +1444,31 @@ async fn a_forged_version_or_delete_is_replaced_by_tripletexs_answer_and_a_late_
         .unwrap();
     assert!(value.contains("product 4 v3"), "{value}");
 }
+
+#[tokio::test]
+async fn a_copy_written_after_the_run_began_is_asked_about_only_by_the_next_run() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.backfilled_products(12, 3).await;
+    let run_id = h.start("reconcile").await;
+    // Written after the run began: on a busy day, a webhook after the listing. This one is forged,
+    // and the run that began before it does not ask (it cannot tell it from a real one cheaply).
+    deliver_webhook(&h, "product.update", 5, Some(40)).await;
+    h.drain().await;
+    let lookups = |h: &Harness| {
+        h.company()
+            .objects
+            .calls()
+            .iter()
+            .filter(|c| **c == ObjectCallKind::Lookup)
+            .count()
+    };
+    assert_eq!(lookups(&h), 0, "nothing asked by id");
+    assert_eq!(h.counts(&run_id, "product").contradicted, 0);
+    // The next run began after it was written: it asks, and Tripletex's answer replaces it.
+    h.age_the_copy();
+    let next = h.start("reconcile").await;
+    h.drain().await;
+    assert_eq!(lookups(&h), 1);
+    assert_eq!(h.counts(&next, "product").contradicted, 1);
+    assert_eq!(h.stored_version("product", 5), Some((Some(3), false)));
+}
