@@ -124,13 +124,22 @@ fn check_page(page: &[Listed], stored: &BTreeMap<i64, StoredVersion>, known: &[L
         verdict.fetch.len()
             + verdict.unchanged
             + verdict.listed_after_delete.len()
+            + verdict.ahead.len()
             + verdict.known_unstorable,
         page.len(),
         "every listed object counted once"
     );
     let mut fetch = verdict.fetch.iter();
     let mut after_delete = verdict.listed_after_delete.iter();
+    let mut ahead = verdict.ahead.iter();
     for listed in page {
+        // A live copy newer than the listing is asked for by id, never fetched as a change.
+        if let Some(copy) = stored.get(&listed.id)
+            && !copy.deleted
+            && copy.version.zip(listed.version).is_some_and(|(held, now)| held > now)
+        {
+            assert_eq!(ahead.next(), Some(&listed.id), "ahead in listing order");
+        }
         let wanted = match stored.get(&listed.id) {
             None => true,
             Some(copy) if copy.deleted => {
@@ -148,6 +157,7 @@ fn check_page(page: &[Listed], stored: &BTreeMap<i64, StoredVersion>, known: &[L
         }
     }
     assert_eq!(fetch.next(), None, "fetched only what is missing or behind");
+    assert_eq!(ahead.next(), None, "ahead only what the copy holds newer");
 }
 
 fuzz_target!(|data: &[u8]| {
