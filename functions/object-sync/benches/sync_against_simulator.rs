@@ -222,6 +222,7 @@ async fn main() {
         drift_grace: Duration::ZERO,
         // The worker's part is played between steps: what was queued is stored.
         store_wait: Duration::ZERO,
+        marker_poll: Duration::ZERO,
         ..StepLimits::default()
     };
     let stack = stack(limits);

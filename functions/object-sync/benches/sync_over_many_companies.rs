@@ -109,6 +109,7 @@ async fn main() {
             drift_grace: std::time::Duration::ZERO,
             // The worker's part is played between steps: what was queued is stored.
             store_wait: std::time::Duration::ZERO,
+            marker_poll: std::time::Duration::ZERO,
             ..StepLimits::default()
         },
     );

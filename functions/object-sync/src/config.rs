@@ -37,6 +37,8 @@ pub struct StepLimits {
     /// How long the check of the copy waits for the worker to store what the listing queued
     /// before it counts the objects still missing as not stored (and queues them again).
     pub store_wait: Duration,
+    /// How often a recheck looks whether the worker has reached its marker.
+    pub marker_poll: Duration,
 }
 
 impl Default for StepLimits {
@@ -49,6 +51,7 @@ impl Default for StepLimits {
             attempts: 3,
             drift_grace: Duration::from_secs(60),
             store_wait: Duration::from_secs(30),
+            marker_poll: Duration::from_secs(10),
         }
     }
 }
@@ -73,6 +76,8 @@ pub struct Config {
     pub registry_ttl: Duration,
     /// Where the sync queues what it fetched and tombstoned, for the worker.
     pub sync_objects_queue_url: String,
+    /// The webhook queue, where a reconciliation's recheck puts its marker (`sync::marker`).
+    pub webhook_queue_url: Option<String>,
     /// The payload bucket, for fetched objects over what SQS takes.
     pub payload_bucket: Option<String>,
     pub sync_queue_url: String,
@@ -95,6 +100,7 @@ impl Config {
                 env.parsed_or("SYNC_DRIFT_GRACE_SECONDS", defaults.drift_grace.as_secs())?,
             ),
             store_wait: defaults.store_wait,
+            marker_poll: defaults.marker_poll,
         };
         if !(1..=1000).contains(&limits.page_size)
             || limits.fetch_batch == 0
@@ -133,6 +139,7 @@ impl Config {
                 env.parsed_or("SYNC_REGISTRY_CACHE_TTL_SECONDS", 10)?,
             ),
             sync_objects_queue_url: env.required("SYNC_OBJECTS_QUEUE_URL")?,
+            webhook_queue_url: env.optional("WEBHOOK_QUEUE_URL"),
             payload_bucket: env.optional("PAYLOAD_BUCKET"),
             sync_queue_url: env.required("SYNC_QUEUE_URL")?,
             objects_table_name: env.required("OBJECTS_TABLE_NAME")?,

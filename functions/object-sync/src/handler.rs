@@ -63,6 +63,9 @@ pub struct SyncPorts<C, Q, T, S, R, P> {
     /// The worker's queue for what the sync fetched and tombstoned (the sync objects queue, read
     /// by a mapping of its own so that live webhooks never wait behind it).
     pub webhooks: Q,
+    /// The webhook queue itself, where a reconciliation's recheck puts its marker
+    /// (`sync::marker`); without it the recheck waits the fixed grace alone.
+    pub live_webhooks: Option<Q>,
     pub tasks: T,
     pub copy: S,
     pub records: R,
@@ -260,6 +263,7 @@ where
             copy: &self.ports.copy,
             records: &self.ports.records,
             webhooks: &self.ports.webhooks,
+            live_webhooks: self.ports.live_webhooks.as_ref(),
             settings: &self.settings,
         };
         let result = match stage {

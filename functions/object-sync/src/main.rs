@@ -56,6 +56,10 @@ async fn main() -> Result<(), Error> {
                 .as_ref()
                 .map(|bucket| S3BlobStore::new(&sdk, bucket)),
         ),
+        live_webhooks: config
+            .webhook_queue_url
+            .as_ref()
+            .map(|url| ClaimCheckedQueue::new(SqsQueue::new(sqs.clone(), url), None)),
         tasks: SqsSyncTasks::new(sqs, &config.sync_queue_url),
         copy: DynamoObjectStore::new(dynamodb.clone(), &config.objects_table_name),
         records: DynamoSyncRecords::new(dynamodb.clone(), &config.sync_table_name),

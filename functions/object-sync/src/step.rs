@@ -11,6 +11,7 @@ use domain::ids::TenantId;
 use domain::ports::{MessageQueue, ObjectsApi, QueueError, StoreError, StoredCopy, SyncRecords};
 use domain::sync::MAX_SUSPECTS;
 use domain::sync::envelope::{check_storable, delete_message, replace_message, upsert_message};
+use domain::sync::marker::{RecheckGate, marker_message, recheck_gate};
 use domain::sync::{
     AfterLookup, CannotSplit, Cursor, DateWindow, FULL_RANGE, FetchRequest, FetchedObject, Finding,
     Listed, ListedPage, Lookup, ObjectTypeSpec, PageAnswer, PageInput, PageRequest, Partition,
@@ -82,6 +83,7 @@ pub struct StepPorts<'a, A, S, R, Q> {
     pub copy: &'a S,
     pub records: &'a R,
     pub webhooks: &'a Q,
+    pub live_webhooks: Option<&'a Q>,
     pub settings: &'a SyncSettings,
 }
 
@@ -700,6 +702,33 @@ where
         counts: &mut TypeCounts,
         notes: &mut StepNotes,
     ) -> Result<Option<SyncTask>, StepError> {
+        let has_suspects = task
+            .suspects
+            .iter()
+            .any(|suspect| suspect.object_type == spec.object_type);
+        if has_suspects && let Some(live) = self.live_webhooks {
+            // Until the worker has reached a marker put behind the webhooks in flight, a finding
+            // still behind may be a late webhook, not drift.
+            let now = Timestamp::now();
+            let seen = match task.marker_sent_at {
+                Some(_) => self.records.marker_seen(&task.tenant, &task.run_id).await?,
+                None => false,
+            };
+            match recheck_gate(task.marker_sent_at, seen, now) {
+                RecheckGate::SendMarker => {
+                    live.send_all(&[marker_message(&task.tenant, &task.run_id)])
+                        .await?;
+                    let mut next = task.clone();
+                    next.marker_sent_at = Some(now);
+                    return Ok(next.again());
+                }
+                RecheckGate::Wait => {
+                    tokio::time::sleep(self.settings.limits.marker_poll).await;
+                    return Ok(task.clone().again());
+                }
+                RecheckGate::Go => {}
+            }
+        }
         let mut next = task.clone();
         let suspects = next.take_suspects(spec.object_type);
         let pages = next.take_recheck_pages(spec.object_type);

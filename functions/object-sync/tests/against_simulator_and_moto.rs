@@ -23,6 +23,7 @@ fn small_steps() -> StepLimits {
         drift_grace: Duration::ZERO,
         // The worker's part is played between steps: what was queued is stored.
         store_wait: Duration::ZERO,
+        marker_poll: Duration::ZERO,
     }
 }
 

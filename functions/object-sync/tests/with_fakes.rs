@@ -42,6 +42,8 @@ struct Harness {
     sync: Sync,
     tripletex: FakeTripletex,
     webhooks: RecordingQueue,
+    /// The webhook queue, where the recheck's markers go (the worker reaches them at once here).
+    live: RecordingQueue,
     tasks: RecordingSyncTasks,
     store: InMemoryObjectStore,
     records: InMemorySyncRecords,
@@ -60,6 +62,7 @@ fn harness(events: &[&str], limits: StepLimits) -> Harness {
     .unwrap();
     let tripletex = FakeTripletex::new();
     let webhooks = RecordingQueue::new();
+    let live = RecordingQueue::new();
     let tasks = RecordingSyncTasks::new();
     let store = InMemoryObjectStore::new();
     let records = InMemorySyncRecords::new();
@@ -67,6 +70,7 @@ fn harness(events: &[&str], limits: StepLimits) -> Harness {
     let ports = SyncPorts {
         tripletex: tripletex.clone(),
         webhooks: webhooks.clone(),
+        live_webhooks: Some(live.clone()),
         tasks: tasks.clone(),
         copy: store.clone(),
         records: records.clone(),
@@ -85,6 +89,7 @@ fn harness(events: &[&str], limits: StepLimits) -> Harness {
         sync,
         tripletex,
         webhooks,
+        live,
         tasks,
         store,
         records,
@@ -104,6 +109,7 @@ fn small_pages() -> StepLimits {
         drift_grace: std::time::Duration::ZERO,
         // The worker's part is played between steps: what was queued is stored.
         store_wait: std::time::Duration::ZERO,
+        marker_poll: std::time::Duration::ZERO,
     }
 }
 
@@ -138,6 +144,18 @@ impl Harness {
             test_support::apply_as_worker(&self.store, message).await;
         }
         self.applied = sent.len();
+        self.reach_markers().await;
+    }
+
+    /// The worker reaches every marker on the webhook queue (nothing else is queued there here).
+    async fn reach_markers(&self) {
+        for message in self.live.drain() {
+            if let Some((Some(tenant), run_id)) =
+                domain::sync::marker::marker_of(|name| message.attribute(name))
+            {
+                self.records.record_marker(&tenant, run_id).await.unwrap();
+            }
+        }
     }
 
     fn run(&self, run_id: &str) -> RunRecord {
@@ -1471,4 +1489,43 @@ async fn a_copy_written_after_the_run_began_is_asked_about_only_by_the_next_run(
     assert_eq!(lookups(&h), 1);
     assert_eq!(h.counts(&next, "product").contradicted, 1);
     assert_eq!(h.stored_version("product", 5), Some((Some(3), false)));
+}
+
+#[tokio::test]
+async fn the_recheck_waits_until_the_worker_has_reached_its_marker_behind_the_webhooks_in_flight() {
+    let mut h = harness(&["product.update"], small_pages());
+    h.backfilled_products(12, 1).await;
+    for id in [3, 6, 9] {
+        h.company().objects.put_simple("product", id, 2);
+    }
+    let run_id = h.start("reconcile").await;
+    let recheck = loop {
+        let task = h.tasks.next().unwrap();
+        if task.current().unwrap().stage == domain::sync::Stage::Recheck {
+            break task;
+        }
+        h.sync.run_task(task, 1).await.unwrap();
+        h.apply_queued().await;
+    };
+    // Its first step puts the marker behind what the webhook queue holds, and fetches nothing.
+    h.sync.run_task(recheck, 1).await.unwrap();
+    let markers = h.live.sent();
+    assert_eq!(markers.len(), 1);
+    assert_eq!(markers[0].attribute("syncMarker"), Some(run_id.as_str()));
+    // The worker has not reached it yet: the recheck looks again, still fetching nothing.
+    for _ in 0..3 {
+        let task = h.tasks.next().unwrap();
+        assert_eq!(task.current().unwrap().stage, domain::sync::Stage::Recheck);
+        h.sync.run_task(task, 1).await.unwrap();
+    }
+    assert_eq!(h.counts(&run_id, "product").fetched, 0);
+    // The webhooks queued before the marker are applied (two of three: one was lost), then the
+    // worker reaches the marker: only the lost one is drift.
+    deliver_webhook(&h, "product.update", 3, Some(2)).await;
+    deliver_webhook(&h, "product.update", 6, Some(2)).await;
+    h.drain().await;
+    let counts = h.counts(&run_id, "product");
+    assert_eq!((counts.late_webhooks, counts.drift_corrected), (2, 1));
+    assert_eq!(h.stored_version("product", 9), Some((Some(2), false)));
+    assert_eq!(h.run(&run_id).state, RunState::Done);
 }

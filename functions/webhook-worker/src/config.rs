@@ -17,6 +17,8 @@ pub struct Config {
     pub payload_bucket: Option<String>,
     /// The table that holds the company registry; without it no record is dropped as removed.
     pub registry_table_name: Option<String>,
+    /// The sync table, where the worker records the reconciliations' markers it reaches.
+    pub sync_table_name: Option<String>,
 }
 
 impl Config {
@@ -31,6 +33,7 @@ impl Config {
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             registry_table_name: env.optional("RESYNC_TABLE_NAME"),
+            sync_table_name: env.optional("SYNC_TABLE_NAME"),
             payload_bucket: env.optional("PAYLOAD_BUCKET"),
             quarantine_queue_url: env.required("QUARANTINE_QUEUE_URL")?,
             concurrency,

@@ -7,11 +7,15 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use domain::claim::{NoPayloadBucket, claimed_body};
 use domain::dedup::{Outcome, Write};
 use domain::error::error_chain;
+use domain::ids::TenantId;
 use domain::message::{QueueMessage, attribute};
-use domain::ports::{BlobStore, MessageQueue, ObjectStore};
+use domain::ports::{BlobStore, MessageQueue, ObjectStore, StoreError, SyncRecords};
 use domain::record::{BatchCounts, change_from_message, freshness_ms};
 use domain::registry::CompanyState;
+use domain::sync::marker::marker_of;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 
 use futures_util::FutureExt as _;
 use futures_util::StreamExt as _;
@@ -30,6 +34,27 @@ pub struct Worker<S, Q, B = NoPayloadBucket> {
     /// The company registry: the records of a company being removed are dropped, so that nothing
     /// the receiver took before it refused the company reaches the table.
     registry: Option<Box<dyn TenantStates>>,
+    /// Where a reconciliation's marker is recorded when the worker reaches it (`sync::marker`).
+    markers: Option<Box<dyn MarkerBook>>,
+}
+
+/// Records that the worker reached a reconciliation's marker on the webhook queue.
+pub trait MarkerBook: Send + Sync {
+    fn reached<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        run_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+}
+
+impl<R: SyncRecords> MarkerBook for R {
+    fn reached<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        run_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>> {
+        Box::pin(self.record_marker(tenant, run_id))
+    }
 }
 
 /// What became of one record.
@@ -44,8 +69,39 @@ enum Handled {
     Quarantined,
     /// Of a company being removed or removed: dropped.
     RemovedCompany,
+    /// A reconciliation's marker, recorded (or, with nowhere to record it, dropped).
+    Marker,
     /// Failed for a reason that may pass: the record is reported and comes back from the queue.
     Retry,
+}
+
+impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
+    /// A marker says the worker has handed on what was queued before it: recorded for the
+    /// reconciliation that waits for it; retried when the record cannot be written.
+    async fn reach_marker(
+        &self,
+        message_id: &str,
+        tenant: Option<TenantId>,
+        run_id: &str,
+    ) -> Handled {
+        let (Some(markers), Some(tenant)) = (&self.markers, tenant) else {
+            info!(
+                message_id,
+                run_id, "a reconciliation's marker with nowhere to record it: dropped"
+            );
+            return Handled::Marker;
+        };
+        match markers.reached(&tenant, run_id).await {
+            Ok(()) => {
+                debug!(message_id, %tenant, run_id, "reconciliation marker reached");
+                Handled::Marker
+            }
+            Err(error) => {
+                warn!(message_id, %tenant, run_id, error = %error_chain(&error), "a reconciliation's marker could not be recorded; it will be retried");
+                Handled::Retry
+            }
+        }
+    }
 }
 
 impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
@@ -56,6 +112,7 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
             payloads: NoPayloadBucket,
             concurrency: concurrency.max(1),
             registry: None,
+            markers: None,
         }
     }
 }
@@ -69,11 +126,17 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
             payloads,
             concurrency: self.concurrency,
             registry: self.registry,
+            markers: self.markers,
         }
     }
 
     pub fn with_registry(mut self, registry: impl TenantStates + 'static) -> Self {
         self.registry = Some(Box::new(registry));
+        self
+    }
+
+    pub fn with_markers(mut self, markers: impl MarkerBook + 'static) -> Self {
+        self.markers = Some(Box::new(markers));
         self
     }
 
@@ -115,6 +178,7 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
                 }
                 Handled::Quarantined => counts.quarantined += 1,
                 Handled::RemovedCompany => counts.removed_company += 1,
+                Handled::Marker => {}
                 Handled::Retry => {
                     counts.failed += 1;
                     let mut failure = BatchItemFailure::default();
@@ -145,6 +209,9 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
 
     async fn handle_record(&self, record: &SqsMessage) -> Handled {
         let message_id = record.message_id.as_deref().unwrap_or_default();
+        if let Some((tenant, run_id)) = marker_of(|name| string_attribute(record, name)) {
+            return self.reach_marker(message_id, tenant, run_id).await;
+        }
         let body = claimed_body(
             &self.payloads,
             record.body.as_deref().unwrap_or_default(),
@@ -566,6 +633,31 @@ mod tests {
             failed_ids(&response),
             ["5f7d2c1e-0000-4000-9000-000000000007"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_reconciliations_marker_is_recorded_never_applied_nor_quarantined() {
+        use domain::ports::SyncRecords as _;
+        let records = test_support::InMemorySyncRecords::new();
+        let harness = Harness::new();
+        let worker = Worker::new(harness.store.clone(), harness.quarantine.clone(), 10)
+            .with_markers(records.clone());
+        let response = worker
+            .handle(serde_json::from_str(event!("sqs-reconciliation-marker")).unwrap())
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        let tenant = TenantId::parse("default").unwrap();
+        assert!(
+            records
+                .marker_seen(&tenant, "20261206T010000.000000000Z-reconcile")
+                .await
+                .unwrap()
+        );
+        assert!(harness.store.is_empty() && harness.quarantine.sent().is_empty());
+        // A worker with nowhere to record it drops it: it is still no envelope to quarantine.
+        let response = harness.handle(event!("sqs-reconciliation-marker")).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert!(harness.quarantine.sent().is_empty());
     }
 
     #[tokio::test]

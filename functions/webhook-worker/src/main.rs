@@ -5,6 +5,7 @@ use aws_adapters::env::Env;
 use aws_adapters::resync_ledger::DynamoResyncLedger;
 use aws_adapters::sdk::load_sdk_config;
 use aws_adapters::sqs::SqsQueue;
+use aws_adapters::sync_records::DynamoSyncRecords;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_sqs::Client as SqsClient;
 use domain::claim::LargeValues;
@@ -30,6 +31,9 @@ async fn main() -> Result<(), Error> {
         config.concurrency,
     )
     .with_payloads(payloads);
+    if let Some(table) = &config.sync_table_name {
+        worker = worker.with_markers(DynamoSyncRecords::new(dynamodb.clone(), table));
+    }
     if let Some(table) = &config.registry_table_name {
         let registry = DynamoResyncLedger::new(dynamodb, table);
         worker = worker.with_registry(CachedRegistry::load(registry, WORKER_REGISTRY_TTL).await?);

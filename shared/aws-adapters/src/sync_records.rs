@@ -12,6 +12,7 @@
 //!   listing of the type is complete; they expire after a week.
 //! - The objects a fetch found the worker can never store (`unstorable#<tenant>`, the type), as
 //!   JSON `[{id, version}]`, so that they are not fetched again at the same version.
+//! - The markers of reconciliations the worker reached (`marker#<tenant>`, the run id), kept a week.
 //! - When a type's copy was last confirmed complete (`confirmed#<tenant>`, the type): epoch seconds
 //!   of the listing's start, only ever moved forward.
 
@@ -83,6 +84,15 @@ pub fn run_key(tenant: &TenantId) -> String {
 fn page_key(tenant: &TenantId) -> String {
     format!("page#{tenant}")
 }
+
+/// The partition of a company's markers the worker reached (`sync::marker`), one item per run.
+pub fn marker_key(tenant: &TenantId) -> String {
+    format!("{MARKER_KEY_PREFIX}{tenant}")
+}
+
+/// The partition key of a company's markers, before the tenant: the only items of the sync table
+/// the worker may write.
+pub const MARKER_KEY_PREFIX: &str = "marker#";
 
 fn listed_key(tenant: &TenantId, run_id: &str, object_type: &str) -> String {
     format!("listed#{tenant}#{run_id}#{object_type}")
@@ -157,6 +167,7 @@ impl DynamoSyncRecords {
             format!("windows#{tenant}"),
             format!("unstorable#{tenant}"),
             confirmed_key(tenant),
+            marker_key(tenant),
         ];
         let mut values: HashMap<String, AttributeValue> = partitions
             .iter()
@@ -737,6 +748,33 @@ impl SyncRecords for DynamoSyncRecords {
             &known[keep_from..],
         )
         .await
+    }
+
+    async fn record_marker(&self, tenant: &TenantId, run_id: &str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table_name)
+            .item(item::KEY, s(marker_key(tenant)))
+            .item(item::SORT, s(run_id.to_owned()))
+            .item(item::EXPIRES_AT, expires_in(LISTED_IDS_DAYS))
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn marker_seen(&self, tenant: &TenantId, run_id: &str) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(marker_key(tenant)))
+            .key(item::SORT, s(run_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(output.item.is_some())
     }
 
     async fn confirm_complete(

@@ -231,3 +231,63 @@ async fn a_run_record_reads_back_as_it_was_written_and_a_step_counts_once() {
     let runs: Vec<_> = items.iter().filter_map(read_run).collect();
     assert_eq!(runs, [run]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_marker_the_worker_reached_is_seen_for_its_company_and_run_only_in_both() {
+    let table = format!("sync-markers-{}", std::process::id());
+    let real = dynamo(&table).await;
+    let fake = InMemorySyncRecords::new();
+    let acme = TenantId::parse("acme").unwrap();
+    let beta = TenantId::parse("beta").unwrap();
+    let run = "20261206T010000.000000000Z-reconcile";
+    for records in [&real as &dyn MarkerProbe, &fake] {
+        assert!(!records.seen(&acme, run).await, "not reached yet");
+        records.reach(&acme, run).await;
+        records.reach(&acme, run).await;
+        assert!(records.seen(&acme, run).await, "reached (twice: harmless)");
+        assert!(!records.seen(&beta, run).await, "another company's");
+        assert!(
+            !records
+                .seen(&acme, "20261207T010000.000000000Z-reconcile")
+                .await,
+            "another run's"
+        );
+    }
+    assert_eq!(
+        real.purge_tenant(&acme).await.unwrap(),
+        1,
+        "a purge takes its markers too"
+    );
+    assert!(!real.marker_seen(&acme, run).await.unwrap());
+}
+
+/// The two stores behind one probe, so that one loop asks both the same.
+trait MarkerProbe {
+    fn reach<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        run: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+    fn seen<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        run: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + 'a>>;
+}
+
+impl<R: SyncRecords> MarkerProbe for R {
+    fn reach<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        run: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> {
+        Box::pin(async move { self.record_marker(tenant, run).await.unwrap() })
+    }
+    fn seen<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        run: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + 'a>> {
+        Box::pin(async move { self.marker_seen(tenant, run).await.unwrap() })
+    }
+}

@@ -22,6 +22,9 @@ pub mod attribute {
     pub const BODY_ENCODING: &str = "bodyEncoding";
     /// `resync` on messages the keeper's resync queues; absent on webhooks.
     pub const SOURCE: &str = "source";
+    /// On a reconciliation's marker in the webhook queue (not an envelope): its run id. The
+    /// worker records that it reached it (`sync::marker`).
+    pub const SYNC_MARKER: &str = "syncMarker";
     /// On a sync's message only: Tripletex contradicted the copy, which held this (`dedup::Seen`,
     /// `7:live`, `-:deleted`); the object replaces it (`dedup::Write::Replace`).
     pub const REPLACES: &str = "replaces";

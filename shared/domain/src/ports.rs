@@ -457,6 +457,20 @@ pub trait SyncRecords: Send + Sync {
         objects: &[Listed],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The worker reached a run's marker on the webhook queue (`sync::marker`).
+    fn record_marker(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether the worker has reached the run's marker.
+    fn marker_seen(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// A type's copy was proven complete by a listing that began at `listing_began`.
     fn confirm_complete(
         &self,

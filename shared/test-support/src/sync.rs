@@ -111,6 +111,7 @@ pub struct InMemorySyncRecordsState {
     windows: Mutex<HashMap<(TenantId, String), Vec<ListedWindow>>>,
     unstorable: Mutex<HashMap<(TenantId, String), BTreeMap<i64, Listed>>>,
     confirmed: Mutex<BTreeMap<(TenantId, String), Timestamp>>,
+    markers: Mutex<std::collections::BTreeSet<(TenantId, String)>>,
 }
 
 impl std::ops::Deref for InMemorySyncRecords {
@@ -353,6 +354,15 @@ impl SyncRecords for InMemorySyncRecords {
             known.insert(object.id, *object);
         }
         Ok(())
+    }
+
+    async fn record_marker(&self, tenant: &TenantId, run_id: &str) -> Result<(), StoreError> {
+        lock(&self.markers).insert((tenant.clone(), run_id.to_owned()));
+        Ok(())
+    }
+
+    async fn marker_seen(&self, tenant: &TenantId, run_id: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.markers).contains(&(tenant.clone(), run_id.to_owned())))
     }
 
     async fn confirm_complete(

@@ -41,6 +41,8 @@ pub fn harness(api_base_url: String, companies: Companies, limits: StepLimits) -
     let ports = SyncPorts {
         tripletex: HttpTripletexCompanies::new(api_base_url, RetryPolicy::default()).unwrap(),
         webhooks: webhooks.clone(),
+        // The worker's part is played between steps: nothing is in flight at a recheck.
+        live_webhooks: None,
         tasks: tasks.clone(),
         copy: store.clone(),
         records: records.clone(),

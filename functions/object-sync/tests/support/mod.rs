@@ -97,6 +97,8 @@ pub async fn stack(name: &str, object_type: &'static str, limits: StepLimits) ->
     let ports = SyncPorts {
         tripletex: HttpTripletexCompanies::new(sim.api_base_url(), retry).unwrap(),
         webhooks: SqsQueue::new(sqs.clone(), text("SyncObjectsQueue", "url")),
+        // The worker's part is played between steps: nothing is in flight at a recheck.
+        live_webhooks: None,
         tasks: SqsSyncTasks::new(sqs.clone(), text("SyncQueue", "url")),
         copy: store.clone(),
         records: records.clone(),

@@ -14,6 +14,7 @@ pub mod cursor;
 pub mod envelope;
 pub mod freshness;
 pub mod listing;
+pub mod marker;
 pub mod page;
 pub mod run;
 pub mod start;

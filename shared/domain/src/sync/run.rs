@@ -198,6 +198,9 @@ pub struct SyncTask {
     /// kept (their suspects).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub confirm_after_recheck: Vec<String>,
+    /// When the recheck put its marker on the webhook queue (`sync::marker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker_sent_at: Option<Timestamp>,
 }
 
 fn is_zero(count: &u64) -> bool {
@@ -308,6 +311,7 @@ impl SyncTask {
             recheck_pages: Vec::new(),
             not_stored: 0,
             confirm_after_recheck: Vec::new(),
+            marker_sent_at: None,
         })
     }
 
@@ -368,6 +372,11 @@ impl SyncTask {
                 stage: Stage::Confirm { awaiting },
             });
         }
+        self.successor()
+    }
+
+    /// The same work again, as the next step (a recheck waiting for its marker).
+    pub fn again(self) -> Option<Self> {
         self.successor()
     }
 
