@@ -183,6 +183,11 @@ class Chaos:
             exact = verdicts.count("exact") + verdicts.count("changedAfterLastLook")
             if exact == len(truth) or time.monotonic() > deadline:
                 log(f"postgres mirror: exact {exact}/{len(truth)}")
+                differing = [f"{TENANTS[obj['companyId']]}#{obj['type']}#{obj['id']} ({outcome})"
+                             for obj, outcome in zip(truth, verdicts)
+                             if outcome not in ("exact", "changedAfterLastLook")]
+                if differing:
+                    log(f"postgres mirror differs from Tripletex for: {', '.join(differing[:5])}")
                 return f"{exact}/{len(truth)}"
             time.sleep(2)
 
