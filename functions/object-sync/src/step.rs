@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use domain::envelope::EventName;
 use domain::error::error_chain;
 use domain::ids::TenantId;
+use domain::message::QueueMessage;
 use domain::ports::{MessageQueue, ObjectsApi, QueueError, StoreError, StoredCopy, SyncRecords};
 use domain::sync::MAX_SUSPECTS;
 use domain::sync::envelope::{check_storable, delete_message, replace_message, upsert_message};
@@ -287,7 +288,6 @@ where
         let Some(event) = upsert_event(self.settings, spec.object_type) else {
             return Ok(());
         };
-        let now = Timestamp::now();
         let mut replacements = Vec::new();
         for id in contested {
             // A copy written after the run began is a webhook after the listing: nothing to ask.
@@ -311,23 +311,17 @@ where
                 version: copy.version,
                 deleted: copy.deleted,
             };
-            let message = replace_message(&task.tenant, &event, &object, seen, now);
-            match check_storable(&message) {
-                Ok(()) => replacements.push(message),
-                Err(reason) => {
-                    if notes.unstorable.len() < UNSTORABLE_REASONS_PER_STEP {
-                        notes.unstorable.push(format!(
-                            "id {id} (replacing a contradicted copy): {}",
-                            error_chain(&reason)
-                        ));
-                    }
-                    counts.unstorable += 1;
-                }
-            }
+            replacements.push((object, seen));
         }
-        counts.contradicted += replacements.len() as u64;
-        counts.enqueued += replacements.len() as u64;
-        self.webhooks.send_all(&replacements).await?;
+        let (objects, seen): (Vec<FetchedObject>, Vec<_>) = replacements.into_iter().unzip();
+        let now = Timestamp::now();
+        let queued = self
+            .queue_storable_as(task, spec, &objects, counts, notes, |at, object| {
+                replace_message(&task.tenant, &event, object, seen[at], now)
+            })
+            .await?;
+        counts.contradicted += queued;
+        counts.enqueued += queued;
         Ok(())
     }
 
@@ -423,10 +417,27 @@ where
         notes: &mut StepNotes,
     ) -> Result<u64, StepError> {
         let now = Timestamp::now();
+        self.queue_storable_as(task, spec, objects, counts, notes, |_, object| {
+            upsert_message(&task.tenant, event, None, object, now)
+        })
+        .await
+    }
+
+    /// `queue_storable` with the message each object travels as (an upsert, or a replacement),
+    /// made from its place in `objects` and the object.
+    async fn queue_storable_as(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        objects: &[FetchedObject],
+        counts: &mut TypeCounts,
+        notes: &mut StepNotes,
+        message_of: impl Fn(usize, &FetchedObject) -> QueueMessage,
+    ) -> Result<u64, StepError> {
         let mut messages = Vec::with_capacity(objects.len());
         let mut unstorable = Vec::new();
-        for object in objects {
-            let message = upsert_message(&task.tenant, event, None, object, now);
+        for (at, object) in objects.iter().enumerate() {
+            let message = message_of(at, object);
             match check_storable(&message) {
                 Ok(()) => messages.push(message),
                 Err(reason) => {
@@ -584,12 +595,12 @@ where
             // Listed in every partition and window without an error, checked to the end, and
             // every object the listing showed is stored (or, for what the recheck keeps, will be
             // once the recheck has stored it).
-            if next.may_confirm(spec.object_type) {
+            if next.awaits_recheck(spec.object_type) {
+                next.confirm_after_recheck.push(spec.object_type.to_owned());
+            } else {
                 self.records
                     .confirm_complete(tenant, spec.object_type, task.started_at)
                     .await?;
-            } else {
-                next.confirm_after_recheck.push(spec.object_type.to_owned());
             }
         }
         Ok(next.after_verify(checked_to))
@@ -604,21 +615,37 @@ where
         suspects: &[Suspect],
     ) -> Result<bool, StepError> {
         let ids: Vec<i64> = suspects.iter().map(|suspect| suspect.id).collect();
+        let behind = self
+            .while_stored(task, spec, ids, |id, stored| {
+                suspects
+                    .iter()
+                    .filter(|suspect| suspect.id == id)
+                    .any(|suspect| !suspect.found.caught_up(stored))
+            })
+            .await?;
+        Ok(behind.is_empty())
+    }
+
+    /// Reads the copy of these ids until none is `pending` any more or `store_wait` has passed
+    /// (the worker stores what was queued meanwhile); the ids still pending.
+    async fn while_stored(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        mut ids: Vec<i64>,
+        pending: impl Fn(i64, Option<&StoredVersion>) -> bool,
+    ) -> Result<Vec<i64>, StepError> {
         let deadline = tokio::time::Instant::now() + self.settings.limits.store_wait;
-        loop {
+        while !ids.is_empty() {
             let stored = self.stored_by_id(&task.tenant, spec, &ids).await?;
-            if suspects
-                .iter()
-                .all(|suspect| suspect.found.caught_up(stored.get(&suspect.id)))
-            {
-                return Ok(true);
-            }
+            ids.retain(|&id| pending(id, stored.get(&id)));
             let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(false);
+            if ids.is_empty() || now >= deadline {
+                break;
             }
             tokio::time::sleep((deadline - now).min(std::time::Duration::from_secs(1))).await;
         }
+        Ok(ids)
     }
 
     /// Waits (up to `store_wait`) for the worker to store the listed objects the copy lacks, and
@@ -653,16 +680,9 @@ where
             .known_unstorable(tenant, spec.object_type)
             .await?;
         waiting.retain(|id| !known.iter().any(|object| object.id == *id));
-        let deadline = tokio::time::Instant::now() + self.settings.limits.store_wait;
-        while !waiting.is_empty() {
-            let stored = self.stored_by_id(tenant, spec, &waiting).await?;
-            waiting.retain(|id| !stored.contains_key(id));
-            let now = tokio::time::Instant::now();
-            if waiting.is_empty() || now >= deadline {
-                break;
-            }
-            tokio::time::sleep((deadline - now).min(std::time::Duration::from_secs(1))).await;
-        }
+        let waiting = self
+            .while_stored(task, spec, waiting, |_, stored| stored.is_none())
+            .await?;
         if waiting.is_empty() {
             return Ok(0);
         }
@@ -702,11 +722,9 @@ where
         counts: &mut TypeCounts,
         notes: &mut StepNotes,
     ) -> Result<Option<SyncTask>, StepError> {
-        let has_suspects = task
-            .suspects
-            .iter()
-            .any(|suspect| suspect.object_type == spec.object_type);
-        if has_suspects && let Some(live) = self.live_webhooks {
+        if task.awaits_recheck(spec.object_type)
+            && let Some(live) = self.live_webhooks
+        {
             // Until the worker has reached a marker put behind the webhooks in flight, a finding
             // still behind may be a late webhook, not drift.
             let now = Timestamp::now();

@@ -605,17 +605,15 @@ pub fn conditional_write(
             payload,
             seen,
         } => {
-            let version_name = write.name(item::VERSION);
-            set.push(write.assign(item::VERSION, AttributeValue::N(version.to_string())));
-            set.push(format!("{deleted} = {not_deleted}"));
-            set.push(write.assign(item::VALUE, value_attribute(payload)));
-            set.push(write.assign(
-                item::PAYLOAD_HASH,
-                AttributeValue::S(payload.hash().to_owned()),
-            ));
+            let (version_name, _) = set_live_value(
+                &mut write,
+                &mut set,
+                &mut remove,
+                [&deleted, &not_deleted],
+                *version,
+                payload,
+            );
             set.push(write.assign(item::REPLACED_AT, AttributeValue::S(now.to_string())));
-            remove.push(write.name(item::VERSION_UNKNOWN));
-            remove.push(write.name(item::DELETED_AT));
             remove.push(write.name(item::LAST_VALUE));
             let forgotten = write.name(item::FORGOTTEN_AT);
             let seen_deleted = write.value("seenDeleted", AttributeValue::Bool(seen.deleted));
@@ -632,17 +630,14 @@ pub fn conditional_write(
             )
         }
         Write::Versioned { version, payload } => {
-            let version_name = write.name(item::VERSION);
-            let version_value = write.value(item::VERSION, AttributeValue::N(version.to_string()));
-            set.push(format!("{version_name} = {version_value}"));
-            set.push(format!("{deleted} = {not_deleted}"));
-            remove.push(write.name(item::VERSION_UNKNOWN));
-            set.push(write.assign(item::VALUE, value_attribute(payload)));
-            set.push(write.assign(
-                item::PAYLOAD_HASH,
-                AttributeValue::S(payload.hash().to_owned()),
-            ));
-            remove.push(write.name(item::DELETED_AT));
+            let (version_name, version_value) = set_live_value(
+                &mut write,
+                &mut set,
+                &mut remove,
+                [&deleted, &not_deleted],
+                *version,
+                payload,
+            );
             let forgotten = write.name(item::FORGOTTEN_AT);
             remove.push(forgotten.clone());
             format!(
@@ -694,6 +689,30 @@ pub fn conditional_write(
         names: write.names,
         values: write.values,
     }
+}
+
+/// What every write of a versioned value sets (the version, live, the value and its hash) and
+/// removes (the unknown-version mark, `deletedAt`); the version's name and value placeholders.
+fn set_live_value(
+    write: &mut ExpressionBuilder,
+    set: &mut Vec<String>,
+    remove: &mut Vec<String>,
+    [deleted, not_deleted]: [&str; 2],
+    version: i64,
+    payload: &domain::dedup::Payload,
+) -> (String, String) {
+    let version_name = write.name(item::VERSION);
+    let version_value = write.value(item::VERSION, AttributeValue::N(version.to_string()));
+    set.push(format!("{version_name} = {version_value}"));
+    set.push(format!("{deleted} = {not_deleted}"));
+    set.push(write.assign(item::VALUE, value_attribute(payload)));
+    set.push(write.assign(
+        item::PAYLOAD_HASH,
+        AttributeValue::S(payload.hash().to_owned()),
+    ));
+    remove.push(write.name(item::VERSION_UNKNOWN));
+    remove.push(write.name(item::DELETED_AT));
+    (version_name, version_value)
 }
 
 /// Placeholders for names and values, so no attribute name can clash with a reserved word.

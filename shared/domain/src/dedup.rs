@@ -139,13 +139,6 @@ pub struct Seen {
 }
 
 impl Seen {
-    pub fn of(state: &StoredState) -> Self {
-        Self {
-            version: state.version,
-            deleted: state.deleted,
-        }
-    }
-
     /// Whether the copy is still as seen.
     pub fn still(&self, stored: &StoredState) -> bool {
         stored.version == self.version && stored.deleted == self.deleted

@@ -526,15 +526,12 @@ impl SyncTask {
         self.successor()
     }
 
-    /// Whether the check of the copy may confirm the type complete once it reaches the copy's
-    /// end: every object its listing showed is stored, and none waits for the recheck (which
-    /// queues it, so it is not stored yet).
-    pub fn may_confirm(&self, object_type: &str) -> bool {
-        self.not_stored == 0
-            && !self
-                .suspects
-                .iter()
-                .any(|suspect| suspect.object_type == object_type)
+    /// Whether findings of the type wait for the recheck (which queues them, so they are not
+    /// stored yet): its confirmation waits for the recheck too.
+    pub fn awaits_recheck(&self, object_type: &str) -> bool {
+        self.suspects
+            .iter()
+            .any(|suspect| suspect.object_type == object_type)
     }
 
     /// The task after the current type failed: its listing is incomplete, so nothing of it may be
