@@ -609,16 +609,20 @@ def print_report(report):
 
 
 def drift_line(report):
-    """Drift counted beside the webhooks dropped on purpose, and what tells them apart."""
+    """Drift counted, less the drift whose webhook Tripletex delivered after all (late, not lost: the
+    worker's DriftDeliveredLate), beside the webhooks dropped on purpose, and what tells them apart."""
     dropped, superseded = report["webhooksDroppedOnPurpose"], report["droppedThenSuperseded"]
     only_a_sync = dropped - superseded
     counted = report["syncDriftCorrected"]
-    line = (f"  drift counted {counted} beside webhooks dropped {dropped} ({superseded} of them superseded by a "
+    delivered_late = report["recordsPerOutcome"].get("DriftDeliveredLate", 0)
+    lost = counted - delivered_late
+    line = (f"  drift counted {counted}, {delivered_late} of it delivered late by Tripletex's retries: "
+            f"{lost} webhooks lost, beside webhooks dropped {dropped} ({superseded} of them superseded by a "
             f"later delivered change of the same object: {only_a_sync} only a reconciliation could bring); "
             f"late webhooks {report['syncLateWebhooks']} (not drift)")
-    if counted == only_a_sync:
+    if lost == only_a_sync:
         return line + ": equal"
-    return line + (f": {counted - only_a_sync:+d}, the drops a reconciliation corrected before a later change "
+    return line + (f": {lost - only_a_sync:+d}, the drops a reconciliation corrected before a later change "
                    "superseded them (counted as drift and as superseded), or a superseding change still "
                    "in flight at the recheck")
 

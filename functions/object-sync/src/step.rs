@@ -11,6 +11,7 @@ use domain::ids::TenantId;
 use domain::message::QueueMessage;
 use domain::ports::{MessageQueue, ObjectsApi, QueueError, StoreError, StoredCopy, SyncRecords};
 use domain::sync::MAX_SUSPECTS;
+use domain::sync::drift::DriftFinding;
 use domain::sync::envelope::{check_storable, delete_message, replace_message, upsert_message};
 use domain::sync::marker::{RecheckGate, marker_message, recheck_gate};
 use domain::sync::{
@@ -76,6 +77,25 @@ struct Fetched {
     /// Every id asked for was queued or set aside as unstorable: the pages it came from may be
     /// trusted with a 304 from now on.
     complete: bool,
+}
+
+/// What queueing objects means: a fetch like any other, or drift a reconciliation counts, whose
+/// findings are recorded before they are queued (`sync::drift`: its webhook may still come).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queueing {
+    Fetch,
+    Drift,
+}
+
+impl Queueing {
+    /// What a run's fetches of what is behind mean: drift in a reconciliation.
+    fn of(task: &SyncTask) -> Self {
+        if task.mode.counts_drift() {
+            Self::Drift
+        } else {
+            Self::Fetch
+        }
+    }
 }
 
 /// What a step reads and writes.
@@ -214,7 +234,15 @@ where
         let mut fetched_all = true;
         if let Some(wanted) = &plan.fetch_now {
             let fetched = self
-                .fetch_and_queue(task, spec, partition, request.window, wanted, counts, notes)
+                .fetch_and_queue(
+                    task,
+                    spec,
+                    (partition, request.window),
+                    wanted,
+                    Queueing::of(task),
+                    counts,
+                    notes,
+                )
                 .await?;
             counts.fetched += fetched.queued;
             counts.enqueued += fetched.queued;
@@ -316,9 +344,15 @@ where
         let (objects, seen): (Vec<FetchedObject>, Vec<_>) = replacements.into_iter().unzip();
         let now = Timestamp::now();
         let queued = self
-            .queue_storable_as(task, spec, &objects, counts, notes, |at, object| {
-                replace_message(&task.tenant, &event, object, seen[at], now)
-            })
+            .queue_storable_as(
+                task,
+                spec,
+                &objects,
+                Queueing::Fetch,
+                counts,
+                notes,
+                |at, object| replace_message(&task.tenant, &event, object, seen[at], now),
+            )
             .await?;
         counts.contradicted += queued;
         counts.enqueued += queued;
@@ -332,9 +366,9 @@ where
         &self,
         task: &SyncTask,
         spec: &'static ObjectTypeSpec,
-        partition: &'static Partition,
-        window: Option<DateWindow>,
+        (partition, window): (&'static Partition, Option<DateWindow>),
         ids: &[i64],
+        queueing: Queueing,
         counts: &mut TypeCounts,
         notes: &mut StepNotes,
     ) -> Result<Fetched, StepError> {
@@ -377,7 +411,7 @@ where
                 }
             }
             outcome.queued += self
-                .queue_storable(task, spec, &event, &objects, counts, notes)
+                .queue_storable(task, spec, &event, &objects, queueing, counts, notes)
                 .await?;
         }
         Ok(outcome)
@@ -407,17 +441,19 @@ where
 
     /// Queues the objects the worker can store; the others are counted, reported with their
     /// reason and remembered at their version, so that they are not fetched again until they change.
+    #[allow(clippy::too_many_arguments)] // the step's state, what to queue, and what it means
     async fn queue_storable(
         &self,
         task: &SyncTask,
         spec: &'static ObjectTypeSpec,
         event: &EventName,
         objects: &[FetchedObject],
+        queueing: Queueing,
         counts: &mut TypeCounts,
         notes: &mut StepNotes,
     ) -> Result<u64, StepError> {
         let now = Timestamp::now();
-        self.queue_storable_as(task, spec, objects, counts, notes, |_, object| {
+        self.queue_storable_as(task, spec, objects, queueing, counts, notes, |_, object| {
             upsert_message(&task.tenant, event, None, object, now)
         })
         .await
@@ -425,21 +461,27 @@ where
 
     /// `queue_storable` with the message each object travels as (an upsert, or a replacement),
     /// made from its place in `objects` and the object.
+    #[allow(clippy::too_many_arguments)] // the step's state, what to queue, and what it means
     async fn queue_storable_as(
         &self,
         task: &SyncTask,
         spec: &'static ObjectTypeSpec,
         objects: &[FetchedObject],
+        queueing: Queueing,
         counts: &mut TypeCounts,
         notes: &mut StepNotes,
         message_of: impl Fn(usize, &FetchedObject) -> QueueMessage,
     ) -> Result<u64, StepError> {
         let mut messages = Vec::with_capacity(objects.len());
+        let mut findings = Vec::new();
         let mut unstorable = Vec::new();
         for (at, object) in objects.iter().enumerate() {
             let message = message_of(at, object);
             match check_storable(&message) {
-                Ok(()) => messages.push(message),
+                Ok(()) => {
+                    messages.push(message);
+                    findings.extend(DriftFinding::fetched(object.id, object.version));
+                }
                 Err(reason) => {
                     let reason = error_chain(&reason);
                     warn!(tenant = %task.tenant, object_type = spec.object_type, id = object.id,
@@ -463,8 +505,27 @@ where
         self.records
             .remember_unstorable(&task.tenant, spec.object_type, &unstorable)
             .await?;
+        if queueing == Queueing::Drift {
+            self.record_drift(task, spec, &findings).await?;
+        }
         self.webhooks.send_all(&messages).await?;
         Ok(messages.len() as u64)
+    }
+
+    /// Records what a reconciliation counts as drift, before it is queued, so that the worker can
+    /// settle a finding whose webhook came after all, whichever reaches the copy first.
+    async fn record_drift(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        findings: &[DriftFinding],
+    ) -> Result<(), StepError> {
+        if !findings.is_empty() {
+            self.records
+                .record_drift(&task.tenant, spec.object_type, &task.run_id, findings)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Queues what the check of the copy (or its recheck) found: objects Tripletex has at a newer
@@ -479,12 +540,13 @@ where
         counts: &mut TypeCounts,
         notes: &mut StepNotes,
     ) -> Result<(), StepError> {
+        let queueing = Queueing::of(task);
         let mut queued = 0;
         if !refreshed.is_empty()
             && let Some(event) = upsert_event(self.settings, spec.object_type)
         {
             queued = self
-                .queue_storable(task, spec, &event, &refreshed, counts, notes)
+                .queue_storable(task, spec, &event, &refreshed, queueing, counts, notes)
                 .await?;
             counts.refreshed_after_lookup += queued;
         }
@@ -493,6 +555,13 @@ where
             .iter()
             .map(|&id| delete_message(&task.tenant, spec.object_type, None, id, now))
             .collect();
+        if queueing == Queueing::Drift {
+            let findings: Vec<_> = tombstones
+                .iter()
+                .map(|&id| DriftFinding::deleted(id))
+                .collect();
+            self.record_drift(task, spec, &findings).await?;
+        }
         self.webhooks.send_all(&deletes).await?;
         counts.tombstoned += deletes.len() as u64;
         counts.enqueued += queued + deletes.len() as u64;
@@ -703,7 +772,7 @@ where
             && let Some(event) = upsert_event(self.settings, spec.object_type)
         {
             let queued = self
-                .queue_storable(task, spec, &event, &found, counts, notes)
+                .queue_storable(task, spec, &event, &found, Queueing::Fetch, counts, notes)
                 .await?;
             counts.fetched += queued;
             counts.enqueued += queued;
@@ -787,7 +856,15 @@ where
                 .get(index)
                 .ok_or(StepError::NoSuchPartition(index))?;
             let fetched = self
-                .fetch_and_queue(task, spec, partition, window, &ids, counts, notes)
+                .fetch_and_queue(
+                    task,
+                    spec,
+                    (partition, window),
+                    &ids,
+                    Queueing::Drift,
+                    counts,
+                    notes,
+                )
                 .await?;
             all_queued &= fetched.complete;
             counts.fetched += fetched.queued;

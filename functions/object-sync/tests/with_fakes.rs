@@ -16,6 +16,7 @@ use domain::ports::ResyncLedger as _;
 use domain::ports::SyncRecords as _;
 use domain::record::change_from_message;
 use domain::resync::{ResyncReason, ResyncRequest};
+use domain::sync::drift::Held;
 use domain::sync::{RunMode, RunState, TypeCounts};
 use domain::sync::{StartMode, StartRequest};
 use domain::tripletex::Companies;
@@ -272,6 +273,7 @@ async fn a_backfill_brings_every_existing_object_in_pages_and_finishes_done() {
         counts.drift_corrected, 0,
         "a backfill finds no drift: nothing was due yet"
     );
+    assert!(h.records.unsettled_drift().is_empty(), "nor records any");
     // 3 list pages + ceil(10/4) + ceil(10/4) + ceil(5/4) fetches; the verify step looks nothing up.
     assert_eq!(counts.requests, 3 + 3 + 3 + 2);
     let envelope: serde_json::Value = serde_json::from_str(&h.webhooks.sent()[0].body).unwrap();
@@ -303,6 +305,25 @@ async fn a_reconciliation_fetches_what_is_behind_or_missing_and_tombstones_only_
     assert_eq!((counts.fetched, counts.tombstoned), (4, 2));
     assert_eq!(counts.drift_corrected, 6, "each a webhook that never came");
     assert_eq!(h.run(&run_id).state, RunState::Done);
+    // Each kept with what it brought the copy to, so that its webhook, if it still comes, is
+    // counted as late rather than lost (`sync::drift`).
+    let findings: Vec<(i64, Held)> = h
+        .records
+        .unsettled_drift()
+        .into_iter()
+        .map(|(key, held)| (key.object_id, held))
+        .collect();
+    assert_eq!(
+        findings,
+        [
+            (2, Held::Version(4)),
+            (5, Held::Version(4)),
+            (7, Held::Deleted),
+            (11, Held::Version(4)),
+            (12, Held::Deleted),
+            (13, Held::Version(1)),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -5,13 +5,14 @@ use aws_adapters::companies::TenantStates;
 use aws_adapters::telemetry::{emit_metrics, emit_values};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::claim::{NoPayloadBucket, claimed_body};
-use domain::dedup::{Outcome, Write};
+use domain::dedup::{ObjectChange, ObjectKey, Outcome, Write};
 use domain::error::error_chain;
 use domain::ids::TenantId;
 use domain::message::{QueueMessage, attribute};
 use domain::ports::{BlobStore, MessageQueue, ObjectStore, StoreError, SyncRecords};
 use domain::record::{BatchCounts, change_from_message, freshness_ms};
 use domain::registry::CompanyState;
+use domain::sync::drift::{self, Held};
 use domain::sync::marker::marker_of;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -34,26 +35,42 @@ pub struct Worker<S, Q, B = NoPayloadBucket> {
     /// The company registry: the records of a company being removed are dropped, so that nothing
     /// the receiver took before it refused the company reaches the table.
     registry: Option<Box<dyn TenantStates>>,
-    /// Where a reconciliation's marker is recorded when the worker reaches it (`sync::marker`).
-    markers: Option<Box<dyn MarkerBook>>,
+    /// Where a reconciliation's marker is recorded when the worker reaches it (`sync::marker`),
+    /// and its drift findings settled when their webhooks come after all (`sync::drift`).
+    sync_book: Option<Box<dyn SyncBook>>,
 }
 
-/// Records that the worker reached a reconciliation's marker on the webhook queue.
-pub trait MarkerBook: Send + Sync {
+/// The worker's two entries in the sync's records: it reached a reconciliation's marker on the
+/// webhook queue; a change a reconciliation counted as drift was corroborated.
+pub trait SyncBook: Send + Sync {
     fn reached<'a>(
         &'a self,
         tenant: &'a TenantId,
         run_id: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+    fn settle_drift<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        held: Held,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<String>, StoreError>> + Send + 'a>>;
 }
 
-impl<R: SyncRecords> MarkerBook for R {
+impl<R: SyncRecords> SyncBook for R {
     fn reached<'a>(
         &'a self,
         tenant: &'a TenantId,
         run_id: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>> {
         Box::pin(self.record_marker(tenant, run_id))
+    }
+
+    fn settle_drift<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        held: Held,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<String>, StoreError>> + Send + 'a>> {
+        Box::pin(SyncRecords::settle_drift(self, key, held))
     }
 }
 
@@ -65,6 +82,8 @@ enum Handled {
         write: Write,
         /// From the receiver to the copy, for an accepted webhook.
         freshness_ms: Option<u64>,
+        /// It settled a change a reconciliation had counted as drift (`sync::drift`).
+        drift_delivered_late: bool,
     },
     Quarantined,
     /// Of a company being removed or removed: dropped.
@@ -84,7 +103,7 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
         tenant: Option<TenantId>,
         run_id: &str,
     ) -> Handled {
-        let (Some(markers), Some(tenant)) = (&self.markers, tenant) else {
+        let (Some(markers), Some(tenant)) = (&self.sync_book, tenant) else {
             info!(
                 message_id,
                 run_id, "a reconciliation's marker with nowhere to record it: dropped"
@@ -102,6 +121,30 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
             }
         }
     }
+
+    /// Whether a corroborated change settles a reconciliation's drift finding. Only counting
+    /// depends on it: a failure is logged, never retried (the copy is right either way).
+    async fn settle_drift(
+        &self,
+        message_id: &str,
+        change: &ObjectChange,
+        outcome: Outcome,
+    ) -> bool {
+        let (Some(book), Some(held)) = (&self.sync_book, drift::settles(change, outcome)) else {
+            return false;
+        };
+        match book.settle_drift(&change.key, held).await {
+            Ok(Some(run_id)) => {
+                info!(message_id, key = %change.key, %held, run_id, source = change.source.as_str(), "a change a reconciliation counted as drift came by webhook after all");
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                warn!(message_id, key = %change.key, error = %error_chain(&error), "could not settle a drift finding: drift stays counted for it");
+                false
+            }
+        }
+    }
 }
 
 impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
@@ -112,7 +155,7 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
             payloads: NoPayloadBucket,
             concurrency: concurrency.max(1),
             registry: None,
-            markers: None,
+            sync_book: None,
         }
     }
 }
@@ -126,7 +169,7 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
             payloads,
             concurrency: self.concurrency,
             registry: self.registry,
-            markers: self.markers,
+            sync_book: self.sync_book,
         }
     }
 
@@ -135,12 +178,21 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
         self
     }
 
-    pub fn with_markers(mut self, markers: impl MarkerBook + 'static) -> Self {
-        self.markers = Some(Box::new(markers));
+    pub fn with_sync_book(mut self, book: impl SyncBook + 'static) -> Self {
+        self.sync_book = Some(Box::new(book));
         self
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let (response, counts, freshness) = self.apply_batch(event).await;
+        emit_metrics(FUNCTION_NAME, &counts.metrics());
+        emit_values(FUNCTION_NAME, "FreshnessMs", "Milliseconds", &freshness);
+        response
+    }
+
+    /// The batch applied: the records to retry, what became of the records, and the freshness of
+    /// each accepted webhook.
+    async fn apply_batch(&self, event: SqsEvent) -> (SqsBatchResponse, BatchCounts, Vec<u64>) {
         let size = event.records.len();
         let handled: Vec<(Option<String>, Handled)> = stream::iter(&event.records)
             .map(|record| async move {
@@ -172,8 +224,10 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
                     outcome,
                     write,
                     freshness_ms,
+                    drift_delivered_late,
                 } => {
                     counts.count_outcome(outcome, &write);
+                    counts.drift_delivered_late += u64::from(drift_delivered_late);
                     freshness.extend(freshness_ms);
                 }
                 Handled::Quarantined => counts.quarantined += 1,
@@ -196,15 +250,15 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
             stale = counts.stale,
             after_delete = counts.after_delete,
             forgotten = counts.forgotten,
+            corroborated = counts.corroborated,
+            drift_delivered_late = counts.drift_delivered_late,
             unversioned = counts.unversioned,
             quarantined = counts.quarantined,
             failed = counts.failed,
             removed_company = counts.removed_company,
             "batch done"
         );
-        emit_metrics(FUNCTION_NAME, &counts.metrics());
-        emit_values(FUNCTION_NAME, "FreshnessMs", "Milliseconds", &freshness);
-        response
+        (response, counts, freshness)
     }
 
     async fn handle_record(&self, record: &SqsMessage) -> Handled {
@@ -250,6 +304,7 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
                 Handled::Applied {
                     outcome,
                     freshness_ms: freshness_ms(&change, outcome, Timestamp::now()),
+                    drift_delivered_late: self.settle_drift(message_id, &change, outcome).await,
                     write: change.write,
                 }
             }
@@ -641,7 +696,7 @@ mod tests {
         let records = test_support::InMemorySyncRecords::new();
         let harness = Harness::new();
         let worker = Worker::new(harness.store.clone(), harness.quarantine.clone(), 10)
-            .with_markers(records.clone());
+            .with_sync_book(records.clone());
         let response = worker
             .handle(serde_json::from_str(event!("sqs-reconciliation-marker")).unwrap())
             .await;
@@ -658,6 +713,96 @@ mod tests {
         let response = harness.handle(event!("sqs-reconciliation-marker")).await;
         assert!(response.batch_item_failures.is_empty());
         assert!(harness.quarantine.sent().is_empty());
+    }
+
+    /// The sample resync record (customer 4004 at version 8) as its webhook.
+    fn as_webhook(event: &str) -> SqsEvent {
+        let mut event: SqsEvent = serde_json::from_str(event).unwrap();
+        for record in &mut event.records {
+            record.message_attributes.remove(attribute::SOURCE);
+        }
+        event
+    }
+
+    #[tokio::test]
+    async fn a_webhook_that_comes_after_a_reconciliation_counted_its_change_as_drift_settles_it_once()
+     {
+        use domain::ports::SyncRecords as _;
+        use domain::sync::drift::DriftFinding;
+        let records = test_support::InMemorySyncRecords::new();
+        let harness = Harness::new();
+        let worker = Worker::new(harness.store.clone(), harness.quarantine.clone(), 10)
+            .with_sync_book(records.clone());
+        let tenant = TenantId::default_tenant();
+        let finding = DriftFinding::fetched(4004, Some(8)).unwrap();
+        records
+            .record_drift(&tenant, "customer", "run-1", &[finding])
+            .await
+            .unwrap();
+        let drift_fetch = serde_json::from_str(event!("sqs-resync-update")).unwrap();
+        let (_, counts, _) = worker.apply_batch(drift_fetch).await;
+        assert_eq!((counts.accepted, counts.drift_delivered_late), (1, 0));
+
+        let (_, counts, _) = worker
+            .apply_batch(as_webhook(event!("sqs-resync-update")))
+            .await;
+        assert_eq!(
+            (counts.corroborated, counts.drift_delivered_late),
+            (1, 1),
+            "the webhook came after all: the change was late, not lost"
+        );
+        assert!(records.unsettled_drift().is_empty());
+        let (_, counts, _) = worker
+            .apply_batch(as_webhook(event!("sqs-resync-update")))
+            .await;
+        assert_eq!(
+            (counts.corroborated, counts.drift_delivered_late),
+            (1, 0),
+            "Tripletex's duplicate of it counts nothing more"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_drift_fetch_that_finds_its_webhook_stored_settles_the_finding_and_another_version_does_not()
+     {
+        use domain::ports::SyncRecords as _;
+        use domain::sync::drift::DriftFinding;
+        let records = test_support::InMemorySyncRecords::new();
+        let harness = Harness::new();
+        let worker = Worker::new(harness.store.clone(), harness.quarantine.clone(), 10)
+            .with_sync_book(records.clone());
+        let tenant = TenantId::default_tenant();
+        records
+            .record_drift(
+                &tenant,
+                "customer",
+                "run-1",
+                &[DriftFinding::fetched(4004, Some(8)).unwrap()],
+            )
+            .await
+            .unwrap();
+        let (_, counts, _) = worker
+            .apply_batch(as_webhook(event!("sqs-resync-update")))
+            .await;
+        assert_eq!((counts.accepted, counts.drift_delivered_late), (1, 0));
+        let drift_fetch = serde_json::from_str(event!("sqs-resync-update")).unwrap();
+        let (_, counts, _) = worker.apply_batch(drift_fetch).await;
+        assert_eq!((counts.corroborated, counts.drift_delivered_late), (1, 1));
+
+        // A finding at another version is not the change this record corroborates.
+        records
+            .record_drift(
+                &tenant,
+                "customer",
+                "run-2",
+                &[DriftFinding::fetched(4004, Some(9)).unwrap()],
+            )
+            .await
+            .unwrap();
+        let drift_fetch = serde_json::from_str(event!("sqs-resync-update")).unwrap();
+        let (_, counts, _) = worker.apply_batch(drift_fetch).await;
+        assert_eq!((counts.corroborated, counts.drift_delivered_late), (1, 0));
+        assert_eq!(records.unsettled_drift().len(), 1);
     }
 
     #[tokio::test]

@@ -32,7 +32,7 @@ async fn main() -> Result<(), Error> {
     )
     .with_payloads(payloads);
     if let Some(table) = &config.sync_table_name {
-        worker = worker.with_markers(DynamoSyncRecords::new(dynamodb.clone(), table));
+        worker = worker.with_sync_book(DynamoSyncRecords::new(dynamodb.clone(), table));
     }
     if let Some(table) = &config.registry_table_name {
         let registry = DynamoResyncLedger::new(dynamodb, table);

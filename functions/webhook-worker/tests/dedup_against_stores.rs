@@ -23,7 +23,8 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use domain::dedup::{
-    ObjectChange, ObjectKey, Outcome, Payload, Seen, Source, StoredState, Write, apply, decide,
+    ObjectChange, ObjectKey, Outcome, Payload, Seen, Source, StoredState, Write, apply,
+    apply_change, decide, decide_change,
 };
 use domain::ids::TenantId;
 use domain::ports::ObjectStore;
@@ -115,16 +116,24 @@ async fn apply_checking_each_outcome(
     events: &[Event],
 ) -> Option<StoredState> {
     let mut reference: Option<StoredState> = None;
-    for event in events {
-        let change = change(object_id, *event);
+    for (at, event) in events.iter().enumerate() {
+        // Every third change comes from the sync: a duplicate across the two paths corroborates.
+        let change = ObjectChange {
+            source: if at % 3 == 2 {
+                Source::Resync
+            } else {
+                Source::Webhook
+            },
+            ..change(object_id, *event)
+        };
         let outcome = match store.apply(&change).await {
             Ok(outcome) => outcome,
             Err(error) => panic!("store failed: {error:?}"),
         };
-        let expected = decide(reference.as_ref(), &change.write);
+        let expected = decide_change(reference.as_ref(), &change);
         assert_eq!(outcome, expected, "event {event:?} after {reference:?}");
         if outcome == Outcome::Accepted {
-            reference = Some(apply(reference.as_ref(), &change.write));
+            reference = Some(apply_change(reference.as_ref(), &change));
         }
     }
     reference

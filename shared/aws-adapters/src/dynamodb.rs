@@ -15,7 +15,8 @@ use tracing::instrument;
 
 use domain::claim;
 use domain::dedup::{
-    ObjectChange, ObjectKey, Outcome, Payload, StoredState, TombstonePolicy, Write, decide,
+    ObjectChange, ObjectKey, Outcome, Payload, Source, StoredState, TombstonePolicy, Write,
+    decide_change,
 };
 use domain::ids::TenantId;
 use domain::ports::{ObjectStore, StoreError, StoredCopy};
@@ -122,7 +123,7 @@ impl DynamoObjectStore {
                 .iter()
                 .filter_map(|found| found.get(item::KEY).cloned())
                 .collect();
-            for chunk in keys.chunks(PURGE_BATCH) {
+            for chunk in keys.chunks(WRITE_BATCH) {
                 self.delete_batch(chunk).await?;
                 deleted += chunk.len() as u64;
                 progress(deleted);
@@ -150,20 +151,54 @@ pub(crate) async fn delete_keys(
     table_name: &str,
     keys: Vec<HashMap<String, AttributeValue>>,
 ) -> Result<(), StoreError> {
-    let mut requests: Vec<aws_sdk_dynamodb::types::WriteRequest> = keys
+    let requests = keys
         .into_iter()
         .map(|key| {
             let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
                 .set_key(Some(key))
                 .build()
-                .map_err(|source| StoreError::Rejected {
-                    source: Box::new(source),
-                })?;
+                .map_err(rejected)?;
             Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
                 .delete_request(delete)
                 .build())
         })
         .collect::<Result<_, StoreError>>()?;
+    write_batch(client, table_name, requests).await
+}
+
+/// Puts whole items (at most 25, one BatchWriteItem), trying again what DynamoDB leaves
+/// unprocessed.
+pub(crate) async fn put_items(
+    client: &Client,
+    table_name: &str,
+    items: Vec<HashMap<String, AttributeValue>>,
+) -> Result<(), StoreError> {
+    let requests = items
+        .into_iter()
+        .map(|item| {
+            let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(rejected)?;
+            Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
+                .put_request(put)
+                .build())
+        })
+        .collect::<Result<_, StoreError>>()?;
+    write_batch(client, table_name, requests).await
+}
+
+fn rejected(source: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Rejected {
+        source: Box::new(source),
+    }
+}
+
+async fn write_batch(
+    client: &Client,
+    table_name: &str,
+    mut requests: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+) -> Result<(), StoreError> {
     for attempt in 0..BATCH_GET_ATTEMPTS {
         if requests.is_empty() {
             return Ok(());
@@ -187,13 +222,16 @@ pub(crate) async fn delete_keys(
     } else {
         Err(StoreError::Throttled {
             source: format!(
-                "{} deletes still unprocessed after {BATCH_GET_ATTEMPTS} attempts",
+                "{} writes still unprocessed after {BATCH_GET_ATTEMPTS} attempts",
                 requests.len()
             )
             .into(),
         })
     }
 }
+
+/// BatchWriteItem takes at most 25 requests.
+pub(crate) const WRITE_BATCH: usize = 25;
 
 /// Every item a scan with this filter finds, deleted by its whole key (the attributes
 /// `key_names`); the count.
@@ -230,7 +268,7 @@ pub(crate) async fn delete_scanned(
                 found
             })
             .collect();
-        for chunk in keys.chunks(PURGE_BATCH) {
+        for chunk in keys.chunks(WRITE_BATCH) {
             delete_keys(client, table_name, chunk.to_vec()).await?;
             deleted += chunk.len() as u64;
         }
@@ -240,9 +278,6 @@ pub(crate) async fn delete_scanned(
         }
     }
 }
-
-/// BatchWriteItem takes at most 25 requests.
-const PURGE_BATCH: usize = 25;
 
 impl ObjectStore for DynamoObjectStore {
     #[instrument(skip_all, fields(key = %change.key, event = %change.event, version = change.write.version()))]
@@ -279,7 +314,7 @@ impl ObjectStore for DynamoObjectStore {
             // An accepted write carries a probe's key itself (`conditional_write`).
             Ok(_) => Ok(Outcome::Accepted),
             Err(error) => {
-                let outcome = refused_or_failed(error, &change.write)?;
+                let outcome = refused_or_failed(error, change)?;
                 if let Some(probe) = &change.probe {
                     self.mark_probe(&change.key, probe).await?;
                 }
@@ -858,6 +893,10 @@ pub fn stored_state(item: &HashMap<String, AttributeValue>) -> StoredState {
             .and_then(|v| v.as_s().ok())
             .cloned(),
         forgotten: item.contains_key(item::FORGOTTEN_AT),
+        source: item
+            .get(item::SOURCE)
+            .and_then(|v| v.as_s().ok())
+            .and_then(|text| Source::parse(text)),
     }
 }
 
@@ -867,13 +906,13 @@ struct UnexplainedRefusal;
 
 fn refused_or_failed(
     error: SdkError<UpdateItemError>,
-    write: &Write,
+    change: &ObjectChange,
 ) -> Result<Outcome, StoreError> {
     if let Some(UpdateItemError::ConditionalCheckFailedException(refusal)) =
         error.as_service_error()
     {
         let stored = refusal.item().map(stored_state);
-        return match decide(stored.as_ref(), write) {
+        return match decide_change(stored.as_ref(), change) {
             // Cannot happen while the condition states the rule; retried rather than dropped.
             Outcome::Accepted | Outcome::Replaced => Err(StoreError::Unavailable {
                 source: Box::new(UnexplainedRefusal),
@@ -1042,6 +1081,7 @@ mod tests {
         let item = HashMap::from([
             (item::VERSION.to_owned(), AttributeValue::N("12".into())),
             (item::DELETED.to_owned(), AttributeValue::Bool(true)),
+            (item::SOURCE.to_owned(), AttributeValue::S("resync".into())),
         ]);
         assert_eq!(
             stored_state(&item),
@@ -1051,6 +1091,7 @@ mod tests {
                 deleted: true,
                 payload_hash: None,
                 forgotten: false,
+                source: Some(Source::Resync),
             }
         );
     }

@@ -13,6 +13,9 @@
 //! - The objects a fetch found the worker can never store (`unstorable#<tenant>`, the type), as
 //!   JSON `[{id, version}]`, so that they are not fetched again at the same version.
 //! - The markers of reconciliations the worker reached (`marker#<tenant>`, the run id), kept a week.
+//! - What reconciliations counted as drift (`drift#<tenant>`, `<type>#<id>`): what each finding
+//!   brought the copy to and its run, until the worker settles it (its webhook came after all) or
+//!   it expires (`drift::FINDING_KEPT_FOR`).
 //! - When a type's copy was last confirmed complete (`confirmed#<tenant>`, the type): epoch seconds
 //!   of the listing's start, only ever moved forward.
 
@@ -20,14 +23,17 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use jiff::{SignedDuration, Timestamp};
 use tracing::instrument;
 
+use domain::dedup::ObjectKey;
 use domain::ids::TenantId;
 use domain::ports::{StoreError, SyncRecords};
+use domain::sync::drift::{DriftFinding, FINDING_KEPT_FOR, Held};
 use domain::sync::{
     Listed, ListedStretch, ListedWindow, RunState, StepRecorded, StepReport, bucket_end,
     by_listed_bucket, listed_bucket,
@@ -61,6 +67,10 @@ pub mod item {
     pub const OBJECTS: &str = "objects";
     /// On a type's confirmation: epoch seconds of the start of the listing that proved it complete.
     pub const CONFIRMED_AT: &str = domain::sync::freshness::CONFIRMED_AT;
+    /// On a drift finding: what it brought the copy to (`drift::Held`, `7` or `deleted`).
+    pub const HELD: &str = "held";
+    /// On a drift finding: the run that counted it.
+    pub const RUN: &str = "run";
 }
 
 /// The partition key of a company's confirmations, one item per type.
@@ -90,9 +100,22 @@ pub fn marker_key(tenant: &TenantId) -> String {
     format!("{MARKER_KEY_PREFIX}{tenant}")
 }
 
-/// The partition key of a company's markers, before the tenant: the only items of the sync table
-/// the worker may write.
+/// The partition key of a company's markers, before the tenant: items of the sync table the worker
+/// may write.
 pub const MARKER_KEY_PREFIX: &str = "marker#";
+
+/// The partition of a company's drift findings (`sync::drift`), one item per object.
+pub fn drift_key(tenant: &TenantId) -> String {
+    format!("{DRIFT_KEY_PREFIX}{tenant}")
+}
+
+/// The partition key of a company's drift findings, before the tenant: items of the sync table the
+/// worker may delete.
+pub const DRIFT_KEY_PREFIX: &str = "drift#";
+
+fn drift_sort_key(object_type: &str, id: i64) -> String {
+    format!("{object_type}#{id}")
+}
 
 fn listed_key(tenant: &TenantId, run_id: &str, object_type: &str) -> String {
     format!("listed#{tenant}#{run_id}#{object_type}")
@@ -168,6 +191,7 @@ impl DynamoSyncRecords {
             format!("unstorable#{tenant}"),
             confirmed_key(tenant),
             marker_key(tenant),
+            drift_key(tenant),
         ];
         let mut values: HashMap<String, AttributeValue> = partitions
             .iter()
@@ -775,6 +799,77 @@ impl SyncRecords for DynamoSyncRecords {
             .await
             .map_err(failed)?;
         Ok(output.item.is_some())
+    }
+
+    async fn record_drift(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        run_id: &str,
+        findings: &[DriftFinding],
+    ) -> Result<(), StoreError> {
+        let expires = Timestamp::now()
+            .checked_add(SignedDuration::try_from(FINDING_KEPT_FOR).unwrap_or(SignedDuration::MAX))
+            .unwrap_or(Timestamp::MAX);
+        for chunk in findings.chunks(crate::dynamodb::WRITE_BATCH) {
+            let items = chunk
+                .iter()
+                .map(|finding| {
+                    HashMap::from([
+                        (item::KEY.to_owned(), s(drift_key(tenant))),
+                        (
+                            item::SORT.to_owned(),
+                            s(drift_sort_key(object_type, finding.id)),
+                        ),
+                        (item::HELD.to_owned(), s(finding.held.to_string())),
+                        (item::RUN.to_owned(), s(run_id.to_owned())),
+                        (item::EXPIRES_AT.to_owned(), n(expires.as_second())),
+                    ])
+                })
+                .collect();
+            crate::dynamodb::put_items(&self.client, &self.table_name, items).await?;
+        }
+        Ok(())
+    }
+
+    async fn settle_drift(
+        &self,
+        key: &ObjectKey,
+        held: Held,
+    ) -> Result<Option<String>, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(drift_key(&key.tenant)))
+            .key(
+                item::SORT,
+                s(drift_sort_key(&key.object_type, key.object_id)),
+            )
+            .condition_expression("#held = :held")
+            .expression_attribute_names("#held", item::HELD)
+            .expression_attribute_values(":held", s(held.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(
+                output
+                    .attributes
+                    .as_ref()
+                    .and_then(|old| text(old, item::RUN))
+                    .unwrap_or_default(),
+            )),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(failed(error)),
+        }
     }
 
     async fn confirm_complete(

@@ -7,8 +7,10 @@
 mod support;
 
 use aws_adapters::sync_records::{DynamoSyncRecords, item, read_run};
+use domain::dedup::ObjectKey;
 use domain::ids::TenantId;
 use domain::ports::SyncRecords;
+use domain::sync::drift::{DriftFinding, Held};
 use domain::sync::{
     LISTED_BUCKET_WIDTH, Listed, ListedStretch, RunMode, RunStart, RunState, StepReport, TypeCounts,
 };
@@ -290,4 +292,72 @@ impl<R: SyncRecords> MarkerProbe for R {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + 'a>> {
         Box::pin(async move { self.marker_seen(tenant, run).await.unwrap() })
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drift_finding_is_settled_once_by_the_change_it_brought_and_purged_with_its_company() {
+    let table = format!("sync-drift-{}", std::process::id());
+    let real = dynamo(&table).await;
+    settles_each_finding_once(&real).await;
+    settles_each_finding_once(&InMemorySyncRecords::new()).await;
+    let acme = TenantId::parse("acme").unwrap();
+    real.record_drift(&acme, "product", "run-2", &[DriftFinding::deleted(9)])
+        .await
+        .unwrap();
+    assert_eq!(
+        real.purge_tenant(&acme).await.unwrap(),
+        1,
+        "a purge takes the findings not settled"
+    );
+    assert_eq!(
+        real.settle_drift(&key(&acme, "product", 9), Held::Deleted)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+fn key(tenant: &TenantId, object_type: &str, object_id: i64) -> ObjectKey {
+    ObjectKey {
+        tenant: tenant.clone(),
+        object_type: object_type.to_owned(),
+        object_id,
+    }
+}
+
+async fn settles_each_finding_once(records: &impl SyncRecords) {
+    let acme = TenantId::parse("acme").unwrap();
+    let beta = TenantId::parse("beta").unwrap();
+    let findings = [
+        DriftFinding::fetched(1, Some(3)).unwrap(),
+        DriftFinding::deleted(2),
+    ];
+    records
+        .record_drift(&acme, "customer", "run-1", &findings)
+        .await
+        .unwrap();
+    let settle = |tenant: &TenantId, id, held| {
+        let key = key(tenant, "customer", id);
+        async move { records.settle_drift(&key, held).await.unwrap() }
+    };
+    assert_eq!(
+        settle(&acme, 1, Held::Version(2)).await,
+        None,
+        "another version"
+    );
+    assert_eq!(
+        settle(&beta, 1, Held::Version(3)).await,
+        None,
+        "another company"
+    );
+    assert_eq!(
+        settle(&acme, 1, Held::Version(3)).await.as_deref(),
+        Some("run-1")
+    );
+    assert_eq!(settle(&acme, 1, Held::Version(3)).await, None, "once");
+    assert_eq!(
+        settle(&acme, 2, Held::Deleted).await.as_deref(),
+        Some("run-1")
+    );
+    assert_eq!(settle(&acme, 3, Held::Deleted).await, None, "no finding");
 }

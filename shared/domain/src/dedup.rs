@@ -39,6 +39,13 @@ impl Source {
             Self::Resync => "resync",
         }
     }
+
+    /// The source an item records (`item::SOURCE`); none for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Webhook, Self::Resync]
+            .into_iter()
+            .find(|source| source.as_str() == text)
+    }
 }
 
 /// The object's JSON exactly as received, with its hash (which decides unversioned writes).
@@ -247,6 +254,8 @@ pub struct StoredState {
     /// The value was erased on request (`tripletex-webhooks forget`): only a newer version than
     /// `version` is stored again (see [`decide`]).
     pub forgotten: bool,
+    /// What wrote the stored state, when the item says (see [`decide_change`]).
+    pub source: Option<Source>,
 }
 
 /// What became of a record. Only `Accepted` changes the stored item; the others are answers, not
@@ -266,6 +275,10 @@ pub enum Outcome {
     /// Tripletex's answer replaced a copy it contradicted (a version it never had, or a delete
     /// of an object it still has): a forged or mistaken write, seen and mended.
     Replaced,
+    /// A duplicate that came the other way: the version (or the delete) is already stored by the
+    /// sync and this is its webhook, or by a webhook and this is the sync's fetch. A change a
+    /// reconciliation counted as drift whose webhook came after all ends here (`sync::drift`).
+    Corroborated,
 }
 
 impl Outcome {
@@ -277,6 +290,7 @@ impl Outcome {
             Self::AfterDelete => "after_delete",
             Self::Forgotten => "forgotten",
             Self::Replaced => "replaced",
+            Self::Corroborated => "corroborated",
         }
     }
 }
@@ -329,6 +343,22 @@ pub fn decide(stored: Option<&StoredState>, write: &Write) -> Outcome {
     }
 }
 
+/// [`decide`] for a whole change: a duplicate of a version (or a delete) the other path stored
+/// is [`Outcome::Corroborated`]. Content alone (an unversioned write) proves no change the same.
+pub fn decide_change(stored: Option<&StoredState>, change: &ObjectChange) -> Outcome {
+    match decide(stored, &change.write) {
+        Outcome::Duplicate
+            if !matches!(change.write, Write::Unversioned { .. })
+                && stored
+                    .and_then(|stored| stored.source)
+                    .is_some_and(|source| source != change.source) =>
+        {
+            Outcome::Corroborated
+        }
+        outcome => outcome,
+    }
+}
+
 /// The stored state after an accepted write. A tombstone keeps the last version it knew. An
 /// unversioned write keeps the stored version as a floor, so that an older versioned record stays
 /// stale, and marks the item `version_unknown`, so that no reader takes the value for that version;
@@ -345,6 +375,7 @@ pub fn apply(stored: Option<&StoredState>, write: &Write) -> StoredState {
             deleted: false,
             payload_hash: Some(payload.hash().to_owned()),
             forgotten: false,
+            source: None,
         },
         Write::Unversioned { payload } => StoredState {
             version: previous_version,
@@ -352,6 +383,7 @@ pub fn apply(stored: Option<&StoredState>, write: &Write) -> StoredState {
             deleted: false,
             payload_hash: Some(payload.hash().to_owned()),
             forgotten: false,
+            source: None,
         },
         Write::Delete => StoredState {
             version: previous_version,
@@ -359,7 +391,16 @@ pub fn apply(stored: Option<&StoredState>, write: &Write) -> StoredState {
             deleted: true,
             payload_hash: None,
             forgotten: stored.is_some_and(|s| s.forgotten),
+            source: None,
         },
+    }
+}
+
+/// [`apply`] for a whole change: the state records what wrote it.
+pub fn apply_change(stored: Option<&StoredState>, change: &ObjectChange) -> StoredState {
+    StoredState {
+        source: Some(change.source),
+        ..apply(stored, &change.write)
     }
 }
 
@@ -397,7 +438,71 @@ mod tests {
             deleted,
             payload_hash: json.map(|j| Payload::from_json(j).hash().to_owned()),
             forgotten: false,
+            source: None,
         }
+    }
+
+    fn change(source: Source, write: Write) -> ObjectChange {
+        ObjectChange {
+            key: ObjectKey {
+                tenant: TenantId::default_tenant(),
+                object_type: "customer".into(),
+                object_id: 1,
+            },
+            write,
+            event: "customer.update".into(),
+            subscription_id: None,
+            received_at: Timestamp::UNIX_EPOCH,
+            source,
+            probe: None,
+        }
+    }
+
+    #[test]
+    fn a_duplicate_that_came_the_other_way_corroborates_the_copy() {
+        let by_sync = apply_change(None, &change(Source::Resync, versioned(5)));
+        assert_eq!(by_sync.source, Some(Source::Resync));
+        let webhook = change(Source::Webhook, versioned(5));
+        assert_eq!(
+            decide_change(Some(&by_sync), &webhook),
+            Outcome::Corroborated,
+            "the webhook of a version the sync fetched"
+        );
+        let by_webhook = apply_change(None, &webhook);
+        assert_eq!(
+            decide_change(Some(&by_webhook), &change(Source::Resync, versioned(5))),
+            Outcome::Corroborated,
+            "the sync's fetch of a version a webhook brought"
+        );
+        assert_eq!(
+            decide_change(Some(&by_webhook), &webhook),
+            Outcome::Duplicate,
+            "the same path twice"
+        );
+        let tombstone = apply_change(Some(&by_sync), &change(Source::Resync, Write::Delete));
+        assert_eq!(
+            decide_change(Some(&tombstone), &change(Source::Webhook, Write::Delete)),
+            Outcome::Corroborated,
+            "the webhook of a delete the sync confirmed"
+        );
+        let content = apply_change(None, &change(Source::Resync, unversioned("{}")));
+        assert_eq!(
+            decide_change(Some(&content), &change(Source::Webhook, unversioned("{}"))),
+            Outcome::Duplicate,
+            "equal content proves no change the same"
+        );
+        assert_eq!(
+            decide_change(
+                Some(&stored(Some(5), false, None)),
+                &change(Source::Webhook, versioned(5))
+            ),
+            Outcome::Duplicate,
+            "an item that names no source"
+        );
+        assert_eq!(
+            decide_change(Some(&by_sync), &change(Source::Webhook, versioned(4))),
+            Outcome::Stale
+        );
     }
 
     #[test]

@@ -471,6 +471,24 @@ pub trait SyncRecords: Send + Sync {
         run_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// What a reconciliation's recheck counted as drift, kept for `drift::FINDING_KEPT_FOR` in case
+    /// its webhook still comes.
+    fn record_drift(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        run_id: &str,
+        findings: &[crate::sync::drift::DriftFinding],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Settles the object's drift finding if it brought the copy to `held`: the run that counted
+    /// it, once; none when there is no such finding (or it was settled already).
+    fn settle_drift(
+        &self,
+        key: &crate::dedup::ObjectKey,
+        held: crate::sync::drift::Held,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
     /// A type's copy was proven complete by a listing that began at `listing_began`.
     fn confirm_complete(
         &self,

@@ -112,6 +112,10 @@ pub struct BatchCounts {
     /// Copies Tripletex contradicted (a version it never had, a delete of an object it still has),
     /// replaced by its own answer: a forged or mistaken write, seen and mended.
     pub replaced: u64,
+    /// Duplicates that came the other way (a webhook of what the sync stored, or the reverse).
+    pub corroborated: u64,
+    /// Of those, the changes a reconciliation had counted as drift (`sync::drift`), settled once.
+    pub drift_delivered_late: u64,
     /// Records without a version, whatever their outcome (they are deduplicated by content only).
     pub unversioned: u64,
     /// Records that can never be applied, moved to the quarantine queue.
@@ -131,6 +135,7 @@ impl BatchCounts {
             Outcome::AfterDelete => self.after_delete += 1,
             Outcome::Forgotten => self.forgotten += 1,
             Outcome::Replaced => self.replaced += 1,
+            Outcome::Corroborated => self.corroborated += 1,
         }
         if matches!(write, Write::Unversioned { .. }) {
             self.unversioned += 1;
@@ -138,7 +143,7 @@ impl BatchCounts {
     }
 
     /// Metric name and value pairs, in a stable order.
-    pub fn metrics(&self) -> [(&'static str, u64); 10] {
+    pub fn metrics(&self) -> [(&'static str, u64); 12] {
         [
             ("Accepted", self.accepted),
             ("Duplicate", self.duplicate),
@@ -150,6 +155,8 @@ impl BatchCounts {
             ("Failed", self.failed),
             ("RemovedCompanyDropped", self.removed_company),
             ("ReplacedByTripletex", self.replaced),
+            ("Corroborated", self.corroborated),
+            ("DriftDeliveredLate", self.drift_delivered_late),
         ]
     }
 }

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use domain::dedup::{
-    ObjectChange, ObjectKey, Outcome, StoredState, TombstonePolicy, Write, apply, decide,
+    ObjectChange, ObjectKey, Outcome, StoredState, TombstonePolicy, Write, apply_change,
+    decide_change,
 };
 use domain::error::BoxError;
 use domain::ids::TenantId;
@@ -474,13 +475,13 @@ impl ObjectStore for InMemoryObjectStore {
         }
         let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
         let stored = items.get(&key);
-        let outcome = decide(stored.map(|item| &item.state), &change.write);
+        let outcome = decide_change(stored.map(|item| &item.state), change);
         let last_probe = change
             .probe
             .clone()
             .or_else(|| stored.and_then(|item| item.last_probe.clone()));
         if matches!(outcome, Outcome::Accepted | Outcome::Replaced) {
-            let state = apply(stored.map(|item| &item.state), &change.write);
+            let state = apply_change(stored.map(|item| &item.state), change);
             let value = change
                 .write
                 .payload()

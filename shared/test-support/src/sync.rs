@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use domain::dedup::ObjectKey;
 use domain::ids::TenantId;
 use domain::ports::{QueueError, StoreError, SyncRecords, SyncTasks};
+use domain::sync::drift::{DriftFinding, Held};
 use domain::sync::{
     Listed, ListedStretch, ListedWindow, RunState, StepRecorded, StepReport, SyncTask, TypeCounts,
     bucket_end, by_listed_bucket, listed_bucket,
@@ -112,6 +114,8 @@ pub struct InMemorySyncRecordsState {
     unstorable: Mutex<HashMap<(TenantId, String), BTreeMap<i64, Listed>>>,
     confirmed: Mutex<BTreeMap<(TenantId, String), Timestamp>>,
     markers: Mutex<std::collections::BTreeSet<(TenantId, String)>>,
+    /// Drift findings not settled yet: what each brought the copy to, and its run.
+    drift: Mutex<BTreeMap<ObjectKey, (Held, String)>>,
 }
 
 impl std::ops::Deref for InMemorySyncRecords {
@@ -139,6 +143,14 @@ impl InMemorySyncRecords {
     /// Pages remembered with a digest.
     pub fn pages(&self) -> usize {
         lock(&self.pages).len()
+    }
+
+    /// Drift findings not settled yet.
+    pub fn unsettled_drift(&self) -> Vec<(ObjectKey, Held)> {
+        lock(&self.drift)
+            .iter()
+            .map(|(key, (held, _))| (key.clone(), *held))
+            .collect()
     }
 }
 
@@ -363,6 +375,39 @@ impl SyncRecords for InMemorySyncRecords {
 
     async fn marker_seen(&self, tenant: &TenantId, run_id: &str) -> Result<bool, StoreError> {
         Ok(lock(&self.markers).contains(&(tenant.clone(), run_id.to_owned())))
+    }
+
+    async fn record_drift(
+        &self,
+        tenant: &TenantId,
+        object_type: &str,
+        run_id: &str,
+        findings: &[DriftFinding],
+    ) -> Result<(), StoreError> {
+        let mut drift = lock(&self.drift);
+        for finding in findings {
+            let key = ObjectKey {
+                tenant: tenant.clone(),
+                object_type: object_type.to_owned(),
+                object_id: finding.id,
+            };
+            drift.insert(key, (finding.held, run_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn settle_drift(
+        &self,
+        key: &ObjectKey,
+        held: Held,
+    ) -> Result<Option<String>, StoreError> {
+        let mut drift = lock(&self.drift);
+        match drift.get(key) {
+            Some((recorded, _)) if *recorded == held => {
+                Ok(drift.remove(key).map(|(_, run_id)| run_id))
+            }
+            _ => Ok(None),
+        }
     }
 
     async fn confirm_complete(

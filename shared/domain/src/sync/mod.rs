@@ -4,13 +4,15 @@
 //! stands between invocations (`cursor`), a run as a chain of bounded tasks (`run`), the keeper's
 //! requests a run took but never marked (`claims`), what a
 //! listing means for the stored copy: which objects to fetch, which stored ones may be gone
-//! (`compare`), what a listed page decides, a 304 included (`page`), and the envelopes it queues for the worker (`envelope`). Pure: the function that runs
+//! (`compare`), what a listed page decides, a 304 included (`page`), the envelopes it queues for the worker (`envelope`), and the drift whose webhook
+//! came after all (`drift`). Pure: the function that runs
 //! a sync calls these and does the I/O.
 
 pub mod catalog;
 pub mod claims;
 pub mod compare;
 pub mod cursor;
+pub mod drift;
 pub mod envelope;
 pub mod freshness;
 pub mod listing;
