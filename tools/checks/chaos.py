@@ -47,6 +47,10 @@ LARGE_OBJECT_BYTES = 400_000
 THROTTLE = {"mode": "error", "status": 400, "rate": 0.5, "contentType": "application/x-amz-json-1.0",
             "body": json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
                                 "message": "Injected by the chaos run"})}
+# The mirror check waits while the mirror makes progress, for this long at most, and gives up after
+# this long without any.
+MIRROR_CATCH_UP_BOUND = 900
+MIRROR_STALL_LIMIT = 60
 
 
 def postings(count, base):
@@ -171,9 +175,11 @@ class Chaos:
 
     def compare_mirror(self):
         """The mirror against Tripletex's truth, object by object, tombstones included, once it has
-        caught up with the table's stream: "exact/objects"."""
+        caught up with the table's stream: "exact/objects". It waits while the mirror makes progress
+        (a loaded machine's stream is minutes behind), and stops after a minute without any, or 15."""
         truth = self.sim("GET", "/_sim/objects")["values"]
-        deadline = time.monotonic() + 180
+        give_up = time.monotonic() + MIRROR_CATCH_UP_BOUND
+        best, stalled_since, told = -1, time.monotonic(), time.monotonic()
         while True:
             rows = self.mirror_rows()
             last_look = getattr(self, "last_look_began", None)
@@ -181,7 +187,13 @@ class Chaos:
                         for obj in truth]
             # An object changed after the last look is held to the table, which the mirror follows.
             exact = verdicts.count("exact") + verdicts.count("changedAfterLastLook")
-            if exact == len(truth) or time.monotonic() > deadline:
+            now = time.monotonic()
+            if exact > best:
+                best, stalled_since = exact, now
+            if now - told >= 30:
+                log(f"postgres mirror catching up: exact {exact}/{len(truth)}")
+                told = now
+            if exact == len(truth) or now > give_up or now - stalled_since > MIRROR_STALL_LIMIT:
                 log(f"postgres mirror: exact {exact}/{len(truth)}")
                 differing = [f"{TENANTS[obj['companyId']]}#{obj['type']}#{obj['id']} ({outcome})"
                              for obj, outcome in zip(truth, verdicts)

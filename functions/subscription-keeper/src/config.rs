@@ -7,7 +7,7 @@ use aws_adapters::env::{ConfigError, Env, SecretLocation};
 use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, ReEnablePolicy, check_receiver_url};
 use domain::tripletex::PRODUCTION_BASE_URL;
 
-use crate::handler::{DEFAULT_COMPANY_CONCURRENCY, Pace};
+use domain::keeper::schedule::{DEFAULT_COMPANY_CONCURRENCY, Pace};
 
 pub const TRIPLETEX_CREDENTIALS_SECRET_ARN: &str = "TRIPLETEX_CREDENTIALS_SECRET_ARN";
 pub const TRIPLETEX_CREDENTIALS: &str = "TRIPLETEX_CREDENTIALS";

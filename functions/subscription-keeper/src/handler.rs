@@ -6,29 +6,41 @@ use aws_adapters::telemetry::emit_metrics;
 use domain::auth::AuthConfig;
 use domain::error::error_chain;
 use domain::ids::TenantId;
+use domain::keeper::schedule::{self, Job, LimitedKeys, Pace};
 use domain::keeper::{
     CompanyReport, KeeperPolicy, KeeperRequest, KeeperSettings, LastRun, RunReport, Totals,
-    place_in_line, still_waiting,
 };
 use domain::ports::{
     CompanyRegistry, PendingResyncs, RegistryError, ResyncLedger, TripletexCompanies,
 };
 use domain::registry::{self, Change, CompanyState};
 use domain::sync::RunState;
-use domain::tripletex::{CredentialsSecret, TripletexCredentials};
+use domain::tripletex::CredentialsSecret;
 use futures_util::StreamExt as _;
 use futures_util::stream;
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::{info, warn};
 
 use crate::run::{offboard_company, run_company};
 
 const FUNCTION_NAME: &str = "subscription-keeper";
-/// Companies handled at once by default (each has its own Tripletex rate limit; the companies of
-/// one accountant key share its session, not a limit per call).
-pub const DEFAULT_COMPANY_CONCURRENCY: usize = 16;
+
+fn log_totals(dry_run: bool, totals: &Totals) {
+    info!(
+        dry_run,
+        companies = totals.companies,
+        companies_failed = totals.companies_failed,
+        companies_not_reached = totals.companies_not_reached,
+        seen = totals.counts.seen,
+        re_enabled = totals.counts.re_enabled,
+        created = totals.counts.created,
+        updated = totals.counts.updated,
+        left_alone = totals.counts.left_alone,
+        failed = totals.counts.failed,
+        "keeper run done"
+    );
+}
 
 /// The run's totals as the metrics it emits.
 fn totals_metrics(totals: &Totals) -> [(&'static str, u64); 8] {
@@ -57,71 +69,8 @@ pub struct Keeper<C, L> {
     pace: Pace,
 }
 
-/// How the keeper spreads a run over many companies within its invocation's time.
-#[derive(Debug, Clone, Copy)]
-pub struct Pace {
-    /// Companies handled at once (each company's calls run one after another).
-    pub company_concurrency: usize,
-    /// No company is started later than this before the invocation's deadline, so that every
-    /// company started ends in time; the ones not started are reported and go first next run.
-    pub deadline_margin: Duration,
-}
-
-impl Pace {
-    /// The margin, or half the time left when that is shorter (a short timeout, or a local
-    /// emulator's deadline): a run always gets to start companies.
-    fn latest_start(&self, deadline: Instant, now: Instant) -> Instant {
-        let left = deadline.saturating_duration_since(now);
-        deadline
-            .checked_sub(self.deadline_margin.min(left / 2))
-            .unwrap_or(deadline)
-    }
-}
-
-impl Default for Pace {
-    fn default() -> Self {
-        Self {
-            company_concurrency: DEFAULT_COMPANY_CONCURRENCY,
-            deadline_margin: Duration::from_secs(10),
-        }
-    }
-}
-
 /// The run id a removed company's requests are closed under.
 const OFFBOARDED: &str = "company-removed";
-
-/// One company for this run: keep it, or (being removed) delete our subscriptions in it.
-enum Job<'a> {
-    Keep(&'a TenantId, &'a TripletexCredentials),
-    Offboard(&'a TenantId, &'a TripletexCredentials),
-}
-
-impl<'a> Job<'a> {
-    fn tenant(&self) -> &'a TenantId {
-        match self {
-            Self::Keep(tenant, _) | Self::Offboard(tenant, _) => tenant,
-        }
-    }
-
-    fn credentials(&self) -> &'a TripletexCredentials {
-        match self {
-            Self::Keep(_, credentials) | Self::Offboard(_, credentials) => credentials,
-        }
-    }
-}
-
-/// Whether Tripletex rate-limited these credentials' key (the same tokens, whatever company they
-/// act for) earlier in the run.
-fn is_limited(
-    limited: &Mutex<Vec<&TripletexCredentials>>,
-    credentials: &TripletexCredentials,
-) -> bool {
-    limited
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .any(|seen| seen.same_key(credentials))
-}
 
 impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry + PendingResyncs> Keeper<C, L> {
     pub fn new(
@@ -168,73 +117,37 @@ impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry + PendingResyncs> 
             warn!(problem, "a registered company cannot be handled");
         }
         let auth = self.receiver_auth.current().await;
-        let wanted: Option<Vec<TenantId>> = request
-            .tenants
-            .map(|tenants| {
-                tenants
-                    .iter()
-                    .map(|t| TenantId::parse(t).map_err(|_| KeeperError::UnknownTenant(t.clone())))
-                    .collect::<Result<_, _>>()
-            })
-            .transpose()?;
-        let known = |tenant: &TenantId| {
-            directory.looked_after.0.contains_key(tenant)
-                || directory.leaving.0.contains_key(tenant)
-        };
-        if let Some(unknown) = wanted.iter().flatten().find(|tenant| !known(tenant)) {
-            return Err(KeeperError::UnknownTenant(unknown.to_string()));
-        }
-        let is_wanted = |tenant: &TenantId| wanted.as_ref().is_none_or(|w| w.contains(tenant));
-        let mut jobs: Vec<Job> = directory
-            .looked_after
-            .0
-            .iter()
-            .filter(|(tenant, _)| is_wanted(tenant))
-            .map(|(tenant, credentials)| Job::Keep(tenant, credentials))
-            .chain(
-                directory
-                    .leaving
-                    .0
-                    .iter()
-                    .filter(|(tenant, _)| is_wanted(tenant))
-                    .map(|(tenant, credentials)| Job::Offboard(tenant, credentials)),
-            )
-            .collect();
-        if jobs.is_empty() {
-            warn!("no Tripletex company is configured: nothing to keep");
-        }
-        // The companies that waited longest go first (a stable sort keeps tenant order after them).
+        let wanted = request
+            .wanted()
+            .map_err(|unknown| KeeperError::UnknownTenant(unknown.0))?;
         let not_reached_before = self.ledger.not_reached().await.unwrap_or_else(|error| {
             warn!(error = %error_chain(&error), "the companies the last run did not reach are unknown");
             Vec::new()
         });
-        let place = place_in_line(&not_reached_before);
-        jobs.sort_by_key(|job| place(job.tenant().as_str()));
+        let jobs = schedule::jobs(&directory, wanted.as_deref(), &not_reached_before)
+            .map_err(|unknown| KeeperError::UnknownTenant(unknown.0))?;
+        if jobs.is_empty() {
+            warn!("no Tripletex company is configured: nothing to keep");
+        }
         let latest_start =
             deadline.map(|deadline| self.pace.latest_start(deadline, Instant::now()));
         let states: BTreeMap<&TenantId, CompanyState> =
             registered.iter().map(|c| (&c.tenant, c.state)).collect();
-        // Credentials Tripletex rate-limited in this run: their other companies wait for the next.
-        let limited: Mutex<Vec<&TripletexCredentials>> = Mutex::new(Vec::new());
-        let outcomes: Vec<Option<CompanyReport>> = stream::iter(jobs)
+        let limited = LimitedKeys::default();
+        let outcomes: Vec<Option<CompanyReport>> = stream::iter(jobs.iter().copied())
             .map(|job| {
                 let state = states.get(job.tenant()).copied();
                 let (auth, dry_run, resend_auth) = (&auth, dry_run, request.resend_auth);
                 let limited = &limited;
                 async move {
-                    if latest_start.is_some_and(|latest| Instant::now() >= latest)
-                        || is_limited(limited, job.credentials())
+                    if !schedule::may_start(Instant::now(), latest_start, limited, job.credentials())
                     {
                         return None;
                     }
-                    let credentials = job.credentials();
                     let report = self.run_job(job, state, auth, dry_run, resend_auth).await;
                     if report.rate_limited {
                         warn!(tenant = report.tenant, "rate-limited by Tripletex: its credential's companies wait for the next run");
-                        limited
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(credentials);
+                        limited.limit(job.credentials());
                     }
                     Some(report)
                 }
@@ -242,52 +155,18 @@ impl<C: TripletexCompanies, L: ResyncLedger + CompanyRegistry + PendingResyncs> 
             .buffered(self.pace.company_concurrency.max(1))
             .collect()
             .await;
-        let wanted_tenants: Vec<String> = directory
-            .looked_after
-            .0
-            .keys()
-            .chain(directory.leaving.0.keys())
-            .filter(|tenant| is_wanted(tenant))
-            .map(ToString::to_string)
-            .collect();
         let reports: Vec<CompanyReport> = outcomes.into_iter().flatten().collect();
         // Not started, or cut short by Tripletex's rate limit: first in line next run.
-        let not_reached: Vec<String> = wanted_tenants
-            .into_iter()
-            .filter(|tenant| {
-                reports
-                    .iter()
-                    .find(|r| &r.tenant == tenant)
-                    .is_none_or(|r| r.rate_limited)
-            })
-            .collect();
+        let not_reached = schedule::not_reached(&jobs, &reports);
         let totals = Totals::of(&reports, not_reached.len());
-        info!(
-            dry_run,
-            companies = totals.companies,
-            companies_failed = totals.companies_failed,
-            companies_not_reached = totals.companies_not_reached,
-            seen = totals.counts.seen,
-            re_enabled = totals.counts.re_enabled,
-            created = totals.counts.created,
-            updated = totals.counts.updated,
-            left_alone = totals.counts.left_alone,
-            failed = totals.counts.failed,
-            "keeper run done"
-        );
+        log_totals(dry_run, &totals);
         if !dry_run {
             emit_metrics(FUNCTION_NAME, &totals_metrics(&totals));
             self.keep_last_runs(&reports).await;
-            if !not_reached.is_empty() || !not_reached_before.is_empty() {
-                let handled = |tenant: &str| {
-                    reports
-                        .iter()
-                        .any(|r| r.tenant == tenant && !r.rate_limited)
-                };
-                let still_waiting = still_waiting(&not_reached_before, handled, &not_reached);
-                if let Err(error) = self.ledger.keep_not_reached(&still_waiting).await {
-                    warn!(error = %error_chain(&error), "the companies not reached were not kept");
-                }
+            if let Some(line) = schedule::line_after(&not_reached_before, &reports, &not_reached)
+                && let Err(error) = self.ledger.keep_not_reached(&line).await
+            {
+                warn!(error = %error_chain(&error), "the companies not reached were not kept");
             }
         }
         Ok(RunReport {
@@ -448,6 +327,7 @@ mod tests {
     //! checked on PUT, failures scripted), `InMemoryResyncLedger` the ledger.
 
     use std::sync::Arc;
+    use std::time::Duration;
 
     use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, Done, ReEnablePolicy};
     use domain::resync::ResyncReason;
@@ -1429,17 +1309,6 @@ mod tests {
         let next = keeper.handle(KeeperRequest::default()).await.unwrap();
         assert_eq!(next.companies.len(), 3);
         assert!(next.not_reached.is_empty());
-    }
-
-    #[test]
-    fn the_last_start_leaves_the_margin_or_half_the_time_left() {
-        let pace = Pace::default();
-        let now = Instant::now();
-        let far = now + Duration::from_secs(120);
-        assert_eq!(pace.latest_start(far, now), far - Duration::from_secs(10));
-        let near = now + Duration::from_secs(4);
-        assert_eq!(pace.latest_start(near, now), now + Duration::from_secs(2));
-        assert_eq!(pace.latest_start(now, now), now);
     }
 
     #[tokio::test]

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::report::{CompanyReport, RunCounts};
+use super::schedule::UnknownTenant;
+use crate::ids::TenantId;
 
 /// The event the keeper is invoked with. The schedule sends `{"trigger": "schedule"}`; a person may
 /// ask for a dry run, or for some tenants only. Other fields (e.g. of an EventBridge event) are
@@ -26,6 +28,21 @@ pub struct KeeperRequest {
 }
 
 impl KeeperRequest {
+    /// The companies asked for, if only some were; a name that is no tenant key is no company.
+    pub fn wanted(&self) -> Result<Option<Vec<TenantId>>, UnknownTenant> {
+        self.tenants
+            .as_ref()
+            .map(|tenants| {
+                tenants
+                    .iter()
+                    .map(|tenant| {
+                        TenantId::parse(tenant).map_err(|_| UnknownTenant(tenant.clone()))
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
+
     /// What a person asks for from the command line.
     pub fn manual() -> Self {
         Self {

@@ -1,10 +1,12 @@
 //! The subscription keeper's rules: which of a company's Tripletex subscriptions are ours, what each
-//! needs (`plan`, pure), and what a run reports. The run itself, which talks to Tripletex through
+//! needs (`plan`, pure), how a run spreads its companies over its time (`schedule`), and what a run
+//! reports. The run itself, which talks to Tripletex through
 //! the `SubscriptionsApi` port, is the keeper function's (`functions/subscription-keeper/src/run.rs`).
 
 mod invoke;
 mod plan;
 mod report;
+pub mod schedule;
 mod settings;
 mod waiting;
 
