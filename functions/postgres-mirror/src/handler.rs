@@ -2,8 +2,9 @@
 //! record to retry from.
 
 use aws_adapters::telemetry::emit_metrics;
+use domain::dedup::ObjectKey;
 use domain::error::error_chain;
-use domain::mirror::{MirrorRow, ObjectRef};
+use domain::mirror::MirrorRow;
 use domain::ports::{BlobStore, Mirror};
 use serde_json::{Value, json};
 use tracing::{error, info, warn};
@@ -144,7 +145,7 @@ impl<M: Mirror, B: BlobStore> MirrorHandler<M, B> {
 
 enum Change {
     Image(Box<MirrorRow>),
-    Removed(ObjectRef),
+    Removed(ObjectKey),
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //! the key of a removed item.
 
 use domain::claim::CLAIM_KEY;
+use domain::dedup::ObjectKey;
+use domain::ids::TenantId;
 use domain::item;
-use domain::mirror::{MirrorRow, ObjectRef};
+use domain::mirror::MirrorRow;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
@@ -13,7 +15,7 @@ use serde_json::{Map, Value};
 pub enum StreamChange {
     Image(Box<PendingRow>),
     /// The item was deleted from the table (its company purged): the row and its history go.
-    Removed(ObjectRef),
+    Removed(ObjectKey),
 }
 
 /// A row whose value, or last value, may still be in the payload bucket under these keys.
@@ -44,18 +46,18 @@ pub fn read_record(record: &Value) -> Result<StreamChange, ImageError> {
             .or_else(|| change.get("Keys"))
             .and_then(Value::as_object)
             .ok_or(ImageError::Missing("OldImage"))?;
-        return Ok(StreamChange::Removed(object_ref(image)?));
+        return Ok(StreamChange::Removed(object_key(image)?));
     }
     let image = change
         .get("NewImage")
         .and_then(Value::as_object)
         .ok_or(ImageError::Missing("NewImage"))?;
-    let key = object_ref(image)?;
+    let key = object_key(image)?;
     let (value, value_claim) = value_of(image, item::VALUE);
     let (last_value, last_value_claim) = value_of(image, item::LAST_VALUE);
     Ok(StreamChange::Image(Box::new(PendingRow {
         row: MirrorRow {
-            tenant: key.tenant,
+            tenant: key.tenant.to_string(),
             object_type: key.object_type,
             object_id: key.object_id,
             version: number(image, item::VERSION)?,
@@ -79,29 +81,22 @@ pub fn read_record(record: &Value) -> Result<StreamChange, ImageError> {
 type Image = Map<String, Value>;
 
 /// The object's key from its attributes, or from `pk` (`tenant#type#id`) when only the keys came.
-fn object_ref(image: &Image) -> Result<ObjectRef, ImageError> {
+fn object_key(image: &Image) -> Result<ObjectKey, ImageError> {
     if let (Some(tenant), Some(object_type), Some(object_id)) = (
         text(image, item::TENANT),
         text(image, item::OBJECT_TYPE),
         number(image, item::OBJECT_ID)?,
     ) {
-        return Ok(ObjectRef {
-            tenant,
+        return Ok(ObjectKey {
+            tenant: TenantId::parse(&tenant).map_err(|_| ImageError::Invalid(item::TENANT))?,
             object_type,
             object_id,
         });
     }
-    let key = text(image, item::KEY).ok_or(ImageError::Missing(item::KEY))?;
-    let mut parts = key.rsplitn(3, '#');
-    let (Some(id), Some(object_type), Some(tenant)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ImageError::Invalid(item::KEY));
-    };
-    Ok(ObjectRef {
-        tenant: tenant.to_owned(),
-        object_type: object_type.to_owned(),
-        object_id: id.parse().map_err(|_| ImageError::Invalid(item::KEY))?,
-    })
+    text(image, item::KEY)
+        .ok_or(ImageError::Missing(item::KEY))?
+        .parse()
+        .map_err(|_| ImageError::Invalid(item::KEY))
 }
 
 fn text(image: &Image, name: &str) -> Option<String> {
@@ -189,8 +184,8 @@ mod tests {
             json!({"eventName": "REMOVE", "dynamodb": {"Keys": {"pk": {"S": "acme#customer#42"}}}});
         assert_eq!(
             read_record(&removed).unwrap(),
-            StreamChange::Removed(ObjectRef {
-                tenant: "acme".into(),
+            StreamChange::Removed(ObjectKey {
+                tenant: TenantId::parse("acme").unwrap(),
                 object_type: "customer".into(),
                 object_id: 42
             })

@@ -25,6 +25,35 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+/// A text that is no `tenant#object#id`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an object key (tenant#object#id)")]
+pub struct InvalidObjectKey(pub String);
+
+impl std::str::FromStr for ObjectKey {
+    type Err = InvalidObjectKey;
+
+    /// The key back from its text: the last two `#` part it (neither an object type nor an id
+    /// holds one, and a tenant never does).
+    fn from_str(text: &str) -> Result<Self, InvalidObjectKey> {
+        let invalid = || InvalidObjectKey(text.to_owned());
+        let mut parts = text.rsplitn(3, '#');
+        let (Some(id), Some(object_type), Some(tenant)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        if object_type.is_empty() {
+            return Err(invalid());
+        }
+        Ok(Self {
+            tenant: TenantId::parse(tenant).map_err(|_| invalid())?,
+            object_type: object_type.to_owned(),
+            object_id: id.parse().map_err(|_| invalid())?,
+        })
+    }
+}
+
 /// Where a change came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -725,6 +754,26 @@ mod tests {
         assert!(!newer.version_unknown);
         assert_eq!(newer.version, Some(4));
         assert!(!apply(Some(&unversioned), &Write::Delete).version_unknown);
+    }
+
+    #[test]
+    fn an_object_key_reads_back_from_its_text_and_nothing_else_is_one() {
+        let key = ObjectKey {
+            tenant: TenantId::parse("acme").unwrap(),
+            object_type: "closeGroup".into(),
+            object_id: -7,
+        };
+        assert_eq!(key.to_string().parse::<ObjectKey>(), Ok(key));
+        for text in [
+            "",
+            "acme#customer",
+            "acme#customer#x",
+            "acme##1",
+            "#customer#1",
+            "a#b#c#1",
+        ] {
+            assert!(text.parse::<ObjectKey>().is_err(), "{text:?}");
+        }
     }
 
     #[test]

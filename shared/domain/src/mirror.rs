@@ -63,14 +63,6 @@ impl MirrorRow {
     }
 }
 
-/// An object by its key, as a removal names it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ObjectRef {
-    pub tenant: String,
-    pub object_type: String,
-    pub object_id: i64,
-}
-
 /// The images of a batch that reach the mirror's rows: per object, the one that replaces all the
 /// others (the upsert touches a row once per statement), in the batch's order of first appearance.
 pub fn newest_per_object(rows: &[MirrorRow]) -> Vec<&MirrorRow> {

@@ -97,7 +97,7 @@ pub trait Mirror: Send + Sync {
     fn apply(
         &self,
         images: &[crate::mirror::MirrorRow],
-        removed: &[crate::mirror::ObjectRef],
+        removed: &[crate::dedup::ObjectKey],
     ) -> impl Future<Output = Result<u64, MirrorError>> + Send;
 }
 

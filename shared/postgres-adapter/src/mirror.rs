@@ -1,7 +1,8 @@
 //! `Mirror` on PostgreSQL: one transaction per batch, each step one multi-row statement over arrays
 //! (`UNNEST`), never a round trip per record.
 
-use domain::mirror::{MirrorRow, ObjectRef, newest_per_object};
+use domain::dedup::ObjectKey;
+use domain::mirror::{MirrorRow, newest_per_object};
 use domain::ports::{Mirror, MirrorError};
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, GenericClient, Statement};
@@ -233,7 +234,7 @@ impl PgMirror {
 
 impl Mirror for PgMirror {
     #[instrument(skip_all, fields(images = images.len(), removed = removed.len()))]
-    async fn apply(&self, images: &[MirrorRow], removed: &[ObjectRef]) -> Result<u64, MirrorError> {
+    async fn apply(&self, images: &[MirrorRow], removed: &[ObjectKey]) -> Result<u64, MirrorError> {
         self.with_client(async |client, prepared| {
             let transaction = client.transaction().await?;
             let changed = apply_batch(&transaction, prepared, images, removed).await?;
@@ -250,7 +251,7 @@ pub async fn apply_batch(
     client: &impl GenericClient,
     prepared: &Prepared,
     images: &[MirrorRow],
-    removed: &[ObjectRef],
+    removed: &[ObjectKey],
 ) -> Result<u64, tokio_postgres::Error> {
     let gone_tenants: Vec<&str> = removed.iter().map(|r| r.tenant.as_str()).collect();
     let gone_types: Vec<&str> = removed.iter().map(|r| r.object_type.as_str()).collect();

@@ -3,7 +3,8 @@
 //! and an "as of" query, a view per type, a forgotten value, a removed company.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
 
-use domain::mirror::{MirrorRow, ObjectRef};
+use domain::dedup::ObjectKey;
+use domain::mirror::MirrorRow;
 use domain::ports::Mirror;
 use jiff::Timestamp;
 use postgres_adapter::migrations::{self, migrate, migrate_to};
@@ -350,11 +351,7 @@ async fn a_removed_object_leaves_with_its_history() {
         .apply(&[customer(1, 1, 10), customer(2, 1, 10)], &[])
         .await
         .unwrap();
-    let removed = ObjectRef {
-        tenant: "acme".into(),
-        object_type: "customer".into(),
-        object_id: 1,
-    };
+    let removed: ObjectKey = "acme#customer#1".parse().unwrap();
     mirror.apply(&[], &[removed]).await.unwrap();
     assert_eq!(rows(&client).await.len(), 1);
     let history: i64 = client

@@ -204,7 +204,7 @@ impl domain::ports::Mirror for InMemoryMirror {
     async fn apply(
         &self,
         images: &[domain::mirror::MirrorRow],
-        removed: &[domain::mirror::ObjectRef],
+        removed: &[domain::dedup::ObjectKey],
     ) -> Result<u64, domain::ports::MirrorError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(domain::ports::MirrorError::Unavailable {
@@ -214,7 +214,11 @@ impl domain::ports::Mirror for InMemoryMirror {
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         let mut changed = 0;
         for key in removed {
-            let key = (key.tenant.clone(), key.object_type.clone(), key.object_id);
+            let key = (
+                key.tenant.to_string(),
+                key.object_type.clone(),
+                key.object_id,
+            );
             changed += u64::from(rows.remove(&key).is_some());
         }
         for image in images {
