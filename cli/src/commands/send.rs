@@ -12,7 +12,7 @@ use crate::commands::{Answer, CliError, Context, object_key, tripletex_now};
 use crate::render::stored;
 
 use domain::auth::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, hmac_signature};
-use domain::envelope::EventName;
+use domain::envelope::{EventName, OutgoingEnvelope};
 use domain::ids::Secret;
 use domain::keeper::KeeperSettings;
 use serde::Serialize;
@@ -62,13 +62,19 @@ pub fn envelope(
     let object = event.object().to_owned();
     let value = match (event.is_delete(), now) {
         (true, None) if stored.is_none() => return Err(SendRefused::NeverSeen { object, id }),
-        (true, None) => serde_json::Value::Null,
-        (false, Some(now)) => now.value.clone(),
+        (true, None) => None,
+        // Tripletex's object, parsed once already: its text again cannot fail.
+        (false, Some(now)) => serde_json::value::to_raw_value(&now.value).ok(),
         (true, Some(_)) => return Err(SendRefused::StillInTripletex { object, id }),
         (false, None) => return Err(SendRefused::NotInTripletex { object, id }),
     };
-    let envelope = serde_json::json!({"event": event.as_str(), "id": id, "value": value});
-    Ok(envelope.to_string().into_bytes())
+    let envelope = OutgoingEnvelope {
+        subscription_id: None,
+        event: event.as_str(),
+        id,
+        value: value.as_deref(),
+    };
+    Ok(envelope.body().into_bytes())
 }
 
 /// One POST as Tripletex makes it for the company: its target URL (which may carry Basic
@@ -381,14 +387,14 @@ mod tests {
         let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             sent,
-            serde_json::json!({"event": "customer.update", "id": 7,
+            serde_json::json!({"subscriptionId": null, "event": "customer.update", "id": 7,
                 "value": {"id": 7, "version": 4, "name": "Ola"}})
         );
         let body = envelope(&event("customer.delete"), 7, None, Some(&stored(3, false))).unwrap();
         let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             sent,
-            serde_json::json!({"event": "customer.delete", "id": 7, "value": null})
+            serde_json::json!({"subscriptionId": null, "event": "customer.delete", "id": 7, "value": null})
         );
         assert_eq!(
             envelope(&event("customer.delete"), 7, Some(&now(Some(4))), None),

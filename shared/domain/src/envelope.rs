@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -100,6 +100,25 @@ pub struct WebhookEnvelope {
     pub event: EventName,
     pub object_id: i64,
     pub change: Change,
+}
+
+/// An envelope as Tripletex sends it, for what sends one itself: the sync's fetches and
+/// tombstones, and `tripletex-webhooks send`. `value` is the object's JSON as Tripletex gave it
+/// (none for a delete).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutgoingEnvelope<'a> {
+    pub subscription_id: Option<i64>,
+    pub event: &'a str,
+    pub id: i64,
+    pub value: Option<&'a RawValue>,
+}
+
+impl OutgoingEnvelope<'_> {
+    /// The body: ids, an event name and JSON already parsed cannot fail to serialise.
+    pub fn body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// Why a body is not a webhook envelope. The text is safe to log and to return to an authenticated

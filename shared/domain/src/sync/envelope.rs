@@ -3,25 +3,15 @@
 //! overwrite a newer webhook, nor lift a tombstone).
 
 use jiff::Timestamp;
-use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::listing::FetchedObject;
 use crate::claim::LARGEST_MESSAGE_BYTES;
 use crate::dedup::Source;
-use crate::envelope::EventName;
+use crate::envelope::{EventName, OutgoingEnvelope};
 use crate::ids::TenantId;
 use crate::message::{BodyEncoding, QueueMessage, WebhookMessage, attribute};
 use crate::record::{RecordError, change_from_message};
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
-    subscription_id: Option<i64>,
-    event: &'a str,
-    id: i64,
-    value: Option<&'a RawValue>,
-}
 
 fn message(
     tenant: &TenantId,
@@ -31,14 +21,13 @@ fn message(
     value: Option<&RawValue>,
     at: Timestamp,
 ) -> QueueMessage {
-    let envelope = Envelope {
+    let body = OutgoingEnvelope {
         subscription_id,
         event,
         id,
         value,
-    };
-    // Serializing ids, a known event name and JSON Tripletex sent cannot fail.
-    let body = serde_json::to_string(&envelope).unwrap_or_default();
+    }
+    .body();
     let message = WebhookMessage {
         body,
         body_encoding: BodyEncoding::Raw,
