@@ -1,13 +1,12 @@
 //! Turns a Function URL (or HTTP API) request into an intake decision, carries it out, and answers.
 
-use aws_adapters::companies::TenantStates;
 use aws_adapters::secrets::SecretSource;
 use domain::auth::AuthConfig;
 use domain::error::error_chain;
 use domain::ids::TenantId;
 use domain::intake::{self, IncomingRequest, ReceiverLimits, Rejection, Verdict};
 use domain::message::QueueMessage;
-use domain::ports::MessageQueue;
+use domain::ports::{MessageQueue, TenantStates};
 use domain::registry::CompanyState;
 use jiff::Timestamp;
 use lambda_http::http::{HeaderValue, StatusCode, header};

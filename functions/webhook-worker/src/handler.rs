@@ -1,7 +1,6 @@
 //! Turns an SQS batch into one conditional write per record, run concurrently, and reports the
 //! records to retry.
 
-use aws_adapters::companies::TenantStates;
 use aws_adapters::telemetry::{emit_metrics, emit_values};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::claim::{NoPayloadBucket, claimed_body};
@@ -9,7 +8,7 @@ use domain::dedup::{ObjectChange, ObjectKey, Outcome, Write};
 use domain::error::error_chain;
 use domain::ids::TenantId;
 use domain::message::{QueueMessage, attribute};
-use domain::ports::{BlobStore, MessageQueue, ObjectStore, StoreError, SyncRecords};
+use domain::ports::{BlobStore, MessageQueue, ObjectStore, StoreError, SyncRecords, TenantStates};
 use domain::record::{BatchCounts, change_from_message, freshness_ms};
 use domain::registry::CompanyState;
 use domain::sync::drift::{self, Held};

@@ -10,7 +10,7 @@ use tracing::warn;
 
 use domain::error::error_chain;
 use domain::ids::TenantId;
-use domain::ports::{CompanyRegistry, RegistryError};
+use domain::ports::{CompanyRegistry, RegistryError, TenantStates};
 use domain::registry::{self, CompanyState, RegisteredCompany};
 use domain::tripletex::{Companies, CredentialsSecret};
 
@@ -138,14 +138,6 @@ impl<R: CompanyRegistry + 'static> Derive<Companies> for LookedAfter<R> {
     fn current(&self) -> Pin<Box<dyn Future<Output = Arc<Companies>> + Send + '_>> {
         Box::pin(self.companies())
     }
-}
-
-/// What the receiver asks before it queues a webhook: the tenant's state in the registry.
-pub trait TenantStates: Send + Sync {
-    fn state_of<'a>(
-        &'a self,
-        tenant: &'a TenantId,
-    ) -> Pin<Box<dyn Future<Output = Option<CompanyState>> + Send + 'a>>;
 }
 
 impl<R: CompanyRegistry> TenantStates for CachedRegistry<R> {

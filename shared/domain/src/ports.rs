@@ -271,6 +271,16 @@ pub struct LedgerError {
     pub source: BoxError,
 }
 
+/// What the receiver asks before it queues a webhook, and the worker before it writes: the
+/// tenant's state in the company registry (none for a company the registry does not hold).
+/// Object-safe, so that a handler holds whichever registry it was given.
+pub trait TenantStates: Send + Sync {
+    fn state_of<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<CompanyState>> + Send + 'a>>;
+}
+
 /// The company registry (`crate::registry`): read by the keeper, the sync and the receiver, changed
 /// by the operator's CLI and by the keeper.
 pub trait CompanyRegistry: Send + Sync {
