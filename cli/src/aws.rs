@@ -2,12 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_adapters::dynamodb::{StoredValue, item, stored_state};
+use aws_adapters::dynamodb::{item, stored_item};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use domain::claim::claimed_body;
 use domain::forget::names_object;
+use domain::item::StoredValue;
 use domain::keeper::{KeeperRequest, RunReport};
 use domain::message::attribute;
 use domain::ports::BlobStore;
@@ -121,10 +122,6 @@ pub async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Ve
     }
 }
 
-fn text(item: &Item, name: &str) -> Option<String> {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned()
-}
-
 /// One object as the copy holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -191,47 +188,53 @@ pub async fn stored_object(
     let Some(stored) = output.item else {
         return Ok(None);
     };
-    let state = stored_state(&stored);
-    let value = StoredValue::of(stored.get(item::VALUE));
-    let value_claim = match &value {
+    let stored = stored_item(&stored).map_err(|source| AwsError::Call {
+        what: format!("reading {key}"),
+        source: Box::new(source),
+    })?;
+    let value_claim = match &stored.value {
         Some(StoredValue::Claimed { key, .. }) => Some(key.clone()),
         _ => None,
     };
+    let text = |time: Option<jiff::Timestamp>| time.map(|time| time.to_string());
     Ok(Some(StoredObject {
         key: key.to_owned(),
-        version: state.version,
-        version_unknown: state.version_unknown,
-        deleted: state.deleted,
-        source: text(&stored, item::SOURCE),
-        last_event: text(&stored, item::LAST_EVENT),
-        received_at: text(&stored, item::RECEIVED_AT),
-        updated_at: text(&stored, item::UPDATED_AT),
-        last_probe: text(&stored, item::LAST_PROBE),
-        value: resolved(payloads, value).await?,
-        last_value: resolved(payloads, StoredValue::of(stored.get(item::LAST_VALUE))).await?,
+        version: stored.state.version,
+        version_unknown: stored.state.version_unknown,
+        deleted: stored.state.deleted,
+        source: stored.state.source.map(|source| source.as_str().to_owned()),
+        last_event: stored.last_event,
+        received_at: text(stored.received_at),
+        updated_at: text(Some(stored.updated_at)),
+        last_probe: stored.last_probe,
+        value: resolved(payloads, stored.value.as_ref()).await?,
+        last_value: resolved(payloads, stored.last_value.as_ref()).await?,
         value_claim,
-        forgotten_at: text(&stored, item::FORGOTTEN_AT),
+        forgotten_at: text(stored.forgotten_at),
     }))
 }
 
-/// A stored value as JSON, read from the payload bucket when the item holds its key.
+/// A stored value as JSON, read from the payload bucket (and checked against the digest the item
+/// records) when the item holds its key.
 async fn resolved(
     payloads: &impl BlobStore,
-    value: Option<StoredValue>,
+    value: Option<&StoredValue>,
 ) -> Result<Option<serde_json::Value>, AwsError> {
-    let json = match value {
-        None => return Ok(None),
-        Some(StoredValue::Inline(json)) => json.into_bytes(),
-        Some(StoredValue::Claimed { key, .. }) => payloads
-            .get(&key)
-            .await
-            .map_err(call(format!("reading {key} from the payload bucket")))?
-            .ok_or_else(|| AwsError::Call {
-                what: format!("reading {key} from the payload bucket"),
-                source: "the item points at an object the bucket does not hold".into(),
-            })?,
+    let Some(value) = value else {
+        return Ok(None);
     };
-    Ok(serde_json::from_slice(&json).ok())
+    let what = || match value {
+        StoredValue::Claimed { key, .. } => format!("reading {key} from the payload bucket"),
+        StoredValue::Inline(_) => "reading the stored value".to_owned(),
+    };
+    let json = domain::claim::claimed_value(payloads, value)
+        .await
+        .map_err(call(what()))?
+        .ok_or_else(|| AwsError::Call {
+            what: what(),
+            source: "the item points at an object the bucket does not hold".into(),
+        })?;
+    Ok(serde_json::from_str(&json).ok())
 }
 
 /// The bodies of claim-checked messages, read from the payload bucket, so that a listing shows

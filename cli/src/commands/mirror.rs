@@ -5,9 +5,11 @@ use clap::Subcommand;
 
 use std::collections::BTreeMap;
 
-use aws_adapters::dynamodb::{DynamoObjectStore, mirror_row};
+use aws_adapters::dynamodb::{DynamoObjectStore, mirror_row, stored_item};
 use aws_sdk_dynamodb::types::AttributeValue;
+use domain::error::error_chain;
 use domain::ids::TenantId;
+use domain::mirror::MirrorRow;
 use domain::ports::{BlobStore, Mirror};
 use postgres_adapter::{DatabaseSettings, PgMirror};
 use serde::Serialize;
@@ -109,6 +111,9 @@ pub async fn connect(
     Ok(PgMirror::connect(settings).await?)
 }
 
+/// How many refused items a rebuild names.
+const REFUSALS_SHOWN: usize = 10;
+
 /// When a rebuild refreshes the planner's statistics of the mirror's tables.
 const ANALYZE_AFTER_ITEMS: u64 = 5_000;
 
@@ -118,6 +123,10 @@ const ANALYZE_AFTER_ITEMS: u64 = 5_000;
 pub struct Rebuilt {
     pub items: u64,
     pub rows_changed: u64,
+    /// Items not written: what the stream mirror also refuses (an item the codec cannot read, a
+    /// value altered in the bucket); the first few named in `refusals`.
+    pub refused: u64,
+    pub refusals: Vec<String>,
     pub seconds: f64,
     /// Of those, the time spent writing to the database (the rest: reading the table).
     pub writing_seconds: f64,
@@ -223,22 +232,23 @@ pub async fn mirror_pages(
     let mut rebuilt = Rebuilt {
         items: 0,
         rows_changed: 0,
+        refused: 0,
+        refusals: Vec::new(),
         seconds: 0.0,
         writing_seconds: 0.0,
     };
     while let Some(page) = pages.recv().await {
         let mut rows = Vec::new();
         for item in page? {
-            let Some((mut row, value_claim, last_value_claim)) = mirror_row(&item) else {
-                continue;
-            };
-            if let Some(key) = value_claim {
-                row.value = claimed(payloads, &key).await?;
+            match mirrored(payloads, &item).await? {
+                Ok(row) => rows.push(row),
+                Err(refusal) => {
+                    rebuilt.refused += 1;
+                    if rebuilt.refusals.len() < REFUSALS_SHOWN {
+                        rebuilt.refusals.push(refusal);
+                    }
+                }
             }
-            if let Some(key) = last_value_claim {
-                row.last_value = claimed(payloads, &key).await?;
-            }
-            rows.push(row);
         }
         let before = rebuilt.items;
         rebuilt.items += rows.len() as u64;
@@ -257,12 +267,28 @@ pub async fn mirror_pages(
     Ok(rebuilt)
 }
 
-async fn claimed(payloads: &impl BlobStore, key: &str) -> Result<Option<String>, MirrorError> {
-    let bytes = payloads.get(key).await.map_err(|source| AwsError::Call {
-        what: format!("reading {key} from the payload bucket"),
-        source: Box::new(source),
-    })?;
-    Ok(bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+/// An item as the mirror writes it (`domain::mirror::row_of`, as the stream mirror reads it), or
+/// why it is refused: an item the codec cannot read, or a value the bucket holds altered. Only an
+/// unreachable bucket fails the rebuild.
+async fn mirrored(
+    payloads: &impl BlobStore,
+    item: &Item,
+) -> Result<Result<MirrorRow, String>, MirrorError> {
+    let named = |reason: String| {
+        let key = item
+            .get(aws_adapters::dynamodb::item::KEY)
+            .and_then(|key| key.as_s().ok())
+            .map_or("an item without a key", String::as_str);
+        format!("{key}: {reason}")
+    };
+    match mirror_row(payloads, item).await {
+        Ok(row) => Ok(Ok(row)),
+        Err(error) if error.is_transient() => Err(MirrorError::Aws(AwsError::Call {
+            what: "reading a value from the payload bucket".to_owned(),
+            source: Box::new(error),
+        })),
+        Err(error) => Ok(Err(named(error_chain(&error)))),
+    }
 }
 
 /// `mirror status`: the lag and the counts.
@@ -362,10 +388,11 @@ pub async fn check(
 ) -> Result<Checked, MirrorError> {
     let mut in_table = BTreeMap::new();
     for item in aws::scan(dynamodb, table).await? {
-        if let Some((row, _, _)) = mirror_row(&item) {
+        // An item the codec refuses is not mirrored either (see `rebuild`).
+        if let Ok(stored) = stored_item(&item) {
             in_table.insert(
-                format!("{}#{}#{}", row.tenant, row.object_type, row.object_id),
-                (row.version, row.deleted),
+                stored.key.to_string(),
+                (stored.state.version, stored.state.deleted),
             );
         }
     }
@@ -402,10 +429,20 @@ pub async fn check(
 }
 
 pub fn render_rebuilt(rebuilt: &Rebuilt) -> String {
-    format!(
+    let mut out = format!(
         "mirrored {} items in {:.1} s ({:.1} s of it writing to the database): {} rows changed (the rest already held them)\n",
         rebuilt.items, rebuilt.seconds, rebuilt.writing_seconds, rebuilt.rows_changed
-    )
+    );
+    if rebuilt.refused > 0 {
+        out.push_str(&format!(
+            "{} items refused, as the stream mirror refuses them (fix or forget each, then rebuild):\n",
+            rebuilt.refused
+        ));
+        for refusal in &rebuilt.refusals {
+            out.push_str(&format!("  {refusal}\n"));
+        }
+    }
+    out
 }
 
 pub fn render_status(status: &MirrorStatus) -> String {

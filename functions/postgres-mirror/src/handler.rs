@@ -4,12 +4,12 @@
 use aws_adapters::telemetry::emit_metrics;
 use domain::dedup::ObjectKey;
 use domain::error::error_chain;
-use domain::mirror::MirrorRow;
+use domain::mirror::{MirrorRow, row_of};
 use domain::ports::{BlobStore, Mirror};
 use serde_json::{Value, json};
 use tracing::{error, info, warn};
 
-use crate::image::{PendingRow, StreamChange, read_record};
+use crate::image::{StreamChange, read_record};
 
 const FUNCTION_NAME: &str = "postgres-mirror";
 
@@ -105,41 +105,11 @@ impl<M: Mirror, B: BlobStore> MirrorHandler<M, B> {
     async fn read(&self, record: &Value) -> Result<Change, (String, bool)> {
         match read_record(record).map_err(|e| (e.to_string(), false))? {
             StreamChange::Removed(key) => Ok(Change::Removed(key)),
-            StreamChange::Image(pending) => self
-                .resolved(*pending)
+            StreamChange::Image(item) => row_of(&self.payloads, &item)
                 .await
-                .map(|row| Change::Image(Box::new(row))),
+                .map(|row| Change::Image(Box::new(row)))
+                .map_err(|e| (error_chain(&e), e.is_transient())),
         }
-    }
-
-    async fn resolved(&self, pending: PendingRow) -> Result<MirrorRow, (String, bool)> {
-        let PendingRow {
-            mut row,
-            value_claim,
-            last_value_claim,
-        } = pending;
-        if let Some(key) = value_claim {
-            row.value = self.claimed(&key).await?;
-        }
-        if let Some(key) = last_value_claim {
-            row.last_value = self.claimed(&key).await?;
-        }
-        Ok(row)
-    }
-
-    /// A value kept in the payload bucket. One that is gone was forgotten after this image was
-    /// written: the mirror keeps nothing of it either.
-    async fn claimed(&self, key: &str) -> Result<Option<String>, (String, bool)> {
-        let bytes = self
-            .payloads
-            .get(key)
-            .await
-            .map_err(|e| (error_chain(&e), e.is_transient()))?;
-        bytes
-            .map(|bytes| {
-                String::from_utf8(bytes).map_err(|_| (format!("{key} is not UTF-8"), false))
-            })
-            .transpose()
     }
 }
 
@@ -175,12 +145,127 @@ mod tests {
         )
     }
 
+    /// A stream image (DynamoDB's JSON) as the SDK item a scan of the table returns.
+    fn sdk_item(
+        image: &Value,
+    ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        fn attribute(typed: &Value) -> AttributeValue {
+            let (kind, value) = typed.as_object().unwrap().iter().next().unwrap();
+            match kind.as_str() {
+                "S" => AttributeValue::S(value.as_str().unwrap().to_owned()),
+                "N" => AttributeValue::N(value.as_str().unwrap().to_owned()),
+                "BOOL" => AttributeValue::Bool(value.as_bool().unwrap()),
+                "NULL" => AttributeValue::Null(true),
+                "M" => AttributeValue::M(
+                    value
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .map(|(name, typed)| (name.clone(), attribute(typed)))
+                        .collect(),
+                ),
+                other => panic!("a type the objects table never writes: {other}"),
+            }
+        }
+        image
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(name, typed)| (name.clone(), attribute(typed)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_stream_and_a_rebuild_end_an_odd_item_in_the_same_row_or_the_same_refusal() {
+        let value = r#"{"id":7,"version":3,"postings":[]}"#;
+        let digest = domain::dedup::sha256_hex(value.as_bytes());
+        let claim = |key: &str| {
+            json!({"M": {"claimCheck": {"S": key}, "bytes": {"N": value.len().to_string()},
+                "sha256": {"S": digest}}})
+        };
+        let item = |version: Value, value: Value| {
+            json!({"pk": {"S": "acme#voucher#7"}, "tenant": {"S": "acme"},
+                "objectType": {"S": "voucher"}, "objectId": {"N": "7"}, "version": version,
+                "deleted": {"BOOL": false}, "value": value, "source": {"S": "webhook"},
+                "updatedAt": {"S": "2026-12-06T10:00:00Z"}})
+        };
+        let (whole, altered, not_text) = ("values/whole", "values/altered", "values/not-text");
+        let cases = [
+            ("a good item", item(json!({"N": "3"}), claim(whole)), true),
+            (
+                "a fractional version",
+                item(json!({"N": "3.5"}), claim(whole)),
+                false,
+            ),
+            (
+                "a version of text",
+                item(json!({"S": "3"}), claim(whole)),
+                false,
+            ),
+            (
+                "a value altered in the bucket",
+                item(json!({"N": "3"}), claim(altered)),
+                false,
+            ),
+            (
+                "a value that is not UTF-8",
+                item(json!({"N": "3"}), claim(not_text)),
+                false,
+            ),
+            (
+                "a claim without its digest",
+                item(
+                    json!({"N": "3"}),
+                    json!({"M": {"claimCheck": {"S": whole}, "bytes": {"N": "1"}}}),
+                ),
+                false,
+            ),
+        ];
+        for (case, image, mirrored) in cases {
+            let (handler, mirror, blobs) = handler();
+            blobs.put(whole, value.as_bytes()).await.unwrap();
+            blobs
+                .put(altered, br#"{"id":7,"version":3,"postings":["forged"]}"#)
+                .await
+                .unwrap();
+            blobs.put(not_text, &[0xff, 0xfe]).await.unwrap();
+            let record = json!({"Records": [{"eventName": "MODIFY",
+                "dynamodb": {"SequenceNumber": "1", "NewImage": image}}]});
+            let answer = handler.handle(record).await;
+            let by_stream = mirror.rows().pop();
+            let by_rebuild = aws_adapters::dynamodb::mirror_row(&blobs, &sdk_item(&image)).await;
+            assert_eq!(
+                by_stream.is_some(),
+                mirrored,
+                "{case}: the stream, {answer}"
+            );
+            match (by_stream, by_rebuild) {
+                (Some(streamed), Ok(rebuilt)) => {
+                    assert_eq!(streamed, rebuilt, "{case}");
+                    assert_eq!(rebuilt.value.as_deref(), Some(value), "{case}");
+                }
+                (None, Err(refused)) => {
+                    assert!(!refused.is_transient(), "{case}: {refused}");
+                    assert_eq!(
+                        answer,
+                        json!({"batchItemFailures": [{"itemIdentifier": "1"}]}),
+                        "{case}"
+                    );
+                }
+                (streamed, rebuilt) => {
+                    panic!("{case}: the stream wrote {streamed:?}, the rebuild {rebuilt:?}")
+                }
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_batch_lands_with_its_claimed_value_and_a_replay_changes_nothing() {
         let (handler, mirror, blobs) = handler();
         let voucher = r#"{"id":40000001,"version":0,"postings":[]}"#;
         blobs
-            .put("values/default/voucher/40000001/sample", voucher.as_bytes())
+            .put("values/default/voucher/40000001/7609dbda6cfe69a2bb43aab2837c9ed6b0679323dfded1333ac02489404411c5", voucher.as_bytes())
             .await
             .unwrap();
         let answer = handler.handle(event("dynamodb-stream-batch")).await;

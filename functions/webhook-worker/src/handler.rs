@@ -990,7 +990,7 @@ mod tests {
                 .collect();
             assert_eq!(reasons.len(), 2);
             assert!(
-                reasons[0].contains("does not match the message's digest"),
+                reasons[0].contains("does not match the digest recorded for it"),
                 "{reasons:?}"
             );
             assert!(

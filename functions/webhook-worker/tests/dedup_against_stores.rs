@@ -287,7 +287,7 @@ proptest! {
             apply_checking_each_outcome(&store, object_id, &events).await;
             let item = stored_item(dynamo, object_id).await;
             let value = item.get(item::VALUE).and_then(|v| v.as_s().ok()).map(String::as_str);
-            check_final(&events, &stored_state(&item), value);
+            check_final(&events, &stored_state(&item).unwrap(), value);
         });
     }
 }
@@ -354,7 +354,7 @@ fn once_the_highest_version_is_stored_every_racing_write_is_stale_or_duplicate()
             assert_eq!(outcome, expected, "{event:?}");
         }
         let item = stored_item(dynamo, object_id).await;
-        assert_eq!(stored_state(&item).version, Some(50));
+        assert_eq!(stored_state(&item).unwrap().version, Some(50));
     });
 }
 
@@ -383,7 +383,7 @@ fn many_concurrent_versions_end_with_the_highest() {
             "the highest version always wins"
         );
         let item = stored_item(dynamo, object_id).await;
-        assert_eq!(stored_state(&item).version, Some(40));
+        assert_eq!(stored_state(&item).unwrap().version, Some(40));
         assert_eq!(item[item::VALUE].as_s().unwrap(), payload(40).json());
     });
 }
@@ -402,7 +402,7 @@ fn a_late_update_racing_a_delete_never_resurrects_the_object() {
         racers.insert(10, Event::Delete);
         race(&store, object_id, racers).await;
         let item = stored_item(dynamo, object_id).await;
-        assert!(stored_state(&item).deleted);
+        assert!(stored_state(&item).unwrap().deleted);
         assert!(!item.contains_key(item::VALUE));
         // And any later update, however new, is answered after-delete.
         let late = store
@@ -528,7 +528,7 @@ fn a_replacement_undoes_a_forged_write_only_while_the_copy_is_as_seen_in_both_st
                 "fake after {before:?}"
             );
             let item = stored_item(dynamo, object_id).await;
-            let state = stored_state(&item);
+            let state = stored_state(&item).unwrap();
             assert_eq!(
                 (state.version, state.deleted),
                 after,
@@ -656,8 +656,8 @@ mod large_values {
     //! payload bucket, a pointer on the item, and never a pointer to a missing object.
 
     use aws_adapters::blobs::S3BlobStore;
-    use aws_adapters::dynamodb::StoredValue;
     use domain::claim::{LargeValues, values_prefix};
+    use domain::item::StoredValue;
     use domain::ports::{BlobStore, StoreError};
 
     use super::*;
@@ -706,7 +706,7 @@ mod large_values {
                 assert_eq!(store.apply(&change).await.unwrap(), Outcome::Accepted);
                 let stored = read(dynamo, &change.key).await.unwrap();
                 let Some(StoredValue::Claimed { key, bytes, sha256 }) =
-                    StoredValue::of(stored.get(item::VALUE))
+                    aws_adapters::dynamodb::stored_item(&stored).unwrap().value
                 else {
                     panic!(
                         "a {mib} MiB value is kept by pointer: {:?}",
@@ -733,7 +733,9 @@ mod large_values {
             let tombstone = read(dynamo, &group.key).await.unwrap();
             assert!(
                 matches!(
-                    StoredValue::of(tombstone.get(item::LAST_VALUE)),
+                    aws_adapters::dynamodb::stored_item(&tombstone)
+                        .unwrap()
+                        .last_value,
                     Some(StoredValue::Claimed { .. })
                 ),
                 "the tombstone keeps the pointer to the postings"
@@ -783,7 +785,9 @@ mod large_values {
             );
             assert_eq!(store.apply(&change).await.unwrap(), Outcome::Accepted);
             let Some(StoredValue::Claimed { key, .. }) =
-                StoredValue::of(read(dynamo, &change.key).await.unwrap().get(item::VALUE))
+                aws_adapters::dynamodb::stored_item(&read(dynamo, &change.key).await.unwrap())
+                    .unwrap()
+                    .value
             else {
                 panic!("kept by pointer");
             };

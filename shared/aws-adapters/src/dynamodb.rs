@@ -15,10 +15,10 @@ use tracing::instrument;
 
 use domain::claim;
 use domain::dedup::{
-    ObjectChange, ObjectKey, Outcome, Payload, Source, StoredState, TombstonePolicy, Write,
-    decide_change,
+    ObjectChange, ObjectKey, Outcome, Payload, StoredState, TombstonePolicy, Write, decide_change,
 };
 use domain::ids::TenantId;
+use domain::item::{Attributes, ItemError, StoredItem, StoredValue, Typed};
 use domain::ports::{ObjectStore, StoreError, StoredCopy};
 use domain::sync::StoredVersion;
 
@@ -371,13 +371,15 @@ impl DynamoObjectStore {
             Err(error) if refused_by_condition(&error) => return Ok(None),
             Err(error) => return Err(write_failed(error)),
         };
-        let state = stored_state(&old);
+        let erased = stored_item(&old).map_err(|source| StoreError::Rejected {
+            source: Box::new(source),
+        })?;
         Ok(Some(Erased {
-            version: state.version,
-            deleted: state.deleted,
-            value: StoredValue::of(old.get(item::VALUE)),
-            last_value: StoredValue::of(old.get(item::LAST_VALUE)),
-            again: state.forgotten,
+            version: erased.state.version,
+            deleted: erased.state.deleted,
+            value: erased.value,
+            last_value: erased.last_value,
+            again: erased.state.forgotten,
         }))
     }
 
@@ -534,7 +536,9 @@ pub fn stored_version(item: &HashMap<String, AttributeValue>) -> Option<StoredVe
         .and_then(|v| v.as_s().ok())
         .and_then(|text| text.parse().ok())
         .unwrap_or_else(Timestamp::now);
-    Some(StoredVersion::of(id, &stored_state(item), updated_at))
+    // An item the rule cannot read is no copy to compare: the sync fetches its object again.
+    let state = stored_state(item).ok()?;
+    Some(StoredVersion::of(id, &state, updated_at))
 }
 
 /// An update its condition refused: an answer, not a failure.
@@ -799,105 +803,55 @@ pub fn value_attribute(payload: &Payload) -> AttributeValue {
     }
 }
 
-/// A stored `value` or `lastValue` as the item holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoredValue {
-    Inline(String),
-    /// In the payload bucket under `key`: `sha256` of its `bytes` bytes.
-    Claimed {
-        key: String,
-        bytes: u64,
-        sha256: String,
-    },
-}
+/// An SDK item as the objects table's item codec reads it (`domain::item::StoredItem`).
+pub struct SdkItem<'a>(pub &'a HashMap<String, AttributeValue>);
 
-impl StoredValue {
-    /// The value an attribute holds; none for an absent, NULL or unreadable one.
-    pub fn of(attribute: Option<&AttributeValue>) -> Option<Self> {
-        match attribute? {
-            AttributeValue::S(json) => Some(Self::Inline(json.clone())),
-            AttributeValue::M(claim) => {
-                let text = |name: &str| claim.get(name).and_then(|v| v.as_s().ok()).cloned();
-                Some(Self::Claimed {
-                    key: text(claim::CLAIM_KEY)?,
-                    bytes: claim
-                        .get(claim::CLAIM_BYTES)
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or_default(),
-                    sha256: text(claim::CLAIM_SHA256).unwrap_or_default(),
-                })
-            }
-            _ => None,
-        }
+impl Attributes for SdkItem<'_> {
+    fn typed(&self, name: &str) -> Option<Typed<'_>> {
+        Some(match self.0.get(name)? {
+            AttributeValue::S(text) => Typed::S(text),
+            AttributeValue::N(text) => Typed::N(text),
+            AttributeValue::Bool(flag) => Typed::Bool(*flag),
+            AttributeValue::Null(_) => Typed::Null,
+            AttributeValue::M(map) => Typed::M(Box::new(SdkItem(map))),
+            _ => Typed::Other,
+        })
     }
-}
-
-/// An item as the Postgres mirror keeps it, with the payload bucket's keys of its value and last
-/// value when the item holds pointers (to be read before the row is written); none for an item that
-/// is not an object's.
-pub fn mirror_row(
-    item: &HashMap<String, AttributeValue>,
-) -> Option<(domain::mirror::MirrorRow, Option<String>, Option<String>)> {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let time = |name: &str| text(name).and_then(|t| t.parse::<Timestamp>().ok());
-    let state = stored_state(item);
-    let split = |value: Option<StoredValue>| match value {
-        Some(StoredValue::Inline(json)) => (Some(json), None),
-        Some(StoredValue::Claimed { key, .. }) => (None, Some(key)),
-        None => (None, None),
-    };
-    let (value, value_claim) = split(StoredValue::of(item.get(item::VALUE)));
-    let (last_value, last_value_claim) = split(StoredValue::of(item.get(item::LAST_VALUE)));
-    let row = domain::mirror::MirrorRow {
-        tenant: text(item::TENANT)?,
-        object_type: text(item::OBJECT_TYPE)?,
-        object_id: item
-            .get(item::OBJECT_ID)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())?,
-        version: state.version,
-        version_unknown: state.version_unknown,
-        deleted: state.deleted,
-        value,
-        last_value,
-        source: text(item::SOURCE),
-        received_at: time(item::RECEIVED_AT),
-        updated_at: time(item::UPDATED_AT)?,
-        deleted_at: time(item::DELETED_AT),
-        forgotten_at: time(item::FORGOTTEN_AT),
-        replaced_at: time(item::REPLACED_AT),
-    };
-    Some((row, value_claim, last_value_claim))
 }
 
 /// The rule's view of a stored item.
-pub fn stored_state(item: &HashMap<String, AttributeValue>) -> StoredState {
-    StoredState {
-        version: item
-            .get(item::VERSION)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok()),
-        version_unknown: item
-            .get(item::VERSION_UNKNOWN)
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
-        deleted: item
-            .get(item::DELETED)
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
-        payload_hash: item
-            .get(item::PAYLOAD_HASH)
-            .and_then(|v| v.as_s().ok())
-            .cloned(),
-        forgotten: item.contains_key(item::FORGOTTEN_AT),
-        source: item
-            .get(item::SOURCE)
-            .and_then(|v| v.as_s().ok())
-            .and_then(|text| Source::parse(text)),
+pub fn stored_state(item: &HashMap<String, AttributeValue>) -> Result<StoredState, ItemError> {
+    domain::item::state(&SdkItem(item))
+}
+
+/// The whole item, as every reader reads it.
+pub fn stored_item(item: &HashMap<String, AttributeValue>) -> Result<StoredItem, ItemError> {
+    StoredItem::decode(&SdkItem(item))
+}
+
+/// Why the mirror does not write an item: one the codec cannot read, or a value the payload
+/// bucket cannot give (altered, or the bucket unreachable: `is_transient`).
+#[derive(Debug, thiserror::Error)]
+pub enum NotMirrored {
+    #[error(transparent)]
+    Item(#[from] ItemError),
+    #[error(transparent)]
+    Value(#[from] domain::claim::ClaimError),
+}
+
+impl NotMirrored {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Value(error) if error.is_transient())
     }
+}
+
+/// An item of the table as the mirror writes it (`mirror rebuild`): read as the stream mirror reads
+/// its image (`domain::mirror::row_of`), so that both end one odd item in the same row or refusal.
+pub async fn mirror_row<B: domain::ports::BlobStore>(
+    blobs: &B,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<domain::mirror::MirrorRow, NotMirrored> {
+    Ok(domain::mirror::row_of(blobs, &stored_item(item)?).await?)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -911,7 +865,13 @@ fn refused_or_failed(
     if let Some(UpdateItemError::ConditionalCheckFailedException(refusal)) =
         error.as_service_error()
     {
-        let stored = refusal.item().map(stored_state);
+        let stored = refusal
+            .item()
+            .map(stored_state)
+            .transpose()
+            .map_err(|source| StoreError::Rejected {
+                source: Box::new(source),
+            })?;
         return match decide_change(stored.as_ref(), change) {
             // Cannot happen while the condition states the rule; retried rather than dropped.
             Outcome::Accepted | Outcome::Replaced => Err(StoreError::Unavailable {
@@ -1084,14 +1044,14 @@ mod tests {
             (item::SOURCE.to_owned(), AttributeValue::S("resync".into())),
         ]);
         assert_eq!(
-            stored_state(&item),
+            stored_state(&item).unwrap(),
             StoredState {
                 version: Some(12),
                 version_unknown: false,
                 deleted: true,
                 payload_hash: None,
                 forgotten: false,
-                source: Some(Source::Resync),
+                source: Some(domain::dedup::Source::Resync),
             }
         );
     }

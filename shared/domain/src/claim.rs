@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use crate::dedup::{ObjectChange, ObjectKey, Outcome, Write, sha256_hex};
 use crate::error::BoxError;
 use crate::ids::TenantId;
+use crate::item::StoredValue;
 use crate::message::{MAX_QUEUE_MESSAGE_BYTES, QueueMessage, attribute};
 use crate::ports::{BlobError, BlobStore, MessageQueue, ObjectStore, QueueError, StoreError};
 
@@ -157,8 +158,9 @@ pub enum ClaimError {
     /// The object is gone (expired, forgotten): the message can never be read.
     #[error("the claim-checked body {key} is gone from the payload bucket")]
     Gone { key: String },
-    /// The object is not what the message's digest says: never read as the message's body.
-    #[error("the claim-checked body {key} does not match the message's digest")]
+    /// The object is not what the message's (or the item's) digest says: never read as its body
+    /// (or value).
+    #[error("{key} in the payload bucket does not match the digest recorded for it")]
     Mismatch { key: String },
     #[error("the payload bucket could not be read")]
     Unavailable {
@@ -199,6 +201,31 @@ pub async fn claimed_body<'b, B: BlobStore>(
     String::from_utf8(bytes)
         .map(Cow::Owned)
         .map_err(|_| mismatch())
+}
+
+/// A stored value's JSON text: the item's own, or the payload bucket's object it points at, checked
+/// against the digest the item records (a value altered in the bucket is never read as the
+/// object's). None when the bucket no longer holds it: `forget` erased it after the item was read.
+pub async fn claimed_value<B: BlobStore>(
+    blobs: &B,
+    value: &StoredValue,
+) -> Result<Option<String>, ClaimError> {
+    let (key, sha256) = match value {
+        StoredValue::Inline(json) => return Ok(Some(json.clone())),
+        StoredValue::Claimed { key, sha256, .. } => (key, sha256),
+    };
+    let Some(bytes) = blobs
+        .get(key)
+        .await
+        .map_err(|source| ClaimError::Unavailable { source })?
+    else {
+        return Ok(None);
+    };
+    let mismatch = || ClaimError::Mismatch { key: key.clone() };
+    if sha256_hex(&bytes) != *sha256 {
+        return Err(mismatch());
+    }
+    String::from_utf8(bytes).map(Some).map_err(|_| mismatch())
 }
 
 /// A queue whose messages over SQS's limit go by claim check.

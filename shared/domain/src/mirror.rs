@@ -84,6 +84,23 @@ pub fn newest_per_object(rows: &[MirrorRow]) -> Vec<&MirrorRow> {
     newest
 }
 
+/// An item as the mirror writes it: its row, with the values the item keeps in the payload bucket
+/// read and checked against their digests. The stream mirror and `mirror rebuild` both read an item
+/// this way, so that one odd item ends in the same row, or the same refusal, whichever meets it.
+pub async fn row_of<B: crate::ports::BlobStore>(
+    blobs: &B,
+    item: &crate::item::StoredItem,
+) -> Result<MirrorRow, crate::claim::ClaimError> {
+    let (mut row, [value, last_value]) = item.mirror_row();
+    if let Some(value) = value {
+        row.value = crate::claim::claimed_value(blobs, value).await?;
+    }
+    if let Some(last_value) = last_value {
+        row.last_value = crate::claim::claimed_value(blobs, last_value).await?;
+    }
+    Ok(row)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
