@@ -1,6 +1,7 @@
 """Check every link of the built book (docs/book, `mdbook build docs`): each relative link must name
 a page that exists, and each #fragment an id on that page. Links out of the book (http, https,
-mailto) are listed, not fetched: the test machine has no internet.
+mailto) are listed, not fetched: the test machine has no internet. And the map of the tools: every
+program under tools/ must be named in tools/README.md.
 
 Usage: python3 -m tools.checks.book_links [BOOK_DIR]
 """
@@ -55,7 +56,26 @@ def broken_links(book):
     return len(pages), broken, sorted(external)
 
 
+TOOL_SUFFIXES = {".py", ".sh"}
+
+
+def unnamed_tools(root=ROOT):
+    """The programs under tools/ (each .py and .sh outside tests/, and each Rust tool's folder) that
+    tools/README.md does not name."""
+    readme = (root / "tools" / "README.md").read_text(encoding="utf-8")
+    tools = root / "tools"
+    programs = [path.name for path in tools.rglob("*")
+                if path.suffix in TOOL_SUFFIXES and path.name != "__init__.py"
+                and "tests" not in path.relative_to(tools).parts
+                and "spec" not in path.relative_to(tools).parts]
+    programs += [path.parent.name for path in tools.glob("*/Cargo.toml")]
+    return sorted(name for name in set(programs) if f"`{name}`" not in readme)
+
+
 def main():
+    missing = unnamed_tools()
+    for name in missing:
+        print(f"tools/README.md does not name {name}")
     book = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "book"
     if not (book / "index.html").exists():
         print(f"{book} holds no built book: run mdbook build docs first")
@@ -64,7 +84,7 @@ def main():
     for line in broken:
         print(f"broken: {line}")
     print(f"{count} pages, {len(broken)} broken links, {len(external)} links out of the book (not fetched)")
-    return 1 if broken else 0
+    return 1 if broken or missing else 0
 
 
 if __name__ == "__main__":
