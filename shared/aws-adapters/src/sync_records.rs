@@ -378,6 +378,19 @@ pub fn read_confirmation(
     ))
 }
 
+/// A drift finding not settled yet, read from a scan of the table (as `status` reads it): its
+/// company, its type and the run that counted it.
+pub fn read_drift_finding(
+    item: &HashMap<String, AttributeValue>,
+) -> Option<(String, String, String)> {
+    let tenant = text(item, item::KEY)?
+        .strip_prefix(DRIFT_KEY_PREFIX)?
+        .to_owned();
+    let sort = text(item, item::SORT)?;
+    let (object_type, _) = sort.rsplit_once('#')?;
+    Some((tenant, object_type.to_owned(), text(item, item::RUN)?))
+}
+
 impl DynamoSyncRecords {
     /// One run's record, read consistently (a follower sees each step as soon as it is counted).
     pub async fn recorded_run(

@@ -6,7 +6,7 @@
 
 mod support;
 
-use aws_adapters::sync_records::{DynamoSyncRecords, item, read_run};
+use aws_adapters::sync_records::{DynamoSyncRecords, item, read_drift_finding, read_run};
 use domain::dedup::ObjectKey;
 use domain::ids::TenantId;
 use domain::ports::SyncRecords;
@@ -297,13 +297,24 @@ impl<R: SyncRecords> MarkerProbe for R {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drift_finding_is_settled_once_by_the_change_it_brought_and_purged_with_its_company() {
     let table = format!("sync-drift-{}", std::process::id());
-    let real = dynamo(&table).await;
+    let client = support::keyed_table(&table, item::KEY, item::SORT).await;
+    let real = DynamoSyncRecords::new(client.clone(), &table);
     settles_each_finding_once(&real).await;
     settles_each_finding_once(&InMemorySyncRecords::new()).await;
     let acme = TenantId::parse("acme").unwrap();
     real.record_drift(&acme, "product", "run-2", &[DriftFinding::deleted(9)])
         .await
         .unwrap();
+    // As `status` reads what is still waiting for its webhook: from a scan.
+    let waiting: Vec<_> = support::items(&client, &table)
+        .await
+        .iter()
+        .filter_map(read_drift_finding)
+        .collect();
+    assert_eq!(
+        waiting,
+        [("acme".to_owned(), "product".to_owned(), "run-2".to_owned())]
+    );
     assert_eq!(
         real.purge_tenant(&acme).await.unwrap(),
         1,

@@ -230,6 +230,9 @@ pub struct TypeStatus {
     pub fetched: u64,
     pub tombstoned: u64,
     pub drift_corrected: u64,
+    /// Of that drift, the changes whose webhook came after all (Tripletex retries for about 30
+    /// hours: `sync::drift`), known while the run's findings are kept (3 days).
+    pub drift_delivered_late: Option<u64>,
     /// Objects the listing showed that the copy did not hold once the worker had had its time:
     /// the run did not confirm the type complete.
     pub not_stored: u64,
@@ -391,6 +394,7 @@ mod tests {
                 fetched: 0,
                 tombstoned: 0,
                 drift_corrected: 0,
+                drift_delivered_late: None,
                 not_stored: 0,
                 failure: (state == "failed").then(|| "Tripletex answered 401".into()),
                 confirmed_complete_at: Some("2026-12-03T22:00:00Z".into()),

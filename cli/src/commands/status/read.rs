@@ -183,6 +183,19 @@ pub async fn latest_maxima(
         .collect())
 }
 
+/// Of a run's drift, what came by webhook after all: its findings no longer waiting. Unknown once
+/// the findings may have expired (a finding a later run made of the same object is that run's).
+fn drift_delivered_late(
+    drift: u64,
+    unsettled: u64,
+    started_at: Option<&str>,
+    now: jiff::Timestamp,
+) -> Option<u64> {
+    let started: jiff::Timestamp = started_at?.parse().ok()?;
+    let kept = jiff::SignedDuration::try_from(domain::sync::drift::FINDING_KEPT_FOR).ok()?;
+    (now.duration_since(started) < kept).then(|| drift.saturating_sub(unsettled))
+}
+
 /// Per company: the last sync run of each type (run ids sort by time), the keeper's requests by
 /// state and its last run, each read back by the adapter that writes it.
 pub async fn companies(
@@ -198,6 +211,13 @@ pub async fn companies(
     {
         confirmed.entry(tenant).or_default().push((object_type, at));
     }
+    let mut unsettled: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for finding in sync_items
+        .iter()
+        .filter_map(sync_records::read_drift_finding)
+    {
+        *unsettled.entry(finding).or_default() += 1;
+    }
     let mut runs: Vec<RecordedRun> = sync_items
         .iter()
         .filter_map(sync_records::read_run)
@@ -206,6 +226,17 @@ pub async fn companies(
     let now = jiff::Timestamp::now();
     for run in &runs {
         for mut status in type_statuses(run) {
+            let key = (
+                run.tenant.clone(),
+                status.object_type.clone(),
+                run.run_id.clone(),
+            );
+            status.drift_delivered_late = drift_delivered_late(
+                status.drift_corrected,
+                unsettled.get(&key).copied().unwrap_or(0),
+                run.started_at.as_deref(),
+                now,
+            );
             let types = [status.object_type.clone()];
             let of_tenant = confirmed.get(&run.tenant).map_or(&[][..], Vec::as_slice);
             if let Some(fresh) = freshness::type_freshness(&types, of_tenant, now).pop() {
@@ -290,6 +321,7 @@ pub fn type_statuses(run: &RecordedRun) -> Vec<TypeStatus> {
                 fetched: counts.fetched,
                 tombstoned: counts.tombstoned,
                 drift_corrected: counts.drift_corrected,
+                drift_delivered_late: None,
                 not_stored: counts.not_stored,
                 failure,
                 confirmed_complete_at: None,
@@ -329,4 +361,20 @@ pub async fn queue_status(
         in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
         oldest_message_age_seconds: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_late_drift_is_what_no_longer_waits_and_unknown_once_its_findings_may_have_expired() {
+        let now: jiff::Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
+        let started = Some("2026-12-06T01:00:00Z");
+        assert_eq!(drift_delivered_late(605, 49, started, now), Some(556));
+        assert_eq!(drift_delivered_late(0, 0, started, now), Some(0));
+        let long_ago = Some("2026-12-01T01:00:00Z");
+        assert_eq!(drift_delivered_late(605, 0, long_ago, now), None);
+        assert_eq!(drift_delivered_late(605, 0, None, now), None);
+    }
 }

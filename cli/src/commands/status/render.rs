@@ -122,7 +122,10 @@ fn sync_runs(status: &Status) -> String {
                 t.listed.to_string(),
                 t.fetched.to_string(),
                 t.tombstoned.to_string(),
-                t.drift_corrected.to_string(),
+                match t.drift_delivered_late {
+                    Some(late) if late > 0 => format!("{}, {late} came late", t.drift_corrected),
+                    _ => t.drift_corrected.to_string(),
+                },
                 confirmed,
             ]);
         }
