@@ -3,8 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tracing::warn;
 
@@ -14,15 +14,14 @@ use domain::ports::{CompanyRegistry, RegistryError, TenantStates};
 use domain::registry::{self, CompanyState, RegisteredCompany};
 use domain::tripletex::{Companies, CredentialsSecret};
 
+use crate::refreshing::Refreshing;
 use crate::secrets::{Derive, SecretSource};
 
 /// The registry, read at most once a TTL. A re-read that fails keeps the last good answer (an
 /// outage of DynamoDB must not drop every company), and is tried again after another TTL.
 pub struct CachedRegistry<R> {
     registry: R,
-    ttl: Duration,
-    cached: RwLock<(Arc<Vec<RegisteredCompany>>, Instant)>,
-    refreshing: tokio::sync::Mutex<()>,
+    registered: Refreshing<Vec<RegisteredCompany>>,
 }
 
 impl<R: CompanyRegistry> CachedRegistry<R> {
@@ -31,31 +30,22 @@ impl<R: CompanyRegistry> CachedRegistry<R> {
         let registered = in_tenant_order(registry.registered().await?);
         Ok(Self {
             registry,
-            ttl,
-            cached: RwLock::new((Arc::new(registered), Instant::now())),
-            refreshing: tokio::sync::Mutex::new(()),
+            registered: Refreshing::new(registered, ttl),
         })
     }
 
     pub async fn registered(&self) -> Arc<Vec<RegisteredCompany>> {
-        if let Some(fresh) = self.fresh() {
-            return fresh;
-        }
-        let _one_refresh_at_a_time = self.refreshing.lock().await;
-        if let Some(fresh) = self.fresh() {
-            return fresh;
-        }
-        let read = self.registry.registered().await;
-        let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
-        match read {
-            Ok(registered) => cached.0 = Arc::new(in_tenant_order(registered)),
-            Err(error) => warn!(
-                error = %error_chain(&error),
-                "the company registry could not be re-read; keeping the last good answer"
-            ),
-        }
-        cached.1 = Instant::now();
-        cached.0.clone()
+        self.registered
+            .current(
+                || async { self.registry.registered().await.map(in_tenant_order) },
+                |error| {
+                    warn!(
+                        error = %error_chain(&error),
+                        "the company registry could not be re-read; keeping the last good answer"
+                    )
+                },
+            )
+            .await
     }
 
     /// The tenant's state, if the registry has it: asked per webhook and per record, so a binary
@@ -67,11 +57,6 @@ impl<R: CompanyRegistry> CachedRegistry<R> {
             .ok()
             .and_then(|at| registered.get(at))
             .map(|company| company.state)
-    }
-
-    fn fresh(&self) -> Option<Arc<Vec<RegisteredCompany>>> {
-        let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
-        (cached.1.elapsed() < self.ttl).then(|| cached.0.clone())
     }
 }
 

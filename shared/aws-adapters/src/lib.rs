@@ -4,6 +4,7 @@
 
 pub mod companies;
 pub mod env;
+pub mod refreshing;
 pub mod sdk;
 pub mod secrets;
 pub mod telemetry;

@@ -3,12 +3,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{info, warn};
 
 use domain::error::{BoxError, error_chain};
+
+use crate::refreshing::Refreshing;
 
 /// Turns a secret's string into the value the function uses.
 pub type SecretParser<T> = fn(&str) -> Result<T, BoxError>;
@@ -84,14 +86,7 @@ impl<S: SecretStore> ReadSecret for S {
 pub struct RefreshingSecret<T> {
     store: Box<dyn ReadSecret>,
     parse: SecretParser<T>,
-    ttl: Duration,
-    cached: RwLock<Cached<T>>,
-    refreshing: tokio::sync::Mutex<()>,
-}
-
-struct Cached<T> {
-    value: Arc<T>,
-    read_at: Instant,
+    value: Refreshing<T>,
 }
 
 impl<T: Send + Sync> RefreshingSecret<T> {
@@ -105,12 +100,7 @@ impl<T: Send + Sync> RefreshingSecret<T> {
         Ok(Self {
             store: Box::new(store),
             parse,
-            ttl,
-            cached: RwLock::new(Cached {
-                value: Arc::new(value),
-                read_at: Instant::now(),
-            }),
-            refreshing: tokio::sync::Mutex::new(()),
+            value: Refreshing::new(value, ttl),
         })
     }
 
@@ -118,33 +108,25 @@ impl<T: Send + Sync> RefreshingSecret<T> {
     /// value stays in use (and is tried again after another TTL): an outage of Secrets Manager must
     /// not turn into refusing every webhook.
     pub async fn current(&self) -> Arc<T> {
-        if let Some(value) = self.fresh() {
-            return value;
-        }
-        let _one_refresh_at_a_time = self.refreshing.lock().await;
-        if let Some(value) = self.fresh() {
-            return value;
-        }
-        let refreshed = fetch(self.store.as_ref(), self.parse).await;
-        let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
-        match refreshed {
-            Ok(value) => {
-                info!(secret_id = self.store.secret_id(), "secret re-read");
-                cached.value = Arc::new(value);
-            }
-            Err(error) => warn!(
-                secret_id = self.store.secret_id(),
-                error = %error_chain(&error),
-                "secret could not be re-read; keeping the last good value"
-            ),
-        }
-        cached.read_at = Instant::now();
-        Arc::clone(&cached.value)
-    }
-
-    fn fresh(&self) -> Option<Arc<T>> {
-        let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
-        (cached.read_at.elapsed() < self.ttl).then(|| Arc::clone(&cached.value))
+        let secret_id = self.store.secret_id();
+        self.value
+            .current(
+                || async {
+                    let value = fetch(self.store.as_ref(), self.parse).await;
+                    if value.is_ok() {
+                        info!(secret_id, "secret re-read");
+                    }
+                    value
+                },
+                |error| {
+                    warn!(
+                        secret_id,
+                        error = %error_chain(&error),
+                        "secret could not be re-read; keeping the last good value"
+                    )
+                },
+            )
+            .await
     }
 }
 
