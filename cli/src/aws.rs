@@ -104,22 +104,15 @@ pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<Deployment, D
 pub type Item = HashMap<String, AttributeValue>;
 
 pub async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<Item>, AwsError> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let page = dynamodb
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(call(format!("reading table {table}")))?;
-        items.extend(page.items.unwrap_or_default());
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return Ok(items);
-        }
-    }
+    dynamodb
+        .scan()
+        .table_name(table)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(call(format!("reading table {table}")))
 }
 
 /// One object as the copy holds it.

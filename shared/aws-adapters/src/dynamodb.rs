@@ -66,31 +66,25 @@ impl DynamoObjectStore {
         tenant: &TenantId,
         object_type: &str,
     ) -> Result<u64, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table_name)
+            .index_name(item::BY_TYPE_INDEX)
+            .key_condition_expression("#typeKey = :typeKey")
+            .expression_attribute_names("#typeKey", item::TYPE_KEY)
+            .expression_attribute_values(
+                ":typeKey",
+                AttributeValue::S(type_key(tenant, object_type)),
+            )
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .into_paginator()
+            .send();
         let mut total = 0;
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table_name)
-                .index_name(item::BY_TYPE_INDEX)
-                .key_condition_expression("#typeKey = :typeKey")
-                .expression_attribute_names("#typeKey", item::TYPE_KEY)
-                .expression_attribute_values(
-                    ":typeKey",
-                    AttributeValue::S(type_key(tenant, object_type)),
-                )
-                .select(aws_sdk_dynamodb::types::Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(read_failed)?;
-            total += u64::try_from(output.count).unwrap_or_default();
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(total);
-            }
+        while let Some(page) = pages.next().await {
+            total += u64::try_from(page.map_err(read_failed)?.count).unwrap_or_default();
         }
+        Ok(total)
     }
 
     /// Deletes every item of one company, tombstones included, and nothing of any other (a scan
@@ -102,23 +96,21 @@ impl DynamoObjectStore {
         tenant: &TenantId,
         mut progress: impl FnMut(u64),
     ) -> Result<u64, StoreError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table_name)
+            .filter_expression("#tenant = :tenant")
+            .projection_expression("#pk")
+            .expression_attribute_names("#tenant", item::TENANT)
+            .expression_attribute_names("#pk", item::KEY)
+            .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
+            .into_paginator()
+            .send();
         let mut deleted = 0;
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table_name)
-                .filter_expression("#tenant = :tenant")
-                .projection_expression("#pk")
-                .expression_attribute_names("#tenant", item::TENANT)
-                .expression_attribute_names("#pk", item::KEY)
-                .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(read_failed)?;
-            let keys: Vec<AttributeValue> = output
+        while let Some(page) = pages.next().await {
+            let keys: Vec<AttributeValue> = page
+                .map_err(read_failed)?
                 .items()
                 .iter()
                 .filter_map(|found| found.get(item::KEY).cloned())
@@ -128,11 +120,8 @@ impl DynamoObjectStore {
                 deleted += chunk.len() as u64;
                 progress(deleted);
             }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(deleted);
-            }
         }
+        Ok(deleted)
     }
 
     async fn delete_batch(&self, keys: &[AttributeValue]) -> Result<(), StoreError> {
@@ -245,21 +234,19 @@ pub(crate) async fn delete_scanned(
 ) -> Result<u64, StoreError> {
     names.insert("#key0".into(), key_names[0].into());
     names.insert("#key1".into(), key_names[1].into());
+    let mut pages = client
+        .scan()
+        .table_name(table_name)
+        .filter_expression(filter)
+        .projection_expression("#key0, #key1")
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
+        .into_paginator()
+        .send();
     let mut deleted = 0;
-    let mut start = None;
-    loop {
-        let output = client
-            .scan()
-            .table_name(table_name)
-            .filter_expression(filter)
-            .projection_expression("#key0, #key1")
-            .set_expression_attribute_names(Some(names.clone()))
-            .set_expression_attribute_values(Some(values.clone()))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(read_failed)?;
-        let keys: Vec<HashMap<String, AttributeValue>> = output
+    while let Some(page) = pages.next().await {
+        let keys: Vec<HashMap<String, AttributeValue>> = page
+            .map_err(read_failed)?
             .items
             .unwrap_or_default()
             .into_iter()
@@ -272,11 +259,8 @@ pub(crate) async fn delete_scanned(
             delete_keys(client, table_name, chunk.to_vec()).await?;
             deleted += chunk.len() as u64;
         }
-        start = output.last_evaluated_key;
-        if start.is_none() {
-            return Ok(deleted);
-        }
     }
+    Ok(deleted)
 }
 
 impl ObjectStore for DynamoObjectStore {

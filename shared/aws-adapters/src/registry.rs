@@ -70,27 +70,21 @@ fn key_of(tenant: &TenantId) -> [(String, AttributeValue); 2] {
 impl CompanyRegistry for DynamoResyncLedger {
     #[instrument(skip_all)]
     async fn registered(&self) -> Result<Vec<RegisteredCompany>, RegistryError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client()
-                .query()
-                .table_name(self.table_name())
-                .key_condition_expression("#pk = :registry")
-                .expression_attribute_names("#pk", ledger_item::KEY)
-                .expression_attribute_values(":registry", AttributeValue::S(REGISTRY_KEY.into()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(registry_error)?;
-            found.extend(output.items().iter().filter_map(registered));
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(found);
-            }
-        }
+        let items = self
+            .client()
+            .query()
+            .table_name(self.table_name())
+            .key_condition_expression("#pk = :registry")
+            .expression_attribute_names("#pk", ledger_item::KEY)
+            .expression_attribute_values(":registry", AttributeValue::S(REGISTRY_KEY.into()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(registry_error)?;
+        Ok(items.iter().filter_map(registered).collect())
     }
 
     #[instrument(skip_all, fields(tenant = %tenant))]

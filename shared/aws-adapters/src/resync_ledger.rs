@@ -299,26 +299,18 @@ impl DynamoResyncLedger {
         &self,
         wanted: &str,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, LedgerError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table_name)
-                .filter_expression("#state = :wanted")
-                .expression_attribute_names("#state", item::STATE)
-                .expression_attribute_values(":wanted", AttributeValue::S(wanted.to_owned()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(ledger_error)?;
-            found.extend(output.items.unwrap_or_default());
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(found);
-            }
-        }
+        self.client
+            .scan()
+            .table_name(&self.table_name)
+            .filter_expression("#state = :wanted")
+            .expression_attribute_names("#state", item::STATE)
+            .expression_attribute_values(":wanted", AttributeValue::S(wanted.to_owned()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(ledger_error)
     }
 
     /// An update of one request, by its key.
