@@ -267,7 +267,7 @@ pub async fn mirror_pages(
     Ok(rebuilt)
 }
 
-/// An item as the mirror writes it (`domain::mirror::row_of`, as the stream mirror reads it), or
+/// An item as the mirror writes it (`domain::claim::mirrored_row`, as the stream mirror reads it), or
 /// why it is refused: an item the codec cannot read, or a value the bucket holds altered. Only an
 /// unreachable bucket fails the rebuild.
 async fn mirrored(

@@ -2,9 +2,10 @@
 //! record to retry from.
 
 use aws_adapters::telemetry::emit_metrics;
+use domain::claim::mirrored_row;
 use domain::dedup::ObjectKey;
 use domain::error::error_chain;
-use domain::mirror::{MirrorRow, row_of};
+use domain::mirror::MirrorRow;
 use domain::ports::{BlobStore, Mirror};
 use serde_json::{Value, json};
 use tracing::{error, info, warn};
@@ -105,7 +106,7 @@ impl<M: Mirror, B: BlobStore> MirrorHandler<M, B> {
     async fn read(&self, record: &Value) -> Result<Change, (String, bool)> {
         match read_record(record).map_err(|e| (e.to_string(), false))? {
             StreamChange::Removed(key) => Ok(Change::Removed(key)),
-            StreamChange::Image(item) => row_of(&self.payloads, &item)
+            StreamChange::Image(item) => mirrored_row(&self.payloads, &item)
                 .await
                 .map(|row| Change::Image(Box::new(row)))
                 .map_err(|e| (error_chain(&e), e.is_transient())),

@@ -48,6 +48,7 @@ mod tests {
     use super::*;
     use domain::ids::TenantId;
     use domain::item::StoredValue;
+    use domain::mirror::MirrorRow;
     use serde_json::json;
 
     #[test]
@@ -62,7 +63,7 @@ mod tests {
         let StreamChange::Image(item) = read_record(&record).unwrap() else {
             panic!("an image");
         };
-        let (row, [value, last_value]) = item.mirror_row();
+        let (row, [value, last_value]) = MirrorRow::of(&item);
         assert_eq!(row.key(), ("acme", "voucher", 7));
         assert_eq!(row.version, Some(3));
         assert_eq!(row.value, None, "still to be read from the bucket");

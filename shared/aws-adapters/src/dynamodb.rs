@@ -830,12 +830,12 @@ impl NotMirrored {
 }
 
 /// An item of the table as the mirror writes it (`mirror rebuild`): read as the stream mirror reads
-/// its image (`domain::mirror::row_of`), so that both end one odd item in the same row or refusal.
+/// its image (`domain::claim::mirrored_row`), so that both end one odd item in the same row or refusal.
 pub async fn mirror_row<B: domain::ports::BlobStore>(
     blobs: &B,
     item: &HashMap<String, AttributeValue>,
 ) -> Result<domain::mirror::MirrorRow, NotMirrored> {
-    Ok(domain::mirror::row_of(blobs, &stored_item(item)?).await?)
+    Ok(domain::claim::mirrored_row(blobs, &stored_item(item)?).await?)
 }
 
 #[derive(Debug, thiserror::Error)]

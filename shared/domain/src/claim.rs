@@ -10,6 +10,7 @@ use crate::error::BoxError;
 use crate::ids::TenantId;
 use crate::item::StoredValue;
 use crate::message::{MAX_QUEUE_MESSAGE_BYTES, QueueMessage, attribute};
+use crate::mirror::MirrorRow;
 use crate::ports::{BlobError, BlobStore, MessageQueue, ObjectStore, QueueError, StoreError};
 
 /// The largest message sent as it is; SQS's limit counts attributes too, and a claim check's
@@ -29,11 +30,7 @@ pub const MESSAGES_PREFIX: &str = "messages/";
 /// Where large values live, under their object; kept until the object is forgotten.
 pub const VALUES_PREFIX: &str = "values/";
 
-/// The field of an item's `value` (a map rather than the JSON text) that holds the claim's key;
-/// `CLAIM_BYTES` and `CLAIM_SHA256` say what the key's object holds.
-pub const CLAIM_KEY: &str = "claimCheck";
-pub const CLAIM_BYTES: &str = "bytes";
-pub const CLAIM_SHA256: &str = "sha256";
+pub use crate::item::{CLAIM_BYTES, CLAIM_KEY, CLAIM_SHA256};
 
 /// The key of a claim-checked message body: under the object it names (so that `forget` finds it),
 /// or under its company alone when its attributes name none (a quarantined body), then its digest,
@@ -226,6 +223,23 @@ pub async fn claimed_value<B: BlobStore>(
         return Err(mismatch());
     }
     String::from_utf8(bytes).map(Some).map_err(|_| mismatch())
+}
+
+/// An item as the mirror writes it: its row, with the values the item keeps in the payload bucket
+/// read and checked against their digests. The stream mirror and `mirror rebuild` both read an item
+/// this way, so that one odd item ends in the same row, or the same refusal, whichever meets it.
+pub async fn mirrored_row<B: BlobStore>(
+    blobs: &B,
+    item: &crate::item::StoredItem,
+) -> Result<MirrorRow, ClaimError> {
+    let (mut row, [value, last_value]) = MirrorRow::of(item);
+    if let Some(value) = value {
+        row.value = claimed_value(blobs, value).await?;
+    }
+    if let Some(last_value) = last_value {
+        row.last_value = claimed_value(blobs, last_value).await?;
+    }
+    Ok(row)
 }
 
 /// A queue whose messages over SQS's limit go by claim check.

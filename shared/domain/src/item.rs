@@ -5,10 +5,8 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::claim::{CLAIM_BYTES, CLAIM_KEY, CLAIM_SHA256};
 use crate::dedup::{ObjectKey, Source, StoredState};
 use crate::ids::TenantId;
-use crate::mirror::MirrorRow;
 
 pub const KEY: &str = "pk";
 pub const TENANT: &str = "tenant";
@@ -36,6 +34,11 @@ pub const SOURCE: &str = "source";
 pub const REPLACED_AT: &str = "replacedAt";
 /// The idempotency key of the last `tripletex-webhooks send` delivery the worker handled.
 pub const LAST_PROBE: &str = "lastProbe";
+/// The field of an item's `value` (a map rather than the JSON text) that holds the payload bucket's
+/// key of the value (`claim`); `CLAIM_BYTES` and `CLAIM_SHA256` say what the key's object holds.
+pub const CLAIM_KEY: &str = "claimCheck";
+pub const CLAIM_BYTES: &str = "bytes";
+pub const CLAIM_SHA256: &str = "sha256";
 /// `tenant#objectType`: the hash key of the `byType` index, where the sync walks a type's copy
 /// in id order (`objectId` is its range key).
 pub const TYPE_KEY: &str = "typeKey";
@@ -138,37 +141,6 @@ impl StoredItem {
             replaced_at: timestamp(item, REPLACED_AT)?,
             last_probe: text(item, LAST_PROBE)?.map(str::to_owned),
         })
-    }
-
-    /// The mirror's row, its values still as the item holds them: the payload bucket's keys of the
-    /// claimed ones are returned beside it, to be read (`claim::claimed_value`) before it is written.
-    pub fn mirror_row(&self) -> (MirrorRow, [Option<&StoredValue>; 2]) {
-        let inline = |value: &Option<StoredValue>| match value {
-            Some(StoredValue::Inline(json)) => Some(json.clone()),
-            _ => None,
-        };
-        fn claimed(value: &Option<StoredValue>) -> Option<&StoredValue> {
-            value
-                .as_ref()
-                .filter(|value| matches!(value, StoredValue::Claimed { .. }))
-        }
-        let row = MirrorRow {
-            tenant: self.key.tenant.to_string(),
-            object_type: self.key.object_type.clone(),
-            object_id: self.key.object_id,
-            version: self.state.version,
-            version_unknown: self.state.version_unknown,
-            deleted: self.state.deleted,
-            value: inline(&self.value),
-            last_value: inline(&self.last_value),
-            source: self.state.source.map(|source| source.as_str().to_owned()),
-            received_at: self.received_at,
-            updated_at: self.updated_at,
-            deleted_at: self.deleted_at,
-            forgotten_at: self.forgotten_at,
-            replaced_at: self.replaced_at,
-        };
-        (row, [claimed(&self.value), claimed(&self.last_value)])
     }
 }
 

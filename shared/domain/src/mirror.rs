@@ -6,6 +6,8 @@
 
 use jiff::Timestamp;
 
+use crate::item::{StoredItem, StoredValue};
+
 /// One object as the mirror keeps it: the table's item, its value resolved (a claim-checked value
 /// read from the payload bucket).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,37 @@ pub struct MirrorRow {
 }
 
 impl MirrorRow {
+    /// The row of an item, its values still as the item holds them: the ones the payload bucket
+    /// keeps are returned beside it, to be read (`claim::mirrored_row`) before it is written.
+    pub fn of(item: &StoredItem) -> (Self, [Option<&StoredValue>; 2]) {
+        let inline = |value: &Option<StoredValue>| match value {
+            Some(StoredValue::Inline(json)) => Some(json.clone()),
+            _ => None,
+        };
+        fn claimed(value: &Option<StoredValue>) -> Option<&StoredValue> {
+            value
+                .as_ref()
+                .filter(|value| matches!(value, StoredValue::Claimed { .. }))
+        }
+        let row = MirrorRow {
+            tenant: item.key.tenant.to_string(),
+            object_type: item.key.object_type.clone(),
+            object_id: item.key.object_id,
+            version: item.state.version,
+            version_unknown: item.state.version_unknown,
+            deleted: item.state.deleted,
+            value: inline(&item.value),
+            last_value: inline(&item.last_value),
+            source: item.state.source.map(|source| source.as_str().to_owned()),
+            received_at: item.received_at,
+            updated_at: item.updated_at,
+            deleted_at: item.deleted_at,
+            forgotten_at: item.forgotten_at,
+            replaced_at: item.replaced_at,
+        };
+        (row, [claimed(&item.value), claimed(&item.last_value)])
+    }
+
     pub fn key(&self) -> (&str, &str, i64) {
         (&self.tenant, &self.object_type, self.object_id)
     }
@@ -82,23 +115,6 @@ pub fn newest_per_object(rows: &[MirrorRow]) -> Vec<&MirrorRow> {
         }
     }
     newest
-}
-
-/// An item as the mirror writes it: its row, with the values the item keeps in the payload bucket
-/// read and checked against their digests. The stream mirror and `mirror rebuild` both read an item
-/// this way, so that one odd item ends in the same row, or the same refusal, whichever meets it.
-pub async fn row_of<B: crate::ports::BlobStore>(
-    blobs: &B,
-    item: &crate::item::StoredItem,
-) -> Result<MirrorRow, crate::claim::ClaimError> {
-    let (mut row, [value, last_value]) = item.mirror_row();
-    if let Some(value) = value {
-        row.value = crate::claim::claimed_value(blobs, value).await?;
-    }
-    if let Some(last_value) = last_value {
-        row.last_value = crate::claim::claimed_value(blobs, last_value).await?;
-    }
-    Ok(row)
 }
 
 #[cfg(test)]
