@@ -2,8 +2,9 @@
 //! person, against a deployed stack (its CloudFormation outputs) or the local stack of
 //! `scripts/run` alike.
 
-pub mod aws;
 pub mod commands;
+pub mod context;
 pub mod deployment;
+pub mod ops;
 pub mod render;
 pub mod tripletex;

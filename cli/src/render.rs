@@ -3,7 +3,8 @@
 
 use comfy_table::Table;
 
-use crate::aws::{QueuedMessage, StoredObject};
+use crate::ops::queues::QueuedMessage;
+use crate::ops::tables::StoredObject;
 
 pub fn table(header: &[&str]) -> Table {
     let mut table = Table::new();

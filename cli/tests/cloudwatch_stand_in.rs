@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_smithy_cbor::Encoder;
 use aws_smithy_types::DateTime;
-use tripletex_webhooks::commands::status::oldest_message_ages;
+use tripletex_webhooks::ops::metrics::oldest_message_ages;
 
 mod support;
 

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::commands::{Answer, Cli, CliError};
+use crate::commands::Cli;
+use crate::context::{Answer, CliError};
 
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {

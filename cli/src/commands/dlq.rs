@@ -2,8 +2,8 @@
 
 use clap::Subcommand;
 
-use crate::aws;
-use crate::commands::{Answer, CliError, Context};
+use crate::context::{Answer, CliError, Context};
+use crate::ops;
 use crate::render;
 
 #[derive(Debug, clap::Args)]
@@ -41,14 +41,14 @@ pub async fn run(ctx: &Context, args: &DlqArgs) -> Result<Answer, CliError> {
     };
     match args.action {
         None => {
-            let mut messages = aws::list_messages(sqs, url, args.max).await?;
-            aws::resolve_claims(&ctx.payloads(), &mut messages).await;
+            let mut messages = ops::queues::list_messages(sqs, url, args.max).await?;
+            ops::queues::resolve_claims(&ctx.payloads(), &mut messages).await;
             let needs = !messages.is_empty();
             ctx.answer(&messages, |m| render::messages(name, m), needs)
         }
         Some(DlqAction::Redrive) if args.sync => Err(CliError::SyncRedrive),
         Some(DlqAction::Redrive) => {
-            let redriven = aws::redrive(
+            let redriven = ops::queues::redrive(
                 sqs,
                 &deployment.webhook_dead_letters,
                 &deployment.webhook_queue,

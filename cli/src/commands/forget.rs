@@ -3,7 +3,7 @@
 //! stays as a marker at the version it had, and `dedup::decide` stores the object again only at a
 //! newer version (a change Tripletex made after the request).
 
-use crate::commands::{Answer, CliError, Context, object_key};
+use crate::context::{Answer, CliError, Context, object_key};
 
 use aws_adapters::dynamodb::{DynamoObjectStore, Erased};
 use domain::claim::{messages_prefix, values_prefix};
@@ -11,8 +11,8 @@ use domain::dedup::ObjectKey;
 use domain::ports::BlobStore;
 use serde::Serialize;
 
-use crate::aws::{self, AwsError};
 use crate::deployment::Deployment;
+use crate::ops::{self, AwsError};
 
 #[derive(Debug, clap::Args)]
 pub struct ForgetArgs {
@@ -85,9 +85,10 @@ pub async fn forget(
                 })?;
     }
     let quarantined_deleted =
-        aws::delete_messages_naming(sqs, payloads, &deployment.quarantine, key).await?;
+        ops::queues::delete_messages_naming(sqs, payloads, &deployment.quarantine, key).await?;
     let dead_letters_deleted =
-        aws::delete_messages_naming(sqs, payloads, &deployment.webhook_dead_letters, key).await?;
+        ops::queues::delete_messages_naming(sqs, payloads, &deployment.webhook_dead_letters, key)
+            .await?;
     let Erased {
         version,
         deleted,

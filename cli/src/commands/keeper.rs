@@ -4,8 +4,8 @@ use clap::Subcommand;
 
 use domain::keeper::{KeeperRequest, RunReport};
 
-use crate::aws;
-use crate::commands::{Answer, CliError, Context};
+use crate::context::{Answer, CliError, Context};
+use crate::ops;
 use crate::render::table;
 
 #[derive(Debug, clap::Args)]
@@ -42,7 +42,7 @@ pub async fn run(ctx: &Context, args: &KeeperArgs) -> Result<Answer, CliError> {
         tenants: (!companies.is_empty()).then(|| companies.clone()),
         ..KeeperRequest::manual()
     };
-    let report = aws::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
+    let report = ops::invoke::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
     let failed = report.failed();
     ctx.answer(&report, render, failed)
 }

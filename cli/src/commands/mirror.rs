@@ -1,6 +1,6 @@
 //! `mirror rebuild | status | check`: the Postgres mirror from the operator's side.
 
-use crate::commands::{Answer, CliError, Context};
+use crate::context::{Answer, CliError, Context};
 use clap::Subcommand;
 
 use std::collections::BTreeMap;
@@ -14,8 +14,9 @@ use domain::ports::{BlobStore, Mirror};
 use postgres_adapter::{DatabaseSettings, PgMirror};
 use serde::Serialize;
 
-use crate::aws::{self, AwsError, Item};
 use crate::deployment::Deployment;
+use crate::ops::tables::Item;
+use crate::ops::{self, AwsError};
 
 #[derive(Debug, clap::Args)]
 pub struct MirrorArgs {
@@ -94,6 +95,12 @@ pub enum MirrorError {
     Aws(#[from] AwsError),
 }
 
+impl From<MirrorError> for CliError {
+    fn from(error: MirrorError) -> Self {
+        Self::Command(Box::new(error))
+    }
+}
+
 /// The mirror's database: `--database-url`, or the secret the deployment names.
 pub async fn connect(
     sdk: &aws_config::SdkConfig,
@@ -103,7 +110,7 @@ pub async fn connect(
     let text = match (database_url, &deployment.mirror_database_secret) {
         (Some(url), _) => url.to_owned(),
         (None, Some(secret)) => {
-            aws::secret_text(sdk, secret, "the mirror's database secret").await?
+            ops::secret_text(sdk, secret, "the mirror's database secret").await?
         }
         (None, None) => return Err(MirrorError::NoMirror),
     };
@@ -340,7 +347,7 @@ pub async fn status(
         ),
         Some(function) => {
             let cloudwatch = aws_sdk_cloudwatch::Client::new(sdk);
-            match crate::commands::status::latest_maxima(
+            match crate::ops::metrics::latest_maxima(
                 &cloudwatch,
                 ("AWS/Lambda", "IteratorAge", "FunctionName"),
                 &[function],
@@ -387,7 +394,7 @@ pub async fn check(
     mirror: &PgMirror,
 ) -> Result<Checked, MirrorError> {
     let mut in_table = BTreeMap::new();
-    for item in aws::scan(dynamodb, table).await? {
+    for item in ops::tables::scan(dynamodb, table).await? {
         // An item the codec refuses is not mirrored either (see `rebuild`).
         if let Ok(stored) = stored_item(&item) {
             in_table.insert(

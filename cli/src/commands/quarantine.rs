@@ -1,8 +1,8 @@
 //! `quarantine replay`: whether a quarantined message can be applied now, read as the worker reads
 //! a record, and the message the webhook queue gets for it.
 
-use crate::aws;
-use crate::commands::{Answer, CliError, Context};
+use crate::context::{Answer, CliError, Context};
+use crate::ops;
 use crate::render;
 use clap::Subcommand;
 use domain::claim::claimed_body;
@@ -43,8 +43,8 @@ pub async fn run(ctx: &Context, args: &QuarantineArgs) -> Result<Answer, CliErro
     match &args.action {
         None => {
             let mut messages =
-                aws::list_messages(ctx.sqs(), &ctx.deployment.quarantine, args.max).await?;
-            aws::resolve_claims(&payloads, &mut messages).await;
+                ops::queues::list_messages(ctx.sqs(), &ctx.deployment.quarantine, args.max).await?;
+            ops::queues::resolve_claims(&payloads, &mut messages).await;
             let needs = !messages.is_empty();
             ctx.answer(&messages, |m| render::messages("quarantine", m), needs)
         }
@@ -120,7 +120,7 @@ async fn replay(
 ) -> Result<Replayed, CliError> {
     let (sqs, deployment) = (&ctx.sqs(), &ctx.deployment);
     let from = &deployment.quarantine;
-    let Some(taken) = aws::take_message(sqs, from, message_id).await? else {
+    let Some(taken) = ops::queues::take_message(sqs, from, message_id).await? else {
         return Err(CliError::NotInQuarantine(message_id.to_owned()));
     };
     let mut replayed = Replayed {
@@ -150,7 +150,7 @@ async fn replay(
         Err(reason) => {
             replayed.refused_because = Some(reason);
             if !anyway {
-                aws::release(sqs, from, &taken.receipt_handle).await?;
+                ops::queues::release(sqs, from, &taken.receipt_handle).await?;
                 return Ok(replayed);
             }
             let mut attributes = taken.attributes.clone();
@@ -158,7 +158,7 @@ async fn replay(
             attributes
         }
     };
-    aws::move_message(sqs, from, &taken, &deployment.webhook_queue, &attributes).await?;
+    ops::queues::move_message(sqs, from, &taken, &deployment.webhook_queue, &attributes).await?;
     replayed.replayed = true;
     Ok(replayed)
 }

@@ -1,13 +1,10 @@
 //! `resync`: starts a sync run for a company and follows it to its end, a line of progress per type.
 
-use aws_adapters::sync_records::DynamoSyncRecords;
-use domain::ids::TenantId;
-use domain::sync::{RecordedRun, RunMode, RunState, StartMode, StartRequest};
-use serde::Serialize;
+use domain::sync::{RunMode, StartMode, StartRequest};
 
-use crate::aws::{self, AwsError};
-use crate::commands::status::{TypeStatus, type_statuses};
-use crate::commands::{Answer, CliError, Context};
+use crate::context::{Answer, CliError, Context};
+use crate::ops::sync_runs::{RunProgress, run_progress};
+use crate::ops::{self};
 use crate::render::table;
 
 #[derive(Debug, clap::Args)]
@@ -60,62 +57,6 @@ pub async fn run(ctx: &Context, args: &ResyncArgs) -> Result<Answer, CliError> {
     ctx.answer(&runs, |r| render(r), failed)
 }
 
-/// A run's record: its state and, per type, the counts so far.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunProgress {
-    pub tenant: String,
-    pub run_id: String,
-    pub state: String,
-    pub steps: u64,
-    pub types: Vec<TypeStatus>,
-}
-
-impl RunProgress {
-    pub fn of(run: &RecordedRun) -> Self {
-        Self {
-            tenant: run.tenant.clone(),
-            run_id: run.run_id.clone(),
-            state: run
-                .state
-                .map(RunState::as_str)
-                .unwrap_or("unknown")
-                .to_owned(),
-            steps: run.steps,
-            types: type_statuses(run),
-        }
-    }
-
-    pub fn running(&self) -> bool {
-        self.state == RunState::Running.as_str()
-    }
-
-    pub fn failed(&self) -> bool {
-        self.state == RunState::Failed.as_str()
-    }
-}
-
-/// A run's progress, read consistently from its record; none if it has no record.
-pub async fn run_progress(
-    ctx: &Context,
-    tenant: &str,
-    run_id: &str,
-) -> Result<Option<RunProgress>, AwsError> {
-    // The sync names only tenants it could parse; another has no record.
-    let Ok(tenant) = TenantId::parse(tenant) else {
-        return Ok(None);
-    };
-    let records = DynamoSyncRecords::new(ctx.dynamodb().clone(), &ctx.deployment.sync_table);
-    let run = records
-        .recorded_run(&tenant, run_id)
-        .await
-        .map_err(|error| AwsError::Call {
-            what: format!("reading run {run_id}"),
-            source: Box::new(error),
-        })?;
-    Ok(run.as_ref().map(RunProgress::of))
-}
-
 /// How often a followed run's record is read.
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -127,7 +68,7 @@ pub async fn start_and_follow(
     wait: bool,
     timeout: std::time::Duration,
 ) -> Result<Vec<RunProgress>, CliError> {
-    let report = aws::invoke_sync(&ctx.sdk, &ctx.deployment, request).await?;
+    let report = ops::invoke::invoke_sync(&ctx.sdk, &ctx.deployment, request).await?;
     if report.runs.is_empty() {
         return Err(CliError::NoRunStarted(report));
     }
@@ -142,7 +83,14 @@ pub async fn start_and_follow(
     let mut finished = Vec::new();
     for started in &report.runs {
         loop {
-            let Some(run) = run_progress(ctx, &started.tenant, &started.run_id).await? else {
+            let Some(run) = run_progress(
+                ctx.dynamodb(),
+                &ctx.deployment,
+                &started.tenant,
+                &started.run_id,
+            )
+            .await?
+            else {
                 return Err(CliError::NoRunRecord(started.run_id.clone()));
             };
             for t in &run.types {
@@ -174,7 +122,7 @@ pub async fn start_and_follow(
 }
 
 /// Whether the run found every listed object stored: complete means stored, not queued.
-fn copy_state(t: &crate::commands::status::TypeStatus) -> String {
+fn copy_state(t: &crate::ops::sync_runs::TypeStatus) -> String {
     match (t.state.as_str(), t.not_stored) {
         ("done", 0) => "complete".to_owned(),
         ("done", missing) => format!("{missing} not stored yet"),

@@ -7,8 +7,8 @@
 //! seen and Tripletex no longer has (an id never seen may be given to a new object later, which a
 //! tombstone would then block): whatever `send` stores is true.
 
-use crate::aws;
-use crate::commands::{Answer, CliError, Context, object_key, tripletex_now};
+use crate::context::{Answer, CliError, Context, object_key, tripletex_now};
+use crate::ops;
 use crate::render::stored;
 
 use domain::auth::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, hmac_signature};
@@ -17,7 +17,7 @@ use domain::ids::Secret;
 use domain::keeper::KeeperSettings;
 use serde::Serialize;
 
-use crate::aws::StoredObject;
+use crate::ops::tables::StoredObject;
 use crate::tripletex::InTripletex;
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +50,12 @@ pub enum SendRefused {
         "the copy has never held {object} {id}: a tombstone for an id Tripletex may give a new object later would block that object"
     )]
     NeverSeen { object: String, id: i64 },
+}
+
+impl From<SendRefused> for CliError {
+    fn from(error: SendRefused) -> Self {
+        Self::Command(Box::new(error))
+    }
 }
 
 /// The body of the webhook: the envelope Tripletex sends, with the object as it has it now.
@@ -226,7 +232,7 @@ async fn send(ctx: &Context, args: &SendArgs) -> Result<Sent, CliError> {
     ) else {
         return Err(CliError::NoReceiver);
     };
-    let auth_json = aws::secret_text(&ctx.sdk, auth_secret, "the receiver auth secret").await?;
+    let auth_json = ops::secret_text(&ctx.sdk, auth_secret, "the receiver auth secret").await?;
     let auth = AuthConfig::from_json(&auth_json).map_err(CliError::ReceiverAuth)?;
     let policy = KeeperPolicy {
         receiver_url: receiver_url.to_owned(),
@@ -246,7 +252,8 @@ async fn send(ctx: &Context, args: &SendArgs) -> Result<Sent, CliError> {
     let now = tripletex_now(ctx, company, event.object(), id, &settings.fields).await?;
     let key = key.to_string();
     let payloads = ctx.payloads();
-    let before = aws::stored_object(dynamodb, &payloads, &deployment.objects_table, &key).await?;
+    let before =
+        ops::tables::stored_object(dynamodb, &payloads, &deployment.objects_table, &key).await?;
     let body = envelope(&event, id, now.as_ref(), before.as_ref())?;
     let expected = Expected::of(now.as_ref());
 
@@ -284,15 +291,16 @@ async fn send(ctx: &Context, args: &SendArgs) -> Result<Sent, CliError> {
         while state == Progress::Waiting && std::time::Instant::now() < deadline {
             tokio::time::sleep(SEND_POLL_EVERY).await;
             stored =
-                aws::stored_object(dynamodb, &payloads, &deployment.objects_table, &key).await?;
+                ops::tables::stored_object(dynamodb, &payloads, &deployment.objects_table, &key)
+                    .await?;
             state = progress(expected, &idempotency_key, before.as_ref(), stored.as_ref());
         }
     }
     let webhook_queue_depth = if receiver_status == 200 && state == Progress::Waiting {
-        let queue = crate::commands::status::queue_status(
+        let queue = crate::ops::queues::queue_status(
             sqs,
             "webhook queue",
-            crate::commands::status::QueueRole::Webhooks,
+            crate::ops::queues::QueueRole::Webhooks,
             &deployment.webhook_queue,
         )
         .await?;

@@ -1,13 +1,13 @@
 //! What `show` says of one object: the stored copy and, when asked, what Tripletex has, and the
 //! rule for whether they agree.
 
-use crate::aws;
-use crate::commands::{Answer, CliError, Context, object_key, tripletex_now};
+use crate::context::{Answer, CliError, Context, object_key, tripletex_now};
+use crate::ops;
 use crate::render::stored;
 
 use serde::Serialize;
 
-use crate::aws::StoredObject;
+use crate::ops::tables::StoredObject;
 use crate::tripletex::InTripletex;
 
 #[derive(Debug, clap::Args)]
@@ -24,7 +24,7 @@ pub struct ShowArgs {
 
 pub async fn run(ctx: &Context, args: &ShowArgs) -> Result<Answer, CliError> {
     let key = object_key(&args.company, &args.object_type, args.id)?;
-    let stored = aws::stored_object(
+    let stored = ops::tables::stored_object(
         ctx.dynamodb(),
         &ctx.payloads(),
         &ctx.deployment.objects_table,

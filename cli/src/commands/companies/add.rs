@@ -14,9 +14,9 @@ use domain::tripletex::CredentialsSecret;
 use serde::Serialize;
 
 use super::{CompaniesError, TripletexAccess, invalid, registry_failed, registry_of};
-use crate::aws;
-use crate::commands::Context;
-use crate::commands::resync::{RunProgress, run_progress};
+use crate::context::Context;
+use crate::ops;
+use crate::ops::sync_runs::{RunProgress, run_progress};
 use crate::render::table;
 
 /// How often a backfill's run record is read while it is followed.
@@ -198,7 +198,7 @@ async fn subscribe(ctx: &Context, added: &mut [Added]) -> Result<(), CompaniesEr
         tenants: Some(added.iter().map(|a| a.tenant.clone()).collect()),
         ..KeeperRequest::manual()
     };
-    let report = aws::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
+    let report = ops::invoke::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
     for company in added {
         let kept = report.companies.iter().find(|c| c.tenant == company.tenant);
         keeper_verdict(company, kept);
@@ -304,7 +304,7 @@ async fn follow_backfills(
     let deadline = Instant::now() + timeout;
     let mut started: BTreeMap<String, String> = BTreeMap::new();
     while tenants.iter().any(|t| !started.contains_key(*t)) && Instant::now() < deadline {
-        let answer = aws::invoke_sync(
+        let answer = ops::invoke::invoke_sync(
             &ctx.sdk,
             &ctx.deployment,
             &StartRequest::every_company(StartMode::Pending),
@@ -334,7 +334,8 @@ async fn follow_backfills(
     while !following.is_empty() {
         let mut still = Vec::new();
         for (tenant, run_id) in following {
-            let Some(run) = run_progress(ctx, &tenant, &run_id).await? else {
+            let Some(run) = run_progress(ctx.dynamodb(), &ctx.deployment, &tenant, &run_id).await?
+            else {
                 return Err(invalid(format!("run {run_id} has no record")));
             };
             for t in &run.types {

@@ -65,7 +65,7 @@ pub async fn list(
         rows.insert(company.tenant.to_string(), row);
     }
     let copy = DynamoObjectStore::new(dynamodb.clone(), &deployment.objects_table);
-    for status in crate::commands::status::companies(dynamodb, deployment).await? {
+    for status in crate::ops::companies::companies(dynamodb, deployment).await? {
         let Some(row) = rows.get_mut(&status.tenant) else {
             continue;
         };

@@ -12,10 +12,8 @@ use std::time::Duration;
 
 use aws_adapters::resync_ledger::DynamoResyncLedger;
 use clap::Subcommand;
-use domain::ports::CompanyRegistry;
-use domain::registry::RegisteredCompany;
 
-use crate::commands::{Answer, CliError, Context, tripletex_access};
+use crate::context::{Answer, CliError, Context, tripletex_access};
 use crate::deployment::Deployment;
 use crate::render::table;
 pub use add::Added;
@@ -84,7 +82,7 @@ pub async fn run(ctx: &Context, args: &CompaniesArgs) -> Result<Answer, CliError
     match &args.action {
         CompaniesAction::Discover { credential, using } => {
             let (base_url, credentials) = tripletex_access(ctx).await?;
-            let registered = registered(dynamodb, deployment).await?;
+            let registered = crate::ops::companies::registered(dynamodb, deployment).await?;
             let asking = match (credential, using) {
                 (Some(credential), _) => crate::tripletex::Asking::Credential(credential),
                 (None, Some(using)) => crate::tripletex::Asking::Company(using),
@@ -141,26 +139,21 @@ pub enum CompaniesError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Aws(#[from] crate::aws::AwsError),
+    Aws(#[from] crate::ops::AwsError),
     #[error(transparent)]
     Tripletex(#[from] crate::tripletex::TripletexError),
+}
+
+impl From<CompaniesError> for CliError {
+    fn from(error: CompaniesError) -> Self {
+        Self::Command(Box::new(error))
+    }
 }
 
 /// Where the deployment's Tripletex is, and the text of its credentials secret.
 pub struct TripletexAccess<'a> {
     pub base_url: &'a str,
     pub secret_json: &'a str,
-}
-
-/// The registry as it stands.
-pub async fn registered(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    deployment: &Deployment,
-) -> Result<Vec<RegisteredCompany>, CompaniesError> {
-    registry_of(dynamodb, deployment)
-        .registered()
-        .await
-        .map_err(registry_failed)
 }
 
 fn registry_of(dynamodb: &aws_sdk_dynamodb::Client, deployment: &Deployment) -> DynamoResyncLedger {

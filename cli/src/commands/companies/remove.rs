@@ -12,8 +12,8 @@ use domain::registry::{self, Change, CompanyState};
 use serde::Serialize;
 
 use super::{CompaniesError, invalid, registry_failed, registry_of};
-use crate::aws;
-use crate::commands::Context;
+use crate::context::Context;
+use crate::ops;
 
 /// After a company is marked offboarding, the worker drops its records within its registry TTL;
 /// a batch it began before then is given a few seconds more.
@@ -94,7 +94,7 @@ pub async fn remove(
             tenants: Some(vec![tenant.to_string()]),
             ..KeeperRequest::manual()
         };
-        let report = aws::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
+        let report = ops::invoke::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
         if let Some(kept) = report
             .companies
             .iter()

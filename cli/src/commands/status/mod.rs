@@ -9,9 +9,10 @@ use domain::error::error_chain;
 use domain::keeper::{CompanyReport, Reason};
 use serde::Serialize;
 
-use crate::commands::{Answer, CliError, Context};
+use crate::context::{Answer, CliError, Context};
+use crate::ops::companies::{CompanyStatus, OurSubscription, Subscriptions, companies};
+use crate::ops::queues::{QueueRole, QueueStatus};
 use read::{add_oldest_ages, add_subscriptions, keeper_dry_run, queues};
-pub use read::{companies, latest_maxima, oldest_message_ages, queue_status, type_statuses};
 use render::render;
 
 #[derive(Debug, clap::Args)]
@@ -66,105 +67,8 @@ pub struct Status {
     pub attention: Vec<String>,
 }
 
-/// What a queue is for: its depth means something else for each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum QueueRole {
-    /// Webhooks on their way to the worker: depth is backlog.
-    Webhooks,
-    /// Sync tasks: depth is a run in progress.
-    SyncTasks,
-    /// Messages that failed every delivery: each needs a person.
-    DeadLetters,
-    /// Authenticated bodies that were not envelopes: each needs a person.
-    Quarantine,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QueueStatus {
-    pub name: &'static str,
-    pub role: QueueRole,
-    pub url: String,
-    /// Waiting to be received.
-    pub visible: u64,
-    /// Received and not yet deleted (being worked on, or waiting for their visibility timeout).
-    pub in_flight: u64,
-    /// CloudWatch's `ApproximateAgeOfOldestMessage`, its latest minute; none when not known.
-    pub oldest_message_age_seconds: Option<u64>,
-}
-
 /// Past this, the webhook queue's oldest message says the worker is not keeping up.
 pub const WEBHOOK_AGE_NEEDS_A_PERSON_SECONDS: u64 = 15 * 60;
-
-/// The value of a metric's latest datapoint, whatever order the datapoints came in.
-pub fn latest_value(timestamps: &[i64], values: &[f64]) -> Option<f64> {
-    timestamps
-        .iter()
-        .zip(values)
-        .max_by_key(|(at, _)| **at)
-        .map(|(_, value)| *value)
-}
-
-impl QueueStatus {
-    pub fn depth(&self) -> u64 {
-        self.visible + self.in_flight
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CompanyStatus {
-    pub tenant: String,
-    /// Our subscriptions as the keeper's dry run saw them; none when it was not asked.
-    pub subscriptions: Option<Subscriptions>,
-    /// The last sync run of each object type, by type.
-    pub types: Vec<TypeStatus>,
-    /// The keeper's resync requests by state (PENDING, RUNNING, DONE, FAILED).
-    pub resync_requests: Vec<(String, u64)>,
-    /// The keeper's last run for the company (a dry run is never kept); none before its first.
-    pub keeper_last_run: Option<KeeperLastRun>,
-}
-
-/// What the keeper kept of its last run for a company.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KeeperLastRun {
-    pub finished_at: String,
-    pub seen: u64,
-    pub re_enabled: u64,
-    pub created: u64,
-    pub updated: u64,
-    pub left_alone: u64,
-    pub failed: u64,
-    /// The first few failed steps, `event action: error`.
-    pub failures: Vec<String>,
-    /// Why the company could not be handled at all.
-    pub error: Option<String>,
-}
-
-/// One company's subscriptions, as the keeper sees them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Subscriptions {
-    /// Ours, by event: the status Tripletex gives it (`missing` when there is none yet).
-    pub ours: Vec<OurSubscription>,
-    /// Another integration's or a person's: never touched, only counted.
-    pub foreign: u64,
-    /// Why the keeper could not see the company at all.
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OurSubscription {
-    pub event: String,
-    pub status: String,
-    /// What the keeper's next run does about it, if anything.
-    pub next_run: Option<String>,
-    /// Whether the keeper leaves it to a person (a status it must not change).
-    pub needs_a_person: bool,
-}
 
 /// A company's subscriptions from its part of the keeper's dry-run report.
 pub fn subscriptions_of(company: &CompanyReport) -> Subscriptions {
@@ -212,62 +116,6 @@ pub fn subscriptions_of(company: &CompanyReport) -> Subscriptions {
     found.foreign = foreign;
     found.ours.sort_by(|a, b| a.event.cmp(&b.event));
     found
-}
-
-/// A type's last sync run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TypeStatus {
-    pub object_type: String,
-    pub run_id: String,
-    pub mode: String,
-    pub state: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub listed: u64,
-    /// What Tripletex said the listings hold (`fullResultSize`): about what `listed` will reach.
-    pub listing_size: u64,
-    pub fetched: u64,
-    pub tombstoned: u64,
-    pub drift_corrected: u64,
-    /// Of that drift, the changes whose webhook came after all (Tripletex retries for about 30
-    /// hours: `sync::drift`), known while the run's findings are kept (3 days).
-    pub drift_delivered_late: Option<u64>,
-    /// Objects the listing showed that the copy did not hold once the worker had had its time:
-    /// the run did not confirm the type complete.
-    pub not_stored: u64,
-    /// Why the type failed in that run.
-    pub failure: Option<String>,
-    /// When the listing that last proved the type's copy complete began; none if none ever did.
-    pub confirmed_complete_at: Option<String>,
-    /// Confirmed, but over 26 hours ago (`domain::sync::CONFIRMATION_DUE`): runs are not completing.
-    pub confirmation_overdue: bool,
-}
-
-/// One type's state in a run record, and why it failed: a failure names its type
-/// (`customer: …`); a run that failed with failures naming none of its types (it never started)
-/// failed for every type; in a run failed by another type, this one came through.
-pub fn type_state(
-    run_state: Option<&str>,
-    failures: &[String],
-    types_of_run: &[String],
-    object_type: &str,
-) -> (String, Option<String>) {
-    let named = |t: &str| {
-        failures
-            .iter()
-            .find_map(|f| f.strip_prefix(&format!("{t}: ")))
-            .map(str::to_owned)
-    };
-    match run_state {
-        Some("failed") => match named(object_type) {
-            Some(failure) => ("failed".to_owned(), Some(failure)),
-            None if types_of_run.iter().any(|t| named(t).is_some()) => ("done".to_owned(), None),
-            None => ("failed".to_owned(), Some(failures.join("; "))),
-        },
-        Some(state) => (state.to_owned(), named(object_type)),
-        None => ("unknown".to_owned(), None),
-    }
 }
 
 /// What needs a person: anything dead-lettered or quarantined, and any type whose last sync run
@@ -366,6 +214,9 @@ pub fn needs_a_person(queues: &[QueueStatus], companies: &[CompanyStatus]) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::companies::KeeperLastRun;
+    use crate::ops::metrics::latest_value;
+    use crate::ops::sync_runs::{TypeStatus, type_state};
 
     fn queue(name: &'static str, role: QueueRole, visible: u64, in_flight: u64) -> QueueStatus {
         QueueStatus {

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{KeeperLastRun, Status};
+use super::Status;
+use crate::ops::companies::KeeperLastRun;
 use crate::render::{age, or_dash, table};
 
 pub fn render(status: &Status) -> String {
