@@ -391,6 +391,8 @@ async fn show_tripletex_puts_the_version_tripletex_has_beside_the_stored_one() {
             ("pk", s(&format!("default#customer#{id}"))),
             ("version", n(version)),
             ("deleted", AttributeValue::Bool(false)),
+            // Every write of the worker stamps it, and the item's one reading asks for it.
+            ("updatedAt", s("2026-12-01T10:00:01Z")),
             ("value", s(&format!(r#"{{"id":{id},"version":{version}}}"#))),
         ]
     };
@@ -1213,6 +1215,8 @@ fn object_item(tenant: &str, object_type: &str, id: i64) -> Vec<(&'static str, A
         ("objectId", n(id)),
         ("typeKey", s(&format!("{tenant}#{object_type}"))),
         ("version", n(1)),
+        ("deleted", AttributeValue::Bool(false)),
+        ("updatedAt", s("2026-12-01T10:00:01Z")),
     ]
 }
 

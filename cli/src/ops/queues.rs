@@ -132,7 +132,8 @@ pub async fn walk_queue(
 ) -> Result<(), AwsError> {
     let mut seen = std::collections::BTreeSet::new();
     let mut left = Vec::new();
-    let walked = 'walk: loop {
+    let mut ended: Option<Result<(), AwsError>> = None;
+    while ended.is_none() {
         let received = sqs
             .receive_message()
             .queue_url(url)
@@ -145,27 +146,25 @@ pub async fn walk_queue(
             .map_err(call("receiving messages"));
         let received = match received {
             Ok(received) => received,
-            Err(error) => break 'walk Err(error),
+            Err(error) => {
+                ended = Some(Err(error));
+                break;
+            }
         };
         let mut new = 0;
         for message in received.messages() {
             let (Some(id), Some(handle)) = (message.message_id(), message.receipt_handle()) else {
                 continue;
             };
-            if !seen.insert(id.to_owned()) {
+            // Once the walk has ended, the rest of the batch it received is only given back.
+            if ended.is_some() || !seen.insert(id.to_owned()) {
+                left.push(handle.to_owned());
                 continue;
             }
             new += 1;
-            let visited = match visit(message).await {
-                Ok(visited) => visited,
-                Err(error) => {
-                    left.push(handle.to_owned());
-                    break 'walk Err(error);
-                }
-            };
-            match visited {
-                Visit::Leave => left.push(handle.to_owned()),
-                Visit::Delete => {
+            match visit(message).await {
+                Ok(Visit::Leave) => left.push(handle.to_owned()),
+                Ok(Visit::Delete) => {
                     let deleted = sqs
                         .delete_message()
                         .queue_url(url)
@@ -173,25 +172,29 @@ pub async fn walk_queue(
                         .send()
                         .await;
                     if let Err(error) = deleted {
-                        break 'walk Err(call("deleting a message")(error));
+                        ended = Some(Err(call("deleting a message")(error)));
                     }
                 }
-                Visit::Enough => {
+                Ok(Visit::Enough) => {
                     left.push(handle.to_owned());
-                    break 'walk Ok(());
+                    ended = Some(Ok(()));
                 }
-                Visit::Take => break 'walk Ok(()),
+                Ok(Visit::Take) => ended = Some(Ok(())),
+                Err(error) => {
+                    left.push(handle.to_owned());
+                    ended = Some(Err(error));
+                }
             }
         }
-        if new == 0 {
-            break Ok(());
+        if new == 0 && ended.is_none() {
+            ended = Some(Ok(()));
         }
-    };
+    }
     // What was received and left is visible again, whatever ended the walk.
     for handle in &left {
         release(sqs, url, handle).await?;
     }
-    walked
+    ended.unwrap_or(Ok(()))
 }
 
 /// Up to `max` messages of a queue, each once; all left in the queue (so a `replay` right after
