@@ -1,267 +1,19 @@
-//! `ObjectStore` on DynamoDB: one conditional `UpdateItem` per change. The condition is the rule of
-//! `dedup::decide`, so DynamoDB decides atomically and a race between two writers has one winner; a
-//! refused write comes back with the item that refused it, which `decide` then names.
+//! The worker's writes: one conditional `UpdateItem` per change, and what a refusal means.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use jiff::Timestamp;
 use tracing::instrument;
 
 use domain::claim;
-use domain::dedup::{
-    ObjectChange, ObjectKey, Outcome, Payload, StoredState, TombstonePolicy, Write, decide_change,
-};
-use domain::ids::TenantId;
-use domain::item::{Attributes, ItemError, StoredItem, StoredValue, Typed};
-use domain::ports::{ObjectStore, StoreError, StoredCopy};
-use domain::sync::StoredVersion;
+use domain::dedup::{ObjectChange, ObjectKey, Outcome, Payload, Write, decide_change};
+use domain::ports::{ObjectStore, StoreError};
 
-/// BatchGetItem takes at most 100 keys.
-const BATCH_GET_KEYS: usize = 100;
-/// Unprocessed keys (throttling) are asked for again this many times.
-const BATCH_GET_ATTEMPTS: usize = 5;
-
-/// Attribute names of an object item: the contract is in `domain`, shared with the mirror.
-pub use domain::item;
-
-/// The `typeKey` of a tenant's objects of one type.
-pub fn type_key(tenant: &TenantId, object_type: &str) -> String {
-    format!("{tenant}#{object_type}")
-}
-
-#[derive(Debug, Clone)]
-pub struct DynamoObjectStore {
-    client: Client,
-    table_name: String,
-    tombstones: TombstonePolicy,
-}
-
-impl DynamoObjectStore {
-    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
-        Self {
-            client,
-            table_name: table_name.into(),
-            tombstones: TombstonePolicy::default(),
-        }
-    }
-
-    pub fn with_tombstone_policy(mut self, tombstones: TombstonePolicy) -> Self {
-        self.tombstones = tombstones;
-        self
-    }
-}
-
-/// A company's copy as an operator sees it: counted per type, and erased when it is removed.
-impl DynamoObjectStore {
-    /// The items (tombstones included) of one type of one company, counted on the `byType` index.
-    #[instrument(skip_all, fields(tenant = %tenant, object_type))]
-    pub async fn count_of_type(
-        &self,
-        tenant: &TenantId,
-        object_type: &str,
-    ) -> Result<u64, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table_name)
-            .index_name(item::BY_TYPE_INDEX)
-            .key_condition_expression("#typeKey = :typeKey")
-            .expression_attribute_names("#typeKey", item::TYPE_KEY)
-            .expression_attribute_values(
-                ":typeKey",
-                AttributeValue::S(type_key(tenant, object_type)),
-            )
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .into_paginator()
-            .send();
-        let mut total = 0;
-        while let Some(page) = pages.next().await {
-            total += u64::try_from(page.map_err(read_failed)?.count).unwrap_or_default();
-        }
-        Ok(total)
-    }
-
-    /// Deletes every item of one company, tombstones included, and nothing of any other (a scan
-    /// on `tenant`, deletes 25 at a time); `progress` hears the running count. A company's items
-    /// all carry its tenant, so a second purge finds nothing.
-    #[instrument(skip_all, fields(tenant = %tenant))]
-    pub async fn purge_tenant(
-        &self,
-        tenant: &TenantId,
-        mut progress: impl FnMut(u64),
-    ) -> Result<u64, StoreError> {
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.table_name)
-            .filter_expression("#tenant = :tenant")
-            .projection_expression("#pk")
-            .expression_attribute_names("#tenant", item::TENANT)
-            .expression_attribute_names("#pk", item::KEY)
-            .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
-            .into_paginator()
-            .send();
-        let mut deleted = 0;
-        while let Some(page) = pages.next().await {
-            let keys: Vec<AttributeValue> = page
-                .map_err(read_failed)?
-                .items()
-                .iter()
-                .filter_map(|found| found.get(item::KEY).cloned())
-                .collect();
-            for chunk in keys.chunks(WRITE_BATCH) {
-                self.delete_batch(chunk).await?;
-                deleted += chunk.len() as u64;
-                progress(deleted);
-            }
-        }
-        Ok(deleted)
-    }
-
-    async fn delete_batch(&self, keys: &[AttributeValue]) -> Result<(), StoreError> {
-        let keys = keys
-            .iter()
-            .map(|key| HashMap::from([(item::KEY.to_owned(), key.clone())]))
-            .collect();
-        delete_keys(&self.client, &self.table_name, keys).await
-    }
-}
-
-/// Deletes items by their whole keys (at most 25, one BatchWriteItem), trying again what DynamoDB
-/// leaves unprocessed.
-pub(crate) async fn delete_keys(
-    client: &Client,
-    table_name: &str,
-    keys: Vec<HashMap<String, AttributeValue>>,
-) -> Result<(), StoreError> {
-    let requests = keys
-        .into_iter()
-        .map(|key| {
-            let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
-                .set_key(Some(key))
-                .build()
-                .map_err(rejected)?;
-            Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
-                .delete_request(delete)
-                .build())
-        })
-        .collect::<Result<_, StoreError>>()?;
-    write_batch(client, table_name, requests).await
-}
-
-/// Puts whole items (at most 25, one BatchWriteItem), trying again what DynamoDB leaves
-/// unprocessed.
-pub(crate) async fn put_items(
-    client: &Client,
-    table_name: &str,
-    items: Vec<HashMap<String, AttributeValue>>,
-) -> Result<(), StoreError> {
-    let requests = items
-        .into_iter()
-        .map(|item| {
-            let put = aws_sdk_dynamodb::types::PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .map_err(rejected)?;
-            Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
-                .put_request(put)
-                .build())
-        })
-        .collect::<Result<_, StoreError>>()?;
-    write_batch(client, table_name, requests).await
-}
-
-fn rejected(source: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Rejected {
-        source: Box::new(source),
-    }
-}
-
-async fn write_batch(
-    client: &Client,
-    table_name: &str,
-    mut requests: Vec<aws_sdk_dynamodb::types::WriteRequest>,
-) -> Result<(), StoreError> {
-    for attempt in 0..BATCH_GET_ATTEMPTS {
-        if requests.is_empty() {
-            return Ok(());
-        }
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-        }
-        let output = client
-            .batch_write_item()
-            .request_items(table_name, requests)
-            .send()
-            .await
-            .map_err(read_failed)?;
-        requests = output
-            .unprocessed_items
-            .and_then(|mut left| left.remove(table_name))
-            .unwrap_or_default();
-    }
-    if requests.is_empty() {
-        Ok(())
-    } else {
-        Err(StoreError::Throttled {
-            source: format!(
-                "{} writes still unprocessed after {BATCH_GET_ATTEMPTS} attempts",
-                requests.len()
-            )
-            .into(),
-        })
-    }
-}
-
-/// BatchWriteItem takes at most 25 requests.
-pub(crate) const WRITE_BATCH: usize = 25;
-
-/// Every item a scan with this filter finds, deleted by its whole key (the attributes
-/// `key_names`); the count.
-pub(crate) async fn delete_scanned(
-    client: &Client,
-    table_name: &str,
-    key_names: [&str; 2],
-    filter: &str,
-    mut names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
-) -> Result<u64, StoreError> {
-    names.insert("#key0".into(), key_names[0].into());
-    names.insert("#key1".into(), key_names[1].into());
-    let mut pages = client
-        .scan()
-        .table_name(table_name)
-        .filter_expression(filter)
-        .projection_expression("#key0, #key1")
-        .set_expression_attribute_names(Some(names))
-        .set_expression_attribute_values(Some(values))
-        .into_paginator()
-        .send();
-    let mut deleted = 0;
-    while let Some(page) = pages.next().await {
-        let keys: Vec<HashMap<String, AttributeValue>> = page
-            .map_err(read_failed)?
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut found| {
-                found.retain(|name, _| key_names.contains(&name.as_str()));
-                found
-            })
-            .collect();
-        for chunk in keys.chunks(WRITE_BATCH) {
-            delete_keys(client, table_name, chunk.to_vec()).await?;
-            deleted += chunk.len() as u64;
-        }
-    }
-    Ok(deleted)
-}
+use super::codec::stored_state;
+use super::{DynamoObjectStore, item, refused_by_condition, type_key};
 
 impl ObjectStore for DynamoObjectStore {
     #[instrument(skip_all, fields(key = %change.key, event = %change.event, version = change.write.version()))]
@@ -308,65 +60,7 @@ impl ObjectStore for DynamoObjectStore {
     }
 }
 
-/// What `forget` erased from an item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Erased {
-    /// The version it was forgotten at: only a newer one is stored again.
-    pub version: Option<i64>,
-    pub deleted: bool,
-    pub value: Option<StoredValue>,
-    pub last_value: Option<StoredValue>,
-    /// It had been forgotten before (this run found nothing more to erase on the item).
-    pub again: bool,
-}
-
 impl DynamoObjectStore {
-    /// Erases an object's value and `lastValue` and marks it forgotten (`dedup::decide` then refuses
-    /// what is not a newer version); none when the copy holds no such object. The large values
-    /// those attributes pointed at are the caller's to delete (`claim::values_prefix`).
-    #[instrument(skip_all, fields(%key))]
-    pub async fn forget(
-        &self,
-        key: &ObjectKey,
-        now: Timestamp,
-    ) -> Result<Option<Erased>, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table_name)
-            .key(item::KEY, AttributeValue::S(key.to_string()))
-            // updatedAt moves on, as with every write: the mirror orders images by it.
-            .update_expression(
-                "SET #forgottenAt = :now, #updatedAt = :now REMOVE #value, #lastValue, #payloadHash",
-            )
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", item::KEY)
-            .expression_attribute_names("#forgottenAt", item::FORGOTTEN_AT)
-            .expression_attribute_names("#updatedAt", item::UPDATED_AT)
-            .expression_attribute_names("#value", item::VALUE)
-            .expression_attribute_names("#lastValue", item::LAST_VALUE)
-            .expression_attribute_names("#payloadHash", item::PAYLOAD_HASH)
-            .expression_attribute_values(":now", AttributeValue::S(now.to_string()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await;
-        let old = match result {
-            Ok(output) => output.attributes.unwrap_or_default(),
-            Err(error) if refused_by_condition(&error) => return Ok(None),
-            Err(error) => return Err(write_failed(error)),
-        };
-        let erased = stored_item(&old).map_err(|source| StoreError::Rejected {
-            source: Box::new(source),
-        })?;
-        Ok(Some(Erased {
-            version: erased.state.version,
-            deleted: erased.state.deleted,
-            value: erased.value,
-            last_value: erased.last_value,
-            again: erased.state.forgotten,
-        }))
-    }
-
     /// Records a `send` probe's key on an item whose write was refused: the second write only a
     /// test delivery the copy already held costs. An absent item (none can be) is left absent.
     async fn mark_probe(&self, key: &ObjectKey, probe: &str) -> Result<(), StoreError> {
@@ -387,177 +81,6 @@ impl DynamoObjectStore {
             Err(error) if refused_by_condition(&error) => Ok(()),
             Err(error) => Err(write_failed(error)),
         }
-    }
-}
-
-impl StoredCopy for DynamoObjectStore {
-    #[instrument(skip_all, fields(%tenant, object_type, ids = ids.len()))]
-    async fn versions(
-        &self,
-        tenant: &TenantId,
-        object_type: &str,
-        ids: &[i64],
-    ) -> Result<Vec<StoredVersion>, StoreError> {
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_GET_KEYS) {
-            let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|&object_id| {
-                    let key = ObjectKey {
-                        tenant: tenant.clone(),
-                        object_type: object_type.to_owned(),
-                        object_id,
-                    };
-                    HashMap::from([(item::KEY.to_owned(), AttributeValue::S(key.to_string()))])
-                })
-                .collect();
-            for _ in 0..BATCH_GET_ATTEMPTS {
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .projection_expression(VERSION_PROJECTION)
-                    .set_expression_attribute_names(Some(version_projection_names()))
-                    .build()
-                    .map_err(|source| StoreError::Rejected {
-                        source: Box::new(source),
-                    })?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table_name, request)
-                    .send()
-                    .await
-                    .map_err(read_failed)?;
-                if let Some(items) = output
-                    .responses
-                    .as_ref()
-                    .and_then(|r| r.get(&self.table_name))
-                {
-                    found.extend(items.iter().filter_map(stored_version));
-                }
-                keys = output
-                    .unprocessed_keys
-                    .and_then(|mut unprocessed| unprocessed.remove(&self.table_name))
-                    .map(|left| left.keys)
-                    .unwrap_or_default();
-                if keys.is_empty() {
-                    break;
-                }
-            }
-            if !keys.is_empty() {
-                return Err(StoreError::Throttled {
-                    source: format!("{} keys were left unprocessed", keys.len()).into(),
-                });
-            }
-        }
-        Ok(found)
-    }
-
-    #[instrument(skip_all, fields(%tenant, object_type, after_id, limit))]
-    async fn stored_after(
-        &self,
-        tenant: &TenantId,
-        object_type: &str,
-        after_id: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredVersion>, StoreError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        let mut names = version_projection_names();
-        names.insert("#typeKey".into(), item::TYPE_KEY.into());
-        loop {
-            let page_limit = i32::try_from(limit - found.len()).unwrap_or(i32::MAX);
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table_name)
-                .index_name(item::BY_TYPE_INDEX)
-                .key_condition_expression("#typeKey = :typeKey AND #objectId > :after")
-                .set_expression_attribute_names(Some(names.clone()))
-                .expression_attribute_values(
-                    ":typeKey",
-                    AttributeValue::S(type_key(tenant, object_type)),
-                )
-                .expression_attribute_values(":after", AttributeValue::N(after_id.to_string()))
-                .projection_expression(VERSION_PROJECTION)
-                .limit(page_limit)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(read_failed)?;
-            found.extend(output.items().iter().filter_map(stored_version));
-            start = output.last_evaluated_key;
-            if start.is_none() || found.len() >= limit {
-                break;
-            }
-        }
-        found.truncate(limit);
-        Ok(found)
-    }
-}
-
-const VERSION_PROJECTION: &str = "#objectId, #version, #versionUnknown, #deleted, #updatedAt";
-
-fn version_projection_names() -> HashMap<String, String> {
-    [
-        item::OBJECT_ID,
-        item::VERSION,
-        item::VERSION_UNKNOWN,
-        item::DELETED,
-        item::UPDATED_AT,
-    ]
-    .into_iter()
-    .map(|name| (format!("#{name}"), name.to_owned()))
-    .collect()
-}
-
-/// What the sync compares of a stored item. An item whose write time cannot be read is treated as
-/// written now, so it is never taken for deleted.
-pub fn stored_version(item: &HashMap<String, AttributeValue>) -> Option<StoredVersion> {
-    let id = item.get(item::OBJECT_ID)?.as_n().ok()?.parse().ok()?;
-    let updated_at = item
-        .get(item::UPDATED_AT)
-        .and_then(|v| v.as_s().ok())
-        .and_then(|text| text.parse().ok())
-        .unwrap_or_else(Timestamp::now);
-    // An item the rule cannot read is no copy to compare: the sync fetches its object again.
-    let state = stored_state(item).ok()?;
-    Some(StoredVersion::of(id, &state, updated_at))
-}
-
-/// An update its condition refused: an answer, not a failure.
-pub(crate) fn refused_by_condition<R>(error: &SdkError<UpdateItemError, R>) -> bool {
-    matches!(
-        error.as_service_error(),
-        Some(UpdateItemError::ConditionalCheckFailedException(_))
-    )
-}
-
-pub(crate) fn read_failed<E, R>(error: SdkError<E, R>) -> StoreError
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let throttled = error.as_service_error().is_some_and(|service| {
-        matches!(
-            service.code(),
-            Some(
-                "ProvisionedThroughputExceededException"
-                    | "RequestLimitExceeded"
-                    | "ThrottlingException"
-            )
-        )
-    });
-    let validation = error
-        .as_service_error()
-        .is_some_and(|service| service.code() == Some("ValidationException"));
-    let source = Box::new(error);
-    if throttled {
-        StoreError::Throttled { source }
-    } else if validation {
-        StoreError::Rejected { source }
-    } else {
-        StoreError::Unavailable { source }
     }
 }
 
@@ -787,57 +310,6 @@ pub fn value_attribute(payload: &Payload) -> AttributeValue {
     }
 }
 
-/// An SDK item as the objects table's item codec reads it (`domain::item::StoredItem`).
-pub struct SdkItem<'a>(pub &'a HashMap<String, AttributeValue>);
-
-impl Attributes for SdkItem<'_> {
-    fn typed(&self, name: &str) -> Option<Typed<'_>> {
-        Some(match self.0.get(name)? {
-            AttributeValue::S(text) => Typed::S(text),
-            AttributeValue::N(text) => Typed::N(text),
-            AttributeValue::Bool(flag) => Typed::Bool(*flag),
-            AttributeValue::Null(_) => Typed::Null,
-            AttributeValue::M(map) => Typed::M(Box::new(SdkItem(map))),
-            _ => Typed::Other,
-        })
-    }
-}
-
-/// The rule's view of a stored item.
-pub fn stored_state(item: &HashMap<String, AttributeValue>) -> Result<StoredState, ItemError> {
-    domain::item::state(&SdkItem(item))
-}
-
-/// The whole item, as every reader reads it.
-pub fn stored_item(item: &HashMap<String, AttributeValue>) -> Result<StoredItem, ItemError> {
-    StoredItem::decode(&SdkItem(item))
-}
-
-/// Why the mirror does not write an item: one the codec cannot read, or a value the payload
-/// bucket cannot give (altered, or the bucket unreachable: `is_transient`).
-#[derive(Debug, thiserror::Error)]
-pub enum NotMirrored {
-    #[error(transparent)]
-    Item(#[from] ItemError),
-    #[error(transparent)]
-    Value(#[from] domain::claim::ClaimError),
-}
-
-impl NotMirrored {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Value(error) if error.is_transient())
-    }
-}
-
-/// An item of the table as the mirror writes it (`mirror rebuild`): read as the stream mirror reads
-/// its image (`domain::claim::mirrored_row`), so that both end one odd item in the same row or refusal.
-pub async fn mirror_row<B: domain::ports::BlobStore>(
-    blobs: &B,
-    item: &HashMap<String, AttributeValue>,
-) -> Result<domain::mirror::MirrorRow, NotMirrored> {
-    Ok(domain::claim::mirrored_row(blobs, &stored_item(item)?).await?)
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("DynamoDB refused the write, but the item it returned would have accepted it")]
 struct UnexplainedRefusal;
@@ -868,7 +340,7 @@ fn refused_or_failed(
 }
 
 /// A write that failed for another reason than its condition.
-fn write_failed(error: SdkError<UpdateItemError>) -> StoreError {
+pub(super) fn write_failed(error: SdkError<UpdateItemError>) -> StoreError {
     let Some(service_error) = error.as_service_error() else {
         // Timeouts, connection and dispatch failures.
         return StoreError::Unavailable {
@@ -895,8 +367,9 @@ fn write_failed(error: SdkError<UpdateItemError>) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::dedup::{ObjectKey, Payload, Source};
+    use domain::dedup::{Source, StoredState};
     use domain::ids::TenantId;
+    use std::collections::HashMap;
 
     fn change(write: Write, subscription_id: Option<i64>) -> ObjectChange {
         ObjectChange {
@@ -1044,6 +517,7 @@ mod tests {
 
     mod refusals {
         use super::*;
+        use aws_sdk_dynamodb::Client;
         use aws_sdk_dynamodb::config::retry::RetryConfig;
         use aws_sdk_dynamodb::error::ErrorMetadata;
         use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
