@@ -205,32 +205,41 @@ where
                 .send(&next)
                 .await
                 .map_err(TaskError::Queue)?,
-            None => {
-                // Marked before the step is done with: if the ledger fails, the task comes back
-                // (counted already) and marks them then.
-                self.settle(&task.run_id, &task.resyncs, state)
-                    .await
-                    .map_err(TaskError::Ledger)?;
-                if !counted_now {
-                    return Ok(());
-                }
-                let seconds = Timestamp::now()
-                    .duration_since(task.started_at)
-                    .as_secs()
-                    .max(0)
-                    .unsigned_abs();
-                info!(tenant = %task.tenant, run_id = %task.run_id, mode = task.mode.as_str(),
-                    state = state.as_str(), steps = task.step + 1, seconds, "sync run finished");
-                emit_metrics(
-                    FUNCTION_NAME,
-                    &[
-                        ("SyncRunsDone", u64::from(state == RunState::Done)),
-                        ("SyncRunsFailed", u64::from(state == RunState::Failed)),
-                        ("SyncRunSeconds", seconds),
-                    ],
-                );
-            }
+            None => self.finish(&task, state, counted_now).await?,
         }
+        Ok(())
+    }
+
+    /// The run's last step: the requests it answered marked (before the step is done with: if the
+    /// ledger fails, the task comes back, counted already, and marks them then), and, counted now,
+    /// the run's figures.
+    async fn finish(
+        &self,
+        task: &SyncTask,
+        state: RunState,
+        counted_now: bool,
+    ) -> Result<(), TaskError> {
+        self.settle(&task.run_id, &task.resyncs, state)
+            .await
+            .map_err(TaskError::Ledger)?;
+        if !counted_now {
+            return Ok(());
+        }
+        let seconds = Timestamp::now()
+            .duration_since(task.started_at)
+            .as_secs()
+            .max(0)
+            .unsigned_abs();
+        info!(tenant = %task.tenant, run_id = %task.run_id, mode = task.mode.as_str(),
+            state = state.as_str(), steps = task.step + 1, seconds, "sync run finished");
+        emit_metrics(
+            FUNCTION_NAME,
+            &[
+                ("SyncRunsDone", u64::from(state == RunState::Done)),
+                ("SyncRunsFailed", u64::from(state == RunState::Failed)),
+                ("SyncRunSeconds", seconds),
+            ],
+        );
         Ok(())
     }
 

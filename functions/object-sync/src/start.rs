@@ -275,7 +275,6 @@ where
             })
             .await
             .map_err(SyncError::Records)?;
-        let answers = resyncs.len();
         let mut remembered = BTreeMap::new();
         for spec in plan
             .listable
@@ -298,16 +297,37 @@ where
             &plan.listable,
             |object_type| remembered.get(object_type).cloned().unwrap_or_default(),
         );
+        self.send_first(&tenant, &id, first, &resyncs).await?;
+        info!(%tenant, run_id = %id, mode = mode.as_str(), types = ?listed_types,
+            not_reconcilable = ?not_reconcilable.keys().collect::<Vec<_>>(), "sync run started");
+        Ok(StartedRun {
+            tenant: tenant.to_string(),
+            run_id: id,
+            mode,
+            types: listed_types,
+            not_reconcilable,
+            answers: resyncs.len(),
+        })
+    }
+
+    /// Puts the run's first task on the queue with the requests it answers; a run with nothing to
+    /// list is over as it starts.
+    async fn send_first(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        first: Option<SyncTask>,
+        resyncs: &[ResyncKey],
+    ) -> Result<(), SyncError> {
         match first {
             Some(mut task) => {
-                task.resyncs = resyncs;
+                task.resyncs = resyncs.to_vec();
                 if let Err(error) = self.ports.tasks.send(&task).await {
-                    self.record_not_started(&tenant, &id, &error).await;
+                    self.record_not_started(tenant, id, &error).await;
                     return Err(SyncError::Queue(error));
                 }
             }
             None => {
-                // Nothing to list: the run is over as it starts.
                 let report = StepReport {
                     object_type: String::new(),
                     counts: TypeCounts::default(),
@@ -317,24 +337,15 @@ where
                 };
                 self.ports
                     .records
-                    .record_step(&tenant, &id, 0, &report)
+                    .record_step(tenant, id, 0, &report)
                     .await
                     .map_err(SyncError::Records)?;
-                self.settle(&id, &resyncs, RunState::Done)
+                self.settle(id, resyncs, RunState::Done)
                     .await
                     .map_err(SyncError::Ledger)?;
             }
         }
-        info!(%tenant, run_id = %id, mode = mode.as_str(), types = ?listed_types,
-            not_reconcilable = ?not_reconcilable.keys().collect::<Vec<_>>(), "sync run started");
-        Ok(StartedRun {
-            tenant: tenant.to_string(),
-            run_id: id,
-            mode,
-            types: listed_types,
-            not_reconcilable,
-            answers,
-        })
+        Ok(())
     }
 
     /// A run whose first task the queue did not take ends failed, with the reason, so that no

@@ -2,6 +2,7 @@
 //! still behind is drift, fetched or tombstoned.
 
 use super::*;
+use domain::sync::RecheckPlan;
 
 impl<A, S, R, Q> StepPorts<'_, A, S, R, Q>
 where
@@ -33,54 +34,19 @@ where
         let tenant = &task.tenant;
         let ids: Vec<i64> = suspects.iter().map(|suspect| suspect.id).collect();
         let stored = self.stored_by_id(tenant, spec, &ids).await?;
-        let mut by_partition: std::collections::BTreeMap<usize, Vec<i64>> =
-            std::collections::BTreeMap::new();
-        let mut by_id = Vec::new();
-        let mut tombstones = Vec::new();
-        for suspect in &suspects {
-            if suspect.found.caught_up(stored.get(&suspect.id)) {
-                counts.late_webhooks += 1;
-                continue;
-            }
-            match (suspect.found, suspect.partition) {
-                (Finding::Gone, _) => tombstones.push(suspect.id),
-                (Finding::Behind { .. }, Some(partition)) => {
-                    by_partition.entry(partition).or_default().push(suspect.id);
-                }
-                (Finding::Behind { .. }, None) => by_id.push(suspect.id),
-            }
-        }
-        let window = spec.date_window.map(|_| FULL_RANGE);
-        let mut all_queued = true;
-        for (index, ids) in by_partition {
-            let partition = spec
-                .partitions
-                .get(index)
-                .ok_or(StepError::NoSuchPartition(index))?;
-            let fetched = self
-                .fetch_and_queue(
-                    task,
-                    spec,
-                    (partition, window),
-                    &ids,
-                    Queueing::Drift,
-                    counts,
-                    notes,
-                )
-                .await?;
-            all_queued &= fetched.complete;
-            counts.fetched += fetched.queued;
-            counts.enqueued += fetched.queued;
-            counts.drift_corrected += fetched.queued;
-        }
+        let plan = RecheckPlan::of(&suspects, |id| stored.get(&id));
+        counts.late_webhooks += plan.late_webhooks;
+        let all_queued = self
+            .fetch_drift(task, spec, &plan.by_partition, counts, notes)
+            .await?;
         // Found by the check of the copy: looked up again, as it is now.
         let mut refreshed = Vec::new();
-        for id in by_id {
+        for &id in &plan.by_id {
             if let Lookup::Found(object) = self.look_up(spec, id).await? {
                 refreshed.push(object);
             }
         }
-        self.queue_corrections(task, spec, refreshed, &tombstones, counts, notes)
+        self.queue_corrections(task, spec, refreshed, &plan.tombstones, counts, notes)
             .await?;
         if all_queued {
             // Every change those pages showed is in the copy now (or on its way): 304 from now on.
@@ -96,6 +62,42 @@ where
             return Ok(next.after_recheck_confirming(suspects));
         }
         Ok(next.after_recheck())
+    }
+
+    /// What is still behind of what a listing showed, fetched with its partition's filters over
+    /// the whole date range and counted as drift; whether every one of them was queued.
+    async fn fetch_drift(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        by_partition: &std::collections::BTreeMap<usize, Vec<i64>>,
+        counts: &mut TypeCounts,
+        notes: &mut StepNotes,
+    ) -> Result<bool, StepError> {
+        let window = spec.date_window.map(|_| FULL_RANGE);
+        let mut all_queued = true;
+        for (&index, ids) in by_partition {
+            let partition = spec
+                .partitions
+                .get(index)
+                .ok_or(StepError::NoSuchPartition(index))?;
+            let fetched = self
+                .fetch_and_queue(
+                    task,
+                    spec,
+                    (partition, window),
+                    ids,
+                    Queueing::Drift,
+                    counts,
+                    notes,
+                )
+                .await?;
+            all_queued &= fetched.complete;
+            counts.fetched += fetched.queued;
+            counts.enqueued += fetched.queued;
+            counts.drift_corrected += fetched.queued;
+        }
+        Ok(all_queued)
     }
 
     /// Until the worker has reached a marker put behind the webhooks in flight, a finding still

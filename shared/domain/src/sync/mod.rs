@@ -35,9 +35,9 @@ pub use freshness::{CONFIRMATION_DUE, FreshnessSummary, TypeFreshness, type_fres
 pub use listing::{FetchRequest, FetchedObject, Listed, ListedPage, Lookup, PageRequest};
 pub use page::{PageAnswer, PageInput, PagePlan, PageSettled, plan_page};
 pub use run::{
-    Finding, ListedWindow, MAX_SUSPECTS, PageMemory, RecordedRun, RunMode, RunStart, RunState,
-    Stage, StepRecorded, StepReport, Suspect, SyncTask, TypeCounts, TypePlan, Work, plan_types,
-    run_id, starting_cursors,
+    Finding, ListedWindow, MAX_SUSPECTS, PageMemory, RecheckPlan, RecordedRun, RunMode, RunStart,
+    RunState, Stage, StepRecorded, StepReport, Suspect, SyncTask, TypeCounts, TypePlan, Work,
+    plan_types, run_id, starting_cursors,
 };
 pub use start::{StartMode, StartReport, StartRequest, StartedRun, UnknownStartMode};
 pub use window::{DateWindow, FULL_RANGE, tile_every_date};

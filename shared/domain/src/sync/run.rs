@@ -151,6 +151,43 @@ impl Finding {
     }
 }
 
+/// What a recheck does with its suspects, once the copy has been read again: what caught up was a
+/// late webhook; what is still behind is drift, tombstoned (gone), fetched again with its
+/// partition's filters (listed), or looked up by id again (found by the check of the copy).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecheckPlan {
+    pub late_webhooks: u64,
+    pub tombstones: Vec<i64>,
+    pub by_partition: std::collections::BTreeMap<usize, Vec<i64>>,
+    pub by_id: Vec<i64>,
+}
+
+impl RecheckPlan {
+    pub fn of<'a>(
+        suspects: &[Suspect],
+        stored: impl Fn(i64) -> Option<&'a super::compare::StoredVersion>,
+    ) -> Self {
+        let mut plan = Self::default();
+        for suspect in suspects {
+            if suspect.found.caught_up(stored(suspect.id)) {
+                plan.late_webhooks += 1;
+                continue;
+            }
+            match (suspect.found, suspect.partition) {
+                (Finding::Gone, _) => plan.tombstones.push(suspect.id),
+                (Finding::Behind { .. }, Some(partition)) => {
+                    plan.by_partition
+                        .entry(partition)
+                        .or_default()
+                        .push(suspect.id);
+                }
+                (Finding::Behind { .. }, None) => plan.by_id.push(suspect.id),
+            }
+        }
+        plan
+    }
+}
+
 /// One task on the sync queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -815,6 +852,44 @@ pub enum StepRecorded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recheck_counts_what_caught_up_as_late_and_sorts_what_is_still_behind() {
+        use super::super::compare::StoredVersion;
+        let suspect = |id, partition, found| Suspect {
+            object_type: "customer".into(),
+            partition,
+            id,
+            found,
+        };
+        let behind = |version| Finding::Behind {
+            version: Some(version),
+        };
+        let suspects = [
+            suspect(1, Some(0), behind(3)),
+            suspect(2, Some(1), behind(3)),
+            suspect(3, None, behind(3)),
+            suspect(4, None, Finding::Gone),
+            suspect(5, Some(1), behind(2)),
+            suspect(6, Some(1), Finding::Gone),
+        ];
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let live = |id, version| StoredVersion {
+            id,
+            version: Some(version),
+            deleted: false,
+            updated_at: now,
+        };
+        let copy = [live(1, 3), live(2, 2), live(5, 2)];
+        let plan = RecheckPlan::of(&suspects, |id| copy.iter().find(|c| c.id == id));
+        assert_eq!(plan.late_webhooks, 2, "1 and 5 caught up");
+        assert_eq!(plan.tombstones, [4, 6]);
+        assert_eq!(
+            plan.by_partition,
+            std::collections::BTreeMap::from([(1, vec![2])])
+        );
+        assert_eq!(plan.by_id, [3]);
+    }
     use crate::sync::window::FULL_RANGE;
 
     fn tenant() -> TenantId {
