@@ -126,46 +126,24 @@ async fn carry_out<A: SubscriptionsApi, L: ResyncLedger>(
 ) {
     let mut conflicts = 0;
     loop {
-        let done = |step: &Step, drift: &[Drift]| Done {
-            subscription_id: step.subscription_id,
-            event: step.event.clone(),
-            reason: step.reason,
-            drift: drift.to_vec(),
-        };
-        let result = match &step.action {
-            Action::LeaveAlone => {
-                report.left_alone.push(LeftAlone {
-                    subscription_id: step.subscription_id,
-                    event: step.event.clone(),
-                    status: step.status.as_ref().map(|s| s.as_str().to_owned()),
-                    reason: step.reason,
-                });
-                return;
-            }
-            _ if dry_run => {
-                push_done(report, &step, done(&step, step_drift(&step)));
-                return;
-            }
-            Action::Create => api
-                .create_subscription(&subscription_write(&step, settings))
-                .await
-                .map(|created| Done {
-                    subscription_id: created.id,
-                    ..done(&step, &[])
-                }),
-            Action::ReEnable { id, .. } | Action::Update { id, .. } => api
-                .update_subscription(*id, &subscription_write(&step, settings))
-                .await
-                .map(|_| done(&step, step_drift(&step))),
-        };
-        match result {
+        if matches!(step.action, Action::LeaveAlone) {
+            report.left_alone.push(LeftAlone {
+                subscription_id: step.subscription_id,
+                event: step.event.clone(),
+                status: step.status.as_ref().map(|s| s.as_str().to_owned()),
+                reason: step.reason,
+            });
+            return;
+        }
+        if dry_run {
+            push_done(report, &step, done(&step, step_drift(&step)));
+            return;
+        }
+        match written(api, settings, &step).await {
             Ok(done) => {
-                let reason = match step.action {
-                    Action::ReEnable { .. } => Some(ResyncReason::ReEnabled),
-                    Action::Create => Some(ResyncReason::Created),
-                    Action::Update { .. } | Action::LeaveAlone => None,
-                };
-                if let (Some(reason), Some(subscription_id)) = (reason, done.subscription_id) {
+                if let (Some(reason), Some(subscription_id)) =
+                    (step.action.resync_reason(), done.subscription_id)
+                {
                     let request = resync_request(tenant, settings, &step, subscription_id, reason);
                     record_resync(ledger, &request, report).await;
                 }
@@ -174,31 +152,86 @@ async fn carry_out<A: SubscriptionsApi, L: ResyncLedger>(
             }
             Err(error) if error.is_revision_conflict() && conflicts < CONFLICT_RETRIES => {
                 conflicts += 1;
-                let Some(id) = step.subscription_id else {
-                    return fail(report, &step, &error);
-                };
-                warn!(%tenant, subscription_id = id, "version conflict; re-reading and re-planning");
-                match api.get_subscription(id).await {
-                    Ok(current) if current.id == Some(id) => {
-                        let ours = is_ours(&current, settings);
-                        step = plan_subscription(&current, settings, ours, false);
-                    }
-                    Ok(other) => {
-                        // Re-planning on another subscription's state would write the wrong one.
-                        let reason = format!(
-                            "re-reading subscription {id} after a version conflict returned {}",
-                            other.id.map_or_else(
-                                || "no id".to_owned(),
-                                |other| format!("subscription {other}")
-                            )
-                        );
+                match replanned(api, tenant, settings, &step).await {
+                    Replanned::Step(again) => step = again,
+                    Replanned::NoId => return fail(report, &step, &error),
+                    Replanned::Mismatched(reason) => {
                         return fail_with(report, &step, "mismatched_read", reason);
                     }
-                    Err(error) => return fail(report, &step, &error),
+                    Replanned::Failed(error) => return fail(report, &step, &error),
                 }
             }
             Err(error) => return fail(report, &step, &error),
         }
+    }
+}
+
+fn done(step: &Step, drift: &[Drift]) -> Done {
+    Done {
+        subscription_id: step.subscription_id,
+        event: step.event.clone(),
+        reason: step.reason,
+        drift: drift.to_vec(),
+    }
+}
+
+/// The step's write at Tripletex: the subscription created, or updated (re-enabled) at its version.
+async fn written<A: SubscriptionsApi>(
+    api: &A,
+    settings: &KeeperSettings,
+    step: &Step,
+) -> Result<Done, TripletexError> {
+    match &step.action {
+        Action::Create => api
+            .create_subscription(&subscription_write(step, settings))
+            .await
+            .map(|created| Done {
+                subscription_id: created.id,
+                ..done(step, &[])
+            }),
+        Action::ReEnable { id, .. } | Action::Update { id, .. } => api
+            .update_subscription(*id, &subscription_write(step, settings))
+            .await
+            .map(|_| done(step, step_drift(step))),
+        Action::LeaveAlone => Ok(done(step, &[])),
+    }
+}
+
+/// What a version conflict's re-read came to.
+enum Replanned {
+    /// The subscription read again, and its step planned again.
+    Step(Step),
+    /// The step names no subscription to read.
+    NoId,
+    /// Tripletex answered with another subscription: re-planning on its state would write the
+    /// wrong one.
+    Mismatched(String),
+    Failed(TripletexError),
+}
+
+async fn replanned<A: SubscriptionsApi>(
+    api: &A,
+    tenant: &TenantId,
+    settings: &KeeperSettings,
+    step: &Step,
+) -> Replanned {
+    let Some(id) = step.subscription_id else {
+        return Replanned::NoId;
+    };
+    warn!(%tenant, subscription_id = id, "version conflict; re-reading and re-planning");
+    match api.get_subscription(id).await {
+        Ok(current) if current.id == Some(id) => {
+            let ours = is_ours(&current, settings);
+            Replanned::Step(plan_subscription(&current, settings, ours, false))
+        }
+        Ok(other) => Replanned::Mismatched(format!(
+            "re-reading subscription {id} after a version conflict returned {}",
+            other.id.map_or_else(
+                || "no id".to_owned(),
+                |other| format!("subscription {other}")
+            )
+        )),
+        Err(error) => Replanned::Failed(error),
     }
 }
 

@@ -28,6 +28,18 @@ pub enum Action {
     LeaveAlone,
 }
 
+impl Action {
+    /// Why the sync must fetch what the subscription missed once this action is done: a new
+    /// subscription's type is backfilled, a re-enabled one's silent window resynced.
+    pub fn resync_reason(&self) -> Option<crate::resync::ResyncReason> {
+        match self {
+            Self::ReEnable { .. } => Some(crate::resync::ResyncReason::ReEnabled),
+            Self::Create => Some(crate::resync::ResyncReason::Created),
+            Self::Update { .. } | Self::LeaveAlone => None,
+        }
+    }
+}
+
 /// Why a step is what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
