@@ -210,22 +210,17 @@ impl Sent {
     }
 }
 
-/// How often `send` reads the stored copy while it waits for the worker.
-const SEND_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Posts the company's webhook for the object as Tripletex has it now, then reads the copy until
-/// the worker has stored it (or the time is up).
-async fn send(ctx: &Context, args: &SendArgs) -> Result<Sent, CliError> {
+/// The company's webhook settings as the keeper gives them to Tripletex: the same URL and
+/// credentials, for this event.
+async fn company_settings(
+    ctx: &Context,
+    event: &EventName,
+    tenant: &domain::ids::TenantId,
+) -> Result<KeeperSettings, CliError> {
     use domain::auth::AuthConfig;
-    use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, KeeperSettings};
+    use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy};
 
-    let (deployment, dynamodb, sqs) = (&ctx.deployment, &ctx.dynamodb(), &ctx.sqs());
-    let (id, company) = (args.id, args.company.as_str());
-    let timeout = std::time::Duration::from_secs(args.timeout_seconds);
-    let event = EventName::parse(&args.event)
-        .map_err(|error| CliError::NotAnEvent(args.event.clone(), error))?;
-    let key = object_key(company, event.object(), id)?;
-    let tenant = &key.tenant;
+    let deployment = &ctx.deployment;
     let (Some(receiver_url), Some(auth_secret)) = (
         deployment.receiver_url.as_deref(),
         deployment.receiver_auth_secret.as_deref(),
@@ -245,10 +240,45 @@ async fn send(ctx: &Context, args: &SendArgs) -> Result<Sent, CliError> {
         resync_lookback: DEFAULT_RESYNC_LOOKBACK,
         dry_run: false,
     };
-    // The company's settings as the keeper gives them to Tripletex: the same URL and credentials.
-    let settings =
-        KeeperSettings::for_tenant(&policy, tenant, auth.tenant(tenant).as_deref(), false)
-            .map_err(CliError::Settings)?;
+    KeeperSettings::for_tenant(&policy, tenant, auth.tenant(tenant).as_deref(), false)
+        .map_err(CliError::Settings)
+}
+
+/// The delivery posted to the receiver: its status and its answer (JSON when it is).
+async fn post(delivery: Delivery) -> Result<(u16, serde_json::Value), CliError> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(CliError::Receiver)?;
+    let mut post = client.post(delivery.url.expose()).body(delivery.body);
+    for (name, value) in &delivery.headers {
+        post = post.header(name.as_str(), value.expose());
+    }
+    // The error would name the URL, which can carry credentials: say only that it failed.
+    let response = post
+        .send()
+        .await
+        .map_err(|error| CliError::Receiver(error.without_url()))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let answer = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Ok((status, answer))
+}
+
+/// How often `send` reads the stored copy while it waits for the worker.
+const SEND_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Posts the company's webhook for the object as Tripletex has it now, then reads the copy until
+/// the worker has stored it (or the time is up).
+async fn send(ctx: &Context, args: &SendArgs) -> Result<Sent, CliError> {
+    let (deployment, dynamodb, sqs) = (&ctx.deployment, &ctx.dynamodb(), &ctx.sqs());
+    let (id, company) = (args.id, args.company.as_str());
+    let timeout = std::time::Duration::from_secs(args.timeout_seconds);
+    let event = EventName::parse(&args.event)
+        .map_err(|error| CliError::NotAnEvent(args.event.clone(), error))?;
+    let key = object_key(company, event.object(), id)?;
+    let tenant = &key.tenant;
+    let settings = company_settings(ctx, &event, tenant).await?;
     let now = tripletex_now(ctx, company, event.object(), id, &settings.fields).await?;
     let key = key.to_string();
     let payloads = ctx.payloads();
@@ -266,24 +296,7 @@ async fn send(ctx: &Context, args: &SendArgs) -> Result<Sent, CliError> {
         std::process::id()
     );
     let delivery = delivery(&settings, body, &idempotency_key);
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(CliError::Receiver)?;
-    let mut post = client.post(delivery.url.expose()).body(delivery.body);
-    for (name, value) in &delivery.headers {
-        post = post.header(name.as_str(), value.expose());
-    }
-    // The error would name the URL, which can carry credentials: say only that it failed.
-    let response = post
-        .send()
-        .await
-        .map_err(|error| CliError::Receiver(error.without_url()))?;
-    let receiver_status = response.status().as_u16();
-    let answer_text = response.text().await.unwrap_or_default();
-    let receiver_answer =
-        serde_json::from_str(&answer_text).unwrap_or(serde_json::Value::String(answer_text));
-
+    let (receiver_status, receiver_answer) = post(delivery).await?;
     let mut stored = before.clone();
     let mut state = Progress::Waiting;
     if receiver_status == 200 {

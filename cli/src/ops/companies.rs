@@ -74,52 +74,7 @@ pub async fn companies(
     dynamodb: &aws_sdk_dynamodb::Client,
     deployment: &Deployment,
 ) -> Result<Vec<CompanyStatus>, AwsError> {
-    let mut last: BTreeMap<String, BTreeMap<String, TypeStatus>> = BTreeMap::new();
-    let sync_items = tables::scan(dynamodb, &deployment.sync_table).await?;
-    let mut confirmed: BTreeMap<String, Vec<(String, jiff::Timestamp)>> = BTreeMap::new();
-    for (tenant, object_type, at) in sync_items
-        .iter()
-        .filter_map(sync_records::read_confirmation)
-    {
-        confirmed.entry(tenant).or_default().push((object_type, at));
-    }
-    let mut unsettled: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-    for finding in sync_items
-        .iter()
-        .filter_map(sync_records::read_drift_finding)
-    {
-        *unsettled.entry(finding).or_default() += 1;
-    }
-    let mut runs: Vec<RecordedRun> = sync_items
-        .iter()
-        .filter_map(sync_records::read_run)
-        .collect();
-    runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
-    let now = jiff::Timestamp::now();
-    for run in &runs {
-        for mut status in type_statuses(run) {
-            let key = (
-                run.tenant.clone(),
-                status.object_type.clone(),
-                run.run_id.clone(),
-            );
-            status.drift_delivered_late = drift_delivered_late(
-                status.drift_corrected,
-                unsettled.get(&key).copied().unwrap_or(0),
-                run.started_at.as_deref(),
-                now,
-            );
-            let types = [status.object_type.clone()];
-            let of_tenant = confirmed.get(&run.tenant).map_or(&[][..], Vec::as_slice);
-            if let Some(fresh) = freshness::type_freshness(&types, of_tenant, now).pop() {
-                status.confirmed_complete_at = fresh.confirmed_at.map(|at| at.to_string());
-                status.confirmation_overdue = fresh.overdue;
-            }
-            last.entry(run.tenant.clone())
-                .or_default()
-                .insert(status.object_type.clone(), status);
-        }
-    }
+    let mut last = last_sync_runs(&tables::scan(dynamodb, &deployment.sync_table).await?);
     let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut last_runs: BTreeMap<String, KeeperLastRun> = BTreeMap::new();
     for item in tables::scan(dynamodb, &deployment.resync_table).await? {
@@ -155,6 +110,57 @@ pub async fn companies(
             tenant,
         })
         .collect())
+}
+
+/// From the sync table's items: per company and type, the last run's state and counts, with how
+/// much of its drift came late and when the type was last confirmed complete.
+fn last_sync_runs(sync_items: &[tables::Item]) -> BTreeMap<String, BTreeMap<String, TypeStatus>> {
+    let mut confirmed: BTreeMap<String, Vec<(String, jiff::Timestamp)>> = BTreeMap::new();
+    for (tenant, object_type, at) in sync_items
+        .iter()
+        .filter_map(sync_records::read_confirmation)
+    {
+        confirmed.entry(tenant).or_default().push((object_type, at));
+    }
+    let mut unsettled: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for finding in sync_items
+        .iter()
+        .filter_map(sync_records::read_drift_finding)
+    {
+        *unsettled.entry(finding).or_default() += 1;
+    }
+    let mut runs: Vec<RecordedRun> = sync_items
+        .iter()
+        .filter_map(sync_records::read_run)
+        .collect();
+    runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+    let now = jiff::Timestamp::now();
+    let mut last: BTreeMap<String, BTreeMap<String, TypeStatus>> = BTreeMap::new();
+    for run in &runs {
+        for mut status in type_statuses(run) {
+            let key = (
+                run.tenant.clone(),
+                status.object_type.clone(),
+                run.run_id.clone(),
+            );
+            status.drift_delivered_late = drift_delivered_late(
+                status.drift_corrected,
+                unsettled.get(&key).copied().unwrap_or(0),
+                run.started_at.as_deref(),
+                now,
+            );
+            let types = [status.object_type.clone()];
+            let of_tenant = confirmed.get(&run.tenant).map_or(&[][..], Vec::as_slice);
+            if let Some(fresh) = freshness::type_freshness(&types, of_tenant, now).pop() {
+                status.confirmed_complete_at = fresh.confirmed_at.map(|at| at.to_string());
+                status.confirmation_overdue = fresh.overdue;
+            }
+            last.entry(run.tenant.clone())
+                .or_default()
+                .insert(status.object_type.clone(), status);
+        }
+    }
+    last
 }
 
 impl From<LastRun> for KeeperLastRun {

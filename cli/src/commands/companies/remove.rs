@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use aws_adapters::dynamodb::DynamoObjectStore;
+use aws_adapters::resync_ledger::DynamoResyncLedger;
 use aws_adapters::sync_records::DynamoSyncRecords;
 use domain::ids::TenantId;
 use domain::keeper::KeeperRequest;
-use domain::ports::CompanyRegistry;
+use domain::ports::{CompanyRegistry, StoreError};
 use domain::registry::{self, Change, CompanyState};
 use serde::Serialize;
 
@@ -59,25 +60,12 @@ pub async fn remove(
              removed from that secret)"
         )));
     };
-    let mut state = company.state;
-    let left_at = if state.refuses_webhooks() {
+    let left_at = if company.state.refuses_webhooks() {
         company.changed_at
     } else {
         jiff::Timestamp::now()
     };
-    if state != CompanyState::Removed {
-        let leaving = registry::next_state(Some(state), Change::Remove)
-            .map_err(|refused| invalid(format!("{tenant}: {refused}")))?;
-        if leaving != state
-            && !registry
-                .change_state(&tenant, state, leaving, jiff::Timestamp::now())
-                .await
-                .map_err(registry_failed)?
-        {
-            return Err(invalid(format!("{tenant} changed meanwhile; try again")));
-        }
-        state = leaving;
-    }
+    let state = mark_leaving(&registry, &tenant, company.state).await?;
     let mut removed = Removed {
         tenant: tenant.to_string(),
         state,
@@ -90,61 +78,110 @@ pub async fn remove(
     };
     let mut not_deleted = None;
     if state == CompanyState::Offboarding {
-        let request = KeeperRequest {
-            tenants: Some(vec![tenant.to_string()]),
-            ..KeeperRequest::manual()
-        };
-        let report = ops::invoke::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
-        if let Some(kept) = report
-            .companies
-            .iter()
-            .find(|c| c.tenant == tenant.as_str())
-        {
-            removed.subscriptions_deleted = kept.unsubscribed.len() as u64;
-            removed.state = kept.state.unwrap_or(state);
-            not_deleted = kept
-                .error
-                .clone()
-                .or_else(|| kept.failed.first().map(|failed| failed.error.clone()));
-        }
+        not_deleted = offboard(ctx, &tenant, &mut removed).await?;
     }
     removed.failed = removed.state != CompanyState::Removed;
     if purge {
-        // What the worker took before it saw the company leave must land before the copy goes.
-        let since_left =
-            Duration::try_from(jiff::Timestamp::now().duration_since(left_at)).unwrap_or_default();
-        if let Some(wait) = WORKER_SETTLES.checked_sub(since_left) {
-            tokio::time::sleep(wait).await;
-        }
-        let copy = DynamoObjectStore::new(dynamodb.clone(), &deployment.objects_table);
-        let spinner = indicatif::ProgressBar::new_spinner();
-        if quiet {
-            spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
-        spinner.set_message(format!("purging {tenant}'s copy"));
-        let purged = copy
-            .purge_tenant(&tenant, |so_far| {
-                spinner.set_message(format!("purging {tenant}'s copy: {so_far} items deleted"));
-                spinner.tick();
-            })
-            .await
-            .map_err(|e| invalid(domain::error::error_chain(&e)))?;
-        spinner.set_message(format!("purging {tenant}'s sync records and requests"));
-        let records = DynamoSyncRecords::new(dynamodb.clone(), &deployment.sync_table)
-            .purge_tenant(&tenant)
-            .await
-            .map_err(|e| invalid(domain::error::error_chain(&e)))?;
-        let requests = registry
-            .purge_requests(&tenant)
-            .await
-            .map_err(|e| invalid(domain::error::error_chain(&e)))?;
-        spinner.finish_and_clear();
-        removed.purged = Some(purged);
-        removed.sync_records_purged = Some(records);
-        removed.requests_purged = Some(requests);
+        purge_company(ctx, &registry, &tenant, left_at, quiet, &mut removed).await?;
     }
     removed.verdict = removed_verdict(&removed, not_deleted.as_deref());
     Ok(removed)
+}
+
+/// The company marked as leaving in the registry (offboarding, or removed already): the state it
+/// is in now.
+async fn mark_leaving(
+    registry: &DynamoResyncLedger,
+    tenant: &TenantId,
+    state: CompanyState,
+) -> Result<CompanyState, CompaniesError> {
+    if state == CompanyState::Removed {
+        return Ok(state);
+    }
+    let leaving = registry::next_state(Some(state), Change::Remove)
+        .map_err(|refused| invalid(format!("{tenant}: {refused}")))?;
+    if leaving != state
+        && !registry
+            .change_state(tenant, state, leaving, jiff::Timestamp::now())
+            .await
+            .map_err(registry_failed)?
+    {
+        return Err(invalid(format!("{tenant} changed meanwhile; try again")));
+    }
+    Ok(leaving)
+}
+
+/// The keeper asked to delete our subscriptions in the company now: what it deleted and the state
+/// it left the company in go into `removed`; what it could not delete, in words.
+async fn offboard(
+    ctx: &Context,
+    tenant: &TenantId,
+    removed: &mut Removed,
+) -> Result<Option<String>, CompaniesError> {
+    let request = KeeperRequest {
+        tenants: Some(vec![tenant.to_string()]),
+        ..KeeperRequest::manual()
+    };
+    let report = ops::invoke::invoke_keeper(&ctx.sdk, &ctx.deployment, &request).await?;
+    let Some(kept) = report
+        .companies
+        .iter()
+        .find(|c| c.tenant == tenant.as_str())
+    else {
+        return Ok(None);
+    };
+    removed.subscriptions_deleted = kept.unsubscribed.len() as u64;
+    removed.state = kept.state.unwrap_or(removed.state);
+    Ok(kept
+        .error
+        .clone()
+        .or_else(|| kept.failed.first().map(|failed| failed.error.clone())))
+}
+
+/// The company's copy, its sync records and its requests erased, once what the worker took
+/// before it saw the company leave has landed.
+async fn purge_company(
+    ctx: &Context,
+    registry: &DynamoResyncLedger,
+    tenant: &TenantId,
+    left_at: jiff::Timestamp,
+    quiet: bool,
+    removed: &mut Removed,
+) -> Result<(), CompaniesError> {
+    let (deployment, dynamodb) = (&ctx.deployment, ctx.dynamodb());
+    let since_left =
+        Duration::try_from(jiff::Timestamp::now().duration_since(left_at)).unwrap_or_default();
+    if let Some(wait) = WORKER_SETTLES.checked_sub(since_left) {
+        tokio::time::sleep(wait).await;
+    }
+    let copy = DynamoObjectStore::new(dynamodb.clone(), &deployment.objects_table);
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if quiet {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    spinner.set_message(format!("purging {tenant}'s copy"));
+    let failed = |e: StoreError| invalid(domain::error::error_chain(&e));
+    let purged = copy
+        .purge_tenant(tenant, |so_far| {
+            spinner.set_message(format!("purging {tenant}'s copy: {so_far} items deleted"));
+            spinner.tick();
+        })
+        .await
+        .map_err(failed)?;
+    spinner.set_message(format!("purging {tenant}'s sync records and requests"));
+    let records = DynamoSyncRecords::new(dynamodb.clone(), &deployment.sync_table)
+        .purge_tenant(tenant)
+        .await
+        .map_err(failed)?;
+    let requests = registry
+        .purge_requests(tenant)
+        .await
+        .map_err(|e| invalid(domain::error::error_chain(&e)))?;
+    spinner.finish_and_clear();
+    removed.purged = Some(purged);
+    removed.sync_records_purged = Some(records);
+    removed.requests_purged = Some(requests);
+    Ok(())
 }
 
 /// What removing came to, in words: where the company stands, what could not be done in

@@ -121,94 +121,99 @@ pub fn subscriptions_of(company: &CompanyReport) -> Subscriptions {
 /// What needs a person: anything dead-lettered or quarantined, and any type whose last sync run
 /// failed (its copy is not proven exact).
 pub fn needs_a_person(queues: &[QueueStatus], companies: &[CompanyStatus]) -> Vec<String> {
-    let mut attention = Vec::new();
-    for queue in queues {
-        let depth = queue.depth();
-        match queue.role {
-            QueueRole::DeadLetters if depth > 0 => attention.push(format!(
-                "{depth} messages in {}: redrive them once the cause is fixed (`dlq redrive`)",
-                queue.name
-            )),
-            QueueRole::Quarantine if depth > 0 => attention.push(format!(
-                "{depth} quarantined bodies: read their reasons (`quarantine`)"
-            )),
-            QueueRole::Webhooks
-                if queue
-                    .oldest_message_age_seconds
-                    .is_some_and(|age| age > WEBHOOK_AGE_NEEDS_A_PERSON_SECONDS) =>
-            {
-                attention.push(format!(
-                    "the oldest webhook in the {} has waited {} minutes: the worker is not keeping up",
-                    queue.name,
-                    queue.oldest_message_age_seconds.unwrap_or_default() / 60
-                ))
-            }
-            _ => {}
-        }
-    }
+    let mut attention: Vec<String> = queues.iter().filter_map(queue_needs_a_person).collect();
     for company in companies {
-        if let Some(subscriptions) = &company.subscriptions {
-            if let Some(error) = &subscriptions.error {
-                attention.push(format!(
-                    "{}: the keeper cannot see its subscriptions: {error}",
-                    company.tenant
-                ));
-            }
-            for subscription in subscriptions.ours.iter().filter(|s| s.needs_a_person) {
-                attention.push(format!(
-                    "{} {}: {}{}",
-                    company.tenant,
-                    subscription.event,
-                    subscription.status,
-                    subscription
-                        .next_run
-                        .as_ref()
-                        .map(|why| format!(" ({why})"))
-                        .unwrap_or_else(|| " (the keeper leaves it to a person)".to_owned())
-                ));
-            }
-        }
-        if let Some(run) = &company.keeper_last_run {
-            if let Some(error) = &run.error {
-                attention.push(format!(
-                    "{}: the keeper's last run ({}) could not handle the company: {error}",
-                    company.tenant, run.finished_at
-                ));
-            } else if run.failed > 0 {
-                attention.push(format!(
-                    "{}: the keeper's last run ({}) had {} failed step{}: {}",
-                    company.tenant,
-                    run.finished_at,
-                    run.failed,
-                    if run.failed == 1 { "" } else { "s" },
-                    run.failures.join("; ")
-                ));
-            }
-        }
-        for object_type in &company.types {
-            if object_type.confirmation_overdue {
-                attention.push(format!(
-                    "{} {}: the copy was last confirmed complete at {}, over 26 hours ago: the nightly reconciliation is not completing (its schedule, its role, throttling?)",
-                    company.tenant,
-                    object_type.object_type,
-                    object_type.confirmed_complete_at.as_deref().unwrap_or("?"),
-                ));
-            }
-            if object_type.state == "failed" {
-                attention.push(format!(
-                    "{} {}: the last sync run ({}) failed: {}",
-                    company.tenant,
-                    object_type.object_type,
-                    object_type.run_id,
-                    object_type
-                        .failure
-                        .as_deref()
-                        .unwrap_or("see the run record")
-                ));
-            }
-        }
+        company_needs_a_person(company, &mut attention);
     }
     attention
+}
+
+fn queue_needs_a_person(queue: &QueueStatus) -> Option<String> {
+    let depth = queue.depth();
+    match queue.role {
+        QueueRole::DeadLetters if depth > 0 => Some(format!(
+            "{depth} messages in {}: redrive them once the cause is fixed (`dlq redrive`)",
+            queue.name
+        )),
+        QueueRole::Quarantine if depth > 0 => Some(format!(
+            "{depth} quarantined bodies: read their reasons (`quarantine`)"
+        )),
+        QueueRole::Webhooks
+            if queue
+                .oldest_message_age_seconds
+                .is_some_and(|age| age > WEBHOOK_AGE_NEEDS_A_PERSON_SECONDS) =>
+        {
+            Some(format!(
+                "the oldest webhook in the {} has waited {} minutes: the worker is not keeping up",
+                queue.name,
+                queue.oldest_message_age_seconds.unwrap_or_default() / 60
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn company_needs_a_person(company: &CompanyStatus, attention: &mut Vec<String>) {
+    if let Some(subscriptions) = &company.subscriptions {
+        if let Some(error) = &subscriptions.error {
+            attention.push(format!(
+                "{}: the keeper cannot see its subscriptions: {error}",
+                company.tenant
+            ));
+        }
+        for subscription in subscriptions.ours.iter().filter(|s| s.needs_a_person) {
+            attention.push(format!(
+                "{} {}: {}{}",
+                company.tenant,
+                subscription.event,
+                subscription.status,
+                subscription
+                    .next_run
+                    .as_ref()
+                    .map(|why| format!(" ({why})"))
+                    .unwrap_or_else(|| " (the keeper leaves it to a person)".to_owned())
+            ));
+        }
+    }
+    if let Some(run) = &company.keeper_last_run {
+        if let Some(error) = &run.error {
+            attention.push(format!(
+                "{}: the keeper's last run ({}) could not handle the company: {error}",
+                company.tenant, run.finished_at
+            ));
+        } else if run.failed > 0 {
+            attention.push(format!(
+                "{}: the keeper's last run ({}) had {} failed step{}: {}",
+                company.tenant,
+                run.finished_at,
+                run.failed,
+                if run.failed == 1 { "" } else { "s" },
+                run.failures.join("; ")
+            ));
+        }
+    }
+    for object_type in &company.types {
+        if object_type.confirmation_overdue {
+            attention.push(format!(
+                "{} {}: the copy was last confirmed complete at {}, over 26 hours ago: the nightly reconciliation is not completing (its schedule, its role, throttling?)",
+                company.tenant,
+                object_type.object_type,
+                object_type.confirmed_complete_at.as_deref().unwrap_or("?"),
+            ));
+        }
+        if object_type.state == "failed" {
+            attention.push(format!(
+                "{} {}: the last sync run ({}) failed: {}",
+                company.tenant,
+                object_type.object_type,
+                object_type.run_id,
+                object_type
+                    .failure
+                    .as_deref()
+                    .unwrap_or("see the run record")
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
