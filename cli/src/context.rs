@@ -27,6 +27,10 @@ pub enum CliError {
     Write(std::path::PathBuf, #[source] std::io::Error),
     #[error("{0:?} is not a company's tenant")]
     NotATenant(String, #[source] domain::ids::InvalidTenant),
+    #[error("no company '{name}'; companies: {known}")]
+    UnknownCompany { name: String, known: String },
+    #[error("no object type '{name}'; types: {known}")]
+    UnknownObjectType { name: String, known: String },
     #[error(
         "sync tasks are redriven with SQS's own redrive (StartMessageMoveTask), which keeps their FIFO group: see the book, Alarms"
     )]
@@ -161,13 +165,69 @@ impl Context {
     }
 }
 
-/// The copy's key of one object, from the command line's words.
-pub fn object_key(company: &str, object_type: &str, id: i64) -> Result<ObjectKey, CliError> {
+/// The copy's key of one object, from the command line's words: a company the deployment knows
+/// and an object type Tripletex has, or an error that says which exist.
+pub async fn object_key(
+    ctx: &Context,
+    company: &str,
+    object_type: &str,
+    id: i64,
+) -> Result<ObjectKey, CliError> {
+    known_object_type(object_type)?;
     Ok(ObjectKey {
-        tenant: TenantId::parse(company)
-            .map_err(|error| CliError::NotATenant(company.to_owned(), error))?,
+        tenant: known_company(ctx, company).await?,
         object_type: object_type.to_owned(),
         object_id: id,
+    })
+}
+
+/// An object type Tripletex has (`domain::sync::object_types`); a mistyped one is an error that
+/// lists them.
+pub fn known_object_type(object_type: &str) -> Result<(), CliError> {
+    if domain::sync::is_object_type(object_type) {
+        return Ok(());
+    }
+    Err(CliError::UnknownObjectType {
+        name: object_type.to_owned(),
+        known: domain::sync::object_types().join(", "),
+    })
+}
+
+/// The companies the deployment knows: the credentials secret's own and every registered one
+/// (removed ones too: a removed company's copy stands until it is purged).
+pub async fn known_companies(
+    ctx: &Context,
+) -> Result<std::collections::BTreeSet<TenantId>, CliError> {
+    let registered = ops::companies::registered(ctx.dynamodb(), &ctx.deployment).await?;
+    let mut known: std::collections::BTreeSet<TenantId> = registered
+        .into_iter()
+        .map(|company| company.tenant)
+        .collect();
+    if let Some(secret) = ctx.deployment.tripletex_credentials_secret.as_deref() {
+        let text = ops::secret_text(&ctx.sdk, secret, "the Tripletex credentials secret").await?;
+        let secret = domain::tripletex::CredentialsSecret::from_json(&text)
+            .map_err(crate::tripletex::TripletexError::Credentials)?;
+        known.extend(secret.companies.0.into_keys());
+    }
+    Ok(known)
+}
+
+/// A company the deployment knows, or an error that lists the ones it does.
+pub async fn known_company(ctx: &Context, company: &str) -> Result<TenantId, CliError> {
+    let tenant = TenantId::parse(company)
+        .map_err(|error| CliError::NotATenant(company.to_owned(), error))?;
+    let known = known_companies(ctx).await?;
+    if known.contains(&tenant) {
+        return Ok(tenant);
+    }
+    let names: Vec<String> = known.iter().map(ToString::to_string).collect();
+    Err(CliError::UnknownCompany {
+        name: company.to_owned(),
+        known: if names.is_empty() {
+            "none yet (`companies add`)".to_owned()
+        } else {
+            names.join(", ")
+        },
     })
 }
 

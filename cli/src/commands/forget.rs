@@ -24,7 +24,7 @@ pub struct ForgetArgs {
 }
 
 pub async fn run(ctx: &Context, args: &ForgetArgs) -> Result<Answer, CliError> {
-    let key = object_key(&args.company, &args.object_type, args.id)?;
+    let key = object_key(ctx, &args.company, &args.object_type, args.id).await?;
     let forgotten = forget(
         ctx.sqs(),
         ctx.dynamodb(),

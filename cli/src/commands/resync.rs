@@ -2,7 +2,7 @@
 
 use domain::sync::{RunMode, StartMode, StartRequest};
 
-use crate::context::{Answer, CliError, Context};
+use crate::context::{Answer, CliError, Context, known_company, known_object_type};
 use crate::ops::sync_runs::{RunProgress, run_progress};
 use crate::ops::{self};
 use crate::render::table;
@@ -41,6 +41,10 @@ impl From<SyncMode> for RunMode {
 }
 
 pub async fn run(ctx: &Context, args: &ResyncArgs) -> Result<Answer, CliError> {
+    known_company(ctx, &args.company).await?;
+    for object_type in &args.types {
+        known_object_type(object_type)?;
+    }
     let request = StartRequest {
         mode: StartMode::Run(args.mode.into()),
         companies: Some(vec![args.company.clone()]),

@@ -276,7 +276,7 @@ async fn send(ctx: &Context, args: &SendArgs) -> Result<Sent, CliError> {
     let timeout = std::time::Duration::from_secs(args.timeout_seconds);
     let event = EventName::parse(&args.event)
         .map_err(|error| CliError::NotAnEvent(args.event.clone(), error))?;
-    let key = object_key(company, event.object(), id)?;
+    let key = object_key(ctx, company, event.object(), id).await?;
     let tenant = &key.tenant;
     let settings = company_settings(ctx, &event, tenant).await?;
     let now = tripletex_now(ctx, company, event.object(), id, &settings.fields).await?;

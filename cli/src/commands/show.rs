@@ -23,7 +23,7 @@ pub struct ShowArgs {
 }
 
 pub async fn run(ctx: &Context, args: &ShowArgs) -> Result<Answer, CliError> {
-    let key = object_key(&args.company, &args.object_type, args.id)?;
+    let key = object_key(ctx, &args.company, &args.object_type, args.id).await?;
     let stored = ops::tables::stored_object(
         ctx.dynamodb(),
         &ctx.payloads(),

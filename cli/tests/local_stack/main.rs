@@ -56,6 +56,12 @@ async fn local_stack_with(name: &str, lambda_endpoint: &str, more: &[String]) ->
         .arg(&env_file)
         .args(["--function-url", "WebhookReceiver=http://127.0.0.1:9/"])
         .args(["--lambda-endpoint", lambda_endpoint])
+        // The local stack's companies (default, hmac-demo), as scripts/run gives them; a test's own
+        // secret, later, takes its place.
+        .args([
+            "--secret",
+            "TripletexCredentialsSecret=infra/local/tripletex-credentials.json",
+        ])
         .args(more)
         .output()
         .unwrap();

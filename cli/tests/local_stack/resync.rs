@@ -105,14 +105,50 @@ async fn a_function_error_is_said_with_its_message_and_exits_2() {
     let lambda = StandInLambda::start(|_| {
         (
             Some("Unhandled"),
-            serde_json::json!({"errorType": "UnknownTenant", "errorMessage": "no Tripletex company is configured for tenant \"nobody\""}),
+            serde_json::json!({"errorType": "SyncError", "errorMessage": "the sync queue is not reachable"}),
         )
     });
     let local = local_stack_invoking("cli-function-error", &lambda.endpoint).await;
-    let output = local.cli(&["resync", "--company", "nobody"]);
+    let output = local.cli(&["resync", "--company", "default"]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "tripletex-webhooks: object-sync failed (Unhandled): no Tripletex company is configured for tenant \"nobody\"\n"
+        "tripletex-webhooks: object-sync failed (Unhandled): the sync queue is not reachable\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mistyped_company_or_type_is_an_error_that_says_what_exists_and_nothing_is_asked() {
+    let lambda = StandInLambda::start(|_| (None, serde_json::json!({"runs": []})));
+    let local = local_stack_invoking("cli-resync-typos", &lambda.endpoint).await;
+    for (args, error) in [
+        (
+            vec!["resync", "--company", "nosuch"],
+            "no company 'nosuch'; companies: default, hmac-demo",
+        ),
+        (
+            vec!["resync", "--company", "default", "--type", "banana"],
+            "no object type 'banana'; types: ",
+        ),
+        (
+            vec!["show", "default", "nosuchtype", "1"],
+            "no object type 'nosuchtype'; types: ",
+        ),
+        (
+            vec!["forget", "nosuch", "customer", "1"],
+            "no company 'nosuch'; companies: default, hmac-demo",
+        ),
+    ] {
+        let output = local.cli(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("tripletex-webhooks: {error}")),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(
+        lambda.requests().is_empty(),
+        "no run was asked for a mistake"
     );
 }

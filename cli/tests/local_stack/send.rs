@@ -174,8 +174,8 @@ async fn send_posts_what_tripletex_has_as_tripletex_would_and_waits_for_the_work
         ),
         (
             vec!["customer.update", "1", "--company", "nobody"],
-            // The local receiver derives a credential for any tenant: Tripletex's side is missing.
-            "no Tripletex credentials for company \"nobody\"".to_owned(),
+            // A company the deployment does not know: said before anything is asked of anyone.
+            "no company 'nobody'; companies: default".to_owned(),
         ),
     ] {
         let mut full = vec!["send"];

@@ -1,6 +1,6 @@
 //! `mirror rebuild | status | check`: the Postgres mirror from the operator's side.
 
-use crate::context::{Answer, CliError, Context};
+use crate::context::{Answer, CliError, Context, known_company, known_object_type};
 use clap::Subcommand;
 
 use std::collections::BTreeMap;
@@ -59,6 +59,19 @@ pub enum MirrorAction {
 pub async fn run(ctx: &Context, args: &MirrorArgs) -> Result<Answer, CliError> {
     let deployment = &ctx.deployment;
     let dynamodb = ctx.dynamodb();
+    if let MirrorAction::Rebuild {
+        company,
+        object_type,
+        ..
+    } = &args.action
+    {
+        if let Some(company) = company {
+            known_company(ctx, company).await?;
+        }
+        if let Some(object_type) = object_type {
+            known_object_type(object_type)?;
+        }
+    }
     let mirror = connect(&ctx.sdk, deployment, args.database_url.as_deref()).await?;
     match &args.action {
         MirrorAction::Rebuild {

@@ -203,22 +203,63 @@ pub fn listable(object_type: &str) -> Option<&'static ObjectTypeSpec> {
     LISTABLE.iter().find(|s| s.object_type == object_type)
 }
 
+/// Object types Tripletex sends webhooks for that no endpoint lists, and why.
+const UNLISTABLE: [(&str, &str); 2] = [
+    (
+        "notification",
+        "Tripletex has no endpoint that lists notifications",
+    ),
+    (
+        "archiverelation",
+        "Tripletex has no endpoint that lists archive relations",
+    ),
+];
+
 pub fn spec_for(object_type: &str) -> Reconcilable {
     if let Some(spec) = listable(object_type) {
         return Reconcilable::Yes(spec);
     }
     Reconcilable::No {
-        reason: match object_type {
-            "notification" => "Tripletex has no endpoint that lists notifications",
-            "archiverelation" => "Tripletex has no endpoint that lists archive relations",
-            _ => "not a Tripletex object type this sync knows",
-        },
+        reason: UNLISTABLE
+            .iter()
+            .find(|(name, _)| *name == object_type)
+            .map_or("not a Tripletex object type this sync knows", |(_, why)| {
+                why
+            }),
     }
+}
+
+/// Every Tripletex object type the bundle knows (the part of an event's name before the dot), in
+/// name order: a name outside it is a mistake.
+pub fn object_types() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = LISTABLE
+        .iter()
+        .map(|spec| spec.object_type)
+        .chain(UNLISTABLE.iter().map(|(name, _)| *name))
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+pub fn is_object_type(name: &str) -> bool {
+    listable(name).is_some() || UNLISTABLE.iter().any(|(known, _)| *known == name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_type_is_known_by_its_name_and_a_mistyped_one_is_not() {
+        let names = object_types();
+        assert!(names.contains(&"closeGroup") && names.contains(&"notification"));
+        assert!(
+            names.windows(2).all(|pair| pair[0] < pair[1]),
+            "in name order"
+        );
+        assert!(names.iter().all(|name| is_object_type(name)));
+        assert!(!is_object_type("banana") && !is_object_type("Customer"));
+    }
 
     #[test]
     fn each_type_is_found_by_the_name_its_events_use() {

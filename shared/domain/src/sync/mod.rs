@@ -22,7 +22,10 @@ pub mod run;
 pub mod start;
 pub mod window;
 
-pub use catalog::{IdFilter, ObjectTypeSpec, Partition, Reconcilable, listable, spec_for};
+pub use catalog::{
+    IdFilter, ObjectTypeSpec, Partition, Reconcilable, is_object_type, listable, object_types,
+    spec_for,
+};
 pub use claims::{CLAIM_GRACE, ClaimRepair, TakenResync, repair_claim};
 pub use compare::{
     AfterLookup, Behind, LISTED_BUCKET_WIDTH, ListedStretch, PageVerdict, StoredVersion,
