@@ -1,3 +1,7 @@
+// The handler's future holds the registry's read through the SDK's paginator, whose future type is
+// deep; its layout needs more than rustc's default query depth in a clean build.
+#![recursion_limit = "256"]
+
 use std::convert::Infallible;
 
 use aws_adapters::blobs::S3BlobStore;
