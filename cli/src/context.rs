@@ -27,6 +27,8 @@ pub enum CliError {
     Write(std::path::PathBuf, #[source] std::io::Error),
     #[error("{0:?} is not a company's tenant")]
     NotATenant(String, #[source] domain::ids::InvalidTenant),
+    #[error("the local stack is not running (nothing answers at {0}): start it with scripts/run")]
+    LocalStackDown(String),
     #[error("no company '{name}'; companies: {known}")]
     UnknownCompany { name: String, known: String },
     #[error("no object type '{name}'; types: {known}")]
@@ -109,7 +111,13 @@ impl Context {
     /// The deployment the command line names: the local stack's summary, or a stack's outputs.
     pub async fn find(cli: &Target) -> Result<Self, CliError> {
         let (deployment, sdk) = if let Some(path) = &cli.local {
-            let deployment = Deployment::from_local_summary(path)?;
+            let from = std::env::current_dir().unwrap_or_default();
+            let env = std::env::var_os(crate::deployment::LOCAL_STACK_ENV).map(PathBuf::from);
+            let path = crate::deployment::find_local_summary(path, &from, env)?;
+            let deployment = Deployment::from_local_summary(&path)?;
+            if let Some(endpoint) = deployment.endpoint.as_deref() {
+                local_stack_answers(endpoint)?;
+            }
             let sdk = ops::sdk_config(deployment.endpoint.as_deref()).await;
             (deployment, sdk)
         } else {
@@ -162,6 +170,30 @@ impl Context {
             text,
             needs_a_person,
         })
+    }
+}
+
+/// Whether the local stack's AWS stand-in answers at all: after a Ctrl-C of `scripts/run` the SDK
+/// would only say its connection was refused.
+fn local_stack_answers(endpoint: &str) -> Result<(), CliError> {
+    use std::net::ToSocketAddrs as _;
+    let down = || CliError::LocalStackDown(endpoint.to_owned());
+    let authority = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let addresses: Vec<std::net::SocketAddr> =
+        authority.to_socket_addrs().map_err(|_| down())?.collect();
+    let timeout = std::time::Duration::from_secs(2);
+    if addresses
+        .iter()
+        .any(|address| std::net::TcpStream::connect_timeout(address, timeout).is_ok())
+    {
+        Ok(())
+    } else {
+        Err(down())
     }
 }
 

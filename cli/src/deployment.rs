@@ -62,6 +62,16 @@ pub enum DeploymentError {
     },
     #[error("the deployment has no {0}: is it a stack of this bundle, and of this version?")]
     Missing(&'static str),
+    #[error(
+        "no local stack found: looked for {} in {}; start one with scripts/run in the checkout (or name \
+         its summary with --local=FILE or {LOCAL_STACK_ENV})",
+        wanted.display(),
+        looked.iter().map(|dir| dir.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    NoLocalStack {
+        wanted: PathBuf,
+        looked: Vec<PathBuf>,
+    },
     #[error("no stack name given, and {} names none (stack_name = \"...\")", path.display())]
     NoStackName { path: PathBuf },
     #[error("CloudFormation could not describe stack {stack}")]
@@ -70,6 +80,34 @@ pub enum DeploymentError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// Names the local stack's summary when `--local` is given without a file.
+pub const LOCAL_STACK_ENV: &str = "TRIPLETEX_WEBHOOKS_STACK";
+
+/// The local stack's summary: `LOCAL_STACK_ENV` when set, a path that exists as given, or a
+/// relative one (`.local/stack.json`) found in the working directory or the nearest directory above
+/// it that has it, so that `--local` works from anywhere in the checkout.
+pub fn find_local_summary(
+    given: &Path,
+    from: &Path,
+    env: Option<PathBuf>,
+) -> Result<PathBuf, DeploymentError> {
+    if let Some(named) = env {
+        return Ok(named);
+    }
+    if given.is_absolute() {
+        return Ok(given.to_owned());
+    }
+    let looked: Vec<PathBuf> = from.ancestors().map(Path::to_owned).collect();
+    looked
+        .iter()
+        .map(|dir| dir.join(given))
+        .find(|candidate| candidate.is_file())
+        .ok_or(DeploymentError::NoLocalStack {
+            wanted: given.to_owned(),
+            looked,
+        })
 }
 
 /// The outputs that name the functions a command invokes, and their local names (the package
@@ -231,6 +269,37 @@ pub fn samconfig_stack_name(path: &Path) -> Result<String, DeploymentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_local_stack_is_found_from_anywhere_in_the_checkout_and_its_absence_says_where_it_looked()
+    {
+        let root = std::env::temp_dir().join(format!("find-local-{}", std::process::id()));
+        let deep = root.join("cli/src/commands");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::create_dir_all(root.join(".local")).unwrap();
+        let given = Path::new(".local/stack.json");
+        let missing = find_local_summary(given, &deep, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("no local stack found: looked for .local/stack.json in ")
+                && missing.contains(&deep.display().to_string())
+                && missing.contains("start one with scripts/run"),
+            "{missing}"
+        );
+        std::fs::write(root.join(".local/stack.json"), "{}").unwrap();
+        assert_eq!(
+            find_local_summary(given, &deep, None).unwrap(),
+            root.join(".local/stack.json")
+        );
+        let named = PathBuf::from("/elsewhere/stack.json");
+        assert_eq!(
+            find_local_summary(given, &deep, Some(named.clone())).unwrap(),
+            named,
+            "the environment names it"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     fn summary_file(text: &str) -> PathBuf {
         let path = std::env::temp_dir().join(format!(

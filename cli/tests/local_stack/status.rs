@@ -274,3 +274,33 @@ async fn status_shows_the_keepers_last_run_and_one_with_failed_steps_needs_a_per
     assert!(text.contains("keeper's last run"), "{text}");
     assert!(text.contains("2026-12-01T20:00:00Z"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_local_stack_is_said_so_with_what_to_do() {
+    let local = local_stack("cli-stopped").await;
+    let mut summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&local.summary).unwrap()).unwrap();
+    // A port nothing answers on: the stack's moto, stopped.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    summary["endpoint"] = Value::String(endpoint.clone());
+    let stopped = local.summary.with_extension("stopped.json");
+    std::fs::write(&stopped, summary.to_string()).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tripletex-webhooks"))
+        .arg(format!("--local={}", stopped.display()))
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "tripletex-webhooks: the local stack is not running (nothing answers at {endpoint}): \
+             start it with scripts/run\n"
+        )
+    );
+}
