@@ -49,12 +49,32 @@ pub fn stored(object: &StoredObject) -> String {
         "updated".to_owned(),
         or_dash(object.updated_at.as_deref()),
     ]);
-    let value = object
-        .value
-        .as_ref()
-        .and_then(|v| serde_json::to_string_pretty(v).ok())
-        .unwrap_or_else(|| "-".to_owned());
+    if let Some(at) = &object.forgotten_at {
+        rows.add_row(vec![
+            "forgotten".to_owned(),
+            format!(
+                "{at}: its value was erased on request; only a version newer than {} is stored again",
+                object
+                    .version
+                    .map_or_else(|| "the one it had".to_owned(), |v| v.to_string())
+            ),
+        ]);
+    }
+    let value = match (&object.value, &object.forgotten_at, object.deleted) {
+        (Some(value), _, _) => {
+            serde_json::to_string_pretty(value).unwrap_or_else(|_| "-".to_owned())
+        }
+        (None, Some(_), _) => "- (forgotten)".to_owned(),
+        (None, None, true) => "- (a tombstone keeps no value)".to_owned(),
+        (None, None, false) => "-".to_owned(),
+    };
     rows.add_row(vec!["value".to_owned(), value]);
+    if let Some(claim) = &object.value_claim {
+        rows.add_row(vec![
+            "kept in".to_owned(),
+            format!("the payload bucket, {claim} (over an item's limit)"),
+        ]);
+    }
     if let Some(last_value) = object
         .last_value
         .as_ref()

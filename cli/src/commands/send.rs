@@ -161,6 +161,9 @@ pub enum Progress {
     AlreadyCurrent,
     /// The worker handled it, but the copy holds a tombstone, and no upsert lifts one.
     Tombstoned,
+    /// The worker handled it, but the object's value was erased on request (`forget`) at this
+    /// version or a later one: only a newer version than that is stored again.
+    Forgotten,
 }
 
 /// The worker has handled the delivery once the item carries its probe key (the store records it
@@ -174,6 +177,10 @@ pub fn progress(
     let Some(now) = now.filter(|now| now.last_probe.as_deref() == Some(probe)) else {
         return Progress::Waiting;
     };
+    // An accepted upsert clears the mark; one still there refused this upsert.
+    if now.forgotten_at.is_some() && !now.deleted && expected != Expected::Deleted {
+        return Progress::Forgotten;
+    }
     if expected.held_by(before) {
         Progress::AlreadyCurrent
     } else if now.deleted && expected != Expected::Deleted {
@@ -360,6 +367,14 @@ already, so its dedup changed nothing: the whole loop works\n"
         (200, Progress::Tombstoned) => "the worker handled it, but the copy holds a tombstone for \
 this id, and no upsert lifts one: Tripletex gave a new object an id the copy saw deleted\n"
             .to_owned(),
+        (200, Progress::Forgotten) => format!(
+            "the worker handled it {seconds:.1} s after the send, and kept it out: the object was \
+forgotten on request ({}), and only a version newer than the one it was forgotten at is stored again\n",
+            sent.stored
+                .as_ref()
+                .and_then(|stored| stored.forgotten_at.as_deref())
+                .unwrap_or("at a time the copy does not say")
+        ),
         (200, Progress::Waiting) => match sent.webhook_queue_depth {
             Some(depth) if depth > 0 => format!(
                 "the worker has not handled it after {seconds:.0} s; the webhook queue holds {depth} \
@@ -513,6 +528,36 @@ mod tests {
             .next()
             .map(|(_, value)| value.into_owned())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_upsert_of_a_forgotten_object_is_said_to_be_kept_out_and_a_delete_closes_it() {
+        let forgotten = |deleted| StoredObject {
+            last_probe: Some("probe-1".into()),
+            forgotten_at: Some("2026-12-06T10:00:00Z".into()),
+            ..stored(4, deleted)
+        };
+        let before = Some(stored(4, false));
+        assert_eq!(
+            progress(
+                Expected::AtVersion(4),
+                "probe-1",
+                before.as_ref(),
+                Some(&forgotten(false))
+            ),
+            Progress::Forgotten,
+            "the worker's outcome was forgotten, not a dedup of a version held"
+        );
+        assert_eq!(
+            progress(
+                Expected::Deleted,
+                "probe-1",
+                before.as_ref(),
+                Some(&forgotten(true))
+            ),
+            Progress::Stored,
+            "a delete still writes its tombstone"
+        );
     }
 
     #[test]

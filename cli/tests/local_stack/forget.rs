@@ -108,6 +108,14 @@ async fn forget_erases_the_value_from_table_bucket_quarantine_and_dead_letters_a
     let (shown, _) = local.json(&["show", "default", "customer", "42"]);
     assert_eq!(shown["stored"]["value"], Value::Null, "{shown}");
     assert!(shown["stored"]["forgottenAt"].is_string(), "{shown}");
+    let table = String::from_utf8_lossy(&local.cli(&["show", "default", "customer", "42"]).stdout)
+        .into_owned();
+    assert!(
+        table.contains(
+            "its value was erased on request; only a version newer than 3 is stored again"
+        ) && table.contains("- (forgotten)"),
+        "show says it was forgotten, not only that it has no value: {table}"
+    );
     assert!(
         payloads.get(&claim_key).await.unwrap().is_none(),
         "the claim-checked body is gone"
