@@ -26,6 +26,9 @@ pub struct CompanyStatus {
     pub resync_requests: Vec<(String, u64)>,
     /// The keeper's last run for the company (a dry run is never kept); none before its first.
     pub keeper_last_run: Option<KeeperLastRun>,
+    /// Its state in the company registry (`active`, `offboarding`, `removed`, ...); none for a
+    /// company of the credentials secret alone.
+    pub registry_state: Option<String>,
 }
 
 /// What the keeper kept of its last run for a company.
@@ -77,8 +80,14 @@ pub async fn companies(
     let mut last = last_sync_runs(&tables::scan(dynamodb, &deployment.sync_table).await?);
     let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut last_runs: BTreeMap<String, KeeperLastRun> = BTreeMap::new();
+    let mut states: BTreeMap<String, String> = BTreeMap::new();
     for item in tables::scan(dynamodb, &deployment.resync_table).await? {
-        if let Some(run) = resync_ledger::read_last_run(&item) {
+        if let Some(company) = aws_adapters::registry::read_registered(&item) {
+            states.insert(
+                company.tenant.to_string(),
+                company.state.as_str().to_owned(),
+            );
+        } else if let Some(run) = resync_ledger::read_last_run(&item) {
             last_runs.insert(run.tenant.clone(), KeeperLastRun::from(run));
         } else if let Some((tenant, state)) = resync_ledger::read_request_state(&item) {
             *requests
@@ -92,6 +101,7 @@ pub async fn companies(
         .keys()
         .chain(requests.keys())
         .chain(last_runs.keys())
+        .chain(states.keys())
         .cloned()
         .collect();
     Ok(tenants
@@ -107,6 +117,7 @@ pub async fn companies(
                 .map(|r| r.into_iter().collect())
                 .unwrap_or_default(),
             keeper_last_run: last_runs.remove(&tenant),
+            registry_state: states.remove(&tenant),
             tenant,
         })
         .collect())

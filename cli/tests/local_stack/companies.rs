@@ -288,4 +288,28 @@ async fn companies_add_list_and_remove_work_the_registry_and_purge_only_that_com
         .map(|item| item["tenant"].clone())
         .collect();
     assert_eq!(tenants, [s("202")], "another company's copy is untouched");
+    let (status, _) = local.json(&["status", "--no-subscriptions"]);
+    let states: Vec<(&str, &str)> = status["companies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["tenant"].as_str().unwrap(),
+                c["registryState"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&("201", "offboarding")),
+        "status says the company is leaving: {states:?}"
+    );
+    let (listed, _) = local.json(&["companies", "list"]);
+    let leaving = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["tenant"] == "201")
+        .unwrap();
+    assert_eq!(leaving["state"], "offboarding", "{leaving}");
 }

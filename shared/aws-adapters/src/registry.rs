@@ -38,6 +38,15 @@ fn registry_error<E: std::error::Error + Send + Sync + 'static>(source: E) -> Re
     }
 }
 
+/// A registry entry read from a scan of the ledger's table (as `status` reads it); none for any
+/// other item.
+pub fn read_registered(entry: &HashMap<String, AttributeValue>) -> Option<RegisteredCompany> {
+    let registry_key = entry.get(ledger_item::KEY).and_then(|v| v.as_s().ok());
+    (registry_key.map(String::as_str) == Some(REGISTRY_KEY))
+        .then(|| registered(entry))
+        .flatten()
+}
+
 /// A registry item read back; none if it is not one this adapter wrote.
 fn registered(entry: &HashMap<String, AttributeValue>) -> Option<RegisteredCompany> {
     let text = |name: &str| entry.get(name).and_then(|v| v.as_s().ok());

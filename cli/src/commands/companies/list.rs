@@ -70,7 +70,9 @@ pub async fn list(
             continue;
         };
         if let Some(run) = &status.keeper_last_run {
-            row.subscriptions = Some(run.seen);
+            // A removed company's subscriptions were ours to delete, not to count: what its last
+            // run saw is no longer there (or, refused, no longer ours to know).
+            row.subscriptions = (row.state != CompanyState::Removed.as_str()).then_some(run.seen);
             row.keeper_ran_at = Some(run.finished_at.clone());
             row.keeper_error = run.error.clone();
         }

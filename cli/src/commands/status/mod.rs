@@ -258,6 +258,7 @@ mod tests {
             }],
             resync_requests: Vec::new(),
             keeper_last_run: None,
+            registry_state: None,
         }
     }
 

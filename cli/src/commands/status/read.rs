@@ -54,6 +54,7 @@ pub(super) fn add_subscriptions(companies: &mut Vec<CompanyStatus>, report: &Run
                 types: Vec::new(),
                 resync_requests: Vec::new(),
                 keeper_last_run: None,
+                registry_state: None,
             }),
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::Status;
-use crate::ops::companies::KeeperLastRun;
+use crate::ops::companies::{CompanyStatus, KeeperLastRun};
 use crate::render::{age, or_dash, table};
 
 pub fn render(status: &Status) -> String {
@@ -17,6 +17,14 @@ pub fn render(status: &Status) -> String {
         attention(status),
     ]
     .concat()
+}
+
+/// A company as the tables name it: a company leaving or removed says so.
+fn company_label(company: &CompanyStatus) -> String {
+    match company.registry_state.as_deref() {
+        Some(state @ ("offboarding" | "removed")) => format!("{} ({state})", company.tenant),
+        _ => company.tenant.clone(),
+    }
 }
 
 /// Each queue's depth and its oldest message's age.
@@ -70,11 +78,11 @@ fn subscriptions(status: &Status) -> String {
                 } else {
                     events.join("\n")
                 };
-                subscriptions.add_row(vec![company.tenant.clone(), named, state, next_run]);
+                subscriptions.add_row(vec![company_label(company), named, state, next_run]);
             }
             if found.foreign > 0 {
                 subscriptions.add_row(vec![
-                    company.tenant.clone(),
+                    company_label(company),
                     format!("{} of other integrations", found.foreign),
                     "-".to_owned(),
                     "never touched".to_owned(),
@@ -82,7 +90,7 @@ fn subscriptions(status: &Status) -> String {
             }
             if let Some(error) = &found.error {
                 subscriptions.add_row(vec![
-                    company.tenant.clone(),
+                    company_label(company),
                     "-".to_owned(),
                     "not seen".to_owned(),
                     error.clone(),
@@ -116,7 +124,7 @@ fn sync_runs(status: &Status) -> String {
                 (Some(at), false) => at.clone(),
             };
             runs.add_row(vec![
-                company.tenant.clone(),
+                company_label(company),
                 t.object_type.clone(),
                 t.run_id.clone(),
                 t.state.clone(),
@@ -159,7 +167,7 @@ fn keeper_runs(status: &Status) -> String {
             run.map_or_else(|| "-".to_owned(), |run| of(run).to_string())
         };
         keeper.add_row(vec![
-            company.tenant.clone(),
+            company_label(company),
             run.map_or_else(|| "none yet".to_owned(), |run| run.finished_at.clone()),
             count(|r| r.seen),
             count(|r| r.re_enabled),
