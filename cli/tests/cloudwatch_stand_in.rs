@@ -143,8 +143,10 @@ async fn a_refusal_is_an_error_that_says_what_was_being_read() {
         .unwrap_err();
 
     let said = domain::error::error_chain(&error);
-    assert!(
-        said.starts_with("reading the queues' ages from CloudWatch failed"),
-        "{said}"
+    assert_eq!(
+        said,
+        "reading the queues' ages from CloudWatch failed: AccessDenied: not allowed: \
+         cloudwatch:GetMetricData",
+        "what was being read and what the service said, in its words, not the SDK's"
     );
 }

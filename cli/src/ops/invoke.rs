@@ -6,7 +6,7 @@ use domain::sync::{StartReport, StartRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{AwsError, call};
+use super::{AwsError, call, sdk_call};
 use crate::deployment::Deployment;
 
 /// Invokes a function and reads its answer as JSON; a function error is an error with its message.
@@ -31,7 +31,7 @@ pub async fn invoke<Request: Serialize, Report: DeserializeOwned>(
         .payload(aws_sdk_lambda::primitives::Blob::new(payload))
         .send()
         .await
-        .map_err(call(format!("invoking {function}")))?;
+        .map_err(sdk_call(format!("invoking {function}")))?;
     let answer = output.payload().map_or(&b"null"[..], |blob| blob.as_ref());
     if let Some(kind) = output.function_error() {
         let failure: serde_json::Value = serde_json::from_slice(answer).unwrap_or_default();

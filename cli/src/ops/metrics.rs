@@ -32,10 +32,7 @@ pub async fn oldest_message_ages(
         now,
     )
     .await
-    .map_err(|source| AwsError::Call {
-        what: "reading the queues' ages from CloudWatch".into(),
-        source: Box::new(source),
-    })
+    .map_err(super::sdk_call("reading the queues' ages from CloudWatch"))
 }
 
 /// The latest one-minute maximum of a metric (namespace, name, dimension) for each dimension value,

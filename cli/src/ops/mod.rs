@@ -12,6 +12,7 @@ pub mod tables;
 use std::collections::HashMap;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use domain::error::BoxError;
 
 use crate::deployment::{Deployment, DeploymentError};
@@ -39,6 +40,47 @@ pub(crate) fn call<E: std::error::Error + Send + Sync + 'static>(
     move |source| AwsError::Call {
         what,
         source: Box::new(source),
+    }
+}
+
+/// An AWS call that failed, said in plain words: what it was doing, and what the service (its
+/// error's code and message) or the connection said, never the SDK's wording ("service error",
+/// "unhandled error") nor a Debug rendering of its error.
+pub(crate) fn sdk_call<E, R>(what: impl Into<String>) -> impl FnOnce(SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let what = what.into();
+    move |error| AwsError::Call {
+        what,
+        source: sdk_words(&error).into(),
+    }
+}
+
+/// What an SDK error means, in words.
+pub fn sdk_words<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> String {
+    match error {
+        SdkError::DispatchFailure(failure) if failure.is_io() => {
+            "the service could not be reached (the connection was refused or had no route)"
+                .to_owned()
+        }
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            "the service could not be reached in time".to_owned()
+        }
+        SdkError::DispatchFailure(_) => "the request could not be sent".to_owned(),
+        SdkError::TimeoutError(_) => "the service did not answer in time".to_owned(),
+        SdkError::ResponseError(_) => {
+            "the service's answer could not be read (is the endpoint the AWS service it should be?)"
+                .to_owned()
+        }
+        SdkError::ConstructionFailure(_) => "the request could not be made".to_owned(),
+        _ => match (error.code(), error.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_owned(),
+            (None, Some(message)) => message.to_owned(),
+            (None, None) => "the service refused it without saying why".to_owned(),
+        },
     }
 }
 
@@ -105,6 +147,6 @@ pub async fn secret_text(sdk: &SdkConfig, secret: &str, what: &str) -> Result<St
         .secret_id(secret)
         .send()
         .await
-        .map_err(call(format!("reading {what}")))?;
+        .map_err(sdk_call(format!("reading {what}")))?;
     Ok(value.secret_string().unwrap_or_default().to_owned())
 }

@@ -9,7 +9,7 @@ use domain::message::attribute;
 use domain::ports::BlobStore;
 use serde::Serialize;
 
-use super::{AwsError, call};
+use super::{AwsError, call, sdk_call};
 
 /// What a queue is for: its depth means something else for each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,7 +58,7 @@ pub async fn queue_status(
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
         .send()
         .await
-        .map_err(call(format!("reading the {name}'s depth")))?;
+        .map_err(sdk_call(format!("reading the {name}'s depth")))?;
     let count = |attribute: QueueAttributeName| {
         attributes
             .attributes()
@@ -143,7 +143,7 @@ pub async fn walk_queue(
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(call("receiving messages"));
+            .map_err(sdk_call("receiving messages"));
         let received = match received {
             Ok(received) => received,
             Err(error) => {
@@ -172,7 +172,7 @@ pub async fn walk_queue(
                         .send()
                         .await;
                     if let Err(error) = deleted {
-                        ended = Some(Err(call("deleting a message")(error)));
+                        ended = Some(Err(sdk_call("deleting a message")(error)));
                     }
                 }
                 Ok(Visit::Enough) => {
@@ -279,7 +279,7 @@ pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> Result<
             .set_message_attributes(message.message_attributes().cloned())
             .send()
             .await
-            .map_err(call("sending a dead letter back"))?;
+            .map_err(sdk_call("sending a dead letter back"))?;
         moved += 1;
         Ok(Visit::Delete)
     })
@@ -326,7 +326,7 @@ pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, handle: &str) -> Resu
         .visibility_timeout(0)
         .send()
         .await
-        .map_err(call("making a message visible again"))?;
+        .map_err(sdk_call("making a message visible again"))?;
     Ok(())
 }
 
@@ -347,13 +347,13 @@ pub async fn move_message(
             .map_err(call("building a message attribute"))?;
         send = send.message_attributes(name, value);
     }
-    send.send().await.map_err(call("sending the message"))?;
+    send.send().await.map_err(sdk_call("sending the message"))?;
     sqs.delete_message()
         .queue_url(from)
         .receipt_handle(&taken.receipt_handle)
         .send()
         .await
-        .map_err(call("deleting the moved message"))?;
+        .map_err(sdk_call("deleting the moved message"))?;
     Ok(())
 }
 

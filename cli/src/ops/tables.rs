@@ -8,7 +8,7 @@ use domain::item::StoredValue;
 use domain::ports::BlobStore;
 use serde::Serialize;
 
-use super::{AwsError, call};
+use super::{AwsError, call, sdk_call};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -21,7 +21,7 @@ pub async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Ve
         .send()
         .collect::<Result<Vec<_>, _>>()
         .await
-        .map_err(call(format!("reading table {table}")))
+        .map_err(sdk_call(format!("reading table {table}")))
 }
 
 /// One object as the copy holds it.
@@ -86,7 +86,7 @@ pub async fn stored_object(
         .consistent_read(true)
         .send()
         .await
-        .map_err(call(format!("reading {key}")))?;
+        .map_err(sdk_call(format!("reading {key}")))?;
     let Some(stored) = output.item else {
         return Ok(None);
     };

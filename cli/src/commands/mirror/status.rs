@@ -63,7 +63,13 @@ pub async fn status(
                     Some(age) => (Some(age), None),
                     None => (None, Some("CloudWatch has no IteratorAge of the last minutes (the local stack keeps no Lambda metrics)".to_owned())),
                 },
-                Err(error) => (None, Some(domain::error::error_chain(&error))),
+                Err(error) => (
+                    None,
+                    Some(format!(
+                        "reading the stream's IteratorAge from CloudWatch failed: {}",
+                        crate::ops::sdk_words(&error)
+                    )),
+                ),
             }
         }
     };
