@@ -314,9 +314,12 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
 }
 
 fn expires_in(days: i64) -> AttributeValue {
-    let at = Timestamp::now()
-        .checked_add(SignedDuration::from_hours(24 * days))
-        .unwrap_or(Timestamp::MAX);
+    expires_after(SignedDuration::from_hours(24 * days))
+}
+
+/// The TTL attribute of an item kept this long from now.
+fn expires_after(kept: SignedDuration) -> AttributeValue {
+    let at = Timestamp::now().checked_add(kept).unwrap_or(Timestamp::MAX);
     n(at.as_second())
 }
 
@@ -821,9 +824,9 @@ impl SyncRecords for DynamoSyncRecords {
         run_id: &str,
         findings: &[DriftFinding],
     ) -> Result<(), StoreError> {
-        let expires = Timestamp::now()
-            .checked_add(SignedDuration::try_from(FINDING_KEPT_FOR).unwrap_or(SignedDuration::MAX))
-            .unwrap_or(Timestamp::MAX);
+        let expires = expires_after(
+            SignedDuration::try_from(FINDING_KEPT_FOR).unwrap_or(SignedDuration::MAX),
+        );
         for chunk in findings.chunks(crate::dynamodb::WRITE_BATCH) {
             let items = chunk
                 .iter()
@@ -836,7 +839,7 @@ impl SyncRecords for DynamoSyncRecords {
                         ),
                         (item::HELD.to_owned(), s(finding.held.to_string())),
                         (item::RUN.to_owned(), s(run_id.to_owned())),
-                        (item::EXPIRES_AT.to_owned(), n(expires.as_second())),
+                        (item::EXPIRES_AT.to_owned(), expires.clone()),
                     ])
                 })
                 .collect();

@@ -5,12 +5,11 @@ use std::collections::BTreeMap;
 
 use aws_adapters::dynamodb::DynamoObjectStore;
 use domain::ids::TenantId;
-use domain::ports::CompanyRegistry;
 use domain::registry::CompanyState;
 use domain::tripletex::CredentialsSecret;
 use serde::Serialize;
 
-use super::{CompaniesError, invalid, registry_failed, registry_of};
+use super::{CompaniesError, invalid};
 use crate::deployment::Deployment;
 use crate::render::{or_dash, table};
 
@@ -42,10 +41,7 @@ pub async fn list(
 ) -> Result<Vec<Listed>, CompaniesError> {
     let secret = CredentialsSecret::from_json(secret_json)
         .map_err(crate::tripletex::TripletexError::Credentials)?;
-    let registered = registry_of(dynamodb, deployment)
-        .registered()
-        .await
-        .map_err(registry_failed)?;
+    let registered = crate::ops::companies::registered(dynamodb, deployment).await?;
     let mut rows: BTreeMap<String, Listed> = BTreeMap::new();
     for (tenant, credentials) in &secret.companies.0 {
         rows.insert(

@@ -135,7 +135,9 @@ where
             match check_storable(&message) {
                 Ok(()) => {
                     messages.push(message);
-                    findings.extend(DriftFinding::fetched(object.id, object.version));
+                    if queueing == Queueing::Drift {
+                        findings.extend(DriftFinding::fetched(object.id, object.version));
+                    }
                 }
                 Err(reason) => {
                     let reason = error_chain(&reason);
