@@ -3,7 +3,7 @@
 //!   that answers the keeper's resync requests, or a person), carried out in `start.rs`;
 //! - a batch from the sync queue: each record one task, one step (`step.rs`), its successor sent on.
 
-use aws_adapters::secrets::SecretSource;
+use aws_adapters::companies::CompanySource;
 use aws_adapters::telemetry::{emit_metrics, emit_type_metrics};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::error::error_chain;
@@ -13,7 +13,6 @@ use domain::ports::{
 };
 use domain::resync::ResyncKey;
 use domain::sync::{RunState, Stage, StartRequest, StepRecorded, StepReport, SyncTask, TypeCounts};
-use domain::tripletex::Companies;
 use jiff::Timestamp;
 use tracing::{error, info, warn};
 
@@ -74,14 +73,14 @@ pub struct SyncPorts<C, Q, T, S, R, P> {
 
 pub struct ObjectSync<C, Q, T, S, R, P> {
     pub(crate) ports: SyncPorts<C, Q, T, S, R, P>,
-    pub(crate) companies: SecretSource<Companies>,
+    pub(crate) companies: CompanySource,
     pub(crate) settings: SyncSettings,
 }
 
 impl<C, Q, T, S, R, P> ObjectSync<C, Q, T, S, R, P> {
     pub fn new(
         ports: SyncPorts<C, Q, T, S, R, P>,
-        companies: SecretSource<Companies>,
+        companies: CompanySource,
         settings: SyncSettings,
     ) -> Self {
         Self {

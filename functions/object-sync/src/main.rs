@@ -2,7 +2,7 @@
 #![recursion_limit = "256"]
 
 use aws_adapters::blobs::S3BlobStore;
-use aws_adapters::companies::{CachedRegistry, LookedAfter};
+use aws_adapters::companies::{CachedRegistry, CompanySource, LookedAfter};
 use aws_adapters::dynamodb::DynamoObjectStore;
 use aws_adapters::env::Env;
 use aws_adapters::resync_ledger::DynamoResyncLedger;
@@ -46,7 +46,7 @@ async fn main() -> Result<(), Error> {
                 .map_err(Error::from)
         },
     )?;
-    let companies = LookedAfter::new(credentials, registry).into_source();
+    let companies = CompanySource::looked_after(LookedAfter::new(credentials, registry));
     let ports = SyncPorts {
         tripletex: HttpTripletexCompanies::new(&config.api_base_url, RetryPolicy::default())?,
         webhooks: ClaimCheckedQueue::new(

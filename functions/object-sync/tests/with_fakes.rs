@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use aws_adapters::secrets::SecretSource;
+use aws_adapters::companies::CompanySource;
 use domain::envelope::EventName;
 use domain::ids::TenantId;
 use domain::message::QueueMessage;
@@ -85,7 +85,7 @@ fn harness(events: &[&str], limits: StepLimits) -> Harness {
         fields: "id,version,name".into(),
         limits,
     };
-    let sync = ObjectSync::new(ports, SecretSource::Fixed(Arc::new(companies)), settings);
+    let sync = ObjectSync::new(ports, CompanySource::Fixed(Arc::new(companies)), settings);
     Harness {
         sync,
         tripletex,

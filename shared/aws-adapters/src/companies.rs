@@ -15,7 +15,7 @@ use domain::registry::{self, CompanyState, RegisteredCompany};
 use domain::tripletex::{Companies, CredentialsSecret};
 
 use crate::refreshing::Refreshing;
-use crate::secrets::{Derive, SecretSource};
+use crate::secrets::SecretSource;
 
 /// The registry, read at most once a TTL. A re-read that fails keeps the last good answer (an
 /// outage of DynamoDB must not drop every company), and is tried again after another TTL.
@@ -112,15 +112,36 @@ impl<R: CompanyRegistry + 'static> LookedAfter<R> {
         });
         companies
     }
+}
 
-    /// As a source of `Companies`, for a handler that reads them as it reads a secret.
-    pub fn into_source(self) -> SecretSource<Companies> {
-        SecretSource::Derived(Box::new(self))
+/// Where a function finds the companies it works for: given once (a test, a bench, a local run
+/// without a registry), or looked after from the credentials secret and the registry.
+pub enum CompanySource {
+    Fixed(Arc<Companies>),
+    LookedAfter(Box<dyn MakeCompanies>),
+}
+
+impl CompanySource {
+    pub fn looked_after<R: CompanyRegistry + 'static>(looked_after: LookedAfter<R>) -> Self {
+        Self::LookedAfter(Box::new(looked_after))
+    }
+
+    pub async fn current(&self) -> Arc<Companies> {
+        match self {
+            Self::Fixed(companies) => Arc::clone(companies),
+            Self::LookedAfter(looked_after) => looked_after.make().await,
+        }
     }
 }
 
-impl<R: CompanyRegistry + 'static> Derive<Companies> for LookedAfter<R> {
-    fn current(&self) -> Pin<Box<dyn Future<Output = Arc<Companies>> + Send + '_>> {
+/// `LookedAfter` without its registry's type, so that a handler holding a `CompanySource` need
+/// not name it.
+pub trait MakeCompanies: Send + Sync {
+    fn make(&self) -> Pin<Box<dyn Future<Output = Arc<Companies>> + Send + '_>>;
+}
+
+impl<R: CompanyRegistry + 'static> MakeCompanies for LookedAfter<R> {
+    fn make(&self) -> Pin<Box<dyn Future<Output = Arc<Companies>> + Send + '_>> {
         Box::pin(self.companies())
     }
 }

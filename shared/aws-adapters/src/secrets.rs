@@ -21,13 +21,6 @@ pub enum SecretSource<T> {
     Fixed(Arc<T>),
     /// Read from Secrets Manager and refreshed on a TTL.
     Refreshing(RefreshingSecret<T>),
-    /// Made from other sources on each read (the companies: a secret and the registry).
-    Derived(Box<dyn Derive<T>>),
-}
-
-/// A value made from other sources, each cached on its own TTL.
-pub trait Derive<T>: Send + Sync {
-    fn current(&self) -> Pin<Box<dyn Future<Output = Arc<T>> + Send + '_>>;
 }
 
 impl<T: Send + Sync> SecretSource<T> {
@@ -35,7 +28,6 @@ impl<T: Send + Sync> SecretSource<T> {
         match self {
             Self::Fixed(value) => Arc::clone(value),
             Self::Refreshing(secret) => secret.current().await,
-            Self::Derived(derived) => derived.current().await,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aws_adapters::secrets::SecretSource;
+use aws_adapters::companies::CompanySource;
 use domain::envelope::EventName;
 use domain::sync::{StartReport, StartRequest};
 use domain::tripletex::Companies;
@@ -53,7 +53,7 @@ pub fn harness(api_base_url: String, companies: Companies, limits: StepLimits) -
         fields: "*".into(),
         limits,
     };
-    let sync = ObjectSync::new(ports, SecretSource::Fixed(Arc::new(companies)), settings);
+    let sync = ObjectSync::new(ports, CompanySource::Fixed(Arc::new(companies)), settings);
     Harness {
         sync,
         webhooks,

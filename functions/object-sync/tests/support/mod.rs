@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
+use aws_adapters::companies::CompanySource;
 use aws_adapters::dynamodb::DynamoObjectStore;
 use aws_adapters::resync_ledger::DynamoResyncLedger;
-use aws_adapters::secrets::SecretSource;
 use aws_adapters::sqs::{SqsQueue, SqsSyncTasks};
 use aws_adapters::sync_records::{DynamoSyncRecords, count_attribute, run_key};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -111,7 +111,7 @@ pub async fn stack(name: &str, object_type: &'static str, limits: StepLimits) ->
     };
     let sync = ObjectSync::new(
         ports,
-        SecretSource::Fixed(std::sync::Arc::new(companies)),
+        CompanySource::Fixed(std::sync::Arc::new(companies)),
         settings,
     );
     Stack {
