@@ -395,7 +395,8 @@ see `dlq`, `quarantine` and the worker's logs\n"
 
 #[cfg(test)]
 mod tests {
-    use domain::auth::{AuthConfig, TenantId};
+    use domain::auth::AuthConfig;
+    use domain::ids::TenantId;
     use domain::intake::{self, IncomingRequest, ReceiverLimits, Verdict};
     use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy};
 

@@ -235,7 +235,7 @@ async fn main() {
         )
         .unwrap();
     // Whether Tripletex holds plain lists (no date filter) to its 10,000 per result is not stated
-    // (tripletex-sync-api.md §2); the simulator does by default, so it is lifted for this type.
+    // (docs/src/concepts/object-sync.md); the simulator does by default, so it is lifted here.
     stack
         .sim
         .control("POST", "/_sim/list-limit", &json!({"limit": 100_000_000}))

@@ -7,10 +7,6 @@ use std::time::Duration;
 use aws_adapters::env::{ConfigError, Env, SecretLocation};
 use domain::envelope::EventName;
 use domain::keeper::desired_fields;
-use domain::tripletex::PRODUCTION_BASE_URL;
-
-pub const TRIPLETEX_CREDENTIALS_SECRET_ARN: &str = "TRIPLETEX_CREDENTIALS_SECRET_ARN";
-pub const TRIPLETEX_CREDENTIALS: &str = "TRIPLETEX_CREDENTIALS";
 
 /// The longest a recheck may wait for webhooks: well inside the function's shortest timeout
 /// (`SyncTimeoutSeconds` is at least 120 in the template).
@@ -120,20 +116,15 @@ impl Config {
                 ),
             });
         }
+        let tripletex = env.tripletex()?;
         Ok(Self {
             settings: SyncSettings {
                 events,
                 fields: desired_fields(&env.optional("SYNC_FIELDS").unwrap_or_else(|| "*".into())),
                 limits,
             },
-            api_base_url: env
-                .optional("TRIPLETEX_API_BASE_URL")
-                .unwrap_or_else(|| PRODUCTION_BASE_URL.to_owned()),
-            credentials: SecretLocation::from_env(
-                env,
-                TRIPLETEX_CREDENTIALS_SECRET_ARN,
-                TRIPLETEX_CREDENTIALS,
-            )?,
+            api_base_url: tripletex.api_base_url,
+            credentials: tripletex.credentials,
             secret_ttl: Duration::from_secs(env.parsed_or("SYNC_SECRET_CACHE_TTL_SECONDS", 300)?),
             registry_ttl: Duration::from_secs(
                 env.parsed_or("SYNC_REGISTRY_CACHE_TTL_SECONDS", 10)?,
@@ -153,6 +144,8 @@ impl Config {
 mod tests {
     use super::*;
     use aws_adapters::env::FixedEnv;
+    use aws_adapters::env::TRIPLETEX_CREDENTIALS;
+    use domain::tripletex::PRODUCTION_BASE_URL;
 
     const REQUIRED: [(&str, &str); 7] = [
         (

@@ -5,12 +5,9 @@ use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, Env, SecretLocation};
 use domain::keeper::{DEFAULT_RESYNC_LOOKBACK, KeeperPolicy, ReEnablePolicy, check_receiver_url};
-use domain::tripletex::PRODUCTION_BASE_URL;
 
 use domain::keeper::schedule::{DEFAULT_COMPANY_CONCURRENCY, Pace};
 
-pub const TRIPLETEX_CREDENTIALS_SECRET_ARN: &str = "TRIPLETEX_CREDENTIALS_SECRET_ARN";
-pub const TRIPLETEX_CREDENTIALS: &str = "TRIPLETEX_CREDENTIALS";
 pub const RECEIVER_AUTH_SECRET_ARN: &str = "RECEIVER_AUTH_SECRET_ARN";
 pub const RECEIVER_AUTH_CONFIG: &str = "RECEIVER_AUTH_CONFIG";
 
@@ -43,6 +40,7 @@ impl Config {
             "KEEPER_RESYNC_LOOKBACK_HOURS",
             DEFAULT_RESYNC_LOOKBACK.as_secs() / 3600,
         )?;
+        let tripletex = env.tripletex()?;
         Ok(Self {
             policy: KeeperPolicy {
                 receiver_url,
@@ -57,14 +55,8 @@ impl Config {
                 resync_lookback: Duration::from_secs(3600 * lookback_hours),
                 dry_run: env.parsed_or("KEEPER_DRY_RUN", false)?,
             },
-            api_base_url: env
-                .optional("TRIPLETEX_API_BASE_URL")
-                .unwrap_or_else(|| PRODUCTION_BASE_URL.to_owned()),
-            credentials: SecretLocation::from_env(
-                env,
-                TRIPLETEX_CREDENTIALS_SECRET_ARN,
-                TRIPLETEX_CREDENTIALS,
-            )?,
+            api_base_url: tripletex.api_base_url,
+            credentials: tripletex.credentials,
             receiver_auth: SecretLocation::from_env(
                 env,
                 RECEIVER_AUTH_SECRET_ARN,
@@ -86,6 +78,8 @@ impl Config {
 mod tests {
     use super::*;
     use aws_adapters::env::FixedEnv;
+    use aws_adapters::env::TRIPLETEX_CREDENTIALS;
+    use domain::tripletex::PRODUCTION_BASE_URL;
 
     const REQUIRED: [(&str, &str); 5] = [
         ("KEEPER_EVENTS", "customer.create, customer.update"),

@@ -502,18 +502,7 @@ mod tests {
             "the current value, re-sent"
         );
         assert_eq!(write.version, Some(0), "written at the version read");
-        let requests = h.re_enabled_requests();
-        assert_eq!(requests.len(), 1);
-        assert_eq!(requests[0].subscription_id, id);
-        assert_eq!(requests[0].object_type, "product");
-        assert_eq!(requests[0].previous_status, "DISABLED_TOO_MANY_ERRORS");
-        assert_eq!(
-            requests[0]
-                .window_to
-                .duration_since(requests[0].window_from)
-                .as_hours(),
-            8 * 24
-        );
+        h.ledger.assert_one_re_enable_asked(id, "product");
         assert_eq!(company.created.len(), 1);
         assert_eq!(company.created[0].event, "product.update");
     }

@@ -171,23 +171,7 @@ async fn re_enables_its_own_disabled_subscription_re_sending_the_auth_header_and
         stored["authHeaderValue"], HEADER_VALUE,
         "the current value, re-sent"
     );
-    let requests: Vec<_> = h
-        .ledger
-        .requests()
-        .into_iter()
-        .filter(|r| r.reason == domain::resync::ResyncReason::ReEnabled)
-        .collect();
-    assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].subscription_id, id);
-    assert_eq!(requests[0].object_type, "product");
-    assert_eq!(requests[0].previous_status, "DISABLED_TOO_MANY_ERRORS");
-    assert_eq!(
-        requests[0]
-            .window_to
-            .duration_since(requests[0].window_from)
-            .as_hours(),
-        8 * 24
-    );
+    h.ledger.assert_one_re_enable_asked(id, "product");
     // The other desired event had no subscription: created, pointing at the receiver.
     assert_eq!(company.created.len(), 1);
     assert_eq!(company.created[0].event, "product.update");

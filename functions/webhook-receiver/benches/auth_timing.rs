@@ -27,9 +27,9 @@ use std::time::Instant;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use domain::auth::{
-    AuthConfig, Credentials, IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TenantId, authenticate,
-    hmac_signature,
+    AuthConfig, Credentials, IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, authenticate, hmac_signature,
 };
+use domain::ids::TenantId;
 use http::{HeaderMap, HeaderValue};
 
 /// 40 characters: with SHA-256 padding, 39, 40 and 41 bytes all fill one 64-byte block.

@@ -97,6 +97,34 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// The variable naming the Tripletex credentials secret when deployed.
+pub const TRIPLETEX_CREDENTIALS_SECRET_ARN: &str = "TRIPLETEX_CREDENTIALS_SECRET_ARN";
+/// The variable holding the Tripletex credentials themselves, in a local run.
+pub const TRIPLETEX_CREDENTIALS: &str = "TRIPLETEX_CREDENTIALS";
+
+/// Where a function that calls Tripletex reaches it: the API (production unless
+/// `TRIPLETEX_API_BASE_URL` says otherwise) and the credentials secret.
+#[derive(Debug, Clone)]
+pub struct TripletexAccess {
+    pub api_base_url: String,
+    pub credentials: SecretLocation,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn tripletex(&self) -> Result<TripletexAccess, ConfigError> {
+        Ok(TripletexAccess {
+            api_base_url: self
+                .optional("TRIPLETEX_API_BASE_URL")
+                .unwrap_or_else(|| domain::tripletex::PRODUCTION_BASE_URL.to_owned()),
+            credentials: SecretLocation::from_env(
+                self,
+                TRIPLETEX_CREDENTIALS_SECRET_ARN,
+                TRIPLETEX_CREDENTIALS,
+            )?,
+        })
+    }
+}
+
 /// Where a secret is read from: Secrets Manager by ARN when deployed, or a value given directly in
 /// the environment for local runs. It remembers the variable it came from, for error messages.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
-pub use crate::ids::{DEFAULT_TENANT, Secret, TenantId};
+use crate::ids::{DEFAULT_TENANT, Secret, TenantId};
 
 /// Header carrying Tripletex's HMAC signature.
 pub const SIGNATURE_HEADER: &str = "x-request-signature";

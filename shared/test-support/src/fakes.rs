@@ -658,6 +658,32 @@ impl InMemoryResyncLedger {
         self.entries().iter().map(|e| e.request.clone()).collect()
     }
 
+    /// Holds that the keeper asked once for a resync of the subscription it re-enabled, over the
+    /// eight days Tripletex may have stopped sending in (the window a re-enable calls for).
+    pub fn assert_one_re_enable_asked(&self, subscription_id: i64, object_type: &str) {
+        let asked: Vec<ResyncRequest> = self
+            .requests()
+            .into_iter()
+            .filter(|r| r.reason == domain::resync::ResyncReason::ReEnabled)
+            .collect();
+        assert_eq!(
+            asked.len(),
+            1,
+            "one resync asked for the re-enable: {asked:?}"
+        );
+        let request = &asked[0];
+        assert_eq!(request.subscription_id, subscription_id);
+        assert_eq!(request.object_type, object_type);
+        assert_eq!(request.previous_status, "DISABLED_TOO_MANY_ERRORS");
+        assert_eq!(
+            request
+                .window_to
+                .duration_since(request.window_from)
+                .as_hours(),
+            8 * 24
+        );
+    }
+
     /// Each request's state and the run that took it.
     pub fn states(&self) -> Vec<(ResyncKey, &'static str, Option<String>)> {
         self.entries()
