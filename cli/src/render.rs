@@ -49,6 +49,13 @@ pub fn stored(object: &StoredObject) -> String {
         "updated".to_owned(),
         or_dash(object.updated_at.as_deref()),
     ]);
+    rows.add_row(vec![
+        "made by request".to_owned(),
+        object.last_request.as_deref().map_or_else(
+            || "-".to_owned(),
+            |request| format!("{request} (tripletex-webhooks log --request {request})"),
+        ),
+    ]);
     if let Some(at) = &object.forgotten_at {
         rows.add_row(vec![
             "forgotten".to_owned(),

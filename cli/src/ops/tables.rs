@@ -38,6 +38,8 @@ pub struct StoredObject {
     pub updated_at: Option<String>,
     /// The idempotency key of the last `send` delivery the worker handled.
     pub last_probe: Option<String>,
+    /// The request that made the stored version (`log --request` follows it).
+    pub last_request: Option<String>,
     /// The object as Tripletex sent it (none for a tombstone).
     pub value: Option<serde_json::Value>,
     /// On a tombstone of a type whose deletes remember (closeGroup): the value it held.
@@ -65,6 +67,7 @@ impl StoredObject {
             received_at: None,
             updated_at: None,
             last_probe: None,
+            last_request: None,
             value: None,
             last_value: None,
             value_claim: None,
@@ -109,6 +112,7 @@ pub async fn stored_object(
         received_at: text(stored.received_at),
         updated_at: text(Some(stored.updated_at)),
         last_probe: stored.last_probe,
+        last_request: stored.last_request,
         value: resolved(payloads, stored.value.as_ref()).await?,
         last_value: resolved(payloads, stored.last_value.as_ref()).await?,
         value_claim,

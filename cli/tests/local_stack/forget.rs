@@ -40,6 +40,7 @@ async fn forget_erases_the_value_from_table_bucket_quarantine_and_dead_letters_a
         received_at: jiff::Timestamp::now(),
         source: Source::Webhook,
         probe: None,
+        request: None,
     };
     // 42 over an item's limit (its value in the bucket), 43 beside it.
     assert_eq!(

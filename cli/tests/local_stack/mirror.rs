@@ -60,6 +60,7 @@ async fn mirror_check_finds_what_the_mirror_lacks_rebuild_fills_it_once_and_stat
             received_at: jiff::Timestamp::now(),
             source: Source::Resync,
             probe: None,
+            request: None,
         };
         store.apply(&change).await.unwrap();
     }

@@ -4,12 +4,13 @@
 //! - a batch from the sync queue: each record one task, one step (`step.rs`), its successor sent on.
 
 use aws_adapters::companies::CompanySource;
+use aws_adapters::telemetry::LogJournal;
 use aws_adapters::telemetry::{emit_metrics, emit_type_metrics};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::error::error_chain;
 use domain::ports::{
-    MessageQueue, ObjectsApi, PendingResyncs, QueueError, StoreError, StoredCopy, SyncRecords,
-    SyncTasks, TripletexCompanies,
+    Journal, MessageQueue, ObjectsApi, PendingResyncs, QueueError, StoreError, StoredCopy,
+    SyncRecords, SyncTasks, TripletexCompanies,
 };
 use domain::resync::ResyncKey;
 use domain::sync::{RunState, Stage, StartRequest, StepRecorded, StepReport, SyncTask, TypeCounts};
@@ -75,6 +76,7 @@ pub struct ObjectSync<C, Q, T, S, R, P> {
     pub(crate) ports: SyncPorts<C, Q, T, S, R, P>,
     pub(crate) companies: CompanySource,
     pub(crate) settings: SyncSettings,
+    pub(crate) journal: Box<dyn Journal>,
 }
 
 impl<C, Q, T, S, R, P> ObjectSync<C, Q, T, S, R, P> {
@@ -87,7 +89,13 @@ impl<C, Q, T, S, R, P> ObjectSync<C, Q, T, S, R, P> {
             ports,
             companies,
             settings,
+            journal: Box::new(LogJournal),
         }
+    }
+
+    pub fn with_journal(mut self, journal: impl Journal + 'static) -> Self {
+        self.journal = Box::new(journal);
+        self
     }
 }
 
@@ -273,6 +281,7 @@ where
             webhooks: &self.ports.webhooks,
             live_webhooks: self.ports.live_webhooks.as_ref(),
             settings: &self.settings,
+            journal: &*self.journal,
         };
         let result = match stage {
             Stage::List(cursor) => ports.list(task, spec, *cursor, counts, notes).await,

@@ -49,6 +49,7 @@ struct Harness {
     store: InMemoryObjectStore,
     records: InMemorySyncRecords,
     ledger: InMemoryResyncLedger,
+    journal: test_support::RecordingJournal,
     applied: usize,
 }
 
@@ -85,7 +86,9 @@ fn harness(events: &[&str], limits: StepLimits) -> Harness {
         fields: "id,version,name".into(),
         limits,
     };
-    let sync = ObjectSync::new(ports, CompanySource::Fixed(Arc::new(companies)), settings);
+    let journal = test_support::RecordingJournal::default();
+    let sync = ObjectSync::new(ports, CompanySource::Fixed(Arc::new(companies)), settings)
+        .with_journal(journal.clone());
     Harness {
         sync,
         tripletex,
@@ -95,6 +98,7 @@ fn harness(events: &[&str], limits: StepLimits) -> Harness {
         store,
         records,
         ledger,
+        journal,
         applied: 0,
     }
 }
@@ -324,6 +328,37 @@ async fn a_reconciliation_fetches_what_is_behind_or_missing_and_tombstones_only_
             (13, Held::Version(1)),
         ]
     );
+    // The journal names each object the run queued, as drift, and the run is the request that
+    // made each of their versions in the copy.
+    let mut queued: Vec<(i64, &str, bool)> = h
+        .journal
+        .entries()
+        .into_iter()
+        .filter_map(|entry| match entry {
+            domain::journal::Entry::Queued(queued) if queued.run == run_id => {
+                Some((queued.id, queued.outcome.name(), queued.drift))
+            }
+            _ => None,
+        })
+        .collect();
+    queued.sort();
+    assert_eq!(
+        queued,
+        [
+            (2, "fetched", true),
+            (5, "fetched", true),
+            (7, "tombstoned", true),
+            (11, "fetched", true),
+            (12, "tombstoned", true),
+            (13, "fetched", true),
+        ]
+    );
+    let request = domain::journal::sync_request(&run_id);
+    for id in [2, 7, 13] {
+        let key = format!("{TENANT}#product#{id}");
+        let item = h.store.get(&key).unwrap();
+        assert_eq!(item.last_change.request.as_deref(), Some(request.as_str()));
+    }
 }
 
 #[tokio::test]

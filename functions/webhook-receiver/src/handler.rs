@@ -1,19 +1,21 @@
 //! Turns a Function URL (or HTTP API) request into an intake decision, carries it out, and answers.
 
 use aws_adapters::secrets::SecretSource;
-use domain::auth::AuthConfig;
+use aws_adapters::telemetry::LogJournal;
+use domain::auth::{AuthConfig, IDEMPOTENCY_KEY_HEADER};
 use domain::error::error_chain;
 use domain::ids::TenantId;
 use domain::intake::{self, IncomingRequest, ReceiverLimits, Rejection, Verdict};
-use domain::message::QueueMessage;
-use domain::ports::{MessageQueue, TenantStates};
+use domain::journal::{self, Entry, Receipt, Received};
+use domain::message::{QueueMessage, WebhookMessage};
+use domain::ports::{Journal, MessageQueue, TenantStates};
 use domain::registry::CompanyState;
 use jiff::Timestamp;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::warn;
 
 /// Seconds a caller is asked to wait before retrying when the queue is down.
 const RETRY_AFTER_SECONDS: &str = "5";
@@ -25,6 +27,7 @@ pub struct Receiver<Q> {
     limits: ReceiverLimits,
     /// The company registry: a company being removed, or removed, is refused whatever it carries.
     registry: Option<Box<dyn TenantStates>>,
+    journal: Box<dyn Journal>,
 }
 
 impl<Q: MessageQueue> Receiver<Q> {
@@ -40,7 +43,13 @@ impl<Q: MessageQueue> Receiver<Q> {
             quarantine,
             limits,
             registry: None,
+            journal: Box::new(LogJournal),
         }
+    }
+
+    pub fn with_journal(mut self, journal: impl Journal + 'static) -> Self {
+        self.journal = Box::new(journal);
+        self
     }
 
     pub fn with_registry(mut self, registry: impl TenantStates + 'static) -> Self {
@@ -61,9 +70,30 @@ impl<Q: MessageQueue> Receiver<Q> {
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
+        let request_id = request_id(&request);
+        let (response, answered) = self.answer(&request, &request_id).await;
+        self.journal.write(&Entry::Received(Received {
+            at: Timestamp::now(),
+            request: request_id,
+            tenant: answered.tenant.map(|tenant| tenant.to_string()),
+            event: answered.event,
+            id: answered.id,
+            bytes: request.body().len() as u64,
+            status: response.status().as_u16(),
+            outcome: answered.outcome,
+            reason: answered.reason.as_deref().map(journal::bounded),
+            idempotency_key: request
+                .headers()
+                .get(IDEMPOTENCY_KEY_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .map(journal::bounded),
+        }));
+        response
+    }
+
+    async fn answer(&self, request: &Request, request_id: &str) -> (Response<Body>, Answered) {
         let auth = self.auth.current().await;
         let query = intake::query_pairs(request.uri().query().unwrap_or_default());
-        let request_id = request_id(&request);
         let path = request.raw_http_path();
         let incoming = IncomingRequest {
             method: request.method(),
@@ -71,7 +101,7 @@ impl<Q: MessageQueue> Receiver<Q> {
             headers: request.headers(),
             query: &query,
             body: request.body().as_ref(),
-            request_id: &request_id,
+            request_id,
             received_at: Timestamp::now(),
         };
         let verdict = intake::assess(&auth, &self.limits, &incoming);
@@ -79,51 +109,92 @@ impl<Q: MessageQueue> Receiver<Q> {
             && self.refuses(&message.tenant).await
         {
             warn!(tenant = %message.tenant, request_id, "webhook refused: the company is removed");
-            return respond(
+            let response = respond(
                 StatusCode::GONE,
                 json!({"error": "this company is no longer served by this receiver"}),
             );
+            return (response, Answered::about(message, Receipt::Gone));
         }
         match verdict {
-            Verdict::Reject(rejection) => reject(rejection, &self.limits, &request_id),
-            Verdict::Queue(message) => match self.queue.send(&QueueMessage::from(&message)).await {
-                Ok(message_id) => {
-                    info!(
-                        tenant = %message.tenant,
-                        event = message.event.as_deref(),
-                        object_id = message.object_id,
-                        subscription_id = message.subscription_id,
-                        message_id,
-                        request_id,
-                        "webhook queued"
-                    );
-                    respond(StatusCode::OK, json!({"status": "queued"}))
+            Verdict::Reject(rejection) => reject(rejection, &self.limits, request_id),
+            Verdict::Queue(message) => {
+                let answered = Answered::about(&message, Receipt::Queued);
+                match self.queue.send(&QueueMessage::from(&message)).await {
+                    Ok(_) => (
+                        respond(StatusCode::OK, json!({"status": "queued"})),
+                        answered,
+                    ),
+                    Err(error) => queue_unavailable(&error, request_id, answered),
                 }
-                Err(error) => queue_unavailable(&error, &request_id),
-            },
+            }
             Verdict::Quarantine(message) => {
+                let reason = message.quarantine_reason.clone().unwrap_or_default();
+                let answered = Answered {
+                    reason: Some(reason.clone()),
+                    ..Answered::about(&message, Receipt::Quarantined)
+                };
                 match self.quarantine.send(&QueueMessage::from(&message)).await {
                     Ok(message_id) => {
-                        let reason = message.quarantine_reason.as_deref().unwrap_or_default();
                         warn!(tenant = %message.tenant, reason, message_id, request_id, "webhook quarantined");
-                        respond(
+                        let response = respond(
                             StatusCode::ACCEPTED,
                             json!({"status": "quarantined", "reason": reason}),
-                        )
+                        );
+                        (response, answered)
                     }
-                    Err(error) => queue_unavailable(&error, &request_id),
+                    Err(error) => queue_unavailable(&error, request_id, answered),
                 }
             }
         }
     }
 }
 
-fn reject(rejection: Rejection, limits: &ReceiverLimits, request_id: &str) -> Response<Body> {
+/// What the journal says of an answer: its class, and what the request was about once the caller
+/// proved who it is.
+struct Answered {
+    outcome: Receipt,
+    tenant: Option<TenantId>,
+    event: Option<String>,
+    id: Option<i64>,
+    reason: Option<String>,
+}
+
+impl Answered {
+    fn about(message: &WebhookMessage, outcome: Receipt) -> Self {
+        Self {
+            outcome,
+            tenant: Some(message.tenant.clone()),
+            event: message.event.clone(),
+            id: message.object_id,
+            reason: None,
+        }
+    }
+
+    fn refused(outcome: Receipt, reason: Option<String>) -> Self {
+        Self {
+            outcome,
+            tenant: None,
+            event: None,
+            id: None,
+            reason,
+        }
+    }
+}
+
+fn reject(
+    rejection: Rejection,
+    limits: &ReceiverLimits,
+    request_id: &str,
+) -> (Response<Body>, Answered) {
     match rejection {
         Rejection::Unauthorized(failure) => {
             // The reason is logged for the operator; the caller learns nothing about it.
             warn!(reason = %failure, request_id, "request refused");
-            respond(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}))
+            let response = respond(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}));
+            (
+                response,
+                Answered::refused(Receipt::Unauthorized, Some(failure.to_string())),
+            )
         }
         Rejection::MethodNotAllowed => {
             let mut response = respond(
@@ -133,22 +204,27 @@ fn reject(rejection: Rejection, limits: &ReceiverLimits, request_id: &str) -> Re
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            response
+            (response, Answered::refused(Receipt::MethodNotAllowed, None))
         }
         Rejection::PayloadTooLarge => {
             warn!(
                 limit_bytes = limits.max_body_bytes,
                 request_id, "request body over the limit"
             );
-            respond(
+            let response = respond(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"error": "payload too large", "limitBytes": limits.max_body_bytes}),
-            )
+            );
+            (response, Answered::refused(Receipt::TooLarge, None))
         }
     }
 }
 
-fn queue_unavailable(error: &domain::ports::QueueError, request_id: &str) -> Response<Body> {
+fn queue_unavailable(
+    error: &domain::ports::QueueError,
+    request_id: &str,
+    answered: Answered,
+) -> (Response<Body>, Answered) {
     tracing::error!(error = %error_chain(error), request_id, "webhook not queued; asking the caller to retry");
     let mut response = respond(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -158,7 +234,12 @@ fn queue_unavailable(error: &domain::ports::QueueError, request_id: &str) -> Res
         header::RETRY_AFTER,
         HeaderValue::from_static(RETRY_AFTER_SECONDS),
     );
-    response
+    let answered = Answered {
+        outcome: Receipt::QueueDown,
+        reason: Some(error_chain(error)),
+        ..answered
+    };
+    (response, answered)
 }
 
 fn respond(status: StatusCode, body: serde_json::Value) -> Response<Body> {
@@ -209,6 +290,7 @@ mod tests {
         receiver: Receiver<RecordingQueue>,
         queue: RecordingQueue,
         quarantine: RecordingQueue,
+        journal: test_support::RecordingJournal,
     }
 
     impl Harness {
@@ -216,16 +298,19 @@ mod tests {
             let auth = AuthConfig::from_json(LOCAL_AUTH).unwrap();
             let queue = RecordingQueue::new();
             let quarantine = RecordingQueue::new();
+            let journal = test_support::RecordingJournal::default();
             let receiver = Receiver::new(
                 SecretSource::Fixed(Arc::new(auth)),
                 queue.clone(),
                 quarantine.clone(),
                 ReceiverLimits::default(),
-            );
+            )
+            .with_journal(journal.clone());
             Self {
                 receiver,
                 queue,
                 quarantine,
+                journal,
             }
         }
 
@@ -365,6 +450,82 @@ mod tests {
             let stored_reason = quarantined[0].attribute("quarantineReason").unwrap();
             assert!(stored_reason.starts_with(reason), "{stored_reason}");
             assert!(harness.queue.sent().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn every_answer_is_one_journal_line_with_its_class_and_no_credential() {
+        let harness = Harness::new();
+        let mut too_large: serde_json::Value =
+            serde_json::from_str(event!("function-url-product-create")).unwrap();
+        too_large["body"] = json!(" ".repeat(domain::intake::DEFAULT_MAX_BODY_BYTES + 1));
+        let too_large = too_large.to_string();
+        for event in [
+            event!("function-url-voucher-create"),
+            event!("function-url-not-an-envelope"),
+            event!("function-url-forged-header"),
+            event!("function-url-get-method"),
+            too_large.as_str(),
+        ] {
+            harness.post(event).await;
+        }
+        harness.queue.set_unavailable(true);
+        harness.post(event!("function-url-product-create")).await;
+
+        let entries = harness.journal.entries();
+        type Line<'a> = (u16, Receipt, Option<&'a str>, Option<&'a str>, Option<i64>);
+        let lines: Vec<Line> = entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Received(r) => (
+                    r.status,
+                    r.outcome,
+                    r.tenant.as_deref(),
+                    r.event.as_deref(),
+                    r.id,
+                ),
+                other => panic!("the receiver wrote {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (
+                    200,
+                    Receipt::Queued,
+                    Some("hmac-demo"),
+                    Some("voucher.create"),
+                    Some(5005)
+                ),
+                (202, Receipt::Quarantined, Some("default"), None, None),
+                (401, Receipt::Unauthorized, None, None, None),
+                (405, Receipt::MethodNotAllowed, None, None, None),
+                (413, Receipt::TooLarge, None, None, None),
+                (
+                    503,
+                    Receipt::QueueDown,
+                    Some("default"),
+                    Some("product.create"),
+                    Some(1001)
+                ),
+            ]
+        );
+        let Entry::Received(signed) = &entries[0] else {
+            unreachable!()
+        };
+        assert!(signed.idempotency_key.is_some(), "Tripletex's key is kept");
+        assert_eq!(
+            signed.request,
+            harness.queue.sent()[0].attribute("requestId").unwrap(),
+            "the id the message carries on"
+        );
+        let written = serde_json::to_string(&entries).unwrap();
+        for credential in [
+            "local-dev-header-token",
+            "local-dev-hmac-secret",
+            "guessed-token",
+        ] {
+            assert!(!written.contains(credential), "{credential} in {written}");
         }
     }
 

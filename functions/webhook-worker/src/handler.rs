@@ -1,14 +1,17 @@
 //! Turns an SQS batch into one conditional write per record, run concurrently, and reports the
 //! records to retry.
 
-use aws_adapters::telemetry::{emit_metrics, emit_values};
+use aws_adapters::telemetry::{LogJournal, emit_metrics, emit_values};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::claim::{NoPayloadBucket, claimed_body};
 use domain::dedup::{ObjectChange, ObjectKey, Outcome, Write};
 use domain::error::error_chain;
 use domain::ids::TenantId;
+use domain::journal::{self, Entry, Settled, Settlement};
 use domain::message::{QueueMessage, attribute};
-use domain::ports::{BlobStore, MessageQueue, ObjectStore, StoreError, SyncRecords, TenantStates};
+use domain::ports::{
+    BlobStore, Journal, MessageQueue, ObjectStore, StoreError, SyncRecords, TenantStates,
+};
 use domain::record::{BatchCounts, change_from_message, freshness_ms};
 use domain::registry::CompanyState;
 use domain::sync::drift::{self, Held};
@@ -37,6 +40,7 @@ pub struct Worker<S, Q, B = NoPayloadBucket> {
     /// Where a reconciliation's marker is recorded when the worker reaches it (`sync::marker`),
     /// and its drift findings settled when their webhooks come after all (`sync::drift`).
     sync_book: Option<Box<dyn SyncBook>>,
+    journal: Box<dyn Journal>,
 }
 
 /// The worker's two entries in the sync's records: it reached a reconciliation's marker on the
@@ -155,6 +159,7 @@ impl<S: ObjectStore, Q: MessageQueue> Worker<S, Q> {
             concurrency: concurrency.max(1),
             registry: None,
             sync_book: None,
+            journal: Box::new(LogJournal),
         }
     }
 }
@@ -169,7 +174,13 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
             concurrency: self.concurrency,
             registry: self.registry,
             sync_book: self.sync_book,
+            journal: self.journal,
         }
+    }
+
+    pub fn with_journal(mut self, journal: impl Journal + 'static) -> Self {
+        self.journal = Box::new(journal);
+        self
     }
 
     pub fn with_registry(mut self, registry: impl TenantStates + 'static) -> Self {
@@ -201,11 +212,12 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|panic| {
+                        let panic = panic_message(panic.as_ref());
                         error!(
                             message_id = record.message_id.as_deref().unwrap_or_default(),
-                            panic = panic_message(panic.as_ref()),
-                            "handling the record panicked; it will be retried"
+                            panic, "handling the record panicked; it will be retried"
                         );
+                        self.settled(record, None, Settlement::Failed, Some(panic));
                         Handled::Retry
                     });
                 (record.message_id.clone(), handled)
@@ -274,10 +286,15 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
         let body = match body {
             Ok(body) => body,
             Err(error) if error.is_transient() => {
-                warn!(message_id, error = %error_chain(&error), "claim-checked body unreadable; the record will be retried");
+                let reason = error_chain(&error);
+                warn!(
+                    message_id,
+                    reason, "claim-checked body unreadable; the record will be retried"
+                );
+                self.settled(record, None, Settlement::Failed, Some(&reason));
                 return Handled::Retry;
             }
-            Err(error) => return self.quarantine(record, &error_chain(&error)).await,
+            Err(error) => return self.quarantine(record, None, &error_chain(&error)).await,
         };
         let change = change_from_message(
             record.body.as_ref().map(|_| body.as_ref()),
@@ -286,7 +303,7 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
         );
         let change = match change {
             Ok(change) => change,
-            Err(reason) => return self.quarantine(record, &reason.to_string()).await,
+            Err(reason) => return self.quarantine(record, None, &reason.to_string()).await,
         };
         if let Some(registry) = &self.registry
             && registry
@@ -295,11 +312,17 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
                 .is_some_and(CompanyState::refuses_webhooks)
         {
             info!(message_id, tenant = %change.key.tenant, "record of a removed company dropped");
+            self.settled(record, Some(&change), Settlement::Dropped, None);
             return Handled::RemovedCompany;
         }
         match self.store.apply(&change).await {
             Ok(outcome) => {
-                debug!(message_id, key = %change.key, event = %change.event, version = change.write.version(), outcome = outcome.as_str(), "record applied");
+                self.settled(
+                    record,
+                    Some(&change),
+                    Settlement::of(outcome, &change.write),
+                    None,
+                );
                 Handled::Applied {
                     outcome,
                     freshness_ms: freshness_ms(&change, outcome, Timestamp::now()),
@@ -308,16 +331,57 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
                 }
             }
             Err(error) if error.is_transient() => {
-                warn!(message_id, key = %change.key, error = %error_chain(&error), "record will be retried");
+                let reason = error_chain(&error);
+                warn!(message_id, key = %change.key, reason, "record will be retried");
+                self.settled(record, Some(&change), Settlement::Failed, Some(&reason));
                 Handled::Retry
             }
-            Err(error) => self.quarantine(record, &error_chain(&error)).await,
+            Err(error) => {
+                self.quarantine(record, Some(&change), &error_chain(&error))
+                    .await
+            }
         }
+    }
+
+    /// The record's line in the journal: its request, what it was about when it could be read,
+    /// and what became of it.
+    fn settled(
+        &self,
+        record: &SqsMessage,
+        change: Option<&ObjectChange>,
+        outcome: Settlement,
+        reason: Option<&str>,
+    ) {
+        let attribute = |name| string_attribute(record, name).map(str::to_owned);
+        self.journal.write(&Entry::Settled(Settled {
+            at: Timestamp::now(),
+            request: attribute(attribute::REQUEST_ID).filter(|request| !request.is_empty()),
+            message: record.message_id.clone().unwrap_or_default(),
+            tenant: change
+                .map(|change| change.key.tenant.to_string())
+                .or_else(|| attribute(attribute::TENANT)),
+            object_type: change.map(|change| change.key.object_type.clone()),
+            id: change
+                .map(|change| change.key.object_id)
+                .or_else(|| attribute(attribute::OBJECT_ID).and_then(|id| id.parse().ok())),
+            event: change
+                .map(|change| change.event.clone())
+                .or_else(|| attribute(attribute::EVENT)),
+            version: change.and_then(|change| change.write.version()),
+            source: change.map(|change| change.source),
+            outcome,
+            reason: reason.map(journal::bounded),
+        }));
     }
 
     /// Keeps a record that can never apply, with its reason, and acknowledges it: retrying it until
     /// the dead-letter queue would only delay the same answer.
-    async fn quarantine(&self, record: &SqsMessage, reason: &str) -> Handled {
+    async fn quarantine(
+        &self,
+        record: &SqsMessage,
+        change: Option<&ObjectChange>,
+        reason: &str,
+    ) -> Handled {
         let message_id = record.message_id.as_deref().unwrap_or_default();
         let message = QueueMessage {
             body: record.body.clone().unwrap_or_default(),
@@ -334,10 +398,16 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
         match self.quarantine.send(&message).await {
             Ok(_) => {
                 warn!(message_id, reason, "record quarantined");
+                self.settled(record, change, Settlement::Quarantined, Some(reason));
                 Handled::Quarantined
             }
             Err(error) => {
-                error!(message_id, reason, error = %error_chain(&error), "record could not be quarantined; will be retried");
+                let error = error_chain(&error);
+                error!(
+                    message_id,
+                    reason, error, "record could not be quarantined; will be retried"
+                );
+                self.settled(record, change, Settlement::Failed, Some(&error));
                 Handled::Retry
             }
         }
@@ -375,17 +445,21 @@ mod tests {
         worker: Worker<InMemoryObjectStore, RecordingQueue>,
         store: InMemoryObjectStore,
         quarantine: RecordingQueue,
+        journal: test_support::RecordingJournal,
     }
 
     impl Harness {
         fn new() -> Self {
             let store = InMemoryObjectStore::new();
             let quarantine = RecordingQueue::new();
-            let worker = Worker::new(store.clone(), quarantine.clone(), 10);
+            let journal = test_support::RecordingJournal::default();
+            let worker =
+                Worker::new(store.clone(), quarantine.clone(), 10).with_journal(journal.clone());
             Self {
                 worker,
                 store,
                 quarantine,
+                journal,
             }
         }
 
@@ -398,6 +472,7 @@ mod tests {
                 received_at: Timestamp::UNIX_EPOCH,
                 source: Source::Webhook,
                 probe: None,
+                request: None,
             };
             assert_eq!(self.store.apply(&change).await.unwrap(), Outcome::Accepted);
         }
@@ -547,6 +622,37 @@ mod tests {
                 Outcome::Accepted
             ]
         );
+        // Each record one journal line, with what it was about and what became of it; the
+        // record that is not an envelope is quarantined with its reason.
+        assert_eq!(
+            harness.journal.outcomes(),
+            [
+                "accepted",
+                "duplicate",
+                "stale",
+                "accepted",
+                "after_delete",
+                "unversioned",
+                "quarantined"
+            ]
+        );
+        let entries = harness.journal.entries();
+        let Entry::Settled(stale) = &entries[2] else {
+            panic!("{:?}", entries[2])
+        };
+        assert_eq!(
+            (
+                stale.tenant.as_deref(),
+                stale.object_type.as_deref(),
+                stale.id,
+                stale.version
+            ),
+            (Some("default"), Some("product"), Some(103), Some(2))
+        );
+        let Entry::Settled(quarantined) = &entries[6] else {
+            panic!("{:?}", entries[6])
+        };
+        assert!(quarantined.reason.is_some());
     }
 
     #[tokio::test]

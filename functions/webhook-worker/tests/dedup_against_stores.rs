@@ -79,6 +79,7 @@ fn change(object_id: i64, event: Event) -> ObjectChange {
         received_at: Timestamp::UNIX_EPOCH,
         source: Source::Webhook,
         probe: None,
+        request: None,
     }
 }
 
@@ -419,6 +420,7 @@ fn a_late_update_racing_a_delete_never_resurrects_the_object() {
 fn a_send_probe_is_recorded_on_the_item_whether_or_not_the_write_was_new() {
     let probe = |object_id, event, key: Option<&str>| ObjectChange {
         probe: key.map(str::to_owned),
+        request: None,
         ..change(object_id, event)
     };
     let dynamo = dynamo();

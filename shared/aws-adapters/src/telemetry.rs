@@ -145,6 +145,22 @@ pub fn emit_metrics(function: &str, metrics: &[(&str, u64)]) {
     );
 }
 
+/// The receipt journal on the function's log: one JSON line an entry, beside the log's own lines
+/// (whatever their format), where Logs Insights finds its fields and `log` reads it locally.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogJournal;
+
+impl domain::ports::Journal for LogJournal {
+    fn write(&self, entry: &domain::journal::Entry) {
+        // An entry is plain data; should it ever fail to serialise, the log says so rather than
+        // losing the line silently.
+        match serde_json::to_string(entry) {
+            Ok(line) => println!("{line}"),
+            Err(error) => tracing::error!(%error, "a journal line could not be written"),
+        }
+    }
+}
+
 /// The most values EMF takes in one metric's array.
 const EMF_MAX_VALUES: usize = 100;
 

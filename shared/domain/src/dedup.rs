@@ -55,7 +55,8 @@ impl std::str::FromStr for ObjectKey {
 }
 
 /// Where a change came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Source {
     Webhook,
     Resync,
@@ -223,6 +224,9 @@ pub struct ObjectChange {
     /// [`SEND_PROBE_PREFIX`]): the store records this key on the item whatever the outcome, so the
     /// sender sees that the worker handled it even when the copy already held the object.
     pub probe: Option<String>,
+    /// The request that brought the change: the receiver's request id of Tripletex's call, or the
+    /// sync's run (`journal::sync_request`); kept on the item as `lastRequestId`.
+    pub request: Option<String>,
 }
 
 /// Which types' tombstones keep the last stored value (`lastValue`). A delete event carries no
@@ -484,6 +488,7 @@ mod tests {
             received_at: Timestamp::UNIX_EPOCH,
             source,
             probe: None,
+            request: None,
         }
     }
 

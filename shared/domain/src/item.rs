@@ -32,6 +32,9 @@ pub const SOURCE: &str = "source";
 /// When Tripletex's answer last replaced a copy it contradicted (`dedup::Write::Replace`): the
 /// mirror orders a row by it before its version, so that the replacement reaches it too.
 pub const REPLACED_AT: &str = "replacedAt";
+/// The request that made the stored version: the receiver's request id of Tripletex's call, or
+/// `sync:<run>` for what the sync queued (`journal::sync_request`).
+pub const LAST_REQUEST: &str = "lastRequestId";
 /// The idempotency key of the last `tripletex-webhooks send` delivery the worker handled.
 pub const LAST_PROBE: &str = "lastProbe";
 /// The field of an item's `value` (a map rather than the JSON text) that holds the payload bucket's
@@ -123,6 +126,7 @@ pub struct StoredItem {
     pub forgotten_at: Option<Timestamp>,
     pub replaced_at: Option<Timestamp>,
     pub last_probe: Option<String>,
+    pub last_request: Option<String>,
 }
 
 impl StoredItem {
@@ -140,6 +144,7 @@ impl StoredItem {
             forgotten_at: timestamp(item, FORGOTTEN_AT)?,
             replaced_at: timestamp(item, REPLACED_AT)?,
             last_probe: text(item, LAST_PROBE)?.map(str::to_owned),
+            last_request: text(item, LAST_REQUEST)?.map(str::to_owned),
         })
     }
 }

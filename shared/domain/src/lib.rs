@@ -11,6 +11,7 @@ pub mod forget;
 pub mod ids;
 pub mod intake;
 pub mod item;
+pub mod journal;
 pub mod keeper;
 pub mod message;
 pub mod mirror;

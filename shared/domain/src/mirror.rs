@@ -31,6 +31,8 @@ pub struct MirrorRow {
     /// When Tripletex's answer last replaced a copy it contradicted (`dedup::Write::Replace`): a
     /// version Tripletex never had, or a delete of an object it has, undone.
     pub replaced_at: Option<Timestamp>,
+    /// The request that made this version (`item::LAST_REQUEST`).
+    pub request: Option<String>,
 }
 
 impl MirrorRow {
@@ -61,6 +63,7 @@ impl MirrorRow {
             deleted_at: item.deleted_at,
             forgotten_at: item.forgotten_at,
             replaced_at: item.replaced_at,
+            request: item.last_request.clone(),
         };
         (row, [claimed(&item.value), claimed(&item.last_value)])
     }
@@ -137,6 +140,7 @@ mod tests {
             deleted_at: None,
             forgotten_at: None,
             replaced_at: None,
+            request: None,
         }
     }
 

@@ -17,6 +17,12 @@ use crate::sync::{
 };
 use crate::tripletex::{Subscription, SubscriptionWrite, TripletexCredentials, TripletexError};
 
+/// Where the receipt journal's lines go (`journal`): a line each on the function's log when
+/// deployed, kept in memory by a test.
+pub trait Journal: Send + Sync {
+    fn write(&self, entry: &crate::journal::Entry);
+}
+
 /// A durable queue of webhook messages.
 pub trait MessageQueue: Send + Sync {
     /// Returns the queue's message id once the message is durably stored.

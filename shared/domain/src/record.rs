@@ -87,6 +87,9 @@ pub fn change_from_message<'a>(
         received_at,
         source,
         probe: probe_of(attribute(attribute::IDEMPOTENCY_KEY)),
+        request: attribute(attribute::REQUEST_ID)
+            .filter(|request| !request.is_empty())
+            .map(str::to_owned),
     })
 }
 

@@ -36,6 +36,7 @@ fn rows(count: i64) -> Vec<MirrorRow> {
             deleted_at: None,
             forgotten_at: None,
             replaced_at: None,
+            request: Some(format!("req-{i}")),
         })
         .collect()
 }

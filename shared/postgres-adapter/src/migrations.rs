@@ -102,6 +102,16 @@ FROM tripletex.object WHERE type = 'voucher' AND NOT deleted;
 ALTER TABLE tripletex.object ADD COLUMN replaced_at timestamptz;
 "#,
     ),
+    (
+        5,
+        "requests",
+        r#"
+-- The request that made each version: the receiver's request id of Tripletex's call, or the sync's
+-- run (`sync:<run>`), as `tripletex-webhooks log --request` finds it.
+ALTER TABLE tripletex.object ADD COLUMN request_id text;
+ALTER TABLE tripletex.object_version ADD COLUMN request_id text;
+"#,
+    ),
 ];
 
 /// The newest version this build knows.

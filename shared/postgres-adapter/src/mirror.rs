@@ -16,19 +16,22 @@ use crate::migrations;
 /// tombstone is final, and the image later in (version, updated_at) wins.
 const UPSERT: &str = r#"
 INSERT INTO tripletex.object AS o (tenant, type, id, version, version_unknown, deleted, value, last_value,
-                                   source, received_at, updated_at, deleted_at, forgotten_at, replaced_at)
+                                   source, received_at, updated_at, deleted_at, forgotten_at, replaced_at,
+                                   request_id)
 SELECT tenant, type, id, version, version_unknown, deleted, value::jsonb, last_value::jsonb, source,
        received_at::timestamptz, updated_at::timestamptz, deleted_at::timestamptz, forgotten_at::timestamptz,
-       replaced_at::timestamptz
+       replaced_at::timestamptz, request_id
 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bool[], $6::bool[], $7::text[],
-            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+            $15::text[])
      AS r(tenant, type, id, version, version_unknown, deleted, value, last_value, source, received_at,
-          updated_at, deleted_at, forgotten_at, replaced_at)
+          updated_at, deleted_at, forgotten_at, replaced_at, request_id)
 ON CONFLICT (tenant, type, id) DO UPDATE SET
     version = EXCLUDED.version, version_unknown = EXCLUDED.version_unknown, deleted = EXCLUDED.deleted,
     value = EXCLUDED.value, last_value = EXCLUDED.last_value, source = EXCLUDED.source,
     received_at = EXCLUDED.received_at, updated_at = EXCLUDED.updated_at,
-    deleted_at = EXCLUDED.deleted_at, forgotten_at = EXCLUDED.forgotten_at, replaced_at = EXCLUDED.replaced_at
+    deleted_at = EXCLUDED.deleted_at, forgotten_at = EXCLUDED.forgotten_at, replaced_at = EXCLUDED.replaced_at,
+    request_id = EXCLUDED.request_id
 WHERE CASE WHEN EXCLUDED.replaced_at IS DISTINCT FROM o.replaced_at
            THEN COALESCE(EXCLUDED.replaced_at > o.replaced_at, EXCLUDED.replaced_at IS NOT NULL)
            ELSE NOT (o.deleted AND NOT EXCLUDED.deleted)
@@ -58,10 +61,10 @@ WHERE (o.tenant, o.type, o.id) = (t.tenant, t.type, t.id) AND o.forgotten_at IS 
 /// One history row per accepted version, once; none that would bring back a forgotten value, nor
 /// a version a replacement undid (received before it, above the version Tripletex has).
 const INSERT_HISTORY: &str = r#"
-INSERT INTO tripletex.object_version (tenant, type, id, version, valid_from, value)
-SELECT r.tenant, r.type, r.id, r.version, r.valid_from::timestamptz, r.value::jsonb
-FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
-     AS r(tenant, type, id, version, valid_from, value)
+INSERT INTO tripletex.object_version (tenant, type, id, version, valid_from, value, request_id)
+SELECT r.tenant, r.type, r.id, r.version, r.valid_from::timestamptz, r.value::jsonb, r.request_id
+FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[])
+     AS r(tenant, type, id, version, valid_from, value, request_id)
 WHERE NOT EXISTS (
     SELECT 1 FROM tripletex.object o
     WHERE (o.tenant, o.type, o.id) = (r.tenant, r.type, r.id)
@@ -273,6 +276,7 @@ pub async fn apply_batch(
     let deleted_at: Vec<Option<String>> = newest.iter().map(|r| text(r.deleted_at)).collect();
     let forgotten: Vec<Option<String>> = newest.iter().map(|r| text(r.forgotten_at)).collect();
     let replaced: Vec<Option<String>> = newest.iter().map(|r| text(r.replaced_at)).collect();
+    let requests: Vec<Option<&str>> = newest.iter().map(|r| r.request.as_deref()).collect();
 
     let history: Vec<&MirrorRow> = images.iter().filter(|r| r.is_history()).collect();
     let h_tenants: Vec<&str> = history.iter().map(|r| r.tenant.as_str()).collect();
@@ -284,6 +288,7 @@ pub async fn apply_batch(
         .map(|r| r.received_at.unwrap_or(r.updated_at).to_string())
         .collect();
     let h_values: Vec<Option<&str>> = history.iter().map(|r| r.value.as_deref()).collect();
+    let h_requests: Vec<Option<&str>> = history.iter().map(|r| r.request.as_deref()).collect();
 
     let gone_keys: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
         [&gone_tenants, &gone_types, &gone_ids];
@@ -319,6 +324,7 @@ pub async fn apply_batch(
                     &deleted_at,
                     &forgotten,
                     &replaced,
+                    &requests,
                 ],
             )
             .await
@@ -353,6 +359,7 @@ pub async fn apply_batch(
                     &h_versions,
                     &h_from,
                     &h_values,
+                    &h_requests,
                 ],
             )
             .await

@@ -35,6 +35,7 @@ fn customer(id: i64, version: i64, second: i64) -> MirrorRow {
         deleted_at: None,
         forgotten_at: None,
         replaced_at: None,
+        request: Some(format!("req-{id}-{version}")),
     }
 }
 
@@ -83,7 +84,7 @@ async fn migrations_run_from_empty_and_from_the_previous_version_and_again_chang
         .unwrap();
     assert_eq!(
         migrate(&mut client).await.unwrap(),
-        [2, 3, 4],
+        [2, 3, 4, 5],
         "from version 1"
     );
     assert!(
@@ -111,12 +112,12 @@ async fn migrations_run_from_empty_and_from_the_previous_version_and_again_chang
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(applied, [1, 2, 3, 4]);
-    assert_eq!(migrations::latest(), 4);
+    assert_eq!(applied, [1, 2, 3, 4, 5]);
+    assert_eq!(migrations::latest(), 5);
     let mut empty = settings_for("migrations_empty").connect().await.unwrap();
     assert_eq!(
         migrate(&mut empty).await.unwrap(),
-        [1, 2, 3, 4],
+        [1, 2, 3, 4, 5],
         "from empty"
     );
 }
@@ -212,6 +213,37 @@ async fn every_version_is_history_and_an_as_of_query_finds_the_one_then_current(
     assert_eq!(as_of(35).await, Some(3));
     assert_eq!(as_of(45).await, None, "deleted by then");
     assert_eq!(as_of(5).await, None, "not yet made");
+}
+
+#[tokio::test]
+async fn each_version_names_the_request_that_made_it() {
+    let (mirror, client) = database("requests").await;
+    for image in [customer(1, 1, 10), customer(1, 2, 20)] {
+        mirror.apply(&[image], &[]).await.unwrap();
+    }
+    let history: Vec<(i64, Option<String>)> = client
+        .query(
+            "SELECT version, request_id FROM tripletex.object_version WHERE id = 1 ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, Some("req-1-1".to_owned())),
+            (2, Some("req-1-2".to_owned()))
+        ]
+    );
+    let current: Option<String> = client
+        .query_one("SELECT request_id FROM tripletex.object WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(current.as_deref(), Some("req-1-2"));
 }
 
 #[tokio::test]

@@ -22,6 +22,36 @@ use domain::resync::{PendingResync, ResyncKey, ResyncRequest, state};
 use domain::sync::{RunState, StoredVersion, TakenResync};
 use jiff::Timestamp;
 
+/// A journal that keeps its lines, as the log would have them.
+#[derive(Debug, Default, Clone)]
+pub struct RecordingJournal(Arc<Mutex<Vec<domain::journal::Entry>>>);
+
+impl RecordingJournal {
+    pub fn entries(&self) -> Vec<domain::journal::Entry> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Each line's outcome, in the order written.
+    pub fn outcomes(&self) -> Vec<&'static str> {
+        self.entries()
+            .iter()
+            .map(domain::journal::Entry::outcome)
+            .collect()
+    }
+}
+
+impl domain::ports::Journal for RecordingJournal {
+    fn write(&self, entry: &domain::journal::Entry) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(entry.clone());
+    }
+}
+
 /// A queue that keeps what it is sent, or fails every send when told to.
 #[derive(Debug, Default, Clone)]
 pub struct RecordingQueue(Arc<RecordingQueueState>);

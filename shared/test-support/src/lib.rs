@@ -16,7 +16,7 @@ pub mod worker;
 
 pub use fakes::{
     InMemoryBlobs, InMemoryMirror, InMemoryObjectStore, InMemoryResyncLedger, LedgerCall,
-    RecordingQueue, StoreFailure, StoreReads, StoredItem,
+    RecordingJournal, RecordingQueue, StoreFailure, StoreReads, StoredItem,
 };
 #[cfg(feature = "s3")]
 pub use moto::create_bucket;

@@ -9,7 +9,9 @@ use domain::envelope::EventName;
 use domain::error::error_chain;
 use domain::ids::TenantId;
 use domain::message::QueueMessage;
-use domain::ports::{MessageQueue, ObjectsApi, QueueError, StoreError, StoredCopy, SyncRecords};
+use domain::ports::{
+    Journal, MessageQueue, ObjectsApi, QueueError, StoreError, StoredCopy, SyncRecords,
+};
 use domain::sync::MAX_SUSPECTS;
 use domain::sync::drift::DriftFinding;
 use domain::sync::envelope::{check_storable, delete_message, replace_message, upsert_message};
@@ -111,6 +113,7 @@ pub struct StepPorts<'a, A, S, R, Q> {
     pub webhooks: &'a Q,
     pub live_webhooks: Option<&'a Q>,
     pub settings: &'a SyncSettings,
+    pub journal: &'a dyn Journal,
 }
 
 /// The event a synced object is queued as: one the type is subscribed with, an update if it can.

@@ -1,6 +1,9 @@
 //! Fetching and queueing: what a step found missing or newer fetched from Tripletex and queued for
 //! the worker (the objects it could never store set aside), drift recorded first.
 
+use domain::journal::{self, Entry, Queued};
+use domain::message::attribute;
+
 use super::*;
 
 impl<A, S, R, Q> StepPorts<'_, A, S, R, Q>
@@ -128,12 +131,19 @@ where
         message_of: impl Fn(usize, &FetchedObject) -> QueueMessage,
     ) -> Result<u64, StepError> {
         let mut messages = Vec::with_capacity(objects.len());
+        let mut queued = Vec::with_capacity(objects.len());
         let mut findings = Vec::new();
         let mut unstorable = Vec::new();
         for (at, object) in objects.iter().enumerate() {
-            let message = message_of(at, object);
+            let message = from_run(message_of(at, object), task);
             match check_storable(&message) {
                 Ok(()) => {
+                    let kind = if message.attribute(attribute::REPLACES).is_some() {
+                        journal::Fetched::Replacing
+                    } else {
+                        journal::Fetched::Fetched
+                    };
+                    queued.push((object.id, object.version, kind));
                     messages.push(message);
                     if queueing == Queueing::Drift {
                         findings.extend(DriftFinding::fetched(object.id, object.version));
@@ -166,7 +176,31 @@ where
             self.record_drift(task, spec, &findings).await?;
         }
         self.webhooks.send_all(&messages).await?;
+        self.journal_queued(task, spec, &queued, queueing);
         Ok(messages.len() as u64)
+    }
+
+    /// The journal's line for each object queued: what the run fetched, replaced or tombstoned.
+    fn journal_queued(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        queued: &[(i64, Option<i64>, journal::Fetched)],
+        queueing: Queueing,
+    ) {
+        let at = Timestamp::now();
+        for &(id, version, outcome) in queued {
+            self.journal.write(&Entry::Queued(Queued {
+                at,
+                run: task.run_id.clone(),
+                tenant: task.tenant.to_string(),
+                object_type: spec.object_type.to_owned(),
+                id,
+                version,
+                outcome,
+                drift: queueing == Queueing::Drift,
+            }));
+        }
     }
 
     /// Records what a reconciliation counts as drift, before it is queued, so that the worker can
@@ -210,7 +244,12 @@ where
         let now = Timestamp::now();
         let deletes: Vec<_> = tombstones
             .iter()
-            .map(|&id| delete_message(&task.tenant, spec.object_type, None, id, now))
+            .map(|&id| {
+                from_run(
+                    delete_message(&task.tenant, spec.object_type, None, id, now),
+                    task,
+                )
+            })
             .collect();
         if queueing == Queueing::Drift {
             let findings: Vec<_> = tombstones
@@ -220,6 +259,11 @@ where
             self.record_drift(task, spec, &findings).await?;
         }
         self.webhooks.send_all(&deletes).await?;
+        let tombstoned: Vec<_> = tombstones
+            .iter()
+            .map(|&id| (id, None, journal::Fetched::Tombstoned))
+            .collect();
+        self.journal_queued(task, spec, &tombstoned, queueing);
         counts.tombstoned += deletes.len() as u64;
         counts.enqueued += queued + deletes.len() as u64;
         if task.mode.counts_drift() {
@@ -227,4 +271,10 @@ where
         }
         Ok(())
     }
+}
+
+/// A message the run queues, known by the run (`journal::sync_request`) from the sync's queue to
+/// the item, its stream image and the mirror's history.
+fn from_run(message: QueueMessage, task: &SyncTask) -> QueueMessage {
+    message.with_attribute(attribute::REQUEST_ID, journal::sync_request(&task.run_id))
 }

@@ -136,6 +136,12 @@ pub fn conditional_write(
         set.push(write.assign(item::LAST_PROBE, AttributeValue::S(probe.clone())));
     }
     let mut remove = Vec::new();
+    match &change.request {
+        Some(request) => {
+            set.push(write.assign(item::LAST_REQUEST, AttributeValue::S(request.clone())))
+        }
+        None => remove.push(write.name(item::LAST_REQUEST)),
+    }
     match change.subscription_id {
         Some(id) => {
             set.push(write.assign(item::SUBSCRIPTION_ID, AttributeValue::N(id.to_string())))
@@ -384,6 +390,7 @@ mod tests {
             received_at: Timestamp::UNIX_EPOCH,
             source: Source::Webhook,
             probe: None,
+            request: None,
         }
     }
 
@@ -421,8 +428,8 @@ mod tests {
         assert!(
             write
                 .update
-                .ends_with("REMOVE #versionUnknown, #deletedAt, #forgottenAt"),
-            "a versioned value is at its version, and live: {}",
+                .ends_with("REMOVE #lastRequestId, #versionUnknown, #deletedAt, #forgottenAt"),
+            "a versioned value is at its version, and live; no request id is left of another: {}",
             write.update
         );
         assert_every_placeholder_is_used(&write);
@@ -439,12 +446,26 @@ mod tests {
         assert!(
             write
                 .update
-                .contains("REMOVE #subscriptionId, #value, #payloadHash"),
+                .contains("REMOVE #lastRequestId, #subscriptionId, #value, #payloadHash"),
             "{}",
             write.update
         );
         assert!(!write.update.contains("#lastValue"));
         assert_every_placeholder_is_used(&write);
+        let from_a_request = ObjectChange {
+            request: Some("req-9".into()),
+            ..change(Write::Delete, None)
+        };
+        let write = conditional_write(&from_a_request, false, Timestamp::UNIX_EPOCH);
+        assert!(
+            write.update.contains("#lastRequestId = :lastRequestId"),
+            "{}",
+            write.update
+        );
+        assert_eq!(
+            write.values[":lastRequestId"],
+            AttributeValue::S("req-9".into())
+        );
         let kept = conditional_write(&change(Write::Delete, None), true, Timestamp::UNIX_EPOCH);
         assert!(
             kept.update

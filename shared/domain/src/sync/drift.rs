@@ -88,6 +88,7 @@ mod tests {
             received_at: Timestamp::UNIX_EPOCH,
             source: Source::Webhook,
             probe: None,
+            request: None,
         }
     }
 
