@@ -44,6 +44,12 @@ pub struct Deployment {
     /// Where the local functions answer Lambda's Invoke API (`cargo lambda watch`); none for a
     /// deployed stack, whose functions the SDK's Lambda endpoint reaches.
     pub lambda_endpoint: Option<String>,
+    /// The receiver's and the worker's function names: their log groups hold the journal.
+    pub receiver_function: Option<String>,
+    pub worker_function: Option<String>,
+    /// The local functions' output (their journal lines among it); none for a deployed stack,
+    /// whose journal is in CloudWatch Logs.
+    pub function_log: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +134,8 @@ const PAYLOAD_BUCKET: &str = "PayloadBucketName";
 const MIRROR_DATABASE_SECRET: &str = "MirrorDatabaseSecretName";
 const MIRROR_FUNCTION: &str = "PostgresMirrorFunctionName";
 const RECEIVER_URL: &str = "ReceiverUrl";
+const RECEIVER_FUNCTION: &str = "ReceiverFunctionName";
+const WORKER_FUNCTION: &str = "WorkerFunctionName";
 const RECEIVER_AUTH_SECRET: &str = "ReceiverAuthSecretArn";
 
 /// The stack outputs each resource is read from (infra/template.yaml, Outputs), and the local
@@ -184,6 +192,9 @@ impl Deployment {
                 .cloned(),
             mirror_function: outputs.get(MIRROR_FUNCTION).cloned(),
             lambda_endpoint,
+            receiver_function: outputs.get(RECEIVER_FUNCTION).cloned(),
+            worker_function: outputs.get(WORKER_FUNCTION).cloned(),
+            function_log: None,
         })
     }
 
@@ -205,8 +216,14 @@ impl Deployment {
                 Some(((*output).to_owned(), value.to_owned()))
             })
             .collect();
-        if summary["functions"].get("postgres-mirror").is_some() {
-            outputs.insert(MIRROR_FUNCTION.to_owned(), "postgres-mirror".to_owned());
+        for (output, function) in [
+            (MIRROR_FUNCTION, "postgres-mirror"),
+            (RECEIVER_FUNCTION, "webhook-receiver"),
+            (WORKER_FUNCTION, "webhook-worker"),
+        ] {
+            if summary["functions"].get(function).is_some() {
+                outputs.insert(output.to_owned(), function.to_owned());
+            }
         }
         for (output, function) in FUNCTIONS {
             if summary["functions"].get(function).is_some() {
@@ -246,7 +263,10 @@ impl Deployment {
             }
         }
         let text = |name: &str| summary[name].as_str().map(str::to_owned);
-        Self::from_outputs("local", text("endpoint"), text("lambdaEndpoint"), &outputs)
+        let mut deployment =
+            Self::from_outputs("local", text("endpoint"), text("lambdaEndpoint"), &outputs)?;
+        deployment.function_log = text("functionLog").map(PathBuf::from);
+        Ok(deployment)
     }
 }
 

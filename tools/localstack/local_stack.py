@@ -13,6 +13,7 @@ Prints a JSON summary of what was created (logical id -> physical name/url/arn) 
 
 import argparse
 import json
+import os
 import re
 import secrets
 import string
@@ -372,6 +373,8 @@ def main():
                         help="override a template parameter's default")
     parser.add_argument("--function-url", action="append", default=[], metavar="LOGICAL_ID=URL",
                         help="the local URL that stands for a function's URL")
+    parser.add_argument("--function-log", help="the file the local functions' output goes to (their journal "
+                        "lines among it): `tripletex-webhooks --local log` reads it")
     parser.add_argument("--lambda-endpoint", help="where the functions answer Lambda's Invoke API locally "
                                                   "(cargo lambda watch), for the operator's CLI")
     args = parser.parse_args()
@@ -394,6 +397,7 @@ def main():
         # Where the resources are: the operator's CLI (`tripletex-webhooks --local`) reaches them here.
         "endpoint": args.endpoint,
         "lambdaEndpoint": args.lambda_endpoint,
+        "functionLog": os.path.abspath(args.function_log) if args.function_log else None,
         "resources": stack.created,
         "functions": stack.function_environments(),
         "event_sources": stack.event_sources(),

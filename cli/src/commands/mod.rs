@@ -6,6 +6,7 @@ pub mod completions;
 pub mod dlq;
 pub mod forget;
 pub mod keeper;
+pub mod log;
 pub mod mirror;
 pub mod quarantine;
 pub mod resync;
@@ -24,7 +25,7 @@ pub use crate::context::{
     name = "tripletex-webhooks",
     version,
     about = "See and tend a Tripletex webhook bundle: its status, an object of the copy (show), \
-dead letters (dlq), the quarantine, resyncs, a test webhook (send), erasure (forget), the keeper, \
+what each webhook became (log), dead letters (dlq), the quarantine, resyncs, a test webhook (send), erasure (forget), the keeper, \
 the Postgres mirror, the companies, and shell completions and man pages."
 )]
 pub struct Cli {
@@ -42,6 +43,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// One stored object: version, deleted, source, when it was received and updated, its value.
     Show(show::ShowArgs),
+    /// What Tripletex sent and what became of each call, from the receipt journal: one line per
+    /// request with its outcome at the receiver and the worker; exits 1 when one needs a person.
+    Log(log::LogArgs),
     /// Webhooks that failed every delivery, with their attributes.
     Dlq(dlq::DlqArgs),
     /// Authenticated bodies that were not envelopes, with the reason for each.
@@ -80,6 +84,7 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
     match &cli.command {
         Command::Status(args) => status::run(&ctx, args).await,
         Command::Show(args) => show::run(&ctx, args).await,
+        Command::Log(args) => log::run(&ctx, args).await,
         Command::Dlq(args) => dlq::run(&ctx, args).await,
         Command::Quarantine(args) => quarantine::run(&ctx, args).await,
         Command::Resync(args) => resync::run(&ctx, args).await,

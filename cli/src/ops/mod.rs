@@ -4,6 +4,7 @@
 
 pub mod companies;
 pub mod invoke;
+pub mod journal;
 pub mod metrics;
 pub mod queues;
 pub mod sync_runs;

@@ -18,6 +18,7 @@ mod companies;
 mod dlq;
 mod forget;
 mod keeper;
+mod log;
 mod mirror;
 mod quarantine;
 mod resync;

@@ -16,6 +16,7 @@ async fn show_prints_a_stored_object_and_exits_1_for_one_not_in_the_copy() {
                 ("lastEvent", s("customer.update")),
                 ("receivedAt", s("2026-12-01T10:00:00Z")),
                 ("updatedAt", s("2026-12-01T10:00:01Z")),
+                ("lastRequestId", s("sync:20261201T0959Z-nightly")),
                 ("value", s(r#"{"id":42,"version":7,"name":"Acme AS"}"#)),
             ],
         )
@@ -29,6 +30,14 @@ async fn show_prints_a_stored_object_and_exits_1_for_one_not_in_the_copy() {
     assert_eq!(object["deleted"], false);
     assert_eq!(object["source"], "resync");
     assert_eq!(object["value"]["name"], "Acme AS");
+    assert_eq!(object["lastRequest"], "sync:20261201T0959Z-nightly");
+    let table = local.cli(&["show", "default", "customer", "42"]);
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains(
+            "sync:20261201T0959Z-nightly (tripletex-webhooks log --request sync:20261201T0959Z-nightly)"
+        ),
+        "show names the request that made the version, and how to follow it"
+    );
 
     let (missing, code) = local.json(&["show", "default", "customer", "43"]);
     assert_eq!(code, Some(1));

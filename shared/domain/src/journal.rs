@@ -23,8 +23,10 @@ const LONGEST_TEXT: usize = 120;
 
 /// The request id of what a sync run queues.
 pub fn sync_request(run_id: &str) -> String {
-    format!("sync:{run_id}")
+    format!("{SYNC_PREFIX}{run_id}")
 }
+
+const SYNC_PREFIX: &str = "sync:";
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,6 +202,23 @@ impl Entry {
         }
     }
 
+    /// The trail the line belongs to: its request, and for what a sync run queued, the object too
+    /// (a run queues thousands: each object's fetch and settlement is a trail of its own).
+    fn trail(&self) -> String {
+        let request = self.request();
+        match (
+            request.starts_with(SYNC_PREFIX),
+            self.tenant(),
+            self.object_type(),
+            self.id(),
+        ) {
+            (true, Some(tenant), Some(object_type), Some(id)) => {
+                format!("{request}/{tenant}#{object_type}#{id}")
+            }
+            _ => request,
+        }
+    }
+
     fn tenant(&self) -> Option<&str> {
         match self {
             Self::Received(received) => received.tenant.as_deref(),
@@ -333,6 +352,7 @@ impl Filter {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Trail {
+    /// The request id (a sync run's for what it queued).
     pub request: String,
     pub entries: Vec<Entry>,
 }
@@ -377,22 +397,32 @@ impl Trail {
     }
 }
 
-/// The lines grouped by request, each trail in time order, the trails by their first line.
+/// The lines grouped by request (and by object within a sync run), each trail in time order, the
+/// trails by their first line.
 pub fn trails(entries: impl IntoIterator<Item = Entry>) -> Vec<Trail> {
-    let mut by_request: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    let mut by_trail: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     for entry in entries {
-        by_request.entry(entry.request()).or_default().push(entry);
+        by_trail.entry(entry.trail()).or_default().push(entry);
     }
-    let mut trails: Vec<Trail> = by_request
-        .into_iter()
-        .map(|(request, mut entries)| {
+    let mut trails: Vec<Trail> = by_trail
+        .into_values()
+        .filter_map(|mut entries| {
             // A receipt first whatever the clocks say: the worker cannot settle before it.
             entries.sort_by_key(|entry| (!matches!(entry, Entry::Received(_)), entry.at()));
-            Trail { request, entries }
+            let request = entries.first()?.request();
+            Some(Trail { request, entries })
         })
         .collect();
     trails.sort_by(|a, b| (a.started(), &a.request).cmp(&(b.started(), &b.request)));
     trails
+}
+
+/// The trails of these lines that answer the question.
+pub fn select(filter: &Filter, entries: impl IntoIterator<Item = Entry>) -> Vec<Trail> {
+    trails(entries)
+        .into_iter()
+        .filter(|trail| filter.matches(trail))
+        .collect()
 }
 
 /// A journal line read back from a log line; none for the log's other lines.
@@ -577,6 +607,17 @@ mod tests {
             drift: true,
         });
         assert_eq!(queued.request(), "sync:20261206T1000Z-nightly");
+        let mut other = queued.clone();
+        if let Entry::Queued(q) = &mut other {
+            q.id = 8;
+        }
+        let trails = trails([queued, other]);
+        assert_eq!(trails.len(), 2, "one trail per object a run queued");
+        assert!(
+            trails
+                .iter()
+                .all(|t| t.request == "sync:20261206T1000Z-nightly")
+        );
     }
 
     #[test]

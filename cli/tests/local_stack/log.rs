@@ -1,0 +1,120 @@
+//! `log`: the receipt journal, read from the local functions' output as scripts/run leaves it.
+
+use super::*;
+
+/// The journal's lines as the functions print them, among the log's other lines, `seconds` ago.
+fn journal_lines() -> String {
+    let at = |seconds_ago: i64| {
+        jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_secs(seconds_ago))
+            .unwrap()
+            .to_string()
+    };
+    [
+        r#"{"level":"INFO","fields":{"message":"batch done"}}"#.to_owned(),
+        format!(
+            r#"{{"journal":"received","at":"{}","request":"r-stored","tenant":"default","event":"customer.update","id":7,"bytes":96,"status":200,"outcome":"queued","idempotencyKey":"k-1"}}"#,
+            at(60)
+        ),
+        format!(
+            r#"{{"journal":"settled","at":"{}","request":"r-stored","message":"m-1","tenant":"default","type":"customer","id":7,"event":"customer.update","version":4,"source":"webhook","outcome":"accepted"}}"#,
+            at(59)
+        ),
+        format!(
+            r#"{{"journal":"received","at":"{}","request":"r-stale","tenant":"default","event":"customer.update","id":7,"bytes":96,"status":200,"outcome":"queued"}}"#,
+            at(50)
+        ),
+        format!(
+            r#"{{"journal":"settled","at":"{}","request":"r-stale","message":"m-2","tenant":"default","type":"customer","id":7,"event":"customer.update","version":3,"source":"webhook","outcome":"stale"}}"#,
+            at(49)
+        ),
+        format!(
+            r#"{{"journal":"received","at":"{}","request":"r-refused","bytes":96,"status":401,"outcome":"unauthorized","reason":"header: credential mismatch"}}"#,
+            at(40)
+        ),
+        format!(
+            r#"{{"journal":"received","at":"{}","request":"r-old","tenant":"default","event":"product.create","id":1,"bytes":96,"status":200,"outcome":"queued"}}"#,
+            at(7200)
+        ),
+    ]
+    .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_follows_each_request_through_the_hops_and_exits_1_when_one_needs_a_person() {
+    let log = std::env::temp_dir().join(format!("cli-log-{}.log", std::process::id()));
+    std::fs::write(&log, journal_lines()).unwrap();
+    let more = ["--function-log".to_owned(), log.display().to_string()];
+    let local = local_stack_with("cli-log", "http://127.0.0.1:9", &more).await;
+
+    let (logged, code) = local.json(&["log", "--since", "10m"]);
+    assert_eq!(code, Some(1), "a 401 in the window needs a person");
+    let requests: Vec<&str> = logged["trails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|trail| trail["request"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        requests,
+        ["r-stored", "r-stale", "r-refused"],
+        "in time order; the request of two hours ago is outside the window"
+    );
+
+    let (one, code) = local.json(&["log", "--since", "10m", "--request", "r-stored"]);
+    assert_eq!(code, Some(0));
+    let entries = one["trails"][0]["entries"].as_array().unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| (
+                e["journal"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        [("received", "queued"), ("settled", "accepted")]
+    );
+
+    let table = local.cli(&[
+        "log",
+        "--since",
+        "10m",
+        "--company",
+        "default",
+        "--type",
+        "customer",
+        "--id",
+        "7",
+    ]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(table.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("stored v4") && text.contains("stale v3"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("r-refused"),
+        "an unauthenticated call is no company's: {text}"
+    );
+
+    let (stale, _) = local.json(&["log", "--since", "10m", "--outcome", "stale"]);
+    assert_eq!(stale["trails"].as_array().unwrap().len(), 1);
+
+    for (words, said) in [
+        (
+            vec!["log", "--company", "nosuch"],
+            "no company 'nosuch'; companies: ",
+        ),
+        (
+            vec!["log", "--outcome", "banana"],
+            "no outcome 'banana'; outcomes: ",
+        ),
+        (vec!["log", "--type", "banana"], "no object type 'banana'"),
+        (vec!["log", "--since", "soon"], "is not a length of time"),
+    ] {
+        let refused = local.cli(&words);
+        let error = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{words:?}: {error}");
+        assert!(error.contains(said), "{words:?}: {error}");
+    }
+}
