@@ -546,6 +546,81 @@ def check_mirror(args, stack, dynamodb):
     return failures
 
 
+# What the smoke's webhooks must have come to, in the journal (`tripletex-webhooks log`): each answer
+# class of the receiver, and each kind of settlement at the worker.
+JOURNALED_AT_THE_RECEIVER = {"queued", "quarantined", "unauthorized", "gone", "too_large", "method_not_allowed"}
+JOURNALED_AT_THE_WORKER = {"accepted", "duplicate", "stale", "after_delete", "quarantined"}
+
+
+def check_log(args):
+    """The receipt journal over the smoke's own calls: `log` lists each outcome at its hop and exits 1
+    (a 401 needs a person); one stored webhook's request id is followed by `log --request` to its
+    version, which `show` and the mirror's history name too."""
+    failures = []
+    # The worker's sample batch once more: what the copy holds now makes its records duplicates,
+    # stale and after a delete.
+    cargo_lambda_invoke_raw(args.lambda_port, "webhook-worker", "events/webhook-worker/sqs-mixed-batch.json")
+    # And through the receiver, a version older than the one the copy holds (customer 4004 is at 8).
+    with open(f"{EVENTS}/function-url-customer-update.json", encoding="utf-8") as handle:
+        older = json.load(handle)
+    body = json.loads(older["body"])
+    body["value"]["version"] = 7
+    older["body"] = json.dumps(body)
+    status = post_as_tripletex(args.receiver_url, older)
+    if status != 200:
+        failures.append(f"an older version of customer 4004 answered {status}, expected 200")
+    deadline = time.monotonic() + 60
+    while True:
+        logged, code = cli(args.stack, "log", "--since", "30m", "--outcome", "stale")
+        if logged.get("trails") or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    logged, code = cli(args.stack, "log", "--since", "30m")
+    trails = logged.get("trails", []) if isinstance(logged, dict) else []
+    received = {t["entries"][0]["outcome"] for t in trails if t["entries"][0]["journal"] == "received"}
+    settled = {e["outcome"] for t in trails for e in t["entries"] if e["journal"] == "settled"}
+    print(f"  log --since 30m: exit {code}, {len(trails)} requests; at the receiver {sorted(received)}; "
+          f"at the worker {sorted(settled)}")
+    if code != 1:
+        failures.append(f"log answered {code} with a 401 in its window, expected 1")
+    for hop, wanted, found in [("receiver", JOURNALED_AT_THE_RECEIVER, received),
+                               ("worker", JOURNALED_AT_THE_WORKER, settled)]:
+        if wanted - found:
+            failures.append(f"the journal has no {sorted(wanted - found)} at the {hop}")
+    stored = [t for t in trails if t["entries"][0]["journal"] == "received"
+              and t["entries"][-1]["journal"] == "settled" and t["entries"][-1]["outcome"] == "accepted"
+              and t["entries"][-1].get("version") is not None]
+    followed = None
+    for trail in reversed(stored):
+        last = trail["entries"][-1]
+        shown, _ = cli(args.stack, "show", last["tenant"], last["type"], str(last["id"]))
+        if (shown.get("stored") or {}).get("lastRequest") == trail["request"]:
+            followed = (trail["request"], last)
+            break
+    if followed is None:
+        return failures + [f"no stored webhook of {len(stored)} is the request show names for its object"]
+    request, last = followed
+    one, code = cli(args.stack, "log", "--since", "30m", "--request", request)
+    hops = [(e["journal"], e["outcome"]) for t in one.get("trails", []) for e in t["entries"]]
+    print(f"  log --request {request}: {hops}; show {last['tenant']} {last['type']} {last['id']} names it "
+          f"(version {last['version']})")
+    if hops[:1] != [("received", "queued")] or hops[-1:] != [("settled", "accepted")]:
+        failures.append(f"log --request {request} does not follow it from the receiver to the copy: {hops}")
+    if args.mirror_url:
+        deadline = time.monotonic() + 60
+        while True:
+            history = psql(args.mirror_url, "SELECT request_id FROM tripletex.object_version "
+                                            f"WHERE tenant = '{last['tenant']}' AND type = '{last['type']}' "
+                                            f"AND id = {int(last['id'])} AND version = {int(last['version'])}")
+            if history == [[request]] or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        print(f"  the mirror's history of that version: made by {history}")
+        if history != [[request]]:
+            failures.append(f"the mirror's history does not name request {request}: {history}")
+    return failures
+
+
 def banner_commands(text):
     """The command lines of the banner: indented four spaces, continued with a trailing backslash."""
     commands, current = [], ""
@@ -682,6 +757,8 @@ def main():
         failures += check_forget(args, stack, dynamodb)
     if args.mirror_url:
         failures += check_mirror(args, stack, dynamodb)
+    if args.simulator:
+        failures += check_log(args)
     if args.banner:
         failures += check_banner(args.banner)
 
