@@ -73,7 +73,7 @@ impl<Q: MessageQueue> Receiver<Q> {
         let request_id = request_id(&request);
         let (response, answered) = self.answer(&request, &request_id).await;
         self.journal.write(&Entry::Received(Received {
-            at: Timestamp::now(),
+            at: journal::now(),
             request: request_id,
             tenant: answered.tenant.map(|tenant| tenant.to_string()),
             event: answered.event,

@@ -353,10 +353,14 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
         reason: Option<&str>,
     ) {
         let attribute = |name| string_attribute(record, name).map(str::to_owned);
+        let request = attribute(attribute::REQUEST_ID).filter(|request| !request.is_empty());
         self.journal.write(&Entry::Settled(Settled {
-            at: Timestamp::now(),
-            request: attribute(attribute::REQUEST_ID).filter(|request| !request.is_empty()),
-            message: record.message_id.clone().unwrap_or_default(),
+            at: journal::now(),
+            message: request
+                .is_none()
+                .then(|| record.message_id.clone())
+                .flatten(),
+            request,
             tenant: change
                 .map(|change| change.key.tenant.to_string())
                 .or_else(|| attribute(attribute::TENANT)),

@@ -82,8 +82,9 @@ pub struct Settled {
     pub at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
-    /// The queue's message id: what a record without a request id is known by.
-    pub message: String,
+    /// The queue's message id, for a record without a request id (what it is known by then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
@@ -175,6 +176,12 @@ pub enum Fetched {
     Tombstoned,
 }
 
+/// Now, to the millisecond: a line's time needs no more.
+pub fn now() -> Timestamp {
+    let now = Timestamp::now();
+    now.round(jiff::Unit::Millisecond).unwrap_or(now)
+}
+
 /// A text a caller sent, cut to a journal line's measure.
 pub fn bounded(text: &str) -> String {
     text.chars().take(LONGEST_TEXT).collect()
@@ -194,10 +201,9 @@ impl Entry {
     pub fn request(&self) -> String {
         match self {
             Self::Received(received) => received.request.clone(),
-            Self::Settled(settled) => settled
-                .request
-                .clone()
-                .unwrap_or_else(|| format!("message:{}", settled.message)),
+            Self::Settled(settled) => settled.request.clone().unwrap_or_else(|| {
+                format!("message:{}", settled.message.as_deref().unwrap_or("-"))
+            }),
             Self::Queued(queued) => sync_request(&queued.run),
         }
     }
@@ -461,7 +467,7 @@ mod tests {
         Entry::Settled(Settled {
             at: at(second),
             request: Some(request.into()),
-            message: format!("m-{request}-{second}"),
+            message: None,
             tenant: Some("301".into()),
             object_type: Some("customer".into()),
             id: Some(7),
@@ -594,6 +600,7 @@ mod tests {
         let mut record = settled("r1", 0, Settlement::Duplicate);
         if let Entry::Settled(settled) = &mut record {
             settled.request = None;
+            settled.message = Some("m-r1-0".into());
         }
         assert_eq!(record.request(), "message:m-r1-0");
         let queued = Entry::Queued(Queued {

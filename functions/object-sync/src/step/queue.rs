@@ -188,7 +188,7 @@ where
         queued: &[(i64, Option<i64>, journal::Fetched)],
         queueing: Queueing,
     ) {
-        let at = Timestamp::now();
+        let at = journal::now();
         for &(id, version, outcome) in queued {
             self.journal.write(&Entry::Queued(Queued {
                 at,
