@@ -299,3 +299,18 @@ pub async fn tripletex_now(
             .await?,
     )
 }
+
+/// How a time is written on the command line, for an error that says so.
+pub const TIME_FORMS: &str =
+    "write 2026-12-06T10:00:00Z, or 2026-12-06T10:00 in this machine's time zone";
+
+/// A time from the command line: RFC 3339, or a date and time in this machine's time zone.
+pub fn moment(text: &str) -> Option<jiff::Timestamp> {
+    text.parse::<jiff::Timestamp>().ok().or_else(|| {
+        let civil = text.parse::<jiff::civil::DateTime>().ok()?;
+        civil
+            .to_zoned(jiff::tz::TimeZone::system())
+            .ok()
+            .map(|zoned| zoned.timestamp())
+    })
+}

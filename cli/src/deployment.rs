@@ -50,6 +50,9 @@ pub struct Deployment {
     /// The local functions' output (their journal lines among it); none for a deployed stack,
     /// whose journal is in CloudWatch Logs.
     pub function_log: Option<PathBuf>,
+    /// The change events' bus and its archive, when the stack publishes and keeps them.
+    pub change_bus: Option<String>,
+    pub change_archive: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +139,8 @@ const MIRROR_FUNCTION: &str = "PostgresMirrorFunctionName";
 const RECEIVER_URL: &str = "ReceiverUrl";
 const RECEIVER_FUNCTION: &str = "ReceiverFunctionName";
 const WORKER_FUNCTION: &str = "WorkerFunctionName";
+const CHANGE_BUS: &str = "ChangeEventBusArn";
+const CHANGE_ARCHIVE: &str = "ChangeEventArchiveArn";
 const RECEIVER_AUTH_SECRET: &str = "ReceiverAuthSecretArn";
 
 /// The stack outputs each resource is read from (infra/template.yaml, Outputs), and the local
@@ -195,6 +200,8 @@ impl Deployment {
             receiver_function: outputs.get(RECEIVER_FUNCTION).cloned(),
             worker_function: outputs.get(WORKER_FUNCTION).cloned(),
             function_log: None,
+            change_bus: outputs.get(CHANGE_BUS).cloned(),
+            change_archive: outputs.get(CHANGE_ARCHIVE).cloned(),
         })
     }
 
@@ -251,6 +258,11 @@ impl Deployment {
             (
                 PAYLOAD_BUCKET,
                 &summary["resources"]["PayloadBucket"]["name"],
+            ),
+            (CHANGE_BUS, &summary["resources"]["ChangeEventBus"]["arn"]),
+            (
+                CHANGE_ARCHIVE,
+                &summary["resources"]["ChangeEventArchive"]["arn"],
             ),
             (
                 MIRROR_DATABASE_SECRET,

@@ -621,6 +621,38 @@ def check_log(args):
     return failures
 
 
+def check_replay(args, stack):
+    """The change events end to end: the table's stream through the local pipe onto the bus and into
+    its archive, and `replay` sends every archived change again to a consumer's rule, counted against
+    the archive's own count (moto replays an archive whole, whatever the window)."""
+    local = {"region_name": os.environ.get("AWS_REGION", "eu-north-1"),
+             "aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    events = boto3.client("events", endpoint_url=os.environ["AWS_ENDPOINT_URL"], **local)
+    sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"], **local)
+    bus = stack["resources"]["ChangeEventBus"]["arn"]
+    archive = stack["resources"]["ChangeEventArchive"]["name"]
+    archived = events.describe_archive(ArchiveName=archive)["EventCount"]
+    queue = sqs.create_queue(QueueName="smoke-change-consumer")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(EventBusName=bus, Name="smoke-consumer", EventPattern=json.dumps({"source": ["tripletex.webhooks"]}))
+    events.put_targets(EventBusName=bus, Rule="smoke-consumer", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    replayed, code = cli(args.stack, "replay", "--from", "2000-01-01T00:00:00Z")
+    seen = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            seen.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    ours = [e for e in seen if e.get("replay-name") == (replayed.get("replay") if isinstance(replayed, dict) else None)]
+    print(f"  replay: exit {code}, {replayed.get('state') if isinstance(replayed, dict) else replayed}; "
+          f"the archive held {archived} change events, the consumer had {len(ours)} again")
+    if code != 0 or archived == 0 or len(ours) != archived:
+        return [f"replay sent {len(ours)} of the {archived} archived change events again (exit {code}: {replayed})"]
+    return []
+
+
 def banner_commands(text):
     """The command lines of the banner: indented four spaces, continued with a trailing backslash."""
     commands, current = [], ""
@@ -759,6 +791,7 @@ def main():
         failures += check_mirror(args, stack, dynamodb)
     if args.simulator:
         failures += check_log(args)
+        failures += check_replay(args, stack)
     if args.banner:
         failures += check_banner(args.banner)
 

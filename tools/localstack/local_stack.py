@@ -51,6 +51,7 @@ class LocalStack:
         self.secretsmanager = client("secretsmanager")
         self.dynamodb = client("dynamodb")
         self.s3 = client("s3")
+        self.events = client("events")
         self.parameters = {
             name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()
         }
@@ -227,6 +228,39 @@ class LocalStack:
         self.attrs[(logical_id, "Arn")] = arn
         self.created[logical_id] = {"type": "bucket", "name": name, "arn": arn}
 
+    def create_event_bus(self, logical_id, properties):
+        name = properties.get("Name") or self.physical_name(logical_id)
+        arn = self.events.create_event_bus(Name=name)["EventBusArn"]
+        self.refs[logical_id] = name
+        self.attrs[(logical_id, "Arn")] = arn
+        self.attrs[(logical_id, "Name")] = name
+        self.created[logical_id] = {"type": "event_bus", "name": name, "arn": arn}
+
+    def create_archive(self, logical_id, properties):
+        name = properties.get("ArchiveName") or self.physical_name(logical_id)
+        arn = self.events.create_archive(ArchiveName=name, EventSourceArn=properties["SourceArn"],
+                                         RetentionDays=int(properties.get("RetentionDays", 0)))["ArchiveArn"]
+        self.refs[logical_id] = name
+        self.attrs[(logical_id, "Arn")] = arn
+        self.created[logical_id] = {"type": "archive", "name": name, "arn": arn}
+
+    def pipes(self):
+        """The table stream -> event bus pipes, which the local stream poller plays."""
+        pipes = []
+        for logical_id, resource in self.resources("AWS::Pipes::Pipe"):
+            properties = resource["Properties"]
+            target = properties["TargetParameters"].get("EventBridgeEventBusParameters", {})
+            stream = properties["SourceParameters"]["DynamoDBStreamParameters"]
+            pipes.append({
+                "pipe": logical_id,
+                "stream_arn": self.resolve(properties["Source"]),
+                "event_bus_arn": self.resolve(properties["Target"]),
+                "detail_type": target.get("DetailType", "Event"),
+                "source": target.get("Source", "Pipe"),
+                "batch_size": int(self.resolve(stream.get("BatchSize", 10))),
+            })
+        return pipes
+
     def create_table(self, logical_id, properties):
         name = properties.get("TableName") or self.physical_name(logical_id)
         request = {
@@ -343,6 +377,8 @@ def generated_secret(spec):
 
 
 CREATORS = {
+    "AWS::Events::EventBus": LocalStack.create_event_bus,
+    "AWS::Events::Archive": LocalStack.create_archive,
     "AWS::SQS::Queue": LocalStack.create_queue,
     "AWS::SecretsManager::Secret": LocalStack.create_secret,
     "AWS::DynamoDB::Table": LocalStack.create_table,
@@ -401,6 +437,7 @@ def main():
         "resources": stack.created,
         "functions": stack.function_environments(),
         "event_sources": stack.event_sources(),
+        "pipes": stack.pipes(),
         "schedules": stack.schedules(),
     }
     json.dump(summary, sys.stdout, indent=2)

@@ -34,7 +34,7 @@ import urllib.request
 
 import boto3
 
-from tools.localstack.stream_poller import StreamMapping
+from tools.localstack.stream_poller import PipeMapping, StreamMapping
 
 REGION = os.environ.get("AWS_REGION", "eu-north-1")
 
@@ -191,7 +191,8 @@ def main():
     received = ReceivedLog(args.received_log)
 
     with open(args.stack, encoding="utf-8") as handle:
-        sources = json.load(handle)["event_sources"]
+        summary = json.load(handle)
+    sources = summary["event_sources"]
     sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=REGION)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -203,6 +204,9 @@ def main():
                          daemon=True)
         for s in sources
     ]
+    events = boto3.client("events", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=REGION)
+    threads += [threading.Thread(target=PipeMapping(pipe, streams, events, stop).run, daemon=True)
+                for pipe in summary.get("pipes", [])]
     for thread in threads:
         thread.start()
     # Sleep, not stop.wait(): the signal handler sets `stop`, and would deadlock on the event's lock

@@ -113,3 +113,31 @@ class StreamMapping:
             except Exception as error:  # noqa: BLE001 - a poller must outlive a passing fault
                 log(f"{self.function}: {type(error).__name__}: {error}")
                 self.stop.wait(1)
+
+
+class PipeMapping(StreamMapping):
+    """Local stand-in for an EventBridge Pipe from a table's stream to an event bus: each record put
+    on the bus as the pipe does (its detail the stream record, with the pipe's source and detail
+    type), in order, a batch retried from its first record the bus did not take."""
+
+    def __init__(self, pipe, streams, events, stop):
+        self.function = f"pipe {pipe['pipe']}"
+        self.stream_arn = pipe["stream_arn"]
+        self.batch_size = min(pipe["batch_size"], 10)  # PutEvents takes 10 entries at most
+        self.window = 1
+        self.retries = -1
+        self.on_failure = None
+        self.report_failures = True
+        self.streams, self.events, self.stop = streams, events, stop
+        self.bus, self.source, self.detail_type = pipe["event_bus_arn"], pipe["source"], pipe["detail_type"]
+
+    def invoke(self, records):
+        entries = [{"EventBusName": self.bus, "Source": self.source, "DetailType": self.detail_type,
+                    "Detail": json.dumps(lambda_record(record, self.stream_arn))} for record in records]
+        try:
+            answer = self.events.put_events(Entries=entries)
+        except Exception as error:  # noqa: BLE001 - a pipe retries what the bus did not take
+            log(f"{self.function}: PutEvents failed ({type(error).__name__}: {error})")
+            return records[0]["dynamodb"]["SequenceNumber"]
+        failed = [at for at, entry in enumerate(answer.get("Entries", [])) if entry.get("ErrorCode")]
+        return records[failed[0]]["dynamodb"]["SequenceNumber"] if failed else None

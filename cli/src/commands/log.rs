@@ -7,7 +7,9 @@ use std::time::Duration;
 use domain::journal::{self, Entry, Filter, Trail};
 use jiff::{SignedDuration, Timestamp};
 
-use crate::context::{Answer, CliError, Context, known_company, known_object_type};
+use crate::context::{
+    Answer, CliError, Context, TIME_FORMS, known_company, known_object_type, moment,
+};
 use crate::ops;
 use crate::render::table;
 
@@ -114,9 +116,7 @@ pub enum LogError {
     UnknownOutcome { name: String, known: String },
     #[error("--since {0:?} is not a length of time: write 90s, 10m, 2h or 1d")]
     Since(String),
-    #[error(
-        "{0:?} is not a time: write 2026-12-06T10:00:00Z, or 2026-12-06T10:00 in this machine's time zone"
-    )]
+    #[error("{0:?} is not a time: {TIME_FORMS}")]
     Time(String),
 }
 
@@ -143,16 +143,7 @@ fn window(args: &LogArgs, now: Timestamp) -> Result<(Timestamp, Option<Timestamp
 }
 
 fn time(text: &str) -> Result<Timestamp, LogError> {
-    text.parse::<Timestamp>()
-        .ok()
-        .or_else(|| {
-            let civil = text.parse::<jiff::civil::DateTime>().ok()?;
-            civil
-                .to_zoned(jiff::tz::TimeZone::system())
-                .ok()
-                .map(|z| z.timestamp())
-        })
-        .ok_or_else(|| LogError::Time(text.to_owned()))
+    moment(text).ok_or_else(|| LogError::Time(text.to_owned()))
 }
 
 /// Reads the journal every few seconds and prints each trail that is new or moved on.

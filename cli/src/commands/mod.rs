@@ -9,6 +9,7 @@ pub mod keeper;
 pub mod log;
 pub mod mirror;
 pub mod quarantine;
+pub mod replay;
 pub mod resync;
 pub mod send;
 pub mod show;
@@ -25,7 +26,7 @@ pub use crate::context::{
     name = "tripletex-webhooks",
     version,
     about = "See and tend a Tripletex webhook bundle: its status, an object of the copy (show), \
-what each webhook became (log), dead letters (dlq), the quarantine, resyncs, a test webhook (send), erasure (forget), the keeper, \
+what each webhook became (log), dead letters (dlq), a replay of the change events (replay), the quarantine, resyncs, a test webhook (send), erasure (forget), the keeper, \
 the Postgres mirror, the companies, and shell completions and man pages."
 )]
 pub struct Cli {
@@ -46,6 +47,9 @@ pub enum Command {
     /// What Tripletex sent and what became of each call, from the receipt journal: one line per
     /// request with its outcome at the receiver and the worker; exits 1 when one needs a person.
     Log(log::LogArgs),
+    /// Sends a window of the change bus's archived events to its consumers again (all of them,
+    /// or one company's or type's), and follows the replay to its end.
+    Replay(replay::ReplayArgs),
     /// Webhooks that failed every delivery, with their attributes.
     Dlq(dlq::DlqArgs),
     /// Authenticated bodies that were not envelopes, with the reason for each.
@@ -85,6 +89,7 @@ pub async fn run(cli: &Cli) -> Result<Answer, CliError> {
         Command::Status(args) => status::run(&ctx, args).await,
         Command::Show(args) => show::run(&ctx, args).await,
         Command::Log(args) => log::run(&ctx, args).await,
+        Command::Replay(args) => replay::run(&ctx, args).await,
         Command::Dlq(args) => dlq::run(&ctx, args).await,
         Command::Quarantine(args) => quarantine::run(&ctx, args).await,
         Command::Resync(args) => resync::run(&ctx, args).await,

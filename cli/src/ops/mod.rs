@@ -7,6 +7,7 @@ pub mod invoke;
 pub mod journal;
 pub mod metrics;
 pub mod queues;
+pub mod replay;
 pub mod sync_runs;
 pub mod tables;
 

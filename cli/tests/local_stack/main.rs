@@ -21,6 +21,7 @@ mod keeper;
 mod log;
 mod mirror;
 mod quarantine;
+mod replay;
 mod resync;
 mod send;
 mod show;
