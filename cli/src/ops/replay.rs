@@ -88,15 +88,7 @@ pub async fn consumer_rules(events: &Client, bus: &str) -> Result<Vec<ConsumerRu
         if rule.managed_by.is_some() || name.starts_with(TEMPORARY_RULE_PREFIX) {
             continue;
         }
-        let targets = events
-            .list_targets_by_rule()
-            .event_bus_name(bus)
-            .rule(&name)
-            .send()
-            .await
-            .map_err(sdk_call(format!("listing the targets of rule {name}")))?
-            .targets
-            .unwrap_or_default();
+        let targets = rule_targets(events, bus, &name).await?;
         rules.push(ConsumerRule {
             name,
             pattern: rule.event_pattern,
@@ -104,6 +96,18 @@ pub async fn consumer_rules(events: &Client, bus: &str) -> Result<Vec<ConsumerRu
         });
     }
     Ok(rules)
+}
+
+async fn rule_targets(events: &Client, bus: &str, rule: &str) -> Result<Vec<Target>, AwsError> {
+    Ok(events
+        .list_targets_by_rule()
+        .event_bus_name(bus)
+        .rule(rule)
+        .send()
+        .await
+        .map_err(sdk_call(format!("listing the targets of rule {rule}")))?
+        .targets
+        .unwrap_or_default())
 }
 
 /// Makes the narrowed copies of the consumers' rules; their ARNs.
@@ -161,16 +165,11 @@ pub async fn delete_narrowed_rules(
 ) -> Result<(), AwsError> {
     for at in 0..count {
         let name = temporary_rule(replay, at);
-        let targets = events
-            .list_targets_by_rule()
-            .event_bus_name(bus)
-            .rule(&name)
-            .send()
-            .await
-            .map_err(sdk_call(format!("listing the targets of rule {name}")))?
-            .targets
-            .unwrap_or_default();
-        let ids: Vec<String> = targets.into_iter().map(|target| target.id).collect();
+        let ids: Vec<String> = rule_targets(events, bus, &name)
+            .await?
+            .into_iter()
+            .map(|target| target.id)
+            .collect();
         if !ids.is_empty() {
             events
                 .remove_targets()
