@@ -138,6 +138,41 @@ async fn a_mistyped_company_or_type_is_an_error_that_says_what_exists_and_nothin
             vec!["forget", "nosuch", "customer", "1"],
             "no company 'nosuch'; companies: default, hmac-demo",
         ),
+        (
+            vec!["forget", "default", "banana", "1"],
+            "no object type 'banana'; types: ",
+        ),
+        (
+            vec!["show", "nosuch", "customer", "1"],
+            "no company 'nosuch'; companies: default, hmac-demo",
+        ),
+        (
+            vec!["send", "customer.update", "1", "--company", "nosuch"],
+            "no company 'nosuch'; companies: default, hmac-demo",
+        ),
+        (
+            vec![
+                "mirror",
+                "rebuild",
+                "--company",
+                "nosuch",
+                "--database-url",
+                "postgresql://127.0.0.1:9/x",
+            ],
+            "no company 'nosuch'; companies: default, hmac-demo",
+        ),
+        (
+            vec!["log", "--company", "nosuch"],
+            "no company 'nosuch'; companies: default, hmac-demo",
+        ),
+        (
+            vec!["log", "--type", "banana"],
+            "no object type 'banana'; types: ",
+        ),
+        (
+            vec!["log", "--outcome", "banana"],
+            "no outcome 'banana'; outcomes: ",
+        ),
     ] {
         let output = local.cli(&args);
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -290,17 +290,41 @@ async fn a_stopped_local_stack_is_said_so_with_what_to_do() {
     summary["endpoint"] = Value::String(endpoint.clone());
     let stopped = local.summary.with_extension("stopped.json");
     std::fs::write(&stopped, summary.to_string()).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_tripletex-webhooks"))
-        .arg(format!("--local={}", stopped.display()))
-        .arg("status")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
-        format!(
-            "tripletex-webhooks: the local stack is not running (nothing answers at {endpoint}): \
-             start it with scripts/run\n"
-        )
-    );
+    // Every command that talks to the deployment, each answered the same way before it asks anything.
+    for command in [
+        vec!["status"],
+        vec!["show", "default", "customer", "1"],
+        vec!["log", "--since", "1h"],
+        vec!["replay", "--from", "2026-12-06T10:00:00Z"],
+        vec!["dlq"],
+        vec!["dlq", "redrive"],
+        vec!["quarantine"],
+        vec!["quarantine", "replay", "m-1"],
+        vec!["resync", "--company", "default"],
+        vec!["send", "customer.update", "1"],
+        vec!["forget", "default", "customer", "1"],
+        vec!["keeper", "run", "--dry-run"],
+        vec!["mirror", "status"],
+        vec!["mirror", "check"],
+        vec!["mirror", "rebuild"],
+        vec!["companies", "list"],
+        vec!["companies", "discover", "--credential", "firm"],
+        vec!["companies", "add", "301", "--credential", "firm"],
+        vec!["companies", "remove", "301"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_tripletex-webhooks"))
+            .arg(format!("--local={}", stopped.display()))
+            .args(&command)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            format!(
+                "tripletex-webhooks: the local stack is not running (nothing answers at {endpoint}): \
+                 start it with scripts/run\n"
+            ),
+            "{command:?}"
+        );
+    }
 }
