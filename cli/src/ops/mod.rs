@@ -60,30 +60,9 @@ where
     }
 }
 
-/// What an SDK error means, in words.
+/// What an SDK error means, in words (the adapters' own reading of it).
 pub fn sdk_words<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> String {
-    match error {
-        SdkError::DispatchFailure(failure) if failure.is_io() => {
-            "the service could not be reached (the connection was refused or had no route)"
-                .to_owned()
-        }
-        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
-            "the service could not be reached in time".to_owned()
-        }
-        SdkError::DispatchFailure(_) => "the request could not be sent".to_owned(),
-        SdkError::TimeoutError(_) => "the service did not answer in time".to_owned(),
-        SdkError::ResponseError(_) => {
-            "the service's answer could not be read (is the endpoint the AWS service it should be?)"
-                .to_owned()
-        }
-        SdkError::ConstructionFailure(_) => "the request could not be made".to_owned(),
-        _ => match (error.code(), error.message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.to_owned(),
-            (None, Some(message)) => message.to_owned(),
-            (None, None) => "the service refused it without saying why".to_owned(),
-        },
-    }
+    aws_adapters::sdk::words(error)
 }
 
 /// The standard SDK configuration (profile, region, `AWS_ENDPOINT_URL`). For the local stack: its

@@ -128,7 +128,7 @@ where
             Some("AccessDenied" | "NoSuchBucket" | "InvalidArgument" | "InvalidRequest")
         )
     });
-    let source = Box::new(error);
+    let source = Box::new(crate::sdk::AwsFailure::of(&error));
     if refused {
         BlobError::Refused { source }
     } else {

@@ -32,9 +32,12 @@ pub mod item {
     pub const NAME: &str = "name";
 }
 
-fn registry_error<E: std::error::Error + Send + Sync + 'static>(source: E) -> RegistryError {
+fn registry_error<E, R>(error: aws_sdk_dynamodb::error::SdkError<E, R>) -> RegistryError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
     RegistryError {
-        source: Box::new(source),
+        source: Box::new(crate::sdk::AwsFailure::of(&error)),
     }
 }
 

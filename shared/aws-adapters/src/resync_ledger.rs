@@ -239,9 +239,12 @@ pub fn read_request_state(item: &HashMap<String, AttributeValue>) -> Option<(Str
     Some((text(item, item::TENANT)?, text(item, item::STATE)?))
 }
 
-fn ledger_error<E: std::error::Error + Send + Sync + 'static>(source: E) -> LedgerError {
+fn ledger_error<E, R>(error: aws_sdk_dynamodb::error::SdkError<E, R>) -> LedgerError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
     LedgerError {
-        source: Box::new(source),
+        source: Box::new(crate::sdk::AwsFailure::of(&error)),
     }
 }
 
@@ -291,7 +294,9 @@ impl DynamoResyncLedger {
             ]),
         )
         .await
-        .map_err(ledger_error)
+        .map_err(|source| LedgerError {
+            source: Box::new(source),
+        })
     }
 
     /// Every request in one state (a scan: the table holds one item per create and re-enable).

@@ -10,6 +10,8 @@
 //! Endpoints come from the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, so
 //! the same code talks to AWS or to a local emulator without a switch.
 
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -223,5 +225,48 @@ mod tests {
             .with_trust_store(compiled_in_roots())
             .build()
             .unwrap();
+    }
+}
+
+/// An AWS call's failure in plain words: what the service said (its error's code and message), or
+/// that it could not be reached, never the SDK's wording ("service error", "unhandled error") nor a
+/// Debug rendering. The code and message are the cause; the SDK's own error, whose chain says the
+/// same less plainly, is not kept beside them.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AwsFailure(pub String);
+
+impl AwsFailure {
+    pub fn of<E, R>(error: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata,
+    {
+        Self(words(error))
+    }
+}
+
+/// What an SDK error means, in words.
+pub fn words<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> String {
+    match error {
+        SdkError::DispatchFailure(failure) if failure.is_io() => {
+            "the service could not be reached (the connection was refused or had no route)"
+                .to_owned()
+        }
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            "the service could not be reached in time".to_owned()
+        }
+        SdkError::DispatchFailure(_) => "the request could not be sent".to_owned(),
+        SdkError::TimeoutError(_) => "the service did not answer in time".to_owned(),
+        SdkError::ResponseError(_) => {
+            "the service's answer could not be read (is the endpoint the AWS service it should be?)"
+                .to_owned()
+        }
+        SdkError::ConstructionFailure(_) => "the request could not be made".to_owned(),
+        _ => match (error.code(), error.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_owned(),
+            (None, Some(message)) => message.to_owned(),
+            (None, None) => "the service refused it without saying why".to_owned(),
+        },
     }
 }

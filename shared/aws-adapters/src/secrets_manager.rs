@@ -33,9 +33,9 @@ impl SecretStore for SecretsManagerSecret {
             .secret_id(&self.secret_id)
             .send()
             .await
-            .map_err(|source| SecretError::Unavailable {
+            .map_err(|error| SecretError::Unavailable {
                 secret_id: self.secret_id.clone(),
-                source: Box::new(source),
+                source: Box::new(crate::sdk::AwsFailure::of(&error)),
             })?;
         output.secret_string.ok_or_else(|| SecretError::NoString {
             secret_id: self.secret_id.clone(),

@@ -206,7 +206,7 @@ fn classify(error: SdkError<SendMessageError>) -> QueueError {
                 .code()
                 .is_some_and(|code| code.starts_with("InvalidParameter"))
     });
-    let source = Box::new(error);
+    let source = Box::new(crate::sdk::AwsFailure::of(&error));
     if permanent {
         QueueError::Rejected { source }
     } else {

@@ -81,7 +81,7 @@ where
     let validation = error
         .as_service_error()
         .is_some_and(|service| service.code() == Some("ValidationException"));
-    let source = Box::new(error);
+    let source = Box::new(crate::sdk::AwsFailure::of(&error));
     if throttled {
         StoreError::Throttled { source }
     } else if validation {

@@ -350,22 +350,22 @@ pub(super) fn write_failed(error: SdkError<UpdateItemError>) -> StoreError {
     let Some(service_error) = error.as_service_error() else {
         // Timeouts, connection and dispatch failures.
         return StoreError::Unavailable {
-            source: Box::new(error),
+            source: Box::new(crate::sdk::AwsFailure::of(&error)),
         };
     };
     match service_error {
         UpdateItemError::ProvisionedThroughputExceededException(_)
         | UpdateItemError::RequestLimitExceeded(_) => StoreError::Throttled {
-            source: Box::new(error),
+            source: Box::new(crate::sdk::AwsFailure::of(&error)),
         },
         _ if service_error.meta().code() == Some("ThrottlingException") => StoreError::Throttled {
-            source: Box::new(error),
+            source: Box::new(crate::sdk::AwsFailure::of(&error)),
         },
         _ if service_error.meta().code() == Some("ValidationException") => StoreError::Rejected {
-            source: Box::new(error),
+            source: Box::new(crate::sdk::AwsFailure::of(&error)),
         },
         _ => StoreError::Unavailable {
-            source: Box::new(error),
+            source: Box::new(crate::sdk::AwsFailure::of(&error)),
         },
     }
 }
@@ -623,6 +623,29 @@ mod tests {
             let store = store_answering(|| generic("InternalServerError"));
             let error = store.apply(&versioned(1)).await.unwrap_err();
             assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+        }
+
+        #[tokio::test]
+        async fn a_failure_is_said_in_the_service_s_words_never_the_sdk_s() {
+            let store = store_answering(|| {
+                UpdateItemError::generic(
+                    ErrorMetadata::builder()
+                        .code("AccessDeniedException")
+                        .message("not authorized to perform: dynamodb:UpdateItem")
+                        .build(),
+                )
+            });
+            let error = store.apply(&versioned(1)).await.unwrap_err();
+            let said = domain::error::error_chain(&error);
+            assert!(
+                said.ends_with(
+                    "AccessDeniedException: not authorized to perform: dynamodb:UpdateItem"
+                ),
+                "{said}"
+            );
+            for sdk_wording in ["service error", "unhandled error", "Error {"] {
+                assert!(!said.contains(sdk_wording), "{said}");
+            }
         }
     }
 }
