@@ -118,3 +118,57 @@ async fn log_follows_each_request_through_the_hops_and_exits_1_when_one_needs_a_
         assert!(error.contains(said), "{words:?}: {error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_follow_prints_each_request_as_it_comes_and_again_as_it_moves_on() {
+    let log = std::env::temp_dir().join(format!("cli-log-follow-{}.log", std::process::id()));
+    std::fs::write(&log, journal_lines()).unwrap();
+    let more = ["--function-log".to_owned(), log.display().to_string()];
+    let local = local_stack_with("cli-log-follow", "http://127.0.0.1:9", &more).await;
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_tripletex-webhooks"))
+        .arg(format!("--local={}", local.summary.display()))
+        .args(["--json", "log", "--since", "10m", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // A new request arrives, and is settled.
+    let now = jiff::Timestamp::now();
+    let mut appended = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    use std::io::Write as _;
+    writeln!(
+        appended,
+        "\n{{\"journal\":\"received\",\"at\":\"{now}\",\"request\":\"r-new\",\"tenant\":\"default\",\"event\":\"product.update\",\"id\":5,\"bytes\":90,\"status\":200,\"outcome\":\"queued\"}}"
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    writeln!(
+        appended,
+        "{{\"journal\":\"settled\",\"at\":\"{now}\",\"request\":\"r-new\",\"tenant\":\"default\",\"type\":\"product\",\"id\":5,\"version\":2,\"outcome\":\"accepted\"}}"
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    follow.kill().unwrap();
+    let output = follow.wait_with_output().unwrap();
+    let printed: Vec<(String, usize)> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let trail: Value = serde_json::from_str(line).unwrap();
+            (
+                trail["request"].as_str().unwrap().to_owned(),
+                trail["entries"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        printed,
+        [
+            ("r-stored".to_owned(), 2),
+            ("r-stale".to_owned(), 2),
+            ("r-refused".to_owned(), 1),
+            ("r-new".to_owned(), 1),
+            ("r-new".to_owned(), 2),
+        ],
+        "the window's requests once each, then the new one as it came and as it was stored"
+    );
+}
