@@ -323,12 +323,7 @@ async fn follow_backfills(
     if quiet {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let style = indicatif::ProgressStyle::with_template(
-        "{prefix:<24} [{bar:28}] {human_pos}/{human_len} listed, {msg}, {per_sec}, {eta} left",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    let mut bars: BTreeMap<String, indicatif::ProgressBar> = BTreeMap::new();
+    let mut bars: BTreeMap<String, TypeBar> = BTreeMap::new();
     let mut finished = Vec::new();
     let mut following: Vec<(String, String)> = started.into_iter().collect();
     while !following.is_empty() {
@@ -339,17 +334,11 @@ async fn follow_backfills(
                 return Err(invalid(format!("run {run_id} has no record")));
             };
             for t in &run.types {
-                let bar = bars
-                    .entry(format!("{tenant}/{}", t.object_type))
+                bars.entry(format!("{tenant}/{}", t.object_type))
                     .or_insert_with(|| {
-                        let bar = progress.add(indicatif::ProgressBar::new(0));
-                        bar.set_style(style.clone());
-                        bar.set_prefix(format!("{tenant} {}", t.object_type));
-                        bar
-                    });
-                bar.set_length(t.listing_size.max(t.listed));
-                bar.set_position(t.listed);
-                bar.set_message(format!("{} fetched", t.fetched));
+                        TypeBar::new(&progress, &format!("{tenant} {}", t.object_type))
+                    })
+                    .show(t, Instant::now());
             }
             if run.state == "running" && Instant::now() < deadline {
                 still.push((tenant, run_id));
@@ -363,9 +352,88 @@ async fn follow_backfills(
         }
     }
     for bar in bars.values() {
-        bar.finish();
+        bar.bar.finish();
     }
     Ok(finished)
+}
+
+/// How far back the rate of a type's listing is measured.
+const RATE_WINDOW: Duration = Duration::from_secs(30);
+
+/// One type's bar: a line that waits until Tripletex has said how much there is, then listed of
+/// that, with the rate of the last half minute in whole objects a second and the time left at that
+/// rate; frozen once the type is done, so that its rate does not fall while the others go on.
+struct TypeBar {
+    bar: indicatif::ProgressBar,
+    recent: std::collections::VecDeque<(Instant, u64)>,
+    sized: bool,
+}
+
+impl TypeBar {
+    fn new(progress: &indicatif::MultiProgress, prefix: &str) -> Self {
+        let bar = progress.add(indicatif::ProgressBar::new(0));
+        bar.set_style(style("{prefix:<24} {msg}"));
+        bar.set_prefix(prefix.to_owned());
+        bar.set_message("waiting for Tripletex's first page");
+        Self {
+            bar,
+            recent: std::collections::VecDeque::new(),
+            sized: false,
+        }
+    }
+
+    fn show(&mut self, t: &crate::ops::sync_runs::TypeStatus, now: Instant) {
+        if self.bar.is_finished() {
+            return;
+        }
+        if t.listing_size == 0 && t.listed == 0 && t.state == "running" {
+            return;
+        }
+        if !self.sized {
+            self.bar
+                .set_style(style("{prefix:<24} [{bar:28}] {pos}/{len} listed, {msg}"));
+            self.sized = true;
+        }
+        self.bar.set_length(t.listing_size.max(t.listed));
+        self.bar.set_position(t.listed);
+        self.recent.push_back((now, t.listed));
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        let rate = recent_rate(&self.recent);
+        let left = t.listing_size.saturating_sub(t.listed);
+        let eta = match rate {
+            Some(rate) if rate > 0 && left > 0 => format!(", {} s left", left.div_ceil(rate)),
+            _ => String::new(),
+        };
+        let rate = rate.map_or_else(|| "-".to_owned(), |rate| format!("{rate}/s"));
+        self.bar
+            .set_message(format!("{} fetched, {rate}{eta}", t.fetched));
+        if t.state != "running" {
+            self.bar
+                .set_message(format!("{} fetched, {}", t.fetched, t.state));
+            self.bar.finish();
+        }
+    }
+}
+
+fn style(template: &str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// Objects listed a second over the samples kept (the last `RATE_WINDOW`), in whole objects; none
+/// until two samples a second apart.
+fn recent_rate(samples: &std::collections::VecDeque<(Instant, u64)>) -> Option<u64> {
+    let (first_at, first) = samples.front()?;
+    let (last_at, last) = samples.back()?;
+    let seconds = last_at.duration_since(*first_at).as_secs_f64();
+    (seconds >= 1.0).then(|| (last.saturating_sub(*first) as f64 / seconds).round() as u64)
 }
 
 pub fn render_added(companies: &[crate::commands::companies::Added]) -> String {
@@ -471,6 +539,29 @@ mod tests {
         assert_eq!(
             company.verdict,
             "some subscriptions failed: order.create create: 409"
+        );
+    }
+
+    #[test]
+    fn the_rate_is_of_the_recent_samples_in_whole_objects_and_none_before_a_second() {
+        let start = Instant::now();
+        let at = |seconds: u64, listed: u64| (start + Duration::from_secs(seconds), listed);
+        let samples =
+            |s: &[(Instant, u64)]| s.iter().copied().collect::<std::collections::VecDeque<_>>();
+        assert_eq!(recent_rate(&samples(&[])), None);
+        assert_eq!(
+            recent_rate(&samples(&[at(0, 0)])),
+            None,
+            "one sample says no rate"
+        );
+        assert_eq!(
+            recent_rate(&samples(&[at(0, 0), at(2, 150), at(4, 301)])),
+            Some(75)
+        );
+        assert_eq!(
+            recent_rate(&samples(&[at(10, 400), at(20, 400), at(30, 400)])),
+            Some(0),
+            "a type that listed all it had goes at 0/s, not a falling average"
         );
     }
 }
