@@ -189,6 +189,10 @@ async fn companies_add_list_and_remove_work_the_registry_and_purge_only_that_com
         "the stand-in keeper moved nothing"
     );
     assert_eq!(listed[0]["credential"], "firm");
+    assert_eq!(
+        listed[0]["name"], "Client company 201",
+        "added by id, named from Tripletex as one added by discovery"
+    );
     assert_eq!(listed[0]["objects"], serde_json::json!({"customer": 3}));
     let (discovered, _) = local.json(&["companies", "discover", "--credential", "firm"]);
     assert_eq!(discovered[0]["tenant"], "201", "an added company is marked");

@@ -101,6 +101,9 @@ async fn wanted(
     };
     let mut wanted: Vec<(i64, Option<String>)> =
         request.company_ids.iter().map(|id| (*id, None)).collect();
+    if !wanted.is_empty() {
+        named_from_tripletex(base_url, credentials, &mut wanted).await;
+    }
     if request.all_discovered {
         let directory = registry::directory(&secret.companies, &secret.credentials, registered);
         let clients = crate::tripletex::clients_of(base_url, credentials).await?;
@@ -142,6 +145,25 @@ async fn wanted(
         }
     }
     Ok(wanted)
+}
+
+/// The names Tripletex gives the companies named by id (the key's client companies), so that a
+/// company added by id is named as one added with --all-discovered. A key that may not list them
+/// leaves the names empty: the add goes on, and the reach of each id is checked after.
+async fn named_from_tripletex(
+    base_url: &str,
+    credentials: &domain::tripletex::TripletexCredentials,
+    wanted: &mut [(i64, Option<String>)],
+) {
+    let Ok(clients) = crate::tripletex::clients_of(base_url, credentials).await else {
+        return;
+    };
+    for (company_id, name) in wanted.iter_mut() {
+        *name = clients
+            .iter()
+            .find(|client| client.customer_company_id == Some(*company_id))
+            .and_then(|client| client.name.clone());
+    }
 }
 
 /// Registers each company (onboarding) under its tenant, refusing one the registry or the
