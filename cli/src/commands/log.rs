@@ -180,9 +180,11 @@ const COLUMNS: [&str; 7] = [
 
 pub fn render(logged: &Logged) -> String {
     if logged.trails.is_empty() {
+        let to_the_second = |at: Timestamp| at.round(jiff::Unit::Second).unwrap_or(at);
         return format!(
             "nothing in the journal from {} to {} that matches\n",
-            logged.from, logged.to
+            to_the_second(logged.from),
+            to_the_second(logged.to)
         );
     }
     let mut rows = table(&COLUMNS);
@@ -190,10 +192,15 @@ pub fn render(logged: &Logged) -> String {
         rows.add_row(row(trail));
     }
     let attention = logged.trails.iter().filter(|t| t.needs_a_person()).count();
-    let mut out = format!("{rows}\n{} requests", logged.trails.len());
+    let count = logged.trails.len();
+    let mut out = format!(
+        "{rows}\n{count} request{}",
+        if count == 1 { "" } else { "s" }
+    );
     if attention > 0 {
         out.push_str(&format!(
-            ", {attention} need a person (unauthorized, quarantined, the queue down, or failed)"
+            ", {attention} {} a person (unauthorized, quarantined, the queue down, or failed)",
+            if attention == 1 { "needs" } else { "need" }
         ));
     }
     out.push('\n');

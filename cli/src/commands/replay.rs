@@ -93,7 +93,7 @@ pub async fn run(ctx: &Context, args: &ReplayArgs) -> Result<Answer, CliError> {
     let from = moment(&args.from).ok_or_else(|| ReplayError::Time(args.from.clone()))?;
     let to = match &args.to {
         Some(to) => moment(to).ok_or_else(|| ReplayError::Time(to.clone()))?,
-        None => Timestamp::now(),
+        None => now_to_the_second(),
     };
     if to <= from {
         return Err(ReplayError::Backwards { from, to }.into());
@@ -187,4 +187,9 @@ pub fn render(replayed: &Replayed) -> String {
         out.push_str(&format!("why: {reason}\n"));
     }
     out
+}
+
+fn now_to_the_second() -> Timestamp {
+    let now = Timestamp::now();
+    now.round(jiff::Unit::Second).unwrap_or(now)
 }
