@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -653,6 +654,61 @@ def check_replay(args, stack):
     return []
 
 
+# The book's chapters whose commands the smoke runs, so that the book cannot drift from them. Their
+# `$ ` lines run in order, in a new shell, against the smoke's own stack; getting-started.md's two
+# commands (`scripts/run`, `scripts/test`) are the ones this check runs inside, and are left out.
+BOOK_CHAPTERS = ("docs/src/getting-started.md", "docs/src/operating.md")
+
+
+def book_commands(text):
+    """Each `$ ` command of a fenced block, and whether the book shows it refused (its first line of
+    output a `tripletex-webhooks: ` error)."""
+    commands, fenced = [], False
+    lines = text.splitlines()
+    for at, line in enumerate(lines):
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced and line.startswith("$ "):
+            following = lines[at + 1] if at + 1 < len(lines) else ""
+            commands.append((line[2:], following.startswith("tripletex-webhooks: ")))
+    return commands
+
+
+def check_book_commands(args):
+    """Every command the book's getting-started and operating chapters show, run as a reader would
+    paste it (the simulator at the smoke's port, `tripletex-webhooks` as built, a home of its own):
+    it must answer as the book shows it (a refusal there is a refusal here; else 0, or 1 when the
+    answer needs a person)."""
+    simulator = args.simulator.rstrip("/").removesuffix("/v2").split("//", 1)[1]
+    home = tempfile.mkdtemp(prefix="book-home-")
+    environment = dict(new_shell_environment(), HOME=home)
+    failures, count = [], 0
+    for chapter in BOOK_CHAPTERS:
+        with open(chapter, encoding="utf-8") as handle:
+            for command, refused in book_commands(handle.read()):
+                count += 1
+                runnable = re.sub(r"(^|&& )tripletex-webhooks ", rf"\1{os.path.abspath(CLI)} ", command)
+                runnable = runnable.replace("127.0.0.1:8700", simulator)
+                # What names the local stack runs in the checkout; the rest (completions, man pages)
+                # writes where a reader would, in a home of its own.
+                where = os.getcwd() if "--local" in command or "curl" in command else home
+                result = subprocess.run(["bash", "-c", runnable], env=environment, cwd=where,
+                                        capture_output=True, text=True, timeout=600)
+                is_cli = "tripletex-webhooks" in command
+                ok = (result.returncode == 2) if refused else (
+                    result.returncode == 0 or (is_cli and result.returncode == 1))
+                print(f"  {'as the book says' if ok else 'NOT as the book says'} ({result.returncode}): "
+                      f"{chapter.split('/')[-1]}: {command[:100]}")
+                if not ok:
+                    failures.append(f"{chapter}: `{command}` exited {result.returncode}"
+                                    f"{' (the book shows it refused)' if refused else ''}: "
+                                    f"{(result.stderr or result.stdout).strip()[-300:]}")
+    if count < 10:
+        failures.append(f"found only {count} commands in {BOOK_CHAPTERS}")
+    return failures
+
+
 def banner_commands(text):
     """The command lines of the banner: indented four spaces, continued with a trailing backslash."""
     commands, current = [], ""
@@ -794,6 +850,8 @@ def main():
         failures += check_replay(args, stack)
     if args.banner:
         failures += check_banner(args.banner)
+    if args.simulator:
+        failures += check_book_commands(args)
 
     if failures:
         print("smoke check FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
