@@ -174,7 +174,10 @@ fn keeper_runs(status: &Status) -> String {
             count(|r| r.created),
             count(|r| r.updated),
             run.and_then(|run| run.error.as_ref())
-                .map_or_else(|| count(|r| r.failed), |_| "the company".to_owned()),
+                .map_or_else(
+                    || count(|r| r.failed),
+                    |_| "all: could not handle the company (why: below)".to_owned(),
+                ),
             counts.join(", "),
         ]);
     }
