@@ -158,8 +158,8 @@ const MIN_HMAC_SECRET_LEN: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
-    #[error("auth config is not valid JSON of the expected shape: {0}")]
-    Malformed(#[source] serde_json::Error),
+    #[error("auth config is not valid JSON of the expected shape")]
+    Malformed(#[source] crate::error::SecretJsonError),
     #[error(transparent)]
     InvalidTenant(#[from] crate::ids::InvalidTenant),
     #[error("tenant {tenant}: {method} lists no accepted value")]
@@ -200,8 +200,9 @@ impl AuthConfig {
     }
 
     pub fn from_json(json: &str) -> Result<Self, AuthConfigError> {
-        let mut raw: RawAuthConfig =
-            serde_json::from_str(json).map_err(AuthConfigError::Malformed)?;
+        let mut raw: RawAuthConfig = serde_json::from_str(json).map_err(|error| {
+            AuthConfigError::Malformed(crate::error::SecretJsonError::of(&error))
+        })?;
         if let Some(generated) = raw.generated_header_value {
             let header = raw
                 .tenants
@@ -1223,5 +1224,17 @@ mod tests {
             without.tenant(&TenantId::parse("acme").unwrap()).is_none(),
             "fail-closed"
         );
+    }
+
+    #[test]
+    fn a_wrongly_typed_secret_is_refused_without_its_value_in_the_error() {
+        let error = AuthConfig::from_json(
+            r#"{"tenants": {"default": {"header": {"name": "X-Token", "values": "tok-9d41a7c2"}}}}"#,
+        )
+        .unwrap_err();
+        let said = crate::error::error_chain(&error);
+        assert!(!said.contains("tok-9d41a7c2"), "{said}");
+        assert!(format!("{error:?}").find("tok-9d41a7c2").is_none(), "nor in its Debug");
+        assert!(said.contains("wrong type (expected a sequence)"), "{said}");
     }
 }

@@ -394,7 +394,7 @@ pub struct Companies(pub BTreeMap<TenantId, TripletexCredentials>);
 #[derive(Debug, thiserror::Error)]
 pub enum CompaniesError {
     #[error("the Tripletex credentials are not JSON of the expected shape")]
-    Malformed(#[source] serde_json::Error),
+    Malformed(#[source] crate::error::SecretJsonError),
     #[error("company {0}: empty consumer or employee token")]
     EmptyToken(String),
     #[error("credential {0}: empty consumer or employee token")]
@@ -466,7 +466,9 @@ impl CredentialsSecret {
             #[serde(default)]
             companies: BTreeMap<String, Entry>,
         }
-        let raw: Raw = serde_json::from_str(json).map_err(CompaniesError::Malformed)?;
+        let raw: Raw = serde_json::from_str(json).map_err(|error| {
+            CompaniesError::Malformed(crate::error::SecretJsonError::of(&error))
+        })?;
         let mut credentials = BTreeMap::new();
         for (name, named) in raw.credentials {
             if named.consumer_token.expose().is_empty() || named.employee_token.expose().is_empty()
@@ -702,5 +704,16 @@ mod tests {
         // A company entry costs the secret about 40 bytes, whatever the length of the tokens.
         let entry = r#""client-201": {"credential": "firm", "companyId": 201}"#;
         assert!(entry.len() < 60, "{}", entry.len());
+    }
+
+    #[test]
+    fn a_wrongly_typed_credential_is_refused_without_its_token_in_the_error() {
+        let error = CredentialsSecret::from_json(
+            r#"{"companies": {"default": {"consumerToken": ["tok-9d41a7c2"], "employeeToken": "e"}}}"#,
+        )
+        .unwrap_err();
+        let said = crate::error::error_chain(&error);
+        assert!(!said.contains("tok-9d41a7c2"), "{said}");
+        assert!(format!("{error:?}").find("tok-9d41a7c2").is_none(), "nor in its Debug");
     }
 }

@@ -173,11 +173,10 @@ fn keeper_runs(status: &Status) -> String {
             count(|r| r.re_enabled),
             count(|r| r.created),
             count(|r| r.updated),
-            run.and_then(|run| run.error.as_ref())
-                .map_or_else(
-                    || count(|r| r.failed),
-                    |_| "all: could not handle the company (why: below)".to_owned(),
-                ),
+            run.and_then(|run| run.error.as_ref()).map_or_else(
+                || count(|r| r.failed),
+                |_| "all: could not handle the company (why: below)".to_owned(),
+            ),
             counts.join(", "),
         ]);
     }
