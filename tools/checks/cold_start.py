@@ -169,7 +169,7 @@ def bootstraps(workdir, debug):
         return {name: os.path.join(ROOT, "target/debug", name) for name in names}
     # cargo-lambda lives in the venv this runs from.
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
-    subprocess.run(["cargo", "lambda", "build", "--release", "--x86-64", "--output-format", "zip", "--quiet",
+    subprocess.run(["cargo", "lambda", "build", "--release", "--locked", "--x86-64", "--output-format", "zip", "--quiet",
                     *packages], check=True, cwd=ROOT, env=env)
     paths = {}
     for name in names:
