@@ -111,11 +111,18 @@ pub struct TripletexAccess {
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// Tripletex's API must be https (its session tokens go with every call), or plain http to
+    /// this machine (the local stack's simulator).
     pub fn tripletex(&self) -> Result<TripletexAccess, ConfigError> {
+        let api_base_url = self
+            .optional("TRIPLETEX_API_BASE_URL")
+            .unwrap_or_else(|| domain::tripletex::PRODUCTION_BASE_URL.to_owned());
+        domain::net::tls_or_loopback(&api_base_url).map_err(|refusal| ConfigError::Invalid {
+            name: "TRIPLETEX_API_BASE_URL",
+            reason: refusal.to_string(),
+        })?;
         Ok(TripletexAccess {
-            api_base_url: self
-                .optional("TRIPLETEX_API_BASE_URL")
-                .unwrap_or_else(|| domain::tripletex::PRODUCTION_BASE_URL.to_owned()),
+            api_base_url,
             credentials: SecretLocation::from_env(
                 self,
                 TRIPLETEX_CREDENTIALS_SECRET_ARN,
@@ -188,6 +195,31 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> FixedEnv {
         Env::from_pairs(pairs)
+    }
+
+    #[test]
+    fn tripletex_is_reached_over_tls_or_on_this_machine_only() {
+        let with = |url: &str| {
+            env(&[
+                (TRIPLETEX_CREDENTIALS, "{}"),
+                ("TRIPLETEX_API_BASE_URL", url),
+            ])
+            .tripletex()
+        };
+        assert!(with("https://api-test.tripletex.tech/v2").is_ok());
+        assert!(
+            with("http://127.0.0.1:8700/v2").is_ok(),
+            "the local simulator"
+        );
+        let refused = with("http://tripletex.no/v2").unwrap_err().to_string();
+        assert!(
+            refused.starts_with(
+                "environment variable TRIPLETEX_API_BASE_URL is invalid: it is plain http"
+            ),
+            "{refused}"
+        );
+        let default = env(&[(TRIPLETEX_CREDENTIALS, "{}")]).tripletex().unwrap();
+        assert_eq!(default.api_base_url, domain::tripletex::PRODUCTION_BASE_URL);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod journal;
 pub mod keeper;
 pub mod message;
 pub mod mirror;
+pub mod net;
 pub mod ports;
 pub mod record;
 pub mod registry;

@@ -714,6 +714,9 @@ mod tests {
         .unwrap_err();
         let said = crate::error::error_chain(&error);
         assert!(!said.contains("tok-9d41a7c2"), "{said}");
-        assert!(format!("{error:?}").find("tok-9d41a7c2").is_none(), "nor in its Debug");
+        assert!(
+            format!("{error:?}").find("tok-9d41a7c2").is_none(),
+            "nor in its Debug"
+        );
     }
 }

@@ -77,12 +77,7 @@ pub enum SettingsError {
 /// loopback address (local runs against the simulator).
 pub fn check_receiver_url(receiver_url: &str) -> Result<url::Url, SettingsError> {
     let url = url::Url::parse(receiver_url).map_err(SettingsError::InvalidReceiverUrl)?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(address)) => address.is_loopback(),
-        Some(url::Host::Ipv6(address)) => address.is_loopback(),
-        None => return Err(SettingsError::UnsupportedReceiverUrl),
-    };
+    let loopback = crate::net::is_loopback(&url).ok_or(SettingsError::UnsupportedReceiverUrl)?;
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),

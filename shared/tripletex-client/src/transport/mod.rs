@@ -41,6 +41,9 @@ pub fn http_client(retry: &RetryPolicy) -> Result<reqwest::Client, TripletexErro
         .map_err(unavailable)?;
     reqwest::Client::builder()
         .tls_certs_only(roots)
+        // A redirect would send the session's Basic auth and a call's body to wherever it points:
+        // Tripletex's API never redirects, so a 3xx is an answer to report, not to follow.
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(retry.attempt_timeout)
         .connect_timeout(retry.attempt_timeout.min(Duration::from_secs(5)))
         .user_agent(concat!(
