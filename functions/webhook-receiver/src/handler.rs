@@ -87,6 +87,12 @@ impl<Q: MessageQueue> Receiver<Q> {
                 .get(IDEMPOTENCY_KEY_HEADER)
                 .and_then(|value| value.to_str().ok())
                 .map(journal::bounded),
+            source: matches!(
+                answered.outcome,
+                Receipt::Unauthorized | Receipt::MethodNotAllowed | Receipt::TooLarge
+            )
+            .then(|| source_address(&request))
+            .flatten(),
         }));
         response
     }
@@ -250,6 +256,16 @@ fn respond(status: StatusCode, body: serde_json::Value) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// The caller's address as the front door saw it.
+fn source_address(request: &Request) -> Option<String> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            context.http.source_ip.as_deref().map(journal::bounded)
+        }
+        _ => None,
+    }
 }
 
 /// The front door's request id (what its own logs show), else the invocation's.
@@ -514,6 +530,11 @@ mod tests {
             unreachable!()
         };
         assert!(signed.idempotency_key.is_some(), "Tripletex's key is kept");
+        assert_eq!(signed.source, None, "a request taken keeps no address");
+        let Entry::Received(refused) = &entries[2] else {
+            unreachable!()
+        };
+        assert!(refused.source.is_some(), "who knocked with a wrong credential");
         assert_eq!(
             signed.request,
             harness.queue.sent()[0].attribute("requestId").unwrap(),

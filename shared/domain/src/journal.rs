@@ -58,6 +58,10 @@ pub struct Received {
     /// Tripletex's `Idempotency-Key` when it sent one: the same on each of its retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Where a refused request came from (the caller's address as the front door saw it): who is
+    /// knocking with a wrong credential. Not kept for a request the receiver took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// The receiver's answer, by class.
@@ -460,6 +464,7 @@ mod tests {
             outcome,
             reason: None,
             idempotency_key: Some("a3f1c2d4-5e6f-4a1b-8c9d-0e1f2a3b4c5d".into()),
+            source: None,
         })
     }
 
