@@ -21,7 +21,9 @@ class OfflinePolicyLoader:
         return {}
 
 
-def translate(path):
+def translate(path, parameters=None):
+    """The template as CloudFormation sees it, with these parameter values (else the defaults), which
+    SAM resolves where it decides on them (the X-Ray grant of `Tracing`)."""
     # Pseudo parameters need a region; any will do offline.
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-north-1")
     with open(path, encoding="utf-8") as handle:
@@ -30,7 +32,7 @@ def translate(path):
         if resource.get("Type") == "AWS::Serverless::Function":
             # `sam build` replaces the local path with the uploaded artifact; stand in for that.
             resource["Properties"]["CodeUri"] = "s3://local-build-artifacts/function.zip"
-    return transform(template, {}, OfflinePolicyLoader())
+    return transform(template, parameters or {}, OfflinePolicyLoader())
 
 
 if __name__ == "__main__":
