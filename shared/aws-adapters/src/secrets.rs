@@ -12,6 +12,11 @@ use domain::error::{BoxError, error_chain};
 
 use crate::refreshing::Refreshing;
 
+/// The metric a re-read secret that no longer parses counts (the alarm `SecretInvalidAlarm`).
+pub const SECRET_INVALID: &str = "SecretInvalid";
+/// The function name the metric is counted under where the runtime gives none (a local run).
+const SECRET_METRICS_SOURCE: &str = "secrets";
+
 /// Turns a secret's string into the value the function uses.
 pub type SecretParser<T> = fn(&str) -> Result<T, BoxError>;
 
@@ -111,6 +116,11 @@ impl<T: Send + Sync> RefreshingSecret<T> {
                     value
                 },
                 |error| {
+                    // A secret that no longer parses is a change someone made (a revocation with a
+                    // typo would not revoke): it counts, and alarms, where an outage only warns.
+                    if matches!(error, SecretError::Invalid { .. } | SecretError::NoString { .. }) {
+                        crate::telemetry::emit_metrics(SECRET_METRICS_SOURCE, &[(SECRET_INVALID, 1)]);
+                    }
                     warn!(
                         secret_id,
                         error = %error_chain(&error),
