@@ -13,6 +13,9 @@ if [ "$(id -u)" = 0 ]; then as_owner=(runuser -u postgres --); fi
 mkdir -p "$dir"
 [ "$(id -u)" = 0 ] && chown postgres "$dir"
 "${as_owner[@]}" "$bin/initdb" -D "$dir" -A trust -U postgres --no-sync >"$dir.initdb.log" 2>&1
+# Every user is trusted but one, `rotating`, whose password is checked: the tests of a rotated
+# password (the mirror reads its secret again when the server refuses it) log in as that one.
+sed -i '1i host all rotating 127.0.0.1/32 scram-sha-256' "$dir/pg_hba.conf"
 "${as_owner[@]}" "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w \
   -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >/dev/null
 stop() {

@@ -10,25 +10,27 @@ use postgres_adapter::{DatabaseSettings, PgMirror};
 use postgres_mirror::config::Config;
 use postgres_mirror::handler::MirrorHandler;
 
-/// The database's secret is read once: a rotated password takes a new cold start.
-const SECRET_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The database's secret is read at start, and again when the server refuses its credentials (an
+/// RDS-managed rotation), at most once a minute.
+const SECRET_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     aws_adapters::telemetry::init();
     let config = Config::from_env(&Env::process())?;
     let sdk = load_sdk_config().await?;
-    let settings = config
+    let secret = config
         .database
         .load(
             &SecretsManagerClient::new(&sdk),
             |text| DatabaseSettings::parse_secret(text).map_err(Into::into),
             SECRET_TTL,
         )
+        .await?;
+    let settings = secret.current().await;
+    let mirror = PgMirror::connect((*settings).clone())
         .await?
-        .current()
-        .await;
-    let mirror = PgMirror::connect((*settings).clone()).await?;
+        .with_settings_source(DatabaseSecret(secret));
     let payloads = config
         .payload_bucket
         .map(|bucket| S3BlobStore::new(&sdk, bucket));
@@ -37,4 +39,15 @@ async fn main() -> Result<(), Error> {
         Ok::<_, Error>(handler.handle(event.payload).await)
     }))
     .await
+}
+
+/// The database's secret as the mirror reads it again.
+struct DatabaseSecret(aws_adapters::secrets::SecretSource<DatabaseSettings>);
+
+impl postgres_adapter::SettingsSource for DatabaseSecret {
+    fn current(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = DatabaseSettings> + Send + '_>> {
+        Box::pin(async { (*self.0.current().await).clone() })
+    }
 }

@@ -534,7 +534,10 @@ mod tests {
         let Entry::Received(refused) = &entries[2] else {
             unreachable!()
         };
-        assert!(refused.source.is_some(), "who knocked with a wrong credential");
+        assert!(
+            refused.source.is_some(),
+            "who knocked with a wrong credential"
+        );
         assert_eq!(
             signed.request,
             harness.queue.sent()[0].attribute("requestId").unwrap(),

@@ -118,8 +118,14 @@ impl<T: Send + Sync> RefreshingSecret<T> {
                 |error| {
                     // A secret that no longer parses is a change someone made (a revocation with a
                     // typo would not revoke): it counts, and alarms, where an outage only warns.
-                    if matches!(error, SecretError::Invalid { .. } | SecretError::NoString { .. }) {
-                        crate::telemetry::emit_metrics(SECRET_METRICS_SOURCE, &[(SECRET_INVALID, 1)]);
+                    if matches!(
+                        error,
+                        SecretError::Invalid { .. } | SecretError::NoString { .. }
+                    ) {
+                        crate::telemetry::emit_metrics(
+                            SECRET_METRICS_SOURCE,
+                            &[(SECRET_INVALID, 1)],
+                        );
                     }
                     warn!(
                         secret_id,

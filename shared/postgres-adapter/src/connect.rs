@@ -49,6 +49,17 @@ pub enum ConnectError {
     Connect(#[source] tokio_postgres::Error),
 }
 
+impl ConnectError {
+    /// The server refused the credentials (a rotated password, or a revoked user): the secret may
+    /// hold newer ones.
+    pub fn is_authentication(&self) -> bool {
+        matches!(self, Self::Connect(error) if error.code().is_some_and(|code| {
+            *code == tokio_postgres::error::SqlState::INVALID_PASSWORD
+                || *code == tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        }))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SecretJson {

@@ -8,4 +8,4 @@ pub mod migrations;
 pub mod mirror;
 
 pub use connect::{ConnectError, DatabaseSettings};
-pub use mirror::PgMirror;
+pub use mirror::{PgMirror, SettingsSource};

@@ -6,7 +6,7 @@ use domain::mirror::{MirrorRow, newest_per_object};
 use domain::ports::{Mirror, MirrorError};
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, GenericClient, Statement};
-use tracing::instrument;
+use tracing::{instrument, warn};
 
 use crate::connect::{ConnectError, DatabaseSettings};
 use crate::migrations;
@@ -147,8 +147,18 @@ impl Prepared {
 /// The mirror's database: one connection per process, made again when it was lost, with its
 /// statements prepared.
 pub struct PgMirror {
-    settings: DatabaseSettings,
+    settings: Mutex<DatabaseSettings>,
     connection: Mutex<Option<(Client, Prepared)>>,
+    /// Where the settings are read again when the server refuses their credentials (an RDS-managed
+    /// rotation changes the password under a running function).
+    source: Option<Box<dyn SettingsSource>>,
+}
+
+/// The database's secret, read again on demand (at most as often as its own cache allows).
+pub trait SettingsSource: Send + Sync {
+    fn current(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = DatabaseSettings> + Send + '_>>;
 }
 
 impl PgMirror {
@@ -160,9 +170,35 @@ impl PgMirror {
             .map_err(database_error)?;
         let prepared = Prepared::on(&client).await.map_err(database_error)?;
         Ok(Self {
-            settings,
+            settings: Mutex::new(settings),
             connection: Mutex::new(Some((client, prepared))),
+            source: None,
         })
+    }
+
+    /// Reads the settings again from `source` when the server refuses their credentials.
+    pub fn with_settings_source(mut self, source: impl SettingsSource + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// A new connection; when the server refuses the credentials, once more with the settings read
+    /// again (the secret rotated since they were read).
+    async fn connect_again(&self) -> Result<Client, MirrorError> {
+        let settings = self.settings.lock().await.clone();
+        match settings.connect().await {
+            Err(error) if error.is_authentication() && self.source.is_some() => {
+                let Some(source) = &self.source else {
+                    return Err(connect_error(error));
+                };
+                warn!("the database refused the credentials; reading its secret again");
+                let fresh = source.current().await;
+                let client = fresh.connect().await.map_err(connect_error)?;
+                *self.settings.lock().await = fresh;
+                Ok(client)
+            }
+            other => other.map_err(connect_error),
+        }
     }
 
     /// Runs `work` with the connection, connecting again first if it was lost.
@@ -172,7 +208,7 @@ impl PgMirror {
     ) -> Result<T, MirrorError> {
         let mut guard = self.connection.lock().await;
         if guard.as_ref().is_none_or(|(client, _)| client.is_closed()) {
-            let client = self.settings.connect().await.map_err(connect_error)?;
+            let client = self.connect_again().await?;
             let prepared = Prepared::on(&client).await.map_err(database_error)?;
             *guard = Some((client, prepared));
         }

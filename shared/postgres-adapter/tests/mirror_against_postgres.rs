@@ -407,3 +407,65 @@ async fn a_removed_object_leaves_with_its_history() {
     );
     transaction.rollback().await.unwrap();
 }
+
+/// The database's secret as it reads after a rotation.
+struct Rotated(DatabaseSettings);
+
+impl postgres_adapter::SettingsSource for Rotated {
+    fn current(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = DatabaseSettings> + Send + '_>> {
+        Box::pin(async { self.0.clone() })
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_password_is_read_again_from_the_secret_when_the_server_refuses_the_old_one() {
+    let url = PostgresServer::shared().fresh_database("rotation");
+    let admin = DatabaseSettings::parse_secret(&url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // `rotating` is the one user whose password the test server checks (tools/postgres/serve.sh).
+    admin
+        .batch_execute(
+            "DROP ROLE IF EXISTS rotating; \
+             CREATE ROLE rotating LOGIN SUPERUSER PASSWORD 'first-password'",
+        )
+        .await
+        .unwrap();
+    let as_rotating = |password: &str| {
+        DatabaseSettings::parse_secret(&url.replacen(
+            "postgres@",
+            &format!("rotating:{password}@"),
+            1,
+        ))
+        .unwrap()
+    };
+    let mirror = PgMirror::connect(as_rotating("first-password"))
+        .await
+        .unwrap()
+        .with_settings_source(Rotated(as_rotating("second-password")));
+    mirror.apply(&[customer(1, 1, 10)], &[]).await.unwrap();
+
+    // The secret rotates: the password changes, and the mirror's connection is ended.
+    admin
+        .batch_execute(
+            "ALTER ROLE rotating PASSWORD 'second-password'; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'rotating'",
+        )
+        .await
+        .unwrap();
+    // The call that finds its connection gone fails (the stream retries it); the next connects
+    // again, is refused the old password, reads the secret and goes on with the new one.
+    let mut applied = mirror.apply(&[customer(1, 2, 20)], &[]).await;
+    if applied.is_err() {
+        applied = mirror.apply(&[customer(1, 2, 20)], &[]).await;
+    }
+    applied.unwrap();
+    assert_eq!(
+        rows(&admin).await,
+        [(1, Some(2), false, Some("Kari 2".to_owned()))]
+    );
+}
