@@ -138,6 +138,19 @@ impl DynamoSyncRecords {
         Ok(())
     }
 
+    /// An update of one item, by its keys.
+    pub(super) fn update_of(
+        &self,
+        key: String,
+        sort: String,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(item::KEY, s(key))
+            .key(item::SORT, s(sort))
+    }
+
     /// Sets the final state from the failures counted; written again if the step is delivered again.
     pub(super) async fn finish(
         &self,
@@ -146,11 +159,7 @@ impl DynamoSyncRecords {
         failed_types: u64,
     ) -> Result<RunState, StoreError> {
         let state = RunState::ended(failed_types);
-        self.client
-            .update_item()
-            .table_name(&self.table_name)
-            .key(item::KEY, s(run_key(tenant)))
-            .key(item::SORT, s(run_id.to_owned()))
+        self.update_of(run_key(tenant), run_id.to_owned())
             .update_expression(
                 "SET #state = :state, #finishedAt = if_not_exists(#finishedAt, :now)",
             )

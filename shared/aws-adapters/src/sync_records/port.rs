@@ -163,11 +163,7 @@ impl SyncRecords for DynamoSyncRecords {
 
     async fn confirm_pages(&self, tenant: &TenantId, pages: &[String]) -> Result<(), StoreError> {
         for page in pages {
-            self.client
-                .update_item()
-                .table_name(&self.table_name)
-                .key(item::KEY, s(page_key(tenant)))
-                .key(item::SORT, s(page.clone()))
+            self.update_of(page_key(tenant), page.clone())
                 .update_expression("SET #confirmed = :yes")
                 .condition_expression("attribute_exists(#pk)")
                 .expression_attribute_names("#confirmed", item::CONFIRMED)
@@ -402,11 +398,7 @@ impl SyncRecords for DynamoSyncRecords {
         listing_began: Timestamp,
     ) -> Result<(), StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table_name)
-            .key(item::KEY, s(confirmed_key(tenant)))
-            .key(item::SORT, s(object_type.to_owned()))
+            .update_of(confirmed_key(tenant), object_type.to_owned())
             .update_expression("SET #at = :at")
             .condition_expression("attribute_not_exists(#at) OR #at < :at")
             .expression_attribute_names("#at", item::CONFIRMED_AT)

@@ -20,11 +20,7 @@ impl DynamoSyncRecords {
         report: &StepReport,
     ) -> Result<StepRecorded, StoreError> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table_name)
-            .key(item::KEY, s(run_key(tenant)))
-            .key(item::SORT, s(run_id.to_owned()))
+            .update_of(run_key(tenant), run_id.to_owned())
             .condition_expression("#steps = :step")
             .expression_attribute_names("#steps", item::STEPS)
             .expression_attribute_values(":step", n(step))
