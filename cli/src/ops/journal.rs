@@ -80,7 +80,8 @@ async fn read_deployed(
         .start_query()
         .set_log_group_names(Some(log_groups(ctx)))
         .start_time(from.as_second())
-        .end_time(to.as_second())
+        // Whole seconds, the end included: the last second's lines are in.
+        .end_time(to.as_second() + 1)
         .query_string(insights_query(filter))
         .limit(INSIGHTS_LIMIT as i32)
         .send()

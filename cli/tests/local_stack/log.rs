@@ -172,3 +172,68 @@ async fn log_follow_prints_each_request_as_it_comes_and_again_as_it_moves_on() {
         "the window's requests once each, then the new one as it came and as it was stored"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_deployed_reads_the_functions_log_groups_with_logs_insights() {
+    // No functionLog in the summary: the deployed path, a Logs Insights query over the receiver's,
+    // the worker's and the sync's log groups (moto's, which applies the window and no filter: the
+    // command filters the trails itself, as it does with what a real query leaves in).
+    let local = local_stack("cli-log-insights").await;
+    let sdk = sdk_config_for(MotoServer::shared().endpoint()).await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let now = jiff::Timestamp::now().as_millisecond();
+    for (group, lines) in [
+        (
+            "/aws/lambda/webhook-receiver",
+            &journal_lines()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()[..5],
+        ),
+        (
+            "/aws/lambda/webhook-worker",
+            &[r#"{"level":"INFO","fields":{"message":"batch done"}}"#.to_owned()][..],
+        ),
+        (
+            "/aws/lambda/object-sync",
+            &[r#"{"level":"INFO","fields":{"message":"sync run started"}}"#.to_owned()][..],
+        ),
+    ] {
+        logs.create_log_group()
+            .log_group_name(group)
+            .send()
+            .await
+            .unwrap();
+        logs.create_log_stream()
+            .log_group_name(group)
+            .log_stream_name("2026/12/06/[$LATEST]abc")
+            .send()
+            .await
+            .unwrap();
+        let mut put = logs
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name("2026/12/06/[$LATEST]abc");
+        for line in lines {
+            put = put.log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(now)
+                    .message(line)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        put.send().await.unwrap();
+    }
+    let (logged, code) =
+        local.json(&["log", "--since", "10m", "--company", "default", "--id", "7"]);
+    assert_eq!(code, Some(0), "{logged}");
+    let requests: Vec<&str> = logged["trails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|trail| trail["request"].as_str().unwrap())
+        .collect();
+    assert_eq!(requests, ["r-stored", "r-stale"], "{logged}");
+    assert_eq!(logged["truncated"], false);
+}
