@@ -314,3 +314,8 @@ pub fn moment(text: &str) -> Option<jiff::Timestamp> {
             .map(|zoned| zoned.timestamp())
     })
 }
+
+/// A time as a person reads it back: to the second.
+pub fn to_the_second(at: jiff::Timestamp) -> jiff::Timestamp {
+    at.round(jiff::Unit::Second).unwrap_or(at)
+}

@@ -1,14 +1,14 @@
 //! `log`: what Tripletex sent and what became of each call, from the receipt journal
 //! (`domain::journal`): one line per request with its outcome at each hop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use domain::journal::{self, Entry, Filter, Trail};
+use domain::journal::{self, Filter, Trail};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::context::{
-    Answer, CliError, Context, TIME_FORMS, known_company, known_object_type, moment,
+    Answer, CliError, Context, TIME_FORMS, known_company, known_object_type, moment, to_the_second,
 };
 use crate::ops;
 use crate::render::table;
@@ -146,15 +146,32 @@ fn time(text: &str) -> Result<Timestamp, LogError> {
     moment(text).ok_or_else(|| LogError::Time(text.to_owned()))
 }
 
-/// Reads the journal every few seconds and prints each trail that is new or moved on.
+/// Reads what the journal gained every few seconds and prints each trail that is new or moved on.
+/// Each read asks only for the last minutes (lines reach the log a little late), never the whole
+/// window again: deployed, a Logs Insights query is billed by what it scans.
 async fn follow(ctx: &Context, filter: &Filter) -> Result<Answer, CliError> {
-    const EVERY: Duration = Duration::from_secs(2);
+    const LATE: SignedDuration = SignedDuration::from_mins(5);
+    let every = if ctx.deployment.function_log.is_some() {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(10)
+    };
     let from = filter.from.unwrap_or_else(Timestamp::now);
+    let mut entries = Vec::new();
+    let mut kept: HashSet<String> = HashSet::new();
     let mut shown: HashMap<String, usize> = HashMap::new();
+    let mut read_until = from;
     let mut header = true;
     loop {
-        let read = ops::journal::read(ctx, filter, from, Timestamp::now()).await?;
-        for trail in journal::select(filter, read.entries) {
+        let now = Timestamp::now();
+        let since = read_until.checked_sub(LATE).unwrap_or(from).max(from);
+        for entry in ops::journal::read(ctx, filter, since, now).await?.entries {
+            if kept.insert(serde_json::to_string(&entry)?) {
+                entries.push(entry);
+            }
+        }
+        read_until = now;
+        for trail in journal::select(filter, entries.iter().cloned()) {
             let key = format!("{}|{}", trail.request, trail_object(&trail));
             if shown.get(&key) == Some(&trail.entries.len()) {
                 continue;
@@ -170,7 +187,7 @@ async fn follow(ctx: &Context, filter: &Filter) -> Result<Answer, CliError> {
                 println!("{}", row(&trail).join("  "));
             }
         }
-        tokio::time::sleep(EVERY).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -180,7 +197,6 @@ const COLUMNS: [&str; 7] = [
 
 pub fn render(logged: &Logged) -> String {
     if logged.trails.is_empty() {
-        let to_the_second = |at: Timestamp| at.round(jiff::Unit::Second).unwrap_or(at);
         return format!(
             "nothing in the journal from {} to {} that matches\n",
             to_the_second(logged.from),
@@ -217,17 +233,7 @@ pub fn render(logged: &Logged) -> String {
 fn row(trail: &Trail) -> Vec<String> {
     let received = trail.received();
     let settled = trail.settled();
-    let queued = trail.entries.iter().find_map(|entry| match entry {
-        Entry::Queued(queued) => Some(queued),
-        _ => None,
-    });
-    let tenant = received
-        .and_then(|r| r.tenant.clone())
-        .or_else(|| settled.and_then(|s| s.tenant.clone()))
-        .or_else(|| queued.map(|q| q.tenant.clone()));
-    let event = received
-        .and_then(|r| r.event.clone())
-        .or_else(|| settled.and_then(|s| s.event.clone()));
+    let queued = trail.queued();
     let receiver = match (received, queued) {
         (Some(received), _) => {
             let mut said = format!("{} {}", received.status, received.outcome.name());
@@ -267,9 +273,9 @@ fn row(trail: &Trail) -> Vec<String> {
         trail
             .started()
             .map_or_else(|| "-".to_owned(), |at| at.to_string()),
-        tenant.unwrap_or_else(|| "-".to_owned()),
+        trail.tenant().unwrap_or("-").to_owned(),
         trail_object(trail),
-        event.unwrap_or_else(|| "-".to_owned()),
+        trail.event().unwrap_or("-").to_owned(),
         receiver,
         worker,
         trail.request.clone(),
@@ -278,31 +284,9 @@ fn row(trail: &Trail) -> Vec<String> {
 
 /// `customer 7`, from whichever line names it.
 fn trail_object(trail: &Trail) -> String {
-    let (mut object_type, mut id) = (None, None);
-    for entry in &trail.entries {
-        match entry {
-            Entry::Received(r) => {
-                object_type = object_type.or_else(|| {
-                    r.event
-                        .as_deref()
-                        .and_then(|e| e.split_once('.'))
-                        .map(|(t, _)| t.to_owned())
-                });
-                id = id.or(r.id);
-            }
-            Entry::Settled(s) => {
-                object_type = object_type.or_else(|| s.object_type.clone());
-                id = id.or(s.id);
-            }
-            Entry::Queued(q) => {
-                object_type = object_type.or_else(|| Some(q.object_type.clone()));
-                id = id.or(Some(q.id));
-            }
-        }
-    }
-    match (object_type, id) {
+    match trail.object() {
         (Some(object_type), Some(id)) => format!("{object_type} {id}"),
-        (Some(object_type), None) => object_type,
+        (Some(object_type), None) => object_type.to_owned(),
         (None, Some(id)) => id.to_string(),
         (None, None) => "-".to_owned(),
     }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::context::{
-    Answer, CliError, Context, TIME_FORMS, known_company, known_object_type, moment,
+    Answer, CliError, Context, TIME_FORMS, known_company, known_object_type, moment, to_the_second,
 };
 use crate::ops::replay::{self, Narrowing};
 
@@ -93,7 +93,7 @@ pub async fn run(ctx: &Context, args: &ReplayArgs) -> Result<Answer, CliError> {
     let from = moment(&args.from).ok_or_else(|| ReplayError::Time(args.from.clone()))?;
     let to = match &args.to {
         Some(to) => moment(to).ok_or_else(|| ReplayError::Time(to.clone()))?,
-        None => now_to_the_second(),
+        None => to_the_second(Timestamp::now()),
     };
     if to <= from {
         return Err(ReplayError::Backwards { from, to }.into());
@@ -187,9 +187,4 @@ pub fn render(replayed: &Replayed) -> String {
         out.push_str(&format!("why: {reason}\n"));
     }
     out
-}
-
-fn now_to_the_second() -> Timestamp {
-    let now = Timestamp::now();
-    now.round(jiff::Unit::Second).unwrap_or(now)
 }

@@ -56,13 +56,8 @@ where
     let what = what.into();
     move |error| AwsError::Call {
         what,
-        source: sdk_words(&error).into(),
+        source: aws_adapters::sdk::words(&error).into(),
     }
-}
-
-/// What an SDK error means, in words (the adapters' own reading of it).
-pub fn sdk_words<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> String {
-    aws_adapters::sdk::words(error)
 }
 
 /// The standard SDK configuration (profile, region, `AWS_ENDPOINT_URL`). For the local stack: its

@@ -45,24 +45,31 @@ pub fn narrowed(pattern: Option<&str>, narrowing: &Narrowing) -> Result<String, 
         None => Map::new(),
     };
     pattern.insert("replay-name".to_owned(), json!([{"exists": true}]));
-    let detail = object_at(&mut pattern, "detail");
-    let dynamodb = object_at(detail, "dynamodb");
-    let keys = object_at(dynamodb, "Keys");
-    let pk = object_at(keys, "pk");
-    pk.insert("S".to_owned(), narrowing.key_pattern());
+    set_at(
+        &mut pattern,
+        &["detail", "dynamodb", "Keys", "pk", "S"],
+        narrowing.key_pattern(),
+    );
     serde_json::to_string(&pattern)
 }
 
-fn object_at<'a>(map: &'a mut Map<String, Value>, name: &str) -> &'a mut Map<String, Value> {
+/// Sets `value` at `path` in the pattern, making (or replacing) the objects on the way.
+fn set_at(map: &mut Map<String, Value>, path: &[&str], value: Value) {
+    let Some((name, rest)) = path.split_first() else {
+        return;
+    };
+    if rest.is_empty() {
+        map.insert((*name).to_owned(), value);
+        return;
+    }
     let slot = map
-        .entry(name.to_owned())
+        .entry((*name).to_owned())
         .or_insert_with(|| Value::Object(Map::new()));
     if !slot.is_object() {
         *slot = Value::Object(Map::new());
     }
-    match slot {
-        Value::Object(inner) => inner,
-        _ => unreachable!("made an object just above"),
+    if let Value::Object(inner) = slot {
+        set_at(inner, rest, value);
     }
 }
 

@@ -40,23 +40,35 @@ fn journal_lines() -> String {
     .join("\n")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn log_follows_each_request_through_the_hops_and_exits_1_when_one_needs_a_person() {
-    let log = std::env::temp_dir().join(format!("cli-log-{}.log", std::process::id()));
+/// The local stack, its functions' output a file that holds `journal_lines()`.
+async fn local_stack_writing_the_journal(name: &str) -> (Local, std::path::PathBuf) {
+    let log = std::env::temp_dir().join(format!("{name}-{}.log", std::process::id()));
     std::fs::write(&log, journal_lines()).unwrap();
     let more = ["--function-log".to_owned(), log.display().to_string()];
-    let local = local_stack_with("cli-log", "http://127.0.0.1:9", &more).await;
+    (
+        local_stack_with(name, "http://127.0.0.1:9", &more).await,
+        log,
+    )
+}
 
-    let (logged, code) = local.json(&["log", "--since", "10m"]);
-    assert_eq!(code, Some(1), "a 401 in the window needs a person");
-    let requests: Vec<&str> = logged["trails"]
+/// The request ids of `log --json`'s trails, in order.
+fn requests(logged: &Value) -> Vec<&str> {
+    logged["trails"]
         .as_array()
         .unwrap()
         .iter()
         .map(|trail| trail["request"].as_str().unwrap())
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_follows_each_request_through_the_hops_and_exits_1_when_one_needs_a_person() {
+    let (local, _) = local_stack_writing_the_journal("cli-log").await;
+
+    let (logged, code) = local.json(&["log", "--since", "10m"]);
+    assert_eq!(code, Some(1), "a 401 in the window needs a person");
     assert_eq!(
-        requests,
+        requests(&logged),
         ["r-stored", "r-stale", "r-refused"],
         "in time order; the request of two hours ago is outside the window"
     );
@@ -121,10 +133,7 @@ async fn log_follows_each_request_through_the_hops_and_exits_1_when_one_needs_a_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn log_follow_prints_each_request_as_it_comes_and_again_as_it_moves_on() {
-    let log = std::env::temp_dir().join(format!("cli-log-follow-{}.log", std::process::id()));
-    std::fs::write(&log, journal_lines()).unwrap();
-    let more = ["--function-log".to_owned(), log.display().to_string()];
-    let local = local_stack_with("cli-log-follow", "http://127.0.0.1:9", &more).await;
+    let (local, log) = local_stack_writing_the_journal("cli-log-follow").await;
     let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_tripletex-webhooks"))
         .arg(format!("--local={}", local.summary.display()))
         .args(["--json", "log", "--since", "10m", "--follow"])
@@ -228,12 +237,6 @@ async fn log_deployed_reads_the_functions_log_groups_with_logs_insights() {
     let (logged, code) =
         local.json(&["log", "--since", "10m", "--company", "default", "--id", "7"]);
     assert_eq!(code, Some(0), "{logged}");
-    let requests: Vec<&str> = logged["trails"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|trail| trail["request"].as_str().unwrap())
-        .collect();
-    assert_eq!(requests, ["r-stored", "r-stale"], "{logged}");
+    assert_eq!(requests(&logged), ["r-stored", "r-stale"], "{logged}");
     assert_eq!(logged["truncated"], false);
 }

@@ -387,6 +387,31 @@ impl Trail {
         self.entries.first().map(Entry::at)
     }
 
+    /// What a sync run queued for the object, when the trail is one.
+    pub fn queued(&self) -> Option<&Queued> {
+        self.entries.iter().find_map(|entry| match entry {
+            Entry::Queued(queued) => Some(queued),
+            _ => None,
+        })
+    }
+
+    /// The company, from whichever line names it.
+    pub fn tenant(&self) -> Option<&str> {
+        self.entries.iter().find_map(Entry::tenant)
+    }
+
+    /// The object's type and id, from whichever lines name them.
+    pub fn object(&self) -> (Option<&str>, Option<i64>) {
+        (
+            self.entries.iter().find_map(Entry::object_type),
+            self.entries.iter().find_map(Entry::id),
+        )
+    }
+
+    pub fn event(&self) -> Option<&str> {
+        self.entries.iter().find_map(Entry::event)
+    }
+
     /// Whether a person should look: a caller refused as unauthorized (a wrong credential at
     /// Tripletex, or someone else knocking), a webhook quarantined at either hop, the queue down,
     /// or a record whose last delivery failed.

@@ -186,18 +186,15 @@ impl PgMirror {
     /// again (the secret rotated since they were read).
     async fn connect_again(&self) -> Result<Client, MirrorError> {
         let settings = self.settings.lock().await.clone();
-        match settings.connect().await {
-            Err(error) if error.is_authentication() && self.source.is_some() => {
-                let Some(source) = &self.source else {
-                    return Err(connect_error(error));
-                };
+        match (settings.connect().await, &self.source) {
+            (Err(error), Some(source)) if error.is_authentication() => {
                 warn!("the database refused the credentials; reading its secret again");
                 let fresh = source.current().await;
                 let client = fresh.connect().await.map_err(connect_error)?;
                 *self.settings.lock().await = fresh;
                 Ok(client)
             }
-            other => other.map_err(connect_error),
+            (connected, _) => connected.map_err(connect_error),
         }
     }
 

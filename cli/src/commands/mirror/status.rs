@@ -67,7 +67,7 @@ pub async fn status(
                     None,
                     Some(format!(
                         "reading the stream's IteratorAge from CloudWatch failed: {}",
-                        crate::ops::sdk_words(&error)
+                        aws_adapters::sdk::words(&error)
                     )),
                 ),
             }
