@@ -278,8 +278,10 @@ async fn a_backfill_brings_every_existing_object_in_pages_and_finishes_done() {
         "a backfill finds no drift: nothing was due yet"
     );
     assert!(h.records.unsettled_drift().is_empty(), "nor records any");
-    // 3 list pages + ceil(10/4) + ceil(10/4) + ceil(5/4) fetches; the verify step looks nothing up.
-    assert_eq!(counts.requests, 3 + 3 + 3 + 2);
+    assert_eq!(counts.listing_size, 25);
+    // The listing's size asked, 3 list pages, ceil(10/4) + ceil(10/4) + ceil(5/4) fetches; the
+    // verify step looks nothing up.
+    assert_eq!(counts.requests, 1 + 3 + 3 + 3 + 2);
     let envelope: serde_json::Value = serde_json::from_str(&h.webhooks.sent()[0].body).unwrap();
     assert_eq!(envelope["event"], "product.update");
     assert_eq!(h.webhooks.sent()[0].attribute("source"), Some("resync"));
@@ -453,6 +455,55 @@ async fn a_window_over_the_limit_is_halved_until_every_voucher_is_listed() {
     assert_eq!(h.store.len(), 40);
     assert_eq!(h.run(&run_id).state, RunState::Done);
     assert!(h.counts(&run_id, "voucher").pages > 4, "windows were split");
+}
+
+#[tokio::test]
+async fn a_backfill_knows_what_each_type_holds_from_its_first_step() {
+    let mut h = harness(&["customer.update", "voucher.update"], small_pages());
+    for id in 1..=14 {
+        h.company()
+            .objects
+            .put("customer", customer(id, 1, "active"));
+    }
+    for id in 15..=22 {
+        h.company()
+            .objects
+            .put("customer", customer(id, 1, "inactive"));
+    }
+    seed_vouchers(&h, 40);
+    h.company().objects.set_list_limit(15);
+    let run_id = h.start("backfill").await;
+    let first = h.tasks.next().unwrap();
+    h.sync.run_task(first, 1).await.unwrap();
+    let customers = h.counts(&run_id, "customer");
+    assert_eq!(
+        (customers.listing_size, customers.listed),
+        (22, 10),
+        "both partitions' sizes with the first page"
+    );
+    while h
+        .tasks
+        .waiting()
+        .first()
+        .is_some_and(|task| task.current().unwrap().object_type == "customer")
+    {
+        let task = h.tasks.next().unwrap();
+        h.sync.run_task(task, 1).await.unwrap();
+        h.apply_queued().await;
+    }
+    let task = h.tasks.next().unwrap();
+    h.sync.run_task(task, 1).await.unwrap();
+    let vouchers = h.counts(&run_id, "voucher");
+    assert_eq!(
+        vouchers.listing_size, 40,
+        "windows over the limit halved before the first page, each sized"
+    );
+    h.drain().await;
+    let (customers, vouchers) = (h.counts(&run_id, "customer"), h.counts(&run_id, "voucher"));
+    assert_eq!((customers.listing_size, customers.listed), (22, 22));
+    assert_eq!((vouchers.listing_size, vouchers.listed), (40, 40));
+    assert_eq!(h.store.len(), 62);
+    assert_eq!(h.run(&run_id).state, RunState::Done);
 }
 
 #[tokio::test]

@@ -11,8 +11,73 @@ where
     R: SyncRecords,
     Q: MessageQueue,
 {
-    /// Lists one page and acts on it; the task that continues the run.
+    /// Lists one page and acts on it; the task that continues the run. A backfill first asks what
+    /// each of the type's listings holds (`SyncTask::listings_to_size`).
     pub async fn list(
+        &self,
+        task: &SyncTask,
+        spec: &'static ObjectTypeSpec,
+        cursor: Cursor,
+        counts: &mut TypeCounts,
+        notes: &mut StepNotes,
+    ) -> Result<Option<SyncTask>, StepError> {
+        let Some(cursors) = task.listings_to_size() else {
+            return self.list_page(task, spec, cursor, counts, notes).await;
+        };
+        let sized = self.size_listings(spec, cursors, counts).await?;
+        let task = task.clone().with_listings_sized(sized);
+        let cursor = task.head_cursor().ok_or(StepError::Impossible(
+            "sizing a listing left nothing to list",
+        ))?;
+        self.list_page(&task, spec, cursor, counts, notes).await
+    }
+
+    /// What each listing holds, by Tripletex's `fullResultSize` of a one-object page, added to
+    /// the type's `listing_size`; a window too large is halved here as its listing would be, and
+    /// one that cannot be halved fails the type at once, as its listing would. The cursors to list,
+    /// in order.
+    async fn size_listings(
+        &self,
+        spec: &'static ObjectTypeSpec,
+        cursors: Vec<Cursor>,
+        counts: &mut TypeCounts,
+    ) -> Result<Vec<Cursor>, StepError> {
+        let mut to_ask: std::collections::VecDeque<Cursor> = cursors.into();
+        let mut sized = Vec::with_capacity(to_ask.len());
+        while let Some(cursor) = to_ask.pop_front() {
+            let partition = spec
+                .partitions
+                .get(cursor.partition)
+                .ok_or(StepError::NoSuchPartition(cursor.partition))?;
+            let request = PageRequest {
+                spec,
+                partition,
+                window: cursor.window,
+                from: 0,
+                count: 1,
+                digest: None,
+            };
+            match self.api.list_page(&request).await {
+                Ok(ListedPage::Listed {
+                    full_result_size, ..
+                }) => {
+                    counts.listing_size += full_result_size.unwrap_or(0);
+                    sized.push(cursor);
+                }
+                Ok(ListedPage::Unchanged) => sized.push(cursor),
+                Err(error) if error.is_result_too_large() => {
+                    let [first, second] = cursor.split().map_err(StepError::CannotSplit)?;
+                    to_ask.push_front(second);
+                    to_ask.push_front(first);
+                }
+                Err(error) => return Err(StepError::Tripletex(error)),
+            }
+        }
+        Ok(sized)
+    }
+
+    /// Lists the page at `cursor` and acts on it.
+    async fn list_page(
         &self,
         task: &SyncTask,
         spec: &'static ObjectTypeSpec,
@@ -28,7 +93,7 @@ where
             .ok_or(StepError::NoSuchPartition(cursor.partition))?;
         let memory = self.records.page_memory(&task.tenant, &page_key).await?;
         let Some(page) = self
-            .ask_for_page(spec, partition, &cursor, memory.as_ref(), counts)
+            .ask_for_page(task, spec, partition, &cursor, memory.as_ref(), counts)
             .await?
         else {
             return task.clone().after_split().map_err(StepError::CannotSplit);
@@ -68,6 +133,7 @@ where
     /// the result is too large (the window halves).
     async fn ask_for_page(
         &self,
+        task: &SyncTask,
         spec: &'static ObjectTypeSpec,
         partition: &'static Partition,
         cursor: &Cursor,
@@ -87,7 +153,9 @@ where
         match self.api.list_page(&request).await {
             Ok(page) => {
                 counts.pages += 1;
+                // A backfill sized its listings before their first pages.
                 if cursor.from == 0
+                    && !task.mode.sizes_listings()
                     && let ListedPage::Listed {
                         full_result_size: Some(size),
                         ..

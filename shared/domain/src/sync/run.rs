@@ -49,6 +49,13 @@ impl RunMode {
     pub fn counts_drift(self) -> bool {
         matches!(self, Self::Reconcile)
     }
+
+    /// Whether the run asks what each of a type's listings holds before its first page, so that
+    /// the operator's progress (`companies add`) has its total from the start. Only a backfill is
+    /// followed that way; the nightly run keeps to its pages, most of them answered 304.
+    pub fn sizes_listings(self) -> bool {
+        matches!(self, Self::Backfill)
+    }
 }
 
 /// The types a run covers, in the order asked, and the ones it cannot cover.
@@ -238,6 +245,10 @@ pub struct SyncTask {
     /// When the recheck put its marker on the webhook queue (`sync::marker`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marker_sent_at: Option<Timestamp>,
+    /// The type whose listings this run has sized up front (`listings_to_size`): its partitions'
+    /// and windows' sizes are in its counts, and its too-large windows already halved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listings_sized: Option<String>,
 }
 
 fn is_zero(count: &u64) -> bool {
@@ -349,6 +360,7 @@ impl SyncTask {
             not_stored: 0,
             confirm_after_recheck: Vec::new(),
             marker_sent_at: None,
+            listings_sized: None,
         })
     }
 
@@ -506,6 +518,60 @@ impl SyncTask {
             next.unconfirmed = unconfirmed;
         }
         Some(next)
+    }
+
+    /// The cursors of the type about to be listed, when the run sizes its listings up front and has
+    /// not yet done so for this type: every partition and window its listing starts from.
+    pub fn listings_to_size(&self) -> Option<Vec<Cursor>> {
+        let head = self.work.front()?;
+        let (Stage::List(_), true) = (&head.stage, self.mode.sizes_listings()) else {
+            return None;
+        };
+        if self.listings_sized.as_deref() == Some(head.object_type.as_str()) {
+            return None;
+        }
+        Some(
+            self.work
+                .iter()
+                .take_while(|work| work.object_type == head.object_type)
+                .filter_map(|work| match work.stage {
+                    Stage::List(cursor) => Some(cursor),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// This task with its type's listing starting from `sized` (the cursors `listings_to_size`
+    /// gave, each window Tripletex found too large replaced by its halves), marked sized.
+    pub fn with_listings_sized(mut self, sized: Vec<Cursor>) -> Self {
+        let Some(object_type) = self.work.front().map(|work| work.object_type.clone()) else {
+            return self;
+        };
+        let listed = self
+            .work
+            .iter()
+            .take_while(|work| {
+                work.object_type == object_type && matches!(work.stage, Stage::List(_))
+            })
+            .count();
+        self.work.drain(..listed);
+        for cursor in sized.into_iter().rev() {
+            self.work.push_front(Work {
+                object_type: object_type.clone(),
+                stage: Stage::List(cursor),
+            });
+        }
+        self.listings_sized = Some(object_type);
+        self
+    }
+
+    /// The cursor of the page to list next, if listing is what the task does.
+    pub fn head_cursor(&self) -> Option<Cursor> {
+        match self.work.front()?.stage {
+            Stage::List(cursor) => Some(cursor),
+            _ => None,
+        }
     }
 
     /// The type, partition and window being listed.
@@ -1025,6 +1091,62 @@ mod tests {
             })
             .collect();
         assert_eq!(windows, [first, second]);
+    }
+
+    #[test]
+    fn a_backfill_sizes_each_types_listings_once_before_its_first_page() {
+        let plan = plan_types(["customer", "voucher"]);
+        let backfill = SyncTask::first(
+            "r".into(),
+            tenant(),
+            RunMode::Backfill,
+            Timestamp::UNIX_EPOCH,
+            &plan.listable,
+        )
+        .unwrap();
+        let customers = backfill.listings_to_size().expect("sized first");
+        assert_eq!(
+            customers.iter().map(|c| c.partition).collect::<Vec<_>>(),
+            [0, 1],
+            "active and inactive, not the voucher's"
+        );
+        let sized = backfill.with_listings_sized(customers);
+        assert_eq!(sized.listings_to_size(), None, "once per type");
+        let at_vouchers = sized
+            .after_page(3, 1000)
+            .unwrap()
+            .after_page(0, 1000)
+            .unwrap()
+            .after_verify(None)
+            .unwrap();
+        let vouchers = at_vouchers.listings_to_size().expect("the next type too");
+        assert_eq!(vouchers.len(), 2, "posted and non-posted");
+        let (first, second) = FULL_RANGE.halves().unwrap();
+        let halves = [first, second].map(|window| Cursor {
+            partition: 0,
+            window: Some(window),
+            from: 0,
+        });
+        let split = at_vouchers.with_listings_sized(vec![halves[0], halves[1], vouchers[1]]);
+        assert_eq!(split.head_cursor(), Some(halves[0]));
+        let listed = split
+            .work
+            .iter()
+            .filter(|work| matches!(work.stage, Stage::List(_)))
+            .count();
+        assert_eq!(listed, 3, "the too-large window replaced by its halves");
+        assert!(
+            matches!(
+                split.work.back().map(|w| &w.stage),
+                Some(Stage::Verify { .. })
+            ),
+            "the check of the copy still follows"
+        );
+        assert_eq!(
+            task(&["customer"]).listings_to_size(),
+            None,
+            "a reconciliation keeps to its pages"
+        );
     }
 
     #[test]
