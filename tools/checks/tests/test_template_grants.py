@@ -7,10 +7,12 @@ the table's stream are read through mappings of our own, with grants on those re
 Run: .venv/bin/python -m unittest discover -s tools -t .   (scripts/test does)
 """
 
+import functools
 import json
 import os
 import unittest
 
+from tools.localstack.local_stack import LocalStack
 from tools.localstack.loopback import ROOT
 from tools.localstack.sam_translate import translate
 
@@ -45,11 +47,29 @@ def names_a_stack_resource(resource, logical_ids):
     return any(f'"{name}"' in text or f"${{{name}" in text for name in logical_ids)
 
 
+def managed_policies(template, parameters, role):
+    """The names of the managed policies `role` carries with these parameters, its `!If`s decided
+    and its `!Sub`s made as CloudFormation would."""
+    stack = LocalStack(template, "http://127.0.0.1:1", "grants", {}, parameters)
+    arns = (stack.resolve(arn) for arn in role["Properties"].get("ManagedPolicyArns", []))
+    return [arn.rsplit("/", 1)[-1] for arn in arns if arn]
+
+
+@functools.cache
+def translated(parameters):
+    """The template translated with these parameters (a tuple of pairs), once per set."""
+    return translate(os.path.join(ROOT, "infra/template.yaml"), dict(parameters))
+
+
 class GrantsOnOurResourcesOnly(unittest.TestCase):
     def grants(self, parameters):
-        template = translate(os.path.join(ROOT, "infra/template.yaml"), parameters)
+        template = translated(tuple(sorted(parameters.items())))
         named = set(template["Resources"]) | set(template.get("Parameters", {}))
         return template["Resources"], named
+
+    def attached(self, parameters, role):
+        template = translated(tuple(sorted(parameters.items())))
+        return managed_policies(template, parameters, template["Resources"][role])
 
     def test_every_statement_names_the_stack_s_resources_and_every_managed_policy_is_listed(self):
         for parameters in ({}, EVERY_OPTION):
@@ -57,9 +77,8 @@ class GrantsOnOurResourcesOnly(unittest.TestCase):
             for logical_id, resource in resources.items():
                 if resource["Type"] != "AWS::IAM::Role":
                     continue
-                for arn in resource["Properties"].get("ManagedPolicyArns", []):
-                    policy = arn.rsplit("/", 1)[-1]
-                    self.assertIn(policy, MANAGED_ALLOWED, f"{logical_id} carries {arn}")
+                for policy in self.attached(parameters, logical_id):
+                    self.assertIn(policy, MANAGED_ALLOWED, f"{logical_id} carries {policy}")
                 for policy in resource["Properties"].get("Policies", []):
                     for statement in policy["PolicyDocument"]["Statement"]:
                         for target in as_list(statement.get("Resource")):
@@ -75,7 +94,7 @@ class GrantsOnOurResourcesOnly(unittest.TestCase):
         resources, _ = self.grants(EVERY_OPTION)
         for logical_id, resource in resources.items():
             if resource["Type"] == "AWS::IAM::Role":
-                managed = " ".join(resource["Properties"].get("ManagedPolicyArns", []))
+                managed = self.attached(EVERY_OPTION, logical_id)
                 for policy in ACCOUNT_WIDE:
                     self.assertNotIn(policy, managed, logical_id)
         mappings = {logical_id: r for logical_id, r in resources.items()
@@ -88,9 +107,16 @@ class GrantsOnOurResourcesOnly(unittest.TestCase):
 
     def test_the_vpc_grant_and_the_x_ray_grant_come_only_with_their_options(self):
         resources, _ = self.grants({})
-        attached = " ".join(arn for r in resources.values() if r["Type"] == "AWS::IAM::Role"
-                            for arn in r["Properties"].get("ManagedPolicyArns", []))
+        attached = [policy for logical_id, r in resources.items() if r["Type"] == "AWS::IAM::Role"
+                    for policy in self.attached({}, logical_id)]
         self.assertNotIn("AWSXrayWriteOnlyAccess", attached, "Tracing is Disabled by default")
+        mirror_outside_vpc = {**EVERY_OPTION, "MirrorSubnetIds": "", "MirrorSecurityGroupIds": "",
+                              "Tracing": "Disabled"}
+        self.assertEqual(self.attached(mirror_outside_vpc, "PostgresMirrorRole"),
+                         ["AWSLambdaBasicExecutionRole"], "no network rights without subnets")
+        self.assertEqual(self.attached(EVERY_OPTION, "PostgresMirrorRole"),
+                         ["AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole",
+                          "AWSXrayWriteOnlyAccess"], "in the user's subnets, traced")
 
 
 if __name__ == "__main__":
