@@ -253,10 +253,12 @@ def cli(stack_path, *args):
 
 
 def derived_header_value(tenant):
-    """The header value a registry company's subscriptions carry: hex(HMAC-SHA256(master, "header:" + tenant))."""
+    """The header value a registry company's subscriptions carry: hex(HMAC-SHA256(scope key, "header:" +
+    tenant)), the scope key being HMAC-SHA256(master, "scope:" + scope)."""
     with open("infra/local/receiver-auth.json", encoding="utf-8") as handle:
-        master = json.load(handle)["derived"]["masters"][0]
-    return hmac.new(master.encode(), f"header:{tenant}".encode(), hashlib.sha256).hexdigest()
+        derived = json.load(handle)["derived"]
+    scope_key = hmac.new(derived["masters"][0].encode(), f"scope:{derived['scope']}".encode(), hashlib.sha256).digest()
+    return hmac.new(scope_key, f"header:{tenant}".encode(), hashlib.sha256).hexdigest()
 
 
 def tenant_items(dynamodb, table, tenant):

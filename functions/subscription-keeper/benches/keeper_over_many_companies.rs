@@ -178,7 +178,7 @@ fn main() {
     }
     .to_string();
     let auth_json = if accountant {
-        json!({"tenants": {}, "derived": {"masters": [master], "header": HEADER_NAME}})
+        json!({"tenants": {}, "derived": {"masters": [master], "scope": "bench", "header": HEADER_NAME}})
     } else {
         json!({ "tenants": tenants })
     }

@@ -986,7 +986,7 @@ mod tests {
         .unwrap();
         let auth = AuthConfig::from_json(
             &json!({"tenants": {}, "derived": {
-            "masters": ["a-master-key-of-at-least-32-characters"], "header": HEADER_NAME}})
+            "masters": ["a-master-key-of-at-least-32-characters"], "scope": "tripletex-webhooks", "header": HEADER_NAME}})
             .to_string(),
         )
         .unwrap();

@@ -46,15 +46,24 @@ pub struct AuthConfig {
     derived: Option<DerivedAuth>,
 }
 
-/// Per-tenant webhook credentials derived from master keys: the header value is
-/// `hex(HMAC-SHA256(master, "header:" + tenant))` and the HMAC signing secret
-/// `hex(HMAC-SHA256(master, "hmac:" + tenant))`. Each master's derivation is accepted, so a master is
+/// Per-tenant webhook credentials derived from master keys, within a scope (the stack's name, say):
+/// the scope's key is `HMAC-SHA256(master, "scope:" + scope)`, the header value
+/// `hex(HMAC-SHA256(scope key, "header:" + tenant))` and the HMAC signing secret
+/// `hex(HMAC-SHA256(scope key, "hmac:" + tenant))`. Two stacks that share a master but not a scope
+/// accept none of each other's credentials. Each master's derivation is accepted, so a master is
 /// rotated by putting a new one first (the keeper sends the first; `resendAuth` moves Tripletex over)
 /// and dropping the old one later.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DerivedAuth {
     pub masters: Vec<Secret>,
+    /// What sets this deployment's derivation apart from another's with the same masters.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Also accepts the derivation without a scope (before scopes existed), never sent: set while
+    /// `resendAuth` moves Tripletex over to the scoped credentials, then removed.
+    #[serde(default, rename = "acceptUnscoped")]
+    pub accept_unscoped: bool,
     /// The custom header that carries the derived value; none for no header method.
     #[serde(default)]
     pub header: Option<String>,
@@ -66,14 +75,25 @@ pub struct DerivedAuth {
 /// A master shorter than this is guessable (32 characters: 24 random bytes in base64, say).
 const MIN_MASTER_LEN: usize = 32;
 
+/// A scope longer than this is a mistake (a stack's name is at most 128 characters).
+const MAX_SCOPE_LEN: usize = 128;
+
 impl DerivedAuth {
-    /// The credentials of one tenant, newest master first.
+    /// The credentials of one tenant, newest master first; the unscoped ones after every scoped
+    /// one when still accepted.
     pub fn for_tenant(&self, tenant: &TenantId) -> TenantAuth {
         let derive = |purpose: &str| -> Vec<Secret> {
-            self.masters
+            let scoped = self.scope.as_deref().into_iter().flat_map(|scope| {
+                self.masters.iter().map(move |master| {
+                    Secret::new(derived_value(master, Some(scope), purpose, tenant))
+                })
+            });
+            let unscoped = self
+                .masters
                 .iter()
-                .map(|master| Secret::new(derived_value(master, purpose, tenant)))
-                .collect()
+                .filter(|_| self.accept_unscoped)
+                .map(|master| Secret::new(derived_value(master, None, purpose, tenant)));
+            scoped.chain(unscoped).collect()
         };
         TenantAuth {
             header: self.header.as_ref().map(|name| HeaderAuth {
@@ -89,21 +109,38 @@ impl DerivedAuth {
     }
 }
 
-/// `hex(HMAC-SHA256(master, purpose + ":" + tenant))`: 64 characters, distinct per purpose and tenant.
-pub fn derived_value(master: &Secret, purpose: &str, tenant: &TenantId) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(master.expose().as_bytes()) {
+/// `hex(HMAC-SHA256(key, purpose + ":" + tenant))`, where the key is the master's key for `scope`
+/// (`HMAC-SHA256(master, "scope:" + scope)`), or the master itself for the unscoped derivation: 64
+/// characters, distinct per scope, purpose and tenant.
+pub fn derived_value(
+    master: &Secret,
+    scope: Option<&str>,
+    purpose: &str,
+    tenant: &TenantId,
+) -> String {
+    let key = match scope {
+        Some(scope) => hmac_sha256(master.expose().as_bytes(), &[b"scope:", scope.as_bytes()]),
+        None => master.expose().as_bytes().to_vec(),
+    };
+    hmac_sha256(
+        &key,
+        &[purpose.as_bytes(), b":", tenant.as_str().as_bytes()],
+    )
+    .iter()
+    .map(|byte| format!("{byte:02x}"))
+    .collect()
+}
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
         Ok(mac) => mac,
         // HMAC takes keys of any length (as `hmac_sha512` says): never an empty, accept-all value.
         Err(_) => unreachable!("HMAC accepts keys of any length"),
     };
-    mac.update(purpose.as_bytes());
-    mac.update(b":");
-    mac.update(tenant.as_str().as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -178,6 +215,10 @@ pub enum AuthConfigError {
         "derived credentials need at least one master of at least {MIN_MASTER_LEN} characters, and a header or hmac"
     )]
     InvalidDerived,
+    #[error(
+        "derived credentials need a scope of 1 to {MAX_SCOPE_LEN} characters (this stack's name, say): without one, another stack given the same master would accept this one's credentials"
+    )]
+    DerivedWithoutScope,
 }
 
 #[derive(Deserialize)]
@@ -226,6 +267,13 @@ impl AuthConfig {
                 && (derived.header.is_some() || derived.hmac);
             if !usable {
                 return Err(AuthConfigError::InvalidDerived);
+            }
+            if !derived
+                .scope
+                .as_deref()
+                .is_some_and(|scope| (1..=MAX_SCOPE_LEN).contains(&scope.trim().len()))
+            {
+                return Err(AuthConfigError::DerivedWithoutScope);
             }
             if let Some(name) = &derived.header
                 && http::HeaderName::from_bytes(name.as_bytes()).is_err()
@@ -1127,7 +1175,8 @@ mod tests {
         AuthConfig::from_json(
             &serde_json::json!({
                 "tenants": {"listed": {"header": {"name": "X-Other", "values": ["its-own-value"]}}},
-                "derived": {"masters": masters, "header": "X-Tripletex-Webhook-Token", "hmac": true}
+                "derived": {"masters": masters, "scope": "tripletex-webhooks",
+                            "header": "X-Tripletex-Webhook-Token", "hmac": true}
             })
             .to_string(),
         )
@@ -1136,20 +1185,77 @@ mod tests {
 
     #[test]
     fn derived_credentials_match_fixed_vectors() {
-        // hex(HMAC-SHA256(master, "<purpose>:<tenant>")), computed apart with Python's hmac module.
+        // Computed apart with Python's hmac module: the scope's key, then "<purpose>:<tenant>".
         let acme = TenantId::parse("acme").unwrap();
         let master = Secret::new(MASTER);
+        let scope = Some("tripletex-webhooks");
         assert_eq!(
-            derived_value(&master, "header", &acme),
-            "04583a8beaad8fc69744fbb95376ff9c82948ba6019dfea4ef70d9ad880f3f7f"
+            derived_value(&master, scope, "header", &acme),
+            "869e06963f59a2f2e008c8930eafb34d587fede46cdac2a53ba1b228619a13db"
         );
         assert_eq!(
-            derived_value(&master, "hmac", &acme),
-            "0e13cb0756a3d799adc57912f5164de7e7c641794f8db84955fbb3baf0049aa8"
+            derived_value(&master, scope, "hmac", &acme),
+            "9f57c6ca0abe4ff1c144a9172c0498761e875a638fbbfb4644be538f7337008d"
         );
         assert_eq!(
-            derived_value(&master, "header", &TenantId::default_tenant()),
-            "a884fad90654737afc0287a381e1d7147e029ce5aa33009815568053e236177a"
+            derived_value(&master, scope, "header", &TenantId::default_tenant()),
+            "b3c9bc0c9e13a4319a196fbc4dde414b4dc05a42ef752fa1dee4daa005bd3fcf"
+        );
+        assert_eq!(
+            derived_value(&master, Some("other-stack"), "header", &acme),
+            "f5e02ff7acd797c91bffdacc44e9c2f75d724ae11d3f8323a0f43cd7fcd97096",
+            "another stack's scope, another value"
+        );
+        assert_eq!(
+            derived_value(&master, None, "header", &acme),
+            "04583a8beaad8fc69744fbb95376ff9c82948ba6019dfea4ef70d9ad880f3f7f",
+            "the unscoped derivation of before: hex(HMAC-SHA256(master, \"header:acme\"))"
+        );
+    }
+
+    #[test]
+    fn a_stack_sharing_a_master_accepts_only_its_own_scope_and_the_unscoped_only_when_asked() {
+        let acme = TenantId::parse("acme").unwrap();
+        let config = |derived: serde_json::Value| {
+            AuthConfig::from_json(
+                &serde_json::json!({"tenants": {}, "derived": derived}).to_string(),
+            )
+            .unwrap()
+        };
+        let header_values = |config: &AuthConfig| -> Vec<String> {
+            config
+                .tenant(&acme)
+                .unwrap()
+                .header
+                .as_ref()
+                .unwrap()
+                .values
+                .iter()
+                .map(|value| value.expose().to_owned())
+                .collect()
+        };
+        let ours = config(
+            serde_json::json!({"masters": [MASTER], "scope": "tripletex-webhooks", "header": "X-T"}),
+        );
+        let theirs = config(
+            serde_json::json!({"masters": [MASTER], "scope": "other-stack", "header": "X-T"}),
+        );
+        let (ours, theirs) = (header_values(&ours), header_values(&theirs));
+        assert!(
+            ours.iter().all(|value| !theirs.contains(value)),
+            "{ours:?} {theirs:?}"
+        );
+        let moving = config(
+            serde_json::json!({"masters": [MASTER], "scope": "tripletex-webhooks",
+                                               "acceptUnscoped": true, "header": "X-T"}),
+        );
+        assert_eq!(
+            header_values(&moving),
+            [
+                ours[0].clone(),
+                derived_value(&Secret::new(MASTER), None, "header", &acme)
+            ],
+            "the scoped value first (the one the keeper sends), the unscoped one still accepted"
         );
     }
 
@@ -1169,13 +1275,28 @@ mod tests {
         assert_eq!(
             values,
             [
-                "04583a8beaad8fc69744fbb95376ff9c82948ba6019dfea4ef70d9ad880f3f7f",
-                "280f2b46e49fcec1ab312b6e9afcab523f95a629e43d25b81d790bcb6ba01881"
+                derived_value(
+                    &Secret::new(MASTER),
+                    Some("tripletex-webhooks"),
+                    "header",
+                    &acme
+                ),
+                derived_value(
+                    &Secret::new(OLD_MASTER),
+                    Some("tripletex-webhooks"),
+                    "header",
+                    &acme
+                ),
             ],
             "the newest master first: the one the keeper sends"
         );
         let body = br#"{"id":1}"#;
-        let hmac_secret = derived_value(&Secret::new(OLD_MASTER), "hmac", &acme);
+        let hmac_secret = derived_value(
+            &Secret::new(OLD_MASTER),
+            Some("tripletex-webhooks"),
+            "hmac",
+            &acme,
+        );
         let mut request = signed(&hmac_secret, "key-1", body);
         request.insert(
             http::HeaderName::from_static("x-tripletex-webhook-token"),
@@ -1214,11 +1335,28 @@ mod tests {
             .to_string()
         };
         assert!(
-            error(serde_json::json!({"masters": ["short"], "header": "X-T"}))
+            error(serde_json::json!({"masters": ["short"], "scope": "s", "header": "X-T"}))
                 .contains("at least 32")
         );
-        assert!(error(serde_json::json!({"masters": [MASTER]})).contains("a header or hmac"));
-        assert!(error(serde_json::json!({"masters": [], "hmac": true})).contains("one master"));
+        assert!(
+            error(serde_json::json!({"masters": [MASTER], "scope": "s"}))
+                .contains("a header or hmac")
+        );
+        assert!(
+            error(serde_json::json!({"masters": [], "scope": "s", "hmac": true}))
+                .contains("one master")
+        );
+        for scope in [
+            serde_json::json!(null),
+            serde_json::json!(" "),
+            serde_json::json!("x".repeat(129)),
+        ] {
+            assert!(
+                error(serde_json::json!({"masters": [MASTER], "scope": scope, "hmac": true}))
+                    .contains("need a scope"),
+                "{scope}"
+            );
+        }
         let without = AuthConfig::from_json(r#"{"tenants": {}}"#).unwrap();
         assert!(
             without.tenant(&TenantId::parse("acme").unwrap()).is_none(),

@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn a_company_without_an_entry_subscribes_with_its_derived_credentials() {
         let auth = crate::auth::AuthConfig::from_json(
-            r#"{"tenants": {}, "derived": {"masters": ["0123456789abcdef0123456789abcdef"],
+            r#"{"tenants": {}, "derived": {"masters": ["0123456789abcdef0123456789abcdef"], "scope": "tripletex-webhooks",
                 "header": "X-Tripletex-Webhook-Token", "hmac": true}}"#,
         )
         .unwrap();
@@ -263,11 +263,11 @@ mod tests {
         assert_eq!(name, "X-Tripletex-Webhook-Token");
         assert_eq!(
             value.expose(),
-            "04583a8beaad8fc69744fbb95376ff9c82948ba6019dfea4ef70d9ad880f3f7f"
+            "869e06963f59a2f2e008c8930eafb34d587fede46cdac2a53ba1b228619a13db"
         );
         assert_eq!(
             settings.hmac_secret.unwrap().expose(),
-            "0e13cb0756a3d799adc57912f5164de7e7c641794f8db84955fbb3baf0049aa8"
+            "9f57c6ca0abe4ff1c144a9172c0498761e875a638fbbfb4644be538f7337008d"
         );
         assert!(settings.target_url.expose().ends_with("/t/acme"));
     }
