@@ -60,16 +60,22 @@ pub struct DerivedAuth {
     /// What sets this deployment's derivation apart from another's with the same masters.
     #[serde(default)]
     pub scope: Option<String>,
-    /// Also accepts the derivation without a scope (before scopes existed), never sent: set while
-    /// `resendAuth` moves Tripletex over to the scoped credentials, then removed.
+    /// Also accepts what subscriptions carried before scopes (`earlier_for_tenant`), never sent:
+    /// set while `resendAuth` moves Tripletex over to the scoped credentials, then removed.
     #[serde(default, rename = "acceptUnscoped")]
     pub accept_unscoped: bool,
     /// The custom header that carries the derived value; none for no header method.
     #[serde(default)]
     pub header: Option<String>,
-    /// Whether Tripletex signs each delivery with the derived HMAC secret.
-    #[serde(default)]
+    /// Whether Tripletex signs each delivery with the derived HMAC secret: on unless `false`, for
+    /// a signature binds the credential to the body, so a header value seen in transit or in a
+    /// log cannot write.
+    #[serde(default = "signed_by_default")]
     pub hmac: bool,
+}
+
+fn signed_by_default() -> bool {
+    true
 }
 
 /// A master shorter than this is guessable (32 characters: 24 random bytes in base64, say).
@@ -79,30 +85,51 @@ const MIN_MASTER_LEN: usize = 32;
 const MAX_SCOPE_LEN: usize = 128;
 
 impl DerivedAuth {
-    /// The credentials of one tenant, newest master first; the unscoped ones after every scoped
-    /// one when still accepted.
+    /// The credentials of one tenant, newest master first.
     pub fn for_tenant(&self, tenant: &TenantId) -> TenantAuth {
+        self.derived(
+            tenant,
+            self.scope.as_deref(),
+            self.header.as_ref(),
+            self.hmac,
+        )
+    }
+
+    /// What a tenant's subscriptions carried before scopes (the unscoped header value, or the
+    /// unscoped HMAC secret where no header was sent), accepted in place of its current credentials
+    /// while `acceptUnscoped` is set: signatures came in only with the scoped credentials.
+    pub fn earlier_for_tenant(&self, tenant: &TenantId) -> Option<TenantAuth> {
+        self.accept_unscoped.then(|| {
+            self.derived(
+                tenant,
+                None,
+                self.header.as_ref(),
+                self.header.is_none() && self.hmac,
+            )
+        })
+    }
+
+    fn derived(
+        &self,
+        tenant: &TenantId,
+        scope: Option<&str>,
+        header: Option<&String>,
+        hmac: bool,
+    ) -> TenantAuth {
         let derive = |purpose: &str| -> Vec<Secret> {
-            let scoped = self.scope.as_deref().into_iter().flat_map(|scope| {
-                self.masters.iter().map(move |master| {
-                    Secret::new(derived_value(master, Some(scope), purpose, tenant))
-                })
-            });
-            let unscoped = self
-                .masters
+            self.masters
                 .iter()
-                .filter(|_| self.accept_unscoped)
-                .map(|master| Secret::new(derived_value(master, None, purpose, tenant)));
-            scoped.chain(unscoped).collect()
+                .map(|master| Secret::new(derived_value(master, scope, purpose, tenant)))
+                .collect()
         };
         TenantAuth {
-            header: self.header.as_ref().map(|name| HeaderAuth {
+            header: header.map(|name| HeaderAuth {
                 name: name.clone(),
                 values: derive("header"),
             }),
             basic: None,
             query: None,
-            hmac: self.hmac.then(|| HmacAuth {
+            hmac: hmac.then(|| HmacAuth {
                 secrets: derive("hmac"),
             }),
         }
@@ -309,6 +336,17 @@ impl AuthConfig {
         }
     }
 
+    /// Credentials still accepted in place of a tenant's current ones while a move is under way
+    /// (derived credentials from before scopes, `acceptUnscoped`); never sent by the keeper.
+    pub fn earlier(&self, tenant: &TenantId) -> Option<TenantAuth> {
+        if self.tenants.contains_key(tenant) {
+            return None;
+        }
+        self.derived
+            .as_ref()
+            .and_then(|derived| derived.earlier_for_tenant(tenant))
+    }
+
     pub fn tenants(&self) -> impl Iterator<Item = &TenantId> {
         self.tenants.keys()
     }
@@ -440,7 +478,14 @@ pub fn authenticate(
     request: Credentials<'_>,
 ) -> Result<(), AuthFailure> {
     let auth = config.tenant(tenant).ok_or(AuthFailure::UnknownTenant)?;
-    let auth = auth.as_ref();
+    verify_every_method(auth.as_ref(), &request).or_else(|failure| match config.earlier(tenant) {
+        Some(earlier) => verify_every_method(&earlier, &request).map_err(|_| failure),
+        None => Err(failure),
+    })
+}
+
+/// Every method the tenant has must pass.
+fn verify_every_method(auth: &TenantAuth, request: &Credentials<'_>) -> Result<(), AuthFailure> {
     if auth.is_empty() {
         return Err(AuthFailure::NoMethodConfigured);
     }
@@ -1245,17 +1290,62 @@ mod tests {
             ours.iter().all(|value| !theirs.contains(value)),
             "{ours:?} {theirs:?}"
         );
+        let scope = Some("tripletex-webhooks");
+        let master = Secret::new(MASTER);
+        let body = br#"{"id":1}"#;
+        let with_header = |value: &str, mut headers: HeaderMap| {
+            headers.insert(
+                http::HeaderName::from_static("x-t"),
+                HeaderValue::from_str(value).unwrap(),
+            );
+            headers
+        };
+        let scoped = derived_value(&master, scope, "header", &acme);
+        let signed_scoped = with_header(
+            &scoped,
+            signed(&derived_value(&master, scope, "hmac", &acme), "key-1", body),
+        );
+        let unscoped_unsigned = with_header(
+            &derived_value(&master, None, "header", &acme),
+            HeaderMap::new(),
+        );
+        let passes = |config: &AuthConfig, headers: &HeaderMap| {
+            authenticate(
+                config,
+                &acme,
+                Credentials {
+                    headers,
+                    query: &[],
+                    body,
+                },
+            )
+            .is_ok()
+        };
+        let signed_now = config(
+            serde_json::json!({"masters": [MASTER], "scope": "tripletex-webhooks", "header": "X-T"}),
+        );
+        assert!(passes(&signed_now, &signed_scoped), "header and signature");
+        assert!(
+            !passes(&signed_now, &with_header(&scoped, HeaderMap::new())),
+            "signed by default: the header alone does not write"
+        );
+        assert!(
+            !passes(&signed_now, &unscoped_unsigned),
+            "the earlier value is refused"
+        );
         let moving = config(
             serde_json::json!({"masters": [MASTER], "scope": "tripletex-webhooks",
                                                "acceptUnscoped": true, "header": "X-T"}),
         );
+        assert!(passes(&moving, &signed_scoped));
+        assert!(
+            passes(&moving, &unscoped_unsigned),
+            "what the subscriptions carried before, while they are moved over"
+        );
         assert_eq!(
             header_values(&moving),
-            [
-                ours[0].clone(),
-                derived_value(&Secret::new(MASTER), None, "header", &acme)
-            ],
-            "the scoped value first (the one the keeper sends), the unscoped one still accepted"
+            [scoped],
+            "the keeper sends only the scoped value"
         );
     }
 
@@ -1339,7 +1429,7 @@ mod tests {
                 .contains("at least 32")
         );
         assert!(
-            error(serde_json::json!({"masters": [MASTER], "scope": "s"}))
+            error(serde_json::json!({"masters": [MASTER], "scope": "s", "hmac": false}))
                 .contains("a header or hmac")
         );
         assert!(
