@@ -33,10 +33,18 @@ ensure_python_env() {
     python3 -m venv "$dir" 2>/dev/null || { ensure_debian_packages python3-venv && python3 -m venv "$dir"; }
   fi
   local stamp="$dir/.requirements.sha256" want
-  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  want=$(cat "$requirements" "$ROOT/tools/requirements-pip.txt" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing $(basename "$requirements") into $(basename "$dir")"
-    "$dir/bin/python3" -m pip install -q --disable-pip-version-check -r "$requirements"
+    # A lock names every package with its hashes (scripts/lock-python writes them from the .in
+    # files); a file whose hash is not listed is refused.
+    local hashes=()
+    if grep -q -- '--hash=sha256:' "$requirements"; then
+      hashes=(--require-hashes)
+      "$dir/bin/python3" -m pip install -q --disable-pip-version-check --require-hashes \
+        -r "$ROOT/tools/requirements-pip.txt"
+    fi
+    "$dir/bin/python3" -m pip install -q --disable-pip-version-check "${hashes[@]}" -r "$requirements"
     echo "$want" > "$stamp"
   fi
 }
@@ -77,5 +85,16 @@ ensure_mdbook() {
   if [[ "$(mdbook --version 2>/dev/null)" != "mdbook v$MDBOOK_VERSION" ]]; then
     log "installing mdbook $MDBOOK_VERSION into .tools"
     cargo install mdbook --version "$MDBOOK_VERSION" --locked --no-default-features --features search --root "$ROOT/.tools"
+  fi
+}
+
+# cargo-deny, for the dependencies' licences, bans and sources (deny.toml): installed once into
+# .tools/ with cargo (about two minutes on 2 cores).
+CARGO_DENY_VERSION=0.20.2
+ensure_cargo_deny() {
+  export PATH="$ROOT/.tools/bin:$PATH"
+  if [[ "$(cargo-deny --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]]; then
+    log "installing cargo-deny $CARGO_DENY_VERSION into .tools"
+    cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked --root "$ROOT/.tools"
   fi
 }
