@@ -10,7 +10,9 @@ template's resources made in moto, Tripletex played by the simulator) and measur
 The receiver is also measured with its auth configuration in the environment: its init without the
 one remote call (GetSecretValue) it makes, as the keeper and the sync make theirs.
 Cold starts are taken round-robin over the functions, so that a busy moment of the machine falls on
-all of them, and medians are reported. Then the cost per million webhooks from these durations.
+all of them, and medians are reported. Then the bill per million webhooks (tools/checks/bill.py), from
+these durations, the bytes the receiver and the worker log per webhook at the template's log level, and
+the size of the items the worker wrote, read back from the table.
 
 With `--instructions`, each bootstrap also runs under callgrind (valgrind), which counts the
 instructions of init, of the first call and of a warm call: figures that do not move with a busy
@@ -37,6 +39,7 @@ import time
 import uuid
 import zipfile
 
+from tools.checks import bill
 from tools.localstack.local_stack import LocalStack
 from tools.localstack.loopback import ROOT, start_moto, start_postgres
 from tools.localstack.sam_translate import translate
@@ -60,12 +63,6 @@ EVENTS = {
     FLOOR: (None, lambda answer: answer.get("statusCode") == 200),
 }
 
-# Published list prices (us-east-1, as of 2026): Lambda arm64, SQS standard, DynamoDB on-demand.
-LAMBDA_ARM64_PER_GB_SECOND = 0.0000133334
-LAMBDA_PER_MILLION_REQUESTS = 0.20
-SQS_PER_MILLION_REQUESTS = 0.40
-DYNAMODB_PER_MILLION_WRITES = 0.625
-MEMORY_GB = 128 / 1024
 # Published cold starts of an echo function, the same for every runtime but the runtime (Illya Yalovoy,
 # "Four Million Lambda Invokes Across Python, Java, Rust, and Go", 2025: 30 forced cold starts each,
 # medians), whose warm costs it found "nearly identical". No comparable Node.js figure was found.
@@ -408,7 +405,9 @@ def main():
                 else:
                     print("valgrind is not on PATH: no instruction counts")
 
-            cost(figures, args.cold_share)
+            measure_bill(binaries, environment, payload, figures, stack, endpoint,
+                         translate(os.path.join(ROOT, "infra/template.yaml")))
+            print_runtime_comparison(figures, args.cold_share)
     finally:
         for server in servers:
             server.shutdown()
@@ -419,44 +418,124 @@ def main():
     return 0
 
 
-def lambda_cost(invocations, milliseconds):
+def lambda_cost(invocations, milliseconds, memory_gb=128 / 1024):
     """Lambda bills each invocation's duration rounded up to the millisecond (and, since August 2025,
     the init phase too), at the memory configured."""
     billed_ms = -(-milliseconds // 1)
-    return invocations / 1e6 * LAMBDA_PER_MILLION_REQUESTS + \
-        invocations * billed_ms / 1000 * MEMORY_GB * LAMBDA_ARM64_PER_GB_SECOND
+    return invocations / 1e6 * bill.LAMBDA_PER_MILLION_REQUESTS + \
+        invocations * billed_ms / 1000 * memory_gb * bill.LAMBDA_ARM64_PER_GB_SECOND
 
 
-def cost(figures, cold_share):
-    """A million webhooks: a receiver call each, the worker in full batches of ten, SQS's send,
-    receive and delete, and one DynamoDB write each (items under 1 KB)."""
-    webhooks = 1e6
-    receiver, worker = figures["webhook-receiver"], figures["webhook-worker"]
-    batches = webhooks / 10
+def changes_only(payload):
+    """The worker's sample batch without what is no change (a malformed record, an object without a
+    version): the webhooks a bill is about."""
+    event = json.loads(payload)
+    kept = []
+    for record in event["Records"]:
+        try:
+            body = json.loads(record["body"])
+        except json.JSONDecodeError:
+            continue
+        value = body.get("value") if isinstance(body, dict) else None
+        if isinstance(value, dict) and isinstance(value.get("version"), int):
+            kept.append(record)
+    event["Records"] = kept
+    return event
 
-    def side(receiver_init_ms, receiver_ms, worker_init_ms, worker_ms):
-        compute = (lambda_cost(webhooks, receiver_ms) + lambda_cost(batches, worker_ms)
-                   + webhooks * cold_share * receiver_init_ms / 1000 * MEMORY_GB * LAMBDA_ARM64_PER_GB_SECOND
-                   + batches * cold_share * worker_init_ms / 1000 * MEMORY_GB * LAMBDA_ARM64_PER_GB_SECOND)
-        return compute
 
-    queue_and_table = (webhooks + 2 * batches) / 1e6 * SQS_PER_MILLION_REQUESTS + \
-        webhooks / 1e6 * DYNAMODB_PER_MILLION_WRITES
-    ours = side(receiver["init"] * 1000, receiver["warm"] * 1000, worker["init"] * 1000, worker["warm"] * 1000)
-    print(f"cost per million webhooks (arm64, 128 MB, {cold_share:.0%} of calls cold; list prices; the durations "
-          "measured here on x86_64):")
-    print(f"  Lambda (receiver {receiver['warm'] * 1000:.2f} ms a call, worker {worker['warm'] * 1000:.2f} ms a "
-          f"batch of 10, init billed): ${ours:.3f}")
-    print(f"  SQS (send, receive, delete: {(webhooks + 2 * batches) / 1e6:.1f} M requests) and DynamoDB "
-          f"(1 M writes): ${queue_and_table:.3f}")
-    print(f"  in all: ${ours + queue_and_table:.3f}")
+def with_versions_moved(event, step):
+    """The batch with every object's version `step` higher, so that each pass's writes are accepted,
+    as a new change's are."""
+    moved = json.loads(json.dumps(event))
+    for record in moved["Records"]:
+        body = json.loads(record["body"])
+        body["value"]["version"] += step
+        record["body"] = json.dumps(body, separators=(",", ":"))
+    return json.dumps(moved).encode()
+
+
+def logged_per_call(api, binary, environment, payloads):
+    """The bytes and lines a process writes to stdout (what Lambda sends to CloudWatch Logs) per call
+    after its first, at the template's application log level."""
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen([binary], env={**environment, "AWS_LAMBDA_LOG_LEVEL": "INFO"}, stdout=output,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            api.invoke(payloads[0])
+            output.flush()
+            start = output.seek(0, os.SEEK_END)
+            output.seek(0)
+            before_lines = output.read().count(b"\n")
+            for payload in payloads[1:]:
+                api.invoke(payload)
+        finally:
+            process.terminate()
+            process.wait(10)
+        output.seek(0)
+        text = output.read()
+    calls = len(payloads) - 1
+    return (len(text) - start) / calls, (text.count(b"\n") - before_lines) / calls
+
+
+def written_items(stack, endpoint, template):
+    """The objects table's items as the worker wrote them, and their entries in the byType index."""
+    import boto3  # noqa: PLC0415 (the venv's; only the bill needs it)
+    table = template["Resources"]["ObjectsTable"]["Properties"]
+    table_keys = [key["AttributeName"] for key in table["KeySchema"]]
+    (index,) = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "byType"]
+    index_keys = [key["AttributeName"] for key in index["KeySchema"]]
+    projected = index["Projection"].get("NonKeyAttributes", [])
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION,
+                            aws_access_key_id="local", aws_secret_access_key="local")
+    items = dynamodb.scan(TableName=stack.created["ObjectsTable"]["name"])["Items"]
+    entries = [bill.index_entry(item, table_keys, index_keys, projected) for item in items]
+    return items, [entry for entry in entries if entry is not None]
+
+
+def measure_bill(binaries, environment, payload, figures, stack, endpoint, template):
+    """The bill's measured inputs: warm durations (medians above), log bytes per webhook at INFO, and
+    the items the worker wrote, on batches of the sample's changes whose every version is new."""
+    changes = changes_only(payload("webhook-worker"))
+    worker_batch = changes["Records"]
+    receiver_payloads = [payload("webhook-receiver")] * 21
+    worker_payloads = [with_versions_moved(changes, 1000 * (k + 1)) for k in range(21)]
+    with Started() as api:
+        receiver_bytes, receiver_lines = logged_per_call(api, binaries["webhook-receiver"],
+                                                         environment("webhook-receiver", api), receiver_payloads)
+    with Started() as api:
+        worker_bytes, worker_lines = logged_per_call(api, binaries["webhook-worker"],
+                                                     environment("webhook-worker", api), worker_payloads)
+    items, entries = written_items(stack, endpoint, template)
+    parameters = {name: int(spec["Default"]) for name, spec in template["Parameters"].items()
+                  if name in ("ReceiverMemorySize", "WorkerMemorySize", "WorkerBatchSize",
+                              "WorkerBatchingWindowSeconds")}
+    measured = bill.Measured(
+        receiver_ms=figures["webhook-receiver"]["warm"] * 1000,
+        worker_ms_per_batch=figures["webhook-worker"]["warm"] * 1000,
+        worker_batch_measured=len(worker_batch),
+        receiver_log_bytes=receiver_bytes, receiver_log_lines=receiver_lines,
+        worker_log_bytes_per_record=worker_bytes / len(worker_batch),
+        worker_log_lines_per_record=worker_lines / len(worker_batch),
+        item_sizes=[bill.item_size(item) for item in items],
+        index_sizes=[bill.item_size(entry) for entry in entries],
+        template=parameters)
+    print(f"measured: the receiver logs {receiver_bytes:.0f} B in {receiver_lines:.1f} lines a webhook, the worker "
+          f"{worker_bytes / len(worker_batch):.0f} B in {worker_lines / len(worker_batch):.1f} lines a record; "
+          f"{len(items)} items written, {min(measured.item_sizes)} to {max(measured.item_sizes)} B, index entries "
+          f"{min(measured.index_sizes)} to {max(measured.index_sizes)} B")
+    bill.print_bill(measured)
+    return measured
+
+
+def print_runtime_comparison(figures, cold_share):
+    """What init costs a million receiver calls with our init and with other runtimes' published ones."""
+    ours = figures["webhook-receiver"]["init"] * 1000
+    print(f"init, {cold_share:.0%} of a million receiver calls cold, at 128 MB: ours ({ours:.1f} ms) "
+          f"${1e6 * cold_share * ours / 1000 * 0.125 * bill.LAMBDA_ARM64_PER_GB_SECOND:.4f}", end="")
     for runtime, published in PUBLISHED_COLD_START_MS.items():
-        other = side(published, receiver["warm"] * 1000, published, worker["warm"] * 1000)
-        print(f"  the same with {runtime}'s published echo cold start ({published} ms) for init and these warm "
-              f"durations: ${other + queue_and_table:.3f} (init alone, ours {receiver['init'] * 1000:.1f} ms: "
-              f"${webhooks * cold_share * published / 1000 * MEMORY_GB * LAMBDA_ARM64_PER_GB_SECOND:.4f} a "
-              f"million calls)")
-    print("  Node.js: no published figure measured the same way was found; not compared")
+        print(f"; {runtime}'s published echo cold start ({published} ms) "
+              f"${1e6 * cold_share * published / 1000 * 0.125 * bill.LAMBDA_ARM64_PER_GB_SECOND:.4f}", end="")
+    print(" (Node.js: no published figure measured the same way was found)")
 
 
 if __name__ == "__main__":
