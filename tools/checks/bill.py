@@ -82,8 +82,8 @@ class Measured:
     """The measured inputs of the bill."""
 
     def __init__(self, receiver_ms, worker_ms_per_batch, worker_batch_measured, receiver_log_bytes,
-                 receiver_log_lines, worker_log_bytes_per_record, worker_log_lines_per_record, item_sizes,
-                 index_sizes, template):
+                 receiver_log_lines, worker_log_bytes_per_record, worker_log_lines_per_record,
+                 worker_log_bytes_per_batch, worker_log_lines_per_batch, item_sizes, index_sizes, template):
         self.receiver_ms = receiver_ms
         self.worker_ms_per_batch = worker_ms_per_batch
         self.worker_batch_measured = worker_batch_measured
@@ -91,6 +91,8 @@ class Measured:
         self.receiver_log_lines = receiver_log_lines
         self.worker_log_bytes_per_record = worker_log_bytes_per_record
         self.worker_log_lines_per_record = worker_log_lines_per_record
+        self.worker_log_bytes_per_batch = worker_log_bytes_per_batch
+        self.worker_log_lines_per_batch = worker_log_lines_per_batch
         self.item_sizes = item_sizes
         self.index_sizes = index_sizes
         self.template = template
@@ -112,7 +114,9 @@ def lines(measured, rate_per_second):
     index_units = sum(write_units(size) for size in measured.index_sizes) / len(measured.index_sizes)
     log_bytes = (measured.receiver_log_bytes + measured.receiver_log_lines * LOG_EVENT_OVERHEAD_BYTES
                  + measured.worker_log_bytes_per_record
-                 + measured.worker_log_lines_per_record * LOG_EVENT_OVERHEAD_BYTES)
+                 + measured.worker_log_lines_per_record * LOG_EVENT_OVERHEAD_BYTES
+                 + (measured.worker_log_bytes_per_batch
+                    + measured.worker_log_lines_per_batch * LOG_EVENT_OVERHEAD_BYTES) / batch)
     return [
         ("Lambda requests, receiver", MILLION, "calls", LAMBDA_PER_MILLION_REQUESTS),
         (f"Lambda duration, receiver ({measured.receiver_ms:.2f} ms, billed {receiver_billed} ms at "

@@ -76,7 +76,8 @@ def metrics():
                 found.update(METRIC.findall(call.group(1)))
             for body in re.finditer(r"fn \w*metrics\w*\(.*?\n}", production, re.S):
                 found.update(METRIC.findall(body.group(0)))
-            found.update(re.findall(r'emit_values\(\s*\w+,\s*"([A-Za-z]+)"', production))
+            # A distribution beside a batch's counts: emit_batch(function, counts, ("Name", unit, values)).
+            found.update(re.findall(r'emit_batch\(.*?\(\s*"([A-Za-z]+)"', production, re.S))
         for source in NAMED_IN_DOMAIN.get(crate.name, []):
             production = (ROOT / source).read_text().split("#[cfg(test)]")[0]
             for body in re.finditer(r"pub fn (?:metrics|named)\(&self\).*?\n    }", production, re.S):

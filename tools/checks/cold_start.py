@@ -497,14 +497,21 @@ def measure_bill(binaries, environment, payload, figures, stack, endpoint, templ
     the items the worker wrote, on batches of the sample's changes whose every version is new."""
     changes = changes_only(payload("webhook-worker"))
     worker_batch = changes["Records"]
+    one = {**changes, "Records": worker_batch[:1]}
     receiver_payloads = [payload("webhook-receiver")] * 21
-    worker_payloads = [with_versions_moved(changes, 1000 * (k + 1)) for k in range(21)]
     with Started() as api:
         receiver_bytes, receiver_lines = logged_per_call(api, binaries["webhook-receiver"],
                                                          environment("webhook-receiver", api), receiver_payloads)
-    with Started() as api:
-        worker_bytes, worker_lines = logged_per_call(api, binaries["webhook-worker"],
-                                                     environment("webhook-worker", api), worker_payloads)
+    # Batches of one and of all the sample's changes: what the worker logs per record, and per batch
+    # whatever its size (its metrics line), apart.
+    logged = {}
+    for size, batch in ((1, one), (len(worker_batch), changes)):
+        with Started() as api:
+            logged[size] = logged_per_call(api, binaries["webhook-worker"], environment("webhook-worker", api),
+                                           [with_versions_moved(batch, 1000 * (k + 1)) for k in range(21)])
+    (one_bytes, one_lines), (all_bytes, all_lines) = logged[1], logged[len(worker_batch)]
+    record_bytes = (all_bytes - one_bytes) / (len(worker_batch) - 1)
+    record_lines = (all_lines - one_lines) / (len(worker_batch) - 1)
     items, entries = written_items(stack, endpoint, template)
     parameters = {name: int(spec["Default"]) for name, spec in template["Parameters"].items()
                   if name in ("ReceiverMemorySize", "WorkerMemorySize", "WorkerBatchSize",
@@ -512,17 +519,17 @@ def measure_bill(binaries, environment, payload, figures, stack, endpoint, templ
     measured = bill.Measured(
         receiver_ms=figures["webhook-receiver"]["warm"] * 1000,
         worker_ms_per_batch=figures["webhook-worker"]["warm"] * 1000,
-        worker_batch_measured=len(worker_batch),
+        worker_batch_measured=len(json.loads(payload("webhook-worker"))["Records"]),
         receiver_log_bytes=receiver_bytes, receiver_log_lines=receiver_lines,
-        worker_log_bytes_per_record=worker_bytes / len(worker_batch),
-        worker_log_lines_per_record=worker_lines / len(worker_batch),
+        worker_log_bytes_per_record=record_bytes, worker_log_lines_per_record=record_lines,
+        worker_log_bytes_per_batch=one_bytes - record_bytes, worker_log_lines_per_batch=one_lines - record_lines,
         item_sizes=[bill.item_size(item) for item in items],
         index_sizes=[bill.item_size(entry) for entry in entries],
         template=parameters)
-    print(f"measured: the receiver logs {receiver_bytes:.0f} B in {receiver_lines:.1f} lines a webhook, the worker "
-          f"{worker_bytes / len(worker_batch):.0f} B in {worker_lines / len(worker_batch):.1f} lines a record; "
-          f"{len(items)} items written, {min(measured.item_sizes)} to {max(measured.item_sizes)} B, index entries "
-          f"{min(measured.index_sizes)} to {max(measured.index_sizes)} B")
+    print(f"measured: the receiver logs {receiver_bytes:.0f} B in {receiver_lines:.1f} lines a webhook; the worker "
+          f"{record_bytes:.0f} B in {record_lines:.1f} lines a record and {one_bytes - record_bytes:.0f} B in "
+          f"{one_lines - record_lines:.1f} lines a batch; {len(items)} items written, {min(measured.item_sizes)} to "
+          f"{max(measured.item_sizes)} B, index entries {min(measured.index_sizes)} to {max(measured.index_sizes)} B")
     bill.print_bill(measured)
     return measured
 

@@ -1,7 +1,7 @@
 //! Turns an SQS batch into one conditional write per record, run concurrently, and reports the
 //! records to retry.
 
-use aws_adapters::telemetry::{LogJournal, emit_metrics, emit_values};
+use aws_adapters::telemetry::{LogJournal, emit_batch};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::claim::{NoPayloadBucket, claimed_body};
 use domain::dedup::{ObjectChange, ObjectKey, Outcome, Write};
@@ -195,8 +195,11 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let (response, counts, freshness) = self.apply_batch(event).await;
-        emit_metrics(FUNCTION_NAME, &counts.metrics());
-        emit_values(FUNCTION_NAME, "FreshnessMs", "Milliseconds", &freshness);
+        emit_batch(
+            FUNCTION_NAME,
+            &counts.metrics(),
+            ("FreshnessMs", "Milliseconds", &freshness),
+        );
         response
     }
 
@@ -254,7 +257,8 @@ impl<S: ObjectStore, Q: MessageQueue, B: BlobStore> Worker<S, Q, B> {
                 }
             }
         }
-        info!(
+        // The metrics line carries these counts to CloudWatch; this one is for a debugging session.
+        debug!(
             records = size,
             accepted = counts.accepted,
             duplicate = counts.duplicate,

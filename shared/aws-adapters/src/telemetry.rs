@@ -184,10 +184,45 @@ pub fn emf_value_lines(
         .collect()
 }
 
-/// Prints the values of one metric as EMF lines (none when there are no values).
-pub fn emit_values(function: &str, name: &str, unit: &str, values: &[u64]) {
+/// A batch's figures in as few EMF lines as carry them: one line with the counts that are not zero
+/// (a zero is no datapoint: the alarms on these counts treat a missing one as not breaching, and
+/// a sum is the same) and the first hundred values of the distribution; more values go on lines of
+/// their own. No line when there is nothing to count. Each line is billed as it is ingested, and a
+/// trickle's batches are of one or two records, so the worker writes one line a batch, not three.
+pub fn emf_batch_lines(
+    function: &str,
+    counts: &[(&str, u64)],
+    (name, unit, values): (&str, &str, &[u64]),
+    timestamp_ms: i64,
+) -> Vec<String> {
+    let counted: Vec<_> = counts.iter().filter(|(_, value)| *value > 0).collect();
+    let (first, rest) = values.split_at(values.len().min(EMF_MAX_VALUES));
+    let mut lines = Vec::new();
+    if !counted.is_empty() || !first.is_empty() {
+        let mut definitions: Vec<_> = counted
+            .iter()
+            .map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"}))
+            .collect();
+        if !first.is_empty() {
+            definitions.push(serde_json::json!({"Name": name, "Unit": unit}));
+        }
+        let mut line = envelope(function, None, definitions, timestamp_ms);
+        for (count_name, value) in &counted {
+            line[*count_name] = (*value).into();
+        }
+        if !first.is_empty() {
+            line[name] = first.into();
+        }
+        lines.push(line.to_string());
+    }
+    lines.extend(emf_value_lines(function, name, unit, rest, timestamp_ms));
+    lines
+}
+
+/// Prints a batch's counts and distribution (`emf_batch_lines`).
+pub fn emit_batch(function: &str, counts: &[(&str, u64)], values: (&str, &str, &[u64])) {
     let now = jiff::Timestamp::now().as_millisecond();
-    for line in emf_value_lines(&deployed_name(function), name, unit, values, now) {
+    for line in emf_batch_lines(&deployed_name(function), counts, values, now) {
         println!("{line}");
     }
 }
@@ -208,6 +243,49 @@ mod tests {
             serde_json::json!({"Name": "FreshnessMs", "Unit": "Milliseconds"})
         );
         assert!(emf_value_lines("w", "FreshnessMs", "Milliseconds", &[], 1).is_empty());
+    }
+
+    #[test]
+    fn a_batch_is_one_line_of_its_counts_that_are_not_zero_and_its_values() {
+        let counts = [("Accepted", 2), ("Duplicate", 0), ("Stale", 1)];
+        let lines = emf_batch_lines(
+            "webhook-worker",
+            &counts,
+            ("FreshnessMs", "Milliseconds", &[120, 340]),
+            1,
+        );
+        assert_eq!(lines.len(), 1);
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        let names: Vec<_> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|definition| definition["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Accepted", "Stale", "FreshnessMs"]);
+        assert_eq!(
+            (line["Accepted"].as_u64(), line["Stale"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert!(line.get("Duplicate").is_none(), "a zero is no datapoint");
+        assert_eq!(line["FreshnessMs"], serde_json::json!([120, 340]));
+        let many: Vec<u64> = (0..150).collect();
+        let split = emf_batch_lines("w", &counts, ("FreshnessMs", "Milliseconds", &many), 1);
+        assert_eq!(
+            split.len(),
+            2,
+            "a hundred values with the counts, the rest apart"
+        );
+        assert!(
+            emf_batch_lines(
+                "w",
+                &[("Accepted", 0)],
+                ("FreshnessMs", "Milliseconds", &[]),
+                1
+            )
+            .is_empty(),
+            "nothing to count, no line"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ from tools.checks import bill
 def measured(**changes):
     inputs = dict(receiver_ms=5.2, worker_ms_per_batch=21.0, worker_batch_measured=7, receiver_log_bytes=215,
                   receiver_log_lines=1, worker_log_bytes_per_record=226, worker_log_lines_per_record=1,
+                  worker_log_bytes_per_batch=300, worker_log_lines_per_batch=1,
                   item_sizes=[380], index_sizes=[111],
                   template={"ReceiverMemorySize": 128, "WorkerMemorySize": 128, "WorkerBatchSize": 10,
                             "WorkerBatchingWindowSeconds": 1})
@@ -59,8 +60,9 @@ class Lines(unittest.TestCase):
         self.assertAlmostEqual(lines["Lambda requests, worker"], 0.20 / 1.4)
         self.assertAlmostEqual(lines["DynamoDB table writes"], 0.625)
         self.assertAlmostEqual(lines["DynamoDB index writes"], 0.625)
-        # 215 + 226 bytes and an event's 26 each, at $0.50 a GB.
-        self.assertAlmostEqual(lines["CloudWatch Logs"], (215 + 226 + 2 * 26) / 1e3 * 0.50)
+        # 215 + 226 bytes and an event's 26 each, and a batch's 300 + 26 over its 1.4 webhooks, at
+        # $0.50 a GB.
+        self.assertAlmostEqual(lines["CloudWatch Logs"], (215 + 226 + 2 * 26 + (300 + 26) / 1.4) / 1e3 * 0.50)
         # 5.2 ms is billed 6 ms: 6,000 s x 0.125 GB.
         self.assertAlmostEqual(lines["Lambda duration, receiver"], 6_000 * 0.125 * bill.LAMBDA_ARM64_PER_GB_SECOND)
 
