@@ -43,7 +43,7 @@ fn item(id: usize) -> std::collections::HashMap<String, AttributeValue> {
         (item::OBJECT_TYPE, s("customer".into())),
         (item::OBJECT_ID, AttributeValue::N(id.to_string())),
         (item::VERSION, AttributeValue::N((id % 9).to_string())),
-        (item::DELETED, AttributeValue::Bool(id % 50 == 0)),
+        (item::DELETED, AttributeValue::Bool(id.is_multiple_of(50))),
         (
             item::VALUE,
             s(format!(

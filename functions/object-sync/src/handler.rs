@@ -129,11 +129,9 @@ where
         let mut failed = false;
         for record in &batch.records {
             let id = record.message_id.clone().unwrap_or_default();
-            if !failed {
-                if let Err(error) = self.handle_record(record).await {
-                    warn!(message_id = %id, error = %error_chain(&error), "sync task goes back to the queue");
-                    failed = true;
-                }
+            if !failed && let Err(error) = self.handle_record(record).await {
+                warn!(message_id = %id, error = %error_chain(&error), "sync task goes back to the queue");
+                failed = true;
             }
             if failed {
                 let mut failure = BatchItemFailure::default();

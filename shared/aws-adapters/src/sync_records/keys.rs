@@ -114,7 +114,7 @@ pub fn pack_versions(objects: &[Listed]) -> Vec<u8> {
 
 /// A page's objects from its packed ids and versions; none when the two do not match.
 pub fn unpack_objects(ids: &[u8], versions: &[u8]) -> Option<Vec<Listed>> {
-    if ids.len() != versions.len() || ids.len() % 8 != 0 {
+    if ids.len() != versions.len() || !ids.len().is_multiple_of(8) {
         return None;
     }
     Some(
