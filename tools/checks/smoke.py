@@ -16,6 +16,7 @@ Needs AWS_ENDPOINT_URL (and the local credentials) in the environment, as script
 """
 
 import argparse
+import base64
 import hashlib
 import hmac
 import json
@@ -252,13 +253,22 @@ def cli(stack_path, *args):
         return {"stdout": result.stdout, "stderr": result.stderr[-500:]}, result.returncode
 
 
-def derived_header_value(tenant):
-    """The header value a registry company's subscriptions carry: hex(HMAC-SHA256(scope key, "header:" +
-    tenant)), the scope key being HMAC-SHA256(master, "scope:" + scope)."""
+def derived_value(tenant, purpose):
+    """What a registry company's subscriptions carry for `purpose` (`header`, `hmac`): hex(HMAC-SHA256(scope
+    key, purpose + ":" + tenant)), the scope key being HMAC-SHA256(master, "scope:" + scope)."""
     with open("infra/local/receiver-auth.json", encoding="utf-8") as handle:
         derived = json.load(handle)["derived"]
     scope_key = hmac.new(derived["masters"][0].encode(), f"scope:{derived['scope']}".encode(), hashlib.sha256).digest()
-    return hmac.new(scope_key, f"header:{tenant}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(scope_key, f"{purpose}:{tenant}".encode(), hashlib.sha256).hexdigest()
+
+
+def signed_delivery_headers(tenant, body):
+    """A derived company's delivery as Tripletex sends it: its header value, and (derived credentials
+    are signed by default) `x-request-signature` = base64(HMAC-SHA512(secret, idempotency key + "&" + body))."""
+    key = f"smoke-{time.time_ns()}"
+    signature = hmac.new(derived_value(tenant, "hmac").encode(), key.encode() + b"&" + body, hashlib.sha512).digest()
+    return {"Content-Type": "application/json", "X-Tripletex-Webhook-Token": derived_value(tenant, "header"),
+            "idempotency-key": key, "x-request-signature": base64.b64encode(signature).decode()}
 
 
 def tenant_items(dynamodb, table, tenant):
@@ -287,7 +297,7 @@ def check_company_life(args, stack, dynamodb):
     receiver = stack["functions"]["subscription-keeper"]["RECEIVER_URL"].rstrip("/")
     ours = [s for s in simulator(args.simulator, "GET", "/_sim/subscriptions")["values"]
             if s.get("_company") == CLIENT and s["targetUrl"].startswith(f"{receiver}/t/{tenant}")]
-    if not ours or any(s.get("authHeaderValue") != derived_header_value(tenant) for s in ours):
+    if not ours or any(s.get("authHeaderValue") != derived_value(tenant, "header") for s in ours):
         failures.append(f"{tenant}'s subscriptions do not carry its derived credential: {ours}")
     changed = simulator(args.simulator, "POST", "/_sim/changes",
                         {"companyId": CLIENT, "type": "customer", "verb": "update", "id": seeded["ids"][0]})
@@ -314,12 +324,10 @@ def check_company_life(args, stack, dynamodb):
     if left or copy or others_after != others_before:
         failures.append(f"remove left {len(left)} subscriptions and {len(copy)} items; others {others_before} -> "
                         f"{others_after}")
-    late = urllib.request.Request(f"{args.receiver_url.rstrip('/')}/t/{tenant}", method="POST",
-                                  data=json.dumps({"subscriptionId": 1, "event": "customer.update",
-                                                   "id": seeded["ids"][1], "value": {"id": seeded["ids"][1],
-                                                                                     "version": 9}}).encode(),
-                                  headers={"Content-Type": "application/json",
-                                           "X-Tripletex-Webhook-Token": derived_header_value(tenant)})
+    late_body = json.dumps({"subscriptionId": 1, "event": "customer.update", "id": seeded["ids"][1],
+                            "value": {"id": seeded["ids"][1], "version": 9}}).encode()
+    late = urllib.request.Request(f"{args.receiver_url.rstrip('/')}/t/{tenant}", method="POST", data=late_body,
+                                  headers=signed_delivery_headers(tenant, late_body))
     deadline = time.monotonic() + 30  # the receiver's registry cache (RECEIVER_AUTH_CACHE_TTL_SECONDS locally)
     while True:
         try:
