@@ -10,6 +10,7 @@ CloudWatch Logs standard ingestion; free tiers are left out. The durations are m
 machine's x86_64 and billed as arm64, rounded up to the millisecond as Lambda bills them.
 """
 
+import dataclasses
 import math
 
 LAMBDA_ARM64_PER_GB_SECOND = 0.0000133334
@@ -78,24 +79,34 @@ def batch_size(rate_per_second, window_seconds, largest):
     return min(largest, 1 + rate_per_second * window_seconds)
 
 
+@dataclasses.dataclass
 class Measured:
     """The measured inputs of the bill."""
 
-    def __init__(self, receiver_ms, worker_ms_per_batch, worker_batch_measured, receiver_log_bytes,
-                 receiver_log_lines, worker_log_bytes_per_record, worker_log_lines_per_record,
-                 worker_log_bytes_per_batch, worker_log_lines_per_batch, item_sizes, index_sizes, template):
-        self.receiver_ms = receiver_ms
-        self.worker_ms_per_batch = worker_ms_per_batch
-        self.worker_batch_measured = worker_batch_measured
-        self.receiver_log_bytes = receiver_log_bytes
-        self.receiver_log_lines = receiver_log_lines
-        self.worker_log_bytes_per_record = worker_log_bytes_per_record
-        self.worker_log_lines_per_record = worker_log_lines_per_record
-        self.worker_log_bytes_per_batch = worker_log_bytes_per_batch
-        self.worker_log_lines_per_batch = worker_log_lines_per_batch
-        self.item_sizes = item_sizes
-        self.index_sizes = index_sizes
-        self.template = template
+    receiver_ms: float
+    worker_ms_per_batch: float
+    worker_batch_measured: int
+    receiver_log_bytes: float
+    receiver_log_lines: float
+    worker_log_bytes_per_record: float
+    worker_log_lines_per_record: float
+    worker_log_bytes_per_batch: float
+    worker_log_lines_per_batch: float
+    item_sizes: list
+    index_sizes: list
+    template: dict
+
+
+def gb_seconds(invocations, milliseconds, memory_mb):
+    """What Lambda bills for these calls' durations: each rounded up to the millisecond (and, since
+    August 2025, the init phase too), at the memory configured."""
+    return invocations * math.ceil(milliseconds) / 1000 * memory_mb / 1024
+
+
+def lambda_cost(invocations, milliseconds, memory_mb=128):
+    """Requests and durations of these calls."""
+    return (invocations / MILLION * LAMBDA_PER_MILLION_REQUESTS
+            + gb_seconds(invocations, milliseconds, memory_mb) * LAMBDA_ARM64_PER_GB_SECOND)
 
 
 def lines(measured, rate_per_second):
@@ -106,10 +117,8 @@ def lines(measured, rate_per_second):
     # The worker's time per batch: what the measured batch took, per record, at this batch's size,
     # and never under one billed millisecond.
     worker_ms = measured.worker_ms_per_batch / measured.worker_batch_measured * batch
-    receiver_gb = template["ReceiverMemorySize"] / 1024
-    worker_gb = template["WorkerMemorySize"] / 1024
-    receiver_billed = math.ceil(measured.receiver_ms)
-    worker_billed = math.ceil(worker_ms)
+    receiver = gb_seconds(MILLION, measured.receiver_ms, template["ReceiverMemorySize"])
+    worker = gb_seconds(invocations, worker_ms, template["WorkerMemorySize"])
     item_units = sum(write_units(size) for size in measured.item_sizes) / len(measured.item_sizes)
     index_units = sum(write_units(size) for size in measured.index_sizes) / len(measured.index_sizes)
     log_bytes = (measured.receiver_log_bytes + measured.receiver_log_lines * LOG_EVENT_OVERHEAD_BYTES
@@ -119,14 +128,12 @@ def lines(measured, rate_per_second):
                     + measured.worker_log_lines_per_batch * LOG_EVENT_OVERHEAD_BYTES) / batch)
     return [
         ("Lambda requests, receiver", MILLION, "calls", LAMBDA_PER_MILLION_REQUESTS),
-        (f"Lambda duration, receiver ({measured.receiver_ms:.2f} ms, billed {receiver_billed} ms at "
-         f"{template['ReceiverMemorySize']} MB)", MILLION * receiver_billed / 1000 * receiver_gb, "GB-s",
-         MILLION * receiver_billed / 1000 * receiver_gb * LAMBDA_ARM64_PER_GB_SECOND),
+        (f"Lambda duration, receiver ({measured.receiver_ms:.2f} ms, billed {math.ceil(measured.receiver_ms)} ms "
+         f"at {template['ReceiverMemorySize']} MB)", receiver, "GB-s", receiver * LAMBDA_ARM64_PER_GB_SECOND),
         (f"Lambda requests, worker (batches of {batch:.2f})", invocations, "calls",
          invocations / MILLION * LAMBDA_PER_MILLION_REQUESTS),
-        (f"Lambda duration, worker ({worker_ms:.2f} ms a batch, billed {worker_billed} ms at "
-         f"{template['WorkerMemorySize']} MB)", invocations * worker_billed / 1000 * worker_gb, "GB-s",
-         invocations * worker_billed / 1000 * worker_gb * LAMBDA_ARM64_PER_GB_SECOND),
+        (f"Lambda duration, worker ({worker_ms:.2f} ms a batch, billed {math.ceil(worker_ms)} ms at "
+         f"{template['WorkerMemorySize']} MB)", worker, "GB-s", worker * LAMBDA_ARM64_PER_GB_SECOND),
         ("SQS SendMessage (receiver)", MILLION, "requests", SQS_PER_MILLION_REQUESTS),
         ("SQS ReceiveMessage with messages (the mapping's poller)", invocations, "requests",
          invocations / MILLION * SQS_PER_MILLION_REQUESTS),
@@ -156,20 +163,21 @@ def print_bill(measured):
           "window)")
     width = max(len(what) for bill in bills.values() for what, *_ in bill)
     print(f"  {'':<{width}}  {'trickle':>9}  {'busy':>9}")
-    for index, (what, *_rest) in enumerate(bills["trickle"]):
-        values = [bills[name][index][3] for name, _ in cases]
-        label = what if index not in (2, 3) else what.split(" (")[0]
-        print(f"  {label:<{width}}  ${values[0]:>8.3f}  ${values[1]:>8.3f}")
+    details = []
+    for trickle_line, busy_line in zip(bills["trickle"], bills["busy"]):
+        label = trickle_line[0]
+        if label != busy_line[0]:
+            # What differs between the cases (a batch's size, its duration) is said below the table.
+            label = label.split(" (")[0]
+            details += [f"trickle: {trickle_line[0]}", f"busy: {busy_line[0]}"]
+        print(f"  {label:<{width}}  ${trickle_line[3]:>8.3f}  ${busy_line[3]:>8.3f}")
     totals = [sum(line[3] for line in bills[name]) for name, _ in cases]
     print(f"  {'in all':<{width}}  ${totals[0]:>8.3f}  ${totals[1]:>8.3f}")
-    for name, _ in cases:
-        batch_line = bills[name][2][0]
-        duration_line = bills[name][3][0]
-        print(f"  {name}: {batch_line}; {duration_line}")
+    for detail in details:
+        print(f"  {detail}")
     windows = []
     for window in (0, 1, 5, 10, 20):
-        at_window = Measured(**{**measured.__dict__,
-                                "template": {**template, "WorkerBatchingWindowSeconds": window}})
+        at_window = dataclasses.replace(measured, template={**template, "WorkerBatchingWindowSeconds": window})
         windows.append(f"{window} s ${sum(line[3] for line in lines(at_window, trickle)):.2f}")
     print(f"  the trickle at other batching windows (WorkerBatchingWindowSeconds; a webhook waits up to the "
           f"window before the worker sees it): {', '.join(windows)}")

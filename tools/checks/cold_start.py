@@ -39,6 +39,8 @@ import time
 import uuid
 import zipfile
 
+import boto3
+
 from tools.checks import bill
 from tools.localstack.local_stack import LocalStack
 from tools.localstack.loopback import ROOT, start_moto, start_postgres
@@ -418,14 +420,6 @@ def main():
     return 0
 
 
-def lambda_cost(invocations, milliseconds, memory_gb=128 / 1024):
-    """Lambda bills each invocation's duration rounded up to the millisecond (and, since August 2025,
-    the init phase too), at the memory configured."""
-    billed_ms = -(-milliseconds // 1)
-    return invocations / 1e6 * bill.LAMBDA_PER_MILLION_REQUESTS + \
-        invocations * billed_ms / 1000 * memory_gb * bill.LAMBDA_ARM64_PER_GB_SECOND
-
-
 def changes_only(payload):
     """The worker's sample batch without what is no change (a malformed record, an object without a
     version): the webhooks a bill is about."""
@@ -479,7 +473,6 @@ def logged_per_call(api, binary, environment, payloads):
 
 def written_items(stack, endpoint, template):
     """The objects table's items as the worker wrote them, and their entries in the byType index."""
-    import boto3  # noqa: PLC0415 (the venv's; only the bill needs it)
     table = template["Resources"]["ObjectsTable"]["Properties"]
     table_keys = [key["AttributeName"] for key in table["KeySchema"]]
     (index,) = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "byType"]
@@ -536,12 +529,14 @@ def measure_bill(binaries, environment, payload, figures, stack, endpoint, templ
 
 def print_runtime_comparison(figures, cold_share):
     """What init costs a million receiver calls with our init and with other runtimes' published ones."""
+    def init_cost(milliseconds):
+        return bill.gb_seconds(1e6 * cold_share, milliseconds, 128) * bill.LAMBDA_ARM64_PER_GB_SECOND
+
     ours = figures["webhook-receiver"]["init"] * 1000
     print(f"init, {cold_share:.0%} of a million receiver calls cold, at 128 MB: ours ({ours:.1f} ms) "
-          f"${1e6 * cold_share * ours / 1000 * 0.125 * bill.LAMBDA_ARM64_PER_GB_SECOND:.4f}", end="")
+          f"${init_cost(ours):.4f}", end="")
     for runtime, published in PUBLISHED_COLD_START_MS.items():
-        print(f"; {runtime}'s published echo cold start ({published} ms) "
-              f"${1e6 * cold_share * published / 1000 * 0.125 * bill.LAMBDA_ARM64_PER_GB_SECOND:.4f}", end="")
+        print(f"; {runtime}'s published echo cold start ({published} ms) ${init_cost(published):.4f}", end="")
     print(" (Node.js: no published figure measured the same way was found)")
 
 

@@ -4,6 +4,7 @@
 //! and the fakes of the sync queue and run records follow their adapters' rules. Each test drives a
 //! run's chain task by task, as the FIFO queue hands them out.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use aws_adapters::companies::CompanySource;
@@ -238,6 +239,17 @@ fn seed_vouchers(h: &Harness, count: i64) {
     }
 }
 
+/// Customers at version 1 in Tripletex: `active` listed by default, `inactive` only in their partition.
+fn seed_customers(h: &Harness, active: RangeInclusive<i64>, inactive: RangeInclusive<i64>) {
+    for (ids, partition) in [(active, "active"), (inactive, "inactive")] {
+        for id in ids {
+            h.company()
+                .objects
+                .put("customer", customer(id, 1, partition));
+        }
+    }
+}
+
 fn customer(id: i64, version: i64, partition: &'static str) -> FakeObject {
     FakeObject {
         id,
@@ -416,16 +428,7 @@ async fn a_nightly_run_over_unchanged_data_costs_list_pages_answered_304_and_no_
 #[tokio::test]
 async fn an_inactive_customer_is_listed_in_its_partition_and_never_looks_deleted() {
     let mut h = harness(&["customer.update"], small_pages());
-    for id in 1..=5 {
-        h.company()
-            .objects
-            .put("customer", customer(id, 1, "active"));
-    }
-    for id in 6..=8 {
-        h.company()
-            .objects
-            .put("customer", customer(id, 1, "inactive"));
-    }
+    seed_customers(&h, 1..=5, 6..=8);
     h.start("backfill").await;
     h.drain().await;
     assert_eq!(h.store.len(), 8, "inactive customers are in the copy too");
@@ -460,16 +463,7 @@ async fn a_window_over_the_limit_is_halved_until_every_voucher_is_listed() {
 #[tokio::test]
 async fn a_backfill_knows_what_each_type_holds_from_its_first_step() {
     let mut h = harness(&["customer.update", "voucher.update"], small_pages());
-    for id in 1..=14 {
-        h.company()
-            .objects
-            .put("customer", customer(id, 1, "active"));
-    }
-    for id in 15..=22 {
-        h.company()
-            .objects
-            .put("customer", customer(id, 1, "inactive"));
-    }
+    seed_customers(&h, 1..=14, 15..=22);
     seed_vouchers(&h, 40);
     h.company().objects.set_list_limit(15);
     let run_id = h.start("backfill").await;

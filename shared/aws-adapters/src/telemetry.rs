@@ -74,6 +74,16 @@ fn emf(
     metrics: &[(&str, u64)],
     timestamp_ms: i64,
 ) -> String {
+    counts_line(function, object_type, metrics, timestamp_ms).to_string()
+}
+
+/// An EMF line of counts, as a value more can be added to.
+fn counts_line(
+    function: &str,
+    object_type: Option<&str>,
+    metrics: &[(&str, u64)],
+    timestamp_ms: i64,
+) -> serde_json::Value {
     let definitions: Vec<_> = metrics
         .iter()
         .map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"}))
@@ -82,7 +92,7 @@ fn emf(
     for (name, value) in metrics {
         line[*name] = (*value).into();
     }
-    line.to_string()
+    line
 }
 
 /// An EMF line's directive and dimensions, for these metric definitions; the values go beside.
@@ -195,22 +205,21 @@ pub fn emf_batch_lines(
     (name, unit, values): (&str, &str, &[u64]),
     timestamp_ms: i64,
 ) -> Vec<String> {
-    let counted: Vec<_> = counts.iter().filter(|(_, value)| *value > 0).collect();
+    let counted: Vec<(&str, u64)> = counts
+        .iter()
+        .copied()
+        .filter(|(_, value)| *value > 0)
+        .collect();
     let (first, rest) = values.split_at(values.len().min(EMF_MAX_VALUES));
     let mut lines = Vec::new();
     if !counted.is_empty() || !first.is_empty() {
-        let mut definitions: Vec<_> = counted
-            .iter()
-            .map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"}))
-            .collect();
+        let mut line = counts_line(function, None, &counted, timestamp_ms);
         if !first.is_empty() {
-            definitions.push(serde_json::json!({"Name": name, "Unit": unit}));
-        }
-        let mut line = envelope(function, None, definitions, timestamp_ms);
-        for (count_name, value) in &counted {
-            line[*count_name] = (*value).into();
-        }
-        if !first.is_empty() {
+            if let Some(definitions) =
+                line["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array_mut()
+            {
+                definitions.push(serde_json::json!({"Name": name, "Unit": unit}));
+            }
             line[name] = first.into();
         }
         lines.push(line.to_string());

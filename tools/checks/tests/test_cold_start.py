@@ -1,4 +1,5 @@
-"""The cold-start bench's Runtime API emulator (as a runtime client speaks to it) and its cost figure.
+"""The cold-start bench's Runtime API emulator (as a runtime client speaks to it) and the Lambda cost
+its bill counts.
 
 Run: .venv/bin/python -m unittest discover -s tools -t .   (scripts/test does)
 """
@@ -8,7 +9,8 @@ import threading
 import unittest
 import urllib.request
 
-from tools.checks.cold_start import Started, lambda_cost
+from tools.checks.bill import lambda_cost
+from tools.checks.cold_start import Started
 
 
 def runtime_client(base, answers):
