@@ -214,11 +214,14 @@ impl PgMirror {
                 source: "no connection".into(),
             });
         };
-        let result = work(client, prepared).await;
-        if client.is_closed() {
+        let result = work(client, prepared).await.map_err(database_error);
+        // An error other than the data's may be the connection ending (an administrator's
+        // termination arrives as an error before the socket closes): the next call connects again
+        // rather than find out on this one.
+        if client.is_closed() || matches!(result, Err(MirrorError::Unavailable { .. })) {
             *guard = None;
         }
-        result.map_err(database_error)
+        result
     }
 
     /// Refreshes the planner's statistics of the mirror's tables: after a bulk load from empty, so

@@ -457,6 +457,20 @@ async fn a_rotated_password_is_read_again_from_the_secret_when_the_server_refuse
         )
         .await
         .unwrap();
+    // The termination is a signal: wait until the server has ended the backend, so that the next
+    // call meets a connection that is gone rather than racing it.
+    while admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'rotating'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     // The call that finds its connection gone fails (the stream retries it); the next connects
     // again, is refused the old password, reads the secret and goes on with the new one.
     let mut applied = mirror.apply(&[customer(1, 2, 20)], &[]).await;
