@@ -12,6 +12,7 @@ Prints a JSON summary of what was created (logical id -> physical name/url/arn) 
 """
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -92,12 +93,14 @@ class LocalStack:
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            # An element that resolves to AWS::NoValue leaves the list, as in CloudFormation.
+            return [resolved for resolved in (self.resolve(v) for v in value) if resolved is not None]
         return value
 
     def ref(self, name):
         pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": self.stack_name,
-                  "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
+                  "AWS::Partition": "aws",
+                  "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{self.stack_name}/local", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
         if name in pseudo:
             return pseudo[name]
         if name in self.parameters:
@@ -150,6 +153,15 @@ class LocalStack:
                 if resource["Type"] == resource_type and self.exists(resource)]
 
     def create_all(self):
+        # Locally a function is named as its crate (cargo lambda watch serves it by that name).
+        for logical_id, _ in self.resources("AWS::Lambda::Function"):
+            self.refs[logical_id] = kebab(logical_id)
+            self.attrs[(logical_id, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{kebab(logical_id)}"
+        # Log groups are not made locally (the functions' output goes to a file), but policies name them.
+        for logical_id, resource in self.resources("AWS::Logs::LogGroup"):
+            name = self.resolve(resource["Properties"]["LogGroupName"])
+            self.refs[logical_id] = name
+            self.attrs[(logical_id, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
         pending = {
             logical_id: resource
             for logical_id, resource in self.template["Resources"].items()
@@ -364,6 +376,79 @@ class LocalStack:
         return environments
 
 
+    def principals(self):
+        """What the local IAM (tools/localstack/local_iam.py) enforces: each function's role, under the
+        key its runner signs with, and the operator's policy for the command line; resolved here."""
+        principals = {}
+        for logical_id, resource in self.resources("AWS::Lambda::Function"):
+            role = resource["Properties"]["Role"]["Fn::GetAtt"][0]
+            policies = self.resolve(self.template["Resources"][role]["Properties"].get("Policies", []))
+            principals[f"role-{kebab(logical_id)}"] = {
+                "name": kebab(logical_id),
+                "role": role,
+                "policy": role,
+                "statements": [statement for policy in policies if policy
+                               for statement in present(policy["PolicyDocument"]["Statement"])],
+            }
+        for logical_id, resource in self.resources("AWS::IAM::ManagedPolicy"):
+            if logical_id == OPERATOR_POLICY:
+                document = self.resolve(resource["Properties"]["PolicyDocument"])
+                principals[OPERATOR_KEY] = {"name": "operator", "role": "operator", "policy": logical_id,
+                                            "statements": present(document["Statement"])}
+        return principals
+
+
+# The operator's command line signs with this key on the local stack (cli/src/ops/mod.rs).
+OPERATOR_KEY = "local-operator"
+OPERATOR_POLICY = "OperatorPolicy"
+
+
+def add_principals(path, principals):
+    """Adds this stack's principals to the local IAM's file, beside those of the other stacks on the
+    same moto (a test process makes many): a key already there gets this stack's statements too. The
+    file is replaced whole, under a lock, so the server never reads it half written."""
+    with open(f"{path}.lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                known = json.load(handle)["principals"]
+        except FileNotFoundError:
+            known = {}
+        for key, principal in principals.items():
+            if key in known:
+                known[key]["statements"] += principal["statements"]
+            else:
+                known[key] = principal
+        with open(f"{path}.new", "w", encoding="utf-8") as handle:
+            json.dump({"principals": known}, handle, indent=2)
+        os.replace(f"{path}.new", path)
+
+
+def without(principals, removals):
+    """The principals with each `function:action` taken out of that function's statements."""
+    for removal in removals:
+        name, _, action = removal.partition(":")
+        matching = [p for p in principals.values() if p["name"] == name]
+        if not matching or not action:
+            raise SystemExit(f"--iam-without {removal}: give a function ({', '.join(sorted(p['name'] for p in principals.values()))}) and an action")
+        for principal in matching:
+            granted = [s for s in principal["statements"] if action in present(s.get("Action", []))]
+            if not granted:
+                raise SystemExit(f"--iam-without {removal}: {name}'s policy does not grant {action}")
+            principal["statements"] = [
+                {**s, "Action": [a for a in present(s["Action"]) if a != action]} if s in granted else s
+                for s in principal["statements"]
+                if s not in granted or len(present(s["Action"])) > 1
+            ]
+    return principals
+
+
+def present(items):
+    """A list with what `AWS::NoValue` removed taken out, as CloudFormation does."""
+    items = items if isinstance(items, list) else [items]
+    return [item for item in items if item is not None]
+
+
 def generated_secret(spec):
     alphabet = string.ascii_letters + string.digits
     if not spec.get("ExcludePunctuation"):
@@ -413,6 +498,10 @@ def main():
                         "lines among it): `tripletex-webhooks --local log` reads it")
     parser.add_argument("--lambda-endpoint", help="where the functions answer Lambda's Invoke API locally "
                                                   "(cargo lambda watch), for the operator's CLI")
+    parser.add_argument("--iam-file", help="where to write each function's role and the operator's policy, "
+                        "resolved, for the local IAM (tools/localstack/local_iam.py)")
+    parser.add_argument("--iam-without", action="append", default=[], metavar="FUNCTION:ACTION",
+                        help="take one action out of a function's policy (to see what its absence breaks)")
     args = parser.parse_args()
 
     secret_values = {}
@@ -425,6 +514,8 @@ def main():
     stack = LocalStack(translate(args.template), args.endpoint, args.stack_name, secret_values,
                        pairs(args.parameter), pairs(args.function_url))
     stack.create_all()
+    if args.iam_file:
+        add_principals(args.iam_file, without(stack.principals(), args.iam_without))
     environment = merged_environment(stack.function_environments())
     with open(args.env_file, "w", encoding="utf-8") as handle:
         for name, value in sorted(environment.items()):

@@ -39,12 +39,12 @@ def start_postgres(directory):
     return process, f"postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
 
 
-def start_moto():
-    """A moto server on a free loopback port, its DynamoDB atomic as the real one (moto_atomic.py):
-    (process, endpoint URL)."""
+def start_moto(*options):
+    """A moto server on a free loopback port, its DynamoDB atomic as the real one (moto_atomic.py),
+    with moto_atomic's `options` (the local IAM's): (process, endpoint URL)."""
     port = free_port()
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools/localstack/moto_atomic.py"),
-                                "-H", "127.0.0.1", "-p", str(port)],
+                                "-H", "127.0.0.1", "-p", str(port), *options],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port)
     return process, f"http://127.0.0.1:{port}"

@@ -7,11 +7,16 @@ atomically. This server is moto's own app, threaded, with one lock around every 
 the local stack and the race tests see DynamoDB's guarantee. Every other service (SQS long polls
 included) stays concurrent.
 
-Usage: python3 tools/localstack/moto_atomic.py -H 127.0.0.1 -p PORT
+With --iam FILE (the principals `local_stack create --iam-file` writes), a request signed with a
+function's role key or the operator's runs only if that policy allows it (tools/localstack/local_iam.py);
+each refusal is appended to --iam-denials.
+
+Usage: python3 tools/localstack/moto_atomic.py -H 127.0.0.1 -p PORT [--iam FILE --iam-denials LOG]
 """
 
 import argparse
 import os
+import sys
 import threading
 
 from moto.moto_server.werkzeug_app import (
@@ -41,9 +46,17 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument("--iam", help="the principals and their policies to enforce")
+    parser.add_argument("--iam-denials", help="where each refusal is appended, one JSON line")
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
+    if args.iam:
+        # Run as a script, this file's folder is first on the path; the enforcer is beside it.
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        from tools.localstack.local_iam import LocalIam
+
+        app = LocalIam(app, args.iam, args.iam_denials or os.devnull)
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
 

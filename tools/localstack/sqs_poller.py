@@ -12,7 +12,7 @@ For each mapping the template declares (read from the local stack summary), it b
 - an invocation that outlasts the function's timeout fails the batch, as Lambda's timeout does.
 
 Usage: python3 -m tools.localstack.sqs_poller --stack .local/stack.json --lambda-url http://127.0.0.1:9000
-       [--retry-after SECONDS] [--received-log PATH]
+       [--retry-after SECONDS] [--received-log PATH] [--as-function-roles]
 --received-log PATH appends a JSON line for each message at its first receipt (function, id, source
 attribute, how long it had waited in the queue), for the load run's accounting and queue ages.
 --retry-after compresses time for local runs: a failed message comes back after SECONDS instead of the
@@ -187,23 +187,34 @@ def main():
     parser.add_argument("--lambda-url", required=True)
     parser.add_argument("--retry-after", type=int)
     parser.add_argument("--received-log")
+    parser.add_argument("--as-function-roles", action="store_true",
+                        help="poll each function's queue or stream with its role's local key (role-<function>)")
     args = parser.parse_args()
     received = ReceivedLog(args.received_log)
 
     with open(args.stack, encoding="utf-8") as handle:
         summary = json.load(handle)
     sources = summary["event_sources"]
-    sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=REGION)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    streams = boto3.client("dynamodbstreams", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=REGION)
+
+    def client(service, function=None):
+        # Lambda polls a function's queue or stream with the function's role: so does this, with the
+        # role's local key when the local IAM enforces the template's policies.
+        keys = {"aws_access_key_id": f"role-{function}", "aws_secret_access_key": "local"} \
+            if function and args.as_function_roles else {}
+        return boto3.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=REGION, **keys)
+
     threads = [
-        threading.Thread(target=(StreamMapping(s, streams, sqs, args.lambda_url, stop) if "stream_arn" in s
-                                 else Mapping(s, sqs, args.lambda_url, args.retry_after, stop, received)).run,
+        threading.Thread(target=(StreamMapping(s, client("dynamodbstreams", s["function"]), client("sqs", s["function"]),
+                                               args.lambda_url, stop) if "stream_arn" in s
+                                 else Mapping(s, client("sqs", s["function"]), args.lambda_url, args.retry_after, stop,
+                                              received)).run,
                          daemon=True)
         for s in sources
     ]
+    streams = client("dynamodbstreams")
     events = boto3.client("events", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=REGION)
     threads += [threading.Thread(target=PipeMapping(pipe, streams, events, stop).run, daemon=True)
                 for pipe in summary.get("pipes", [])]

@@ -60,8 +60,12 @@ where
     }
 }
 
+/// The access key the local IAM knows as the operator (tools/localstack/local_stack.py, OPERATOR_KEY).
+const LOCAL_OPERATOR_KEY: &str = "local-operator";
+
 /// The standard SDK configuration (profile, region, `AWS_ENDPOINT_URL`). For the local stack: its
-/// moto endpoint, region and throwaway credentials, unless the environment names others.
+/// moto endpoint, region and throwaway credentials, unless the environment names others. Their key
+/// is the operator's: the local stack holds the command line to the template's `OperatorPolicy`.
 pub async fn sdk_config(local_endpoint: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(endpoint) = local_endpoint {
@@ -74,7 +78,7 @@ pub async fn sdk_config(local_endpoint: Option<&str>) -> SdkConfig {
         }
         if !set("AWS_ACCESS_KEY_ID") && !set("AWS_PROFILE") {
             loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-                "local",
+                LOCAL_OPERATOR_KEY,
                 "local",
                 None,
                 None,

@@ -58,6 +58,9 @@ async fn local_stack_with(name: &str, lambda_endpoint: &str, more: &[String]) ->
         .arg(&env_file)
         .args(["--function-url", "WebhookReceiver=http://127.0.0.1:9/"])
         .args(["--lambda-endpoint", lambda_endpoint])
+        // The command runs as the operator, held to the template's OperatorPolicy for this stack.
+        .arg("--iam-file")
+        .arg(moto.iam_file())
         // The local stack's companies (default, hmac-demo), as scripts/run gives them; a test's own
         // secret, later, takes its place.
         .args([
@@ -84,6 +87,16 @@ async fn local_stack_with(name: &str, lambda_endpoint: &str, more: &[String]) ->
     }
 }
 
+/// The operator's refused calls so far, on the shared moto.
+fn operator_denials() -> Vec<String> {
+    MotoServer::shared()
+        .denials()
+        .lines()
+        .filter(|line| line.contains("\"principal\": \"operator\""))
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Local {
     fn url(&self, logical: &str) -> String {
         self.resources[logical]["url"].as_str().unwrap().to_owned()
@@ -94,8 +107,22 @@ impl Local {
     }
 
     /// The command, in an environment with no AWS settings (a new shell): the summary's endpoint,
-    /// region and throwaway credentials are used.
+    /// region and throwaway credentials are used, the operator's, which the local IAM holds to
+    /// `OperatorPolicy`: a call it refuses fails the test, named.
     fn cli(&self, args: &[&str]) -> Output {
+        let refused_before = operator_denials().len();
+        let output = self.cli_unchecked(args);
+        let refused = operator_denials();
+        assert!(
+            refused.len() == refused_before,
+            "`{}` needed what OperatorPolicy does not grant:\n{}",
+            args.join(" "),
+            refused[refused_before..].join("\n")
+        );
+        output
+    }
+
+    fn cli_unchecked(&self, args: &[&str]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tripletex-webhooks"));
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("AWS_") {

@@ -12,6 +12,8 @@ use crate::{net, paths};
 /// A moto server on 127.0.0.1, started once per test process and stopped when the process ends.
 pub struct MotoServer {
     endpoint: String,
+    iam_file: std::path::PathBuf,
+    denials: std::path::PathBuf,
     _watchdog: Mutex<Child>,
 }
 
@@ -36,6 +38,17 @@ impl MotoServer {
         &self.endpoint
     }
 
+    /// The local IAM's principals (`local_stack create --iam-file` adds a stack's): until a stack
+    /// is made with it, nothing is enforced (`tools/localstack/local_iam.py`).
+    pub fn iam_file(&self) -> &std::path::Path {
+        &self.iam_file
+    }
+
+    /// Every call the local IAM refused, one JSON line each.
+    pub fn denials(&self) -> String {
+        std::fs::read_to_string(&self.denials).unwrap_or_default()
+    }
+
     /// Drops every resource, for a test that needs a clean account.
     pub fn reset(&self) -> std::io::Result<()> {
         net::request(&self.endpoint, "POST", "/moto-api/reset", None).map(drop)
@@ -52,11 +65,19 @@ impl MotoServer {
             paths::tool("localstack/moto_atomic.py").display()
         );
         let port = net::free_port().map_err(|e| format!("no free port: {e}"))?;
+        let scratch = std::env::temp_dir().join(format!("moto-{}-{port}", std::process::id()));
+        let (iam_file, denials) = (
+            scratch.with_extension("iam.json"),
+            scratch.with_extension("denied.jsonl"),
+        );
         // A watchdog shell owns moto and stops it once this test process is gone, however it ends.
         let script = format!(
-            "{command} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & moto=$!; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 0.2; done; kill $moto 2>/dev/null",
-            parent = std::process::id()
+            "{command} -H 127.0.0.1 -p {port} --iam '{iam}' --iam-denials '{denied}' >/dev/null 2>&1 & moto=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 0.2; done; kill $moto 2>/dev/null; \
+             rm -f '{iam}' '{iam}.lock' '{denied}'",
+            parent = std::process::id(),
+            iam = iam_file.display(),
+            denied = denials.display(),
         );
         let child = Command::new("sh")
             .arg("-c")
@@ -68,6 +89,8 @@ impl MotoServer {
         net::wait_until_listening(port, Duration::from_secs(60))?;
         Ok(Self {
             endpoint,
+            iam_file,
+            denials,
             _watchdog: Mutex::new(child),
         })
     }

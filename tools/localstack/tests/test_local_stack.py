@@ -12,7 +12,7 @@ import unittest
 
 import boto3
 
-from tools.localstack.local_stack import LocalStack
+from tools.localstack.local_stack import OPERATOR_KEY, LocalStack, without
 from tools.localstack.sam_translate import translate
 from tools.localstack.loopback import ROOT, start_moto
 
@@ -60,6 +60,36 @@ class LocalStackMatchesTemplate(unittest.TestCase):
         self.assertEqual(stream["on_failure_queue_url"], stack.created["PostgresMirrorFailureQueue"]["url"])
         self.assertTrue(stream["report_batch_item_failures"])
         self.assertEqual((stream["batch_size"], stream["maximum_retry_attempts"]), (100, 10))
+
+    def test_each_function_is_its_role_and_the_command_line_the_operator_policy_resolved_to_this_stack(self):
+        principals = self.stack.principals()
+        self.assertEqual(sorted(principals), sorted([OPERATOR_KEY] + [f"role-{name}" for name in
+                                                                      self.stack.function_environments()]))
+        worker = principals["role-webhook-worker"]
+        self.assertEqual(worker["role"], "WebhookWorkerRole")
+        objects_table = self.stack.created["ObjectsTable"]["arn"]
+        self.assertIn({"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": objects_table},
+                      worker["statements"])
+        # Nothing is left unresolved: every resource is an ARN of this stack (or "*" where AWS has none).
+        for principal in principals.values():
+            for statement in principal["statements"]:
+                for resource in statement["Resource"] if isinstance(statement["Resource"], list) \
+                        else [statement["Resource"]]:
+                    self.assertTrue(resource == "*" or resource.startswith("arn:aws:"), resource)
+        operator = principals[OPERATOR_KEY]
+        self.assertEqual(operator["policy"], "OperatorPolicy")
+        self.assertTrue(any("dynamodb:Scan" in s["Action"] and objects_table in s["Resource"]
+                            for s in operator["statements"]))
+
+    def test_a_grant_can_be_taken_away_and_one_that_is_not_there_is_an_error(self):
+        principals = without(self.stack.principals(), ["webhook-worker:dynamodb:UpdateItem"])
+        granted = [s for s in principals["role-webhook-worker"]["statements"] if "dynamodb:UpdateItem" in s["Action"]]
+        self.assertEqual(granted, [])
+        self.assertTrue(any("dynamodb:UpdateItem" in s["Action"] for s in principals["role-object-sync"]["statements"]))
+        with self.assertRaisesRegex(SystemExit, "does not grant dynamodb:Scan"):
+            without(self.stack.principals(), ["webhook-receiver:dynamodb:Scan"])
+        with self.assertRaisesRegex(SystemExit, "give a function"):
+            without(self.stack.principals(), ["webhook-recever:dynamodb:Query"])
 
     def test_the_payload_bucket_exists_with_its_expiry_and_every_function_that_needs_it_names_it(self):
         s3 = boto3.client("s3", endpoint_url=self.stack.s3.meta.endpoint_url, region_name="eu-north-1",
