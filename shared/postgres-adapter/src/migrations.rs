@@ -112,6 +112,25 @@ ALTER TABLE tripletex.object ADD COLUMN request_id text;
 ALTER TABLE tripletex.object_version ADD COLUMN request_id text;
 "#,
     ),
+    (
+        6,
+        "valid_to computed",
+        r#"
+-- A version's valid_to is worked out where it is read, not written again on each batch (a third
+-- statement that read every touched object's versions back): the history's rows keep what is
+-- written once, and `object_version` is a view with the same columns as before. A version is valid
+-- until the next one began; the last, until its object's tombstone.
+ALTER TABLE tripletex.object_version RENAME TO object_version_row;
+ALTER TABLE tripletex.object_version_row DROP COLUMN valid_to;
+CREATE VIEW tripletex.object_version AS
+SELECT h.tenant, h.type, h.id, h.version, h.valid_from,
+       COALESCE(lead(h.valid_from) OVER (PARTITION BY h.tenant, h.type, h.id ORDER BY h.version),
+                CASE WHEN o.deleted THEN o.deleted_at END) AS valid_to,
+       h.value, h.request_id
+FROM tripletex.object_version_row h
+LEFT JOIN tripletex.object o ON (o.tenant, o.type, o.id) = (h.tenant, h.type, h.id);
+"#,
+    ),
 ];
 
 /// The newest version this build knows.

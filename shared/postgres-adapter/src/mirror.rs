@@ -42,7 +42,7 @@ WHERE CASE WHEN EXCLUDED.replaced_at IS DISTINCT FROM o.replaced_at
 /// A replaced object's history loses the versions above the one Tripletex has: they were never
 /// Tripletex's (a forged or mistaken write).
 const DROP_REPLACED_HISTORY: &str = r#"
-DELETE FROM tripletex.object_version h
+DELETE FROM tripletex.object_version_row h
 USING tripletex.object o, UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(tenant, type, id)
 WHERE (o.tenant, o.type, o.id) = (t.tenant, t.type, t.id) AND o.replaced_at IS NOT NULL
   AND (h.tenant, h.type, h.id) = (o.tenant, o.type, o.id) AND h.version > o.version
@@ -51,7 +51,7 @@ WHERE (o.tenant, o.type, o.id) = (t.tenant, t.type, t.id) AND o.replaced_at IS N
 
 /// A forgotten object's history loses its values too, up to the version it was forgotten at.
 const ERASE_FORGOTTEN_HISTORY: &str = r#"
-UPDATE tripletex.object_version h SET value = NULL
+UPDATE tripletex.object_version_row h SET value = NULL
 FROM tripletex.object o, UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(tenant, type, id)
 WHERE (o.tenant, o.type, o.id) = (t.tenant, t.type, t.id) AND o.forgotten_at IS NOT NULL
   AND (h.tenant, h.type, h.id) = (o.tenant, o.type, o.id) AND h.version <= o.version
@@ -61,7 +61,7 @@ WHERE (o.tenant, o.type, o.id) = (t.tenant, t.type, t.id) AND o.forgotten_at IS 
 /// One history row per accepted version, once; none that would bring back a forgotten value, nor
 /// a version a replacement undid (received before it, above the version Tripletex has).
 const INSERT_HISTORY: &str = r#"
-INSERT INTO tripletex.object_version (tenant, type, id, version, valid_from, value, request_id)
+INSERT INTO tripletex.object_version_row (tenant, type, id, version, valid_from, value, request_id)
 SELECT r.tenant, r.type, r.id, r.version, r.valid_from::timestamptz, r.value::jsonb, r.request_id
 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[])
      AS r(tenant, type, id, version, valid_from, value, request_id)
@@ -74,31 +74,13 @@ WHERE NOT EXISTS (
 ON CONFLICT DO NOTHING
 "#;
 
-/// Each version of a touched object is valid until the next one began, the last until its tombstone.
-const CLOSE_HISTORY: &str = r#"
-WITH touched AS (
-    SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(tenant, type, id)
-), next AS (
-    SELECT h.tenant, h.type, h.id, h.version,
-           COALESCE(lead(h.valid_from) OVER (PARTITION BY h.tenant, h.type, h.id ORDER BY h.version),
-                    CASE WHEN o.deleted THEN o.deleted_at END) AS valid_to
-    FROM tripletex.object_version h
-    JOIN touched t ON (h.tenant, h.type, h.id) = (t.tenant, t.type, t.id)
-    LEFT JOIN tripletex.object o ON (o.tenant, o.type, o.id) = (h.tenant, h.type, h.id)
-)
-UPDATE tripletex.object_version h SET valid_to = next.valid_to
-FROM next
-WHERE (h.tenant, h.type, h.id, h.version) = (next.tenant, next.type, next.id, next.version)
-  AND h.valid_to IS DISTINCT FROM next.valid_to
-"#;
-
 const REMOVE_OBJECTS: &str = r#"
 DELETE FROM tripletex.object o USING UNNEST($1::text[], $2::text[], $3::bigint[]) AS r(tenant, type, id)
 WHERE (o.tenant, o.type, o.id) = (r.tenant, r.type, r.id)
 "#;
 
 const REMOVE_HISTORY: &str = r#"
-DELETE FROM tripletex.object_version h USING UNNEST($1::text[], $2::text[], $3::bigint[]) AS r(tenant, type, id)
+DELETE FROM tripletex.object_version_row h USING UNNEST($1::text[], $2::text[], $3::bigint[]) AS r(tenant, type, id)
 WHERE (h.tenant, h.type, h.id) = (r.tenant, r.type, r.id)
 "#;
 
@@ -107,7 +89,6 @@ pub struct Prepared {
     upsert: Statement,
     erase_forgotten: Statement,
     insert_history: Statement,
-    close_history: Statement,
     remove_objects: Statement,
     remove_history: Statement,
     drop_replaced_history: Statement,
@@ -119,7 +100,6 @@ impl Prepared {
             upsert,
             erase_forgotten,
             insert_history,
-            close_history,
             remove_objects,
             remove_history,
             drop_replaced_history,
@@ -127,7 +107,6 @@ impl Prepared {
             client.prepare(UPSERT),
             client.prepare(ERASE_FORGOTTEN_HISTORY),
             client.prepare(INSERT_HISTORY),
-            client.prepare(CLOSE_HISTORY),
             client.prepare(REMOVE_OBJECTS),
             client.prepare(REMOVE_HISTORY),
             client.prepare(DROP_REPLACED_HISTORY),
@@ -136,7 +115,6 @@ impl Prepared {
             upsert,
             erase_forgotten,
             insert_history,
-            close_history,
             remove_objects,
             remove_history,
             drop_replaced_history,
@@ -229,7 +207,7 @@ impl PgMirror {
     pub async fn analyze(&self) -> Result<(), MirrorError> {
         self.with_client(async |client, _| {
             client
-                .batch_execute("ANALYZE tripletex.object, tripletex.object_version")
+                .batch_execute("ANALYZE tripletex.object, tripletex.object_version_row")
                 .await
         })
         .await
@@ -400,22 +378,8 @@ pub async fn apply_batch(
             )
             .await
     };
-    let close_history = async {
-        if newest.is_empty() {
-            return Ok(0);
-        }
-        client
-            .execute(&prepared.close_history, &[&tenants, &types, &ids])
-            .await
-    };
-    let (gone, changed, _, _, _, _) = tokio::try_join!(
-        removal,
-        upsert,
-        erase,
-        insert_history,
-        drop_replaced,
-        close_history
-    )?;
+    let (gone, changed, _, _, _) =
+        tokio::try_join!(removal, upsert, erase, insert_history, drop_replaced)?;
     Ok(gone + changed)
 }
 

@@ -83,17 +83,43 @@ async fn migrations_run_from_empty_and_from_the_previous_version_and_again_chang
         .await
         .unwrap();
     assert_eq!(
-        migrate(&mut client).await.unwrap(),
+        migrate_to(&mut client, 5).await.unwrap(),
         [2, 3, 4, 5],
         "from version 1"
     );
+    // At version 5 the history stored valid_to; from 6 the view works it out, the same.
+    client
+        .batch_execute(
+            "UPDATE tripletex.object_version SET valid_to = '2026-01-02T00:00:00Z';
+             INSERT INTO tripletex.object_version (tenant, type, id, version, valid_from, valid_to, value)
+             VALUES ('acme', 'customer', 1, 5, '2026-01-02T00:00:00Z', NULL, '{\"name\":\"Kari 5\"}');
+             UPDATE tripletex.object SET version = 5, value = '{\"name\":\"Kari 5\"}'",
+        )
+        .await
+        .unwrap();
+    let valid_to = async |client: &tokio_postgres::Client| -> Vec<(i64, Option<String>)> {
+        client
+            .query(
+                "SELECT version, valid_to::text FROM tripletex.object_version ORDER BY version",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    };
+    let before = valid_to(&client).await;
+    assert_eq!(migrate(&mut client).await.unwrap(), [6], "from version 5");
+    assert_eq!(valid_to(&client).await, before);
+    assert_eq!(before[1], (5, None));
     assert!(
         migrate(&mut client).await.unwrap().is_empty(),
         "safe to run twice"
     );
     let history = client
         .query_one(
-            "SELECT version, value->>'name' FROM tripletex.object_version",
+            "SELECT version, value->>'name' FROM tripletex.object_version ORDER BY version LIMIT 1",
             &[],
         )
         .await
@@ -112,12 +138,12 @@ async fn migrations_run_from_empty_and_from_the_previous_version_and_again_chang
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(applied, [1, 2, 3, 4, 5]);
-    assert_eq!(migrations::latest(), 5);
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(migrations::latest(), 6);
     let mut empty = settings_for("migrations_empty").connect().await.unwrap();
     assert_eq!(
         migrate(&mut empty).await.unwrap(),
-        [1, 2, 3, 4, 5],
+        [1, 2, 3, 4, 5, 6],
         "from empty"
     );
 }
