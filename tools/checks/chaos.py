@@ -25,7 +25,6 @@ the next run), and every request of the keeper is DONE.
 import argparse
 import datetime
 import json
-import os
 import sys
 import time
 import urllib.request
@@ -34,6 +33,7 @@ import boto3
 import botocore.config
 
 from tools.checks.pg import psql
+from tools.localstack.loopback import endpoint_for
 from tools.simulator.tripletex_webhooks import OBJECT_TYPES, UPDATED_FIELD
 
 # Simulator company -> the tenant its subscriptions (and so its object keys) carry.
@@ -77,10 +77,9 @@ class Chaos:
         with open(args.stack, encoding="utf-8") as handle:
             self.stack = json.load(handle)
         resources = self.stack["resources"]
-        endpoint = os.environ["AWS_ENDPOINT_URL"]
-        self.sqs = boto3.client("sqs", endpoint_url=endpoint)
-        self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
-        self.s3 = boto3.client("s3", endpoint_url=endpoint,
+        self.sqs = boto3.client("sqs", endpoint_url=endpoint_for("sqs"))
+        self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_for("dynamodb"))
+        self.s3 = boto3.client("s3", endpoint_url=endpoint_for("s3"),
                                config=botocore.config.Config(s3={"addressing_style": "path"}))
         self.payload_bucket = resources["PayloadBucket"]["name"]
         self.large = []

@@ -10,7 +10,8 @@ a mapping of its own, so B must not wait behind A's backfill.
 Run through scripts/run (`--fairness`), which starts the stack (the worker may run as several
 instances, as Lambda would) and passes:
   python3 -m tools.checks.fairness --stack .local/stack.json --simulator URL --watch-log .local/watch.log
-           --lambda-url URL [--backfill 100000 --rate 5 --seconds 120 --objects 500 --seed S]
+           --lambda-url URL --received-log .local/received.jsonl
+           [--backfill 100000 --rate 5 --seconds 120 --objects 500 --seed S]
 Exit status 0 when both copies end exact; the ratio of B's freshness is reported against its target
 (p50 and p99 at most 1.2 times the run alone), and a miss is said, not hidden.
 """
@@ -36,7 +37,7 @@ class Fairness(Chaos):
             "reorderMaxSeconds": 0, "dropRate": 0, "seed": self.args.seed})
         # Unmeasured: the worker's instances start and warm up, as they would have long before.
         self.live_phase("warming up", seconds=min(20, self.args.seconds))
-        alone = self.live_phase("alone")
+        alone, waited_alone = self.live_phase("alone")
         # Whether Tripletex's 10,000 limit caps a plain list paged by id is not stated: the sync bench
         # lifts it too, so that one type holds the whole backfill.
         self.sim("POST", "/_sim/list-limit", {"limit": 100_000_000})
@@ -46,13 +47,15 @@ class Fairness(Chaos):
         url = f"{self.args.lambda_url.rstrip('/')}/2015-03-31/functions/object-sync/invocations"
         started = self.call_sync(url, {"mode": "backfill", "companies": [TENANTS[BACKFILLED]],
                                        "types": [BACKFILLED_TYPE]})
-        beside = self.live_phase("beside the backfill")
+        beside, waited_beside = self.live_phase("beside the backfill")
         backfill_running_at_end = any(r["state"]["S"] == "running" for r in self.sync_runs()
                                       if r["sk"]["S"] == started)
         self.settle()
         report = self.compare()
         backfill = next(r for r in self.sync_runs() if r["sk"]["S"] == started)
         ratio = {share: round(beside[share] / alone[share], 2) if alone[share] else None for share in ("p50", "p99")}
+        wait_ratio = {share: round(waited_beside[share] / waited_alone[share], 2) if waited_alone[share] else None
+                      for share in ("p50", "p99")}
         return {
             "syncObjectsOn": "the webhook queue (the control)" if self.args.shared_queue else "a queue of its own",
             "liveCompany": TENANTS[LIVE],
@@ -67,8 +70,13 @@ class Fairness(Chaos):
             "freshnessAloneSeconds": alone,
             "freshnessBesideTheBackfillSeconds": beside,
             "ratio": ratio,
+            # The part the split controls: from the receiver's send to the worker's mapping receiving it.
+            "queueWaitAloneMs": waited_alone,
+            "queueWaitBesideTheBackfillMs": waited_beside,
+            "queueWaitRatio": wait_ratio,
             "targetRatio": TARGET_RATIO,
             "withinTarget": all(value is not None and value <= TARGET_RATIO for value in ratio.values()),
+            "queueWaitWithinTarget": all(value is not None and value <= TARGET_RATIO for value in wait_ratio.values()),
             "objects": report["objects"],
             "exact": report["exact"],
             "lost": report["lost"],
@@ -102,8 +110,26 @@ class Fairness(Chaos):
             time.sleep(0.5)
         ended = time.time()
         freshness = self.live_freshness(started, ended)
-        log(f"{TENANTS[LIVE]} {name}: {changes} changes at {self.args.rate}/s, freshness {freshness}")
-        return freshness
+        waited = self.queue_wait(started)
+        log(f"{TENANTS[LIVE]} {name}: {changes} changes at {self.args.rate}/s, freshness {freshness}, "
+            f"queue wait {waited}")
+        return freshness, waited
+
+    def queue_wait(self, started):
+        """Milliseconds B's webhooks of the phase waited in the webhook queue: from the receiver's send
+        to the first receipt by the worker's mapping (the local poller's received log)."""
+        waits = []
+        with open(self.args.received_log, encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                if (record["function"] == "webhook-worker" and record.get("tenant") == TENANTS[LIVE]
+                        and record["receivedAt"] >= started):
+                    waits.append(record["waitedSeconds"] * 1000)
+        if not waits:
+            raise SystemExit(f"the received log names none of {TENANTS[LIVE]}'s webhooks: {self.args.received_log}")
+        waits.sort()
+        pick = lambda share: round(waits[min(len(waits) - 1, int(share * len(waits)))])  # noqa: E731
+        return {"messages": len(waits), "p50": pick(0.5), "p99": pick(0.99), "max": round(waits[-1])}
 
     def live_freshness(self, started, ended):
         """Seconds from each of B's changes in the phase to its copy, once every one is written. Only
@@ -168,6 +194,8 @@ def main():
     parser.add_argument("--seed", type=int, default=20261204)
     parser.add_argument("--timeout", type=int, default=3600, help="how long the stack may take to drain")
     parser.add_argument("--report", help="also write the report as JSON here")
+    parser.add_argument("--received-log", required=True,
+                        help="the local poller's record of each message's first receipt (its queue wait)")
     parser.add_argument("--shared-queue", action="store_true",
                         help="the control: scripts/run points the sync at the webhook queue, as before the split")
     args = parser.parse_args()
@@ -184,6 +212,8 @@ def main():
     print(f"fairness run {'passed' if exact else 'FAILED'}: {TENANTS[LIVE]}'s freshness beside a backfill of "
           f"{report['backfillObjects']} objects is {ratio['p50']}x (p50) and {ratio['p99']}x (p99) of its "
           f"freshness alone, target <= {TARGET_RATIO}: {'met' if report['withinTarget'] else 'NOT met'}; "
+          f"its queue wait {report['queueWaitRatio']['p50']}x (p50) and {report['queueWaitRatio']['p99']}x (p99), "
+          f"target <= {TARGET_RATIO}: {'met' if report['queueWaitWithinTarget'] else 'NOT met'}; "
           f"exact {report['exact']}/{report['objects']}")
     return 0 if exact else 1
 

@@ -22,6 +22,7 @@ import sys
 
 import boto3
 
+from tools.localstack.loopback import endpoint_for
 from tools.localstack.sam_translate import translate
 
 REGION = "eu-north-1"
@@ -43,7 +44,7 @@ class LocalStack:
         self.created = {}
         client = lambda service: boto3.client(  # noqa: E731
             service,
-            endpoint_url=endpoint,
+            endpoint_url=endpoint_for(service, endpoint),
             region_name=REGION,
             aws_access_key_id="local",
             aws_secret_access_key="local",
@@ -347,6 +348,7 @@ class LocalStack:
                 "batch_size": int(self.resolve(properties.get("BatchSize", 10))),
                 "batching_window_seconds": int(self.resolve(properties.get("MaximumBatchingWindowInSeconds", 0))),
                 "report_batch_item_failures": "ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+                "maximum_concurrency": int(self.resolve(properties.get("ScalingConfig", {}).get("MaximumConcurrency", 1000))),
             })
         return sources
 

@@ -11,6 +11,22 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# The SDKs' per-service endpoint variables (AWS_ENDPOINT_URL_<SERVICE>): with one moto per service
+# (`scripts/run --fairness`), each client goes to its service's own; else to the one moto.
+SERVICE_ENDPOINT_VARIABLES = {
+    "sqs": "SQS", "dynamodb": "DYNAMODB", "dynamodbstreams": "DYNAMODB_STREAMS", "s3": "S3",
+    "secretsmanager": "SECRETS_MANAGER", "events": "EVENTBRIDGE",
+}
+
+
+def endpoint_for(service, default=None):
+    """Where `service` is reached: its own variable's endpoint when set, else `default` (else
+    AWS_ENDPOINT_URL)."""
+    variable = SERVICE_ENDPOINT_VARIABLES.get(service)
+    fallback = default or os.environ.get("AWS_ENDPOINT_URL")
+    return os.environ.get(f"AWS_ENDPOINT_URL_{variable}", fallback) if variable else fallback
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

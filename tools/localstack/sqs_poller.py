@@ -12,9 +12,9 @@ For each mapping the template declares (read from the local stack summary), it b
 - an invocation that outlasts the function's timeout fails the batch, as Lambda's timeout does.
 
 Usage: python3 -m tools.localstack.sqs_poller --stack .local/stack.json --lambda-url http://127.0.0.1:9000
-       [--retry-after SECONDS] [--received-log PATH] [--as-function-roles]
+       [--retry-after SECONDS] [--received-log PATH] [--as-function-roles] [--pollers N]
 --received-log PATH appends a JSON line for each message at its first receipt (function, id, source
-attribute, how long it had waited in the queue), for the load run's accounting and queue ages.
+and tenant attributes, how long it had waited in the queue), for the load run's accounting and queue ages.
 --retry-after compresses time for local runs: a failed message comes back after SECONDS instead of the
 queue's whole visibility timeout (set on the failed ones only, after their invocation ended; a message
 in flight is never exposed early).
@@ -34,6 +34,7 @@ import urllib.request
 
 import boto3
 
+from tools.localstack.loopback import endpoint_for
 from tools.localstack.stream_poller import PipeMapping, StreamMapping
 
 REGION = os.environ.get("AWS_REGION", "eu-north-1")
@@ -82,10 +83,12 @@ class ReceivedLog:
                 attributes = message.get("Attributes", {})
                 if attributes.get("ApproximateReceiveCount") != "1":
                     continue
-                source = message.get("MessageAttributes", {}).get("source", {}).get("StringValue")
+                message_attributes = message.get("MessageAttributes", {})
+                source = message_attributes.get("source", {}).get("StringValue")
+                tenant = message_attributes.get("tenant", {}).get("StringValue")
                 waited = now - int(attributes.get("SentTimestamp", now * 1000)) / 1000
                 self.handle.write(json.dumps({"function": function, "messageId": message["MessageId"],
-                                              "source": source, "receivedAt": round(now, 3),
+                                              "source": source, "tenant": tenant, "receivedAt": round(now, 3),
                                               "waitedSeconds": round(max(0.0, waited), 3)}) + "\n")
 
 
@@ -187,6 +190,8 @@ def main():
     parser.add_argument("--lambda-url", required=True)
     parser.add_argument("--retry-after", type=int)
     parser.add_argument("--received-log")
+    parser.add_argument("--pollers", type=int, default=1,
+                        help="pollers per queue mapping, at most its MaximumConcurrency (Lambda starts five)")
     parser.add_argument("--as-function-roles", action="store_true",
                         help="poll each function's queue or stream with its role's local key (role-<function>)")
     args = parser.parse_args()
@@ -204,18 +209,22 @@ def main():
         # role's local key when the local IAM enforces the template's policies.
         keys = {"aws_access_key_id": f"role-{function}", "aws_secret_access_key": "local"} \
             if function and args.as_function_roles else {}
-        return boto3.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=REGION, **keys)
+        return boto3.client(service, endpoint_url=endpoint_for(service), region_name=REGION, **keys)
 
-    threads = [
-        threading.Thread(target=(StreamMapping(s, client("dynamodbstreams", s["function"]), client("sqs", s["function"]),
-                                               args.lambda_url, stop) if "stream_arn" in s
-                                 else Mapping(s, client("sqs", s["function"]), args.lambda_url, args.retry_after, stop,
-                                              received)).run,
-                         daemon=True)
-        for s in sources
-    ]
+    threads = []
+    for s in sources:
+        if "stream_arn" in s:
+            mapping = StreamMapping(s, client("dynamodbstreams", s["function"]), client("sqs", s["function"]),
+                                    args.lambda_url, stop)
+            threads.append(threading.Thread(target=mapping.run, daemon=True))
+            continue
+        mapping = Mapping(s, client("sqs", s["function"]), args.lambda_url, args.retry_after, stop, received)
+        # Lambda polls a queue with several pollers at once, each with its own batch, up to the
+        # mapping's MaximumConcurrency: a message need not wait for the batch before it to end.
+        pollers = max(1, min(args.pollers, s.get("maximum_concurrency") or args.pollers))
+        threads += [threading.Thread(target=mapping.run, daemon=True) for _ in range(pollers)]
     streams = client("dynamodbstreams")
-    events = boto3.client("events", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=REGION)
+    events = client("events")
     threads += [threading.Thread(target=PipeMapping(pipe, streams, events, stop).run, daemon=True)
                 for pipe in summary.get("pipes", [])]
     for thread in threads:
