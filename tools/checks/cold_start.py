@@ -19,7 +19,9 @@ instructions of init, of the first call and of a warm call: figures that do not 
 machine, though they leave out what the kernel does (exec, page faults, connections).
 
 Usage (from the repository root, with .venv set up; builds the x86_64 release zips it needs):
-  .venv/bin/python3 -m tools.checks.cold_start [--cold-starts 10] [--warm 20] [--debug] [--instructions]
+  .venv/bin/python3 -m tools.checks.cold_start [--cold-starts 10] [--warm 20] [--debug] [--instructions] [--tls]
+With --tls, the functions reach the local AWS over TLS, one endpoint per service, trusting a
+certificate authority made for the run (SSL_CERT_FILE): init and first call include the handshakes.
 """
 
 import argparse
@@ -43,8 +45,9 @@ import boto3
 
 from tools.checks import bill
 from tools.localstack.local_stack import LocalStack
-from tools.localstack.loopback import ROOT, start_moto, start_postgres
+from tools.localstack.loopback import ROOT, SERVICE_ENDPOINT_VARIABLES, start_moto, start_postgres
 from tools.localstack.sam_translate import translate
+from tools.localstack.tls_front import TlsFront, make_authority
 from tools.simulator.tripletex_simulator import Simulator, SimulatorServer, load_config
 
 REGION = "eu-north-1"
@@ -305,6 +308,9 @@ def main():
                         help="the dev builds, not the release bootstraps: a smoke of the bench, no figures to quote")
     parser.add_argument("--instructions", action="store_true",
                         help="also count each function's instructions at init, first and warm call under callgrind")
+    parser.add_argument("--tls", action="store_true",
+                        help="the local AWS behind TLS, one endpoint per service, as AWS answers: init and first "
+                             "call include the handshakes (tools/localstack/tls_front.py)")
     parser.add_argument("--cold-share", type=float, default=0.01,
                         help="share of invocations that are cold, for the cost figure (AWS: under 1 %%)")
     args = parser.parse_args()
@@ -331,11 +337,20 @@ def main():
                                {"WebhookReceiver": "http://127.0.0.1:9/lambda-url/webhook-receiver/"})
             stack.create_all()
             functions = stack.function_environments()
+            endpoints = {"AWS_ENDPOINT_URL": endpoint}
+            if args.tls:
+                authority, certificate, key = make_authority(workdir)
+                variables = ["AWS_ENDPOINT_URL"] + [f"AWS_ENDPOINT_URL_{v}" for v in SERVICE_ENDPOINT_VARIABLES.values()]
+                front = TlsFront(int(endpoint.rsplit(":", 1)[1]), certificate, key, len(variables))
+                servers.append(front)
+                endpoints = {variable: f"https://127.0.0.1:{port}" for variable, port in zip(variables, front.ports)}
+                endpoints["SSL_CERT_FILE"] = authority
+                print(f"over TLS: {len(front.ports)} endpoints (one per service) trusting {authority}")
 
             def environment(name, api):
                 return {
                     "PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                    "AWS_REGION": REGION, "AWS_ENDPOINT_URL": endpoint,
+                    "AWS_REGION": REGION, **endpoints,
                     "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.server_address[1]}",
                     "AWS_LAMBDA_FUNCTION_NAME": name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_LOG_LEVEL": "WARN",
@@ -412,6 +427,9 @@ def main():
             print_runtime_comparison(figures, args.cold_share)
     finally:
         for server in servers:
+            if isinstance(server, TlsFront):
+                server.stop()
+                continue
             server.shutdown()
             server.server_close()
         for process in processes:

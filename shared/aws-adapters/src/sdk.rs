@@ -5,7 +5,7 @@
 //!   `AWS_REGION`); no profile file is read, so no `~/.aws/config` or `credentials` lookup.
 //! - The HTTPS client trusts roots compiled into the binary (webpki-root-certs), not the files under
 //!   `/etc/ssl/certs`, which the SDK's default client reads one by one: Amazon Trust Services' for
-//!   AWS itself, all of Mozilla's for an endpoint of one's own.
+//!   AWS itself, all of Mozilla's for an endpoint of one's own; and those of `SSL_CERT_FILE`, when set.
 //!
 //! Endpoints come from the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, so
 //! the same code talks to AWS or to a local emulator without a switch.
@@ -38,7 +38,21 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub async fn load_sdk_config() -> Result<SdkConfig, HttpClientError> {
+/// Why the SDK's configuration could not be made: said at init, which then fails.
+#[derive(Debug, thiserror::Error)]
+pub enum SdkConfigError {
+    #[error("building the HTTPS client: {0}")]
+    Https(#[from] HttpClientError),
+    #[error(
+        "reading the certificates SSL_CERT_FILE names ({path}): {source}; point it at a PEM file, or unset it"
+    )]
+    CertificateFile {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub async fn load_sdk_config() -> Result<SdkConfig, SdkConfigError> {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
@@ -52,7 +66,7 @@ pub async fn load_sdk_config() -> Result<SdkConfig, HttpClientError> {
         .profile_files(no_profile_files)
         .credentials_provider(EnvironmentVariableCredentialsProvider::new())
         .region(EnvironmentVariableRegionProvider::new())
-        .http_client(OneConnector::new(compiled_in_roots())?)
+        .http_client(OneConnector::new(trusted_roots()?)?)
         .timeout_config(timeouts)
         .load()
         .await)
@@ -101,7 +115,8 @@ const AMAZON_TRUST_SERVICES: [&[u8]; 2] = [
 /// What the SDK's trust store holds. Talking to AWS itself, only Amazon Trust Services' roots: every
 /// AWS endpoint chains to them, and five roots cost init far less than Mozilla's 150. With an HTTPS
 /// endpoint of one's own (`AWS_ENDPOINT_URL*` = `https://…`: a proxy, an emulator with TLS), all of
-/// Mozilla's; a plain-HTTP one (the local stack's moto) needs none, and gets AWS's five.
+/// Mozilla's, unless `SSL_CERT_FILE` names the authority it chains to (`trusted_roots`); a
+/// plain-HTTP one (the local stack's moto) needs none, and gets AWS's five.
 fn compiled_in_roots() -> TrustStore {
     // vars_os: a variable that is no UTF-8 is passed by, where `vars` would panic.
     let own_https_endpoint = std::env::vars_os().any(|(name, value)| {
@@ -112,7 +127,32 @@ fn compiled_in_roots() -> TrustStore {
                 .and_then(|value| value.get(..8))
                 .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
     });
-    TrustStore::empty().with_pem_certificate(roots_pem(own_https_endpoint))
+    let own_authority = std::env::var_os("SSL_CERT_FILE").is_some();
+    TrustStore::empty().with_pem_certificate(roots_pem(own_https_endpoint && !own_authority))
+}
+
+/// The compiled-in roots, and those of the file the standard variable `SSL_CERT_FILE` names, when it
+/// is set: a private certificate authority (a TLS proxy, the local stack's TLS front) is trusted the
+/// way other TLS clients are told about it. Lambda sets no such variable, so AWS's cold start reads
+/// no file.
+fn trusted_roots() -> Result<TrustStore, SdkConfigError> {
+    roots_and_those_of(std::env::var_os("SSL_CERT_FILE"))
+}
+
+fn roots_and_those_of(
+    certificate_file: Option<std::ffi::OsString>,
+) -> Result<TrustStore, SdkConfigError> {
+    let store = compiled_in_roots();
+    match certificate_file {
+        None => Ok(store),
+        Some(path) => match std::fs::read(&path) {
+            Ok(pem) => Ok(store.with_pem_certificate(pem)),
+            Err(source) => Err(SdkConfigError::CertificateFile {
+                path: path.to_string_lossy().into_owned(),
+                source,
+            }),
+        },
+    }
 }
 
 fn roots_pem(all_of_mozilla: bool) -> String {
@@ -209,6 +249,33 @@ mod tests {
             _ => false,
         };
         assert!(timed_out, "{error:?}");
+    }
+
+    #[test]
+    fn a_certificate_file_that_cannot_be_read_stops_init_naming_it() {
+        let missing = std::env::temp_dir().join("no-such-ca-bundle.pem");
+        let error = roots_and_those_of(Some(missing.clone().into_os_string())).unwrap_err();
+        let said = error.to_string();
+        assert!(said.contains(&missing.display().to_string()), "{said}");
+        assert!(said.contains("SSL_CERT_FILE"), "{said}");
+    }
+
+    #[test]
+    fn the_certificates_of_the_file_join_the_compiled_in_roots() {
+        let file = std::env::temp_dir().join(format!("ca-{}.pem", std::process::id()));
+        // One of Mozilla's roots, as a private authority's would be written.
+        let one_root = roots_pem(true)
+            .split_inclusive("-----END CERTIFICATE-----\n")
+            .last()
+            .unwrap()
+            .to_owned();
+        std::fs::write(&file, &one_root).unwrap();
+        let store = roots_and_those_of(Some(file.clone().into_os_string())).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        TlsContext::builder()
+            .with_trust_store(store)
+            .build()
+            .unwrap();
     }
 
     #[test]
