@@ -417,13 +417,21 @@ class LocalIam:
         principal = self.principals().get(key) if key else None
         if principal is None:
             return self.app(environ, start_response)
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ["wsgi.input"] = io.BytesIO(body)
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        body = b""
+        # An object's body (S3, perhaps chunked) is passed on untouched; what names the resources is read.
+        if service != "s3" or (environ["REQUEST_METHOD"] == "POST" and "delete" in query):
+            # A chunked body ends where the server says (input_terminated); else it is CONTENT_LENGTH
+            # bytes, and reading on would wait on the connection.
+            stream = environ["wsgi.input"]
+            body = stream.read() if environ.get("wsgi.input_terminated") \
+                else stream.read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
         headers["content-type"] = environ.get("CONTENT_TYPE", "")
-        request = Request(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"),
-                          urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
-                          headers, body, service, region)
+        request = Request(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"), query, headers, body, service,
+                          region)
         try:
             for call in calls_of(request, self.backends):
                 why = decision(principal["statements"], call)
