@@ -314,7 +314,7 @@ def main():
     parser.add_argument("--cold-share", type=float, default=0.01,
                         help="share of invocations that are cold, for the cost figure (AWS: under 1 %%)")
     args = parser.parse_args()
-    processes, servers = [], []
+    processes, servers, fronts = [], [], []
     try:
         with tempfile.TemporaryDirectory() as workdir:
             binaries = bootstraps(workdir, args.debug)
@@ -342,7 +342,7 @@ def main():
                 authority, certificate, key = make_authority(workdir)
                 variables = ["AWS_ENDPOINT_URL"] + [f"AWS_ENDPOINT_URL_{v}" for v in SERVICE_ENDPOINT_VARIABLES.values()]
                 front = TlsFront(int(endpoint.rsplit(":", 1)[1]), certificate, key, len(variables))
-                servers.append(front)
+                fronts.append(front)
                 endpoints = {variable: f"https://127.0.0.1:{port}" for variable, port in zip(variables, front.ports)}
                 endpoints["SSL_CERT_FILE"] = authority
                 print(f"over TLS: {len(front.ports)} endpoints (one per service) trusting {authority}")
@@ -426,10 +426,9 @@ def main():
                          translate(os.path.join(ROOT, "infra/template.yaml")))
             print_runtime_comparison(figures, args.cold_share)
     finally:
+        for front in fronts:
+            front.stop()
         for server in servers:
-            if isinstance(server, TlsFront):
-                server.stop()
-                continue
             server.shutdown()
             server.server_close()
         for process in processes:

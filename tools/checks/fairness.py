@@ -127,9 +127,7 @@ class Fairness(Chaos):
                     waits.append(record["waitedSeconds"] * 1000)
         if not waits:
             raise SystemExit(f"the received log names none of {TENANTS[LIVE]}'s webhooks: {self.args.received_log}")
-        waits.sort()
-        pick = lambda share: round(waits[min(len(waits) - 1, int(share * len(waits)))])  # noqa: E731
-        return {"messages": len(waits), "p50": pick(0.5), "p99": pick(0.99), "max": round(waits[-1])}
+        return percentiles(waits)
 
     def live_freshness(self, started, ended):
         """Seconds from each of B's changes in the phase to its copy, once every one is written. Only

@@ -115,9 +115,9 @@ const AMAZON_TRUST_SERVICES: [&[u8]; 2] = [
 /// What the SDK's trust store holds. Talking to AWS itself, only Amazon Trust Services' roots: every
 /// AWS endpoint chains to them, and five roots cost init far less than Mozilla's 150. With an HTTPS
 /// endpoint of one's own (`AWS_ENDPOINT_URL*` = `https://…`: a proxy, an emulator with TLS), all of
-/// Mozilla's, unless `SSL_CERT_FILE` names the authority it chains to (`trusted_roots`); a
+/// Mozilla's, unless the endpoint's own authority is given (`SSL_CERT_FILE`, `trusted_roots`); a
 /// plain-HTTP one (the local stack's moto) needs none, and gets AWS's five.
-fn compiled_in_roots() -> TrustStore {
+fn compiled_in_roots(own_authority: bool) -> TrustStore {
     // vars_os: a variable that is no UTF-8 is passed by, where `vars` would panic.
     let own_https_endpoint = std::env::vars_os().any(|(name, value)| {
         name.to_str()
@@ -127,7 +127,6 @@ fn compiled_in_roots() -> TrustStore {
                 .and_then(|value| value.get(..8))
                 .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
     });
-    let own_authority = std::env::var_os("SSL_CERT_FILE").is_some();
     TrustStore::empty().with_pem_certificate(roots_pem(own_https_endpoint && !own_authority))
 }
 
@@ -142,7 +141,7 @@ fn trusted_roots() -> Result<TrustStore, SdkConfigError> {
 fn roots_and_those_of(
     certificate_file: Option<std::ffi::OsString>,
 ) -> Result<TrustStore, SdkConfigError> {
-    let store = compiled_in_roots();
+    let store = compiled_in_roots(certificate_file.is_some());
     match certificate_file {
         None => Ok(store),
         Some(path) => match std::fs::read(&path) {
@@ -226,7 +225,7 @@ mod tests {
         let _fills_the_queue = std::net::TcpStream::connect(address).unwrap();
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version_latest()
-            .http_client(OneConnector::new(compiled_in_roots()).unwrap())
+            .http_client(OneConnector::new(compiled_in_roots(false)).unwrap())
             .endpoint_url(format!("http://{address}"))
             .region(aws_config::Region::new("eu-north-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
@@ -289,7 +288,7 @@ mod tests {
             assert_eq!(read.as_slice(), root.as_ref());
         }
         TlsContext::builder()
-            .with_trust_store(compiled_in_roots())
+            .with_trust_store(compiled_in_roots(false))
             .build()
             .unwrap();
     }

@@ -46,6 +46,14 @@ fn rows(count: i64) -> Vec<MirrorRow> {
 /// Where the history's rows are written.
 const HISTORY_TABLE: &str = "tripletex.object_version_row";
 
+/// `data` (CSV) loaded by one `COPY … FROM STDIN`: the rows it wrote.
+async fn copy(client: &tokio_postgres::Client, statement: &str, data: String) -> u64 {
+    let sink = client.copy_in(statement).await.unwrap();
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::from(data)).await.unwrap();
+    sink.finish().await.unwrap()
+}
+
 fn csv(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
@@ -113,25 +121,21 @@ fn main() {
             ));
         }
         let started = Instant::now();
-        let sink = client
-            .copy_in(
-                "COPY tripletex.object (tenant, type, id, version, version_unknown, deleted, value, last_value, \
-                 source, received_at, updated_at, deleted_at, forgotten_at) FROM STDIN (FORMAT csv)",
-            )
-            .await
-            .unwrap();
-        futures_util::pin_mut!(sink);
-        sink.send(bytes::Bytes::from(data)).await.unwrap();
-        let copied = sink.finish().await.unwrap();
-        let history_sink = client
-            .copy_in(&format!(
+        let copied = copy(
+            &client,
+            "COPY tripletex.object (tenant, type, id, version, version_unknown, deleted, value, last_value, \
+             source, received_at, updated_at, deleted_at, forgotten_at) FROM STDIN (FORMAT csv)",
+            data,
+        )
+        .await;
+        let copied_history = copy(
+            &client,
+            &format!(
                 "COPY {HISTORY_TABLE} (tenant, type, id, version, valid_from, value, request_id) FROM STDIN (FORMAT csv)"
-            ))
-            .await
-            .unwrap();
-        futures_util::pin_mut!(history_sink);
-        history_sink.send(bytes::Bytes::from(history)).await.unwrap();
-        let copied_history = history_sink.finish().await.unwrap();
+            ),
+            history,
+        )
+        .await;
         let copy = started.elapsed();
         assert_eq!((copied, copied_history), (count as u64, count as u64));
 
@@ -210,10 +214,7 @@ async fn history_reads(server: &PostgresServer) {
                 &history,
             ),
         ] {
-            let sink = client.copy_in(&statement).await.unwrap();
-            futures_util::pin_mut!(sink);
-            sink.send(bytes::Bytes::from(data.clone())).await.unwrap();
-            sink.finish().await.unwrap();
+            copy(&client, &statement, data.clone()).await;
         }
         client
     };

@@ -97,21 +97,9 @@ async fn migrations_run_from_empty_and_from_the_previous_version_and_again_chang
         )
         .await
         .unwrap();
-    let valid_to = async |client: &tokio_postgres::Client| -> Vec<(i64, Option<String>)> {
-        client
-            .query(
-                "SELECT version, valid_to::text FROM tripletex.object_version ORDER BY version",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect()
-    };
-    let before = valid_to(&client).await;
+    let before = valid_to_of_object_1(&client).await;
     assert_eq!(migrate(&mut client).await.unwrap(), [6], "from version 5");
-    assert_eq!(valid_to(&client).await, before);
+    assert_eq!(valid_to_of_object_1(&client).await, before);
     assert_eq!(before[1], (5, None));
     assert!(
         migrate(&mut client).await.unwrap().is_empty(),
@@ -146,6 +134,20 @@ async fn migrations_run_from_empty_and_from_the_previous_version_and_again_chang
         [1, 2, 3, 4, 5, 6],
         "from empty"
     );
+}
+
+/// Object 1's versions in the history, each with when it stopped being current.
+async fn valid_to_of_object_1(client: &tokio_postgres::Client) -> Vec<(i64, Option<String>)> {
+    client
+        .query(
+            "SELECT version, valid_to::text FROM tripletex.object_version WHERE id = 1 ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
 }
 
 fn settings_for(name: &str) -> DatabaseSettings {
@@ -204,16 +206,7 @@ async fn every_version_is_history_and_an_as_of_query_finds_the_one_then_current(
         mirror.apply(&[image], &[]).await.unwrap();
     }
     mirror.apply(&[tombstone(1, 3, 40)], &[]).await.unwrap();
-    let history: Vec<(i64, Option<String>)> = client
-        .query(
-            "SELECT version, valid_to::text FROM tripletex.object_version WHERE id = 1 ORDER BY version",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let history = valid_to_of_object_1(&client).await;
     assert_eq!(history.len(), 3);
     assert!(
         history.iter().all(|(_, to)| to.is_some()),
